@@ -1,0 +1,67 @@
+//! The engine's error type. Messages name the operation and the object
+//! ("failed to read `/x`"); causes stay in `source`. The CLI renders them and
+//! maps `Error::is_input` to exit code 2, everything else to 1.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::digest::Digest;
+use crate::graph::Origin;
+
+/// Everything that can go wrong inside the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A filesystem operation failed.
+    #[error("failed to {op} `{}`", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A layer tar tried to write outside its root or through a link.
+    #[error("refused layer entry `{path}`: {reason}")]
+    UnsafeEntry { path: String, reason: &'static str },
+    /// Stored or received bytes do not match the digest that names them.
+    #[error("content of `{what}` hashes to `{actual}`, expected `{expected}`")]
+    DigestMismatch { what: String, expected: Digest, actual: Digest },
+    /// An input image or archive is not what its format says.
+    #[error("invalid image `{what}`: {reason}")]
+    BadImage { what: String, reason: String },
+    /// The recipe asks for something that does not exist or is not allowed
+    /// (a missing context file, a bad chown). Exit code 2.
+    #[error("{origin}: {message}")]
+    Input { origin: Origin, message: String },
+    /// A step failed while building. Exit code 1.
+    #[error("{origin}: {message}")]
+    Step { origin: Origin, message: String, detail: String },
+    /// The build was cancelled (Ctrl-C, SIGTERM).
+    #[error("build interrupted")]
+    Interrupted,
+    /// The store's JSON is unreadable.
+    #[error("failed to parse `{}`", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A target does not exist.
+    #[error(transparent)]
+    Target(#[from] crate::graph::TargetError),
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the operation and path.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+
+    /// True when the user's recipe or arguments are at fault (exit code 2).
+    pub fn is_input(&self) -> bool {
+        matches!(self, Error::Input { .. } | Error::Target(_))
+    }
+}

@@ -1,0 +1,284 @@
+//! The build graph: plain data that the recipe language records and the
+//! engine executes. Nodes are stored in creation order, so every input of a
+//! node has a smaller id than the node itself. The graph knows nothing about
+//! Rhai; each node keeps the `Origin` of the recipe call that made it.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Index of a node in `Graph::nodes`.
+pub type NodeId = usize;
+
+/// Where in a recipe a node or target was declared.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// The recipe file as the user named it (relative to the recipe's directory).
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub col: u32,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+/// Where a base image comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BaseSource {
+    /// `oci:DIR[:TAG]`: an OCI image layout on disk.
+    OciLayout { dir: PathBuf, tag: Option<String> },
+    /// `docker-archive:FILE`: a `docker save` tarball.
+    DockerArchive { file: PathBuf },
+    /// `rootfs:FILE.tar`: a plain root filesystem tarball (like `docker import`).
+    Rootfs { file: PathBuf },
+}
+
+/// What a `copy` reads from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CopySource {
+    /// Paths relative to the build context; a directory selects its whole tree.
+    Context { paths: Vec<String> },
+    /// An absolute path inside another state (multi-stage artifact passing).
+    State { node: NodeId, path: String },
+}
+
+/// A `copy` step: files into the parent state at `dst`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyOp {
+    pub source: CopySource,
+    /// Destination; a trailing `/` means "into this directory".
+    pub dst: String,
+    /// `uid[:gid]` or `user[:group]`, resolved against the parent's `/etc/passwd`.
+    pub chown: Option<String>,
+    /// Permission bits applied to every copied file and directory.
+    pub chmod: Option<u32>,
+}
+
+/// Whether a RUN sees a network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// Only a loopback interface (the default: hermetic).
+    None,
+    /// The host's network, with its resolv.conf and hosts.
+    Host,
+}
+
+/// A persistent cache directory mounted into a RUN, never part of the layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheMount {
+    /// Absolute path inside the sandbox.
+    pub target: String,
+    /// Cache identity; defaults to the target path. Recipes naming the same id share it.
+    pub id: String,
+}
+
+/// Where a secret's value comes from on the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+/// A secret mounted as a file for one RUN; never in a layer, key or log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretMount {
+    /// Identifier the recipe gives the secret.
+    pub id: String,
+    /// Absolute path inside the sandbox (default `/run/secrets/ID`).
+    pub target: String,
+    pub source: SecretSource,
+}
+
+/// A read-only bind of another state's path into a RUN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindMount {
+    pub node: NodeId,
+    pub path: String,
+    pub target: String,
+}
+
+/// A `run` step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunOp {
+    /// The argv; a shell string becomes `["/bin/sh", "-c", s]`.
+    pub argv: Vec<String>,
+    /// Extra environment for this step only, in order.
+    pub env: Vec<(String, String)>,
+    /// Overrides the state's user for this step.
+    pub user: Option<String>,
+    pub network: Network,
+    pub caches: Vec<CacheMount>,
+    pub secrets: Vec<SecretMount>,
+    pub mounts: Vec<BindMount>,
+    /// Seconds before the step is killed.
+    pub timeout: Option<u64>,
+}
+
+/// A change to the image configuration that adds no layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetaChange {
+    Env(Vec<(String, String)>),
+    Workdir(String),
+    User(String),
+    Cmd(Vec<String>),
+    Entrypoint(Vec<String>),
+    /// `PORT/PROTO`.
+    Expose(String),
+    Label(String, String),
+    Volume(String),
+    StopSignal(String),
+}
+
+/// What a node does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Scratch,
+    Base(BaseSource),
+    Copy(CopyOp),
+    Run(RunOp),
+    Meta(MetaChange),
+}
+
+/// One step of the graph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub op: Op,
+    /// The state this node builds on (`None` for bases and scratch).
+    pub parent: Option<NodeId>,
+    pub origin: Origin,
+    /// How the recipe wrote this step; becomes the history's `created_by`.
+    pub description: String,
+}
+
+impl Node {
+    /// Every node this one reads: its parent, then other states it copies or mounts from.
+    pub fn inputs(&self) -> Vec<NodeId> {
+        let mut inputs: Vec<NodeId> = self.parent.into_iter().collect();
+        match &self.op {
+            Op::Copy(CopyOp { source: CopySource::State { node, .. }, .. }) => inputs.push(*node),
+            Op::Run(run) => inputs.extend(run.mounts.iter().map(|m| m.node)),
+            _ => {}
+        }
+        inputs
+    }
+
+    /// True for steps that produce a filesystem layer.
+    pub fn makes_layer(&self) -> bool {
+        matches!(self.op, Op::Base(_) | Op::Copy(_) | Op::Run(_))
+    }
+}
+
+/// What a target yields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetKind {
+    /// An image, stored under `tags`.
+    Image { node: NodeId, tags: Vec<String> },
+    /// Files from a state, copied to the host.
+    Artifact { node: NodeId, path: String },
+    /// Other targets by name.
+    Group { members: Vec<String> },
+}
+
+/// A named thing `strata build` can be asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub kind: TargetKind,
+    pub origin: Origin,
+}
+
+/// A whole evaluated recipe.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    pub targets: Vec<Target>,
+    /// The build context's root directory (the recipe's directory by default).
+    pub context_dir: PathBuf,
+}
+
+/// A target name that does not exist, or a group that includes itself.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("no target named `{name}`; the recipe defines: {known}")]
+    Unknown { name: String, known: String },
+    #[error("group `{0}` includes itself")]
+    Cycle(String),
+}
+
+impl Graph {
+    /// Adds a node and returns its id.
+    pub fn add(&mut self, node: Node) -> NodeId {
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// The target with this name.
+    pub fn target(&self, name: &str) -> Option<&Target> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// Expands the requested names (groups included) into image and artifact
+    /// targets, in order, without duplicates. No names means the `default`
+    /// group if there is one, else every target.
+    pub fn select_targets(&self, names: &[String]) -> Result<Vec<&Target>, TargetError> {
+        let requested: Vec<String> = if !names.is_empty() {
+            names.to_vec()
+        } else if self.target("default").is_some() {
+            vec!["default".to_string()]
+        } else {
+            self.targets.iter().map(|t| t.name.clone()).collect()
+        };
+        let mut out: Vec<&Target> = Vec::new();
+        for name in &requested {
+            self.expand(name, &mut Vec::new(), &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn expand<'a>(
+        &'a self,
+        name: &str,
+        stack: &mut Vec<String>,
+        out: &mut Vec<&'a Target>,
+    ) -> Result<(), TargetError> {
+        let target = self.target(name).ok_or_else(|| TargetError::Unknown {
+            name: name.to_string(),
+            known: self.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "),
+        })?;
+        match &target.kind {
+            TargetKind::Group { members } => {
+                if stack.iter().any(|s| s == name) {
+                    return Err(TargetError::Cycle(name.to_string()));
+                }
+                stack.push(name.to_string());
+                for member in members {
+                    self.expand(member, stack, out)?;
+                }
+                stack.pop();
+            }
+            _ => {
+                if !out.iter().any(|t| t.name == target.name) {
+                    out.push(target);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The nodes `roots` need, in dependency order (inputs first).
+    pub fn closure(&self, roots: &[NodeId]) -> Vec<NodeId> {
+        let mut needed = vec![false; self.nodes.len()];
+        let mut stack: Vec<NodeId> = roots.to_vec();
+        while let Some(id) = stack.pop() {
+            if !needed[id] {
+                needed[id] = true;
+                stack.extend(self.nodes[id].inputs());
+            }
+        }
+        (0..self.nodes.len()).filter(|&i| needed[i]).collect()
+    }
+}

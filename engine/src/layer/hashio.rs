@@ -1,0 +1,67 @@
+//! Readers and writers that compute sha256 and count bytes as data streams
+//! through them, so a digest never needs a second pass over a file.
+
+use std::io::{self, Read, Write};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::Digest;
+
+/// Hashes and counts everything written through it.
+pub struct HashWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> HashWriter<W> {
+    pub fn new(inner: W) -> HashWriter<W> {
+        HashWriter { inner, hasher: Sha256::new(), count: 0 }
+    }
+
+    /// The inner writer, the digest and the byte count of what went through.
+    pub fn finish(self) -> (W, Digest, u64) {
+        (self.inner, Digest::from_hasher(self.hasher), self.count)
+    }
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Hashes and counts everything read through it.
+pub struct HashReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> HashReader<R> {
+    pub fn new(inner: R) -> HashReader<R> {
+        HashReader { inner, hasher: Sha256::new(), count: 0 }
+    }
+
+    /// Reads the rest of the stream (so trailing padding is hashed too) and
+    /// returns the digest and byte count of the whole stream.
+    pub fn finish(mut self) -> io::Result<(Digest, u64)> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok((Digest::from_hasher(self.hasher), self.count))
+    }
+}
+
+impl<R: Read> Read for HashReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}

@@ -1,0 +1,123 @@
+//! Layers: the deterministic tar writer (an overlay-format directory → a
+//! layer tar), the safe unpacker (a layer tar → an overlay-format directory),
+//! compression, and the hashing adapters that compute digests while bytes
+//! stream past. Nothing here holds a whole layer in memory.
+
+mod hashio;
+mod unpack;
+mod write;
+
+pub use hashio::{HashReader, HashWriter};
+pub use unpack::{unpack, UnpackStats};
+pub use write::{write_tar, TarStats};
+
+use std::io::{self, BufRead, Read, Write};
+
+/// Overlay's xattr for an opaque directory (we mount as root, so `trusted.`).
+pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// How a layer blob is compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// The OCI media type of a layer blob in this compression.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+
+    /// Name used in file names and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// Parses a `--compression` value.
+    pub fn parse(s: &str) -> Option<Compression> {
+        match s {
+            "none" | "uncompressed" => Some(Compression::None),
+            "gzip" => Some(Compression::Gzip),
+            "zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    /// Recognises compression by the first bytes of a blob.
+    pub fn detect(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    /// Wraps `out` in this compression's encoder with fixed, reproducible settings.
+    pub fn encoder<'a, W: Write + 'a>(self, out: W) -> io::Result<Box<dyn FinishWrite<W> + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(Plain(out)),
+            Compression::Gzip => Box::new(
+                flate2::GzBuilder::new()
+                    .operating_system(255)
+                    .write(out, flate2::Compression::new(6)),
+            ),
+            Compression::Zstd => Box::new(zstd::stream::write::Encoder::new(out, 3)?),
+        })
+    }
+
+    /// Wraps `input` in the decoder that its first bytes call for.
+    pub fn decoder<'a, R: BufRead + 'a>(mut input: R) -> io::Result<Box<dyn Read + 'a>> {
+        let head = input.fill_buf()?.to_vec();
+        Ok(match Compression::detect(&head) {
+            Compression::None => Box::new(input),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
+        })
+    }
+}
+
+/// A writer that must be finished to flush its trailer, returning the inner writer.
+pub trait FinishWrite<W>: Write {
+    fn finish_into(self: Box<Self>) -> io::Result<W>;
+}
+
+struct Plain<W>(W);
+
+impl<W: Write> Write for Plain<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> FinishWrite<W> for Plain<W> {
+    fn finish_into(self: Box<Self>) -> io::Result<W> {
+        Ok(self.0)
+    }
+}
+
+impl<W: Write> FinishWrite<W> for flate2::write::GzEncoder<W> {
+    fn finish_into(self: Box<Self>) -> io::Result<W> {
+        (*self).finish()
+    }
+}
+
+impl<'a, W: Write> FinishWrite<W> for zstd::stream::write::Encoder<'a, W> {
+    fn finish_into(self: Box<Self>) -> io::Result<W> {
+        (*self).finish()
+    }
+}

@@ -1,0 +1,435 @@
+//! The safe unpacker: a layer tar → an overlay-format directory.
+//!
+//! It never writes outside `root`: absolute names and `..` are refused, no
+//! entry may pass through a symlink or file inside the layer, and hardlinks
+//! may only target earlier non-directory entries of the same layer. OCI
+//! whiteouts become overlay ones: `.wh.NAME` a 0/0 character device,
+//! `.wh..wh..opq` the `trusted.overlay.opaque` xattr on the directory. The
+//! uncompressed stream is hashed as it is read, so the caller can verify the
+//! diff id without a second pass.
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tar::EntryType;
+
+use super::hashio::HashReader;
+use super::write::create_new;
+use super::OPAQUE_XATTR;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// What an unpacked tar was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnpackStats {
+    /// sha256 of the whole uncompressed tar stream.
+    pub diff_id: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Unpacks the uncompressed tar `input` into the existing directory `root`.
+pub fn unpack<R: Read>(input: R, root: &Path) -> Result<UnpackStats> {
+    let mut hashed = HashReader::new(input);
+    let mut dirs: Vec<(PathBuf, u64)> = Vec::new();
+    {
+        let mut archive = tar::Archive::new(&mut hashed);
+        let entries = archive.entries().map_err(Error::io("read tar in", root))?;
+        for entry in entries {
+            let mut entry = entry.map_err(Error::io("read tar entry into", root))?;
+            unpack_entry(&mut entry, root, &mut dirs)?;
+        }
+    }
+    // Directory mtimes last: creating children changes them.
+    for (dir, mtime) in dirs.iter().rev() {
+        sys::set_mtime(dir, *mtime as i64).map_err(Error::io("set mtime of", dir))?;
+    }
+    let (diff_id, size) = hashed.finish().map_err(Error::io("read tar in", root))?;
+    Ok(UnpackStats { diff_id, size })
+}
+
+fn display(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).into_owned()
+}
+
+/// Splits an entry name into clean components, refusing escapes.
+fn clean(raw: &[u8]) -> Result<Vec<Vec<u8>>> {
+    if raw.first() == Some(&b'/') {
+        return Err(Error::UnsafeEntry { path: display(raw), reason: "absolute path" });
+    }
+    let mut parts = Vec::new();
+    for part in raw.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return Err(Error::UnsafeEntry { path: display(raw), reason: "`..` in path" }),
+            p => parts.push(p.to_vec()),
+        }
+    }
+    Ok(parts)
+}
+
+fn join(root: &Path, parts: &[Vec<u8>]) -> PathBuf {
+    let mut p = root.to_path_buf();
+    for part in parts {
+        p.push(std::ffi::OsStr::from_bytes(part));
+    }
+    p
+}
+
+/// Makes sure every parent of `parts` is a real directory inside `root`,
+/// creating missing ones; refuses a path through a symlink or a file.
+fn ensure_parents(root: &Path, parts: &[Vec<u8>], raw: &[u8]) -> Result<()> {
+    let mut p = root.to_path_buf();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        p.push(std::ffi::OsStr::from_bytes(part));
+        match fs::symlink_metadata(&p) {
+            Ok(meta) if meta.file_type().is_dir() => {}
+            Ok(_) => {
+                return Err(Error::UnsafeEntry {
+                    path: display(raw),
+                    reason: "path passes through a symlink or a non-directory",
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir(&p).map_err(Error::io("create directory", &p))?;
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).map_err(Error::io("chmod", &p))?;
+            }
+            Err(e) => return Err(Error::io("stat", &p)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Removes whatever is at `path` (nothing there is fine).
+pub(crate) fn remove_any(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_dir() => fs::remove_dir_all(path).map_err(Error::io("remove", path)),
+        Ok(_) => fs::remove_file(path).map_err(Error::io("remove", path)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("stat", path)(e)),
+    }
+}
+
+fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dirs: &mut Vec<(PathBuf, u64)>) -> Result<()> {
+    let raw = entry.path_bytes().into_owned();
+    let kind = entry.header().entry_type();
+    if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
+        return Ok(());
+    }
+    let parts = clean(&raw)?;
+    let Some(name) = parts.last().cloned() else {
+        // The root entry (`./`): the layer root's attributes are not ours to set.
+        return Ok(());
+    };
+    ensure_parents(root, &parts, &raw)?;
+    let path = join(root, &parts);
+
+    if name == b".wh..wh..opq" {
+        let dir = path.parent().unwrap_or(root).to_path_buf();
+        return sys::lsetxattr(&dir, OPAQUE_XATTR, b"y").map_err(Error::io("mark opaque", dir));
+    }
+    if let Some(hidden) = name.strip_prefix(b".wh.") {
+        if hidden.is_empty() {
+            return Err(Error::UnsafeEntry { path: display(&raw), reason: "bare `.wh.` whiteout" });
+        }
+        let target = path.with_file_name(std::ffi::OsStr::from_bytes(hidden));
+        remove_any(&target)?;
+        return sys::mknod_whiteout(&target).map_err(Error::io("create whiteout", target));
+    }
+
+    let header = entry.header();
+    let mode = header.mode().map_err(Error::io("read mode of", &path))? & 0o7777;
+    let uid = header.uid().map_err(Error::io("read owner of", &path))? as u32;
+    let gid = header.gid().map_err(Error::io("read owner of", &path))? as u32;
+    let mtime = header.mtime().map_err(Error::io("read mtime of", &path))?;
+
+    let existing = fs::symlink_metadata(&path).ok();
+    if kind == EntryType::Directory {
+        match existing {
+            Some(meta) if meta.file_type().is_dir() => {}
+            Some(_) => {
+                remove_any(&path)?;
+                fs::create_dir(&path).map_err(Error::io("create directory", &path))?;
+            }
+            None => fs::create_dir(&path).map_err(Error::io("create directory", &path))?,
+        }
+        set_attrs(&path, uid, gid, mode, false)?;
+        apply_xattrs(entry, &path)?;
+        dirs.push((path, mtime));
+        return Ok(());
+    }
+    if existing.is_some() {
+        remove_any(&path)?;
+    }
+    match kind {
+        EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+            let mut file = create_new(&path)?;
+            io::copy(entry, &mut file).map_err(Error::io("write", &path))?;
+            set_attrs(&path, uid, gid, mode, false)?;
+        }
+        EntryType::Symlink => {
+            let target = entry
+                .link_name_bytes()
+                .ok_or(Error::UnsafeEntry { path: display(&raw), reason: "symlink without a target" })?
+                .into_owned();
+            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path)
+                .map_err(Error::io("create symlink", &path))?;
+            sys::lchown(&path, uid, gid).map_err(Error::io("chown", &path))?;
+        }
+        EntryType::Link => {
+            let target_raw = entry
+                .link_name_bytes()
+                .ok_or(Error::UnsafeEntry { path: display(&raw), reason: "hardlink without a target" })?
+                .into_owned();
+            let target_parts = clean(&target_raw)?;
+            if target_parts.is_empty() {
+                return Err(Error::UnsafeEntry { path: display(&raw), reason: "hardlink to the layer root" });
+            }
+            let mut parent = root.to_path_buf();
+            for part in &target_parts[..target_parts.len() - 1] {
+                parent.push(std::ffi::OsStr::from_bytes(part));
+                if !fs::symlink_metadata(&parent).map(|m| m.file_type().is_dir()).unwrap_or(false) {
+                    return Err(Error::UnsafeEntry {
+                        path: display(&raw),
+                        reason: "hardlink target is not an earlier entry of this layer",
+                    });
+                }
+            }
+            let target = join(root, &target_parts);
+            match fs::symlink_metadata(&target) {
+                Ok(meta) if !meta.file_type().is_dir() => {}
+                _ => {
+                    return Err(Error::UnsafeEntry {
+                        path: display(&raw),
+                        reason: "hardlink target is not an earlier file of this layer",
+                    })
+                }
+            }
+            fs::hard_link(&target, &path).map_err(Error::io("create hardlink", &path))?;
+            return Ok(());
+        }
+        EntryType::Char | EntryType::Block | EntryType::Fifo => {
+            let major = header.device_major().ok().flatten().unwrap_or(0);
+            let minor = header.device_minor().ok().flatten().unwrap_or(0);
+            let type_bits = match kind {
+                EntryType::Char => libc::S_IFCHR,
+                EntryType::Block => libc::S_IFBLK,
+                _ => libc::S_IFIFO,
+            };
+            sys::mknod(&path, type_bits | mode, major, minor).map_err(Error::io("create device", &path))?;
+            set_attrs(&path, uid, gid, mode, false)?;
+        }
+        _ => return Err(Error::UnsafeEntry { path: display(&raw), reason: "unsupported tar entry type" }),
+    }
+    apply_xattrs(entry, &path)?;
+    sys::set_mtime(&path, mtime as i64).map_err(Error::io("set mtime of", &path))
+}
+
+/// chown first, then chmod: chown clears setuid bits.
+fn set_attrs(path: &Path, uid: u32, gid: u32, mode: u32, symlink: bool) -> Result<()> {
+    sys::lchown(path, uid, gid).map_err(Error::io("chown", path))?;
+    if !symlink {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", path))?;
+    }
+    Ok(())
+}
+
+/// File capabilities from PAX headers; set last, since chown clears them.
+fn apply_xattrs<R: Read>(entry: &mut tar::Entry<R>, path: &Path) -> Result<()> {
+    let Some(exts) = entry.pax_extensions().map_err(Error::io("read PAX headers of", path))? else {
+        return Ok(());
+    };
+    for ext in exts {
+        let ext = ext.map_err(Error::io("read PAX headers of", path))?;
+        if ext.key_bytes() == b"SCHILY.xattr.security.capability" {
+            sys::lsetxattr(path, "security.capability", ext.value_bytes()).map_err(Error::io("set xattr on", path))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::write_tar;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+    fn tar_with(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        build(&mut b);
+        b.into_inner().unwrap()
+    }
+
+    fn file_header(size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(size);
+        h
+    }
+
+    /// Writes a raw header name, bypassing tar-rs's own path checks, the way a
+    /// hostile producer would.
+    fn raw_entry(b: &mut tar::Builder<Vec<u8>>, name: &[u8], kind: EntryType, link: Option<&[u8]>, data: &[u8]) {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        if let Some(link) = link {
+            h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+        }
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+
+    fn unpack_bytes(bytes: &[u8]) -> (tempfile::TempDir, Result<UnpackStats>) {
+        let dir = tempfile::tempdir().unwrap();
+        let result = unpack(bytes, dir.path());
+        (dir, result)
+    }
+
+    #[test]
+    fn absolute_paths_are_refused() {
+        let t = tar_with(|b| raw_entry(b, b"/etc/passwd", EntryType::Regular, None, b"x"));
+        let (_dir, result) = unpack_bytes(&t);
+        assert!(matches!(result, Err(Error::UnsafeEntry { reason: "absolute path", .. })), "{result:?}");
+    }
+
+    #[test]
+    fn dot_dot_is_refused() {
+        let t = tar_with(|b| raw_entry(b, b"a/../../escape", EntryType::Regular, None, b"x"));
+        let (dir, result) = unpack_bytes(&t);
+        assert!(matches!(result, Err(Error::UnsafeEntry { .. })));
+        assert!(!dir.path().parent().unwrap().join("escape").exists());
+    }
+
+    #[test]
+    fn writing_through_a_symlink_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let t = tar_with(|b| {
+            raw_entry(b, b"x", EntryType::Symlink, Some(outside.path().as_os_str().as_bytes()), b"");
+            raw_entry(b, b"x/pwned", EntryType::Regular, None, b"x");
+        });
+        let (_dir, result) = unpack_bytes(&t);
+        assert!(matches!(result, Err(Error::UnsafeEntry { .. })), "{result:?}");
+        assert!(!outside.path().join("pwned").exists());
+    }
+
+    #[test]
+    fn relative_symlink_escape_is_refused() {
+        let t = tar_with(|b| {
+            raw_entry(b, b"up", EntryType::Symlink, Some(b"../../.."), b"");
+            raw_entry(b, b"up/etc/evil", EntryType::Regular, None, b"x");
+        });
+        let (_dir, result) = unpack_bytes(&t);
+        assert!(matches!(result, Err(Error::UnsafeEntry { .. })), "{result:?}");
+    }
+
+    #[test]
+    fn hardlink_out_of_the_layer_is_refused() {
+        for target in [&b"/etc/passwd"[..], b"../outside", b"missing"] {
+            let t = tar_with(|b| raw_entry(b, b"link", EntryType::Link, Some(target), b""));
+            let (_dir, result) = unpack_bytes(&t);
+            assert!(matches!(result, Err(Error::UnsafeEntry { .. })), "{target:?}: {result:?}");
+        }
+    }
+
+    #[test]
+    fn hardlink_through_a_symlink_is_refused() {
+        let t = tar_with(|b| {
+            raw_entry(b, b"d", EntryType::Symlink, Some(b"/etc"), b"");
+            raw_entry(b, b"link", EntryType::Link, Some(b"d/passwd"), b"");
+        });
+        let (_dir, result) = unpack_bytes(&t);
+        assert!(matches!(result, Err(Error::UnsafeEntry { .. })), "{result:?}");
+    }
+
+    #[test]
+    fn whiteouts_become_overlay_whiteouts() {
+        let t = tar_with(|b| {
+            raw_entry(b, b"etc/.wh.gone", EntryType::Regular, None, b"");
+            raw_entry(b, b"var/.wh..wh..opq", EntryType::Regular, None, b"");
+            let mut h = file_header(2);
+            b.append_data(&mut h, "var/kept", &b"hi"[..]).unwrap();
+        });
+        let (dir, result) = unpack_bytes(&t);
+        result.unwrap();
+        let meta = fs::symlink_metadata(dir.path().join("etc/gone")).unwrap();
+        assert!(meta.file_type().is_char_device() && meta.rdev() == 0);
+        assert_eq!(sys::lgetxattr(&dir.path().join("var"), OPAQUE_XATTR).unwrap().as_deref(), Some(&b"y"[..]));
+        assert_eq!(fs::read(dir.path().join("var/kept")).unwrap(), b"hi");
+    }
+
+    #[test]
+    fn unpack_then_write_round_trips_whiteouts_modes_and_links() {
+        let src = tempfile::tempdir().unwrap();
+        let s = src.path();
+        fs::create_dir_all(s.join("bin")).unwrap();
+        fs::write(s.join("bin/tool"), b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(s.join("bin/tool"), fs::Permissions::from_mode(0o4755)).unwrap();
+        fs::hard_link(s.join("bin/tool"), s.join("bin/tool2")).unwrap();
+        std::os::unix::fs::symlink("tool", s.join("bin/link")).unwrap();
+        sys::mknod_whiteout(&s.join("deleted")).unwrap();
+        fs::create_dir(s.join("opaque")).unwrap();
+        sys::lsetxattr(&s.join("opaque"), OPAQUE_XATTR, b"y").unwrap();
+        let long = "d".repeat(120);
+        fs::create_dir_all(s.join(&long)).unwrap();
+        fs::write(s.join(&long).join("f".repeat(120)), b"long").unwrap();
+
+        let (tar1, stats1) = write_tar(s, Vec::new(), 0).unwrap();
+        let (dir, result) = unpack_bytes(&tar1);
+        assert_eq!(result.unwrap().diff_id, stats1.diff_id);
+        let d = dir.path();
+        assert_eq!(fs::metadata(d.join("bin/tool")).unwrap().mode() & 0o7777, 0o4755);
+        assert_eq!(fs::metadata(d.join("bin/tool")).unwrap().ino(), fs::metadata(d.join("bin/tool2")).unwrap().ino());
+        assert_eq!(fs::read_link(d.join("bin/link")).unwrap(), Path::new("tool"));
+        assert!(fs::symlink_metadata(d.join("deleted")).unwrap().file_type().is_char_device());
+        assert_eq!(sys::lgetxattr(&d.join("opaque"), OPAQUE_XATTR).unwrap().as_deref(), Some(&b"y"[..]));
+        assert_eq!(fs::read(d.join(&long).join("f".repeat(120))).unwrap(), b"long");
+
+        // Writing the unpacked tree again gives the same bytes.
+        let (tar2, stats2) = write_tar(d, Vec::new(), 0).unwrap();
+        assert_eq!(stats1, stats2);
+        assert_eq!(tar1, tar2);
+    }
+
+    #[test]
+    fn written_tars_list_whiteouts_before_siblings_and_no_root() {
+        let src = tempfile::tempdir().unwrap();
+        fs::create_dir(src.path().join("-dir")).unwrap();
+        sys::mknod_whiteout(&src.path().join("zgone")).unwrap();
+        let (bytes, _) = write_tar(src.path(), Vec::new(), 0).unwrap();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let names: Vec<String> =
+            archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+        assert_eq!(names, vec![".wh.zgone", "-dir/"]);
+        let total = bytes.len();
+        assert_eq!(total % 512, 0);
+        assert!(total < 10240, "no padding to a 10 KiB record");
+    }
+
+    #[test]
+    fn mtimes_are_clamped_to_the_epoch() {
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("f"), b"x").unwrap();
+        let (a, _) = write_tar(src.path(), Vec::new(), 1000).unwrap();
+        sys::set_mtime(&src.path().join("f"), 5_000_000_000).unwrap();
+        let (b, _) = write_tar(src.path(), Vec::new(), 1000).unwrap();
+        assert_eq!(a, b);
+        let mut archive = tar::Archive::new(&a[..]);
+        let entry = archive.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(entry.header().mtime().unwrap(), 1000);
+        assert_eq!(entry.header().username_bytes(), Some(&b""[..]));
+    }
+}

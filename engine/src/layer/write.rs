@@ -1,0 +1,190 @@
+//! The deterministic layer writer: walks an overlay-format directory (an
+//! upperdir, or a directory strata assembled) and streams a layer tar.
+//!
+//! Rules (REFERENCE.md §2): entries sorted by raw bytes, parents before
+//! children, per directory the opaque marker and whiteouts first; no root
+//! entry; relative paths, directories with a trailing `/`; mtimes clamped to
+//! the epoch; numeric ids with empty names; mode bits 07777 only; hardlinks
+//! grouped by inode, the first path in walk order is the target; a 0/0
+//! character device becomes `.wh.NAME`; an opaque directory gets
+//! `.wh..wh..opq`; overlay xattrs are dropped, `security.capability` kept.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use tar::{EntryType, Header};
+
+use super::hashio::HashWriter;
+use super::OPAQUE_XATTR;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// What a finished tar was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TarStats {
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Size of the uncompressed tar.
+    pub size: u64,
+}
+
+/// Writes the layer tar of `dir` into `out` and returns `out` with the tar's stats.
+pub fn write_tar<W: Write>(dir: &Path, out: W, epoch: i64) -> Result<(W, TarStats)> {
+    let mut writer = TarWriter {
+        builder: tar::Builder::new(HashWriter::new(out)),
+        epoch,
+        links: HashMap::new(),
+    };
+    writer.dir(dir, Path::new(""))?;
+    let hashed = writer.builder.into_inner().map_err(Error::io("finish tar of", dir))?;
+    let (out, diff_id, size) = hashed.finish();
+    Ok((out, TarStats { diff_id, size }))
+}
+
+struct TarWriter<W: Write> {
+    builder: tar::Builder<HashWriter<W>>,
+    epoch: i64,
+    /// (dev, ino) of files with several links → the first path written.
+    links: HashMap<(u64, u64), PathBuf>,
+}
+
+fn is_whiteout(meta: &fs::Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+fn is_opaque(path: &Path) -> Result<bool> {
+    Ok(sys::lgetxattr(path, OPAQUE_XATTR).map_err(Error::io("read xattrs of", path))?.as_deref() == Some(b"y"))
+}
+
+impl<W: Write> TarWriter<W> {
+    fn header(&self, meta: &fs::Metadata, kind: EntryType) -> Header {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(meta.mode() & 0o7777);
+        h.set_uid(meta.uid() as u64);
+        h.set_gid(meta.gid() as u64);
+        h.set_mtime(meta.mtime().clamp(0, self.epoch) as u64);
+        h.set_size(0);
+        h
+    }
+
+    fn whiteout(&mut self, rel: &Path) -> Result<()> {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(EntryType::Regular);
+        h.set_mode(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(0);
+        self.builder.append_data(&mut h, rel, io::empty()).map_err(Error::io("write tar entry", rel))
+    }
+
+    fn dir(&mut self, abs: &Path, rel: &Path) -> Result<()> {
+        let mut children: Vec<(Vec<u8>, fs::Metadata)> = Vec::new();
+        for entry in fs::read_dir(abs).map_err(Error::io("read directory", abs))? {
+            let entry = entry.map_err(Error::io("read directory", abs))?;
+            let meta = entry.metadata().map_err(Error::io("stat", entry.path()))?;
+            children.push((entry.file_name().as_bytes().to_vec(), meta));
+        }
+        children.sort_by(|a, b| a.0.cmp(&b.0));
+        let name_of = |n: &[u8]| PathBuf::from(std::ffi::OsStr::from_bytes(n));
+        // Whiteouts first, so a reader deletes before it creates.
+        for (name, meta) in &children {
+            if is_whiteout(meta) {
+                let mut wh = b".wh.".to_vec();
+                wh.extend_from_slice(name);
+                self.whiteout(&rel.join(name_of(&wh)))?;
+            }
+        }
+        for (name, meta) in &children {
+            if is_whiteout(meta) {
+                continue;
+            }
+            let child_abs = abs.join(name_of(name));
+            let child_rel = rel.join(name_of(name));
+            self.entry(&child_abs, &child_rel, meta)?;
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, abs: &Path, rel: &Path, meta: &fs::Metadata) -> Result<()> {
+        let ft = meta.file_type();
+        self.xattrs(abs)?;
+        if ft.is_dir() {
+            let mut h = self.header(meta, EntryType::Directory);
+            let mut name = rel.as_os_str().as_bytes().to_vec();
+            name.push(b'/');
+            let name = PathBuf::from(std::ffi::OsStr::from_bytes(&name));
+            self.builder.append_data(&mut h, &name, io::empty()).map_err(Error::io("write tar entry", rel))?;
+            if is_opaque(abs)? {
+                self.whiteout(&rel.join(".wh..wh..opq"))?;
+            }
+            return self.dir(abs, rel);
+        }
+        if ft.is_symlink() {
+            let target = fs::read_link(abs).map_err(Error::io("read link", abs))?;
+            let mut h = self.header(meta, EntryType::Symlink);
+            return self.builder.append_link(&mut h, rel, &target).map_err(Error::io("write tar entry", rel));
+        }
+        if ft.is_file() {
+            if meta.nlink() > 1 {
+                let id = (meta.dev(), meta.ino());
+                if let Some(first) = self.links.get(&id).cloned() {
+                    let mut h = self.header(meta, EntryType::Link);
+                    return self.builder.append_link(&mut h, rel, &first).map_err(Error::io("write tar entry", rel));
+                }
+                self.links.insert(id, rel.to_path_buf());
+            }
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(abs)
+                .map_err(Error::io("open", abs))?;
+            let mut h = self.header(meta, EntryType::Regular);
+            h.set_size(meta.len());
+            // Take exactly the size we announced, even if the file is being changed.
+            let reader = io::Read::take(&file, meta.len());
+            return self.builder.append_data(&mut h, rel, reader).map_err(Error::io("write tar entry", rel));
+        }
+        let kind = if ft.is_char_device() {
+            EntryType::Char
+        } else if ft.is_block_device() {
+            EntryType::Block
+        } else if ft.is_fifo() {
+            EntryType::Fifo
+        } else {
+            // Sockets cannot be represented in a tar; they are runtime artifacts.
+            return Ok(());
+        };
+        let mut h = self.header(meta, kind);
+        let (major, minor) = sys::dev_parts(meta.rdev());
+        h.set_device_major(major).map_err(Error::io("write tar entry", rel))?;
+        h.set_device_minor(minor).map_err(Error::io("write tar entry", rel))?;
+        self.builder.append_data(&mut h, rel, io::empty()).map_err(Error::io("write tar entry", rel))
+    }
+
+    /// Emits a PAX header carrying the file capabilities, if any.
+    fn xattrs(&mut self, abs: &Path) -> Result<()> {
+        if let Some(cap) = sys::lgetxattr(abs, "security.capability").map_err(Error::io("read xattrs of", abs))? {
+            self.builder
+                .append_pax_extensions([("SCHILY.xattr.security.capability", cap.as_slice())])
+                .map_err(Error::io("write tar entry", abs))?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens a file for writing that must not exist yet (no following links).
+pub(crate) fn create_new(path: &Path) -> Result<File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(Error::io("create", path))
+}

@@ -1,0 +1,14 @@
+//! strata's engine: the build graph, content keys, the content-addressed
+//! store, deterministic layers, the sandbox, the scheduler and the exporters.
+//! It knows nothing about Rhai or terminals: the recipe language records a
+//! [`graph::Graph`], the engine executes it and reports [`events::Event`]s.
+
+pub mod digest;
+pub mod error;
+pub mod graph;
+pub mod key;
+pub mod layer;
+pub mod sys;
+
+pub use digest::{Digest, NodeKey};
+pub use error::{Error, Result};
