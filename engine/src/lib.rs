@@ -3,11 +3,14 @@
 //! It knows nothing about Rhai or terminals: the recipe language records a
 //! [`graph::Graph`], the engine executes it and reports [`events::Event`]s.
 
+pub mod context;
 pub mod digest;
 pub mod error;
 pub mod graph;
+pub mod image;
 pub mod key;
 pub mod layer;
+pub mod store;
 pub mod sys;
 
 pub use digest::{Digest, NodeKey};

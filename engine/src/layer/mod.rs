@@ -121,3 +121,8 @@ impl<'a, W: Write> FinishWrite<W> for zstd::stream::write::Encoder<'a, W> {
         (*self).finish()
     }
 }
+
+/// Removes a file or a whole tree; nothing there is fine.
+pub fn remove_path(path: &std::path::Path) -> crate::error::Result<()> {
+    unpack::remove_any(path)
+}

@@ -1,0 +1,428 @@
+//! The build context: selecting files for `ctx(…)`, honouring
+//! `.dockerignore` (or `.strataignore`), and hashing exactly the selected
+//! files (relative names, modes, contents, symlink targets; never mtimes or
+//! owners). A persistent stat cache maps (path, size, mtime, ctime, inode) to
+//! the content hash, so an unchanged context costs only `stat` calls.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+use crate::key::KeyEncoder;
+
+/// Why a selection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    #[error("`{0}` is not in the build context")]
+    NotFound(String),
+    #[error("`{0}` is excluded by {1}")]
+    Ignored(String, &'static str),
+    #[error("`{0}` leaves the build context")]
+    Escapes(String),
+    #[error("failed to read `{}` in the build context", .0.display())]
+    Io(PathBuf, #[source] io::Error),
+    #[error("failed to parse `{}`", .0.display())]
+    IgnoreFile(PathBuf, #[source] ignore::Error),
+}
+
+/// What a selected entry is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    File { size: u64, hash: [u8; 32] },
+    Dir,
+    Symlink { target: PathBuf },
+}
+
+/// One selected file, directory or symlink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextEntry {
+    /// Relative to its source (empty for the source itself).
+    pub rel: PathBuf,
+    pub kind: EntryKind,
+    /// Permission bits (07777).
+    pub mode: u32,
+}
+
+/// One path of `ctx([...])` with everything it selects.
+#[derive(Clone, Debug)]
+pub struct SelectedSource {
+    /// As the recipe wrote it.
+    pub path: String,
+    /// Absolute path on the host.
+    pub abs: PathBuf,
+    /// True when the source is a directory (its contents are copied).
+    pub is_dir: bool,
+    /// The source itself first, then its tree in sorted order.
+    pub entries: Vec<ContextEntry>,
+}
+
+/// A whole `ctx(...)` selection and its content hash.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    pub sources: Vec<SelectedSource>,
+    pub hash: [u8; 32],
+}
+
+/// The build context directory with its ignore rules.
+pub struct Context {
+    root: PathBuf,
+    ignore: Option<(Gitignore, &'static str)>,
+}
+
+impl Context {
+    /// Opens the context at `root`, reading `.strataignore` or `.dockerignore`.
+    pub fn open(root: &Path) -> Result<Context, SelectError> {
+        let mut ignore = None;
+        for name in [".strataignore", ".dockerignore"] {
+            let path = root.join(name);
+            if let Ok(text) = fs::read_to_string(&path) {
+                let mut builder = GitignoreBuilder::new(root);
+                for line in text.lines() {
+                    let line = line.trim();
+                    if line.is_empty() || line.starts_with('#') {
+                        continue;
+                    }
+                    // .dockerignore patterns are anchored at the context root.
+                    let (neg, pat) = match line.strip_prefix('!') {
+                        Some(rest) => ("!", rest),
+                        None => ("", line),
+                    };
+                    let pat = pat.trim_start_matches("./");
+                    let anchored = if pat.starts_with('/') || pat.starts_with("**") { pat.to_string() } else { format!("/{pat}") };
+                    builder
+                        .add_line(None, &format!("{neg}{anchored}"))
+                        .map_err(|e| SelectError::IgnoreFile(path.clone(), e))?;
+                }
+                let gi = builder.build().map_err(|e| SelectError::IgnoreFile(path.clone(), e))?;
+                ignore = Some((gi, if name == ".strataignore" { ".strataignore" } else { ".dockerignore" }));
+                break;
+            }
+        }
+        Ok(Context { root: root.to_path_buf(), ignore })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn ignored(&self, rel: &Path, is_dir: bool) -> bool {
+        match &self.ignore {
+            Some((gi, _)) => gi.matched_path_or_any_parents(rel, is_dir).is_ignore(),
+            None => false,
+        }
+    }
+
+    /// Selects `paths` (relative to the context root) and hashes them.
+    pub fn select(&self, paths: &[String], cache: &mut StatCache) -> Result<Selection, SelectError> {
+        let mut sources = Vec::new();
+        let mut enc = KeyEncoder::new("context");
+        enc.u64(paths.len() as u64);
+        for path in paths {
+            let rel = clean_relative(path).ok_or_else(|| SelectError::Escapes(path.clone()))?;
+            let abs = self.root.join(&rel);
+            let meta = fs::symlink_metadata(&abs).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => SelectError::NotFound(path.clone()),
+                _ => SelectError::Io(abs.clone(), e),
+            })?;
+            if !rel.as_os_str().is_empty() && self.ignored(&rel, meta.is_dir()) {
+                let file = self.ignore.as_ref().map(|(_, f)| *f).unwrap_or(".dockerignore");
+                return Err(SelectError::Ignored(path.clone(), file));
+            }
+            let mut entries = Vec::new();
+            self.walk(&abs, &rel, PathBuf::new(), &meta, cache, &mut entries)?;
+            enc.str(path).u64(meta.is_dir() as u64).u64(entries.len() as u64);
+            for e in &entries {
+                enc.bytes(e.rel.as_os_str().as_bytes()).u64(e.mode as u64);
+                match &e.kind {
+                    EntryKind::File { size, hash } => enc.str("f").u64(*size).hash(hash),
+                    EntryKind::Dir => enc.str("d"),
+                    EntryKind::Symlink { target } => enc.str("l").bytes(target.as_os_str().as_bytes()),
+                };
+            }
+            sources.push(SelectedSource { path: path.clone(), abs, is_dir: meta.is_dir(), entries });
+        }
+        Ok(Selection { sources, hash: enc.finish().0 })
+    }
+
+    fn walk(
+        &self,
+        abs: &Path,
+        ctx_rel: &Path,
+        rel: PathBuf,
+        meta: &fs::Metadata,
+        cache: &mut StatCache,
+        out: &mut Vec<ContextEntry>,
+    ) -> Result<(), SelectError> {
+        let ft = meta.file_type();
+        let mode = meta.mode() & 0o7777;
+        if ft.is_symlink() {
+            let target = fs::read_link(abs).map_err(|e| SelectError::Io(abs.to_path_buf(), e))?;
+            out.push(ContextEntry { rel, kind: EntryKind::Symlink { target }, mode });
+        } else if ft.is_file() {
+            let hash = cache.hash_file(abs, meta).map_err(|e| SelectError::Io(abs.to_path_buf(), e))?;
+            out.push(ContextEntry { rel, kind: EntryKind::File { size: meta.len(), hash }, mode });
+        } else if ft.is_dir() {
+            out.push(ContextEntry { rel: rel.clone(), kind: EntryKind::Dir, mode });
+            let mut children: Vec<(std::ffi::OsString, fs::Metadata)> = Vec::new();
+            for entry in fs::read_dir(abs).map_err(|e| SelectError::Io(abs.to_path_buf(), e))? {
+                let entry = entry.map_err(|e| SelectError::Io(abs.to_path_buf(), e))?;
+                let meta = entry.metadata().map_err(|e| SelectError::Io(entry.path(), e))?;
+                children.push((entry.file_name(), meta));
+            }
+            children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            for (name, meta) in children {
+                let child_ctx_rel = ctx_rel.join(&name);
+                if self.ignored(&child_ctx_rel, meta.is_dir()) {
+                    continue;
+                }
+                self.walk(&abs.join(&name), &child_ctx_rel, rel.join(&name), &meta, cache, out)?;
+            }
+        }
+        // Sockets, FIFOs and devices in a context are skipped, like Docker does.
+        Ok(())
+    }
+}
+
+/// `path` relative to the context, without `.` parts; `None` if it escapes.
+pub fn clean_relative(path: &str) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for comp in Path::new(path).components() {
+        match comp {
+            Component::Normal(c) => out.push(c),
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+#[derive(Clone, Copy)]
+struct StatEntry {
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    ino: u64,
+    hash: [u8; 32],
+}
+
+/// The persistent stat cache, shared by all contexts of a store.
+#[derive(Default)]
+pub struct StatCache {
+    entries: HashMap<PathBuf, StatEntry>,
+    dirty: bool,
+    /// Files whose content was read and hashed in this process.
+    pub hashed: usize,
+    /// Files whose hash came from the cache.
+    pub reused: usize,
+}
+
+const STATCACHE_MAGIC: &[u8; 8] = b"strsc01\n";
+
+impl StatCache {
+    /// Loads the cache; a missing or damaged file gives an empty cache.
+    pub fn load(path: &Path) -> StatCache {
+        let mut cache = StatCache::default();
+        let Ok(bytes) = fs::read(path) else { return cache };
+        if !bytes.starts_with(STATCACHE_MAGIC) {
+            return cache;
+        }
+        let mut rest = &bytes[8..];
+        let mut take = |n: usize| -> Option<&[u8]> {
+            if rest.len() < n {
+                return None;
+            }
+            let (a, b) = rest.split_at(n);
+            rest = b;
+            Some(a)
+        };
+        let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+        while let Some(len) = take(4) {
+            let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+            let Some(p) = take(len) else { break };
+            let p = PathBuf::from(std::ffi::OsString::from_vec(p.to_vec()));
+            let Some(fixed) = take(8 * 4 + 32) else { break };
+            let entry = StatEntry {
+                size: u64_of(&fixed[0..8]),
+                mtime_ns: u64_of(&fixed[8..16]) as i64,
+                ctime_ns: u64_of(&fixed[16..24]) as i64,
+                ino: u64_of(&fixed[24..32]),
+                hash: fixed[32..64].try_into().expect("32 bytes"),
+            };
+            cache.entries.insert(p, entry);
+        }
+        cache
+    }
+
+    /// Writes the cache atomically if it changed.
+    pub fn save(&self, path: &Path, tmp_dir: &Path) -> io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let mut out = Vec::with_capacity(self.entries.len() * 128);
+        out.extend_from_slice(STATCACHE_MAGIC);
+        for (p, e) in &self.entries {
+            let b = p.as_os_str().as_bytes();
+            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            out.extend_from_slice(b);
+            for n in [e.size, e.mtime_ns as u64, e.ctime_ns as u64, e.ino] {
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            out.extend_from_slice(&e.hash);
+        }
+        let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)?;
+        tmp.write_all(&out)?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// The blake3 hash of a file's content, from the cache when its stat matches.
+    pub fn hash_file(&mut self, abs: &Path, meta: &fs::Metadata) -> io::Result<[u8; 32]> {
+        let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+        let ctime_ns = meta.ctime() * 1_000_000_000 + meta.ctime_nsec();
+        if let Some(e) = self.entries.get(abs) {
+            if e.size == meta.len() && e.mtime_ns == mtime_ns && e.ctime_ns == ctime_ns && e.ino == meta.ino() {
+                self.reused += 1;
+                return Ok(e.hash);
+            }
+        }
+        let hash = hash_reader(File::open(abs)?)?;
+        self.hashed += 1;
+        // A file modified in the last two seconds may change again within the
+        // same (coarse) timestamp tick: do not trust its stat yet ("racy"
+        // entries, as git calls them). A later change still moves ctime.
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(i64::MAX);
+        if now_ns - mtime_ns > 2_000_000_000 {
+            self.entries.insert(abs.to_path_buf(), StatEntry { size: meta.len(), mtime_ns, ctime_ns, ino: meta.ino(), hash });
+            self.dirty = true;
+        }
+        Ok(hash)
+    }
+}
+
+/// blake3 of everything `reader` yields.
+pub fn hash_reader(mut reader: impl Read) -> io::Result<[u8; 32]> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(*hasher.finalize().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn old(path: &Path) {
+        crate::sys::set_mtime(path, 1_000_000).unwrap();
+    }
+
+    fn setup() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("src/sub")).unwrap();
+        fs::write(dir.path().join("src/a.txt"), b"a").unwrap();
+        fs::write(dir.path().join("src/sub/b.txt"), b"b").unwrap();
+        fs::write(dir.path().join("README"), b"r").unwrap();
+        for p in ["src/a.txt", "src/sub/b.txt", "README"] {
+            old(&dir.path().join(p));
+        }
+        dir
+    }
+
+    fn hash(dir: &Path, paths: &[&str]) -> [u8; 32] {
+        let ctx = Context::open(dir).unwrap();
+        let paths: Vec<String> = paths.iter().map(|s| s.to_string()).collect();
+        ctx.select(&paths, &mut StatCache::default()).unwrap().hash
+    }
+
+    #[test]
+    fn content_mode_and_names_change_the_hash_but_mtime_does_not() {
+        let dir = setup();
+        let h0 = hash(dir.path(), &["src"]);
+        crate::sys::set_mtime(&dir.path().join("src/a.txt"), 2_000_000).unwrap();
+        assert_eq!(hash(dir.path(), &["src"]), h0, "mtime is not content");
+        fs::write(dir.path().join("src/a.txt"), b"A").unwrap();
+        let h1 = hash(dir.path(), &["src"]);
+        assert_ne!(h1, h0, "content");
+        fs::set_permissions(dir.path().join("src/a.txt"), fs::Permissions::from_mode(0o755)).unwrap();
+        let h2 = hash(dir.path(), &["src"]);
+        assert_ne!(h2, h1, "mode");
+        fs::rename(dir.path().join("src/a.txt"), dir.path().join("src/c.txt")).unwrap();
+        assert_ne!(hash(dir.path(), &["src"]), h2, "name");
+        std::os::unix::fs::symlink("x", dir.path().join("src/l")).unwrap();
+        let h3 = hash(dir.path(), &["src"]);
+        fs::remove_file(dir.path().join("src/l")).unwrap();
+        std::os::unix::fs::symlink("y", dir.path().join("src/l")).unwrap();
+        assert_ne!(hash(dir.path(), &["src"]), h3, "symlink target");
+    }
+
+    #[test]
+    fn files_outside_the_selection_do_not_change_the_hash() {
+        let dir = setup();
+        let h0 = hash(dir.path(), &["src"]);
+        fs::write(dir.path().join("README"), b"changed").unwrap();
+        fs::write(dir.path().join("new"), b"n").unwrap();
+        assert_eq!(hash(dir.path(), &["src"]), h0);
+    }
+
+    #[test]
+    fn dockerignore_excludes_files_from_selection_and_hash() {
+        let dir = setup();
+        let h0 = hash(dir.path(), &["src"]);
+        fs::write(dir.path().join("src/debug.log"), b"noise").unwrap();
+        assert_ne!(hash(dir.path(), &["src"]), h0);
+        fs::write(dir.path().join(".dockerignore"), "src/*.log\n").unwrap();
+        assert_eq!(hash(dir.path(), &["src"]), h0);
+        let ctx = Context::open(dir.path()).unwrap();
+        let err = ctx.select(&["src/debug.log".into()], &mut StatCache::default()).unwrap_err();
+        assert!(matches!(err, SelectError::Ignored(..)), "{err}");
+    }
+
+    #[test]
+    fn missing_and_escaping_paths_are_errors() {
+        let dir = setup();
+        let ctx = Context::open(dir.path()).unwrap();
+        assert!(matches!(ctx.select(&["nope".into()], &mut StatCache::default()), Err(SelectError::NotFound(_))));
+        assert!(matches!(ctx.select(&["../x".into()], &mut StatCache::default()), Err(SelectError::Escapes(_))));
+    }
+
+    #[test]
+    fn an_unchanged_context_is_hashed_from_the_stat_cache() {
+        let dir = setup();
+        let cache_file = dir.path().join("statcache");
+        let ctx = Context::open(dir.path()).unwrap();
+        let mut cache = StatCache::load(&cache_file);
+        let first = ctx.select(&["src".into(), "README".into()], &mut cache).unwrap().hash;
+        assert_eq!((cache.hashed, cache.reused), (3, 0));
+        cache.save(&cache_file, dir.path()).unwrap();
+
+        let mut cache = StatCache::load(&cache_file);
+        let second = ctx.select(&["src".into(), "README".into()], &mut cache).unwrap().hash;
+        assert_eq!(second, first);
+        assert_eq!((cache.hashed, cache.reused), (0, 3), "only stat calls");
+
+        fs::write(dir.path().join("src/a.txt"), b"new").unwrap();
+        let mut cache = StatCache::load(&cache_file);
+        let third = ctx.select(&["src".into(), "README".into()], &mut cache).unwrap().hash;
+        assert_ne!(third, first);
+        assert_eq!(cache.hashed, 1);
+    }
+}

@@ -1,0 +1,387 @@
+//! The store: one directory that is itself a valid OCI image layout
+//! (`oci-layout`, `index.json`, `blobs/sha256/`), plus strata's own parts:
+//!
+//! ```text
+//! layers/<diff-id hex>/        unpacked layer (overlay format), used as lowerdir
+//! layers/<diff-id hex>.json    the blobs that hold this layer, per compression
+//! records/<key>.json           node key → result (layers, base config)
+//! cache/<id>/                  persistent RUN cache mounts
+//! statcache                    context stat cache (path, size, mtime, ctime, inode → hash)
+//! locks/                       flock files (index.json updates, node builds)
+//! tmp/<owner>/ + <owner>.lock  per-process scratch; a lock nobody holds is stale
+//! ```
+//!
+//! Every write is write-temp-then-rename (records and index fsynced first),
+//! so a build killed at any moment leaves either the old or the new file.
+//! Several processes may use one store at once.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Digest, NodeKey};
+use crate::error::{Error, Result};
+use crate::image::{self, Descriptor, ImageConfig, Index};
+use crate::layer::{Compression, HashWriter};
+use crate::sys;
+
+/// One layer as a node result refers to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerRef {
+    pub diff_id: Digest,
+}
+
+/// What a node produced, stored under its key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Layers the node adds (one for copy/run, all of a base's).
+    pub layers: Vec<LayerRef>,
+    /// A base image's config; `None` for copy and run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ImageConfig>,
+}
+
+/// The blobs known to hold one layer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerBlobs {
+    /// Size of the uncompressed tar.
+    pub tar_size: u64,
+    /// True when strata wrote this layer's tar from its directory, so a blob in
+    /// another compression can be regenerated with the same diff id.
+    pub rewritable: bool,
+    /// Compression name → blob.
+    pub blobs: BTreeMap<String, Descriptor>,
+}
+
+/// A handle on a store directory.
+pub struct Store {
+    root: PathBuf,
+    tmp: PathBuf,
+    _tmp_lock: File,
+}
+
+/// A blob being written: bytes go to a temporary file and are hashed on the way.
+pub struct BlobWriter<'a> {
+    store: &'a Store,
+    file: HashWriter<BufWriter<tempfile::NamedTempFile>>,
+}
+
+impl BlobWriter<'_> {
+    /// Moves the finished blob into `blobs/sha256/` and returns its digest and size.
+    pub fn commit(self) -> Result<(Digest, u64)> {
+        let (buf, digest, size) = self.file.finish();
+        let tmp = buf.into_inner().map_err(|e| Error::io("write blob in", &self.store.tmp)(e.into_error()))?;
+        let dest = self.store.blob_path(&digest);
+        if !dest.exists() {
+            tmp.persist(&dest).map_err(|e| Error::io("store blob", &dest)(e.error))?;
+        }
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Store {
+    /// `$STRATA_HOME`, else `$XDG_DATA_HOME/strata`, else `~/.local/share/strata`.
+    pub fn default_root() -> PathBuf {
+        if let Some(home) = std::env::var_os("STRATA_HOME") {
+            return PathBuf::from(home);
+        }
+        if let Some(data) = std::env::var_os("XDG_DATA_HOME") {
+            return PathBuf::from(data).join("strata");
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+        home.join(".local/share/strata")
+    }
+
+    /// Opens (creating if needed) the store at `root` and removes scratch
+    /// space left by processes that are gone.
+    pub fn open(root: &Path) -> Result<Store> {
+        for dir in ["blobs/sha256", "layers", "records", "cache", "locks", "tmp"] {
+            let d = root.join(dir);
+            fs::create_dir_all(&d).map_err(Error::io("create store directory", &d))?;
+        }
+        let layout = root.join("oci-layout");
+        if !layout.exists() {
+            write_atomic_in(&root.join("tmp"), &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        let index = root.join("index.json");
+        if !index.exists() {
+            write_atomic_in(&root.join("tmp"), &index, &image::to_json(&Index::default()))?;
+        }
+        clean_stale_tmp(&root.join("tmp"))?;
+        let owner = format!("{}-{:x}", std::process::id(), rand_u64());
+        let tmp = root.join("tmp").join(&owner);
+        fs::create_dir(&tmp).map_err(Error::io("create", &tmp))?;
+        let lock_path = root.join("tmp").join(format!("{owner}.lock"));
+        let lock = File::create(&lock_path).map_err(Error::io("create", &lock_path))?;
+        sys::flock(&lock, true, false).map_err(Error::io("lock", &lock_path))?;
+        Ok(Store { root: root.to_path_buf(), tmp, _tmp_lock: lock })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A fresh temporary directory inside the store (same filesystem as everything else).
+    pub fn tmp_dir(&self) -> Result<tempfile::TempDir> {
+        tempfile::Builder::new().prefix("t").tempdir_in(&self.tmp).map_err(Error::io("create temporary directory in", &self.tmp))
+    }
+
+    /// Writes `bytes` to `dest` atomically (temp file, fsync, rename).
+    pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        write_atomic_in(&self.tmp, dest, bytes)
+    }
+
+    // ---- blobs ----
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).exists()
+    }
+
+    /// Starts writing a blob.
+    pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
+        let tmp = tempfile::NamedTempFile::new_in(&self.tmp).map_err(Error::io("create blob in", &self.tmp))?;
+        Ok(BlobWriter { store: self, file: HashWriter::new(BufWriter::with_capacity(1 << 20, tmp)) })
+    }
+
+    /// Stores a small blob (config, manifest) and returns its digest.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(bytes);
+        let dest = self.blob_path(&digest);
+        if !dest.exists() {
+            self.write_atomic(&dest, bytes)?;
+        }
+        Ok(digest)
+    }
+
+    /// Reads a small blob and checks it against its digest.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let path = self.blob_path(digest);
+        let bytes = fs::read(&path).map_err(Error::io("read blob", &path))?;
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(Error::DigestMismatch { what: path.display().to_string(), expected: digest.clone(), actual });
+        }
+        Ok(bytes)
+    }
+
+    // ---- layers ----
+
+    pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("layers").join(diff_id.hex())
+    }
+
+    fn layer_blobs_path(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("layers").join(format!("{}.json", diff_id.hex()))
+    }
+
+    /// True when the layer is unpacked and has at least one blob.
+    pub fn has_layer(&self, diff_id: &Digest) -> bool {
+        self.layer_dir(diff_id).is_dir() && self.layer_blobs_path(diff_id).exists()
+    }
+
+    /// Moves a finished layer directory into place. If another process got
+    /// there first, ours is discarded: both hold the same content.
+    pub fn commit_layer_dir(&self, tmp_dir: &Path, diff_id: &Digest) -> Result<()> {
+        let dest = self.layer_dir(diff_id);
+        if dest.is_dir() {
+            return Ok(());
+        }
+        match fs::rename(tmp_dir, &dest) {
+            Ok(()) => Ok(()),
+            Err(_) if dest.is_dir() => Ok(()),
+            Err(e) => Err(Error::io("store layer", dest)(e)),
+        }
+    }
+
+    /// The blobs known for a layer.
+    pub fn layer_blobs(&self, diff_id: &Digest) -> Result<LayerBlobs> {
+        let path = self.layer_blobs_path(diff_id);
+        read_json(&path)
+    }
+
+    /// Adds a blob to a layer's list.
+    pub fn add_layer_blob(&self, diff_id: &Digest, tar_size: u64, rewritable: bool, compression: Compression, blob: Descriptor) -> Result<()> {
+        let _guard = self.lock(&format!("layer-{}", diff_id.hex()))?;
+        let path = self.layer_blobs_path(diff_id);
+        let mut blobs: LayerBlobs = if path.exists() { read_json(&path)? } else { LayerBlobs::default() };
+        blobs.tar_size = tar_size;
+        blobs.rewritable |= rewritable;
+        blobs.blobs.insert(compression.name().to_string(), blob);
+        self.write_atomic(&path, &image::to_json(&blobs))
+    }
+
+    // ---- records ----
+
+    fn record_path(&self, key: &NodeKey) -> PathBuf {
+        self.root.join("records").join(format!("{}.json", key.hex()))
+    }
+
+    /// The record of a node key, if it exists and everything it names is present.
+    pub fn record(&self, key: &NodeKey) -> Result<Option<Record>> {
+        let path = self.record_path(key);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let record: Record = read_json(&path)?;
+        if record.layers.iter().all(|l| self.has_layer(&l.diff_id)) {
+            Ok(Some(record))
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub fn put_record(&self, key: &NodeKey, record: &Record) -> Result<()> {
+        self.write_atomic(&self.record_path(key), &image::to_json(record))
+    }
+
+    // ---- images (index.json) ----
+
+    /// Tagged images: `(name, manifest descriptor)`.
+    pub fn images(&self) -> Result<Vec<(String, Descriptor)>> {
+        let index: Index = read_json(&self.root.join("index.json"))?;
+        Ok(index.manifests.into_iter().filter_map(|d| Some((d.ref_name()?.to_string(), d))).collect())
+    }
+
+    /// The manifest descriptor stored under `name`.
+    pub fn image(&self, name: &str) -> Result<Option<Descriptor>> {
+        Ok(self.images()?.into_iter().find(|(n, _)| n == name).map(|(_, d)| d))
+    }
+
+    /// Points `name` at a manifest (replacing what it named before).
+    pub fn tag(&self, name: &str, manifest: &Descriptor) -> Result<()> {
+        let _guard = self.lock("index")?;
+        let path = self.root.join("index.json");
+        let mut index: Index = read_json(&path)?;
+        index.manifests.retain(|d| d.ref_name() != Some(name));
+        let mut desc = manifest.clone();
+        desc.annotations = Some(BTreeMap::from([(image::REF_NAME.to_string(), name.to_string())]));
+        index.manifests.push(desc);
+        index.manifests.sort_by(|a, b| a.ref_name().cmp(&b.ref_name()));
+        self.write_atomic(&path, &image::to_json(&index))
+    }
+
+    /// Takes an exclusive lock named `name` until the guard is dropped.
+    pub fn lock(&self, name: &str) -> Result<File> {
+        let path = self.root.join("locks").join(name);
+        let file = File::create(&path).map_err(Error::io("create lock", &path))?;
+        sys::flock(&file, true, false).map_err(Error::io("lock", &path))?;
+        Ok(file)
+    }
+
+    pub fn statcache_path(&self) -> PathBuf {
+        self.root.join("statcache")
+    }
+
+    pub fn cache_mount_dir(&self, id: &str) -> PathBuf {
+        self.root.join("cache").join(hex::encode(blake3::hash(id.as_bytes()).as_bytes()))
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.tmp);
+        if let Some(name) = self.tmp.file_name() {
+            let _ = fs::remove_file(self.tmp.with_file_name(format!("{}.lock", name.to_string_lossy())));
+        }
+    }
+}
+
+fn rand_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    if let Ok(mut f) = File::open("/dev/urandom") {
+        let _ = io::Read::read_exact(&mut f, &mut buf);
+    }
+    u64::from_le_bytes(buf) ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// Removes `tmp/<owner>` directories whose `<owner>.lock` nobody holds.
+fn clean_stale_tmp(tmp: &Path) -> Result<()> {
+    for entry in fs::read_dir(tmp).map_err(Error::io("read", tmp))? {
+        let entry = entry.map_err(Error::io("read", tmp))?;
+        let path = entry.path();
+        let Some(owner) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".lock")) else {
+            // A directory without a lock file, or a stray file from an old crash.
+            let lock = tmp.join(format!("{}.lock", entry.file_name().to_string_lossy()));
+            if !lock.exists() {
+                let _ = crate::layer::remove_path(&path);
+            }
+            continue;
+        };
+        let Ok(file) = File::open(&path) else { continue };
+        if sys::flock(&file, true, true).unwrap_or(false) {
+            let _ = crate::layer::remove_path(&tmp.join(owner));
+            let _ = fs::remove_file(&path);
+        }
+    }
+    Ok(())
+}
+
+fn write_atomic_in(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = tempfile::NamedTempFile::new_in(tmp).map_err(Error::io("create temporary file in", tmp))?;
+    file.write_all(bytes).map_err(Error::io("write", file.path().to_path_buf()))?;
+    file.as_file().sync_all().map_err(Error::io("sync", file.path().to_path_buf()))?;
+    file.persist(dest).map_err(|e| Error::io("write", dest)(e.error))?;
+    Ok(())
+}
+
+/// Reads a JSON file of the store.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let bytes = fs::read(path).map_err(Error::io("read", path))?;
+    serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.to_path_buf(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_store_is_an_oci_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let _store = Store::open(dir.path()).unwrap();
+        assert_eq!(fs::read_to_string(dir.path().join("oci-layout")).unwrap(), r#"{"imageLayoutVersion":"1.0.0"}"#);
+        let index: Index = read_json(&dir.path().join("index.json")).unwrap();
+        assert!(index.manifests.is_empty());
+    }
+
+    #[test]
+    fn scratch_of_dead_processes_is_removed_and_live_scratch_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = Store::open(dir.path()).unwrap();
+        let live_tmp = live.tmp_dir().unwrap();
+        fs::create_dir_all(dir.path().join("tmp/999-dead")).unwrap();
+        fs::write(dir.path().join("tmp/999-dead.lock"), b"").unwrap();
+        let _other = Store::open(dir.path()).unwrap();
+        assert!(!dir.path().join("tmp/999-dead").exists());
+        assert!(live_tmp.path().exists());
+    }
+
+    #[test]
+    fn tagging_replaces_the_previous_image_of_that_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = Descriptor::new(image::MANIFEST_MEDIA_TYPE, store.put_blob(b"a").unwrap(), 1);
+        let b = Descriptor::new(image::MANIFEST_MEDIA_TYPE, store.put_blob(b"b").unwrap(), 1);
+        store.tag("x:1", &a).unwrap();
+        store.tag("x:1", &b).unwrap();
+        store.tag("y:1", &a).unwrap();
+        let images = store.images().unwrap();
+        assert_eq!(images.len(), 2);
+        assert_eq!(store.image("x:1").unwrap().unwrap().digest, b.digest);
+    }
+}
