@@ -3,9 +3,14 @@
 //! It knows nothing about Rhai or terminals: the recipe language records a
 //! [`graph::Graph`], the engine executes it and reports [`events::Event`]s.
 
+pub mod base;
+pub mod build;
 pub mod context;
 pub mod digest;
 pub mod error;
+pub mod events;
+pub mod export;
+pub mod fsview;
 pub mod graph;
 pub mod image;
 pub mod key;

@@ -1,0 +1,256 @@
+//! Base images from files: `oci:DIR[:TAG]`, `docker-archive:FILE` and
+//! `rootfs:FILE.tar`. At plan time a base is reduced to an identity (the
+//! manifest digest, or the archive's content hash) that goes into its key; at
+//! build time its blobs are copied into the store, verified, and unpacked.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::context::StatCache;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::graph::BaseSource;
+use crate::image::{self, Descriptor, ImageConfig, Index, Manifest};
+use crate::layer::{self, Compression, HashWriter};
+use crate::store::{LayerRef, Record, Store};
+
+fn bad(what: &Path, reason: impl Into<String>) -> Error {
+    Error::BadImage { what: what.display().to_string(), reason: reason.into() }
+}
+
+/// The bytes that decide a base's key.
+pub fn identity(source: &BaseSource, cache: &mut StatCache) -> Result<[u8; 32]> {
+    match source {
+        BaseSource::OciLayout { dir, tag } => Ok(*resolve_oci(dir, tag.as_deref())?.digest.bytes()),
+        BaseSource::DockerArchive { file } | BaseSource::Rootfs { file } => {
+            let meta = fs::metadata(file).map_err(Error::io("read", file))?;
+            cache.hash_file(file, &meta).map_err(Error::io("read", file))
+        }
+    }
+}
+
+/// Imports a base into the store and returns its record.
+pub fn import(store: &Store, source: &BaseSource, compression: Compression, epoch: i64) -> Result<Record> {
+    match source {
+        BaseSource::OciLayout { dir, tag } => import_oci(store, dir, tag.as_deref()),
+        BaseSource::DockerArchive { file } => import_docker_archive(store, file),
+        BaseSource::Rootfs { file } => import_rootfs(store, file, compression, epoch),
+    }
+}
+
+fn read_layout_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let bytes = fs::read(path).map_err(Error::io("read", path))?;
+    serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.to_path_buf(), source })
+}
+
+fn read_layout_blob(dir: &Path, digest: &Digest) -> Result<Vec<u8>> {
+    let path = dir.join("blobs/sha256").join(digest.hex());
+    let bytes = fs::read(&path).map_err(Error::io("read blob", &path))?;
+    let actual = Digest::of(&bytes);
+    if &actual != digest {
+        return Err(Error::DigestMismatch { what: path.display().to_string(), expected: digest.clone(), actual });
+    }
+    Ok(bytes)
+}
+
+/// Finds the image manifest an `oci:DIR[:TAG]` names, descending into an
+/// index to the host's platform.
+fn resolve_oci(dir: &Path, tag: Option<&str>) -> Result<Descriptor> {
+    if !dir.join("oci-layout").exists() {
+        return Err(bad(dir, "not an OCI image layout (no `oci-layout` file)"));
+    }
+    let index: Index = read_layout_json(&dir.join("index.json"))?;
+    let desc = match tag {
+        Some(tag) => index
+            .manifests
+            .iter()
+            .find(|d| d.ref_name() == Some(tag))
+            .cloned()
+            .ok_or_else(|| bad(dir, format!("no image tagged `{tag}`")))?,
+        None => match index.manifests.as_slice() {
+            [one] => one.clone(),
+            [] => return Err(bad(dir, "the layout holds no image")),
+            many => {
+                let names: Vec<&str> = many.iter().filter_map(|d| d.ref_name()).collect();
+                return Err(bad(dir, format!("the layout holds several images; name one as oci:DIR:TAG (tags: {})", names.join(", "))));
+            }
+        },
+    };
+    descend_to_platform(dir, desc)
+}
+
+fn descend_to_platform(dir: &Path, desc: Descriptor) -> Result<Descriptor> {
+    if desc.media_type != image::INDEX_MEDIA_TYPE && desc.media_type != image::DOCKER_LIST_MEDIA_TYPE {
+        return Ok(desc);
+    }
+    let nested: Index = serde_json::from_slice(&read_layout_blob(dir, &desc.digest)?)
+        .map_err(|source| Error::Json { path: dir.join("blobs/sha256").join(desc.digest.hex()), source })?;
+    let arch = image::host_arch();
+    let chosen = nested
+        .manifests
+        .iter()
+        .find(|d| d.platform.as_ref().is_some_and(|p| p.architecture == arch && p.os == "linux"))
+        .cloned()
+        .ok_or_else(|| bad(dir, format!("no image for linux/{arch} in index `{}`", desc.digest)))?;
+    descend_to_platform(dir, chosen)
+}
+
+fn import_oci(store: &Store, dir: &Path, tag: Option<&str>) -> Result<Record> {
+    let desc = resolve_oci(dir, tag)?;
+    let manifest_bytes = read_layout_blob(dir, &desc.digest)?;
+    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+        .map_err(|source| Error::Json { path: dir.join("blobs/sha256").join(desc.digest.hex()), source })?;
+    let config_bytes = read_layout_blob(dir, &manifest.config.digest)?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|source| Error::Json { path: dir.join("blobs/sha256").join(manifest.config.digest.hex()), source })?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(bad(dir, "the manifest's layers and the config's diff_ids differ in number"));
+    }
+    let mut layers = Vec::new();
+    for (blob, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
+        let path = dir.join("blobs/sha256").join(blob.digest.hex());
+        import_layer(store, &path, Some(&blob.digest), diff_id)?;
+        layers.push(LayerRef { diff_id: diff_id.clone() });
+    }
+    Ok(Record { layers, config: Some(config) })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ArchiveManifest {
+    config: String,
+    layers: Vec<String>,
+}
+
+fn import_docker_archive(store: &Store, file: &Path) -> Result<Record> {
+    let tmp = store.tmp_dir()?;
+    let input = File::open(file).map_err(Error::io("open", file))?;
+    layer::unpack(BufReader::new(input), tmp.path()).map_err(|e| bad(file, format!("not a readable tar: {e}")))?;
+    let entries: Vec<ArchiveManifest> = read_layout_json(&tmp.path().join("manifest.json"))
+        .map_err(|_| bad(file, "no readable manifest.json; is this a `docker save` archive?"))?;
+    let entry = entries.first().ok_or_else(|| bad(file, "manifest.json lists no image"))?;
+    let inside = |name: &str| -> Result<PathBuf> {
+        let rel = crate::context::clean_relative(name).ok_or_else(|| bad(file, format!("path `{name}` leaves the archive")))?;
+        Ok(tmp.path().join(rel))
+    };
+    let config_path = inside(&entry.config)?;
+    let config_bytes = fs::read(&config_path).map_err(Error::io("read", &config_path))?;
+    let config: ImageConfig =
+        serde_json::from_slice(&config_bytes).map_err(|source| Error::Json { path: config_path.clone(), source })?;
+    if config.rootfs.diff_ids.len() != entry.layers.len() {
+        return Err(bad(file, "manifest.json's layers and the config's diff_ids differ in number"));
+    }
+    let mut layers = Vec::new();
+    for (name, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
+        import_layer(store, &inside(name)?, None, diff_id)?;
+        layers.push(LayerRef { diff_id: diff_id.clone() });
+    }
+    Ok(Record { layers, config: Some(config) })
+}
+
+/// Copies a layer blob into the store (checking its digest when known),
+/// unpacks it, and checks the diff id.
+fn import_layer(store: &Store, path: &Path, digest: Option<&Digest>, diff_id: &Digest) -> Result<()> {
+    if store.has_layer(diff_id) {
+        return Ok(());
+    }
+    let mut input = BufReader::new(File::open(path).map_err(Error::io("open", path))?);
+    let compression = Compression::detect(io::BufRead::fill_buf(&mut input).map_err(Error::io("read", path))?);
+    let mut blob = store.blob_writer()?;
+    io::copy(&mut input, &mut blob).map_err(Error::io("copy layer", path))?;
+    let (blob_digest, blob_size) = blob.commit()?;
+    if let Some(expected) = digest {
+        if expected != &blob_digest {
+            return Err(Error::DigestMismatch { what: path.display().to_string(), expected: expected.clone(), actual: blob_digest });
+        }
+    }
+    let tmp = store.tmp_dir()?;
+    let root = tmp.path().join("layer");
+    fs::create_dir(&root).map_err(Error::io("create", &root))?;
+    let stored = store.blob_path(&blob_digest);
+    let reader = Compression::decoder(BufReader::new(File::open(&stored).map_err(Error::io("open", &stored))?))
+        .map_err(Error::io("decompress", &stored))?;
+    let stats = layer::unpack(reader, &root)?;
+    if &stats.diff_id != diff_id {
+        return Err(Error::DigestMismatch { what: format!("layer {}", path.display()), expected: diff_id.clone(), actual: stats.diff_id });
+    }
+    store.commit_layer_dir(&root, diff_id)?;
+    let desc = Descriptor::new(compression.media_type(), blob_digest, blob_size);
+    store.add_layer_blob(diff_id, stats.size, false, compression, desc)
+}
+
+fn import_rootfs(store: &Store, file: &Path, compression: Compression, epoch: i64) -> Result<Record> {
+    let tmp = store.tmp_dir()?;
+    let root = tmp.path().join("layer");
+    fs::create_dir(&root).map_err(Error::io("create", &root))?;
+    let input = BufReader::new(File::open(file).map_err(Error::io("open", file))?);
+    let reader = Compression::decoder(input).map_err(Error::io("decompress", file))?;
+    layer::unpack(reader, &root).map_err(|e| match e {
+        Error::UnsafeEntry { .. } => e,
+        other => bad(file, format!("not a readable root filesystem tar: {other}")),
+    })?;
+    let diff_id = write_layer(store, &root, compression, epoch)?;
+    Ok(Record { layers: vec![LayerRef { diff_id }], config: None })
+}
+
+/// Writes `dir` as a layer in `compression`, moves the directory into the
+/// store and returns the diff id.
+pub fn write_layer(store: &Store, dir: &Path, compression: Compression, epoch: i64) -> Result<Digest> {
+    let blob = store.blob_writer()?;
+    let encoder = compression.encoder(blob).map_err(Error::io("compress layer of", dir))?;
+    let (encoder, stats) = layer::write_tar(dir, encoder, epoch)?;
+    let blob = encoder.finish_into().map_err(Error::io("compress layer of", dir))?;
+    let (digest, size) = blob.commit()?;
+    store.commit_layer_dir(dir, &stats.diff_id)?;
+    let desc = Descriptor::new(compression.media_type(), digest, size);
+    store.add_layer_blob(&stats.diff_id, stats.size, true, compression, desc)?;
+    Ok(stats.diff_id)
+}
+
+/// Makes sure a blob of the layer exists in `compression` if the layer can be
+/// rewritten, else returns the blob it has (base layers keep their bytes).
+pub fn ensure_blob(store: &Store, diff_id: &Digest, compression: Compression, epoch: i64) -> Result<Descriptor> {
+    let blobs = store.layer_blobs(diff_id)?;
+    if let Some(desc) = blobs.blobs.get(compression.name()) {
+        if store.has_blob(&desc.digest) {
+            return Ok(desc.clone());
+        }
+    }
+    if blobs.rewritable {
+        let dir = store.layer_dir(diff_id);
+        let blob = store.blob_writer()?;
+        let encoder = compression.encoder(blob).map_err(Error::io("compress layer of", &dir))?;
+        let (encoder, stats) = layer::write_tar(&dir, encoder, epoch)?;
+        let blob = encoder.finish_into().map_err(Error::io("compress layer of", &dir))?;
+        let (digest, size) = blob.commit()?;
+        if &stats.diff_id != diff_id {
+            return Err(Error::DigestMismatch { what: format!("layer directory {}", dir.display()), expected: diff_id.clone(), actual: stats.diff_id });
+        }
+        let desc = Descriptor::new(compression.media_type(), digest, size);
+        store.add_layer_blob(diff_id, stats.size, true, compression, desc.clone())?;
+        return Ok(desc);
+    }
+    if let Some(plain) = blobs.blobs.get(Compression::None.name()).filter(|_| compression != Compression::None) {
+        // An uncompressed base layer: compress its bytes, the diff id stays.
+        let src = store.blob_path(&plain.digest);
+        let mut input = File::open(&src).map_err(Error::io("open", &src))?;
+        let blob = store.blob_writer()?;
+        let mut encoder = compression.encoder(HashWriter::new(blob)).map_err(Error::io("compress", &src))?;
+        io::copy(&mut input, &mut encoder).map_err(Error::io("compress", &src))?;
+        let (blob, _, _) = encoder.finish_into().map_err(Error::io("compress", &src))?.finish();
+        let (digest, size) = blob.commit()?;
+        let desc = Descriptor::new(compression.media_type(), digest, size);
+        store.add_layer_blob(diff_id, blobs.tar_size, false, compression, desc.clone())?;
+        return Ok(desc);
+    }
+    blobs
+        .blobs
+        .values()
+        .find(|d| store.has_blob(&d.digest))
+        .cloned()
+        .ok_or_else(|| Error::BadImage { what: diff_id.to_string(), reason: "no blob of this layer is in the store".into() })
+}
+

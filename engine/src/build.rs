@@ -1,0 +1,481 @@
+//! Executing a graph: plan (compute every node's key, hashing contexts and
+//! bases), then run each node whose result is not in the store, then fold
+//! the results into image configs. Layer-producing nodes (base, copy, run)
+//! are cached by key in the store; metadata nodes are pure functions of their
+//! parent's config and cost nothing to recompute.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::base;
+use crate::context::{Context, EntryKind, SelectError, Selection, StatCache};
+use crate::digest::NodeKey;
+use crate::error::{Error, Result};
+use crate::events::{Event, EventSink};
+use crate::fsview::{self, View};
+use crate::graph::{CopyOp, CopySource, Graph, MetaChange, Node, NodeId, Op};
+use crate::image::{self, Empty, History, ImageConfig};
+use crate::key::{node_key, Resolved};
+use crate::layer::Compression;
+use crate::store::{Record, Store};
+use crate::sys;
+
+/// How to build.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// Compression of new layer blobs.
+    pub compression: Compression,
+    /// `SOURCE_DATE_EPOCH`: clamp for mtimes and the `created` timestamps.
+    pub epoch: i64,
+    /// Ignore cached results (results are still recorded).
+    pub no_cache: bool,
+    /// Most nodes executing at once.
+    pub jobs: usize,
+}
+
+impl Default for BuildOptions {
+    fn default() -> BuildOptions {
+        BuildOptions { compression: Compression::Gzip, epoch: 0, no_cache: false, jobs: 4 }
+    }
+}
+
+/// Reads `SOURCE_DATE_EPOCH`: unset means 0; a malformed value is an error.
+pub fn source_date_epoch() -> std::result::Result<i64, String> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(_) => Ok(0),
+        Ok(v) if v.is_empty() => Ok(0),
+        Ok(v) => v.trim().parse::<i64>().map_err(|_| format!("SOURCE_DATE_EPOCH=`{v}` is not a whole number of seconds")),
+    }
+}
+
+/// The keys of a graph's nodes and what planning learned.
+#[derive(Default)]
+pub struct Plan {
+    /// Key of every node that takes part (`None` for the others).
+    pub keys: Vec<Option<NodeKey>>,
+    /// Context selections of `copy` nodes.
+    pub selections: HashMap<NodeId, Selection>,
+    /// Files hashed / taken from the stat cache while planning.
+    pub files_hashed: usize,
+    pub files_reused: usize,
+}
+
+/// An image state: its config (with `rootfs.diff_ids` and `history`).
+#[derive(Clone, Debug)]
+pub struct State {
+    pub config: ImageConfig,
+}
+
+impl State {
+    /// The unpacked layer directories, bottom first.
+    pub fn layer_dirs(&self, store: &Store) -> Vec<PathBuf> {
+        self.config.rootfs.diff_ids.iter().map(|d| store.layer_dir(d)).collect()
+    }
+}
+
+/// Runs graphs against a store.
+pub struct Builder<'a> {
+    pub store: &'a Store,
+    pub graph: &'a Graph,
+    pub opts: BuildOptions,
+    pub events: &'a dyn EventSink,
+    /// Set from a signal handler to stop between and inside steps.
+    pub cancel: Arc<AtomicBool>,
+}
+
+fn input_error(node: &Node, message: impl Into<String>) -> Error {
+    Error::Input { origin: node.origin.clone(), message: message.into() }
+}
+
+impl Builder<'_> {
+    /// Computes the keys of `nodes` (which must be closed under inputs, in order).
+    pub fn plan(&self, nodes: &[NodeId]) -> Result<Plan> {
+        let mut plan = Plan { keys: vec![None; self.graph.nodes.len()], ..Plan::default() };
+        let context = Context::open(&self.graph.context_dir)
+            .map_err(|e| Error::Input { origin: Default::default(), message: e.to_string() })?;
+        let cache_path = self.store.statcache_path();
+        let mut cache = StatCache::load(&cache_path);
+        for &id in nodes {
+            let node = &self.graph.nodes[id];
+            let resolved = match &node.op {
+                Op::Base(source) => Resolved::Base(base::identity(source, &mut cache).map_err(|e| input_error(node, e.to_string()))?),
+                Op::Copy(CopyOp { source: CopySource::Context { paths }, .. }) => {
+                    let selection = context.select(paths, &mut cache).map_err(|e| match e {
+                        SelectError::Io(..) | SelectError::IgnoreFile(..) => input_error(node, format!("{e}: {}", io_cause(&e))),
+                        _ => input_error(node, e.to_string()),
+                    })?;
+                    let hash = selection.hash;
+                    plan.selections.insert(id, selection);
+                    Resolved::Context(hash)
+                }
+                _ => Resolved::Nothing,
+            };
+            let input_keys: Vec<NodeKey> =
+                node.inputs().iter().map(|&i| plan.keys[i].expect("inputs are planned before their users")).collect();
+            plan.keys[id] = Some(node_key(node, &input_keys, resolved));
+        }
+        plan.files_hashed = cache.hashed;
+        plan.files_reused = cache.reused;
+        // The stat cache only saves work; failing to write it is not a build failure.
+        let _ = cache.save(&cache_path, self.store.root().join("tmp").as_path());
+        Ok(plan)
+    }
+
+    /// Builds `nodes` (closed under inputs, in order) and returns their states.
+    pub fn run(&self, plan: &Plan, nodes: &[NodeId]) -> Result<HashMap<NodeId, State>> {
+        self.events.event(Event::Planned { total: nodes.len() });
+        let mut states: HashMap<NodeId, State> = HashMap::new();
+        for &id in nodes {
+            if self.cancel.load(Ordering::SeqCst) {
+                return Err(Error::Interrupted);
+            }
+            let node = &self.graph.nodes[id];
+            let key = plan.keys[id].expect("planned");
+            let state = if node.makes_layer() {
+                let started = Instant::now();
+                let cached = if self.opts.no_cache { None } else { self.store.record(&key)? };
+                let record = match cached {
+                    Some(record) => {
+                        self.events.event(Event::Cached { node: id, key });
+                        record
+                    }
+                    None => {
+                        self.events.event(Event::Started { node: id, key });
+                        let record = self.execute(id, plan, &states).inspect_err(|e| {
+                            self.events.event(Event::Failed { node: id, message: e.to_string() });
+                        })?;
+                        self.store.put_record(&key, &record)?;
+                        self.events.event(Event::Done { node: id, key, elapsed: started.elapsed() });
+                        record
+                    }
+                };
+                self.fold_layer(node, states.get(&node.parent.unwrap_or(usize::MAX)), &record)
+            } else {
+                let state = self.fold_meta(node, node.parent.map(|p| &states[&p]));
+                self.events.event(Event::Cached { node: id, key });
+                state
+            };
+            states.insert(id, state);
+        }
+        Ok(states)
+    }
+
+    fn history(&self, node: &Node, empty_layer: bool) -> History {
+        History {
+            created: Some(image::rfc3339(self.opts.epoch)),
+            created_by: Some(node.description.clone()),
+            comment: Some("strata".into()),
+            empty_layer,
+            ..History::default()
+        }
+    }
+
+    fn fold_layer(&self, node: &Node, parent: Option<&State>, record: &Record) -> State {
+        match (&node.op, &record.config) {
+            (Op::Base(_), Some(config)) => State { config: config.clone() },
+            _ => {
+                let mut config = parent.map(|p| p.config.clone()).unwrap_or_else(ImageConfig::empty);
+                config.created = Some(image::rfc3339(self.opts.epoch));
+                for layer in &record.layers {
+                    config.rootfs.diff_ids.push(layer.diff_id.clone());
+                    config.history.push(self.history(node, false));
+                }
+                State { config }
+            }
+        }
+    }
+
+    fn fold_meta(&self, node: &Node, parent: Option<&State>) -> State {
+        let mut config = parent.map(|p| p.config.clone()).unwrap_or_else(ImageConfig::empty);
+        config.created = Some(image::rfc3339(self.opts.epoch));
+        let c = &mut config.config;
+        match &node.op {
+            Op::Scratch => return State { config },
+            Op::Meta(change) => match change {
+                MetaChange::Env(pairs) => {
+                    let mut env = c.env.take().unwrap_or_default();
+                    for (k, v) in pairs {
+                        env.retain(|kv| kv.split_once('=').map_or(kv.as_str(), |(name, _)| name) != k);
+                        env.push(format!("{k}={v}"));
+                    }
+                    c.env = Some(env);
+                }
+                MetaChange::Workdir(dir) => {
+                    let base = c.working_dir.clone().unwrap_or_else(|| "/".into());
+                    c.working_dir = Some(join_image_path(&base, dir));
+                }
+                MetaChange::User(user) => c.user = Some(user.clone()),
+                MetaChange::Cmd(argv) => c.cmd = Some(argv.clone()),
+                MetaChange::Entrypoint(argv) => {
+                    c.entrypoint = Some(argv.clone());
+                    // As in Docker, a new entrypoint resets an inherited cmd.
+                    c.cmd = None;
+                }
+                MetaChange::Expose(port) => {
+                    c.exposed_ports.get_or_insert_with(Default::default).insert(port.clone(), Empty {});
+                }
+                MetaChange::Label(k, v) => {
+                    c.labels.get_or_insert_with(Default::default).insert(k.clone(), v.clone());
+                }
+                MetaChange::Volume(path) => {
+                    c.volumes.get_or_insert_with(Default::default).insert(path.clone(), Empty {});
+                }
+                MetaChange::StopSignal(sig) => c.stop_signal = Some(sig.clone()),
+            },
+            _ => unreachable!("layer ops are folded by fold_layer"),
+        }
+        config.history.push(self.history(node, true));
+        State { config }
+    }
+
+    fn execute(&self, id: NodeId, plan: &Plan, states: &HashMap<NodeId, State>) -> Result<Record> {
+        let node = &self.graph.nodes[id];
+        match &node.op {
+            Op::Base(source) => base::import(self.store, source, self.opts.compression, self.opts.epoch),
+            Op::Copy(copy) => {
+                let parent = &states[&node.parent.expect("copy has a parent")];
+                self.copy(node, copy, parent, plan.selections.get(&id), states)
+            }
+            Op::Run(_) => Err(Error::Step {
+                origin: node.origin.clone(),
+                message: "`run` steps are not supported yet".into(),
+                detail: String::new(),
+            }),
+            Op::Scratch | Op::Meta(_) => unreachable!("no layer"),
+        }
+    }
+
+    fn copy(
+        &self,
+        node: &Node,
+        copy: &CopyOp,
+        parent: &State,
+        selection: Option<&Selection>,
+        states: &HashMap<NodeId, State>,
+    ) -> Result<Record> {
+        let parent_dirs = parent.layer_dirs(self.store);
+        let parent_view = View { layers: &parent_dirs };
+        let workdir = parent.config.config.working_dir.clone().unwrap_or_else(|| "/".into());
+        let dst = join_image_path(&workdir, &copy.dst);
+        let dst_comps = fsview::components(&dst);
+        let dst_is_dir = copy.dst.ends_with('/')
+            || copy.dst == "."
+            || dst_comps.is_empty()
+            || parent_view.resolve(&dst, true).and_then(|c| parent_view.lookup(&c)).is_some_and(|(_, m)| m.is_dir());
+        let owner = match &copy.chown {
+            Some(spec) => fsview::resolve_user(&parent_view, spec).map_err(|e| input_error(node, format!("chown: {e}")))?,
+            None => (0, 0),
+        };
+
+        let tmp = self.store.tmp_dir()?;
+        let root = tmp.path().join("layer");
+        fs::create_dir(&root).map_err(Error::io("create", &root))?;
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).map_err(Error::io("chmod", &root))?;
+        let mut copied: Vec<PathBuf> = Vec::new();
+
+        match &copy.source {
+            CopySource::Context { .. } => {
+                let selection = selection.expect("context copies are planned");
+                let many = selection.sources.len() > 1;
+                for src in &selection.sources {
+                    let (target, skip_root): (Vec<String>, bool) = if src.is_dir {
+                        (dst_comps.clone(), true)
+                    } else if dst_is_dir || many {
+                        let name = src.abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                        (with(&dst_comps, &name), false)
+                    } else {
+                        (dst_comps.clone(), false)
+                    };
+                    self.make_parents(&root, &target, &parent_view, src.is_dir)?;
+                    let target_host = host_path(&root, &target);
+                    for entry in &src.entries {
+                        if skip_root && entry.rel.as_os_str().is_empty() {
+                            continue;
+                        }
+                        let from = src.abs.join(&entry.rel);
+                        let to = if entry.rel.as_os_str().is_empty() { target_host.clone() } else { target_host.join(&entry.rel) };
+                        self.check_cancel()?;
+                        copy_context_entry(node, &from, &to, &entry.kind, entry.mode)?;
+                        copied.push(to);
+                    }
+                }
+            }
+            CopySource::State { node: from, path } => {
+                let source = &states[from];
+                let dirs = source.layer_dirs(self.store);
+                let view = View { layers: &dirs };
+                let comps = view
+                    .resolve(path, true)
+                    .filter(|c| view.lookup(c).is_some())
+                    .ok_or_else(|| input_error(node, format!("`{path}` does not exist in the source state")))?;
+                let (_, meta) = view.lookup(&comps).expect("checked above");
+                let target = if meta.is_dir() || !dst_is_dir {
+                    dst_comps.clone()
+                } else {
+                    with(&dst_comps, comps.last().map(String::as_str).unwrap_or(""))
+                };
+                self.make_parents(&root, &target, &parent_view, meta.is_dir())?;
+                let target_host = host_path(&root, &target);
+                if meta.is_dir() && target.is_empty() {
+                    // Copying a directory's contents onto the root.
+                    let staged = tmp.path().join("staged");
+                    view.materialize(&comps, &staged)?;
+                    for entry in fs::read_dir(&staged).map_err(Error::io("read directory", &staged))? {
+                        let entry = entry.map_err(Error::io("read directory", &staged))?;
+                        let to = root.join(entry.file_name());
+                        fs::rename(entry.path(), &to).map_err(Error::io("move", &to))?;
+                        collect_tree(&to, &mut copied)?;
+                    }
+                } else {
+                    if meta.is_dir() && fsview::exists(&target_host) {
+                        fs::remove_dir(&target_host).map_err(Error::io("replace", &target_host))?;
+                    }
+                    view.materialize(&comps, &target_host)?;
+                    if meta.is_dir() {
+                        let mut all = Vec::new();
+                        collect_tree(&target_host, &mut all)?;
+                        // The destination directory keeps its own attributes; its contents are copied.
+                        copied.extend(all.into_iter().skip(1));
+                    } else {
+                        copied.push(target_host);
+                    }
+                }
+            }
+        }
+
+        for path in &copied {
+            sys::lchown(path, owner.0, owner.1).map_err(Error::io("chown", path))?;
+            if let Some(mode) = copy.chmod {
+                let meta = fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
+                if !meta.file_type().is_symlink() {
+                    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", path))?;
+                }
+            }
+        }
+        fsview::clamp_mtimes(&root, self.opts.epoch)?;
+        let diff_id = base::write_layer(self.store, &root, self.opts.compression, self.opts.epoch)?;
+        Ok(Record { layers: vec![crate::store::LayerRef { diff_id }], config: None })
+    }
+
+    fn check_cancel(&self) -> Result<()> {
+        if self.cancel.load(Ordering::SeqCst) {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Creates the parents of `target` in the layer (and `target` itself when
+    /// it is a directory), with the attributes they have in the parent state,
+    /// or root-owned 0755 when they are new.
+    fn make_parents(&self, root: &Path, target: &[String], parent: &View<'_>, target_is_dir: bool) -> Result<()> {
+        let upto = if target_is_dir { target.len() } else { target.len().saturating_sub(1) };
+        for i in 1..=upto {
+            let host = host_path(root, &target[..i]);
+            if fsview::exists(&host) {
+                continue;
+            }
+            fs::create_dir(&host).map_err(Error::io("create directory", &host))?;
+            let (mode, uid, gid) = match parent.lookup(&target[..i]) {
+                Some((_, meta)) if meta.is_dir() => {
+                    use std::os::unix::fs::MetadataExt;
+                    (meta.mode() & 0o7777, meta.uid(), meta.gid())
+                }
+                _ => (0o755, 0, 0),
+            };
+            sys::lchown(&host, uid, gid).map_err(Error::io("chown", &host))?;
+            fs::set_permissions(&host, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &host))?;
+        }
+        Ok(())
+    }
+}
+
+fn io_cause(e: &SelectError) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => cause.to_string(),
+        None => String::new(),
+    }
+}
+
+fn with(comps: &[String], name: &str) -> Vec<String> {
+    let mut v = comps.to_vec();
+    v.push(name.to_string());
+    v
+}
+
+fn host_path(root: &Path, comps: &[String]) -> PathBuf {
+    let mut p = root.to_path_buf();
+    for c in comps {
+        p.push(c);
+    }
+    p
+}
+
+/// Joins an image path onto a base directory (absolute paths win).
+pub fn join_image_path(base: &str, path: &str) -> String {
+    let joined = if path.starts_with('/') { path.to_string() } else { format!("{}/{}", base.trim_end_matches('/'), path) };
+    let comps = fsview::components(&joined);
+    format!("/{}", comps.join("/"))
+}
+
+fn collect_tree(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    out.push(path.to_path_buf());
+    let meta = fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
+    if meta.is_dir() {
+        let mut children: Vec<PathBuf> = fs::read_dir(path)
+            .map_err(Error::io("read directory", path))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<io::Result<_>>()
+            .map_err(Error::io("read directory", path))?;
+        children.sort();
+        for child in children {
+            collect_tree(&child, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies one context entry, checking that a file still has the content
+/// that was hashed when the build was planned.
+fn copy_context_entry(node: &Node, from: &Path, to: &Path, kind: &EntryKind, mode: u32) -> Result<()> {
+    match kind {
+        EntryKind::Dir => {
+            if !fsview::exists(to) {
+                fs::create_dir(to).map_err(Error::io("create directory", to))?;
+            }
+        }
+        EntryKind::Symlink { target } => {
+            crate::layer::remove_path(to)?;
+            std::os::unix::fs::symlink(target, to).map_err(Error::io("create symlink", to))?;
+            return Ok(());
+        }
+        EntryKind::File { hash, .. } => {
+            crate::layer::remove_path(to)?;
+            let mut input = fs::File::open(from).map_err(Error::io("open", from))?;
+            let mut output = fs::File::create(to).map_err(Error::io("create", to))?;
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = input.read(&mut buf).map_err(Error::io("read", from))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                output.write_all(&buf[..n]).map_err(Error::io("write", to))?;
+            }
+            if hasher.finalize().as_bytes() != hash {
+                return Err(input_error(
+                    node,
+                    format!("`{}` changed while the build was reading it; run the build again", from.display()),
+                ));
+            }
+        }
+    }
+    fs::set_permissions(to, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", to))
+}

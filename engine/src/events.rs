@@ -1,0 +1,37 @@
+//! The one interface between the engine and whatever shows progress: the
+//! engine never prints, it emits `Event`s to a sink the caller provides.
+
+use std::time::Duration;
+
+use crate::digest::NodeKey;
+use crate::graph::NodeId;
+
+/// Something that happened during a build.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// Keys are computed; `total` nodes take part in this build.
+    Planned { total: usize },
+    /// The node's result was found in the store.
+    Cached { node: NodeId, key: NodeKey },
+    /// The node started executing.
+    Started { node: NodeId, key: NodeKey },
+    /// A line of a RUN step's output.
+    Output { node: NodeId, line: String },
+    /// The node finished.
+    Done { node: NodeId, key: NodeKey, elapsed: Duration },
+    /// The node failed.
+    Failed { node: NodeId, message: String },
+    /// A target was written somewhere (the store, a directory, an archive).
+    Exported { target: String, destination: String },
+}
+
+/// Receives events; must be cheap and thread-safe.
+pub trait EventSink: Sync {
+    fn event(&self, event: Event);
+}
+
+impl<F: Fn(Event) + Sync> EventSink for F {
+    fn event(&self, event: Event) {
+        self(event)
+    }
+}

@@ -1,0 +1,384 @@
+//! A read-only merged view of a stack of unpacked layers (bottom first), the
+//! way overlayfs would show it, computed in user space: look up a path,
+//! resolve symlinks inside the image's root, read a file, and materialize a
+//! subtree into a host directory (for `copy` from another state and for
+//! artifact targets). Whiteouts and opaque directories are honoured.
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::layer::{remove_path, OPAQUE_XATTR};
+use crate::sys;
+
+fn is_whiteout(meta: &fs::Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+fn is_opaque(path: &Path) -> bool {
+    matches!(sys::lgetxattr(path, OPAQUE_XATTR), Ok(Some(v)) if v == b"y")
+}
+
+fn lstat(path: &Path) -> Option<fs::Metadata> {
+    fs::symlink_metadata(path).ok()
+}
+
+/// Splits an absolute image path into its normal components.
+pub fn components(path: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            p => out.push(p.to_string()),
+        }
+    }
+    out
+}
+
+/// The merged view over `layers` (paths of unpacked layer directories, bottom first).
+pub struct View<'a> {
+    pub layers: &'a [PathBuf],
+}
+
+impl View<'_> {
+    /// The top-most entry for `comps` and the layer directory it is in;
+    /// `None` if the path does not exist in the merged view.
+    pub fn lookup(&self, comps: &[String]) -> Option<(PathBuf, fs::Metadata)> {
+        if comps.is_empty() {
+            let top = self.layers.last()?;
+            return lstat(top).map(|m| (top.clone(), m));
+        }
+        for layer in self.layers.iter().rev() {
+            let mut p = layer.clone();
+            let mut opaque_above = false;
+            for (i, c) in comps.iter().enumerate() {
+                p.push(c);
+                let Some(meta) = lstat(&p) else {
+                    if opaque_above {
+                        return None;
+                    }
+                    break;
+                };
+                if is_whiteout(&meta) {
+                    return None;
+                }
+                if i == comps.len() - 1 {
+                    return Some((p, meta));
+                }
+                if !meta.is_dir() {
+                    return None;
+                }
+                if is_opaque(&p) {
+                    opaque_above = true;
+                }
+            }
+        }
+        None
+    }
+
+    /// Resolves symlinks in `path` inside the image root (absolute links
+    /// point at the image root, never the host's). With `follow_last`, a
+    /// final symlink is followed too.
+    pub fn resolve(&self, path: &str, follow_last: bool) -> Option<Vec<String>> {
+        let mut pending: Vec<String> = components(path).into_iter().rev().collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(c) = pending.pop() {
+            done.push(c);
+            let last = pending.is_empty();
+            let Some((host, meta)) = self.lookup(&done) else {
+                return if last { Some(done) } else { None };
+            };
+            if meta.file_type().is_symlink() && (!last || follow_last) {
+                hops += 1;
+                if hops > 40 {
+                    return None;
+                }
+                let target = fs::read_link(&host).ok()?;
+                let target = target.to_string_lossy().into_owned();
+                done.pop();
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                for part in target.split('/').rev() {
+                    match part {
+                        "" | "." => {}
+                        p => pending.push(p.to_string()),
+                    }
+                }
+                // `..` parts are applied as they are popped.
+                while pending.last().map(String::as_str) == Some("..") {
+                    pending.pop();
+                    done.pop();
+                }
+            }
+            while pending.last().map(String::as_str) == Some("..") {
+                pending.pop();
+                done.pop();
+            }
+        }
+        Some(done)
+    }
+
+    /// The content of a regular file, following symlinks.
+    pub fn read_file(&self, path: &str) -> Option<Vec<u8>> {
+        let comps = self.resolve(path, true)?;
+        let (host, meta) = self.lookup(&comps)?;
+        if meta.is_file() {
+            fs::read(host).ok()
+        } else {
+            None
+        }
+    }
+
+    /// Copies the merged subtree at `comps` to `dest` (which must not exist).
+    /// Returns `false` when the path does not exist.
+    pub fn materialize(&self, comps: &[String], dest: &Path) -> Result<bool> {
+        for layer in self.layers {
+            let mut p = layer.clone();
+            let mut present = true;
+            let n = comps.len();
+            for c in comps.iter().take(n.saturating_sub(1)) {
+                p.push(c);
+                match lstat(&p) {
+                    None => {
+                        present = false;
+                        break;
+                    }
+                    Some(meta) if !meta.is_dir() => {
+                        // Deleted or replaced by a non-directory: nothing below survives.
+                        remove_path(dest)?;
+                        present = false;
+                        break;
+                    }
+                    Some(_) => {
+                        if is_opaque(&p) {
+                            remove_path(dest)?;
+                        }
+                    }
+                }
+            }
+            if !present {
+                continue;
+            }
+            if let Some(last) = comps.last() {
+                p.push(last);
+            }
+            let Some(meta) = lstat(&p) else { continue };
+            if is_whiteout(&meta) {
+                remove_path(dest)?;
+            } else if meta.is_dir() {
+                let dest_is_dir = lstat(dest).is_some_and(|m| m.is_dir());
+                if (n > 0 && is_opaque(&p)) || !dest_is_dir {
+                    remove_path(dest)?;
+                }
+                merge_dir(&p, dest)?;
+            } else {
+                remove_path(dest)?;
+                copy_entry(&p, dest, &meta)?;
+            }
+        }
+        Ok(lstat(dest).is_some())
+    }
+}
+
+/// Applies one layer's directory `src` onto `dest`.
+fn merge_dir(src: &Path, dest: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(src).map_err(Error::io("stat", src))?;
+    if lstat(dest).is_none() {
+        fs::create_dir(dest).map_err(Error::io("create directory", dest))?;
+    }
+    sys::lchown(dest, meta.uid(), meta.gid()).map_err(Error::io("chown", dest))?;
+    fs::set_permissions(dest, fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(Error::io("chmod", dest))?;
+    for entry in fs::read_dir(src).map_err(Error::io("read directory", src))? {
+        let entry = entry.map_err(Error::io("read directory", src))?;
+        let child = entry.path();
+        let child_dest = dest.join(entry.file_name());
+        let cmeta = fs::symlink_metadata(&child).map_err(Error::io("stat", &child))?;
+        if is_whiteout(&cmeta) {
+            remove_path(&child_dest)?;
+        } else if cmeta.is_dir() {
+            let dest_is_dir = lstat(&child_dest).is_some_and(|m| m.is_dir());
+            if is_opaque(&child) || !dest_is_dir {
+                remove_path(&child_dest)?;
+            }
+            merge_dir(&child, &child_dest)?;
+        } else {
+            remove_path(&child_dest)?;
+            copy_entry(&child, &child_dest, &cmeta)?;
+        }
+    }
+    sys::set_mtime(dest, meta.mtime()).map_err(Error::io("set mtime of", dest))
+}
+
+/// Copies one non-directory entry with its owner, mode and mtime.
+pub(crate) fn copy_entry(src: &Path, dest: &Path, meta: &fs::Metadata) -> Result<()> {
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = fs::read_link(src).map_err(Error::io("read link", src))?;
+        std::os::unix::fs::symlink(&target, dest).map_err(Error::io("create symlink", dest))?;
+        sys::lchown(dest, meta.uid(), meta.gid()).map_err(Error::io("chown", dest))?;
+    } else if ft.is_file() {
+        fs::copy(src, dest).map_err(Error::io("copy", src))?;
+        sys::lchown(dest, meta.uid(), meta.gid()).map_err(Error::io("chown", dest))?;
+        fs::set_permissions(dest, fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(Error::io("chmod", dest))?;
+    } else {
+        sys::mknod(dest, meta.mode(), sys::dev_parts(meta.rdev()).0, sys::dev_parts(meta.rdev()).1)
+            .map_err(Error::io("create device", dest))?;
+        sys::lchown(dest, meta.uid(), meta.gid()).map_err(Error::io("chown", dest))?;
+    }
+    sys::set_mtime(dest, meta.mtime()).map_err(Error::io("set mtime of", dest))
+}
+
+/// Parses `/etc/passwd` or `/etc/group` and finds `name`'s numeric id
+/// (and, for passwd, the primary gid).
+pub fn lookup_id(file: &[u8], name: &str) -> Option<(u32, u32)> {
+    for line in file.split(|&b| b == b'\n') {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b':').collect();
+        if fields.len() >= 3 && fields[0] == name.as_bytes() {
+            let id = std::str::from_utf8(fields[2]).ok()?.parse().ok()?;
+            let gid = fields.get(3).and_then(|g| std::str::from_utf8(g).ok()?.parse().ok()).unwrap_or(id);
+            return Some((id, gid));
+        }
+    }
+    None
+}
+
+/// Resolves `user[:group]` (names or numbers) against an image's passwd and group files.
+pub fn resolve_user(view: &View<'_>, spec: &str) -> std::result::Result<(u32, u32), String> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let (uid, primary_gid) = match user.parse::<u32>() {
+        Ok(uid) => {
+            let gid = view
+                .read_file("/etc/passwd")
+                .and_then(|f| {
+                    String::from_utf8_lossy(&f).lines().find_map(|l| {
+                        let fields: Vec<&str> = l.split(':').collect();
+                        (fields.len() >= 4 && fields[2] == user).then(|| fields[3].parse().ok()).flatten()
+                    })
+                })
+                .unwrap_or(uid);
+            (uid, gid)
+        }
+        Err(_) => {
+            let passwd = view.read_file("/etc/passwd").ok_or_else(|| format!("user `{user}`: the image has no /etc/passwd"))?;
+            lookup_id(&passwd, user).ok_or_else(|| format!("user `{user}` is not in the image's /etc/passwd"))?
+        }
+    };
+    let gid = match group {
+        None => primary_gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => {
+                let groups = view.read_file("/etc/group").ok_or_else(|| format!("group `{g}`: the image has no /etc/group"))?;
+                lookup_id(&groups, g).ok_or_else(|| format!("group `{g}` is not in the image's /etc/group"))?.0
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// Sets every mtime under `dir` (and `dir`) to at most `epoch`, children first.
+pub fn clamp_mtimes(dir: &Path, epoch: i64) -> Result<()> {
+    let meta = fs::symlink_metadata(dir).map_err(Error::io("stat", dir))?;
+    if meta.is_dir() {
+        for entry in fs::read_dir(dir).map_err(Error::io("read directory", dir))? {
+            let entry = entry.map_err(Error::io("read directory", dir))?;
+            clamp_mtimes(&entry.path(), epoch)?;
+        }
+    }
+    if meta.mtime() > epoch {
+        sys::set_mtime(dir, epoch).map_err(Error::io("set mtime of", dir))?;
+    }
+    Ok(())
+}
+
+/// True when `path` exists (without following a final symlink).
+pub fn exists(path: &Path) -> bool {
+    lstat(path).is_some()
+}
+
+/// The byte string of a path, for messages.
+pub fn show(path: &Path) -> String {
+    String::from_utf8_lossy(path.as_os_str().as_bytes()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(root: &Path, name: &str) -> PathBuf {
+        let p = root.join(name);
+        fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    #[test]
+    fn upper_layers_win_whiteouts_delete_and_opaque_dirs_hide() {
+        let t = tempfile::tempdir().unwrap();
+        let l0 = layer(t.path(), "0");
+        let l1 = layer(t.path(), "1");
+        fs::create_dir_all(l0.join("etc/conf.d")).unwrap();
+        fs::write(l0.join("etc/a"), b"old").unwrap();
+        fs::write(l0.join("etc/b"), b"b").unwrap();
+        fs::write(l0.join("etc/conf.d/x"), b"x").unwrap();
+        fs::create_dir_all(l1.join("etc/conf.d")).unwrap();
+        fs::write(l1.join("etc/a"), b"new").unwrap();
+        sys::mknod_whiteout(&l1.join("etc/b")).unwrap();
+        sys::lsetxattr(&l1.join("etc/conf.d"), OPAQUE_XATTR, b"y").unwrap();
+        fs::write(l1.join("etc/conf.d/y"), b"y").unwrap();
+        let layers = vec![l0, l1];
+        let view = View { layers: &layers };
+        assert_eq!(view.read_file("/etc/a").unwrap(), b"new");
+        assert!(view.lookup(&components("/etc/b")).is_none());
+        assert!(view.lookup(&components("/etc/conf.d/x")).is_none());
+        assert!(view.lookup(&components("/etc/conf.d/y")).is_some());
+
+        let out = t.path().join("out");
+        assert!(view.materialize(&components("/etc"), &out).unwrap());
+        assert_eq!(fs::read(out.join("a")).unwrap(), b"new");
+        assert!(!out.join("b").exists());
+        assert!(!out.join("conf.d/x").exists());
+        assert_eq!(fs::read(out.join("conf.d/y")).unwrap(), b"y");
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_image_root() {
+        let t = tempfile::tempdir().unwrap();
+        let l0 = layer(t.path(), "0");
+        fs::create_dir_all(l0.join("usr/bin")).unwrap();
+        fs::write(l0.join("usr/bin/tool"), b"tool").unwrap();
+        std::os::unix::fs::symlink("usr/bin", l0.join("bin")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/tool", l0.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../../usr/bin/tool", l0.join("up")).unwrap();
+        let layers = vec![l0];
+        let view = View { layers: &layers };
+        assert_eq!(view.read_file("/bin/tool").unwrap(), b"tool");
+        assert_eq!(view.read_file("/abs").unwrap(), b"tool");
+        assert_eq!(view.read_file("/up").unwrap(), b"tool");
+    }
+
+    #[test]
+    fn users_and_groups_resolve_by_name_and_number() {
+        let t = tempfile::tempdir().unwrap();
+        let l0 = layer(t.path(), "0");
+        fs::create_dir_all(l0.join("etc")).unwrap();
+        fs::write(l0.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n").unwrap();
+        fs::write(l0.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        let layers = vec![l0];
+        let view = View { layers: &layers };
+        assert_eq!(resolve_user(&view, "app").unwrap(), (1000, 1001));
+        assert_eq!(resolve_user(&view, "app:staff").unwrap(), (1000, 50));
+        assert_eq!(resolve_user(&view, "1000").unwrap(), (1000, 1001));
+        assert_eq!(resolve_user(&view, "7:8").unwrap(), (7, 8));
+        assert!(resolve_user(&view, "nobody").unwrap_err().contains("not in the image"));
+    }
+}
