@@ -1,0 +1,159 @@
+//! The Rhai engine set-up for one evaluation: limits that keep a hostile
+//! recipe from hanging or exhausting memory, the module resolver for
+//! relative imports, the recipe functions, and error translation into
+//! [`DslError`] with file, line, column and a hint.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::rc::Rc;
+
+use rhai::{Engine, EvalAltResult, Position};
+use strata_engine::graph::Graph;
+
+use crate::api::{self, SIGNATURES};
+use crate::error::DslError;
+use crate::recorder::Recorder;
+
+pub fn evaluate(source: &str, name: &str, dir: &Path, args: &BTreeMap<String, String>) -> Result<Graph, DslError> {
+    let rec = Rc::new(RefCell::new(Recorder {
+        graph: Graph { context_dir: dir.to_path_buf(), ..Graph::default() },
+        args: args.clone(),
+        file: name.to_string(),
+        dir: dir.to_path_buf(),
+    }));
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(20_000_000)
+        .set_max_call_levels(64)
+        .set_max_expr_depths(128, 64)
+        .set_max_string_size(1 << 20)
+        .set_max_array_size(1 << 16)
+        .set_max_map_size(1 << 16)
+        .set_max_modules(256)
+        .set_strict_variables(true);
+    engine.set_module_resolver(rhai::module_resolvers::FileModuleResolver::new_with_path(dir));
+    api::register(&mut engine, &rec);
+
+    let sources: Rc<RefCell<BTreeMap<String, String>>> = Rc::new(RefCell::new(BTreeMap::from([(name.to_string(), source.to_string())])));
+    let to_error = |err: &EvalAltResult, fallback_file: &str| translate(err, fallback_file, dir, &sources.borrow());
+
+    let mut ast = engine.compile(source).map_err(|e| {
+        let err = EvalAltResult::ErrorParsing(*e.0, e.1);
+        to_error(&err, name)
+    })?;
+    ast.set_source(name);
+    engine.run_ast(&ast).map_err(|e| to_error(&e, name))?;
+    drop(engine);
+    let rec = Rc::try_unwrap(rec).map_err(|_| DslError {
+        file: name.into(),
+        line: 0,
+        col: 0,
+        message: "internal error: the recorder is still in use".into(),
+        source_line: None,
+    })?;
+    Ok(rec.into_inner().graph)
+}
+
+/// Finds the innermost error (inside function calls and modules) and its file.
+fn innermost<'a>(err: &'a EvalAltResult, file: &str) -> (&'a EvalAltResult, String) {
+    match err {
+        EvalAltResult::ErrorInFunctionCall(_, src, inner, _) => {
+            let f = if src.is_empty() { file.to_string() } else { src.clone() };
+            innermost(inner, &f)
+        }
+        EvalAltResult::ErrorInModule(module, inner, _) => innermost(inner, &format!("{module}.rhai")),
+        other => (other, file.to_string()),
+    }
+}
+
+fn translate(err: &EvalAltResult, file: &str, dir: &Path, sources: &BTreeMap<String, String>) -> DslError {
+    let (inner, file) = innermost(err, file);
+    let pos: Position = inner.position();
+    let message = match inner {
+        EvalAltResult::ErrorRuntime(msg, _) => msg.to_string(),
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => function_hint(sig),
+        EvalAltResult::ErrorParsing(kind, _) => format!("syntax error: {kind}"),
+        EvalAltResult::ErrorVariableNotFound(var, _) => format!("unknown variable `{var}`"),
+        EvalAltResult::ErrorMismatchDataType(expected, found, _) => format!("expected a {expected}, found a {found}"),
+        EvalAltResult::ErrorTooManyOperations(_) => "the recipe runs too long (operation limit reached); is there an endless loop?".into(),
+        other => {
+            let text = other.to_string();
+            text.rsplit_once(" (line").map(|(m, _)| m.to_string()).unwrap_or(text)
+        }
+    };
+    let line = pos.line().unwrap_or(0);
+    let source_line = sources
+        .get(&file)
+        .cloned()
+        .or_else(|| std::fs::read_to_string(dir.join(&file)).ok())
+        .and_then(|text| text.lines().nth(line.wrapping_sub(1)).map(str::to_string));
+    DslError { file, line, col: pos.position().unwrap_or(0), message, source_line }
+}
+
+/// "no function `copy (State, i64)`" plus what the function does take.
+fn function_hint(signature: &str) -> String {
+    let name = signature.split([' ', '(']).next().unwrap_or(signature);
+    let args = signature.get(name.len()..).unwrap_or("").trim();
+    let args = args.replace("strata_dsl::api::", "").replace("rhai::", "").replace("ImmutableString", "string").replace("i64", "integer");
+    match SIGNATURES.iter().find(|(n, _)| *n == name) {
+        Some((_, usage)) => format!("`{name}` does not take {args}; expected {usage}"),
+        None => format!("unknown function `{name}` {args}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(src: &str) -> Result<Graph, DslError> {
+        let dir = tempfile::tempdir().unwrap();
+        evaluate(src, "strata.rhai", dir.path(), &BTreeMap::new())
+    }
+
+    #[test]
+    fn syntax_errors_name_file_line_and_column() {
+        let err = compile("let a = scratch();\nlet b = a.env(\"A\" \"1\");\n").unwrap_err();
+        assert_eq!((err.file.as_str(), err.line), ("strata.rhai", 2));
+        assert!(err.message.starts_with("syntax error"), "{}", err.message);
+        assert!(err.to_string().contains("let b = a.env"), "{err}");
+    }
+
+    #[test]
+    fn unknown_functions_are_named() {
+        let err = compile("let a = scrach();").unwrap_err();
+        assert_eq!(err.line, 1);
+        assert!(err.message.contains("scrach"), "{}", err.message);
+    }
+
+    #[test]
+    fn wrong_argument_types_say_what_was_expected() {
+        let err = compile("let a = scratch();\n\n  a.copy(42, \"/x\");").unwrap_err();
+        assert_eq!((err.line, err.col), (3, 5));
+        assert!(err.message.contains("expected state.copy("), "{}", err.message);
+    }
+
+    #[test]
+    fn every_recipe_function_records_its_origin() {
+        let g = compile("let a = scratch()\n  .env(\"A\", \"1\");\nimage(\"a\", a);").unwrap();
+        assert_eq!(g.nodes.len(), 2);
+        assert_eq!((g.nodes[1].origin.line, g.nodes[1].origin.col), (2, 4));
+        assert_eq!(g.targets[0].origin.line, 3);
+        assert_eq!(g.nodes[1].description, "env(\"A\", \"1\")");
+    }
+
+    #[test]
+    fn doc_examples_evaluate() {
+        for doc in [include_str!("api/states.rs"), include_str!("api/meta.rs"), include_str!("api/targets.rs")] {
+            let example: String = doc
+                .lines()
+                .skip_while(|l| !l.starts_with("//! ```rhai"))
+                .skip(1)
+                .take_while(|l| !l.starts_with("//! ```"))
+                .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start_matches(' ')))
+                .collect();
+            assert!(!example.is_empty());
+            compile(&example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+        }
+    }
+}

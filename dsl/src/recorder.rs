@@ -1,0 +1,48 @@
+//! The per-evaluation collector that recipe functions write into.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use rhai::{NativeCallContext, Position};
+use strata_engine::graph::{Graph, Node, NodeId, Op, Origin, Target};
+
+/// What a recipe has declared so far.
+pub struct Recorder {
+    pub graph: Graph,
+    pub args: BTreeMap<String, String>,
+    /// The main recipe's file name (used when Rhai reports no source).
+    pub file: String,
+    /// The recipe's directory: base of relative paths.
+    pub dir: PathBuf,
+}
+
+pub type Shared = Rc<RefCell<Recorder>>;
+
+impl Recorder {
+    /// Where the current builtin was called from.
+    pub fn origin(&self, ctx: &NativeCallContext) -> Origin {
+        let pos = ctx.call_position();
+        let file = ctx.call_source().map(str::to_string).unwrap_or_else(|| self.file.clone());
+        Origin { file, line: pos.line().unwrap_or(0) as u32, col: pos.position().unwrap_or(0) as u32 }
+    }
+
+    pub fn add(&mut self, ctx: &NativeCallContext, op: Op, parent: Option<NodeId>, description: String) -> NodeId {
+        let origin = self.origin(ctx);
+        self.graph.add(Node { op, parent, origin, description })
+    }
+
+    pub fn add_target(&mut self, ctx: &NativeCallContext, target: Target) -> Result<(), Box<rhai::EvalAltResult>> {
+        if self.graph.target(&target.name).is_some() {
+            return Err(runtime(ctx.call_position(), format!("a target named `{}` is already defined", target.name)));
+        }
+        self.graph.targets.push(target);
+        Ok(())
+    }
+}
+
+/// A recipe error at `pos`.
+pub fn runtime(pos: Position, message: impl Into<String>) -> Box<rhai::EvalAltResult> {
+    Box::new(rhai::EvalAltResult::ErrorRuntime(message.into().into(), pos))
+}
