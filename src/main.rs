@@ -1,1 +1,22 @@
-fn main() {}
+//! The `strata` command line. Parsing only validates; each subcommand lives
+//! in `cli/<command>.rs`. Printing and exit codes live here and in
+//! `render/`: 0 ok, 1 build failed, 2 bad usage or bad recipe.
+
+mod cli;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    render::signals::install();
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = render::diagnostics::report(&err);
+            ExitCode::from(code)
+        }
+    }
+}

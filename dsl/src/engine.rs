@@ -15,9 +15,17 @@ use crate::api::{self, SIGNATURES};
 use crate::error::DslError;
 use crate::recorder::Recorder;
 
-pub fn evaluate(source: &str, name: &str, dir: &Path, args: &BTreeMap<String, String>) -> Result<Graph, DslError> {
+pub fn evaluate(
+    source: &str,
+    name: &str,
+    dir: &Path,
+    args: &BTreeMap<String, String>,
+) -> Result<Graph, DslError> {
     let rec = Rc::new(RefCell::new(Recorder {
-        graph: Graph { context_dir: dir.to_path_buf(), ..Graph::default() },
+        graph: Graph {
+            context_dir: dir.to_path_buf(),
+            ..Graph::default()
+        },
         args: args.clone(),
         file: name.to_string(),
         dir: dir.to_path_buf(),
@@ -32,11 +40,18 @@ pub fn evaluate(source: &str, name: &str, dir: &Path, args: &BTreeMap<String, St
         .set_max_map_size(1 << 16)
         .set_max_modules(256)
         .set_strict_variables(true);
-    engine.set_module_resolver(rhai::module_resolvers::FileModuleResolver::new_with_path(dir));
+    engine.set_module_resolver(rhai::module_resolvers::FileModuleResolver::new_with_path(
+        dir,
+    ));
     api::register(&mut engine, &rec);
 
-    let sources: Rc<RefCell<BTreeMap<String, String>>> = Rc::new(RefCell::new(BTreeMap::from([(name.to_string(), source.to_string())])));
-    let to_error = |err: &EvalAltResult, fallback_file: &str| translate(err, fallback_file, dir, &sources.borrow());
+    let sources: Rc<RefCell<BTreeMap<String, String>>> = Rc::new(RefCell::new(BTreeMap::from([(
+        name.to_string(),
+        source.to_string(),
+    )])));
+    let to_error = |err: &EvalAltResult, fallback_file: &str| {
+        translate(err, fallback_file, dir, &sources.borrow())
+    };
 
     let mut ast = engine.compile(source).map_err(|e| {
         let err = EvalAltResult::ErrorParsing(*e.0, e.1);
@@ -59,15 +74,26 @@ pub fn evaluate(source: &str, name: &str, dir: &Path, args: &BTreeMap<String, St
 fn innermost<'a>(err: &'a EvalAltResult, file: &str) -> (&'a EvalAltResult, String) {
     match err {
         EvalAltResult::ErrorInFunctionCall(_, src, inner, _) => {
-            let f = if src.is_empty() { file.to_string() } else { src.clone() };
+            let f = if src.is_empty() {
+                file.to_string()
+            } else {
+                src.clone()
+            };
             innermost(inner, &f)
         }
-        EvalAltResult::ErrorInModule(module, inner, _) => innermost(inner, &format!("{module}.rhai")),
+        EvalAltResult::ErrorInModule(module, inner, _) => {
+            innermost(inner, &format!("{module}.rhai"))
+        }
         other => (other, file.to_string()),
     }
 }
 
-fn translate(err: &EvalAltResult, file: &str, dir: &Path, sources: &BTreeMap<String, String>) -> DslError {
+fn translate(
+    err: &EvalAltResult,
+    file: &str,
+    dir: &Path,
+    sources: &BTreeMap<String, String>,
+) -> DslError {
     let (inner, file) = innermost(err, file);
     let pos: Position = inner.position();
     let message = match inner {
@@ -75,11 +101,17 @@ fn translate(err: &EvalAltResult, file: &str, dir: &Path, sources: &BTreeMap<Str
         EvalAltResult::ErrorFunctionNotFound(sig, _) => function_hint(sig),
         EvalAltResult::ErrorParsing(kind, _) => format!("syntax error: {kind}"),
         EvalAltResult::ErrorVariableNotFound(var, _) => format!("unknown variable `{var}`"),
-        EvalAltResult::ErrorMismatchDataType(expected, found, _) => format!("expected a {expected}, found a {found}"),
-        EvalAltResult::ErrorTooManyOperations(_) => "the recipe runs too long (operation limit reached); is there an endless loop?".into(),
+        EvalAltResult::ErrorMismatchDataType(expected, found, _) => {
+            format!("expected a {expected}, found a {found}")
+        }
+        EvalAltResult::ErrorTooManyOperations(_) => {
+            "the recipe runs too long (operation limit reached); is there an endless loop?".into()
+        }
         other => {
             let text = other.to_string();
-            text.rsplit_once(" (line").map(|(m, _)| m.to_string()).unwrap_or(text)
+            text.rsplit_once(" (line")
+                .map(|(m, _)| m.to_string())
+                .unwrap_or(text)
         }
     };
     let line = pos.line().unwrap_or(0);
@@ -88,14 +120,24 @@ fn translate(err: &EvalAltResult, file: &str, dir: &Path, sources: &BTreeMap<Str
         .cloned()
         .or_else(|| std::fs::read_to_string(dir.join(&file)).ok())
         .and_then(|text| text.lines().nth(line.wrapping_sub(1)).map(str::to_string));
-    DslError { file, line, col: pos.position().unwrap_or(0), message, source_line }
+    DslError {
+        file,
+        line,
+        col: pos.position().unwrap_or(0),
+        message,
+        source_line,
+    }
 }
 
 /// "no function `copy (State, i64)`" plus what the function does take.
 fn function_hint(signature: &str) -> String {
     let name = signature.split([' ', '(']).next().unwrap_or(signature);
     let args = signature.get(name.len()..).unwrap_or("").trim();
-    let args = args.replace("strata_dsl::api::", "").replace("rhai::", "").replace("ImmutableString", "string").replace("i64", "integer");
+    let args = args
+        .replace("strata_dsl::api::", "")
+        .replace("rhai::", "")
+        .replace("ImmutableString", "string")
+        .replace("i64", "integer");
     match SIGNATURES.iter().find(|(n, _)| *n == name) {
         Some((_, usage)) => format!("`{name}` does not take {args}; expected {usage}"),
         None => format!("unknown function `{name}` {args}"),
@@ -130,7 +172,11 @@ mod tests {
     fn wrong_argument_types_say_what_was_expected() {
         let err = compile("let a = scratch();\n\n  a.copy(42, \"/x\");").unwrap_err();
         assert_eq!((err.line, err.col), (3, 5));
-        assert!(err.message.contains("expected state.copy("), "{}", err.message);
+        assert!(
+            err.message.contains("expected state.copy("),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -144,7 +190,11 @@ mod tests {
 
     #[test]
     fn doc_examples_evaluate() {
-        for doc in [include_str!("api/states.rs"), include_str!("api/meta.rs"), include_str!("api/targets.rs")] {
+        for doc in [
+            include_str!("api/states.rs"),
+            include_str!("api/meta.rs"),
+            include_str!("api/targets.rs"),
+        ] {
             let example: String = doc
                 .lines()
                 .skip_while(|l| !l.starts_with("//! ```rhai"))

@@ -32,10 +32,22 @@ impl fmt::Display for DslError {
         if self.line == 0 {
             return write!(f, "{}: {}", self.file, self.message);
         }
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )?;
         if let Some(text) = &self.source_line {
             let gutter = self.line.to_string().len();
-            write!(f, "\n{:gutter$} |\n{} | {}\n{:gutter$} | {}^", "", self.line, text, "", " ".repeat(self.col.saturating_sub(1)))?;
+            write!(
+                f,
+                "\n{:gutter$} |\n{} | {}\n{:gutter$} | {}^",
+                "",
+                self.line,
+                text,
+                "",
+                " ".repeat(self.col.saturating_sub(1))
+            )?;
         }
         Ok(())
     }

@@ -21,14 +21,25 @@ use strata_engine::graph::Graph;
 /// The build context is the recipe's directory.
 pub fn compile(path: &Path, args: &BTreeMap<String, String>) -> Result<Graph, DslError> {
     let source = std::fs::read_to_string(path).map_err(|e| DslError::read(path, e))?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let dir = std::fs::canonicalize(dir).map_err(|e| DslError::read(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     compile_source(&source, &name, &dir, args)
 }
 
 /// Evaluates recipe text. `name` is how errors and history name the file;
 /// `dir` is the build context and the base for relative paths and imports.
-pub fn compile_source(source: &str, name: &str, dir: &Path, args: &BTreeMap<String, String>) -> Result<Graph, DslError> {
+pub fn compile_source(
+    source: &str,
+    name: &str,
+    dir: &Path,
+    args: &BTreeMap<String, String>,
+) -> Result<Graph, DslError> {
     engine::evaluate(source, name, dir, args)
 }

@@ -24,18 +24,43 @@ impl Recorder {
     /// Where the current builtin was called from.
     pub fn origin(&self, ctx: &NativeCallContext) -> Origin {
         let pos = ctx.call_position();
-        let file = ctx.call_source().map(str::to_string).unwrap_or_else(|| self.file.clone());
-        Origin { file, line: pos.line().unwrap_or(0) as u32, col: pos.position().unwrap_or(0) as u32 }
+        let file = ctx
+            .call_source()
+            .map(str::to_string)
+            .unwrap_or_else(|| self.file.clone());
+        Origin {
+            file,
+            line: pos.line().unwrap_or(0) as u32,
+            col: pos.position().unwrap_or(0) as u32,
+        }
     }
 
-    pub fn add(&mut self, ctx: &NativeCallContext, op: Op, parent: Option<NodeId>, description: String) -> NodeId {
+    pub fn add(
+        &mut self,
+        ctx: &NativeCallContext,
+        op: Op,
+        parent: Option<NodeId>,
+        description: String,
+    ) -> NodeId {
         let origin = self.origin(ctx);
-        self.graph.add(Node { op, parent, origin, description })
+        self.graph.add(Node {
+            op,
+            parent,
+            origin,
+            description,
+        })
     }
 
-    pub fn add_target(&mut self, ctx: &NativeCallContext, target: Target) -> Result<(), Box<rhai::EvalAltResult>> {
+    pub fn add_target(
+        &mut self,
+        ctx: &NativeCallContext,
+        target: Target,
+    ) -> Result<(), Box<rhai::EvalAltResult>> {
         if self.graph.target(&target.name).is_some() {
-            return Err(runtime(ctx.call_position(), format!("a target named `{}` is already defined", target.name)));
+            return Err(runtime(
+                ctx.call_position(),
+                format!("a target named `{}` is already defined", target.name),
+            ));
         }
         self.graph.targets.push(target);
         Ok(())
@@ -44,5 +69,8 @@ impl Recorder {
 
 /// A recipe error at `pos`.
 pub fn runtime(pos: Position, message: impl Into<String>) -> Box<rhai::EvalAltResult> {
-    Box::new(rhai::EvalAltResult::ErrorRuntime(message.into().into(), pos))
+    Box::new(rhai::EvalAltResult::ErrorRuntime(
+        message.into().into(),
+        pos,
+    ))
 }

@@ -18,7 +18,10 @@ use crate::layer::{self, Compression, HashWriter};
 use crate::store::{LayerRef, Record, Store};
 
 fn bad(what: &Path, reason: impl Into<String>) -> Error {
-    Error::BadImage { what: what.display().to_string(), reason: reason.into() }
+    Error::BadImage {
+        what: what.display().to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// The bytes that decide a base's key.
@@ -27,13 +30,20 @@ pub fn identity(source: &BaseSource, cache: &mut StatCache) -> Result<[u8; 32]> 
         BaseSource::OciLayout { dir, tag } => Ok(*resolve_oci(dir, tag.as_deref())?.digest.bytes()),
         BaseSource::DockerArchive { file } | BaseSource::Rootfs { file } => {
             let meta = fs::metadata(file).map_err(Error::io("read", file))?;
-            cache.hash_file(file, &meta).map_err(Error::io("read", file))
+            cache
+                .hash_file(file, &meta)
+                .map_err(Error::io("read", file))
         }
     }
 }
 
 /// Imports a base into the store and returns its record.
-pub fn import(store: &Store, source: &BaseSource, compression: Compression, epoch: i64) -> Result<Record> {
+pub fn import(
+    store: &Store,
+    source: &BaseSource,
+    compression: Compression,
+    epoch: i64,
+) -> Result<Record> {
     match source {
         BaseSource::OciLayout { dir, tag } => import_oci(store, dir, tag.as_deref()),
         BaseSource::DockerArchive { file } => import_docker_archive(store, file),
@@ -43,7 +53,10 @@ pub fn import(store: &Store, source: &BaseSource, compression: Compression, epoc
 
 fn read_layout_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let bytes = fs::read(path).map_err(Error::io("read", path))?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.to_path_buf(), source })
+    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn read_layout_blob(dir: &Path, digest: &Digest) -> Result<Vec<u8>> {
@@ -51,7 +64,11 @@ fn read_layout_blob(dir: &Path, digest: &Digest) -> Result<Vec<u8>> {
     let bytes = fs::read(&path).map_err(Error::io("read blob", &path))?;
     let actual = Digest::of(&bytes);
     if &actual != digest {
-        return Err(Error::DigestMismatch { what: path.display().to_string(), expected: digest.clone(), actual });
+        return Err(Error::DigestMismatch {
+            what: path.display().to_string(),
+            expected: digest.clone(),
+            actual,
+        });
     }
     Ok(bytes)
 }
@@ -75,7 +92,13 @@ fn resolve_oci(dir: &Path, tag: Option<&str>) -> Result<Descriptor> {
             [] => return Err(bad(dir, "the layout holds no image")),
             many => {
                 let names: Vec<&str> = many.iter().filter_map(|d| d.ref_name()).collect();
-                return Err(bad(dir, format!("the layout holds several images; name one as oci:DIR:TAG (tags: {})", names.join(", "))));
+                return Err(bad(
+                    dir,
+                    format!(
+                        "the layout holds several images; name one as oci:DIR:TAG (tags: {})",
+                        names.join(", ")
+                    ),
+                ));
             }
         },
     };
@@ -83,39 +106,69 @@ fn resolve_oci(dir: &Path, tag: Option<&str>) -> Result<Descriptor> {
 }
 
 fn descend_to_platform(dir: &Path, desc: Descriptor) -> Result<Descriptor> {
-    if desc.media_type != image::INDEX_MEDIA_TYPE && desc.media_type != image::DOCKER_LIST_MEDIA_TYPE {
+    if desc.media_type != image::INDEX_MEDIA_TYPE
+        && desc.media_type != image::DOCKER_LIST_MEDIA_TYPE
+    {
         return Ok(desc);
     }
-    let nested: Index = serde_json::from_slice(&read_layout_blob(dir, &desc.digest)?)
-        .map_err(|source| Error::Json { path: dir.join("blobs/sha256").join(desc.digest.hex()), source })?;
+    let nested: Index =
+        serde_json::from_slice(&read_layout_blob(dir, &desc.digest)?).map_err(|source| {
+            Error::Json {
+                path: dir.join("blobs/sha256").join(desc.digest.hex()),
+                source,
+            }
+        })?;
     let arch = image::host_arch();
     let chosen = nested
         .manifests
         .iter()
-        .find(|d| d.platform.as_ref().is_some_and(|p| p.architecture == arch && p.os == "linux"))
+        .find(|d| {
+            d.platform
+                .as_ref()
+                .is_some_and(|p| p.architecture == arch && p.os == "linux")
+        })
         .cloned()
-        .ok_or_else(|| bad(dir, format!("no image for linux/{arch} in index `{}`", desc.digest)))?;
+        .ok_or_else(|| {
+            bad(
+                dir,
+                format!("no image for linux/{arch} in index `{}`", desc.digest),
+            )
+        })?;
     descend_to_platform(dir, chosen)
 }
 
 fn import_oci(store: &Store, dir: &Path, tag: Option<&str>) -> Result<Record> {
     let desc = resolve_oci(dir, tag)?;
     let manifest_bytes = read_layout_blob(dir, &desc.digest)?;
-    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
-        .map_err(|source| Error::Json { path: dir.join("blobs/sha256").join(desc.digest.hex()), source })?;
+    let manifest: Manifest =
+        serde_json::from_slice(&manifest_bytes).map_err(|source| Error::Json {
+            path: dir.join("blobs/sha256").join(desc.digest.hex()),
+            source,
+        })?;
     let config_bytes = read_layout_blob(dir, &manifest.config.digest)?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes)
-        .map_err(|source| Error::Json { path: dir.join("blobs/sha256").join(manifest.config.digest.hex()), source })?;
+    let config: ImageConfig =
+        serde_json::from_slice(&config_bytes).map_err(|source| Error::Json {
+            path: dir.join("blobs/sha256").join(manifest.config.digest.hex()),
+            source,
+        })?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
-        return Err(bad(dir, "the manifest's layers and the config's diff_ids differ in number"));
+        return Err(bad(
+            dir,
+            "the manifest's layers and the config's diff_ids differ in number",
+        ));
     }
     let mut layers = Vec::new();
     for (blob, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
         let path = dir.join("blobs/sha256").join(blob.digest.hex());
         import_layer(store, &path, Some(&blob.digest), diff_id)?;
-        layers.push(LayerRef { diff_id: diff_id.clone() });
+        layers.push(LayerRef {
+            diff_id: diff_id.clone(),
+        });
     }
-    Ok(Record { layers, config: Some(config) })
+    Ok(Record {
+        layers,
+        config: Some(config),
+    })
 }
 
 #[derive(Deserialize)]
@@ -128,61 +181,102 @@ struct ArchiveManifest {
 fn import_docker_archive(store: &Store, file: &Path) -> Result<Record> {
     let tmp = store.tmp_dir()?;
     let input = File::open(file).map_err(Error::io("open", file))?;
-    layer::unpack(BufReader::new(input), tmp.path()).map_err(|e| bad(file, format!("not a readable tar: {e}")))?;
+    layer::unpack(BufReader::new(input), tmp.path())
+        .map_err(|e| bad(file, format!("not a readable tar: {e}")))?;
     let entries: Vec<ArchiveManifest> = read_layout_json(&tmp.path().join("manifest.json"))
-        .map_err(|_| bad(file, "no readable manifest.json; is this a `docker save` archive?"))?;
-    let entry = entries.first().ok_or_else(|| bad(file, "manifest.json lists no image"))?;
+        .map_err(|_| {
+            bad(
+                file,
+                "no readable manifest.json; is this a `docker save` archive?",
+            )
+        })?;
+    let entry = entries
+        .first()
+        .ok_or_else(|| bad(file, "manifest.json lists no image"))?;
     let inside = |name: &str| -> Result<PathBuf> {
-        let rel = crate::context::clean_relative(name).ok_or_else(|| bad(file, format!("path `{name}` leaves the archive")))?;
+        let rel = crate::context::clean_relative(name)
+            .ok_or_else(|| bad(file, format!("path `{name}` leaves the archive")))?;
         Ok(tmp.path().join(rel))
     };
     let config_path = inside(&entry.config)?;
     let config_bytes = fs::read(&config_path).map_err(Error::io("read", &config_path))?;
     let config: ImageConfig =
-        serde_json::from_slice(&config_bytes).map_err(|source| Error::Json { path: config_path.clone(), source })?;
+        serde_json::from_slice(&config_bytes).map_err(|source| Error::Json {
+            path: config_path.clone(),
+            source,
+        })?;
     if config.rootfs.diff_ids.len() != entry.layers.len() {
-        return Err(bad(file, "manifest.json's layers and the config's diff_ids differ in number"));
+        return Err(bad(
+            file,
+            "manifest.json's layers and the config's diff_ids differ in number",
+        ));
     }
     let mut layers = Vec::new();
     for (name, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
         import_layer(store, &inside(name)?, None, diff_id)?;
-        layers.push(LayerRef { diff_id: diff_id.clone() });
+        layers.push(LayerRef {
+            diff_id: diff_id.clone(),
+        });
     }
-    Ok(Record { layers, config: Some(config) })
+    Ok(Record {
+        layers,
+        config: Some(config),
+    })
 }
 
 /// Copies a layer blob into the store (checking its digest when known),
 /// unpacks it, and checks the diff id.
-fn import_layer(store: &Store, path: &Path, digest: Option<&Digest>, diff_id: &Digest) -> Result<()> {
+fn import_layer(
+    store: &Store,
+    path: &Path,
+    digest: Option<&Digest>,
+    diff_id: &Digest,
+) -> Result<()> {
     if store.has_layer(diff_id) {
         return Ok(());
     }
     let mut input = BufReader::new(File::open(path).map_err(Error::io("open", path))?);
-    let compression = Compression::detect(io::BufRead::fill_buf(&mut input).map_err(Error::io("read", path))?);
+    let compression =
+        Compression::detect(io::BufRead::fill_buf(&mut input).map_err(Error::io("read", path))?);
     let mut blob = store.blob_writer()?;
     io::copy(&mut input, &mut blob).map_err(Error::io("copy layer", path))?;
     let (blob_digest, blob_size) = blob.commit()?;
     if let Some(expected) = digest {
         if expected != &blob_digest {
-            return Err(Error::DigestMismatch { what: path.display().to_string(), expected: expected.clone(), actual: blob_digest });
+            return Err(Error::DigestMismatch {
+                what: path.display().to_string(),
+                expected: expected.clone(),
+                actual: blob_digest,
+            });
         }
     }
     let tmp = store.tmp_dir()?;
     let root = tmp.path().join("layer");
     fs::create_dir(&root).map_err(Error::io("create", &root))?;
     let stored = store.blob_path(&blob_digest);
-    let reader = Compression::decoder(BufReader::new(File::open(&stored).map_err(Error::io("open", &stored))?))
-        .map_err(Error::io("decompress", &stored))?;
+    let reader = Compression::decoder(BufReader::new(
+        File::open(&stored).map_err(Error::io("open", &stored))?,
+    ))
+    .map_err(Error::io("decompress", &stored))?;
     let stats = layer::unpack(reader, &root)?;
     if &stats.diff_id != diff_id {
-        return Err(Error::DigestMismatch { what: format!("layer {}", path.display()), expected: diff_id.clone(), actual: stats.diff_id });
+        return Err(Error::DigestMismatch {
+            what: format!("layer {}", path.display()),
+            expected: diff_id.clone(),
+            actual: stats.diff_id,
+        });
     }
     store.commit_layer_dir(&root, diff_id)?;
     let desc = Descriptor::new(compression.media_type(), blob_digest, blob_size);
     store.add_layer_blob(diff_id, stats.size, false, compression, desc)
 }
 
-fn import_rootfs(store: &Store, file: &Path, compression: Compression, epoch: i64) -> Result<Record> {
+fn import_rootfs(
+    store: &Store,
+    file: &Path,
+    compression: Compression,
+    epoch: i64,
+) -> Result<Record> {
     let tmp = store.tmp_dir()?;
     let root = tmp.path().join("layer");
     fs::create_dir(&root).map_err(Error::io("create", &root))?;
@@ -193,16 +287,28 @@ fn import_rootfs(store: &Store, file: &Path, compression: Compression, epoch: i6
         other => bad(file, format!("not a readable root filesystem tar: {other}")),
     })?;
     let diff_id = write_layer(store, &root, compression, epoch)?;
-    Ok(Record { layers: vec![LayerRef { diff_id }], config: None })
+    Ok(Record {
+        layers: vec![LayerRef { diff_id }],
+        config: None,
+    })
 }
 
 /// Writes `dir` as a layer in `compression`, moves the directory into the
 /// store and returns the diff id.
-pub fn write_layer(store: &Store, dir: &Path, compression: Compression, epoch: i64) -> Result<Digest> {
+pub fn write_layer(
+    store: &Store,
+    dir: &Path,
+    compression: Compression,
+    epoch: i64,
+) -> Result<Digest> {
     let blob = store.blob_writer()?;
-    let encoder = compression.encoder(blob).map_err(Error::io("compress layer of", dir))?;
+    let encoder = compression
+        .encoder(blob)
+        .map_err(Error::io("compress layer of", dir))?;
     let (encoder, stats) = layer::write_tar(dir, encoder, epoch)?;
-    let blob = encoder.finish_into().map_err(Error::io("compress layer of", dir))?;
+    let blob = encoder
+        .finish_into()
+        .map_err(Error::io("compress layer of", dir))?;
     let (digest, size) = blob.commit()?;
     store.commit_layer_dir(dir, &stats.diff_id)?;
     let desc = Descriptor::new(compression.media_type(), digest, size);
@@ -212,7 +318,12 @@ pub fn write_layer(store: &Store, dir: &Path, compression: Compression, epoch: i
 
 /// Makes sure a blob of the layer exists in `compression` if the layer can be
 /// rewritten, else returns the blob it has (base layers keep their bytes).
-pub fn ensure_blob(store: &Store, diff_id: &Digest, compression: Compression, epoch: i64) -> Result<Descriptor> {
+pub fn ensure_blob(
+    store: &Store,
+    diff_id: &Digest,
+    compression: Compression,
+    epoch: i64,
+) -> Result<Descriptor> {
     let blobs = store.layer_blobs(diff_id)?;
     if let Some(desc) = blobs.blobs.get(compression.name()) {
         if store.has_blob(&desc.digest) {
@@ -222,25 +333,42 @@ pub fn ensure_blob(store: &Store, diff_id: &Digest, compression: Compression, ep
     if blobs.rewritable {
         let dir = store.layer_dir(diff_id);
         let blob = store.blob_writer()?;
-        let encoder = compression.encoder(blob).map_err(Error::io("compress layer of", &dir))?;
+        let encoder = compression
+            .encoder(blob)
+            .map_err(Error::io("compress layer of", &dir))?;
         let (encoder, stats) = layer::write_tar(&dir, encoder, epoch)?;
-        let blob = encoder.finish_into().map_err(Error::io("compress layer of", &dir))?;
+        let blob = encoder
+            .finish_into()
+            .map_err(Error::io("compress layer of", &dir))?;
         let (digest, size) = blob.commit()?;
         if &stats.diff_id != diff_id {
-            return Err(Error::DigestMismatch { what: format!("layer directory {}", dir.display()), expected: diff_id.clone(), actual: stats.diff_id });
+            return Err(Error::DigestMismatch {
+                what: format!("layer directory {}", dir.display()),
+                expected: diff_id.clone(),
+                actual: stats.diff_id,
+            });
         }
         let desc = Descriptor::new(compression.media_type(), digest, size);
         store.add_layer_blob(diff_id, stats.size, true, compression, desc.clone())?;
         return Ok(desc);
     }
-    if let Some(plain) = blobs.blobs.get(Compression::None.name()).filter(|_| compression != Compression::None) {
+    if let Some(plain) = blobs
+        .blobs
+        .get(Compression::None.name())
+        .filter(|_| compression != Compression::None)
+    {
         // An uncompressed base layer: compress its bytes, the diff id stays.
         let src = store.blob_path(&plain.digest);
         let mut input = File::open(&src).map_err(Error::io("open", &src))?;
         let blob = store.blob_writer()?;
-        let mut encoder = compression.encoder(HashWriter::new(blob)).map_err(Error::io("compress", &src))?;
+        let mut encoder = compression
+            .encoder(HashWriter::new(blob))
+            .map_err(Error::io("compress", &src))?;
         io::copy(&mut input, &mut encoder).map_err(Error::io("compress", &src))?;
-        let (blob, _, _) = encoder.finish_into().map_err(Error::io("compress", &src))?.finish();
+        let (blob, _, _) = encoder
+            .finish_into()
+            .map_err(Error::io("compress", &src))?
+            .finish();
         let (digest, size) = blob.commit()?;
         let desc = Descriptor::new(compression.media_type(), digest, size);
         store.add_layer_blob(diff_id, blobs.tar_size, false, compression, desc.clone())?;
@@ -251,6 +379,8 @@ pub fn ensure_blob(store: &Store, diff_id: &Digest, compression: Compression, ep
         .values()
         .find(|d| store.has_blob(&d.digest))
         .cloned()
-        .ok_or_else(|| Error::BadImage { what: diff_id.to_string(), reason: "no blob of this layer is in the store".into() })
+        .ok_or_else(|| Error::BadImage {
+            what: diff_id.to_string(),
+            reason: "no blob of this layer is in the store".into(),
+        })
 }
-

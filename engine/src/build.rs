@@ -10,7 +10,6 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::base;
@@ -41,7 +40,12 @@ pub struct BuildOptions {
 
 impl Default for BuildOptions {
     fn default() -> BuildOptions {
-        BuildOptions { compression: Compression::Gzip, epoch: 0, no_cache: false, jobs: 4 }
+        BuildOptions {
+            compression: Compression::Gzip,
+            epoch: 0,
+            no_cache: false,
+            jobs: 4,
+        }
     }
 }
 
@@ -50,7 +54,10 @@ pub fn source_date_epoch() -> std::result::Result<i64, String> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Err(_) => Ok(0),
         Ok(v) if v.is_empty() => Ok(0),
-        Ok(v) => v.trim().parse::<i64>().map_err(|_| format!("SOURCE_DATE_EPOCH=`{v}` is not a whole number of seconds")),
+        Ok(v) => v
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("SOURCE_DATE_EPOCH=`{v}` is not a whole number of seconds")),
     }
 }
 
@@ -75,7 +82,12 @@ pub struct State {
 impl State {
     /// The unpacked layer directories, bottom first.
     pub fn layer_dirs(&self, store: &Store) -> Vec<PathBuf> {
-        self.config.rootfs.diff_ids.iter().map(|d| store.layer_dir(d)).collect()
+        self.config
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|d| store.layer_dir(d))
+            .collect()
     }
 }
 
@@ -86,28 +98,44 @@ pub struct Builder<'a> {
     pub opts: BuildOptions,
     pub events: &'a dyn EventSink,
     /// Set from a signal handler to stop between and inside steps.
-    pub cancel: Arc<AtomicBool>,
+    pub cancel: &'a AtomicBool,
 }
 
 fn input_error(node: &Node, message: impl Into<String>) -> Error {
-    Error::Input { origin: node.origin.clone(), message: message.into() }
+    Error::Input {
+        origin: node.origin.clone(),
+        message: message.into(),
+    }
 }
 
 impl Builder<'_> {
     /// Computes the keys of `nodes` (which must be closed under inputs, in order).
     pub fn plan(&self, nodes: &[NodeId]) -> Result<Plan> {
-        let mut plan = Plan { keys: vec![None; self.graph.nodes.len()], ..Plan::default() };
-        let context = Context::open(&self.graph.context_dir)
-            .map_err(|e| Error::Input { origin: Default::default(), message: e.to_string() })?;
+        let mut plan = Plan {
+            keys: vec![None; self.graph.nodes.len()],
+            ..Plan::default()
+        };
+        let context = Context::open(&self.graph.context_dir).map_err(|e| Error::Input {
+            origin: Default::default(),
+            message: e.to_string(),
+        })?;
         let cache_path = self.store.statcache_path();
         let mut cache = StatCache::load(&cache_path);
         for &id in nodes {
             let node = &self.graph.nodes[id];
             let resolved = match &node.op {
-                Op::Base(source) => Resolved::Base(base::identity(source, &mut cache).map_err(|e| input_error(node, e.to_string()))?),
-                Op::Copy(CopyOp { source: CopySource::Context { paths }, .. }) => {
+                Op::Base(source) => Resolved::Base(
+                    base::identity(source, &mut cache)
+                        .map_err(|e| input_error(node, e.to_string()))?,
+                ),
+                Op::Copy(CopyOp {
+                    source: CopySource::Context { paths },
+                    ..
+                }) => {
                     let selection = context.select(paths, &mut cache).map_err(|e| match e {
-                        SelectError::Io(..) | SelectError::IgnoreFile(..) => input_error(node, format!("{e}: {}", io_cause(&e))),
+                        SelectError::Io(..) | SelectError::IgnoreFile(..) => {
+                            input_error(node, format!("{e}: {}", io_cause(&e)))
+                        }
                         _ => input_error(node, e.to_string()),
                     })?;
                     let hash = selection.hash;
@@ -116,8 +144,11 @@ impl Builder<'_> {
                 }
                 _ => Resolved::Nothing,
             };
-            let input_keys: Vec<NodeKey> =
-                node.inputs().iter().map(|&i| plan.keys[i].expect("inputs are planned before their users")).collect();
+            let input_keys: Vec<NodeKey> = node
+                .inputs()
+                .iter()
+                .map(|&i| plan.keys[i].expect("inputs are planned before their users"))
+                .collect();
             plan.keys[id] = Some(node_key(node, &input_keys, resolved));
         }
         plan.files_hashed = cache.hashed;
@@ -139,7 +170,11 @@ impl Builder<'_> {
             let key = plan.keys[id].expect("planned");
             let state = if node.makes_layer() {
                 let started = Instant::now();
-                let cached = if self.opts.no_cache { None } else { self.store.record(&key)? };
+                let cached = if self.opts.no_cache {
+                    None
+                } else {
+                    self.store.record(&key)?
+                };
                 let record = match cached {
                     Some(record) => {
                         self.events.event(Event::Cached { node: id, key });
@@ -148,14 +183,25 @@ impl Builder<'_> {
                     None => {
                         self.events.event(Event::Started { node: id, key });
                         let record = self.execute(id, plan, &states).inspect_err(|e| {
-                            self.events.event(Event::Failed { node: id, message: e.to_string() });
+                            self.events.event(Event::Failed {
+                                node: id,
+                                message: e.to_string(),
+                            });
                         })?;
                         self.store.put_record(&key, &record)?;
-                        self.events.event(Event::Done { node: id, key, elapsed: started.elapsed() });
+                        self.events.event(Event::Done {
+                            node: id,
+                            key,
+                            elapsed: started.elapsed(),
+                        });
                         record
                     }
                 };
-                self.fold_layer(node, states.get(&node.parent.unwrap_or(usize::MAX)), &record)
+                self.fold_layer(
+                    node,
+                    states.get(&node.parent.unwrap_or(usize::MAX)),
+                    &record,
+                )
             } else {
                 let state = self.fold_meta(node, node.parent.map(|p| &states[&p]));
                 self.events.event(Event::Cached { node: id, key });
@@ -178,9 +224,13 @@ impl Builder<'_> {
 
     fn fold_layer(&self, node: &Node, parent: Option<&State>, record: &Record) -> State {
         match (&node.op, &record.config) {
-            (Op::Base(_), Some(config)) => State { config: config.clone() },
+            (Op::Base(_), Some(config)) => State {
+                config: config.clone(),
+            },
             _ => {
-                let mut config = parent.map(|p| p.config.clone()).unwrap_or_else(ImageConfig::empty);
+                let mut config = parent
+                    .map(|p| p.config.clone())
+                    .unwrap_or_else(ImageConfig::empty);
                 config.created = Some(image::rfc3339(self.opts.epoch));
                 for layer in &record.layers {
                     config.rootfs.diff_ids.push(layer.diff_id.clone());
@@ -192,7 +242,9 @@ impl Builder<'_> {
     }
 
     fn fold_meta(&self, node: &Node, parent: Option<&State>) -> State {
-        let mut config = parent.map(|p| p.config.clone()).unwrap_or_else(ImageConfig::empty);
+        let mut config = parent
+            .map(|p| p.config.clone())
+            .unwrap_or_else(ImageConfig::empty);
         config.created = Some(image::rfc3339(self.opts.epoch));
         let c = &mut config.config;
         match &node.op {
@@ -201,7 +253,9 @@ impl Builder<'_> {
                 MetaChange::Env(pairs) => {
                     let mut env = c.env.take().unwrap_or_default();
                     for (k, v) in pairs {
-                        env.retain(|kv| kv.split_once('=').map_or(kv.as_str(), |(name, _)| name) != k);
+                        env.retain(|kv| {
+                            kv.split_once('=').map_or(kv.as_str(), |(name, _)| name) != k
+                        });
                         env.push(format!("{k}={v}"));
                     }
                     c.env = Some(env);
@@ -218,13 +272,19 @@ impl Builder<'_> {
                     c.cmd = None;
                 }
                 MetaChange::Expose(port) => {
-                    c.exposed_ports.get_or_insert_with(Default::default).insert(port.clone(), Empty {});
+                    c.exposed_ports
+                        .get_or_insert_with(Default::default)
+                        .insert(port.clone(), Empty {});
                 }
                 MetaChange::Label(k, v) => {
-                    c.labels.get_or_insert_with(Default::default).insert(k.clone(), v.clone());
+                    c.labels
+                        .get_or_insert_with(Default::default)
+                        .insert(k.clone(), v.clone());
                 }
                 MetaChange::Volume(path) => {
-                    c.volumes.get_or_insert_with(Default::default).insert(path.clone(), Empty {});
+                    c.volumes
+                        .get_or_insert_with(Default::default)
+                        .insert(path.clone(), Empty {});
                 }
                 MetaChange::StopSignal(sig) => c.stop_signal = Some(sig.clone()),
             },
@@ -237,7 +297,9 @@ impl Builder<'_> {
     fn execute(&self, id: NodeId, plan: &Plan, states: &HashMap<NodeId, State>) -> Result<Record> {
         let node = &self.graph.nodes[id];
         match &node.op {
-            Op::Base(source) => base::import(self.store, source, self.opts.compression, self.opts.epoch),
+            Op::Base(source) => {
+                base::import(self.store, source, self.opts.compression, self.opts.epoch)
+            }
             Op::Copy(copy) => {
                 let parent = &states[&node.parent.expect("copy has a parent")];
                 self.copy(node, copy, parent, plan.selections.get(&id), states)
@@ -260,23 +322,35 @@ impl Builder<'_> {
         states: &HashMap<NodeId, State>,
     ) -> Result<Record> {
         let parent_dirs = parent.layer_dirs(self.store);
-        let parent_view = View { layers: &parent_dirs };
-        let workdir = parent.config.config.working_dir.clone().unwrap_or_else(|| "/".into());
+        let parent_view = View {
+            layers: &parent_dirs,
+        };
+        let workdir = parent
+            .config
+            .config
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| "/".into());
         let dst = join_image_path(&workdir, &copy.dst);
         let dst_comps = fsview::components(&dst);
         let dst_is_dir = copy.dst.ends_with('/')
             || copy.dst == "."
             || dst_comps.is_empty()
-            || parent_view.resolve(&dst, true).and_then(|c| parent_view.lookup(&c)).is_some_and(|(_, m)| m.is_dir());
+            || parent_view
+                .resolve(&dst, true)
+                .and_then(|c| parent_view.lookup(&c))
+                .is_some_and(|(_, m)| m.is_dir());
         let owner = match &copy.chown {
-            Some(spec) => fsview::resolve_user(&parent_view, spec).map_err(|e| input_error(node, format!("chown: {e}")))?,
+            Some(spec) => fsview::resolve_user(&parent_view, spec)
+                .map_err(|e| input_error(node, format!("chown: {e}")))?,
             None => (0, 0),
         };
 
         let tmp = self.store.tmp_dir()?;
         let root = tmp.path().join("layer");
         fs::create_dir(&root).map_err(Error::io("create", &root))?;
-        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).map_err(Error::io("chmod", &root))?;
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755))
+            .map_err(Error::io("chmod", &root))?;
         let mut copied: Vec<PathBuf> = Vec::new();
 
         match &copy.source {
@@ -287,7 +361,11 @@ impl Builder<'_> {
                     let (target, skip_root): (Vec<String>, bool) = if src.is_dir {
                         (dst_comps.clone(), true)
                     } else if dst_is_dir || many {
-                        let name = src.abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                        let name = src
+                            .abs
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
                         (with(&dst_comps, &name), false)
                     } else {
                         (dst_comps.clone(), false)
@@ -298,8 +376,11 @@ impl Builder<'_> {
                         if skip_root && entry.rel.as_os_str().is_empty() {
                             continue;
                         }
-                        let from = src.abs.join(&entry.rel);
-                        let to = if entry.rel.as_os_str().is_empty() { target_host.clone() } else { target_host.join(&entry.rel) };
+                        let (from, to) = if entry.rel.as_os_str().is_empty() {
+                            (src.abs.clone(), target_host.clone())
+                        } else {
+                            (src.abs.join(&entry.rel), target_host.join(&entry.rel))
+                        };
                         self.check_cancel()?;
                         copy_context_entry(node, &from, &to, &entry.kind, entry.mode)?;
                         copied.push(to);
@@ -313,7 +394,9 @@ impl Builder<'_> {
                 let comps = view
                     .resolve(path, true)
                     .filter(|c| view.lookup(c).is_some())
-                    .ok_or_else(|| input_error(node, format!("`{path}` does not exist in the source state")))?;
+                    .ok_or_else(|| {
+                        input_error(node, format!("`{path}` does not exist in the source state"))
+                    })?;
                 let (_, meta) = view.lookup(&comps).expect("checked above");
                 let target = if meta.is_dir() || !dst_is_dir {
                     dst_comps.clone()
@@ -326,7 +409,9 @@ impl Builder<'_> {
                     // Copying a directory's contents onto the root.
                     let staged = tmp.path().join("staged");
                     view.materialize(&comps, &staged)?;
-                    for entry in fs::read_dir(&staged).map_err(Error::io("read directory", &staged))? {
+                    for entry in
+                        fs::read_dir(&staged).map_err(Error::io("read directory", &staged))?
+                    {
                         let entry = entry.map_err(Error::io("read directory", &staged))?;
                         let to = root.join(entry.file_name());
                         fs::rename(entry.path(), &to).map_err(Error::io("move", &to))?;
@@ -354,13 +439,17 @@ impl Builder<'_> {
             if let Some(mode) = copy.chmod {
                 let meta = fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
                 if !meta.file_type().is_symlink() {
-                    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", path))?;
+                    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                        .map_err(Error::io("chmod", path))?;
                 }
             }
         }
         fsview::clamp_mtimes(&root, self.opts.epoch)?;
         let diff_id = base::write_layer(self.store, &root, self.opts.compression, self.opts.epoch)?;
-        Ok(Record { layers: vec![crate::store::LayerRef { diff_id }], config: None })
+        Ok(Record {
+            layers: vec![crate::store::LayerRef { diff_id }],
+            config: None,
+        })
     }
 
     fn check_cancel(&self) -> Result<()> {
@@ -374,8 +463,18 @@ impl Builder<'_> {
     /// Creates the parents of `target` in the layer (and `target` itself when
     /// it is a directory), with the attributes they have in the parent state,
     /// or root-owned 0755 when they are new.
-    fn make_parents(&self, root: &Path, target: &[String], parent: &View<'_>, target_is_dir: bool) -> Result<()> {
-        let upto = if target_is_dir { target.len() } else { target.len().saturating_sub(1) };
+    fn make_parents(
+        &self,
+        root: &Path,
+        target: &[String],
+        parent: &View<'_>,
+        target_is_dir: bool,
+    ) -> Result<()> {
+        let upto = if target_is_dir {
+            target.len()
+        } else {
+            target.len().saturating_sub(1)
+        };
         for i in 1..=upto {
             let host = host_path(root, &target[..i]);
             if fsview::exists(&host) {
@@ -390,7 +489,8 @@ impl Builder<'_> {
                 _ => (0o755, 0, 0),
             };
             sys::lchown(&host, uid, gid).map_err(Error::io("chown", &host))?;
-            fs::set_permissions(&host, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &host))?;
+            fs::set_permissions(&host, fs::Permissions::from_mode(mode))
+                .map_err(Error::io("chmod", &host))?;
         }
         Ok(())
     }
@@ -419,7 +519,11 @@ fn host_path(root: &Path, comps: &[String]) -> PathBuf {
 
 /// Joins an image path onto a base directory (absolute paths win).
 pub fn join_image_path(base: &str, path: &str) -> String {
-    let joined = if path.starts_with('/') { path.to_string() } else { format!("{}/{}", base.trim_end_matches('/'), path) };
+    let joined = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{}/{}", base.trim_end_matches('/'), path)
+    };
     let comps = fsview::components(&joined);
     format!("/{}", comps.join("/"))
 }
@@ -443,7 +547,13 @@ fn collect_tree(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// Copies one context entry, checking that a file still has the content
 /// that was hashed when the build was planned.
-fn copy_context_entry(node: &Node, from: &Path, to: &Path, kind: &EntryKind, mode: u32) -> Result<()> {
+fn copy_context_entry(
+    node: &Node,
+    from: &Path,
+    to: &Path,
+    kind: &EntryKind,
+    mode: u32,
+) -> Result<()> {
     match kind {
         EntryKind::Dir => {
             if !fsview::exists(to) {
@@ -467,12 +577,17 @@ fn copy_context_entry(node: &Node, from: &Path, to: &Path, kind: &EntryKind, mod
                     break;
                 }
                 hasher.update(&buf[..n]);
-                output.write_all(&buf[..n]).map_err(Error::io("write", to))?;
+                output
+                    .write_all(&buf[..n])
+                    .map_err(Error::io("write", to))?;
             }
             if hasher.finalize().as_bytes() != hash {
                 return Err(input_error(
                     node,
-                    format!("`{}` changed while the build was reading it; run the build again", from.display()),
+                    format!(
+                        "`{}` changed while the build was reading it; run the build again",
+                        from.display()
+                    ),
                 ));
             }
         }

@@ -24,7 +24,11 @@ pub enum Error {
     UnsafeEntry { path: String, reason: &'static str },
     /// Stored or received bytes do not match the digest that names them.
     #[error("content of `{what}` hashes to `{actual}`, expected `{expected}`")]
-    DigestMismatch { what: String, expected: Digest, actual: Digest },
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
     /// An input image or archive is not what its format says.
     #[error("invalid image `{what}`: {reason}")]
     BadImage { what: String, reason: String },
@@ -34,7 +38,11 @@ pub enum Error {
     Input { origin: Origin, message: String },
     /// A step failed while building. Exit code 1.
     #[error("{origin}: {message}")]
-    Step { origin: Origin, message: String, detail: String },
+    Step {
+        origin: Origin,
+        message: String,
+        detail: String,
+    },
     /// The build was cancelled (Ctrl-C, SIGTERM).
     #[error("build interrupted")]
     Interrupted,

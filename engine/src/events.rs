@@ -18,7 +18,11 @@ pub enum Event {
     /// A line of a RUN step's output.
     Output { node: NodeId, line: String },
     /// The node finished.
-    Done { node: NodeId, key: NodeKey, elapsed: Duration },
+    Done {
+        node: NodeId,
+        key: NodeKey,
+        elapsed: Duration,
+    },
     /// The node failed.
     Failed { node: NodeId, message: String },
     /// A target was written somewhere (the store, a directory, an archive).

@@ -21,13 +21,22 @@ use crate::store::{read_json, Store};
 
 /// Writes the config and manifest of `state` into the store and returns the
 /// manifest's descriptor.
-pub fn write_image(store: &Store, state: &State, compression: Compression, epoch: i64) -> Result<Descriptor> {
+pub fn write_image(
+    store: &Store,
+    state: &State,
+    compression: Compression,
+    epoch: i64,
+) -> Result<Descriptor> {
     let mut layers = Vec::new();
     for diff_id in &state.config.rootfs.diff_ids {
         layers.push(ensure_blob(store, diff_id, compression, epoch)?);
     }
     let config_bytes = image::to_json(&state.config);
-    let config = Descriptor::new(image::CONFIG_MEDIA_TYPE, store.put_blob(&config_bytes)?, config_bytes.len() as u64);
+    let config = Descriptor::new(
+        image::CONFIG_MEDIA_TYPE,
+        store.put_blob(&config_bytes)?,
+        config_bytes.len() as u64,
+    );
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(image::MANIFEST_MEDIA_TYPE.into()),
@@ -56,15 +65,30 @@ pub struct StoredImage {
 /// Reads the image a manifest descriptor points at.
 pub fn read_image(store: &Store, descriptor: &Descriptor) -> Result<StoredImage> {
     let manifest: Manifest = serde_json::from_slice(&store.read_blob(&descriptor.digest)?)
-        .map_err(|source| Error::Json { path: store.blob_path(&descriptor.digest), source })?;
-    let config = serde_json::from_slice(&store.read_blob(&manifest.config.digest)?)
-        .map_err(|source| Error::Json { path: store.blob_path(&manifest.config.digest), source })?;
-    Ok(StoredImage { descriptor: descriptor.clone(), manifest, config })
+        .map_err(|source| Error::Json {
+            path: store.blob_path(&descriptor.digest),
+            source,
+        })?;
+    let config =
+        serde_json::from_slice(&store.read_blob(&manifest.config.digest)?).map_err(|source| {
+            Error::Json {
+                path: store.blob_path(&manifest.config.digest),
+                source,
+            }
+        })?;
+    Ok(StoredImage {
+        descriptor: descriptor.clone(),
+        manifest,
+        config,
+    })
 }
 
 /// Every blob an image needs: manifest, config, layers.
 fn blobs_of(img: &StoredImage) -> Vec<Digest> {
-    let mut v = vec![img.descriptor.digest.clone(), img.manifest.config.digest.clone()];
+    let mut v = vec![
+        img.descriptor.digest.clone(),
+        img.manifest.config.digest.clone(),
+    ];
     v.extend(img.manifest.layers.iter().map(|l| l.digest.clone()));
     v
 }
@@ -74,9 +98,14 @@ fn blobs_of(img: &StoredImage) -> Vec<Digest> {
 pub fn to_oci_dir(store: &Store, images: &[(Vec<String>, Descriptor)], dir: &Path) -> Result<()> {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(Error::io("create", &blobs))?;
-    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(Error::io("write", dir.join("oci-layout")))?;
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+        .map_err(Error::io("write", dir.join("oci-layout")))?;
     let index_path = dir.join("index.json");
-    let mut index: Index = if index_path.exists() { read_json(&index_path)? } else { Index::default() };
+    let mut index: Index = if index_path.exists() {
+        read_json(&index_path)?
+    } else {
+        Index::default()
+    };
     for (tags, desc) in images {
         let img = read_image(store, desc)?;
         for digest in blobs_of(&img) {
@@ -92,7 +121,9 @@ pub fn to_oci_dir(store: &Store, images: &[(Vec<String>, Descriptor)], dir: &Pat
             fs::rename(&tmp, &dest).map_err(Error::io("write", &dest))?;
         }
         for tag in tags {
-            index.manifests.retain(|d| d.ref_name() != Some(tag.as_str()));
+            index
+                .manifests
+                .retain(|d| d.ref_name() != Some(tag.as_str()));
             let mut d = desc.clone();
             d.annotations = Some(BTreeMap::from([(image::REF_NAME.to_string(), tag.clone())]));
             index.manifests.push(d);
@@ -117,13 +148,21 @@ pub fn docker_tag(name: &str) -> Option<String> {
         return None;
     }
     let last = name.rsplit('/').next().unwrap_or(name);
-    Some(if last.contains(':') { name.to_string() } else { format!("{name}:latest") })
+    Some(if last.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    })
 }
 
 /// Writes images into a docker-archive at `file`: `manifest.json` for
 /// classic `docker load`, plus an OCI layout (`oci-layout`, `index.json`,
 /// `blobs/sha256/…`) like Docker ≥ 25's `docker save`. Deterministic bytes.
-pub fn to_docker_archive(store: &Store, images: &[(Vec<String>, Descriptor)], file: &Path) -> Result<()> {
+pub fn to_docker_archive(
+    store: &Store,
+    images: &[(Vec<String>, Descriptor)],
+    file: &Path,
+) -> Result<()> {
     let mut entries = Vec::new();
     let mut index = Index::default();
     let mut all_blobs: BTreeMap<String, Digest> = BTreeMap::new();
@@ -135,18 +174,31 @@ pub fn to_docker_archive(store: &Store, images: &[(Vec<String>, Descriptor)], fi
         entries.push(ArchiveEntry {
             config: format!("blobs/sha256/{}", img.manifest.config.digest.hex()),
             repo_tags: tags.iter().filter_map(|t| docker_tag(t)).collect(),
-            layers: img.manifest.layers.iter().map(|l| format!("blobs/sha256/{}", l.digest.hex())).collect(),
+            layers: img
+                .manifest
+                .layers
+                .iter()
+                .map(|l| format!("blobs/sha256/{}", l.digest.hex()))
+                .collect(),
         });
         for tag in tags {
             let mut d = desc.clone();
             d.annotations = Some(BTreeMap::from([
                 (image::REF_NAME.to_string(), tag.clone()),
-                ("io.containerd.image.name".to_string(), docker_tag(tag).unwrap_or_else(|| tag.clone())),
+                (
+                    "io.containerd.image.name".to_string(),
+                    docker_tag(tag).unwrap_or_else(|| tag.clone()),
+                ),
             ]));
             index.manifests.push(d);
         }
     }
-    let tmp = file.with_file_name(format!(".{}.tmp", file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let tmp = file.with_file_name(format!(
+        ".{}.tmp",
+        file.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
     let out = File::create(&tmp).map_err(Error::io("create", &tmp))?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, out));
     let header = |size: u64, mode: u32, kind: tar::EntryType| {
@@ -161,21 +213,24 @@ pub fn to_docker_archive(store: &Store, images: &[(Vec<String>, Descriptor)], fi
     };
     let add = |tar: &mut tar::Builder<BufWriter<File>>, name: &str, bytes: &[u8]| -> Result<()> {
         let mut h = header(bytes.len() as u64, 0o644, tar::EntryType::Regular);
-        tar.append_data(&mut h, name, bytes).map_err(Error::io("write", file))
+        tar.append_data(&mut h, name, bytes)
+            .map_err(Error::io("write", file))
     };
     add(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     add(&mut tar, "index.json", &image::to_json(&index))?;
     add(&mut tar, "manifest.json", &image::to_json(&entries))?;
     for dir in ["blobs/", "blobs/sha256/"] {
         let mut h = header(0, 0o755, tar::EntryType::Directory);
-        tar.append_data(&mut h, dir, io::empty()).map_err(Error::io("write", file))?;
+        tar.append_data(&mut h, dir, io::empty())
+            .map_err(Error::io("write", file))?;
     }
     for digest in all_blobs.values() {
         let path = store.blob_path(digest);
         let blob = File::open(&path).map_err(Error::io("open", &path))?;
         let size = blob.metadata().map_err(Error::io("stat", &path))?.len();
         let mut h = header(size, 0o644, tar::EntryType::Regular);
-        tar.append_data(&mut h, format!("blobs/sha256/{}", digest.hex()), blob).map_err(Error::io("write", file))?;
+        tar.append_data(&mut h, format!("blobs/sha256/{}", digest.hex()), blob)
+            .map_err(Error::io("write", file))?;
     }
     let mut out = tar.into_inner().map_err(Error::io("write", file))?;
     out.flush().map_err(Error::io("write", file))?;
@@ -188,14 +243,20 @@ pub fn to_docker_archive(store: &Store, images: &[(Vec<String>, Descriptor)], fi
 pub fn artifact(store: &Store, state: &State, path: &str, out_dir: &Path) -> Result<PathBuf> {
     let dirs = state.layer_dirs(store);
     let view = View { layers: &dirs };
-    let missing = || Error::BadImage { what: path.to_string(), reason: "the path does not exist in its state".into() };
+    let missing = || Error::BadImage {
+        what: path.to_string(),
+        reason: "the path does not exist in its state".into(),
+    };
     let comps = view.resolve(path, true).ok_or_else(missing)?;
     let (_, meta) = view.lookup(&comps).ok_or_else(missing)?;
     let parent = out_dir.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
     let staging = parent.join(format!(
         ".{}.strata-{}",
-        out_dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        out_dir
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id()
     ));
     crate::layer::remove_path(&staging)?;

@@ -194,7 +194,8 @@ fn merge_dir(src: &Path, dest: &Path) -> Result<()> {
         fs::create_dir(dest).map_err(Error::io("create directory", dest))?;
     }
     sys::lchown(dest, meta.uid(), meta.gid()).map_err(Error::io("chown", dest))?;
-    fs::set_permissions(dest, fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(Error::io("chmod", dest))?;
+    fs::set_permissions(dest, fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(Error::io("chmod", dest))?;
     for entry in fs::read_dir(src).map_err(Error::io("read directory", src))? {
         let entry = entry.map_err(Error::io("read directory", src))?;
         let child = entry.path();
@@ -226,10 +227,16 @@ pub(crate) fn copy_entry(src: &Path, dest: &Path, meta: &fs::Metadata) -> Result
     } else if ft.is_file() {
         fs::copy(src, dest).map_err(Error::io("copy", src))?;
         sys::lchown(dest, meta.uid(), meta.gid()).map_err(Error::io("chown", dest))?;
-        fs::set_permissions(dest, fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(Error::io("chmod", dest))?;
+        fs::set_permissions(dest, fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .map_err(Error::io("chmod", dest))?;
     } else {
-        sys::mknod(dest, meta.mode(), sys::dev_parts(meta.rdev()).0, sys::dev_parts(meta.rdev()).1)
-            .map_err(Error::io("create device", dest))?;
+        sys::mknod(
+            dest,
+            meta.mode(),
+            sys::dev_parts(meta.rdev()).0,
+            sys::dev_parts(meta.rdev()).1,
+        )
+        .map_err(Error::io("create device", dest))?;
         sys::lchown(dest, meta.uid(), meta.gid()).map_err(Error::io("chown", dest))?;
     }
     sys::set_mtime(dest, meta.mtime()).map_err(Error::io("set mtime of", dest))
@@ -242,7 +249,10 @@ pub fn lookup_id(file: &[u8], name: &str) -> Option<(u32, u32)> {
         let fields: Vec<&[u8]> = line.split(|&b| b == b':').collect();
         if fields.len() >= 3 && fields[0] == name.as_bytes() {
             let id = std::str::from_utf8(fields[2]).ok()?.parse().ok()?;
-            let gid = fields.get(3).and_then(|g| std::str::from_utf8(g).ok()?.parse().ok()).unwrap_or(id);
+            let gid = fields
+                .get(3)
+                .and_then(|g| std::str::from_utf8(g).ok()?.parse().ok())
+                .unwrap_or(id);
             return Some((id, gid));
         }
     }
@@ -262,15 +272,20 @@ pub fn resolve_user(view: &View<'_>, spec: &str) -> std::result::Result<(u32, u3
                 .and_then(|f| {
                     String::from_utf8_lossy(&f).lines().find_map(|l| {
                         let fields: Vec<&str> = l.split(':').collect();
-                        (fields.len() >= 4 && fields[2] == user).then(|| fields[3].parse().ok()).flatten()
+                        (fields.len() >= 4 && fields[2] == user)
+                            .then(|| fields[3].parse().ok())
+                            .flatten()
                     })
                 })
                 .unwrap_or(uid);
             (uid, gid)
         }
         Err(_) => {
-            let passwd = view.read_file("/etc/passwd").ok_or_else(|| format!("user `{user}`: the image has no /etc/passwd"))?;
-            lookup_id(&passwd, user).ok_or_else(|| format!("user `{user}` is not in the image's /etc/passwd"))?
+            let passwd = view
+                .read_file("/etc/passwd")
+                .ok_or_else(|| format!("user `{user}`: the image has no /etc/passwd"))?;
+            lookup_id(&passwd, user)
+                .ok_or_else(|| format!("user `{user}` is not in the image's /etc/passwd"))?
         }
     };
     let gid = match group {
@@ -278,8 +293,12 @@ pub fn resolve_user(view: &View<'_>, spec: &str) -> std::result::Result<(u32, u3
         Some(g) => match g.parse::<u32>() {
             Ok(gid) => gid,
             Err(_) => {
-                let groups = view.read_file("/etc/group").ok_or_else(|| format!("group `{g}`: the image has no /etc/group"))?;
-                lookup_id(&groups, g).ok_or_else(|| format!("group `{g}` is not in the image's /etc/group"))?.0
+                let groups = view
+                    .read_file("/etc/group")
+                    .ok_or_else(|| format!("group `{g}`: the image has no /etc/group"))?;
+                lookup_id(&groups, g)
+                    .ok_or_else(|| format!("group `{g}` is not in the image's /etc/group"))?
+                    .0
             }
         },
     };
@@ -371,7 +390,11 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let l0 = layer(t.path(), "0");
         fs::create_dir_all(l0.join("etc")).unwrap();
-        fs::write(l0.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n").unwrap();
+        fs::write(
+            l0.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+        )
+        .unwrap();
         fs::write(l0.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
         let layers = vec![l0];
         let view = View { layers: &layers };
@@ -379,6 +402,8 @@ mod tests {
         assert_eq!(resolve_user(&view, "app:staff").unwrap(), (1000, 50));
         assert_eq!(resolve_user(&view, "1000").unwrap(), (1000, 1001));
         assert_eq!(resolve_user(&view, "7:8").unwrap(), (7, 8));
-        assert!(resolve_user(&view, "nobody").unwrap_err().contains("not in the image"));
+        assert!(resolve_user(&view, "nobody")
+            .unwrap_err()
+            .contains("not in the image"));
     }
 }

@@ -159,7 +159,10 @@ impl Node {
     pub fn inputs(&self) -> Vec<NodeId> {
         let mut inputs: Vec<NodeId> = self.parent.into_iter().collect();
         match &self.op {
-            Op::Copy(CopyOp { source: CopySource::State { node, .. }, .. }) => inputs.push(*node),
+            Op::Copy(CopyOp {
+                source: CopySource::State { node, .. },
+                ..
+            }) => inputs.push(*node),
             Op::Run(run) => inputs.extend(run.mounts.iter().map(|m| m.node)),
             _ => {}
         }
@@ -247,7 +250,12 @@ impl Graph {
     ) -> Result<(), TargetError> {
         let target = self.target(name).ok_or_else(|| TargetError::Unknown {
             name: name.to_string(),
-            known: self.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "),
+            known: self
+                .targets
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         })?;
         match &target.kind {
             TargetKind::Group { members } => {

@@ -15,7 +15,8 @@ pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+jso
 pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_LIST_MEDIA_TYPE: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// An empty JSON object, as used in `ExposedPorts` and `Volumes`.
@@ -102,7 +103,10 @@ impl ImageConfig {
             os: "linux".into(),
             variant: None,
             config: RuntimeConfig::default(),
-            rootfs: RootFs { kind: "layers".into(), diff_ids: Vec::new() },
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids: Vec::new(),
+            },
             history: Vec::new(),
             extra: BTreeMap::new(),
         }
@@ -157,7 +161,13 @@ pub struct Descriptor {
 
 impl Descriptor {
     pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
-        Descriptor { media_type: media_type.into(), digest, size, platform: None, annotations: None }
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            platform: None,
+            annotations: None,
+        }
     }
 
     /// The `org.opencontainers.image.ref.name` annotation.
@@ -193,7 +203,12 @@ pub struct Index {
 
 impl Default for Index {
     fn default() -> Index {
-        Index { schema_version: 2, media_type: Some(INDEX_MEDIA_TYPE.into()), manifests: Vec::new(), annotations: None }
+        Index {
+            schema_version: 2,
+            media_type: Some(INDEX_MEDIA_TYPE.into()),
+            manifests: Vec::new(),
+            annotations: None,
+        }
     }
 }
 

@@ -145,7 +145,9 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
         Op::Run(run) => {
             enc.str("run");
             next_input(&mut enc);
-            enc.strs(&run.argv).pairs(&run.env).opt_str(run.user.as_deref());
+            enc.strs(&run.argv)
+                .pairs(&run.env)
+                .opt_str(run.user.as_deref());
             enc.str(match run.network {
                 Network::None => "none",
                 Network::Host => "host",
@@ -195,11 +197,25 @@ mod tests {
     use proptest::prelude::*;
 
     fn node(op: Op, parent: Option<usize>, line: u32, description: &str) -> Node {
-        Node { op, parent, origin: Origin { file: "r.rhai".into(), line, col: 1 }, description: description.into() }
+        Node {
+            op,
+            parent,
+            origin: Origin {
+                file: "r.rhai".into(),
+                line,
+                col: 1,
+            },
+            description: description.into(),
+        }
     }
 
     fn copy_op(paths: Vec<String>, dst: String, chown: Option<String>, chmod: Option<u32>) -> Op {
-        Op::Copy(CopyOp { source: CopySource::Context { paths }, dst, chown, chmod })
+        Op::Copy(CopyOp {
+            source: CopySource::Context { paths },
+            dst,
+            chown,
+            chmod,
+        })
     }
 
     fn parent_key(n: u8) -> NodeKey {

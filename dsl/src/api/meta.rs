@@ -23,94 +23,186 @@ use crate::recorder::{runtime, Shared};
 
 type Res<T> = Result<T, Box<rhai::EvalAltResult>>;
 
-fn meta(rec: &Shared, ctx: &NativeCallContext, state: &State, change: MetaChange, desc: String) -> State {
-    State { node: rec.borrow_mut().add(ctx, Op::Meta(change), Some(state.node), desc) }
+fn meta(
+    rec: &Shared,
+    ctx: &NativeCallContext,
+    state: &State,
+    change: MetaChange,
+    desc: String,
+) -> State {
+    State {
+        node: rec
+            .borrow_mut()
+            .add(ctx, Op::Meta(change), Some(state.node), desc),
+    }
 }
 
 fn check_env_name(name: &str, pos: rhai::Position) -> Res<()> {
     if name.is_empty() || name.contains('=') {
-        return Err(runtime(pos, format!("`{name}` is not a valid environment variable name")));
+        return Err(runtime(
+            pos,
+            format!("`{name}` is not a valid environment variable name"),
+        ));
     }
     Ok(())
 }
 
 pub fn register(engine: &mut Engine, rec: &Shared) {
     let r = rec.clone();
-    engine.register_fn("env", move |ctx: NativeCallContext, s: &mut State, k: &str, v: Dynamic| -> Res<State> {
-        check_env_name(k, ctx.call_position())?;
-        let v = v.to_string();
-        let desc = format!("env({}, {})", quote(k), quote(&v));
-        Ok(meta(&r, &ctx, s, MetaChange::Env(vec![(k.to_string(), v)]), desc))
-    });
+    engine.register_fn(
+        "env",
+        move |ctx: NativeCallContext, s: &mut State, k: &str, v: Dynamic| -> Res<State> {
+            check_env_name(k, ctx.call_position())?;
+            let v = v.to_string();
+            let desc = format!("env({}, {})", quote(k), quote(&v));
+            Ok(meta(
+                &r,
+                &ctx,
+                s,
+                MetaChange::Env(vec![(k.to_string(), v)]),
+                desc,
+            ))
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("env", move |ctx: NativeCallContext, s: &mut State, vars: Map| -> Res<State> {
-        let mut pairs = Vec::new();
-        for (k, v) in vars {
-            check_env_name(&k, ctx.call_position())?;
-            pairs.push((k.to_string(), v.to_string()));
-        }
-        let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}: {}", quote(v))).collect();
-        let desc = format!("env(#{{{}}})", shown.join(", "));
-        Ok(meta(&r, &ctx, s, MetaChange::Env(pairs), desc))
-    });
+    engine.register_fn(
+        "env",
+        move |ctx: NativeCallContext, s: &mut State, vars: Map| -> Res<State> {
+            let mut pairs = Vec::new();
+            for (k, v) in vars {
+                check_env_name(&k, ctx.call_position())?;
+                pairs.push((k.to_string(), v.to_string()));
+            }
+            let shown: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", quote(v)))
+                .collect();
+            let desc = format!("env(#{{{}}})", shown.join(", "));
+            Ok(meta(&r, &ctx, s, MetaChange::Env(pairs), desc))
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("workdir", move |ctx: NativeCallContext, s: &mut State, dir: &str| -> Res<State> {
-        if dir.is_empty() {
-            return Err(runtime(ctx.call_position(), "workdir must not be empty"));
-        }
-        Ok(meta(&r, &ctx, s, MetaChange::Workdir(dir.into()), format!("workdir({})", quote(dir))))
-    });
+    engine.register_fn(
+        "workdir",
+        move |ctx: NativeCallContext, s: &mut State, dir: &str| -> Res<State> {
+            if dir.is_empty() {
+                return Err(runtime(ctx.call_position(), "workdir must not be empty"));
+            }
+            Ok(meta(
+                &r,
+                &ctx,
+                s,
+                MetaChange::Workdir(dir.into()),
+                format!("workdir({})", quote(dir)),
+            ))
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("user", move |ctx: NativeCallContext, s: &mut State, user: Dynamic| -> Res<State> {
-        let user = user.to_string();
-        if user.is_empty() {
-            return Err(runtime(ctx.call_position(), "user must not be empty"));
-        }
-        Ok(meta(&r, &ctx, s, MetaChange::User(user.clone()), format!("user({})", quote(&user))))
-    });
+    engine.register_fn(
+        "user",
+        move |ctx: NativeCallContext, s: &mut State, user: Dynamic| -> Res<State> {
+            let user = user.to_string();
+            if user.is_empty() {
+                return Err(runtime(ctx.call_position(), "user must not be empty"));
+            }
+            Ok(meta(
+                &r,
+                &ctx,
+                s,
+                MetaChange::User(user.clone()),
+                format!("user({})", quote(&user)),
+            ))
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("cmd", move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic| -> Res<State> {
-        let argv = argv(cmd, "cmd", ctx.call_position())?;
-        let desc = format!("cmd({})", quote_list(&argv));
-        Ok(meta(&r, &ctx, s, MetaChange::Cmd(argv), desc))
-    });
+    engine.register_fn(
+        "cmd",
+        move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic| -> Res<State> {
+            let argv = argv(cmd, "cmd", ctx.call_position())?;
+            let desc = format!("cmd({})", quote_list(&argv));
+            Ok(meta(&r, &ctx, s, MetaChange::Cmd(argv), desc))
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("entrypoint", move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic| -> Res<State> {
-        let argv = argv(cmd, "entrypoint", ctx.call_position())?;
-        let desc = format!("entrypoint({})", quote_list(&argv));
-        Ok(meta(&r, &ctx, s, MetaChange::Entrypoint(argv), desc))
-    });
+    engine.register_fn(
+        "entrypoint",
+        move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic| -> Res<State> {
+            let argv = argv(cmd, "entrypoint", ctx.call_position())?;
+            let desc = format!("entrypoint({})", quote_list(&argv));
+            Ok(meta(&r, &ctx, s, MetaChange::Entrypoint(argv), desc))
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("expose", move |ctx: NativeCallContext, s: &mut State, port: Dynamic| -> Res<State> {
-        let pos = ctx.call_position();
-        let text = port.to_string();
-        let (num, proto) = text.split_once('/').unwrap_or((&text, "tcp"));
-        let valid = num.parse::<u16>().is_ok_and(|n| n > 0) && matches!(proto, "tcp" | "udp" | "sctp");
-        if !valid {
-            return Err(runtime(pos, format!("expose takes a port like 80 or \"53/udp\", not `{text}`")));
-        }
-        let port = format!("{num}/{proto}");
-        Ok(meta(&r, &ctx, s, MetaChange::Expose(port.clone()), format!("expose({})", quote(&port))))
-    });
+    engine.register_fn(
+        "expose",
+        move |ctx: NativeCallContext, s: &mut State, port: Dynamic| -> Res<State> {
+            let pos = ctx.call_position();
+            let text = port.to_string();
+            let (num, proto) = text.split_once('/').unwrap_or((&text, "tcp"));
+            let valid =
+                num.parse::<u16>().is_ok_and(|n| n > 0) && matches!(proto, "tcp" | "udp" | "sctp");
+            if !valid {
+                return Err(runtime(
+                    pos,
+                    format!("expose takes a port like 80 or \"53/udp\", not `{text}`"),
+                ));
+            }
+            let port = format!("{num}/{proto}");
+            Ok(meta(
+                &r,
+                &ctx,
+                s,
+                MetaChange::Expose(port.clone()),
+                format!("expose({})", quote(&port)),
+            ))
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("label", move |ctx: NativeCallContext, s: &mut State, k: &str, v: Dynamic| -> State {
-        let v = v.to_string();
-        let desc = format!("label({}, {})", quote(k), quote(&v));
-        meta(&r, &ctx, s, MetaChange::Label(k.into(), v), desc)
-    });
+    engine.register_fn(
+        "label",
+        move |ctx: NativeCallContext, s: &mut State, k: &str, v: Dynamic| -> State {
+            let v = v.to_string();
+            let desc = format!("label({}, {})", quote(k), quote(&v));
+            meta(&r, &ctx, s, MetaChange::Label(k.into(), v), desc)
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("volume", move |ctx: NativeCallContext, s: &mut State, path: &str| -> Res<State> {
-        if !path.starts_with('/') {
-            return Err(runtime(ctx.call_position(), format!("volume `{path}` must be an absolute path")));
-        }
-        Ok(meta(&r, &ctx, s, MetaChange::Volume(path.into()), format!("volume({})", quote(path))))
-    });
+    engine.register_fn(
+        "volume",
+        move |ctx: NativeCallContext, s: &mut State, path: &str| -> Res<State> {
+            if !path.starts_with('/') {
+                return Err(runtime(
+                    ctx.call_position(),
+                    format!("volume `{path}` must be an absolute path"),
+                ));
+            }
+            Ok(meta(
+                &r,
+                &ctx,
+                s,
+                MetaChange::Volume(path.into()),
+                format!("volume({})", quote(path)),
+            ))
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("stop_signal", move |ctx: NativeCallContext, s: &mut State, sig: Dynamic| -> Res<State> {
-        let sig = sig.to_string();
-        if sig.is_empty() {
-            return Err(runtime(ctx.call_position(), "stop_signal must not be empty"));
-        }
-        Ok(meta(&r, &ctx, s, MetaChange::StopSignal(sig.clone()), format!("stop_signal({})", quote(&sig))))
-    });
+    engine.register_fn(
+        "stop_signal",
+        move |ctx: NativeCallContext, s: &mut State, sig: Dynamic| -> Res<State> {
+            let sig = sig.to_string();
+            if sig.is_empty() {
+                return Err(runtime(
+                    ctx.call_position(),
+                    "stop_signal must not be empty",
+                ));
+            }
+            Ok(meta(
+                &r,
+                &ctx,
+                s,
+                MetaChange::StopSignal(sig.clone()),
+                format!("stop_signal({})", quote(&sig)),
+            ))
+        },
+    );
 }

@@ -66,24 +66,46 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
 /// The type name a recipe author would recognise.
 pub fn type_name(v: &Dynamic) -> String {
     let name = v.type_name();
-    name.rsplit("::").next().unwrap_or(name).replace("ImmutableString", "string").replace("i64", "integer")
+    name.rsplit("::")
+        .next()
+        .unwrap_or(name)
+        .replace("ImmutableString", "string")
+        .replace("i64", "integer")
 }
 
 /// A list of strings from an array argument.
-pub fn strings(v: &Array, what: &str, pos: Position) -> Result<Vec<String>, Box<rhai::EvalAltResult>> {
+pub fn strings(
+    v: &Array,
+    what: &str,
+    pos: Position,
+) -> Result<Vec<String>, Box<rhai::EvalAltResult>> {
     v.iter()
         .map(|item| {
-            item.clone()
-                .into_string()
-                .map_err(|_| runtime(pos, format!("{what} must be a list of strings, found a {}", type_name(item))))
+            item.clone().into_string().map_err(|_| {
+                runtime(
+                    pos,
+                    format!(
+                        "{what} must be a list of strings, found a {}",
+                        type_name(item)
+                    ),
+                )
+            })
         })
         .collect()
 }
 
 /// An argv from a shell string (`/bin/sh -c`) or an array.
-pub fn argv(v: Dynamic, what: &str, pos: Position) -> Result<Vec<String>, Box<rhai::EvalAltResult>> {
+pub fn argv(
+    v: Dynamic,
+    what: &str,
+    pos: Position,
+) -> Result<Vec<String>, Box<rhai::EvalAltResult>> {
     if v.is_string() {
-        return Ok(vec!["/bin/sh".into(), "-c".into(), v.into_string().unwrap_or_default()]);
+        return Ok(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            v.into_string().unwrap_or_default(),
+        ]);
     }
     if v.is_array() {
         let arr = v.into_array().unwrap_or_default();
@@ -93,14 +115,31 @@ pub fn argv(v: Dynamic, what: &str, pos: Position) -> Result<Vec<String>, Box<rh
         }
         return Ok(argv);
     }
-    Err(runtime(pos, format!("{what} must be a string or a list of strings, found a {}", type_name(&v))))
+    Err(runtime(
+        pos,
+        format!(
+            "{what} must be a string or a list of strings, found a {}",
+            type_name(&v)
+        ),
+    ))
 }
 
 /// Checks an options map against the keys a function accepts.
-pub fn check_options(opts: &Map, allowed: &[&str], func: &str, pos: Position) -> Result<(), Box<rhai::EvalAltResult>> {
+pub fn check_options(
+    opts: &Map,
+    allowed: &[&str],
+    func: &str,
+    pos: Position,
+) -> Result<(), Box<rhai::EvalAltResult>> {
     for key in opts.keys() {
         if !allowed.contains(&key.as_str()) {
-            return Err(runtime(pos, format!("unknown option `{key}` for {func}; expected one of: {}", allowed.join(", "))));
+            return Err(runtime(
+                pos,
+                format!(
+                    "unknown option `{key}` for {func}; expected one of: {}",
+                    allowed.join(", ")
+                ),
+            ));
         }
     }
     Ok(())
@@ -113,5 +152,12 @@ pub fn quote(s: &str) -> String {
 
 /// `["a", "b"]`, for history entries.
 pub fn quote_list(items: &[String]) -> String {
-    format!("[{}]", items.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        items
+            .iter()
+            .map(|s| quote(s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 
 use rhai::{Array, Dynamic, Engine, Map, NativeCallContext};
 use strata_engine::graph::{
-    BaseSource, BindMount, CacheMount, CopyOp, CopySource, Network, Op, RunOp, SecretMount, SecretSource,
+    BaseSource, BindMount, CacheMount, CopyOp, CopySource, Network, Op, RunOp, SecretMount,
+    SecretSource,
 };
 
 use super::{argv, check_options, quote, quote_list, strings, type_name, Ctx, PathRef, State};
@@ -29,7 +30,10 @@ fn base_source(rec: &Shared, reference: &str, ctx: &NativeCallContext) -> Res<Ba
             Some((p, t)) if !t.contains('/') && !p.is_empty() => (p, Some(t.to_string())),
             _ => (rest, None),
         };
-        return Ok(BaseSource::OciLayout { dir: local(path), tag });
+        return Ok(BaseSource::OciLayout {
+            dir: local(path),
+            tag,
+        });
     }
     if let Some(file) = reference.strip_prefix("docker-archive:") {
         return Ok(BaseSource::DockerArchive { file: local(file) });
@@ -48,14 +52,20 @@ fn base_source(rec: &Shared, reference: &str, ctx: &NativeCallContext) -> Res<Ba
 
 fn check_ctx_path(p: &str, pos: rhai::Position) -> Res<()> {
     if strata_engine::context::clean_relative(p).is_none() {
-        return Err(runtime(pos, format!("ctx path `{p}` leaves the build context")));
+        return Err(runtime(
+            pos,
+            format!("ctx path `{p}` leaves the build context"),
+        ));
     }
     Ok(())
 }
 
 fn check_image_path(p: &str, what: &str, pos: rhai::Position) -> Res<()> {
     if !p.starts_with('/') {
-        return Err(runtime(pos, format!("{what} `{p}` must be an absolute path inside the image")));
+        return Err(runtime(
+            pos,
+            format!("{what} `{p}` must be an absolute path inside the image"),
+        ));
     }
     Ok(())
 }
@@ -63,25 +73,37 @@ fn check_image_path(p: &str, what: &str, pos: rhai::Position) -> Res<()> {
 fn octal_mode(v: &Dynamic, pos: rhai::Position) -> Res<u32> {
     let mode = if let Ok(n) = v.as_int() {
         u32::try_from(n).ok()
-    } else if let Some(s) = v.clone().into_string().ok() {
+    } else if let Ok(s) = v.clone().into_string() {
         u32::from_str_radix(s.trim_start_matches("0o"), 8).ok()
     } else {
         None
     };
-    mode.filter(|m| *m <= 0o7777).ok_or_else(|| runtime(pos, "chmod must be an octal string like \"0755\""))
+    mode.filter(|m| *m <= 0o7777)
+        .ok_or_else(|| runtime(pos, "chmod must be an octal string like \"0755\""))
 }
 
-fn copy(rec: &Shared, ctx: &NativeCallContext, state: &State, src: CopySource, src_desc: String, dst: &str, opts: Map) -> Res<State> {
+fn copy(
+    rec: &Shared,
+    ctx: &NativeCallContext,
+    state: &State,
+    src: CopySource,
+    src_desc: String,
+    dst: &str,
+    opts: Map,
+) -> Res<State> {
     let pos = ctx.call_position();
     check_options(&opts, &["chown", "chmod"], "copy", pos)?;
     if dst.is_empty() {
         return Err(runtime(pos, "copy destination must not be empty"));
     }
-    let chown = match opts.get("chown") {
-        None => None,
-        Some(v) if v.is_int() => Some(v.as_int().unwrap_or_default().to_string()),
-        Some(v) => Some(v.clone().into_string().map_err(|_| runtime(pos, "chown must be a string like \"1000:1000\" or \"app\""))?),
-    };
+    let chown =
+        match opts.get("chown") {
+            None => None,
+            Some(v) if v.is_int() => Some(v.as_int().unwrap_or_default().to_string()),
+            Some(v) => Some(v.clone().into_string().map_err(|_| {
+                runtime(pos, "chown must be a string like \"1000:1000\" or \"app\"")
+            })?),
+        };
     let chmod = opts.get("chmod").map(|v| octal_mode(v, pos)).transpose()?;
     let mut desc = format!("copy({src_desc}, {})", quote(dst));
     if !opts.is_empty() {
@@ -92,16 +114,38 @@ fn copy(rec: &Shared, ctx: &NativeCallContext, state: &State, src: CopySource, s
         .into_iter()
         .flatten()
         .collect();
-        desc = format!("copy({src_desc}, {}, #{{{}}})", quote(dst), parts.join(", "));
+        desc = format!(
+            "copy({src_desc}, {}, #{{{}}})",
+            quote(dst),
+            parts.join(", ")
+        );
     }
-    let op = Op::Copy(CopyOp { source: src, dst: dst.to_string(), chown, chmod });
+    let op = Op::Copy(CopyOp {
+        source: src,
+        dst: dst.to_string(),
+        chown,
+        chmod,
+    });
     let node = rec.borrow_mut().add(ctx, op, Some(state.node), desc);
     Ok(State { node })
 }
 
-fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts: Map) -> Res<State> {
+fn run(
+    rec: &Shared,
+    ctx: &NativeCallContext,
+    state: &State,
+    cmd: Dynamic,
+    opts: Map,
+) -> Res<State> {
     let pos = ctx.call_position();
-    check_options(&opts, &["env", "user", "network", "cache", "secrets", "mounts", "timeout"], "run", pos)?;
+    check_options(
+        &opts,
+        &[
+            "env", "user", "network", "cache", "secrets", "mounts", "timeout",
+        ],
+        "run",
+        pos,
+    )?;
     let argv = argv(cmd, "run command", pos)?;
     let mut op = RunOp {
         argv: argv.clone(),
@@ -114,7 +158,10 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
         timeout: None,
     };
     if let Some(env) = opts.get("env") {
-        let map = env.clone().try_cast::<Map>().ok_or_else(|| runtime(pos, "run option `env` must be a map #{NAME: \"value\"}"))?;
+        let map = env
+            .clone()
+            .try_cast::<Map>()
+            .ok_or_else(|| runtime(pos, "run option `env` must be a map #{NAME: \"value\"}"))?;
         for (k, v) in map {
             op.env.push((k.to_string(), v.to_string()));
         }
@@ -126,120 +173,249 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
         op.network = match net.to_string().as_str() {
             "none" => Network::None,
             "host" => Network::Host,
-            other => return Err(runtime(pos, format!("run option `network` must be \"none\" or \"host\", not `{other}`"))),
+            other => {
+                return Err(runtime(
+                    pos,
+                    format!("run option `network` must be \"none\" or \"host\", not `{other}`"),
+                ))
+            }
         };
     }
     if let Some(timeout) = opts.get("timeout") {
-        let secs = timeout.as_int().ok().filter(|s| *s > 0).ok_or_else(|| runtime(pos, "run option `timeout` must be a positive number of seconds"))?;
+        let secs = timeout.as_int().ok().filter(|s| *s > 0).ok_or_else(|| {
+            runtime(
+                pos,
+                "run option `timeout` must be a positive number of seconds",
+            )
+        })?;
         op.timeout = Some(secs as u64);
     }
     if let Some(cache) = opts.get("cache") {
-        let items = cache.clone().into_array().map_err(|_| runtime(pos, "run option `cache` must be a list"))?;
+        let items = cache
+            .clone()
+            .into_array()
+            .map_err(|_| runtime(pos, "run option `cache` must be a list"))?;
         for item in items {
             let (target, id) = if item.is_string() {
                 let t = item.into_string().unwrap_or_default();
                 (t.clone(), t)
             } else if let Some(m) = item.clone().try_cast::<Map>() {
-                let target = m.get("target").map(|v| v.to_string()).ok_or_else(|| runtime(pos, "a cache mount needs a `target`"))?;
-                let id = m.get("id").map(|v| v.to_string()).unwrap_or_else(|| target.clone());
+                let target = m
+                    .get("target")
+                    .map(|v| v.to_string())
+                    .ok_or_else(|| runtime(pos, "a cache mount needs a `target`"))?;
+                let id = m
+                    .get("id")
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| target.clone());
                 (target, id)
             } else {
-                return Err(runtime(pos, format!("a cache mount is a path or #{{target, id}}, not a {}", type_name(&item))));
+                return Err(runtime(
+                    pos,
+                    format!(
+                        "a cache mount is a path or #{{target, id}}, not a {}",
+                        type_name(&item)
+                    ),
+                ));
             };
             check_image_path(&target, "cache target", pos)?;
             op.caches.push(CacheMount { target, id });
         }
     }
     if let Some(secrets) = opts.get("secrets") {
-        let items = secrets.clone().into_array().map_err(|_| runtime(pos, "run option `secrets` must be a list"))?;
+        let items = secrets
+            .clone()
+            .into_array()
+            .map_err(|_| runtime(pos, "run option `secrets` must be a list"))?;
         for item in items {
-            let m = item.try_cast::<Map>().ok_or_else(|| runtime(pos, "a secret is #{id, file} or #{id, env}"))?;
-            let id = m.get("id").map(|v| v.to_string()).ok_or_else(|| runtime(pos, "a secret needs an `id`"))?;
+            let m = item
+                .try_cast::<Map>()
+                .ok_or_else(|| runtime(pos, "a secret is #{id, file} or #{id, env}"))?;
+            let id = m
+                .get("id")
+                .map(|v| v.to_string())
+                .ok_or_else(|| runtime(pos, "a secret needs an `id`"))?;
             let source = match (m.get("file"), m.get("env")) {
                 (Some(f), None) => SecretSource::File(rec.borrow().dir.join(f.to_string())),
                 (None, Some(e)) => SecretSource::Env(e.to_string()),
-                _ => return Err(runtime(pos, format!("secret `{id}` needs exactly one of `file` or `env`"))),
+                _ => {
+                    return Err(runtime(
+                        pos,
+                        format!("secret `{id}` needs exactly one of `file` or `env`"),
+                    ))
+                }
             };
-            let target = m.get("target").map(|v| v.to_string()).unwrap_or_else(|| format!("/run/secrets/{id}"));
+            let target = m
+                .get("target")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| format!("/run/secrets/{id}"));
             check_image_path(&target, "secret target", pos)?;
             op.secrets.push(SecretMount { id, target, source });
         }
     }
     if let Some(mounts) = opts.get("mounts") {
-        let items = mounts.clone().into_array().map_err(|_| runtime(pos, "run option `mounts` must be a list"))?;
+        let items = mounts
+            .clone()
+            .into_array()
+            .map_err(|_| runtime(pos, "run option `mounts` must be a list"))?;
         for item in items {
-            let m = item.try_cast::<Map>().ok_or_else(|| runtime(pos, "a mount is #{source: state.path(...), target}"))?;
+            let m = item
+                .try_cast::<Map>()
+                .ok_or_else(|| runtime(pos, "a mount is #{source: state.path(...), target}"))?;
             let source = m
                 .get("source")
                 .and_then(|v| v.clone().try_cast::<PathRef>())
                 .ok_or_else(|| runtime(pos, "a mount's `source` must be state.path(...)"))?;
-            let target = m.get("target").map(|v| v.to_string()).unwrap_or_else(|| source.path.clone());
+            let target = m
+                .get("target")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| source.path.clone());
             check_image_path(&target, "mount target", pos)?;
-            op.mounts.push(BindMount { node: source.node, path: source.path, target });
+            op.mounts.push(BindMount {
+                node: source.node,
+                path: source.path,
+                target,
+            });
         }
     }
-    let shown = if argv.len() == 3 && argv[0] == "/bin/sh" && argv[1] == "-c" { quote(&argv[2]) } else { quote_list(&argv) };
-    let node = rec.borrow_mut().add(ctx, Op::Run(op), Some(state.node), format!("run({shown})"));
+    let shown = if argv.len() == 3 && argv[0] == "/bin/sh" && argv[1] == "-c" {
+        quote(&argv[2])
+    } else {
+        quote_list(&argv)
+    };
+    let node = rec
+        .borrow_mut()
+        .add(ctx, Op::Run(op), Some(state.node), format!("run({shown})"));
     Ok(State { node })
 }
 
 pub fn register(engine: &mut Engine, rec: &Shared) {
     let r = rec.clone();
     engine.register_fn("scratch", move |ctx: NativeCallContext| -> State {
-        State { node: r.borrow_mut().add(&ctx, Op::Scratch, None, "scratch()".into()) }
+        State {
+            node: r
+                .borrow_mut()
+                .add(&ctx, Op::Scratch, None, "scratch()".into()),
+        }
     });
     let r = rec.clone();
-    engine.register_fn("from", move |ctx: NativeCallContext, reference: &str| -> Res<State> {
-        let source = base_source(&r, reference, &ctx)?;
-        let desc = format!("from({})", quote(reference));
-        Ok(State { node: r.borrow_mut().add(&ctx, Op::Base(source), None, desc) })
-    });
-    engine.register_fn("ctx", move |ctx: NativeCallContext, path: &str| -> Res<Ctx> {
-        check_ctx_path(path, ctx.call_position())?;
-        Ok(Ctx { paths: vec![path.to_string()] })
-    });
-    engine.register_fn("ctx", move |ctx: NativeCallContext, paths: Array| -> Res<Ctx> {
-        let pos = ctx.call_position();
-        let paths = strings(&paths, "ctx paths", pos)?;
-        if paths.is_empty() {
-            return Err(runtime(pos, "ctx needs at least one path"));
-        }
-        for p in &paths {
-            check_ctx_path(p, pos)?;
-        }
-        Ok(Ctx { paths })
-    });
-    engine.register_fn("path", move |ctx: NativeCallContext, state: &mut State, path: &str| -> Res<PathRef> {
-        check_image_path(path, "state path", ctx.call_position())?;
-        Ok(PathRef { node: state.node, path: path.to_string() })
-    });
+    engine.register_fn(
+        "from",
+        move |ctx: NativeCallContext, reference: &str| -> Res<State> {
+            let source = base_source(&r, reference, &ctx)?;
+            let desc = format!("from({})", quote(reference));
+            Ok(State {
+                node: r.borrow_mut().add(&ctx, Op::Base(source), None, desc),
+            })
+        },
+    );
+    engine.register_fn(
+        "ctx",
+        move |ctx: NativeCallContext, path: &str| -> Res<Ctx> {
+            check_ctx_path(path, ctx.call_position())?;
+            Ok(Ctx {
+                paths: vec![path.to_string()],
+            })
+        },
+    );
+    engine.register_fn(
+        "ctx",
+        move |ctx: NativeCallContext, paths: Array| -> Res<Ctx> {
+            let pos = ctx.call_position();
+            let paths = strings(&paths, "ctx paths", pos)?;
+            if paths.is_empty() {
+                return Err(runtime(pos, "ctx needs at least one path"));
+            }
+            for p in &paths {
+                check_ctx_path(p, pos)?;
+            }
+            Ok(Ctx { paths })
+        },
+    );
+    engine.register_fn(
+        "path",
+        move |ctx: NativeCallContext, state: &mut State, path: &str| -> Res<PathRef> {
+            check_image_path(path, "state path", ctx.call_position())?;
+            Ok(PathRef {
+                node: state.node,
+                path: path.to_string(),
+            })
+        },
+    );
 
-    let ctx_copy = |rec: &Shared, ctx: &NativeCallContext, state: &State, src: Ctx, dst: &str, opts: Map| {
-        let desc = format!("ctx({})", quote_list(&src.paths));
-        copy(rec, ctx, state, CopySource::Context { paths: src.paths }, desc, dst, opts)
-    };
-    let state_copy = |rec: &Shared, ctx: &NativeCallContext, state: &State, src: PathRef, dst: &str, opts: Map| {
+    let ctx_copy =
+        |rec: &Shared, ctx: &NativeCallContext, state: &State, src: Ctx, dst: &str, opts: Map| {
+            let desc = format!("ctx({})", quote_list(&src.paths));
+            copy(
+                rec,
+                ctx,
+                state,
+                CopySource::Context { paths: src.paths },
+                desc,
+                dst,
+                opts,
+            )
+        };
+    let state_copy = |rec: &Shared,
+                      ctx: &NativeCallContext,
+                      state: &State,
+                      src: PathRef,
+                      dst: &str,
+                      opts: Map| {
         let desc = format!("<state>.path({})", quote(&src.path));
-        copy(rec, ctx, state, CopySource::State { node: src.node, path: src.path }, desc, dst, opts)
+        copy(
+            rec,
+            ctx,
+            state,
+            CopySource::State {
+                node: src.node,
+                path: src.path,
+            },
+            desc,
+            dst,
+            opts,
+        )
     };
     let r = rec.clone();
-    engine.register_fn("copy", move |ctx: NativeCallContext, s: &mut State, src: Ctx, dst: &str| {
-        ctx_copy(&r, &ctx, s, src, dst, Map::new())
-    });
+    engine.register_fn(
+        "copy",
+        move |ctx: NativeCallContext, s: &mut State, src: Ctx, dst: &str| {
+            ctx_copy(&r, &ctx, s, src, dst, Map::new())
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("copy", move |ctx: NativeCallContext, s: &mut State, src: Ctx, dst: &str, opts: Map| {
-        ctx_copy(&r, &ctx, s, src, dst, opts)
-    });
+    engine.register_fn(
+        "copy",
+        move |ctx: NativeCallContext, s: &mut State, src: Ctx, dst: &str, opts: Map| {
+            ctx_copy(&r, &ctx, s, src, dst, opts)
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("copy", move |ctx: NativeCallContext, s: &mut State, src: PathRef, dst: &str| {
-        state_copy(&r, &ctx, s, src, dst, Map::new())
-    });
+    engine.register_fn(
+        "copy",
+        move |ctx: NativeCallContext, s: &mut State, src: PathRef, dst: &str| {
+            state_copy(&r, &ctx, s, src, dst, Map::new())
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("copy", move |ctx: NativeCallContext, s: &mut State, src: PathRef, dst: &str, opts: Map| {
-        state_copy(&r, &ctx, s, src, dst, opts)
-    });
+    engine.register_fn(
+        "copy",
+        move |ctx: NativeCallContext, s: &mut State, src: PathRef, dst: &str, opts: Map| {
+            state_copy(&r, &ctx, s, src, dst, opts)
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("run", move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic| run(&r, &ctx, s, cmd, Map::new()));
+    engine.register_fn(
+        "run",
+        move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic| {
+            run(&r, &ctx, s, cmd, Map::new())
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("run", move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic, opts: Map| run(&r, &ctx, s, cmd, opts));
+    engine.register_fn(
+        "run",
+        move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic, opts: Map| {
+            run(&r, &ctx, s, cmd, opts)
+        },
+    );
 }

@@ -17,9 +17,15 @@ use crate::recorder::{runtime, Shared};
 type Res<T> = Result<T, Box<rhai::EvalAltResult>>;
 
 fn check_name(name: &str, pos: rhai::Position) -> Res<()> {
-    let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if !ok {
-        return Err(runtime(pos, format!("target name `{name}` may only use letters, digits, `-`, `_` and `.`")));
+        return Err(runtime(
+            pos,
+            format!("target name `{name}` may only use letters, digits, `-`, `_` and `.`"),
+        ));
     }
     Ok(())
 }
@@ -32,13 +38,24 @@ fn check_tag(tag: &str, pos: rhai::Position) -> Res<()> {
     };
     let repo_ok = !repo.is_empty()
         && repo.split('/').all(|part| {
-            !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | ':'))
+            !part.is_empty()
+                && part.chars().all(|c| {
+                    c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || matches!(c, '.' | '_' | '-' | ':')
+                })
         });
     let version_ok = version.is_none_or(|v| {
-        !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        !v.is_empty()
+            && v.len() <= 128
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     });
     if !repo_ok || !version_ok {
-        return Err(runtime(pos, format!("`{tag}` is not a valid image name (lowercase `repo/name:tag`)")));
+        return Err(runtime(
+            pos,
+            format!("`{tag}` is not a valid image name (lowercase `repo/name:tag`)"),
+        ));
     }
     Ok(())
 }
@@ -50,7 +67,10 @@ fn image(rec: &Shared, ctx: &NativeCallContext, name: &str, state: &State, opts:
     let tags = match opts.get("tags") {
         None => vec![name.to_lowercase()],
         Some(v) => {
-            let arr = v.clone().into_array().map_err(|_| runtime(pos, "image option `tags` must be a list of strings"))?;
+            let arr = v
+                .clone()
+                .into_array()
+                .map_err(|_| runtime(pos, "image option `tags` must be a list of strings"))?;
             strings(&arr, "image tags", pos)?
         }
     };
@@ -59,22 +79,55 @@ fn image(rec: &Shared, ctx: &NativeCallContext, name: &str, state: &State, opts:
     }
     let mut r = rec.borrow_mut();
     let origin = r.origin(ctx);
-    r.add_target(ctx, Target { name: name.into(), kind: TargetKind::Image { node: state.node, tags }, origin })
+    r.add_target(
+        ctx,
+        Target {
+            name: name.into(),
+            kind: TargetKind::Image {
+                node: state.node,
+                tags,
+            },
+            origin,
+        },
+    )
 }
 
 pub fn register(engine: &mut Engine, rec: &Shared) {
     let r = rec.clone();
-    engine.register_fn("image", move |ctx: NativeCallContext, name: &str, state: State| image(&r, &ctx, name, &state, Map::new()));
+    engine.register_fn(
+        "image",
+        move |ctx: NativeCallContext, name: &str, state: State| {
+            image(&r, &ctx, name, &state, Map::new())
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("image", move |ctx: NativeCallContext, name: &str, state: State, opts: Map| image(&r, &ctx, name, &state, opts));
+    engine.register_fn(
+        "image",
+        move |ctx: NativeCallContext, name: &str, state: State, opts: Map| {
+            image(&r, &ctx, name, &state, opts)
+        },
+    );
     let r = rec.clone();
-    engine.register_fn("artifact", move |ctx: NativeCallContext, name: &str, path: PathRef| -> Res<()> {
-        check_name(name, ctx.call_position())?;
-        let mut rec = r.borrow_mut();
-        let origin = rec.origin(&ctx);
-        let kind = TargetKind::Artifact { node: path.node, path: path.path };
-        rec.add_target(&ctx, Target { name: name.into(), kind, origin })
-    });
+    engine.register_fn(
+        "artifact",
+        move |ctx: NativeCallContext, name: &str, path: PathRef| -> Res<()> {
+            check_name(name, ctx.call_position())?;
+            let mut rec = r.borrow_mut();
+            let origin = rec.origin(&ctx);
+            let kind = TargetKind::Artifact {
+                node: path.node,
+                path: path.path,
+            };
+            rec.add_target(
+                &ctx,
+                Target {
+                    name: name.into(),
+                    kind,
+                    origin,
+                },
+            )
+        },
+    );
     let r = rec.clone();
     engine.register_fn("group", move |ctx: NativeCallContext, name: &str, members: Array| -> Res<()> {
         let pos = ctx.call_position();
@@ -91,6 +144,10 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
     });
     let r = rec.clone();
     engine.register_fn("arg", move |name: &str, default: &str| -> String {
-        r.borrow().args.get(name).cloned().unwrap_or_else(|| default.to_string())
+        r.borrow()
+            .args
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
     });
 }

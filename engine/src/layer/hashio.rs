@@ -16,7 +16,11 @@ pub struct HashWriter<W> {
 
 impl<W: Write> HashWriter<W> {
     pub fn new(inner: W) -> HashWriter<W> {
-        HashWriter { inner, hasher: Sha256::new(), count: 0 }
+        HashWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     /// The inner writer, the digest and the byte count of what went through.
@@ -46,7 +50,11 @@ pub struct HashReader<R> {
 
 impl<R: Read> HashReader<R> {
     pub fn new(inner: R) -> HashReader<R> {
-        HashReader { inner, hasher: Sha256::new(), count: 0 }
+        HashReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     /// Reads the rest of the stream (so trailing padding is hashed too) and

@@ -59,13 +59,21 @@ fn display(raw: &[u8]) -> String {
 /// Splits an entry name into clean components, refusing escapes.
 fn clean(raw: &[u8]) -> Result<Vec<Vec<u8>>> {
     if raw.first() == Some(&b'/') {
-        return Err(Error::UnsafeEntry { path: display(raw), reason: "absolute path" });
+        return Err(Error::UnsafeEntry {
+            path: display(raw),
+            reason: "absolute path",
+        });
     }
     let mut parts = Vec::new();
     for part in raw.split(|&b| b == b'/') {
         match part {
             b"" | b"." => {}
-            b".." => return Err(Error::UnsafeEntry { path: display(raw), reason: "`..` in path" }),
+            b".." => {
+                return Err(Error::UnsafeEntry {
+                    path: display(raw),
+                    reason: "`..` in path",
+                })
+            }
             p => parts.push(p.to_vec()),
         }
     }
@@ -96,7 +104,8 @@ fn ensure_parents(root: &Path, parts: &[Vec<u8>], raw: &[u8]) -> Result<()> {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::create_dir(&p).map_err(Error::io("create directory", &p))?;
-                fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).map_err(Error::io("chmod", &p))?;
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o755))
+                    .map_err(Error::io("chmod", &p))?;
             }
             Err(e) => return Err(Error::io("stat", &p)(e)),
         }
@@ -107,17 +116,29 @@ fn ensure_parents(root: &Path, parts: &[Vec<u8>], raw: &[u8]) -> Result<()> {
 /// Removes whatever is at `path` (nothing there is fine).
 pub(crate) fn remove_any(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_dir() => fs::remove_dir_all(path).map_err(Error::io("remove", path)),
+        Ok(meta) if meta.file_type().is_dir() => {
+            fs::remove_dir_all(path).map_err(Error::io("remove", path))
+        }
         Ok(_) => fs::remove_file(path).map_err(Error::io("remove", path)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("stat", path)(e)),
     }
 }
 
-fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dirs: &mut Vec<(PathBuf, u64)>) -> Result<()> {
+fn unpack_entry<R: Read>(
+    entry: &mut tar::Entry<R>,
+    root: &Path,
+    dirs: &mut Vec<(PathBuf, u64)>,
+) -> Result<()> {
     let raw = entry.path_bytes().into_owned();
     let kind = entry.header().entry_type();
-    if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
+    if matches!(
+        kind,
+        EntryType::XGlobalHeader
+            | EntryType::XHeader
+            | EntryType::GNULongName
+            | EntryType::GNULongLink
+    ) {
         return Ok(());
     }
     let parts = clean(&raw)?;
@@ -134,7 +155,10 @@ fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dirs: &mut Vec<
     }
     if let Some(hidden) = name.strip_prefix(b".wh.") {
         if hidden.is_empty() {
-            return Err(Error::UnsafeEntry { path: display(&raw), reason: "bare `.wh.` whiteout" });
+            return Err(Error::UnsafeEntry {
+                path: display(&raw),
+                reason: "bare `.wh.` whiteout",
+            });
         }
         let target = path.with_file_name(std::ffi::OsStr::from_bytes(hidden));
         remove_any(&target)?;
@@ -174,7 +198,10 @@ fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dirs: &mut Vec<
         EntryType::Symlink => {
             let target = entry
                 .link_name_bytes()
-                .ok_or(Error::UnsafeEntry { path: display(&raw), reason: "symlink without a target" })?
+                .ok_or(Error::UnsafeEntry {
+                    path: display(&raw),
+                    reason: "symlink without a target",
+                })?
                 .into_owned();
             std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path)
                 .map_err(Error::io("create symlink", &path))?;
@@ -183,16 +210,25 @@ fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dirs: &mut Vec<
         EntryType::Link => {
             let target_raw = entry
                 .link_name_bytes()
-                .ok_or(Error::UnsafeEntry { path: display(&raw), reason: "hardlink without a target" })?
+                .ok_or(Error::UnsafeEntry {
+                    path: display(&raw),
+                    reason: "hardlink without a target",
+                })?
                 .into_owned();
             let target_parts = clean(&target_raw)?;
             if target_parts.is_empty() {
-                return Err(Error::UnsafeEntry { path: display(&raw), reason: "hardlink to the layer root" });
+                return Err(Error::UnsafeEntry {
+                    path: display(&raw),
+                    reason: "hardlink to the layer root",
+                });
             }
             let mut parent = root.to_path_buf();
             for part in &target_parts[..target_parts.len() - 1] {
                 parent.push(std::ffi::OsStr::from_bytes(part));
-                if !fs::symlink_metadata(&parent).map(|m| m.file_type().is_dir()).unwrap_or(false) {
+                if !fs::symlink_metadata(&parent)
+                    .map(|m| m.file_type().is_dir())
+                    .unwrap_or(false)
+                {
                     return Err(Error::UnsafeEntry {
                         path: display(&raw),
                         reason: "hardlink target is not an earlier entry of this layer",
@@ -220,10 +256,16 @@ fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dirs: &mut Vec<
                 EntryType::Block => libc::S_IFBLK,
                 _ => libc::S_IFIFO,
             };
-            sys::mknod(&path, type_bits | mode, major, minor).map_err(Error::io("create device", &path))?;
+            sys::mknod(&path, type_bits | mode, major, minor)
+                .map_err(Error::io("create device", &path))?;
             set_attrs(&path, uid, gid, mode, false)?;
         }
-        _ => return Err(Error::UnsafeEntry { path: display(&raw), reason: "unsupported tar entry type" }),
+        _ => {
+            return Err(Error::UnsafeEntry {
+                path: display(&raw),
+                reason: "unsupported tar entry type",
+            })
+        }
     }
     apply_xattrs(entry, &path)?;
     sys::set_mtime(&path, mtime as i64).map_err(Error::io("set mtime of", &path))
@@ -233,20 +275,25 @@ fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dirs: &mut Vec<
 fn set_attrs(path: &Path, uid: u32, gid: u32, mode: u32, symlink: bool) -> Result<()> {
     sys::lchown(path, uid, gid).map_err(Error::io("chown", path))?;
     if !symlink {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", path))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(Error::io("chmod", path))?;
     }
     Ok(())
 }
 
 /// File capabilities from PAX headers; set last, since chown clears them.
 fn apply_xattrs<R: Read>(entry: &mut tar::Entry<R>, path: &Path) -> Result<()> {
-    let Some(exts) = entry.pax_extensions().map_err(Error::io("read PAX headers of", path))? else {
+    let Some(exts) = entry
+        .pax_extensions()
+        .map_err(Error::io("read PAX headers of", path))?
+    else {
         return Ok(());
     };
     for ext in exts {
         let ext = ext.map_err(Error::io("read PAX headers of", path))?;
         if ext.key_bytes() == b"SCHILY.xattr.security.capability" {
-            sys::lsetxattr(path, "security.capability", ext.value_bytes()).map_err(Error::io("set xattr on", path))?;
+            sys::lsetxattr(path, "security.capability", ext.value_bytes())
+                .map_err(Error::io("set xattr on", path))?;
         }
     }
     Ok(())
@@ -277,7 +324,13 @@ mod tests {
 
     /// Writes a raw header name, bypassing tar-rs's own path checks, the way a
     /// hostile producer would.
-    fn raw_entry(b: &mut tar::Builder<Vec<u8>>, name: &[u8], kind: EntryType, link: Option<&[u8]>, data: &[u8]) {
+    fn raw_entry(
+        b: &mut tar::Builder<Vec<u8>>,
+        name: &[u8],
+        kind: EntryType,
+        link: Option<&[u8]>,
+        data: &[u8],
+    ) {
         let mut h = tar::Header::new_old();
         h.as_old_mut().name[..name.len()].copy_from_slice(name);
         if let Some(link) = link {
@@ -303,7 +356,16 @@ mod tests {
     fn absolute_paths_are_refused() {
         let t = tar_with(|b| raw_entry(b, b"/etc/passwd", EntryType::Regular, None, b"x"));
         let (_dir, result) = unpack_bytes(&t);
-        assert!(matches!(result, Err(Error::UnsafeEntry { reason: "absolute path", .. })), "{result:?}");
+        assert!(
+            matches!(
+                result,
+                Err(Error::UnsafeEntry {
+                    reason: "absolute path",
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
     }
 
     #[test]
@@ -318,11 +380,20 @@ mod tests {
     fn writing_through_a_symlink_is_refused() {
         let outside = tempfile::tempdir().unwrap();
         let t = tar_with(|b| {
-            raw_entry(b, b"x", EntryType::Symlink, Some(outside.path().as_os_str().as_bytes()), b"");
+            raw_entry(
+                b,
+                b"x",
+                EntryType::Symlink,
+                Some(outside.path().as_os_str().as_bytes()),
+                b"",
+            );
             raw_entry(b, b"x/pwned", EntryType::Regular, None, b"x");
         });
         let (_dir, result) = unpack_bytes(&t);
-        assert!(matches!(result, Err(Error::UnsafeEntry { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(Error::UnsafeEntry { .. })),
+            "{result:?}"
+        );
         assert!(!outside.path().join("pwned").exists());
     }
 
@@ -333,7 +404,10 @@ mod tests {
             raw_entry(b, b"up/etc/evil", EntryType::Regular, None, b"x");
         });
         let (_dir, result) = unpack_bytes(&t);
-        assert!(matches!(result, Err(Error::UnsafeEntry { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(Error::UnsafeEntry { .. })),
+            "{result:?}"
+        );
     }
 
     #[test]
@@ -341,7 +415,10 @@ mod tests {
         for target in [&b"/etc/passwd"[..], b"../outside", b"missing"] {
             let t = tar_with(|b| raw_entry(b, b"link", EntryType::Link, Some(target), b""));
             let (_dir, result) = unpack_bytes(&t);
-            assert!(matches!(result, Err(Error::UnsafeEntry { .. })), "{target:?}: {result:?}");
+            assert!(
+                matches!(result, Err(Error::UnsafeEntry { .. })),
+                "{target:?}: {result:?}"
+            );
         }
     }
 
@@ -352,7 +429,10 @@ mod tests {
             raw_entry(b, b"link", EntryType::Link, Some(b"d/passwd"), b"");
         });
         let (_dir, result) = unpack_bytes(&t);
-        assert!(matches!(result, Err(Error::UnsafeEntry { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(Error::UnsafeEntry { .. })),
+            "{result:?}"
+        );
     }
 
     #[test]
@@ -367,7 +447,12 @@ mod tests {
         result.unwrap();
         let meta = fs::symlink_metadata(dir.path().join("etc/gone")).unwrap();
         assert!(meta.file_type().is_char_device() && meta.rdev() == 0);
-        assert_eq!(sys::lgetxattr(&dir.path().join("var"), OPAQUE_XATTR).unwrap().as_deref(), Some(&b"y"[..]));
+        assert_eq!(
+            sys::lgetxattr(&dir.path().join("var"), OPAQUE_XATTR)
+                .unwrap()
+                .as_deref(),
+            Some(&b"y"[..])
+        );
         assert_eq!(fs::read(dir.path().join("var/kept")).unwrap(), b"hi");
     }
 
@@ -391,12 +476,32 @@ mod tests {
         let (dir, result) = unpack_bytes(&tar1);
         assert_eq!(result.unwrap().diff_id, stats1.diff_id);
         let d = dir.path();
-        assert_eq!(fs::metadata(d.join("bin/tool")).unwrap().mode() & 0o7777, 0o4755);
-        assert_eq!(fs::metadata(d.join("bin/tool")).unwrap().ino(), fs::metadata(d.join("bin/tool2")).unwrap().ino());
-        assert_eq!(fs::read_link(d.join("bin/link")).unwrap(), Path::new("tool"));
-        assert!(fs::symlink_metadata(d.join("deleted")).unwrap().file_type().is_char_device());
-        assert_eq!(sys::lgetxattr(&d.join("opaque"), OPAQUE_XATTR).unwrap().as_deref(), Some(&b"y"[..]));
-        assert_eq!(fs::read(d.join(&long).join("f".repeat(120))).unwrap(), b"long");
+        assert_eq!(
+            fs::metadata(d.join("bin/tool")).unwrap().mode() & 0o7777,
+            0o4755
+        );
+        assert_eq!(
+            fs::metadata(d.join("bin/tool")).unwrap().ino(),
+            fs::metadata(d.join("bin/tool2")).unwrap().ino()
+        );
+        assert_eq!(
+            fs::read_link(d.join("bin/link")).unwrap(),
+            Path::new("tool")
+        );
+        assert!(fs::symlink_metadata(d.join("deleted"))
+            .unwrap()
+            .file_type()
+            .is_char_device());
+        assert_eq!(
+            sys::lgetxattr(&d.join("opaque"), OPAQUE_XATTR)
+                .unwrap()
+                .as_deref(),
+            Some(&b"y"[..])
+        );
+        assert_eq!(
+            fs::read(d.join(&long).join("f".repeat(120))).unwrap(),
+            b"long"
+        );
 
         // Writing the unpacked tree again gives the same bytes.
         let (tar2, stats2) = write_tar(d, Vec::new(), 0).unwrap();
@@ -411,8 +516,11 @@ mod tests {
         sys::mknod_whiteout(&src.path().join("zgone")).unwrap();
         let (bytes, _) = write_tar(src.path(), Vec::new(), 0).unwrap();
         let mut archive = tar::Archive::new(&bytes[..]);
-        let names: Vec<String> =
-            archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
         assert_eq!(names, vec![".wh.zgone", "-dir/"]);
         let total = bytes.len();
         assert_eq!(total % 512, 0);

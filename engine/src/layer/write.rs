@@ -41,7 +41,10 @@ pub fn write_tar<W: Write>(dir: &Path, out: W, epoch: i64) -> Result<(W, TarStat
         links: HashMap::new(),
     };
     writer.dir(dir, Path::new(""))?;
-    let hashed = writer.builder.into_inner().map_err(Error::io("finish tar of", dir))?;
+    let hashed = writer
+        .builder
+        .into_inner()
+        .map_err(Error::io("finish tar of", dir))?;
     let (out, diff_id, size) = hashed.finish();
     Ok((out, TarStats { diff_id, size }))
 }
@@ -58,7 +61,10 @@ fn is_whiteout(meta: &fs::Metadata) -> bool {
 }
 
 fn is_opaque(path: &Path) -> Result<bool> {
-    Ok(sys::lgetxattr(path, OPAQUE_XATTR).map_err(Error::io("read xattrs of", path))?.as_deref() == Some(b"y"))
+    Ok(sys::lgetxattr(path, OPAQUE_XATTR)
+        .map_err(Error::io("read xattrs of", path))?
+        .as_deref()
+        == Some(b"y"))
 }
 
 impl<W: Write> TarWriter<W> {
@@ -81,7 +87,9 @@ impl<W: Write> TarWriter<W> {
         h.set_gid(0);
         h.set_mtime(0);
         h.set_size(0);
-        self.builder.append_data(&mut h, rel, io::empty()).map_err(Error::io("write tar entry", rel))
+        self.builder
+            .append_data(&mut h, rel, io::empty())
+            .map_err(Error::io("write tar entry", rel))
     }
 
     fn dir(&mut self, abs: &Path, rel: &Path) -> Result<()> {
@@ -120,7 +128,9 @@ impl<W: Write> TarWriter<W> {
             let mut name = rel.as_os_str().as_bytes().to_vec();
             name.push(b'/');
             let name = PathBuf::from(std::ffi::OsStr::from_bytes(&name));
-            self.builder.append_data(&mut h, &name, io::empty()).map_err(Error::io("write tar entry", rel))?;
+            self.builder
+                .append_data(&mut h, &name, io::empty())
+                .map_err(Error::io("write tar entry", rel))?;
             if is_opaque(abs)? {
                 self.whiteout(&rel.join(".wh..wh..opq"))?;
             }
@@ -129,14 +139,20 @@ impl<W: Write> TarWriter<W> {
         if ft.is_symlink() {
             let target = fs::read_link(abs).map_err(Error::io("read link", abs))?;
             let mut h = self.header(meta, EntryType::Symlink);
-            return self.builder.append_link(&mut h, rel, &target).map_err(Error::io("write tar entry", rel));
+            return self
+                .builder
+                .append_link(&mut h, rel, &target)
+                .map_err(Error::io("write tar entry", rel));
         }
         if ft.is_file() {
             if meta.nlink() > 1 {
                 let id = (meta.dev(), meta.ino());
                 if let Some(first) = self.links.get(&id).cloned() {
                     let mut h = self.header(meta, EntryType::Link);
-                    return self.builder.append_link(&mut h, rel, &first).map_err(Error::io("write tar entry", rel));
+                    return self
+                        .builder
+                        .append_link(&mut h, rel, &first)
+                        .map_err(Error::io("write tar entry", rel));
                 }
                 self.links.insert(id, rel.to_path_buf());
             }
@@ -149,7 +165,10 @@ impl<W: Write> TarWriter<W> {
             h.set_size(meta.len());
             // Take exactly the size we announced, even if the file is being changed.
             let reader = io::Read::take(&file, meta.len());
-            return self.builder.append_data(&mut h, rel, reader).map_err(Error::io("write tar entry", rel));
+            return self
+                .builder
+                .append_data(&mut h, rel, reader)
+                .map_err(Error::io("write tar entry", rel));
         }
         let kind = if ft.is_char_device() {
             EntryType::Char
@@ -163,14 +182,20 @@ impl<W: Write> TarWriter<W> {
         };
         let mut h = self.header(meta, kind);
         let (major, minor) = sys::dev_parts(meta.rdev());
-        h.set_device_major(major).map_err(Error::io("write tar entry", rel))?;
-        h.set_device_minor(minor).map_err(Error::io("write tar entry", rel))?;
-        self.builder.append_data(&mut h, rel, io::empty()).map_err(Error::io("write tar entry", rel))
+        h.set_device_major(major)
+            .map_err(Error::io("write tar entry", rel))?;
+        h.set_device_minor(minor)
+            .map_err(Error::io("write tar entry", rel))?;
+        self.builder
+            .append_data(&mut h, rel, io::empty())
+            .map_err(Error::io("write tar entry", rel))
     }
 
     /// Emits a PAX header carrying the file capabilities, if any.
     fn xattrs(&mut self, abs: &Path) -> Result<()> {
-        if let Some(cap) = sys::lgetxattr(abs, "security.capability").map_err(Error::io("read xattrs of", abs))? {
+        if let Some(cap) =
+            sys::lgetxattr(abs, "security.capability").map_err(Error::io("read xattrs of", abs))?
+        {
             self.builder
                 .append_pax_extensions([("SCHILY.xattr.security.capability", cap.as_slice())])
                 .map_err(Error::io("write tar entry", abs))?;

@@ -73,10 +73,13 @@ impl BlobWriter<'_> {
     /// Moves the finished blob into `blobs/sha256/` and returns its digest and size.
     pub fn commit(self) -> Result<(Digest, u64)> {
         let (buf, digest, size) = self.file.finish();
-        let tmp = buf.into_inner().map_err(|e| Error::io("write blob in", &self.store.tmp)(e.into_error()))?;
+        let tmp = buf
+            .into_inner()
+            .map_err(|e| Error::io("write blob in", &self.store.tmp)(e.into_error()))?;
         let dest = self.store.blob_path(&digest);
         if !dest.exists() {
-            tmp.persist(&dest).map_err(|e| Error::io("store blob", &dest)(e.error))?;
+            tmp.persist(&dest)
+                .map_err(|e| Error::io("store blob", &dest)(e.error))?;
         }
         Ok((digest, size))
     }
@@ -100,7 +103,9 @@ impl Store {
         if let Some(data) = std::env::var_os("XDG_DATA_HOME") {
             return PathBuf::from(data).join("strata");
         }
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/root"));
         home.join(".local/share/strata")
     }
 
@@ -113,11 +118,19 @@ impl Store {
         }
         let layout = root.join("oci-layout");
         if !layout.exists() {
-            write_atomic_in(&root.join("tmp"), &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            write_atomic_in(
+                &root.join("tmp"),
+                &layout,
+                br#"{"imageLayoutVersion":"1.0.0"}"#,
+            )?;
         }
         let index = root.join("index.json");
         if !index.exists() {
-            write_atomic_in(&root.join("tmp"), &index, &image::to_json(&Index::default()))?;
+            write_atomic_in(
+                &root.join("tmp"),
+                &index,
+                &image::to_json(&Index::default()),
+            )?;
         }
         clean_stale_tmp(&root.join("tmp"))?;
         let owner = format!("{}-{:x}", std::process::id(), rand_u64());
@@ -126,7 +139,11 @@ impl Store {
         let lock_path = root.join("tmp").join(format!("{owner}.lock"));
         let lock = File::create(&lock_path).map_err(Error::io("create", &lock_path))?;
         sys::flock(&lock, true, false).map_err(Error::io("lock", &lock_path))?;
-        Ok(Store { root: root.to_path_buf(), tmp, _tmp_lock: lock })
+        Ok(Store {
+            root: root.to_path_buf(),
+            tmp,
+            _tmp_lock: lock,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -135,7 +152,10 @@ impl Store {
 
     /// A fresh temporary directory inside the store (same filesystem as everything else).
     pub fn tmp_dir(&self) -> Result<tempfile::TempDir> {
-        tempfile::Builder::new().prefix("t").tempdir_in(&self.tmp).map_err(Error::io("create temporary directory in", &self.tmp))
+        tempfile::Builder::new()
+            .prefix("t")
+            .tempdir_in(&self.tmp)
+            .map_err(Error::io("create temporary directory in", &self.tmp))
     }
 
     /// Writes `bytes` to `dest` atomically (temp file, fsync, rename).
@@ -155,8 +175,12 @@ impl Store {
 
     /// Starts writing a blob.
     pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
-        let tmp = tempfile::NamedTempFile::new_in(&self.tmp).map_err(Error::io("create blob in", &self.tmp))?;
-        Ok(BlobWriter { store: self, file: HashWriter::new(BufWriter::with_capacity(1 << 20, tmp)) })
+        let tmp = tempfile::NamedTempFile::new_in(&self.tmp)
+            .map_err(Error::io("create blob in", &self.tmp))?;
+        Ok(BlobWriter {
+            store: self,
+            file: HashWriter::new(BufWriter::with_capacity(1 << 20, tmp)),
+        })
     }
 
     /// Stores a small blob (config, manifest) and returns its digest.
@@ -175,7 +199,11 @@ impl Store {
         let bytes = fs::read(&path).map_err(Error::io("read blob", &path))?;
         let actual = Digest::of(&bytes);
         if &actual != digest {
-            return Err(Error::DigestMismatch { what: path.display().to_string(), expected: digest.clone(), actual });
+            return Err(Error::DigestMismatch {
+                what: path.display().to_string(),
+                expected: digest.clone(),
+                actual,
+            });
         }
         Ok(bytes)
     }
@@ -187,7 +215,9 @@ impl Store {
     }
 
     fn layer_blobs_path(&self, diff_id: &Digest) -> PathBuf {
-        self.root.join("layers").join(format!("{}.json", diff_id.hex()))
+        self.root
+            .join("layers")
+            .join(format!("{}.json", diff_id.hex()))
     }
 
     /// True when the layer is unpacked and has at least one blob.
@@ -216,10 +246,21 @@ impl Store {
     }
 
     /// Adds a blob to a layer's list.
-    pub fn add_layer_blob(&self, diff_id: &Digest, tar_size: u64, rewritable: bool, compression: Compression, blob: Descriptor) -> Result<()> {
+    pub fn add_layer_blob(
+        &self,
+        diff_id: &Digest,
+        tar_size: u64,
+        rewritable: bool,
+        compression: Compression,
+        blob: Descriptor,
+    ) -> Result<()> {
         let _guard = self.lock(&format!("layer-{}", diff_id.hex()))?;
         let path = self.layer_blobs_path(diff_id);
-        let mut blobs: LayerBlobs = if path.exists() { read_json(&path)? } else { LayerBlobs::default() };
+        let mut blobs: LayerBlobs = if path.exists() {
+            read_json(&path)?
+        } else {
+            LayerBlobs::default()
+        };
         blobs.tar_size = tar_size;
         blobs.rewritable |= rewritable;
         blobs.blobs.insert(compression.name().to_string(), blob);
@@ -229,7 +270,9 @@ impl Store {
     // ---- records ----
 
     fn record_path(&self, key: &NodeKey) -> PathBuf {
-        self.root.join("records").join(format!("{}.json", key.hex()))
+        self.root
+            .join("records")
+            .join(format!("{}.json", key.hex()))
     }
 
     /// The record of a node key, if it exists and everything it names is present.
@@ -255,12 +298,20 @@ impl Store {
     /// Tagged images: `(name, manifest descriptor)`.
     pub fn images(&self) -> Result<Vec<(String, Descriptor)>> {
         let index: Index = read_json(&self.root.join("index.json"))?;
-        Ok(index.manifests.into_iter().filter_map(|d| Some((d.ref_name()?.to_string(), d))).collect())
+        Ok(index
+            .manifests
+            .into_iter()
+            .filter_map(|d| Some((d.ref_name()?.to_string(), d)))
+            .collect())
     }
 
     /// The manifest descriptor stored under `name`.
     pub fn image(&self, name: &str) -> Result<Option<Descriptor>> {
-        Ok(self.images()?.into_iter().find(|(n, _)| n == name).map(|(_, d)| d))
+        Ok(self
+            .images()?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d))
     }
 
     /// Points `name` at a manifest (replacing what it named before).
@@ -270,9 +321,14 @@ impl Store {
         let mut index: Index = read_json(&path)?;
         index.manifests.retain(|d| d.ref_name() != Some(name));
         let mut desc = manifest.clone();
-        desc.annotations = Some(BTreeMap::from([(image::REF_NAME.to_string(), name.to_string())]));
+        desc.annotations = Some(BTreeMap::from([(
+            image::REF_NAME.to_string(),
+            name.to_string(),
+        )]));
         index.manifests.push(desc);
-        index.manifests.sort_by(|a, b| a.ref_name().cmp(&b.ref_name()));
+        index
+            .manifests
+            .sort_by(|a, b| a.ref_name().cmp(&b.ref_name()));
         self.write_atomic(&path, &image::to_json(&index))
     }
 
@@ -289,7 +345,9 @@ impl Store {
     }
 
     pub fn cache_mount_dir(&self, id: &str) -> PathBuf {
-        self.root.join("cache").join(hex::encode(blake3::hash(id.as_bytes()).as_bytes()))
+        self.root
+            .join("cache")
+            .join(hex::encode(blake3::hash(id.as_bytes()).as_bytes()))
     }
 }
 
@@ -297,7 +355,10 @@ impl Drop for Store {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.tmp);
         if let Some(name) = self.tmp.file_name() {
-            let _ = fs::remove_file(self.tmp.with_file_name(format!("{}.lock", name.to_string_lossy())));
+            let _ = fs::remove_file(
+                self.tmp
+                    .with_file_name(format!("{}.lock", name.to_string_lossy())),
+            );
         }
     }
 }
@@ -307,7 +368,11 @@ fn rand_u64() -> u64 {
     if let Ok(mut f) = File::open("/dev/urandom") {
         let _ = io::Read::read_exact(&mut f, &mut buf);
     }
-    u64::from_le_bytes(buf) ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    u64::from_le_bytes(buf)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
 }
 
 /// Removes `tmp/<owner>` directories whose `<owner>.lock` nobody holds.
@@ -315,7 +380,11 @@ fn clean_stale_tmp(tmp: &Path) -> Result<()> {
     for entry in fs::read_dir(tmp).map_err(Error::io("read", tmp))? {
         let entry = entry.map_err(Error::io("read", tmp))?;
         let path = entry.path();
-        let Some(owner) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".lock")) else {
+        let Some(owner) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".lock"))
+        else {
             // A directory without a lock file, or a stray file from an old crash.
             let lock = tmp.join(format!("{}.lock", entry.file_name().to_string_lossy()));
             if !lock.exists() {
@@ -323,7 +392,9 @@ fn clean_stale_tmp(tmp: &Path) -> Result<()> {
             }
             continue;
         };
-        let Ok(file) = File::open(&path) else { continue };
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
         if sys::flock(&file, true, true).unwrap_or(false) {
             let _ = crate::layer::remove_path(&tmp.join(owner));
             let _ = fs::remove_file(&path);
@@ -333,17 +404,25 @@ fn clean_stale_tmp(tmp: &Path) -> Result<()> {
 }
 
 fn write_atomic_in(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = tempfile::NamedTempFile::new_in(tmp).map_err(Error::io("create temporary file in", tmp))?;
-    file.write_all(bytes).map_err(Error::io("write", file.path().to_path_buf()))?;
-    file.as_file().sync_all().map_err(Error::io("sync", file.path().to_path_buf()))?;
-    file.persist(dest).map_err(|e| Error::io("write", dest)(e.error))?;
+    let mut file =
+        tempfile::NamedTempFile::new_in(tmp).map_err(Error::io("create temporary file in", tmp))?;
+    file.write_all(bytes)
+        .map_err(Error::io("write", file.path().to_path_buf()))?;
+    file.as_file()
+        .sync_all()
+        .map_err(Error::io("sync", file.path().to_path_buf()))?;
+    file.persist(dest)
+        .map_err(|e| Error::io("write", dest)(e.error))?;
     Ok(())
 }
 
 /// Reads a JSON file of the store.
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let bytes = fs::read(path).map_err(Error::io("read", path))?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.to_path_buf(), source })
+    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -354,7 +433,10 @@ mod tests {
     fn a_new_store_is_an_oci_layout() {
         let dir = tempfile::tempdir().unwrap();
         let _store = Store::open(dir.path()).unwrap();
-        assert_eq!(fs::read_to_string(dir.path().join("oci-layout")).unwrap(), r#"{"imageLayoutVersion":"1.0.0"}"#);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("oci-layout")).unwrap(),
+            r#"{"imageLayoutVersion":"1.0.0"}"#
+        );
         let index: Index = read_json(&dir.path().join("index.json")).unwrap();
         assert!(index.manifests.is_empty());
     }

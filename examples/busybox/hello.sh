@@ -1,0 +1,3 @@
+#!/bin/sh
+cat /etc/motd
+echo "running as $(id -u) in $(pwd)"

@@ -1,0 +1,137 @@
+//! `strata build`: evaluate, plan, build, then store and export the targets.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use strata_engine::build::{source_date_epoch, BuildOptions, Builder};
+use strata_engine::export;
+use strata_engine::graph::TargetKind;
+use strata_engine::layer::Compression;
+use strata_engine::store::Store;
+
+use super::{CliError, RecipeArgs};
+use crate::render::progress::Progress;
+use crate::render::signals;
+
+#[derive(clap::Args, Debug)]
+pub struct BuildArgs {
+    /// Targets to build (groups expand to their members).
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    /// Also write the image targets to `oci:DIR` or `docker-archive:FILE` (repeatable).
+    #[arg(
+        long = "output",
+        short = 'o',
+        value_name = "oci:DIR|docker-archive:FILE"
+    )]
+    pub outputs: Vec<String>,
+    /// Where artifact targets go (each into `DIR/NAME`; default `./out`).
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    pub out_dir: PathBuf,
+    /// Compression of new layers: gzip or zstd.
+    #[arg(long, default_value = "gzip", value_name = "gzip|zstd")]
+    pub compression: String,
+    /// Rebuild every step, ignoring cached results.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Most steps running at once.
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Progress output: auto, plain or json.
+    #[arg(long, default_value = "auto", value_name = "auto|plain|json")]
+    pub progress: String,
+}
+
+enum Output {
+    Oci(PathBuf),
+    DockerArchive(PathBuf),
+}
+
+fn parse_output(s: &str) -> Result<Output, CliError> {
+    if let Some(dir) = s.strip_prefix("oci:") {
+        return Ok(Output::Oci(PathBuf::from(dir)));
+    }
+    if let Some(file) = s.strip_prefix("docker-archive:") {
+        return Ok(Output::DockerArchive(PathBuf::from(file)));
+    }
+    Err(CliError::Usage(format!(
+        "--output `{s}`: expected oci:DIR or docker-archive:FILE"
+    )))
+}
+
+pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
+    let started = Instant::now();
+    let compression = Compression::parse(&args.compression)
+        .filter(|c| *c != Compression::None)
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "--compression `{}`: expected gzip or zstd",
+                args.compression
+            ))
+        })?;
+    let outputs: Vec<Output> = args
+        .outputs
+        .iter()
+        .map(|s| parse_output(s))
+        .collect::<Result<_, _>>()?;
+    let epoch = source_date_epoch().map_err(CliError::Usage)?;
+    let graph = args.recipe.load()?;
+    let targets = graph
+        .select_targets(&args.targets)
+        .map_err(strata_engine::Error::from)?;
+    let roots: Vec<usize> = targets
+        .iter()
+        .filter_map(|t| match &t.kind {
+            TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } => Some(*node),
+            TargetKind::Group { .. } => None,
+        })
+        .collect();
+    let nodes = graph.closure(&roots);
+    let progress = Progress::new(&args.progress, &graph).map_err(CliError::Usage)?;
+    let opts = BuildOptions {
+        compression,
+        epoch,
+        no_cache: args.no_cache,
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get() * 2)),
+    };
+    let builder = Builder {
+        store,
+        graph: &graph,
+        opts,
+        events: &progress,
+        cancel: signals::cancelled(),
+    };
+    let plan = builder.plan(&nodes)?;
+    let states = builder.run(&plan, &nodes)?;
+
+    let mut images = Vec::new();
+    for target in &targets {
+        match &target.kind {
+            TargetKind::Image { node, tags } => {
+                let desc = export::write_image(store, &states[node], compression, epoch)?;
+                for tag in tags {
+                    store.tag(tag, &desc)?;
+                }
+                println!("{}\t{}\t{}", target.name, tags.join(","), desc.digest);
+                images.push((tags.clone(), desc));
+            }
+            TargetKind::Artifact { node, path } => {
+                let dest = args.out_dir.join(&target.name);
+                export::artifact(store, &states[node], path, &dest)?;
+                println!("{}\t{}", target.name, dest.display());
+            }
+            TargetKind::Group { .. } => {}
+        }
+    }
+    for output in &outputs {
+        match output {
+            Output::Oci(dir) => export::to_oci_dir(store, &images, dir)?,
+            Output::DockerArchive(file) => export::to_docker_archive(store, &images, file)?,
+        }
+    }
+    progress.finish(started.elapsed(), plan.files_hashed, plan.files_reused);
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! `strata graph`: the DAG with keys and cache state, as text, dot or JSON.
+
+use std::sync::atomic::AtomicBool;
+
+use serde_json::json;
+use strata_engine::build::{BuildOptions, Builder};
+use strata_engine::graph::{Op, TargetKind};
+use strata_engine::store::Store;
+
+use super::{CliError, RecipeArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct GraphArgs {
+    /// Targets to show (default: all).
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    /// text, dot or json.
+    #[arg(long, default_value = "text", value_name = "text|dot|json")]
+    pub format: String,
+}
+
+fn kind(op: &Op) -> &'static str {
+    match op {
+        Op::Scratch => "scratch",
+        Op::Base(_) => "base",
+        Op::Copy(_) => "copy",
+        Op::Run(_) => "run",
+        Op::Meta(_) => "meta",
+    }
+}
+
+pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
+    if !matches!(args.format.as_str(), "text" | "dot" | "json") {
+        return Err(CliError::Usage(format!(
+            "--format `{}`: expected text, dot or json",
+            args.format
+        )));
+    }
+    let graph = args.recipe.load()?;
+    let targets = graph
+        .select_targets(&args.targets)
+        .map_err(strata_engine::Error::from)?;
+    let roots: Vec<usize> = targets
+        .iter()
+        .filter_map(|t| match &t.kind {
+            TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } => Some(*node),
+            TargetKind::Group { .. } => None,
+        })
+        .collect();
+    let nodes = graph.closure(&roots);
+    let never = AtomicBool::new(false);
+    let quiet = |_: strata_engine::events::Event| {};
+    let builder = Builder {
+        store,
+        graph: &graph,
+        opts: BuildOptions::default(),
+        events: &quiet,
+        cancel: &never,
+    };
+    let plan = builder.plan(&nodes)?;
+    let state = |id: usize| -> &'static str {
+        let node = &graph.nodes[id];
+        if !node.makes_layer() {
+            return "meta";
+        }
+        match store.record(&plan.keys[id].expect("planned")) {
+            Ok(Some(_)) => "cached",
+            _ => "missing",
+        }
+    };
+    match args.format.as_str() {
+        "json" => {
+            let nodes_json: Vec<_> = nodes
+                .iter()
+                .map(|&id| {
+                    let n = &graph.nodes[id];
+                    json!({
+                        "id": id,
+                        "op": kind(&n.op),
+                        "description": n.description,
+                        "origin": n.origin.to_string(),
+                        "key": plan.keys[id].expect("planned").to_string(),
+                        "inputs": n.inputs(),
+                        "cache": state(id),
+                    })
+                })
+                .collect();
+            let targets_json: Vec<_> = targets
+                .iter()
+                .map(|t| match &t.kind {
+                    TargetKind::Image { node, tags } => {
+                        json!({"name": t.name, "kind": "image", "node": node, "tags": tags})
+                    }
+                    TargetKind::Artifact { node, path } => {
+                        json!({"name": t.name, "kind": "artifact", "node": node, "path": path})
+                    }
+                    TargetKind::Group { members } => {
+                        json!({"name": t.name, "kind": "group", "members": members})
+                    }
+                })
+                .collect();
+            let doc = json!({"nodes": nodes_json, "targets": targets_json});
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        "dot" => {
+            println!("digraph strata {{\n  rankdir=BT;\n  node [shape=box, fontname=monospace];");
+            for &id in &nodes {
+                let n = &graph.nodes[id];
+                let label = format!(
+                    "{}\\n{} [{}]",
+                    n.description.replace('"', "\\\""),
+                    plan.keys[id].expect("planned").short(),
+                    state(id)
+                );
+                println!("  n{id} [label=\"{label}\"];");
+                for input in n.inputs() {
+                    println!("  n{id} -> n{input};");
+                }
+            }
+            for t in &targets {
+                if let TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } = &t.kind
+                {
+                    println!(
+                        "  \"{}\" [shape=ellipse];\n  \"{}\" -> n{node};",
+                        t.name, t.name
+                    );
+                }
+            }
+            println!("}}");
+        }
+        _ => {
+            for &id in &nodes {
+                let n = &graph.nodes[id];
+                let inputs: Vec<String> = n.inputs().iter().map(|i| format!("#{i}")).collect();
+                println!(
+                    "#{id:<3} {} {:<7} {:<8} {}{}",
+                    plan.keys[id].expect("planned").short(),
+                    state(id),
+                    kind(&n.op),
+                    n.description,
+                    if inputs.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  <- {}", inputs.join(" "))
+                    }
+                );
+            }
+            for t in &targets {
+                match &t.kind {
+                    TargetKind::Image { node, tags } => {
+                        println!("image {} = #{node} ({})", t.name, tags.join(", "))
+                    }
+                    TargetKind::Artifact { node, path } => {
+                        println!("artifact {} = #{node}:{path}", t.name)
+                    }
+                    TargetKind::Group { members } => {
+                        println!("group {} = {}", t.name, members.join(", "))
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

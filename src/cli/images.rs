@@ -1,0 +1,109 @@
+//! `strata images`, `strata inspect`, `strata history`: reading the store.
+
+use serde_json::json;
+use strata_engine::export::{read_image, StoredImage};
+use strata_engine::store::Store;
+
+use super::CliError;
+
+fn find(store: &Store, name: &str) -> Result<StoredImage, CliError> {
+    let desc = match store.image(name)? {
+        Some(d) => d,
+        None => {
+            // `strata build` tags bare names as given; accept `name` for `name:latest` and back.
+            let alt = if let Some(bare) = name.strip_suffix(":latest") {
+                bare.to_string()
+            } else {
+                format!("{name}:latest")
+            };
+            store.image(&alt)?.ok_or_else(|| {
+                CliError::Usage(format!(
+                    "no image named `{name}` in the store; see `strata images`"
+                ))
+            })?
+        }
+    };
+    Ok(read_image(store, &desc)?)
+}
+
+fn human(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.1}{}", units[i])
+    }
+}
+
+pub fn list(store: &Store) -> Result<(), CliError> {
+    println!("{:<40} {:<19} {:>10}", "NAME", "DIGEST", "SIZE");
+    for (name, desc) in store.images()? {
+        let size = match read_image(store, &desc) {
+            Ok(img) => human(
+                img.manifest.layers.iter().map(|l| l.size).sum::<u64>() + img.manifest.config.size,
+            ),
+            Err(_) => "?".into(),
+        };
+        println!(
+            "{:<40} {:<19} {:>10}",
+            name,
+            &desc.digest.to_string()[..19],
+            size
+        );
+    }
+    Ok(())
+}
+
+pub fn inspect(store: &Store, name: &str) -> Result<(), CliError> {
+    let img = find(store, name)?;
+    let doc = json!({
+        "name": name,
+        "digest": img.descriptor.digest.to_string(),
+        "manifest": img.manifest,
+        "config": img.config,
+    });
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    Ok(())
+}
+
+pub fn history(store: &Store, name: &str) -> Result<(), CliError> {
+    let img = find(store, name)?;
+    println!("{:<12} {:>10}  CREATED BY", "LAYER", "SIZE");
+    let mut layers = img.config.rootfs.diff_ids.iter();
+    let mut rows = Vec::new();
+    for entry in &img.config.history {
+        let created_by = entry.created_by.clone().unwrap_or_default();
+        if entry.empty_layer {
+            rows.push(("-".to_string(), "0B".to_string(), created_by));
+            continue;
+        }
+        let Some(diff_id) = layers.next() else { break };
+        let size = store
+            .layer_blobs(diff_id)
+            .map(|b| human(b.tar_size))
+            .unwrap_or_else(|_| "?".into());
+        rows.push((diff_id.hex()[..12].to_string(), size, created_by));
+    }
+    // Layers without history entries (some foreign images) still get a row.
+    for diff_id in layers {
+        let size = store
+            .layer_blobs(diff_id)
+            .map(|b| human(b.tar_size))
+            .unwrap_or_else(|_| "?".into());
+        rows.push((
+            diff_id.hex()[..12].to_string(),
+            size,
+            "(no history entry)".into(),
+        ));
+    }
+    for (layer, size, by) in rows.iter().rev() {
+        println!("{layer:<12} {size:>10}  {by}");
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! Command-line arguments and dispatch. Shared helpers: loading the recipe
+//! and opening the store.
+
+mod build;
+mod graph;
+mod images;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use strata_engine::graph::Graph;
+use strata_engine::store::Store;
+
+/// strata builds container images from Rhai recipes.
+#[derive(Parser, Debug)]
+#[command(name = "strata", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The store directory (default: $STRATA_HOME, else $XDG_DATA_HOME/strata).
+    #[arg(long, global = true, value_name = "DIR")]
+    store: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Build targets of a recipe (all of them, or the `default` group, when none is named).
+    Build(build::BuildArgs),
+    /// Show the build graph with keys and cache state.
+    Graph(graph::GraphArgs),
+    /// List the images in the store.
+    Images,
+    /// Print an image's manifest and config as JSON.
+    Inspect { image: String },
+    /// Show an image's history: one row per step, with layer sizes.
+    History { image: String },
+}
+
+/// Options shared by commands that read a recipe.
+#[derive(clap::Args, Debug)]
+pub struct RecipeArgs {
+    /// The recipe file.
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "strata.rhai",
+        value_name = "FILE"
+    )]
+    pub file: PathBuf,
+    /// A recipe argument, read by `arg(name, default)`.
+    #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_kv)]
+    pub args: Vec<(String, String)>,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    if k.is_empty() {
+        return Err(format!("`{s}` has an empty name"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// Errors the CLI reports; each knows its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Recipe(#[from] strata_dsl::DslError),
+    #[error(transparent)]
+    Engine(#[from] strata_engine::Error),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl RecipeArgs {
+    pub fn load(&self) -> Result<Graph, CliError> {
+        let args: BTreeMap<String, String> = self.args.iter().cloned().collect();
+        Ok(strata_dsl::compile(&self.file, &args)?)
+    }
+}
+
+fn open_store(path: &Option<PathBuf>) -> Result<Store, CliError> {
+    let root = path.clone().unwrap_or_else(Store::default_root);
+    Ok(Store::open(Path::new(&root))?)
+}
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let store = open_store(&cli.store)?;
+    match cli.command {
+        Command::Build(args) => build::run(&store, args),
+        Command::Graph(args) => graph::run(&store, args),
+        Command::Images => images::list(&store),
+        Command::Inspect { image } => images::inspect(&store, &image),
+        Command::History { image } => images::history(&store, &image),
+    }
+}
