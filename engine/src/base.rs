@@ -14,7 +14,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::graph::BaseSource;
 use crate::image::{self, Descriptor, ImageConfig, Index, Manifest};
-use crate::layer::{self, Compression, HashWriter};
+use crate::layer::{self, Compression};
 use crate::store::{LayerRef, Record, Store};
 
 fn bad(what: &Path, reason: impl Into<String>) -> Error {
@@ -316,8 +316,10 @@ pub fn write_layer(
     Ok(stats.diff_id)
 }
 
-/// Makes sure a blob of the layer exists in `compression` if the layer can be
-/// rewritten, else returns the blob it has (base layers keep their bytes).
+/// Makes sure a blob of the layer exists in `compression`: layers strata
+/// wrote are re-tarred from their directory, base layers in another
+/// compression are transcoded (like BuildKit's `force-compression`), so an
+/// export never mixes compressions. The diff id never changes.
 pub fn ensure_blob(
     store: &Store,
     diff_id: &Digest,
@@ -352,23 +354,27 @@ pub fn ensure_blob(
         store.add_layer_blob(diff_id, stats.size, true, compression, desc.clone())?;
         return Ok(desc);
     }
-    if let Some(plain) = blobs
-        .blobs
-        .get(Compression::None.name())
-        .filter(|_| compression != Compression::None)
-    {
-        // An uncompressed base layer: compress its bytes, the diff id stays.
-        let src = store.blob_path(&plain.digest);
-        let mut input = File::open(&src).map_err(Error::io("open", &src))?;
+    // A base layer in another compression: transcode its bytes; the diff id stays.
+    if let Some(source) = blobs.blobs.values().find(|d| store.has_blob(&d.digest)) {
+        let src = store.blob_path(&source.digest);
+        let input = BufReader::new(File::open(&src).map_err(Error::io("open", &src))?);
+        let mut decoded = layer::HashReader::new(
+            Compression::decoder(input).map_err(Error::io("decompress", &src))?,
+        );
         let blob = store.blob_writer()?;
         let mut encoder = compression
-            .encoder(HashWriter::new(blob))
+            .encoder(blob)
             .map_err(Error::io("compress", &src))?;
-        io::copy(&mut input, &mut encoder).map_err(Error::io("compress", &src))?;
-        let (blob, _, _) = encoder
-            .finish_into()
-            .map_err(Error::io("compress", &src))?
-            .finish();
+        io::copy(&mut decoded, &mut encoder).map_err(Error::io("transcode", &src))?;
+        let blob = encoder.finish_into().map_err(Error::io("compress", &src))?;
+        let (actual, _) = decoded.finish().map_err(Error::io("read", &src))?;
+        if &actual != diff_id {
+            return Err(Error::DigestMismatch {
+                what: src.display().to_string(),
+                expected: diff_id.clone(),
+                actual,
+            });
+        }
         let (digest, size) = blob.commit()?;
         let desc = Descriptor::new(compression.media_type(), digest, size);
         store.add_layer_blob(diff_id, blobs.tar_size, false, compression, desc.clone())?;

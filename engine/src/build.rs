@@ -401,7 +401,16 @@ impl Builder<'_> {
                 let target = if meta.is_dir() || !dst_is_dir {
                     dst_comps.clone()
                 } else {
-                    with(&dst_comps, comps.last().map(String::as_str).unwrap_or(""))
+                    // The name as the recipe wrote it, even when it was a symlink we followed.
+                    let written = fsview::components(path);
+                    with(
+                        &dst_comps,
+                        written
+                            .last()
+                            .or(comps.last())
+                            .map(String::as_str)
+                            .unwrap_or(""),
+                    )
                 };
                 self.make_parents(&root, &target, &parent_view, meta.is_dir())?;
                 let target_host = host_path(&root, &target);

@@ -1,1 +1,10 @@
-//! Integration tests: they run the built `strata` binary the way a user does.
+//! Integration tests: they run the built `strata` binary the way a user
+//! does, against real tools (skopeo, umoci) and a temporary store.
+
+mod common;
+
+mod bases;
+mod build;
+mod cli;
+mod errors;
+mod store;

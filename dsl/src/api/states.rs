@@ -25,9 +25,9 @@ fn base_source(rec: &Shared, reference: &str, ctx: &NativeCallContext) -> Res<Ba
     let dir = rec.borrow().dir.clone();
     let local = |p: &str| -> PathBuf { dir.join(p) };
     if let Some(rest) = reference.strip_prefix("oci:") {
-        // `oci:DIR:TAG`: a tag never contains `/`, so the last `:` splits only then.
-        let (path, tag) = match rest.rsplit_once(':') {
-            Some((p, t)) if !t.contains('/') && !p.is_empty() => (p, Some(t.to_string())),
+        // `oci:DIR:REF`, split at the first `:` as skopeo does (REF may hold `/` and `:`).
+        let (path, tag) = match rest.split_once(':') {
+            Some((p, t)) if !p.is_empty() && !t.is_empty() => (p, Some(t.to_string())),
             _ => (rest, None),
         };
         return Ok(BaseSource::OciLayout {

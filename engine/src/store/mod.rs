@@ -8,7 +8,7 @@
 //! cache/<id>/                  persistent RUN cache mounts
 //! statcache                    context stat cache (path, size, mtime, ctime, inode → hash)
 //! locks/                       flock files (index.json updates, node builds)
-//! tmp/<owner>/ + <owner>.lock  per-process scratch; a lock nobody holds is stale
+//! tmp/<owner>/                per-process scratch; stale once locks/tmp-<owner> is free
 //! ```
 //!
 //! Every write is write-temp-then-rename (records and index fsynced first),
@@ -116,29 +116,17 @@ impl Store {
             let d = root.join(dir);
             fs::create_dir_all(&d).map_err(Error::io("create store directory", &d))?;
         }
-        let layout = root.join("oci-layout");
-        if !layout.exists() {
-            write_atomic_in(
-                &root.join("tmp"),
-                &layout,
-                br#"{"imageLayoutVersion":"1.0.0"}"#,
-            )?;
-        }
-        let index = root.join("index.json");
-        if !index.exists() {
-            write_atomic_in(
-                &root.join("tmp"),
-                &index,
-                &image::to_json(&Index::default()),
-            )?;
-        }
-        clean_stale_tmp(&root.join("tmp"))?;
+        create_once(root, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        create_once(root, "index.json", &image::to_json(&Index::default()))?;
+        clean_stale_tmp(root)?;
+        // Lock first, then create the directory: another process only ever
+        // sees our scratch directory once its lock is held.
         let owner = format!("{}-{:x}", std::process::id(), rand_u64());
-        let tmp = root.join("tmp").join(&owner);
-        fs::create_dir(&tmp).map_err(Error::io("create", &tmp))?;
-        let lock_path = root.join("tmp").join(format!("{owner}.lock"));
+        let lock_path = root.join("locks").join(format!("tmp-{owner}"));
         let lock = File::create(&lock_path).map_err(Error::io("create", &lock_path))?;
         sys::flock(&lock, true, false).map_err(Error::io("lock", &lock_path))?;
+        let tmp = root.join("tmp").join(&owner);
+        fs::create_dir(&tmp).map_err(Error::io("create", &tmp))?;
         Ok(Store {
             root: root.to_path_buf(),
             tmp,
@@ -355,10 +343,11 @@ impl Drop for Store {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.tmp);
         if let Some(name) = self.tmp.file_name() {
-            let _ = fs::remove_file(
-                self.tmp
-                    .with_file_name(format!("{}.lock", name.to_string_lossy())),
-            );
+            let lock = self
+                .root
+                .join("locks")
+                .join(format!("tmp-{}", name.to_string_lossy()));
+            let _ = fs::remove_file(lock);
         }
     }
 }
@@ -375,32 +364,44 @@ fn rand_u64() -> u64 {
             .unwrap_or(0)
 }
 
-/// Removes `tmp/<owner>` directories whose `<owner>.lock` nobody holds.
-fn clean_stale_tmp(tmp: &Path) -> Result<()> {
-    for entry in fs::read_dir(tmp).map_err(Error::io("read", tmp))? {
-        let entry = entry.map_err(Error::io("read", tmp))?;
-        let path = entry.path();
-        let Some(owner) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".lock"))
-        else {
-            // A directory without a lock file, or a stray file from an old crash.
-            let lock = tmp.join(format!("{}.lock", entry.file_name().to_string_lossy()));
-            if !lock.exists() {
-                let _ = crate::layer::remove_path(&path);
-            }
-            continue;
+/// Removes `tmp/<owner>` directories whose `locks/tmp-<owner>` nobody holds
+/// (or that have no lock file at all: their owner died before locking).
+fn clean_stale_tmp(root: &Path) -> Result<()> {
+    let tmp = root.join("tmp");
+    for entry in fs::read_dir(&tmp).map_err(Error::io("read", &tmp))? {
+        let entry = entry.map_err(Error::io("read", &tmp))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let lock_path = root.join("locks").join(format!("tmp-{name}"));
+        let stale = match File::open(&lock_path) {
+            Ok(lock) => sys::flock(&lock, true, true).unwrap_or(false),
+            Err(_) => true,
         };
-        let Ok(file) = File::open(&path) else {
-            continue;
-        };
-        if sys::flock(&file, true, true).unwrap_or(false) {
-            let _ = crate::layer::remove_path(&tmp.join(owner));
-            let _ = fs::remove_file(&path);
+        if stale {
+            let _ = crate::layer::remove_path(&entry.path());
+            let _ = fs::remove_file(&lock_path);
         }
     }
     Ok(())
+}
+
+/// Creates `root/name` with `bytes` unless it exists; never replaces it,
+/// so two processes opening a new store cannot undo each other's tags.
+fn create_once(root: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let dest = root.join(name);
+    if dest.exists() {
+        return Ok(());
+    }
+    let mut file = tempfile::NamedTempFile::new_in(root)
+        .map_err(Error::io("create temporary file in", root))?;
+    file.write_all(bytes).map_err(Error::io("write", &dest))?;
+    file.as_file()
+        .sync_all()
+        .map_err(Error::io("sync", &dest))?;
+    match file.persist_noclobber(&dest) {
+        Ok(_) => Ok(()),
+        Err(_) if dest.exists() => Ok(()),
+        Err(e) => Err(Error::io("write", dest)(e.error)),
+    }
 }
 
 fn write_atomic_in(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
@@ -447,7 +448,7 @@ mod tests {
         let live = Store::open(dir.path()).unwrap();
         let live_tmp = live.tmp_dir().unwrap();
         fs::create_dir_all(dir.path().join("tmp/999-dead")).unwrap();
-        fs::write(dir.path().join("tmp/999-dead.lock"), b"").unwrap();
+        fs::write(dir.path().join("locks/tmp-999-dead"), b"").unwrap();
         let _other = Store::open(dir.path()).unwrap();
         assert!(!dir.path().join("tmp/999-dead").exists());
         assert!(live_tmp.path().exists());

@@ -1,0 +1,179 @@
+//! Test fixtures: a temporary project (recipe + context) and store, a
+//! command builder for the real binary, and helpers for the real tools.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// A project directory and a store, both removed on drop.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub store: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        Project {
+            dir: tempfile::tempdir().unwrap(),
+            store: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A project whose files are a copy of `examples/NAME`.
+    pub fn example(name: &str) -> Project {
+        let p = Project::new();
+        copy_tree(&repo().join("examples").join(name), p.dir.path());
+        p
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, content: &str) -> &Project {
+        let path = self.path(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+        self
+    }
+
+    pub fn recipe(&self, content: &str) -> &Project {
+        self.write("strata.rhai", content)
+    }
+
+    /// `strata ARGS` in the project directory with this project's store.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("STRATA_HOME", self.store.path())
+            .env_remove("SOURCE_DATE_EPOCH");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd(args).output().unwrap())
+    }
+
+    /// Runs and insists on success.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "strata {args:?} failed:\n{}", r.stderr);
+        r
+    }
+
+    /// The digest `strata build` printed for image target `name`.
+    pub fn build_digest(&self, args: &[&str], name: &str) -> String {
+        let mut all = vec!["build"];
+        all.extend_from_slice(args);
+        digest_of(&self.ok(&all).stdout, name)
+    }
+}
+
+pub fn digest_of(stdout: &str, name: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.len() == 3 && f[0] == name).then(|| f[2].to_string())
+        })
+        .unwrap_or_else(|| panic!("no digest for `{name}` in:\n{stdout}"))
+}
+
+/// A finished command.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        let ft = entry.file_type().unwrap();
+        if ft.is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), &dest).unwrap();
+        } else {
+            fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// A busybox root filesystem tarball, made once per test run.
+pub fn busybox_tar() -> &'static Path {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("busybox-rootfs.tar");
+        if !out.exists() {
+            let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+            let status = Command::new("bash")
+                .arg(repo().join("scripts/make-busybox-rootfs.sh"))
+                .arg(&tmp)
+                .status()
+                .unwrap();
+            assert!(
+                status.success(),
+                "make-busybox-rootfs.sh failed (is busybox-static installed?)"
+            );
+            fs::rename(&tmp, &out).unwrap();
+        }
+        out
+    })
+}
+
+/// Runs an external tool and returns its stdout, failing the test with its stderr.
+pub fn tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `umoci unpack` of `oci:DIR:TAG` into a fresh bundle; returns the bundle (rootfs inside).
+pub fn umoci_unpack(layout: &Path, tag: &str) -> tempfile::TempDir {
+    let bundle = tempfile::tempdir().unwrap();
+    let target = bundle.path().join("b");
+    tool(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:{tag}", layout.display()),
+            target.to_str().unwrap(),
+        ],
+    );
+    bundle
+}
+
+/// `(mode, uid, gid)` of a path.
+pub fn owner_mode(path: &Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (m.permissions().mode() & 0o7777, m.uid(), m.gid())
+}

@@ -1,0 +1,98 @@
+//! The store under concurrency and interruption.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::common::*;
+
+fn big_context(p: &Project, files: usize) {
+    for i in 0..files {
+        p.write(&format!("data/f{i:04}.txt"), &format!("{i}\n").repeat(2000));
+    }
+}
+
+#[test]
+fn two_builds_on_one_store_at_the_same_time_both_succeed() {
+    let p = Project::new();
+    big_context(&p, 300);
+    p.recipe(r#"image("a", scratch().copy(ctx("data"), "/data").env("A", "1")); image("b", scratch().copy(ctx("data"), "/data"));"#);
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            p.cmd(&["build"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let results: Vec<Run> = children
+        .into_iter()
+        .map(|c| Run::from(c.wait_with_output().unwrap()))
+        .collect();
+    for r in &results {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let digests: Vec<String> = results.iter().map(|r| digest_of(&r.stdout, "a")).collect();
+    assert!(digests.windows(2).all(|w| w[0] == w[1]));
+    // Afterwards the store is consistent: a rebuild is fully cached.
+    let again = p.ok(&["build"]);
+    assert!(again.stderr.contains("0 built"), "{}", again.stderr);
+}
+
+#[test]
+fn a_build_killed_at_any_moment_leaves_a_store_the_next_build_uses() {
+    let p = Project::new();
+    big_context(&p, 200);
+    p.write("big.bin", &"x".repeat(30 << 20));
+    p.recipe(
+        r#"image("a", scratch().copy(ctx("data"), "/data").copy(ctx("big.bin"), "/big.bin"));"#,
+    );
+    for delay_ms in [20, 80, 200] {
+        let mut child = p
+            .cmd(&["build"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let r = p.ok(&["build"]);
+    assert!(r.stdout.contains("a\ta\tsha256:"), "{}", r.stdout);
+    // No scratch space of the killed processes survives the next start.
+    let leftovers: Vec<_> = std::fs::read_dir(p.store.path().join("tmp"))
+        .unwrap()
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // And a fresh store gives the same image.
+    let fresh = Project::new();
+    std::fs::remove_dir(fresh.dir.path()).unwrap();
+    copy_tree(p.dir.path(), fresh.dir.path());
+    assert_eq!(fresh.build_digest(&[], "a"), digest_of(&r.stdout, "a"));
+}
+
+#[test]
+fn ctrl_c_stops_a_build_with_status_130_and_the_next_build_works() {
+    let p = Project::new();
+    big_context(&p, 50);
+    p.write("big.bin", &"y".repeat(200 << 20));
+    p.recipe(
+        r#"image("a", scratch().copy(ctx("data"), "/data").copy(ctx("big.bin"), "/big.bin"));"#,
+    );
+    let child = p
+        .cmd(&["build"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let r = Run::from(child.wait_with_output().unwrap());
+    // Either it was interrupted, or it had already finished.
+    assert!(r.code == 130 || r.code == 0, "{} {}", r.code, r.stderr);
+    if r.code == 130 {
+        assert!(r.stderr.contains("interrupted"), "{}", r.stderr);
+    }
+    p.ok(&["build"]);
+}
