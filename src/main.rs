@@ -10,6 +10,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // The engine starts this same binary as the sandbox of each RUN step.
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().take(3).collect();
+    if raw.len() == 3 && raw[1] == "__sandbox" {
+        strata_engine::sandbox::init::main(std::path::Path::new(&raw[2]));
+    }
     let args = cli::Cli::parse();
     render::signals::install();
     match cli::run(args) {

@@ -15,12 +15,7 @@ use crate::api::{self, SIGNATURES};
 use crate::error::DslError;
 use crate::recorder::Recorder;
 
-pub fn evaluate(
-    source: &str,
-    name: &str,
-    dir: &Path,
-    args: &BTreeMap<String, String>,
-) -> Result<Graph, DslError> {
+pub fn evaluate(source: &str, name: &str, dir: &Path, args: &BTreeMap<String, String>) -> Result<Graph, DslError> {
     let rec = Rc::new(RefCell::new(Recorder {
         graph: Graph {
             context_dir: dir.to_path_buf(),
@@ -40,18 +35,12 @@ pub fn evaluate(
         .set_max_map_size(1 << 16)
         .set_max_modules(256)
         .set_strict_variables(true);
-    engine.set_module_resolver(rhai::module_resolvers::FileModuleResolver::new_with_path(
-        dir,
-    ));
+    engine.set_module_resolver(rhai::module_resolvers::FileModuleResolver::new_with_path(dir));
     api::register(&mut engine, &rec);
 
-    let sources: Rc<RefCell<BTreeMap<String, String>>> = Rc::new(RefCell::new(BTreeMap::from([(
-        name.to_string(),
-        source.to_string(),
-    )])));
-    let to_error = |err: &EvalAltResult, fallback_file: &str| {
-        translate(err, fallback_file, dir, &sources.borrow())
-    };
+    let sources: Rc<RefCell<BTreeMap<String, String>>> =
+        Rc::new(RefCell::new(BTreeMap::from([(name.to_string(), source.to_string())])));
+    let to_error = |err: &EvalAltResult, fallback_file: &str| translate(err, fallback_file, dir, &sources.borrow());
 
     let mut ast = engine.compile(source).map_err(|e| {
         let err = EvalAltResult::ErrorParsing(*e.0, e.1);
@@ -74,26 +63,15 @@ pub fn evaluate(
 fn innermost<'a>(err: &'a EvalAltResult, file: &str) -> (&'a EvalAltResult, String) {
     match err {
         EvalAltResult::ErrorInFunctionCall(_, src, inner, _) => {
-            let f = if src.is_empty() {
-                file.to_string()
-            } else {
-                src.clone()
-            };
+            let f = if src.is_empty() { file.to_string() } else { src.clone() };
             innermost(inner, &f)
         }
-        EvalAltResult::ErrorInModule(module, inner, _) => {
-            innermost(inner, &format!("{module}.rhai"))
-        }
+        EvalAltResult::ErrorInModule(module, inner, _) => innermost(inner, &format!("{module}.rhai")),
         other => (other, file.to_string()),
     }
 }
 
-fn translate(
-    err: &EvalAltResult,
-    file: &str,
-    dir: &Path,
-    sources: &BTreeMap<String, String>,
-) -> DslError {
+fn translate(err: &EvalAltResult, file: &str, dir: &Path, sources: &BTreeMap<String, String>) -> DslError {
     let (inner, file) = innermost(err, file);
     let pos: Position = inner.position();
     let message = match inner {
@@ -109,9 +87,7 @@ fn translate(
         }
         other => {
             let text = other.to_string();
-            text.rsplit_once(" (line")
-                .map(|(m, _)| m.to_string())
-                .unwrap_or(text)
+            text.rsplit_once(" (line").map(|(m, _)| m.to_string()).unwrap_or(text)
         }
     };
     let line = pos.line().unwrap_or(0);
@@ -172,11 +148,7 @@ mod tests {
     fn wrong_argument_types_say_what_was_expected() {
         let err = compile("let a = scratch();\n\n  a.copy(42, \"/x\");").unwrap_err();
         assert_eq!((err.line, err.col), (3, 5));
-        assert!(
-            err.message.contains("expected state.copy("),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("expected state.copy("), "{}", err.message);
     }
 
     #[test]

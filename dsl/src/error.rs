@@ -32,11 +32,7 @@ impl fmt::Display for DslError {
         if self.line == 0 {
             return write!(f, "{}: {}", self.file, self.message);
         }
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.col, self.message
-        )?;
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)?;
         if let Some(text) = &self.source_line {
             let gutter = self.line.to_string().len();
             write!(

@@ -35,13 +35,7 @@ impl Recorder {
         }
     }
 
-    pub fn add(
-        &mut self,
-        ctx: &NativeCallContext,
-        op: Op,
-        parent: Option<NodeId>,
-        description: String,
-    ) -> NodeId {
+    pub fn add(&mut self, ctx: &NativeCallContext, op: Op, parent: Option<NodeId>, description: String) -> NodeId {
         let origin = self.origin(ctx);
         self.graph.add(Node {
             op,
@@ -51,11 +45,7 @@ impl Recorder {
         })
     }
 
-    pub fn add_target(
-        &mut self,
-        ctx: &NativeCallContext,
-        target: Target,
-    ) -> Result<(), Box<rhai::EvalAltResult>> {
+    pub fn add_target(&mut self, ctx: &NativeCallContext, target: Target) -> Result<(), Box<rhai::EvalAltResult>> {
         if self.graph.target(&target.name).is_some() {
             return Err(runtime(
                 ctx.call_position(),
@@ -69,8 +59,5 @@ impl Recorder {
 
 /// A recipe error at `pos`.
 pub fn runtime(pos: Position, message: impl Into<String>) -> Box<rhai::EvalAltResult> {
-    Box::new(rhai::EvalAltResult::ErrorRuntime(
-        message.into().into(),
-        pos,
-    ))
+    Box::new(rhai::EvalAltResult::ErrorRuntime(message.into().into(), pos))
 }

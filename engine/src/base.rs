@@ -30,20 +30,13 @@ pub fn identity(source: &BaseSource, cache: &mut StatCache) -> Result<[u8; 32]> 
         BaseSource::OciLayout { dir, tag } => Ok(*resolve_oci(dir, tag.as_deref())?.digest.bytes()),
         BaseSource::DockerArchive { file } | BaseSource::Rootfs { file } => {
             let meta = fs::metadata(file).map_err(Error::io("read", file))?;
-            cache
-                .hash_file(file, &meta)
-                .map_err(Error::io("read", file))
+            cache.hash_file(file, &meta).map_err(Error::io("read", file))
         }
     }
 }
 
 /// Imports a base into the store and returns its record.
-pub fn import(
-    store: &Store,
-    source: &BaseSource,
-    compression: Compression,
-    epoch: i64,
-) -> Result<Record> {
+pub fn import(store: &Store, source: &BaseSource, compression: Compression, epoch: i64) -> Result<Record> {
     match source {
         BaseSource::OciLayout { dir, tag } => import_oci(store, dir, tag.as_deref()),
         BaseSource::DockerArchive { file } => import_docker_archive(store, file),
@@ -106,17 +99,13 @@ fn resolve_oci(dir: &Path, tag: Option<&str>) -> Result<Descriptor> {
 }
 
 fn descend_to_platform(dir: &Path, desc: Descriptor) -> Result<Descriptor> {
-    if desc.media_type != image::INDEX_MEDIA_TYPE
-        && desc.media_type != image::DOCKER_LIST_MEDIA_TYPE
-    {
+    if desc.media_type != image::INDEX_MEDIA_TYPE && desc.media_type != image::DOCKER_LIST_MEDIA_TYPE {
         return Ok(desc);
     }
     let nested: Index =
-        serde_json::from_slice(&read_layout_blob(dir, &desc.digest)?).map_err(|source| {
-            Error::Json {
-                path: dir.join("blobs/sha256").join(desc.digest.hex()),
-                source,
-            }
+        serde_json::from_slice(&read_layout_blob(dir, &desc.digest)?).map_err(|source| Error::Json {
+            path: dir.join("blobs/sha256").join(desc.digest.hex()),
+            source,
         })?;
     let arch = image::host_arch();
     let chosen = nested
@@ -128,29 +117,22 @@ fn descend_to_platform(dir: &Path, desc: Descriptor) -> Result<Descriptor> {
                 .is_some_and(|p| p.architecture == arch && p.os == "linux")
         })
         .cloned()
-        .ok_or_else(|| {
-            bad(
-                dir,
-                format!("no image for linux/{arch} in index `{}`", desc.digest),
-            )
-        })?;
+        .ok_or_else(|| bad(dir, format!("no image for linux/{arch} in index `{}`", desc.digest)))?;
     descend_to_platform(dir, chosen)
 }
 
 fn import_oci(store: &Store, dir: &Path, tag: Option<&str>) -> Result<Record> {
     let desc = resolve_oci(dir, tag)?;
     let manifest_bytes = read_layout_blob(dir, &desc.digest)?;
-    let manifest: Manifest =
-        serde_json::from_slice(&manifest_bytes).map_err(|source| Error::Json {
-            path: dir.join("blobs/sha256").join(desc.digest.hex()),
-            source,
-        })?;
+    let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|source| Error::Json {
+        path: dir.join("blobs/sha256").join(desc.digest.hex()),
+        source,
+    })?;
     let config_bytes = read_layout_blob(dir, &manifest.config.digest)?;
-    let config: ImageConfig =
-        serde_json::from_slice(&config_bytes).map_err(|source| Error::Json {
-            path: dir.join("blobs/sha256").join(manifest.config.digest.hex()),
-            source,
-        })?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|source| Error::Json {
+        path: dir.join("blobs/sha256").join(manifest.config.digest.hex()),
+        source,
+    })?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(bad(
             dir,
@@ -181,15 +163,9 @@ struct ArchiveManifest {
 fn import_docker_archive(store: &Store, file: &Path) -> Result<Record> {
     let tmp = store.tmp_dir()?;
     let input = File::open(file).map_err(Error::io("open", file))?;
-    layer::unpack(BufReader::new(input), tmp.path())
-        .map_err(|e| bad(file, format!("not a readable tar: {e}")))?;
+    layer::unpack(BufReader::new(input), tmp.path()).map_err(|e| bad(file, format!("not a readable tar: {e}")))?;
     let entries: Vec<ArchiveManifest> = read_layout_json(&tmp.path().join("manifest.json"))
-        .map_err(|_| {
-            bad(
-                file,
-                "no readable manifest.json; is this a `docker save` archive?",
-            )
-        })?;
+        .map_err(|_| bad(file, "no readable manifest.json; is this a `docker save` archive?"))?;
     let entry = entries
         .first()
         .ok_or_else(|| bad(file, "manifest.json lists no image"))?;
@@ -200,11 +176,10 @@ fn import_docker_archive(store: &Store, file: &Path) -> Result<Record> {
     };
     let config_path = inside(&entry.config)?;
     let config_bytes = fs::read(&config_path).map_err(Error::io("read", &config_path))?;
-    let config: ImageConfig =
-        serde_json::from_slice(&config_bytes).map_err(|source| Error::Json {
-            path: config_path.clone(),
-            source,
-        })?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|source| Error::Json {
+        path: config_path.clone(),
+        source,
+    })?;
     if config.rootfs.diff_ids.len() != entry.layers.len() {
         return Err(bad(
             file,
@@ -226,18 +201,12 @@ fn import_docker_archive(store: &Store, file: &Path) -> Result<Record> {
 
 /// Copies a layer blob into the store (checking its digest when known),
 /// unpacks it, and checks the diff id.
-fn import_layer(
-    store: &Store,
-    path: &Path,
-    digest: Option<&Digest>,
-    diff_id: &Digest,
-) -> Result<()> {
+fn import_layer(store: &Store, path: &Path, digest: Option<&Digest>, diff_id: &Digest) -> Result<()> {
     if store.has_layer(diff_id) {
         return Ok(());
     }
     let mut input = BufReader::new(File::open(path).map_err(Error::io("open", path))?);
-    let compression =
-        Compression::detect(io::BufRead::fill_buf(&mut input).map_err(Error::io("read", path))?);
+    let compression = Compression::detect(io::BufRead::fill_buf(&mut input).map_err(Error::io("read", path))?);
     let mut blob = store.blob_writer()?;
     io::copy(&mut input, &mut blob).map_err(Error::io("copy layer", path))?;
     let (blob_digest, blob_size) = blob.commit()?;
@@ -254,10 +223,8 @@ fn import_layer(
     let root = tmp.path().join("layer");
     fs::create_dir(&root).map_err(Error::io("create", &root))?;
     let stored = store.blob_path(&blob_digest);
-    let reader = Compression::decoder(BufReader::new(
-        File::open(&stored).map_err(Error::io("open", &stored))?,
-    ))
-    .map_err(Error::io("decompress", &stored))?;
+    let reader = Compression::decoder(BufReader::new(File::open(&stored).map_err(Error::io("open", &stored))?))
+        .map_err(Error::io("decompress", &stored))?;
     let stats = layer::unpack(reader, &root)?;
     if &stats.diff_id != diff_id {
         return Err(Error::DigestMismatch {
@@ -271,12 +238,7 @@ fn import_layer(
     store.add_layer_blob(diff_id, stats.size, false, compression, desc)
 }
 
-fn import_rootfs(
-    store: &Store,
-    file: &Path,
-    compression: Compression,
-    epoch: i64,
-) -> Result<Record> {
+fn import_rootfs(store: &Store, file: &Path, compression: Compression, epoch: i64) -> Result<Record> {
     let tmp = store.tmp_dir()?;
     let root = tmp.path().join("layer");
     fs::create_dir(&root).map_err(Error::io("create", &root))?;
@@ -295,20 +257,11 @@ fn import_rootfs(
 
 /// Writes `dir` as a layer in `compression`, moves the directory into the
 /// store and returns the diff id.
-pub fn write_layer(
-    store: &Store,
-    dir: &Path,
-    compression: Compression,
-    epoch: i64,
-) -> Result<Digest> {
+pub fn write_layer(store: &Store, dir: &Path, compression: Compression, epoch: i64) -> Result<Digest> {
     let blob = store.blob_writer()?;
-    let encoder = compression
-        .encoder(blob)
-        .map_err(Error::io("compress layer of", dir))?;
+    let encoder = compression.encoder(blob).map_err(Error::io("compress layer of", dir))?;
     let (encoder, stats) = layer::write_tar(dir, encoder, epoch)?;
-    let blob = encoder
-        .finish_into()
-        .map_err(Error::io("compress layer of", dir))?;
+    let blob = encoder.finish_into().map_err(Error::io("compress layer of", dir))?;
     let (digest, size) = blob.commit()?;
     store.commit_layer_dir(dir, &stats.diff_id)?;
     let desc = Descriptor::new(compression.media_type(), digest, size);
@@ -320,12 +273,7 @@ pub fn write_layer(
 /// wrote are re-tarred from their directory, base layers in another
 /// compression are transcoded (like BuildKit's `force-compression`), so an
 /// export never mixes compressions. The diff id never changes.
-pub fn ensure_blob(
-    store: &Store,
-    diff_id: &Digest,
-    compression: Compression,
-    epoch: i64,
-) -> Result<Descriptor> {
+pub fn ensure_blob(store: &Store, diff_id: &Digest, compression: Compression, epoch: i64) -> Result<Descriptor> {
     let blobs = store.layer_blobs(diff_id)?;
     if let Some(desc) = blobs.blobs.get(compression.name()) {
         if store.has_blob(&desc.digest) {
@@ -339,9 +287,7 @@ pub fn ensure_blob(
             .encoder(blob)
             .map_err(Error::io("compress layer of", &dir))?;
         let (encoder, stats) = layer::write_tar(&dir, encoder, epoch)?;
-        let blob = encoder
-            .finish_into()
-            .map_err(Error::io("compress layer of", &dir))?;
+        let blob = encoder.finish_into().map_err(Error::io("compress layer of", &dir))?;
         let (digest, size) = blob.commit()?;
         if &stats.diff_id != diff_id {
             return Err(Error::DigestMismatch {
@@ -358,13 +304,9 @@ pub fn ensure_blob(
     if let Some(source) = blobs.blobs.values().find(|d| store.has_blob(&d.digest)) {
         let src = store.blob_path(&source.digest);
         let input = BufReader::new(File::open(&src).map_err(Error::io("open", &src))?);
-        let mut decoded = layer::HashReader::new(
-            Compression::decoder(input).map_err(Error::io("decompress", &src))?,
-        );
+        let mut decoded = layer::HashReader::new(Compression::decoder(input).map_err(Error::io("decompress", &src))?);
         let blob = store.blob_writer()?;
-        let mut encoder = compression
-            .encoder(blob)
-            .map_err(Error::io("compress", &src))?;
+        let mut encoder = compression.encoder(blob).map_err(Error::io("compress", &src))?;
         io::copy(&mut decoded, &mut encoder).map_err(Error::io("transcode", &src))?;
         let blob = encoder.finish_into().map_err(Error::io("compress", &src))?;
         let (actual, _) = decoded.finish().map_err(Error::io("read", &src))?;

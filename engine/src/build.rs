@@ -36,6 +36,8 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// Most nodes executing at once.
     pub jobs: usize,
+    /// The `strata` executable, started as `strata __sandbox SPEC` for RUN steps.
+    pub sandbox_exe: Option<PathBuf>,
 }
 
 impl Default for BuildOptions {
@@ -45,6 +47,7 @@ impl Default for BuildOptions {
             epoch: 0,
             no_cache: false,
             jobs: 4,
+            sandbox_exe: None,
         }
     }
 }
@@ -82,12 +85,7 @@ pub struct State {
 impl State {
     /// The unpacked layer directories, bottom first.
     pub fn layer_dirs(&self, store: &Store) -> Vec<PathBuf> {
-        self.config
-            .rootfs
-            .diff_ids
-            .iter()
-            .map(|d| store.layer_dir(d))
-            .collect()
+        self.config.rootfs.diff_ids.iter().map(|d| store.layer_dir(d)).collect()
     }
 }
 
@@ -124,10 +122,9 @@ impl Builder<'_> {
         for &id in nodes {
             let node = &self.graph.nodes[id];
             let resolved = match &node.op {
-                Op::Base(source) => Resolved::Base(
-                    base::identity(source, &mut cache)
-                        .map_err(|e| input_error(node, e.to_string()))?,
-                ),
+                Op::Base(source) => {
+                    Resolved::Base(base::identity(source, &mut cache).map_err(|e| input_error(node, e.to_string()))?)
+                }
                 Op::Copy(CopyOp {
                     source: CopySource::Context { paths },
                     ..
@@ -197,11 +194,7 @@ impl Builder<'_> {
                         record
                     }
                 };
-                self.fold_layer(
-                    node,
-                    states.get(&node.parent.unwrap_or(usize::MAX)),
-                    &record,
-                )
+                self.fold_layer(node, states.get(&node.parent.unwrap_or(usize::MAX)), &record)
             } else {
                 let state = self.fold_meta(node, node.parent.map(|p| &states[&p]));
                 self.events.event(Event::Cached { node: id, key });
@@ -224,13 +217,9 @@ impl Builder<'_> {
 
     fn fold_layer(&self, node: &Node, parent: Option<&State>, record: &Record) -> State {
         match (&node.op, &record.config) {
-            (Op::Base(_), Some(config)) => State {
-                config: config.clone(),
-            },
+            (Op::Base(_), Some(config)) => State { config: config.clone() },
             _ => {
-                let mut config = parent
-                    .map(|p| p.config.clone())
-                    .unwrap_or_else(ImageConfig::empty);
+                let mut config = parent.map(|p| p.config.clone()).unwrap_or_else(ImageConfig::empty);
                 config.created = Some(image::rfc3339(self.opts.epoch));
                 for layer in &record.layers {
                     config.rootfs.diff_ids.push(layer.diff_id.clone());
@@ -242,9 +231,7 @@ impl Builder<'_> {
     }
 
     fn fold_meta(&self, node: &Node, parent: Option<&State>) -> State {
-        let mut config = parent
-            .map(|p| p.config.clone())
-            .unwrap_or_else(ImageConfig::empty);
+        let mut config = parent.map(|p| p.config.clone()).unwrap_or_else(ImageConfig::empty);
         config.created = Some(image::rfc3339(self.opts.epoch));
         let c = &mut config.config;
         match &node.op {
@@ -253,9 +240,7 @@ impl Builder<'_> {
                 MetaChange::Env(pairs) => {
                     let mut env = c.env.take().unwrap_or_default();
                     for (k, v) in pairs {
-                        env.retain(|kv| {
-                            kv.split_once('=').map_or(kv.as_str(), |(name, _)| name) != k
-                        });
+                        env.retain(|kv| kv.split_once('=').map_or(kv.as_str(), |(name, _)| name) != k);
                         env.push(format!("{k}={v}"));
                     }
                     c.env = Some(env);
@@ -297,18 +282,15 @@ impl Builder<'_> {
     fn execute(&self, id: NodeId, plan: &Plan, states: &HashMap<NodeId, State>) -> Result<Record> {
         let node = &self.graph.nodes[id];
         match &node.op {
-            Op::Base(source) => {
-                base::import(self.store, source, self.opts.compression, self.opts.epoch)
-            }
+            Op::Base(source) => base::import(self.store, source, self.opts.compression, self.opts.epoch),
             Op::Copy(copy) => {
                 let parent = &states[&node.parent.expect("copy has a parent")];
                 self.copy(node, copy, parent, plan.selections.get(&id), states)
             }
-            Op::Run(_) => Err(Error::Step {
-                origin: node.origin.clone(),
-                message: "`run` steps are not supported yet".into(),
-                detail: String::new(),
-            }),
+            Op::Run(run) => {
+                let parent = &states[&node.parent.expect("run has a parent")];
+                crate::sandbox::execute(self, node, run, parent, states)
+            }
             Op::Scratch | Op::Meta(_) => unreachable!("no layer"),
         }
     }
@@ -322,15 +304,8 @@ impl Builder<'_> {
         states: &HashMap<NodeId, State>,
     ) -> Result<Record> {
         let parent_dirs = parent.layer_dirs(self.store);
-        let parent_view = View {
-            layers: &parent_dirs,
-        };
-        let workdir = parent
-            .config
-            .config
-            .working_dir
-            .clone()
-            .unwrap_or_else(|| "/".into());
+        let parent_view = View { layers: &parent_dirs };
+        let workdir = parent.config.config.working_dir.clone().unwrap_or_else(|| "/".into());
         let dst = join_image_path(&workdir, &copy.dst);
         let dst_comps = fsview::components(&dst);
         let dst_is_dir = copy.dst.ends_with('/')
@@ -341,16 +316,16 @@ impl Builder<'_> {
                 .and_then(|c| parent_view.lookup(&c))
                 .is_some_and(|(_, m)| m.is_dir());
         let owner = match &copy.chown {
-            Some(spec) => fsview::resolve_user(&parent_view, spec)
-                .map_err(|e| input_error(node, format!("chown: {e}")))?,
+            Some(spec) => {
+                fsview::resolve_user(&parent_view, spec).map_err(|e| input_error(node, format!("chown: {e}")))?
+            }
             None => (0, 0),
         };
 
         let tmp = self.store.tmp_dir()?;
         let root = tmp.path().join("layer");
         fs::create_dir(&root).map_err(Error::io("create", &root))?;
-        fs::set_permissions(&root, fs::Permissions::from_mode(0o755))
-            .map_err(Error::io("chmod", &root))?;
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).map_err(Error::io("chmod", &root))?;
         let mut copied: Vec<PathBuf> = Vec::new();
 
         match &copy.source {
@@ -394,9 +369,7 @@ impl Builder<'_> {
                 let comps = view
                     .resolve(path, true)
                     .filter(|c| view.lookup(c).is_some())
-                    .ok_or_else(|| {
-                        input_error(node, format!("`{path}` does not exist in the source state"))
-                    })?;
+                    .ok_or_else(|| input_error(node, format!("`{path}` does not exist in the source state")))?;
                 let (_, meta) = view.lookup(&comps).expect("checked above");
                 let target = if meta.is_dir() || !dst_is_dir {
                     dst_comps.clone()
@@ -405,11 +378,7 @@ impl Builder<'_> {
                     let written = fsview::components(path);
                     with(
                         &dst_comps,
-                        written
-                            .last()
-                            .or(comps.last())
-                            .map(String::as_str)
-                            .unwrap_or(""),
+                        written.last().or(comps.last()).map(String::as_str).unwrap_or(""),
                     )
                 };
                 self.make_parents(&root, &target, &parent_view, meta.is_dir())?;
@@ -418,9 +387,7 @@ impl Builder<'_> {
                     // Copying a directory's contents onto the root.
                     let staged = tmp.path().join("staged");
                     view.materialize(&comps, &staged)?;
-                    for entry in
-                        fs::read_dir(&staged).map_err(Error::io("read directory", &staged))?
-                    {
+                    for entry in fs::read_dir(&staged).map_err(Error::io("read directory", &staged))? {
                         let entry = entry.map_err(Error::io("read directory", &staged))?;
                         let to = root.join(entry.file_name());
                         fs::rename(entry.path(), &to).map_err(Error::io("move", &to))?;
@@ -448,8 +415,7 @@ impl Builder<'_> {
             if let Some(mode) = copy.chmod {
                 let meta = fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
                 if !meta.file_type().is_symlink() {
-                    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-                        .map_err(Error::io("chmod", path))?;
+                    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", path))?;
                 }
             }
         }
@@ -472,13 +438,7 @@ impl Builder<'_> {
     /// Creates the parents of `target` in the layer (and `target` itself when
     /// it is a directory), with the attributes they have in the parent state,
     /// or root-owned 0755 when they are new.
-    fn make_parents(
-        &self,
-        root: &Path,
-        target: &[String],
-        parent: &View<'_>,
-        target_is_dir: bool,
-    ) -> Result<()> {
+    fn make_parents(&self, root: &Path, target: &[String], parent: &View<'_>, target_is_dir: bool) -> Result<()> {
         let upto = if target_is_dir {
             target.len()
         } else {
@@ -498,8 +458,7 @@ impl Builder<'_> {
                 _ => (0o755, 0, 0),
             };
             sys::lchown(&host, uid, gid).map_err(Error::io("chown", &host))?;
-            fs::set_permissions(&host, fs::Permissions::from_mode(mode))
-                .map_err(Error::io("chmod", &host))?;
+            fs::set_permissions(&host, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &host))?;
         }
         Ok(())
     }
@@ -556,13 +515,7 @@ fn collect_tree(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// Copies one context entry, checking that a file still has the content
 /// that was hashed when the build was planned.
-fn copy_context_entry(
-    node: &Node,
-    from: &Path,
-    to: &Path,
-    kind: &EntryKind,
-    mode: u32,
-) -> Result<()> {
+fn copy_context_entry(node: &Node, from: &Path, to: &Path, kind: &EntryKind, mode: u32) -> Result<()> {
     match kind {
         EntryKind::Dir => {
             if !fsview::exists(to) {
@@ -586,9 +539,7 @@ fn copy_context_entry(
                     break;
                 }
                 hasher.update(&buf[..n]);
-                output
-                    .write_all(&buf[..n])
-                    .map_err(Error::io("write", to))?;
+                output.write_all(&buf[..n]).map_err(Error::io("write", to))?;
             }
             if hasher.finalize().as_bytes() != hash {
                 return Err(input_error(

@@ -102,9 +102,7 @@ impl Context {
                         .add_line(None, &format!("{neg}{anchored}"))
                         .map_err(|e| SelectError::IgnoreFile(path.clone(), e))?;
                 }
-                let gi = builder
-                    .build()
-                    .map_err(|e| SelectError::IgnoreFile(path.clone(), e))?;
+                let gi = builder.build().map_err(|e| SelectError::IgnoreFile(path.clone(), e))?;
                 ignore = Some((
                     gi,
                     if name == ".strataignore" {
@@ -134,11 +132,7 @@ impl Context {
     }
 
     /// Selects `paths` (relative to the context root) and hashes them.
-    pub fn select(
-        &self,
-        paths: &[String],
-        cache: &mut StatCache,
-    ) -> Result<Selection, SelectError> {
+    pub fn select(&self, paths: &[String], cache: &mut StatCache) -> Result<Selection, SelectError> {
         let mut sources = Vec::new();
         let mut enc = KeyEncoder::new("context");
         enc.u64(paths.len() as u64);
@@ -150,26 +144,18 @@ impl Context {
                 _ => SelectError::Io(abs.clone(), e),
             })?;
             if !rel.as_os_str().is_empty() && self.ignored(&rel, meta.is_dir()) {
-                let file = self
-                    .ignore
-                    .as_ref()
-                    .map(|(_, f)| *f)
-                    .unwrap_or(".dockerignore");
+                let file = self.ignore.as_ref().map(|(_, f)| *f).unwrap_or(".dockerignore");
                 return Err(SelectError::Ignored(path.clone(), file));
             }
             let mut entries = Vec::new();
             self.walk(&abs, &rel, PathBuf::new(), &meta, cache, &mut entries)?;
-            enc.str(path)
-                .u64(meta.is_dir() as u64)
-                .u64(entries.len() as u64);
+            enc.str(path).u64(meta.is_dir() as u64).u64(entries.len() as u64);
             for e in &entries {
                 enc.bytes(e.rel.as_os_str().as_bytes()).u64(e.mode as u64);
                 match &e.kind {
                     EntryKind::File { size, hash } => enc.str("f").u64(*size).hash(hash),
                     EntryKind::Dir => enc.str("d"),
-                    EntryKind::Symlink { target } => {
-                        enc.str("l").bytes(target.as_os_str().as_bytes())
-                    }
+                    EntryKind::Symlink { target } => enc.str("l").bytes(target.as_os_str().as_bytes()),
                 };
             }
             sources.push(SelectedSource {
@@ -209,10 +195,7 @@ impl Context {
                 .map_err(|e| SelectError::Io(abs.to_path_buf(), e))?;
             out.push(ContextEntry {
                 rel,
-                kind: EntryKind::File {
-                    size: meta.len(),
-                    hash,
-                },
+                kind: EntryKind::File { size: meta.len(), hash },
                 mode,
             });
         } else if ft.is_dir() {
@@ -224,9 +207,7 @@ impl Context {
             let mut children: Vec<(std::ffi::OsString, fs::Metadata)> = Vec::new();
             for entry in fs::read_dir(abs).map_err(|e| SelectError::Io(abs.to_path_buf(), e))? {
                 let entry = entry.map_err(|e| SelectError::Io(abs.to_path_buf(), e))?;
-                let meta = entry
-                    .metadata()
-                    .map_err(|e| SelectError::Io(entry.path(), e))?;
+                let meta = entry.metadata().map_err(|e| SelectError::Io(entry.path(), e))?;
                 children.push((entry.file_name(), meta));
             }
             children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
@@ -235,14 +216,7 @@ impl Context {
                 if self.ignored(&child_ctx_rel, meta.is_dir()) {
                     continue;
                 }
-                self.walk(
-                    &abs.join(&name),
-                    &child_ctx_rel,
-                    rel.join(&name),
-                    &meta,
-                    cache,
-                    out,
-                )?;
+                self.walk(&abs.join(&name), &child_ctx_rel, rel.join(&name), &meta, cache, out)?;
             }
         }
         // Sockets, FIFOs and devices in a context are skipped, like Docker does.
@@ -354,11 +328,7 @@ impl StatCache {
         let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
         let ctime_ns = meta.ctime() * 1_000_000_000 + meta.ctime_nsec();
         if let Some(e) = self.entries.get(abs) {
-            if e.size == meta.len()
-                && e.mtime_ns == mtime_ns
-                && e.ctime_ns == ctime_ns
-                && e.ino == meta.ino()
-            {
+            if e.size == meta.len() && e.mtime_ns == mtime_ns && e.ctime_ns == ctime_ns && e.ino == meta.ino() {
                 self.reused += 1;
                 return Ok(e.hash);
             }
@@ -439,11 +409,7 @@ mod tests {
         fs::write(dir.path().join("src/a.txt"), b"A").unwrap();
         let h1 = hash(dir.path(), &["src"]);
         assert_ne!(h1, h0, "content");
-        fs::set_permissions(
-            dir.path().join("src/a.txt"),
-            fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
+        fs::set_permissions(dir.path().join("src/a.txt"), fs::Permissions::from_mode(0o755)).unwrap();
         let h2 = hash(dir.path(), &["src"]);
         assert_ne!(h2, h1, "mode");
         fs::rename(dir.path().join("src/a.txt"), dir.path().join("src/c.txt")).unwrap();
@@ -499,27 +465,18 @@ mod tests {
         let cache_file = dir.path().join("statcache");
         let ctx = Context::open(dir.path()).unwrap();
         let mut cache = StatCache::load(&cache_file);
-        let first = ctx
-            .select(&["src".into(), "README".into()], &mut cache)
-            .unwrap()
-            .hash;
+        let first = ctx.select(&["src".into(), "README".into()], &mut cache).unwrap().hash;
         assert_eq!((cache.hashed, cache.reused), (3, 0));
         cache.save(&cache_file, dir.path()).unwrap();
 
         let mut cache = StatCache::load(&cache_file);
-        let second = ctx
-            .select(&["src".into(), "README".into()], &mut cache)
-            .unwrap()
-            .hash;
+        let second = ctx.select(&["src".into(), "README".into()], &mut cache).unwrap().hash;
         assert_eq!(second, first);
         assert_eq!((cache.hashed, cache.reused), (0, 3), "only stat calls");
 
         fs::write(dir.path().join("src/a.txt"), b"new").unwrap();
         let mut cache = StatCache::load(&cache_file);
-        let third = ctx
-            .select(&["src".into(), "README".into()], &mut cache)
-            .unwrap()
-            .hash;
+        let third = ctx.select(&["src".into(), "README".into()], &mut cache).unwrap().hash;
         assert_ne!(third, first);
         assert_eq!(cache.hashed, 1);
     }

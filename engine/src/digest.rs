@@ -57,11 +57,7 @@ impl FromStr for Digest {
     fn from_str(s: &str) -> Result<Digest, InvalidDigest> {
         let bad = || InvalidDigest(s.to_string());
         let hex_part = s.strip_prefix("sha256:").ok_or_else(bad)?;
-        if hex_part.len() != 64
-            || hex_part
-                .bytes()
-                .any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
+        if hex_part.len() != 64 || hex_part.bytes().any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(bad());
         }
         let mut out = [0u8; 32];

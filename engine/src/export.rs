@@ -21,12 +21,7 @@ use crate::store::{read_json, Store};
 
 /// Writes the config and manifest of `state` into the store and returns the
 /// manifest's descriptor.
-pub fn write_image(
-    store: &Store,
-    state: &State,
-    compression: Compression,
-    epoch: i64,
-) -> Result<Descriptor> {
+pub fn write_image(store: &Store, state: &State, compression: Compression, epoch: i64) -> Result<Descriptor> {
     let mut layers = Vec::new();
     for diff_id in &state.config.rootfs.diff_ids {
         layers.push(ensure_blob(store, diff_id, compression, epoch)?);
@@ -64,18 +59,15 @@ pub struct StoredImage {
 
 /// Reads the image a manifest descriptor points at.
 pub fn read_image(store: &Store, descriptor: &Descriptor) -> Result<StoredImage> {
-    let manifest: Manifest = serde_json::from_slice(&store.read_blob(&descriptor.digest)?)
-        .map_err(|source| Error::Json {
+    let manifest: Manifest =
+        serde_json::from_slice(&store.read_blob(&descriptor.digest)?).map_err(|source| Error::Json {
             path: store.blob_path(&descriptor.digest),
             source,
         })?;
-    let config =
-        serde_json::from_slice(&store.read_blob(&manifest.config.digest)?).map_err(|source| {
-            Error::Json {
-                path: store.blob_path(&manifest.config.digest),
-                source,
-            }
-        })?;
+    let config = serde_json::from_slice(&store.read_blob(&manifest.config.digest)?).map_err(|source| Error::Json {
+        path: store.blob_path(&manifest.config.digest),
+        source,
+    })?;
     Ok(StoredImage {
         descriptor: descriptor.clone(),
         manifest,
@@ -85,10 +77,7 @@ pub fn read_image(store: &Store, descriptor: &Descriptor) -> Result<StoredImage>
 
 /// Every blob an image needs: manifest, config, layers.
 fn blobs_of(img: &StoredImage) -> Vec<Digest> {
-    let mut v = vec![
-        img.descriptor.digest.clone(),
-        img.manifest.config.digest.clone(),
-    ];
+    let mut v = vec![img.descriptor.digest.clone(), img.manifest.config.digest.clone()];
     v.extend(img.manifest.layers.iter().map(|l| l.digest.clone()));
     v
 }
@@ -121,9 +110,7 @@ pub fn to_oci_dir(store: &Store, images: &[(Vec<String>, Descriptor)], dir: &Pat
             fs::rename(&tmp, &dest).map_err(Error::io("write", &dest))?;
         }
         for tag in tags {
-            index
-                .manifests
-                .retain(|d| d.ref_name() != Some(tag.as_str()));
+            index.manifests.retain(|d| d.ref_name() != Some(tag.as_str()));
             let mut d = desc.clone();
             d.annotations = Some(BTreeMap::from([(image::REF_NAME.to_string(), tag.clone())]));
             index.manifests.push(d);
@@ -158,11 +145,7 @@ pub fn docker_tag(name: &str) -> Option<String> {
 /// Writes images into a docker-archive at `file`: `manifest.json` for
 /// classic `docker load`, plus an OCI layout (`oci-layout`, `index.json`,
 /// `blobs/sha256/…`) like Docker ≥ 25's `docker save`. Deterministic bytes.
-pub fn to_docker_archive(
-    store: &Store,
-    images: &[(Vec<String>, Descriptor)],
-    file: &Path,
-) -> Result<()> {
+pub fn to_docker_archive(store: &Store, images: &[(Vec<String>, Descriptor)], file: &Path) -> Result<()> {
     let mut entries = Vec::new();
     let mut index = Index::default();
     let mut all_blobs: BTreeMap<String, Digest> = BTreeMap::new();
@@ -195,9 +178,7 @@ pub fn to_docker_archive(
     }
     let tmp = file.with_file_name(format!(
         ".{}.tmp",
-        file.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
+        file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
     ));
     let out = File::create(&tmp).map_err(Error::io("create", &tmp))?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, out));
@@ -213,8 +194,7 @@ pub fn to_docker_archive(
     };
     let add = |tar: &mut tar::Builder<BufWriter<File>>, name: &str, bytes: &[u8]| -> Result<()> {
         let mut h = header(bytes.len() as u64, 0o644, tar::EntryType::Regular);
-        tar.append_data(&mut h, name, bytes)
-            .map_err(Error::io("write", file))
+        tar.append_data(&mut h, name, bytes).map_err(Error::io("write", file))
     };
     add(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     add(&mut tar, "index.json", &image::to_json(&index))?;
@@ -253,10 +233,7 @@ pub fn artifact(store: &Store, state: &State, path: &str, out_dir: &Path) -> Res
     fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
     let staging = parent.join(format!(
         ".{}.strata-{}",
-        out_dir
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
+        out_dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
         std::process::id()
     ));
     crate::layer::remove_path(&staging)?;

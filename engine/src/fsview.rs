@@ -194,8 +194,7 @@ fn merge_dir(src: &Path, dest: &Path) -> Result<()> {
         fs::create_dir(dest).map_err(Error::io("create directory", dest))?;
     }
     sys::lchown(dest, meta.uid(), meta.gid()).map_err(Error::io("chown", dest))?;
-    fs::set_permissions(dest, fs::Permissions::from_mode(meta.mode() & 0o7777))
-        .map_err(Error::io("chmod", dest))?;
+    fs::set_permissions(dest, fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(Error::io("chmod", dest))?;
     for entry in fs::read_dir(src).map_err(Error::io("read directory", src))? {
         let entry = entry.map_err(Error::io("read directory", src))?;
         let child = entry.path();
@@ -284,8 +283,7 @@ pub fn resolve_user(view: &View<'_>, spec: &str) -> std::result::Result<(u32, u3
             let passwd = view
                 .read_file("/etc/passwd")
                 .ok_or_else(|| format!("user `{user}`: the image has no /etc/passwd"))?;
-            lookup_id(&passwd, user)
-                .ok_or_else(|| format!("user `{user}` is not in the image's /etc/passwd"))?
+            lookup_id(&passwd, user).ok_or_else(|| format!("user `{user}` is not in the image's /etc/passwd"))?
         }
     };
     let gid = match group {
@@ -402,8 +400,6 @@ mod tests {
         assert_eq!(resolve_user(&view, "app:staff").unwrap(), (1000, 50));
         assert_eq!(resolve_user(&view, "1000").unwrap(), (1000, 1001));
         assert_eq!(resolve_user(&view, "7:8").unwrap(), (7, 8));
-        assert!(resolve_user(&view, "nobody")
-            .unwrap_err()
-            .contains("not in the image"));
+        assert!(resolve_user(&view, "nobody").unwrap_err().contains("not in the image"));
     }
 }

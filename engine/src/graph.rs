@@ -74,6 +74,8 @@ pub struct CacheMount {
     pub target: String,
     /// Cache identity; defaults to the target path. Recipes naming the same id share it.
     pub id: String,
+    /// Let concurrent steps use the cache at once (default: one step at a time).
+    pub shared: bool,
 }
 
 /// Where a secret's value comes from on the host.
@@ -242,12 +244,7 @@ impl Graph {
         Ok(out)
     }
 
-    fn expand<'a>(
-        &'a self,
-        name: &str,
-        stack: &mut Vec<String>,
-        out: &mut Vec<&'a Target>,
-    ) -> Result<(), TargetError> {
+    fn expand<'a>(&'a self, name: &str, stack: &mut Vec<String>, out: &mut Vec<&'a Target>) -> Result<(), TargetError> {
         let target = self.target(name).ok_or_else(|| TargetError::Unknown {
             name: name.to_string(),
             known: self

@@ -145,9 +145,7 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
         Op::Run(run) => {
             enc.str("run");
             next_input(&mut enc);
-            enc.strs(&run.argv)
-                .pairs(&run.env)
-                .opt_str(run.user.as_deref());
+            enc.strs(&run.argv).pairs(&run.env).opt_str(run.user.as_deref());
             enc.str(match run.network {
                 Network::None => "none",
                 Network::Host => "host",

@@ -20,11 +20,7 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub recipe: RecipeArgs,
     /// Also write the image targets to `oci:DIR` or `docker-archive:FILE` (repeatable).
-    #[arg(
-        long = "output",
-        short = 'o',
-        value_name = "oci:DIR|docker-archive:FILE"
-    )]
+    #[arg(long = "output", short = 'o', value_name = "oci:DIR|docker-archive:FILE")]
     pub outputs: Vec<String>,
     /// Where artifact targets go (each into `DIR/NAME`; default `./out`).
     #[arg(long, value_name = "DIR", default_value = "out")]
@@ -64,17 +60,8 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
     let started = Instant::now();
     let compression = Compression::parse(&args.compression)
         .filter(|c| *c != Compression::None)
-        .ok_or_else(|| {
-            CliError::Usage(format!(
-                "--compression `{}`: expected gzip or zstd",
-                args.compression
-            ))
-        })?;
-    let outputs: Vec<Output> = args
-        .outputs
-        .iter()
-        .map(|s| parse_output(s))
-        .collect::<Result<_, _>>()?;
+        .ok_or_else(|| CliError::Usage(format!("--compression `{}`: expected gzip or zstd", args.compression)))?;
+    let outputs: Vec<Output> = args.outputs.iter().map(|s| parse_output(s)).collect::<Result<_, _>>()?;
     let epoch = source_date_epoch().map_err(CliError::Usage)?;
     let graph = args.recipe.load()?;
     let targets = graph
@@ -96,6 +83,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         jobs: args
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get() * 2)),
+        sandbox_exe: std::env::current_exe().ok(),
     };
     let builder = Builder {
         store,

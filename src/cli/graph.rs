@@ -119,12 +119,8 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
                 }
             }
             for t in &targets {
-                if let TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } = &t.kind
-                {
-                    println!(
-                        "  \"{}\" [shape=ellipse];\n  \"{}\" -> n{node};",
-                        t.name, t.name
-                    );
+                if let TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } = &t.kind {
+                    println!("  \"{}\" [shape=ellipse];\n  \"{}\" -> n{node};", t.name, t.name);
                 }
             }
             println!("}}");

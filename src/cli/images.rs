@@ -16,11 +16,9 @@ fn find(store: &Store, name: &str) -> Result<StoredImage, CliError> {
             } else {
                 format!("{name}:latest")
             };
-            store.image(&alt)?.ok_or_else(|| {
-                CliError::Usage(format!(
-                    "no image named `{name}` in the store; see `strata images`"
-                ))
-            })?
+            store
+                .image(&alt)?
+                .ok_or_else(|| CliError::Usage(format!("no image named `{name}` in the store; see `strata images`")))?
         }
     };
     Ok(read_image(store, &desc)?)
@@ -45,17 +43,10 @@ pub fn list(store: &Store) -> Result<(), CliError> {
     println!("{:<40} {:<19} {:>10}", "NAME", "DIGEST", "SIZE");
     for (name, desc) in store.images()? {
         let size = match read_image(store, &desc) {
-            Ok(img) => human(
-                img.manifest.layers.iter().map(|l| l.size).sum::<u64>() + img.manifest.config.size,
-            ),
+            Ok(img) => human(img.manifest.layers.iter().map(|l| l.size).sum::<u64>() + img.manifest.config.size),
             Err(_) => "?".into(),
         };
-        println!(
-            "{:<40} {:<19} {:>10}",
-            name,
-            &desc.digest.to_string()[..19],
-            size
-        );
+        println!("{:<40} {:<19} {:>10}", name, &desc.digest.to_string()[..19], size);
     }
     Ok(())
 }
@@ -96,11 +87,7 @@ pub fn history(store: &Store, name: &str) -> Result<(), CliError> {
             .layer_blobs(diff_id)
             .map(|b| human(b.tar_size))
             .unwrap_or_else(|_| "?".into());
-        rows.push((
-            diff_id.hex()[..12].to_string(),
-            size,
-            "(no history entry)".into(),
-        ));
+        rows.push((diff_id.hex()[..12].to_string(), size, "(no history entry)".into()));
     }
     for (layer, size, by) in rows.iter().rev() {
         println!("{layer:<12} {size:>10}  {by}");

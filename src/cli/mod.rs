@@ -41,12 +41,7 @@ enum Command {
 #[derive(clap::Args, Debug)]
 pub struct RecipeArgs {
     /// The recipe file.
-    #[arg(
-        short = 'f',
-        long = "file",
-        default_value = "strata.rhai",
-        value_name = "FILE"
-    )]
+    #[arg(short = 'f', long = "file", default_value = "strata.rhai", value_name = "FILE")]
     pub file: PathBuf,
     /// A recipe argument, read by `arg(name, default)`.
     #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_kv)]
@@ -54,9 +49,7 @@ pub struct RecipeArgs {
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
     if k.is_empty() {
         return Err(format!("`{s}` has an empty name"));
     }

@@ -27,11 +27,7 @@ impl<'g> Progress<'g> {
         let mode = match mode {
             "auto" | "plain" | "tty" => Mode::Plain,
             "json" => Mode::Json,
-            other => {
-                return Err(format!(
-                    "--progress `{other}`: expected auto, plain or json"
-                ))
-            }
+            other => return Err(format!("--progress `{other}`: expected auto, plain or json")),
         };
         Ok(Progress {
             mode,
@@ -87,14 +83,12 @@ impl EventSink for Progress<'_> {
                     Event::Failed { node, message } => {
                         json!({"event": "failed", "node": node, "message": message})
                     }
-                    Event::Exported {
-                        target,
-                        destination,
-                    } => json!({"event": "exported", "target": target, "destination": destination}),
+                    Event::Exported { target, destination } => {
+                        json!({"event": "exported", "target": target, "destination": destination})
+                    }
                 };
                 if let Event::Cached { node, .. } = event {
-                    self.counts.lock().expect("progress lock").0 +=
-                        usize::from(self.graph.nodes[node].makes_layer());
+                    self.counts.lock().expect("progress lock").0 += usize::from(self.graph.nodes[node].makes_layer());
                 } else if let Event::Done { .. } = event {
                     self.counts.lock().expect("progress lock").1 += 1;
                 }

@@ -12,14 +12,8 @@ fn busybox_example_builds_on_a_rootfs_base_and_runs() {
     p.ok(&["build", "-o", &format!("oci:{}", oci.display())]);
     let bundle = umoci_unpack(&oci, "example/busybox-hello:latest");
     let rootfs = bundle.path().join("b/rootfs");
-    let out = tool(
-        "chroot",
-        &[rootfs.to_str().unwrap(), "/usr/local/bin/hello"],
-    );
-    assert!(
-        out.contains("Welcome to a strata-built busybox image."),
-        "{out}"
-    );
+    let out = tool("chroot", &[rootfs.to_str().unwrap(), "/usr/local/bin/hello"]);
+    assert!(out.contains("Welcome to a strata-built busybox image."), "{out}");
     let tiny = umoci_unpack(&oci, "example/tiny:latest");
     let mut names: Vec<String> = fs::read_dir(tiny.path().join("b/rootfs"))
         .unwrap()
@@ -72,24 +66,14 @@ fn images_from_oci_layouts_and_docker_archives_are_usable_bases() {
             "Hello from strata.\n",
             "{base}"
         );
-        assert_eq!(
-            fs::read_to_string(r.join("srv/extra.txt")).unwrap(),
-            "extra"
-        );
+        assert_eq!(fs::read_to_string(r.join("srv/extra.txt")).unwrap(), "extra");
         // The base's config carries over.
-        let inspect: serde_json::Value =
-            serde_json::from_str(&p.ok(&["inspect", "s"]).stdout).unwrap();
+        let inspect: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "s"]).stdout).unwrap();
         assert_eq!(
             inspect["config"]["config"]["Entrypoint"][0], "/usr/local/bin/greet",
             "{base}"
         );
-        assert_eq!(
-            inspect["config"]["rootfs"]["diff_ids"]
-                .as_array()
-                .unwrap()
-                .len(),
-            4
-        );
+        assert_eq!(inspect["config"]["rootfs"]["diff_ids"].as_array().unwrap().len(), 4);
     }
 }
 

@@ -21,18 +21,12 @@ fn hello_example_exports_valid_oci_and_docker_archive_images() {
     // skopeo reads and copies both outputs.
     let inspected = tool(
         "skopeo",
-        &[
-            "inspect",
-            &format!("oci:{}:example/hello:latest", oci.display()),
-        ],
+        &["inspect", &format!("oci:{}:example/hello:latest", oci.display())],
     );
     let json: serde_json::Value = serde_json::from_str(&inspected).unwrap();
     assert_eq!(json["Layers"].as_array().unwrap().len(), 3);
     assert_eq!(json["Env"][0], "GREETING=hello");
-    tool(
-        "skopeo",
-        &["inspect", &format!("docker-archive:{}", archive.display())],
-    );
+    tool("skopeo", &["inspect", &format!("docker-archive:{}", archive.display())]);
     let copied = p.path("copied");
     tool(
         "skopeo",
@@ -71,10 +65,7 @@ fn hello_example_exports_valid_oci_and_docker_archive_images() {
             "usr/local/bin/greet"
         ]
     );
-    assert_eq!(
-        owner_mode(&rootfs.join("usr/local/bin/greet")),
-        (0o755, 1000, 1000)
-    );
+    assert_eq!(owner_mode(&rootfs.join("usr/local/bin/greet")), (0o755, 1000, 1000));
     assert_eq!(owner_mode(&rootfs.join("srv/hello.txt")), (0o644, 0, 0));
     assert_eq!(owner_mode(&rootfs.join("srv/www")), (0o755, 0, 0));
     assert_eq!(
@@ -159,10 +150,7 @@ fn zstd_layers_carry_the_zstd_media_type_and_read_back() {
     );
     let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
     for layer in manifest["layers"].as_array().unwrap() {
-        assert_eq!(
-            layer["mediaType"],
-            "application/vnd.oci.image.layer.v1.tar+zstd"
-        );
+        assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd");
     }
     // skopeo verifies every blob while copying.
     tool(
@@ -198,13 +186,9 @@ fn source_date_epoch_sets_created_and_clamps_mtimes() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let inspect: serde_json::Value =
-        serde_json::from_str(&p.ok(&["inspect", "example/hello:latest"]).stdout).unwrap();
+    let inspect: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "example/hello:latest"]).stdout).unwrap();
     assert_eq!(inspect["config"]["created"], "2023-11-14T22:13:20Z");
-    assert_eq!(
-        inspect["config"]["history"][0]["created"],
-        "2023-11-14T22:13:20Z"
-    );
+    assert_eq!(inspect["config"]["history"][0]["created"], "2023-11-14T22:13:20Z");
 
     let bad = p
         .cmd(&["build", "hello"])
@@ -291,8 +275,5 @@ fn files_pass_between_states_and_chown_resolves_names_in_the_image() {
     let oci2 = p.path("oci2");
     base_owner.ok(&["build", "-o", &format!("oci:{}", oci2.display())]);
     let bundle = umoci_unpack(&oci2, "base");
-    assert_eq!(
-        owner_mode(&bundle.path().join("b/rootfs/opt/app/app.txt")).1,
-        65534
-    );
+    assert_eq!(owner_mode(&bundle.path().join("b/rootfs/opt/app/app.txt")).1, 65534);
 }

@@ -5,16 +5,12 @@ use crate::common::*;
 #[test]
 fn graph_shows_keys_and_cache_state_in_three_formats() {
     let p = Project::example("hello");
-    let before: serde_json::Value =
-        serde_json::from_str(&p.ok(&["graph", "--format", "json"]).stdout).unwrap();
+    let before: serde_json::Value = serde_json::from_str(&p.ok(&["graph", "--format", "json"]).stdout).unwrap();
     let nodes = before["nodes"].as_array().unwrap();
-    assert!(nodes
-        .iter()
-        .any(|n| n["op"] == "copy" && n["cache"] == "missing"));
+    assert!(nodes.iter().any(|n| n["op"] == "copy" && n["cache"] == "missing"));
     assert!(nodes.iter().all(|n| n["key"].as_str().unwrap().len() == 64));
     p.ok(&["build"]);
-    let after: serde_json::Value =
-        serde_json::from_str(&p.ok(&["graph", "--format", "json"]).stdout).unwrap();
+    let after: serde_json::Value = serde_json::from_str(&p.ok(&["graph", "--format", "json"]).stdout).unwrap();
     assert!(after["nodes"]
         .as_array()
         .unwrap()
@@ -24,15 +20,9 @@ fn graph_shows_keys_and_cache_state_in_three_formats() {
     assert_eq!(before["nodes"][1]["key"], after["nodes"][1]["key"]);
 
     let dot = p.ok(&["graph", "--format", "dot"]).stdout;
-    assert!(
-        dot.starts_with("digraph strata {") && dot.contains(" -> n"),
-        "{dot}"
-    );
+    assert!(dot.starts_with("digraph strata {") && dot.contains(" -> n"), "{dot}");
     let text = p.ok(&["graph"]).stdout;
-    assert!(
-        text.contains("cached") && text.contains("image hello = #"),
-        "{text}"
-    );
+    assert!(text.contains("cached") && text.contains("image hello = #"), "{text}");
 }
 
 #[test]
@@ -46,8 +36,7 @@ fn images_inspect_and_history_read_the_store() {
     );
     assert!(images.contains(&digest[..19]));
 
-    let inspect: serde_json::Value =
-        serde_json::from_str(&p.ok(&["inspect", "example/hello:latest"]).stdout).unwrap();
+    let inspect: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "example/hello:latest"]).stdout).unwrap();
     assert_eq!(inspect["digest"], digest);
     assert_eq!(inspect["manifest"]["schemaVersion"], 2);
     assert_eq!(inspect["config"]["config"]["Cmd"][0], "world");
@@ -61,9 +50,7 @@ fn images_inspect_and_history_read_the_store() {
     assert_eq!(rows.len(), 1 + 9, "{history}");
     assert!(rows[1].contains("expose(\"8080/tcp\")"), "{history}");
     assert!(
-        rows.last()
-            .unwrap()
-            .contains("copy(ctx([\"site/\"]), \"/srv/www/\")"),
+        rows.last().unwrap().contains("copy(ctx([\"site/\"]), \"/srv/www/\")"),
         "{history}"
     );
     assert!(!history.contains("<missing>"));

@@ -52,10 +52,7 @@ fn missing_context_file_names_the_copy() {
         "let s = scratch()\n    .copy(ctx(\"absent.txt\"), \"/x\");\nimage(\"s\", s);\n",
         &["build"],
         2,
-        &[
-            "strata.rhai:2:6",
-            "`absent.txt` is not in the build context",
-        ],
+        &["strata.rhai:2:6", "`absent.txt` is not in the build context"],
     );
 }
 
@@ -113,12 +110,7 @@ fn bad_options_are_usage_errors() {
 
 #[test]
 fn a_runaway_recipe_is_stopped() {
-    fails_with(
-        "let i = 0; loop { i += 1; }",
-        &["build"],
-        2,
-        &["operation limit"],
-    );
+    fails_with("let i = 0; loop { i += 1; }", &["build"], 2, &["operation limit"]);
 }
 
 #[test]

@@ -44,9 +44,7 @@ fn a_build_killed_at_any_moment_leaves_a_store_the_next_build_uses() {
     let p = Project::new();
     big_context(&p, 200);
     p.write("big.bin", &"x".repeat(30 << 20));
-    p.recipe(
-        r#"image("a", scratch().copy(ctx("data"), "/data").copy(ctx("big.bin"), "/big.bin"));"#,
-    );
+    p.recipe(r#"image("a", scratch().copy(ctx("data"), "/data").copy(ctx("big.bin"), "/big.bin"));"#);
     for delay_ms in [20, 80, 200] {
         let mut child = p
             .cmd(&["build"])
@@ -61,9 +59,7 @@ fn a_build_killed_at_any_moment_leaves_a_store_the_next_build_uses() {
     let r = p.ok(&["build"]);
     assert!(r.stdout.contains("a\ta\tsha256:"), "{}", r.stdout);
     // No scratch space of the killed processes survives the next start.
-    let leftovers: Vec<_> = std::fs::read_dir(p.store.path().join("tmp"))
-        .unwrap()
-        .collect();
+    let leftovers: Vec<_> = std::fs::read_dir(p.store.path().join("tmp")).unwrap().collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // And a fresh store gives the same image.
     let fresh = Project::new();
@@ -77,9 +73,7 @@ fn ctrl_c_stops_a_build_with_status_130_and_the_next_build_works() {
     let p = Project::new();
     big_context(&p, 50);
     p.write("big.bin", &"y".repeat(200 << 20));
-    p.recipe(
-        r#"image("a", scratch().copy(ctx("data"), "/data").copy(ctx("big.bin"), "/big.bin"));"#,
-    );
+    p.recipe(r#"image("a", scratch().copy(ctx("data"), "/data").copy(ctx("big.bin"), "/big.bin"));"#);
     let child = p
         .cmd(&["build"])
         .stdout(Stdio::piped())

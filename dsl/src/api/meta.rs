@@ -23,17 +23,9 @@ use crate::recorder::{runtime, Shared};
 
 type Res<T> = Result<T, Box<rhai::EvalAltResult>>;
 
-fn meta(
-    rec: &Shared,
-    ctx: &NativeCallContext,
-    state: &State,
-    change: MetaChange,
-    desc: String,
-) -> State {
+fn meta(rec: &Shared, ctx: &NativeCallContext, state: &State, change: MetaChange, desc: String) -> State {
     State {
-        node: rec
-            .borrow_mut()
-            .add(ctx, Op::Meta(change), Some(state.node), desc),
+        node: rec.borrow_mut().add(ctx, Op::Meta(change), Some(state.node), desc),
     }
 }
 
@@ -55,13 +47,7 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
             check_env_name(k, ctx.call_position())?;
             let v = v.to_string();
             let desc = format!("env({}, {})", quote(k), quote(&v));
-            Ok(meta(
-                &r,
-                &ctx,
-                s,
-                MetaChange::Env(vec![(k.to_string(), v)]),
-                desc,
-            ))
+            Ok(meta(&r, &ctx, s, MetaChange::Env(vec![(k.to_string(), v)]), desc))
         },
     );
     let r = rec.clone();
@@ -73,10 +59,7 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
                 check_env_name(&k, ctx.call_position())?;
                 pairs.push((k.to_string(), v.to_string()));
             }
-            let shown: Vec<String> = pairs
-                .iter()
-                .map(|(k, v)| format!("{k}: {}", quote(v)))
-                .collect();
+            let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}: {}", quote(v))).collect();
             let desc = format!("env(#{{{}}})", shown.join(", "));
             Ok(meta(&r, &ctx, s, MetaChange::Env(pairs), desc))
         },
@@ -139,8 +122,7 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
             let pos = ctx.call_position();
             let text = port.to_string();
             let (num, proto) = text.split_once('/').unwrap_or((&text, "tcp"));
-            let valid =
-                num.parse::<u16>().is_ok_and(|n| n > 0) && matches!(proto, "tcp" | "udp" | "sctp");
+            let valid = num.parse::<u16>().is_ok_and(|n| n > 0) && matches!(proto, "tcp" | "udp" | "sctp");
             if !valid {
                 return Err(runtime(
                     pos,
@@ -191,10 +173,7 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
         move |ctx: NativeCallContext, s: &mut State, sig: Dynamic| -> Res<State> {
             let sig = sig.to_string();
             if sig.is_empty() {
-                return Err(runtime(
-                    ctx.call_position(),
-                    "stop_signal must not be empty",
-                ));
+                return Err(runtime(ctx.call_position(), "stop_signal must not be empty"));
             }
             Ok(meta(
                 &r,

@@ -33,16 +33,28 @@ pub struct Ctx {
 /// Every recipe function with its usage, for error hints and the docs.
 pub const SIGNATURES: &[(&str, &str)] = &[
     ("scratch", "scratch()"),
-    ("from", "from(\"oci:DIR[:TAG]\" | \"docker-archive:FILE\" | \"rootfs:FILE.tar\")"),
+    (
+        "from",
+        "from(\"oci:DIR[:TAG]\" | \"docker-archive:FILE\" | \"rootfs:FILE.tar\")",
+    ),
     ("ctx", "ctx(path) or ctx([paths])"),
     ("path", "state.path(\"/absolute/path\")"),
-    ("copy", "state.copy(ctx(...) or state.path(...), dst) or state.copy(source, dst, #{chown, chmod})"),
-    ("run", "state.run(\"shell command\" or [argv], #{env, user, network, cache, secrets, mounts, timeout})"),
+    (
+        "copy",
+        "state.copy(ctx(...) or state.path(...), dst) or state.copy(source, dst, #{chown, chmod})",
+    ),
+    (
+        "run",
+        "state.run(\"shell command\" or [argv], #{env, user, network, cache, secrets, mounts, timeout})",
+    ),
     ("env", "state.env(name, value) or state.env(#{NAME: value})"),
     ("workdir", "state.workdir(path)"),
     ("user", "state.user(\"name[:group]\" or \"uid[:gid]\")"),
     ("cmd", "state.cmd([argv]) or state.cmd(\"shell command\")"),
-    ("entrypoint", "state.entrypoint([argv]) or state.entrypoint(\"shell command\")"),
+    (
+        "entrypoint",
+        "state.entrypoint([argv]) or state.entrypoint(\"shell command\")",
+    ),
     ("expose", "state.expose(80) or state.expose(\"53/udp\")"),
     ("label", "state.label(key, value)"),
     ("volume", "state.volume(path)"),
@@ -74,20 +86,13 @@ pub fn type_name(v: &Dynamic) -> String {
 }
 
 /// A list of strings from an array argument.
-pub fn strings(
-    v: &Array,
-    what: &str,
-    pos: Position,
-) -> Result<Vec<String>, Box<rhai::EvalAltResult>> {
+pub fn strings(v: &Array, what: &str, pos: Position) -> Result<Vec<String>, Box<rhai::EvalAltResult>> {
     v.iter()
         .map(|item| {
             item.clone().into_string().map_err(|_| {
                 runtime(
                     pos,
-                    format!(
-                        "{what} must be a list of strings, found a {}",
-                        type_name(item)
-                    ),
+                    format!("{what} must be a list of strings, found a {}", type_name(item)),
                 )
             })
         })
@@ -95,17 +100,9 @@ pub fn strings(
 }
 
 /// An argv from a shell string (`/bin/sh -c`) or an array.
-pub fn argv(
-    v: Dynamic,
-    what: &str,
-    pos: Position,
-) -> Result<Vec<String>, Box<rhai::EvalAltResult>> {
+pub fn argv(v: Dynamic, what: &str, pos: Position) -> Result<Vec<String>, Box<rhai::EvalAltResult>> {
     if v.is_string() {
-        return Ok(vec![
-            "/bin/sh".into(),
-            "-c".into(),
-            v.into_string().unwrap_or_default(),
-        ]);
+        return Ok(vec!["/bin/sh".into(), "-c".into(), v.into_string().unwrap_or_default()]);
     }
     if v.is_array() {
         let arr = v.into_array().unwrap_or_default();
@@ -125,12 +122,7 @@ pub fn argv(
 }
 
 /// Checks an options map against the keys a function accepts.
-pub fn check_options(
-    opts: &Map,
-    allowed: &[&str],
-    func: &str,
-    pos: Position,
-) -> Result<(), Box<rhai::EvalAltResult>> {
+pub fn check_options(opts: &Map, allowed: &[&str], func: &str, pos: Position) -> Result<(), Box<rhai::EvalAltResult>> {
     for key in opts.keys() {
         if !allowed.contains(&key.as_str()) {
             return Err(runtime(
@@ -152,12 +144,5 @@ pub fn quote(s: &str) -> String {
 
 /// `["a", "b"]`, for history entries.
 pub fn quote_list(items: &[String]) -> String {
-    format!(
-        "[{}]",
-        items
-            .iter()
-            .map(|s| quote(s))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
+    format!("[{}]", items.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", "))
 }

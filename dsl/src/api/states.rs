@@ -11,8 +11,7 @@ use std::path::PathBuf;
 
 use rhai::{Array, Dynamic, Engine, Map, NativeCallContext};
 use strata_engine::graph::{
-    BaseSource, BindMount, CacheMount, CopyOp, CopySource, Network, Op, RunOp, SecretMount,
-    SecretSource,
+    BaseSource, BindMount, CacheMount, CopyOp, CopySource, Network, Op, RunOp, SecretMount, SecretSource,
 };
 
 use super::{argv, check_options, quote, quote_list, strings, type_name, Ctx, PathRef, State};
@@ -30,10 +29,7 @@ fn base_source(rec: &Shared, reference: &str, ctx: &NativeCallContext) -> Res<Ba
             Some((p, t)) if !p.is_empty() && !t.is_empty() => (p, Some(t.to_string())),
             _ => (rest, None),
         };
-        return Ok(BaseSource::OciLayout {
-            dir: local(path),
-            tag,
-        });
+        return Ok(BaseSource::OciLayout { dir: local(path), tag });
     }
     if let Some(file) = reference.strip_prefix("docker-archive:") {
         return Ok(BaseSource::DockerArchive { file: local(file) });
@@ -52,10 +48,7 @@ fn base_source(rec: &Shared, reference: &str, ctx: &NativeCallContext) -> Res<Ba
 
 fn check_ctx_path(p: &str, pos: rhai::Position) -> Res<()> {
     if strata_engine::context::clean_relative(p).is_none() {
-        return Err(runtime(
-            pos,
-            format!("ctx path `{p}` leaves the build context"),
-        ));
+        return Err(runtime(pos, format!("ctx path `{p}` leaves the build context")));
     }
     Ok(())
 }
@@ -96,14 +89,15 @@ fn copy(
     if dst.is_empty() {
         return Err(runtime(pos, "copy destination must not be empty"));
     }
-    let chown =
-        match opts.get("chown") {
-            None => None,
-            Some(v) if v.is_int() => Some(v.as_int().unwrap_or_default().to_string()),
-            Some(v) => Some(v.clone().into_string().map_err(|_| {
-                runtime(pos, "chown must be a string like \"1000:1000\" or \"app\"")
-            })?),
-        };
+    let chown = match opts.get("chown") {
+        None => None,
+        Some(v) if v.is_int() => Some(v.as_int().unwrap_or_default().to_string()),
+        Some(v) => Some(
+            v.clone()
+                .into_string()
+                .map_err(|_| runtime(pos, "chown must be a string like \"1000:1000\" or \"app\""))?,
+        ),
+    };
     let chmod = opts.get("chmod").map(|v| octal_mode(v, pos)).transpose()?;
     let mut desc = format!("copy({src_desc}, {})", quote(dst));
     if !opts.is_empty() {
@@ -114,11 +108,7 @@ fn copy(
         .into_iter()
         .flatten()
         .collect();
-        desc = format!(
-            "copy({src_desc}, {}, #{{{}}})",
-            quote(dst),
-            parts.join(", ")
-        );
+        desc = format!("copy({src_desc}, {}, #{{{}}})", quote(dst), parts.join(", "));
     }
     let op = Op::Copy(CopyOp {
         source: src,
@@ -130,19 +120,11 @@ fn copy(
     Ok(State { node })
 }
 
-fn run(
-    rec: &Shared,
-    ctx: &NativeCallContext,
-    state: &State,
-    cmd: Dynamic,
-    opts: Map,
-) -> Res<State> {
+fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts: Map) -> Res<State> {
     let pos = ctx.call_position();
     check_options(
         &opts,
-        &[
-            "env", "user", "network", "cache", "secrets", "mounts", "timeout",
-        ],
+        &["env", "user", "network", "cache", "secrets", "mounts", "timeout"],
         "run",
         pos,
     )?;
@@ -182,12 +164,11 @@ fn run(
         };
     }
     if let Some(timeout) = opts.get("timeout") {
-        let secs = timeout.as_int().ok().filter(|s| *s > 0).ok_or_else(|| {
-            runtime(
-                pos,
-                "run option `timeout` must be a positive number of seconds",
-            )
-        })?;
+        let secs = timeout
+            .as_int()
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or_else(|| runtime(pos, "run option `timeout` must be a positive number of seconds"))?;
         op.timeout = Some(secs as u64);
     }
     if let Some(cache) = opts.get("cache") {
@@ -196,30 +177,35 @@ fn run(
             .into_array()
             .map_err(|_| runtime(pos, "run option `cache` must be a list"))?;
         for item in items {
-            let (target, id) = if item.is_string() {
+            let (target, id, shared) = if item.is_string() {
                 let t = item.into_string().unwrap_or_default();
-                (t.clone(), t)
+                (t.clone(), t, false)
             } else if let Some(m) = item.clone().try_cast::<Map>() {
+                check_options(&m, &["target", "id", "sharing"], "a cache mount", pos)?;
                 let target = m
                     .get("target")
                     .map(|v| v.to_string())
                     .ok_or_else(|| runtime(pos, "a cache mount needs a `target`"))?;
-                let id = m
-                    .get("id")
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| target.clone());
-                (target, id)
+                let id = m.get("id").map(|v| v.to_string()).unwrap_or_else(|| target.clone());
+                let shared = match m.get("sharing").map(|v| v.to_string()).as_deref() {
+                    None | Some("locked") => false,
+                    Some("shared") => true,
+                    Some(other) => {
+                        return Err(runtime(
+                            pos,
+                            format!("cache `sharing` is \"locked\" or \"shared\", not `{other}`"),
+                        ))
+                    }
+                };
+                (target, id, shared)
             } else {
                 return Err(runtime(
                     pos,
-                    format!(
-                        "a cache mount is a path or #{{target, id}}, not a {}",
-                        type_name(&item)
-                    ),
+                    format!("a cache mount is a path or #{{target, id}}, not a {}", type_name(&item)),
                 ));
             };
             check_image_path(&target, "cache target", pos)?;
-            op.caches.push(CacheMount { target, id });
+            op.caches.push(CacheMount { target, id, shared });
         }
     }
     if let Some(secrets) = opts.get("secrets") {
@@ -293,45 +279,34 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
     let r = rec.clone();
     engine.register_fn("scratch", move |ctx: NativeCallContext| -> State {
         State {
-            node: r
-                .borrow_mut()
-                .add(&ctx, Op::Scratch, None, "scratch()".into()),
+            node: r.borrow_mut().add(&ctx, Op::Scratch, None, "scratch()".into()),
         }
     });
     let r = rec.clone();
-    engine.register_fn(
-        "from",
-        move |ctx: NativeCallContext, reference: &str| -> Res<State> {
-            let source = base_source(&r, reference, &ctx)?;
-            let desc = format!("from({})", quote(reference));
-            Ok(State {
-                node: r.borrow_mut().add(&ctx, Op::Base(source), None, desc),
-            })
-        },
-    );
-    engine.register_fn(
-        "ctx",
-        move |ctx: NativeCallContext, path: &str| -> Res<Ctx> {
-            check_ctx_path(path, ctx.call_position())?;
-            Ok(Ctx {
-                paths: vec![path.to_string()],
-            })
-        },
-    );
-    engine.register_fn(
-        "ctx",
-        move |ctx: NativeCallContext, paths: Array| -> Res<Ctx> {
-            let pos = ctx.call_position();
-            let paths = strings(&paths, "ctx paths", pos)?;
-            if paths.is_empty() {
-                return Err(runtime(pos, "ctx needs at least one path"));
-            }
-            for p in &paths {
-                check_ctx_path(p, pos)?;
-            }
-            Ok(Ctx { paths })
-        },
-    );
+    engine.register_fn("from", move |ctx: NativeCallContext, reference: &str| -> Res<State> {
+        let source = base_source(&r, reference, &ctx)?;
+        let desc = format!("from({})", quote(reference));
+        Ok(State {
+            node: r.borrow_mut().add(&ctx, Op::Base(source), None, desc),
+        })
+    });
+    engine.register_fn("ctx", move |ctx: NativeCallContext, path: &str| -> Res<Ctx> {
+        check_ctx_path(path, ctx.call_position())?;
+        Ok(Ctx {
+            paths: vec![path.to_string()],
+        })
+    });
+    engine.register_fn("ctx", move |ctx: NativeCallContext, paths: Array| -> Res<Ctx> {
+        let pos = ctx.call_position();
+        let paths = strings(&paths, "ctx paths", pos)?;
+        if paths.is_empty() {
+            return Err(runtime(pos, "ctx needs at least one path"));
+        }
+        for p in &paths {
+            check_ctx_path(p, pos)?;
+        }
+        Ok(Ctx { paths })
+    });
     engine.register_fn(
         "path",
         move |ctx: NativeCallContext, state: &mut State, path: &str| -> Res<PathRef> {
@@ -343,25 +318,19 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
         },
     );
 
-    let ctx_copy =
-        |rec: &Shared, ctx: &NativeCallContext, state: &State, src: Ctx, dst: &str, opts: Map| {
-            let desc = format!("ctx({})", quote_list(&src.paths));
-            copy(
-                rec,
-                ctx,
-                state,
-                CopySource::Context { paths: src.paths },
-                desc,
-                dst,
-                opts,
-            )
-        };
-    let state_copy = |rec: &Shared,
-                      ctx: &NativeCallContext,
-                      state: &State,
-                      src: PathRef,
-                      dst: &str,
-                      opts: Map| {
+    let ctx_copy = |rec: &Shared, ctx: &NativeCallContext, state: &State, src: Ctx, dst: &str, opts: Map| {
+        let desc = format!("ctx({})", quote_list(&src.paths));
+        copy(
+            rec,
+            ctx,
+            state,
+            CopySource::Context { paths: src.paths },
+            desc,
+            dst,
+            opts,
+        )
+    };
+    let state_copy = |rec: &Shared, ctx: &NativeCallContext, state: &State, src: PathRef, dst: &str, opts: Map| {
         let desc = format!("<state>.path({})", quote(&src.path));
         copy(
             rec,
@@ -379,9 +348,7 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
     let r = rec.clone();
     engine.register_fn(
         "copy",
-        move |ctx: NativeCallContext, s: &mut State, src: Ctx, dst: &str| {
-            ctx_copy(&r, &ctx, s, src, dst, Map::new())
-        },
+        move |ctx: NativeCallContext, s: &mut State, src: Ctx, dst: &str| ctx_copy(&r, &ctx, s, src, dst, Map::new()),
     );
     let r = rec.clone();
     engine.register_fn(
@@ -405,17 +372,12 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
         },
     );
     let r = rec.clone();
-    engine.register_fn(
-        "run",
-        move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic| {
-            run(&r, &ctx, s, cmd, Map::new())
-        },
-    );
+    engine.register_fn("run", move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic| {
+        run(&r, &ctx, s, cmd, Map::new())
+    });
     let r = rec.clone();
     engine.register_fn(
         "run",
-        move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic, opts: Map| {
-            run(&r, &ctx, s, cmd, opts)
-        },
+        move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic, opts: Map| run(&r, &ctx, s, cmd, opts),
     );
 }

@@ -39,11 +39,9 @@ fn check_tag(tag: &str, pos: rhai::Position) -> Res<()> {
     let repo_ok = !repo.is_empty()
         && repo.split('/').all(|part| {
             !part.is_empty()
-                && part.chars().all(|c| {
-                    c.is_ascii_lowercase()
-                        || c.is_ascii_digit()
-                        || matches!(c, '.' | '_' | '-' | ':')
-                })
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | ':'))
         });
     let version_ok = version.is_none_or(|v| {
         !v.is_empty()
@@ -83,10 +81,7 @@ fn image(rec: &Shared, ctx: &NativeCallContext, name: &str, state: &State, opts:
         ctx,
         Target {
             name: name.into(),
-            kind: TargetKind::Image {
-                node: state.node,
-                tags,
-            },
+            kind: TargetKind::Image { node: state.node, tags },
             origin,
         },
     )
@@ -94,18 +89,13 @@ fn image(rec: &Shared, ctx: &NativeCallContext, name: &str, state: &State, opts:
 
 pub fn register(engine: &mut Engine, rec: &Shared) {
     let r = rec.clone();
-    engine.register_fn(
-        "image",
-        move |ctx: NativeCallContext, name: &str, state: State| {
-            image(&r, &ctx, name, &state, Map::new())
-        },
-    );
+    engine.register_fn("image", move |ctx: NativeCallContext, name: &str, state: State| {
+        image(&r, &ctx, name, &state, Map::new())
+    });
     let r = rec.clone();
     engine.register_fn(
         "image",
-        move |ctx: NativeCallContext, name: &str, state: State, opts: Map| {
-            image(&r, &ctx, name, &state, opts)
-        },
+        move |ctx: NativeCallContext, name: &str, state: State, opts: Map| image(&r, &ctx, name, &state, opts),
     );
     let r = rec.clone();
     engine.register_fn(
@@ -129,19 +119,34 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
         },
     );
     let r = rec.clone();
-    engine.register_fn("group", move |ctx: NativeCallContext, name: &str, members: Array| -> Res<()> {
-        let pos = ctx.call_position();
-        check_name(name, pos)?;
-        let members = strings(&members, "group members", pos)?;
-        let mut rec = r.borrow_mut();
-        for m in &members {
-            if rec.graph.target(m).is_none() {
-                return Err(runtime(pos, format!("group `{name}` names `{m}`, which is not defined (yet); define targets before the group")));
+    engine.register_fn(
+        "group",
+        move |ctx: NativeCallContext, name: &str, members: Array| -> Res<()> {
+            let pos = ctx.call_position();
+            check_name(name, pos)?;
+            let members = strings(&members, "group members", pos)?;
+            let mut rec = r.borrow_mut();
+            for m in &members {
+                if rec.graph.target(m).is_none() {
+                    return Err(runtime(
+                        pos,
+                        format!(
+                            "group `{name}` names `{m}`, which is not defined (yet); define targets before the group"
+                        ),
+                    ));
+                }
             }
-        }
-        let origin = rec.origin(&ctx);
-        rec.add_target(&ctx, Target { name: name.into(), kind: TargetKind::Group { members }, origin })
-    });
+            let origin = rec.origin(&ctx);
+            rec.add_target(
+                &ctx,
+                Target {
+                    name: name.into(),
+                    kind: TargetKind::Group { members },
+                    origin,
+                },
+            )
+        },
+    );
     let r = rec.clone();
     engine.register_fn("arg", move |name: &str, default: &str| -> String {
         r.borrow()

@@ -104,8 +104,7 @@ fn ensure_parents(root: &Path, parts: &[Vec<u8>], raw: &[u8]) -> Result<()> {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::create_dir(&p).map_err(Error::io("create directory", &p))?;
-                fs::set_permissions(&p, fs::Permissions::from_mode(0o755))
-                    .map_err(Error::io("chmod", &p))?;
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).map_err(Error::io("chmod", &p))?;
             }
             Err(e) => return Err(Error::io("stat", &p)(e)),
         }
@@ -116,28 +115,19 @@ fn ensure_parents(root: &Path, parts: &[Vec<u8>], raw: &[u8]) -> Result<()> {
 /// Removes whatever is at `path` (nothing there is fine).
 pub(crate) fn remove_any(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_dir() => {
-            fs::remove_dir_all(path).map_err(Error::io("remove", path))
-        }
+        Ok(meta) if meta.file_type().is_dir() => fs::remove_dir_all(path).map_err(Error::io("remove", path)),
         Ok(_) => fs::remove_file(path).map_err(Error::io("remove", path)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("stat", path)(e)),
     }
 }
 
-fn unpack_entry<R: Read>(
-    entry: &mut tar::Entry<R>,
-    root: &Path,
-    dirs: &mut Vec<(PathBuf, u64)>,
-) -> Result<()> {
+fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dirs: &mut Vec<(PathBuf, u64)>) -> Result<()> {
     let raw = entry.path_bytes().into_owned();
     let kind = entry.header().entry_type();
     if matches!(
         kind,
-        EntryType::XGlobalHeader
-            | EntryType::XHeader
-            | EntryType::GNULongName
-            | EntryType::GNULongLink
+        EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink
     ) {
         return Ok(());
     }
@@ -256,8 +246,7 @@ fn unpack_entry<R: Read>(
                 EntryType::Block => libc::S_IFBLK,
                 _ => libc::S_IFIFO,
             };
-            sys::mknod(&path, type_bits | mode, major, minor)
-                .map_err(Error::io("create device", &path))?;
+            sys::mknod(&path, type_bits | mode, major, minor).map_err(Error::io("create device", &path))?;
             set_attrs(&path, uid, gid, mode, false)?;
         }
         _ => {
@@ -275,25 +264,20 @@ fn unpack_entry<R: Read>(
 fn set_attrs(path: &Path, uid: u32, gid: u32, mode: u32, symlink: bool) -> Result<()> {
     sys::lchown(path, uid, gid).map_err(Error::io("chown", path))?;
     if !symlink {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))
-            .map_err(Error::io("chmod", path))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", path))?;
     }
     Ok(())
 }
 
 /// File capabilities from PAX headers; set last, since chown clears them.
 fn apply_xattrs<R: Read>(entry: &mut tar::Entry<R>, path: &Path) -> Result<()> {
-    let Some(exts) = entry
-        .pax_extensions()
-        .map_err(Error::io("read PAX headers of", path))?
-    else {
+    let Some(exts) = entry.pax_extensions().map_err(Error::io("read PAX headers of", path))? else {
         return Ok(());
     };
     for ext in exts {
         let ext = ext.map_err(Error::io("read PAX headers of", path))?;
         if ext.key_bytes() == b"SCHILY.xattr.security.capability" {
-            sys::lsetxattr(path, "security.capability", ext.value_bytes())
-                .map_err(Error::io("set xattr on", path))?;
+            sys::lsetxattr(path, "security.capability", ext.value_bytes()).map_err(Error::io("set xattr on", path))?;
         }
     }
     Ok(())
@@ -324,13 +308,7 @@ mod tests {
 
     /// Writes a raw header name, bypassing tar-rs's own path checks, the way a
     /// hostile producer would.
-    fn raw_entry(
-        b: &mut tar::Builder<Vec<u8>>,
-        name: &[u8],
-        kind: EntryType,
-        link: Option<&[u8]>,
-        data: &[u8],
-    ) {
+    fn raw_entry(b: &mut tar::Builder<Vec<u8>>, name: &[u8], kind: EntryType, link: Option<&[u8]>, data: &[u8]) {
         let mut h = tar::Header::new_old();
         h.as_old_mut().name[..name.len()].copy_from_slice(name);
         if let Some(link) = link {
@@ -390,10 +368,7 @@ mod tests {
             raw_entry(b, b"x/pwned", EntryType::Regular, None, b"x");
         });
         let (_dir, result) = unpack_bytes(&t);
-        assert!(
-            matches!(result, Err(Error::UnsafeEntry { .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(Error::UnsafeEntry { .. })), "{result:?}");
         assert!(!outside.path().join("pwned").exists());
     }
 
@@ -404,10 +379,7 @@ mod tests {
             raw_entry(b, b"up/etc/evil", EntryType::Regular, None, b"x");
         });
         let (_dir, result) = unpack_bytes(&t);
-        assert!(
-            matches!(result, Err(Error::UnsafeEntry { .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(Error::UnsafeEntry { .. })), "{result:?}");
     }
 
     #[test]
@@ -429,10 +401,7 @@ mod tests {
             raw_entry(b, b"link", EntryType::Link, Some(b"d/passwd"), b"");
         });
         let (_dir, result) = unpack_bytes(&t);
-        assert!(
-            matches!(result, Err(Error::UnsafeEntry { .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(Error::UnsafeEntry { .. })), "{result:?}");
     }
 
     #[test]
@@ -476,32 +445,21 @@ mod tests {
         let (dir, result) = unpack_bytes(&tar1);
         assert_eq!(result.unwrap().diff_id, stats1.diff_id);
         let d = dir.path();
-        assert_eq!(
-            fs::metadata(d.join("bin/tool")).unwrap().mode() & 0o7777,
-            0o4755
-        );
+        assert_eq!(fs::metadata(d.join("bin/tool")).unwrap().mode() & 0o7777, 0o4755);
         assert_eq!(
             fs::metadata(d.join("bin/tool")).unwrap().ino(),
             fs::metadata(d.join("bin/tool2")).unwrap().ino()
         );
-        assert_eq!(
-            fs::read_link(d.join("bin/link")).unwrap(),
-            Path::new("tool")
-        );
+        assert_eq!(fs::read_link(d.join("bin/link")).unwrap(), Path::new("tool"));
         assert!(fs::symlink_metadata(d.join("deleted"))
             .unwrap()
             .file_type()
             .is_char_device());
         assert_eq!(
-            sys::lgetxattr(&d.join("opaque"), OPAQUE_XATTR)
-                .unwrap()
-                .as_deref(),
+            sys::lgetxattr(&d.join("opaque"), OPAQUE_XATTR).unwrap().as_deref(),
             Some(&b"y"[..])
         );
-        assert_eq!(
-            fs::read(d.join(&long).join("f".repeat(120))).unwrap(),
-            b"long"
-        );
+        assert_eq!(fs::read(d.join(&long).join("f".repeat(120))).unwrap(), b"long");
 
         // Writing the unpacked tree again gives the same bytes.
         let (tar2, stats2) = write_tar(d, Vec::new(), 0).unwrap();

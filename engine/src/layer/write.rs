@@ -41,10 +41,7 @@ pub fn write_tar<W: Write>(dir: &Path, out: W, epoch: i64) -> Result<(W, TarStat
         links: HashMap::new(),
     };
     writer.dir(dir, Path::new(""))?;
-    let hashed = writer
-        .builder
-        .into_inner()
-        .map_err(Error::io("finish tar of", dir))?;
+    let hashed = writer.builder.into_inner().map_err(Error::io("finish tar of", dir))?;
     let (out, diff_id, size) = hashed.finish();
     Ok((out, TarStats { diff_id, size }))
 }
@@ -182,10 +179,8 @@ impl<W: Write> TarWriter<W> {
         };
         let mut h = self.header(meta, kind);
         let (major, minor) = sys::dev_parts(meta.rdev());
-        h.set_device_major(major)
-            .map_err(Error::io("write tar entry", rel))?;
-        h.set_device_minor(minor)
-            .map_err(Error::io("write tar entry", rel))?;
+        h.set_device_major(major).map_err(Error::io("write tar entry", rel))?;
+        h.set_device_minor(minor).map_err(Error::io("write tar entry", rel))?;
         self.builder
             .append_data(&mut h, rel, io::empty())
             .map_err(Error::io("write tar entry", rel))
@@ -193,9 +188,7 @@ impl<W: Write> TarWriter<W> {
 
     /// Emits a PAX header carrying the file capabilities, if any.
     fn xattrs(&mut self, abs: &Path) -> Result<()> {
-        if let Some(cap) =
-            sys::lgetxattr(abs, "security.capability").map_err(Error::io("read xattrs of", abs))?
-        {
+        if let Some(cap) = sys::lgetxattr(abs, "security.capability").map_err(Error::io("read xattrs of", abs))? {
             self.builder
                 .append_pax_extensions([("SCHILY.xattr.security.capability", cap.as_slice())])
                 .map_err(Error::io("write tar entry", abs))?;

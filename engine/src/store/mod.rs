@@ -163,8 +163,7 @@ impl Store {
 
     /// Starts writing a blob.
     pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
-        let tmp = tempfile::NamedTempFile::new_in(&self.tmp)
-            .map_err(Error::io("create blob in", &self.tmp))?;
+        let tmp = tempfile::NamedTempFile::new_in(&self.tmp).map_err(Error::io("create blob in", &self.tmp))?;
         Ok(BlobWriter {
             store: self,
             file: HashWriter::new(BufWriter::with_capacity(1 << 20, tmp)),
@@ -203,9 +202,7 @@ impl Store {
     }
 
     fn layer_blobs_path(&self, diff_id: &Digest) -> PathBuf {
-        self.root
-            .join("layers")
-            .join(format!("{}.json", diff_id.hex()))
+        self.root.join("layers").join(format!("{}.json", diff_id.hex()))
     }
 
     /// True when the layer is unpacked and has at least one blob.
@@ -258,9 +255,7 @@ impl Store {
     // ---- records ----
 
     fn record_path(&self, key: &NodeKey) -> PathBuf {
-        self.root
-            .join("records")
-            .join(format!("{}.json", key.hex()))
+        self.root.join("records").join(format!("{}.json", key.hex()))
     }
 
     /// The record of a node key, if it exists and everything it names is present.
@@ -295,11 +290,7 @@ impl Store {
 
     /// The manifest descriptor stored under `name`.
     pub fn image(&self, name: &str) -> Result<Option<Descriptor>> {
-        Ok(self
-            .images()?
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, d)| d))
+        Ok(self.images()?.into_iter().find(|(n, _)| n == name).map(|(_, d)| d))
     }
 
     /// Points `name` at a manifest (replacing what it named before).
@@ -309,14 +300,9 @@ impl Store {
         let mut index: Index = read_json(&path)?;
         index.manifests.retain(|d| d.ref_name() != Some(name));
         let mut desc = manifest.clone();
-        desc.annotations = Some(BTreeMap::from([(
-            image::REF_NAME.to_string(),
-            name.to_string(),
-        )]));
+        desc.annotations = Some(BTreeMap::from([(image::REF_NAME.to_string(), name.to_string())]));
         index.manifests.push(desc);
-        index
-            .manifests
-            .sort_by(|a, b| a.ref_name().cmp(&b.ref_name()));
+        index.manifests.sort_by(|a, b| a.ref_name().cmp(&b.ref_name()));
         self.write_atomic(&path, &image::to_json(&index))
     }
 
@@ -343,10 +329,7 @@ impl Drop for Store {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.tmp);
         if let Some(name) = self.tmp.file_name() {
-            let lock = self
-                .root
-                .join("locks")
-                .join(format!("tmp-{}", name.to_string_lossy()));
+            let lock = self.root.join("locks").join(format!("tmp-{}", name.to_string_lossy()));
             let _ = fs::remove_file(lock);
         }
     }
@@ -391,12 +374,9 @@ fn create_once(root: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     if dest.exists() {
         return Ok(());
     }
-    let mut file = tempfile::NamedTempFile::new_in(root)
-        .map_err(Error::io("create temporary file in", root))?;
+    let mut file = tempfile::NamedTempFile::new_in(root).map_err(Error::io("create temporary file in", root))?;
     file.write_all(bytes).map_err(Error::io("write", &dest))?;
-    file.as_file()
-        .sync_all()
-        .map_err(Error::io("sync", &dest))?;
+    file.as_file().sync_all().map_err(Error::io("sync", &dest))?;
     match file.persist_noclobber(&dest) {
         Ok(_) => Ok(()),
         Err(_) if dest.exists() => Ok(()),
@@ -405,15 +385,13 @@ fn create_once(root: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 }
 
 fn write_atomic_in(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file =
-        tempfile::NamedTempFile::new_in(tmp).map_err(Error::io("create temporary file in", tmp))?;
+    let mut file = tempfile::NamedTempFile::new_in(tmp).map_err(Error::io("create temporary file in", tmp))?;
     file.write_all(bytes)
         .map_err(Error::io("write", file.path().to_path_buf()))?;
     file.as_file()
         .sync_all()
         .map_err(Error::io("sync", file.path().to_path_buf()))?;
-    file.persist(dest)
-        .map_err(|e| Error::io("write", dest)(e.error))?;
+    file.persist(dest).map_err(|e| Error::io("write", dest)(e.error))?;
     Ok(())
 }
 

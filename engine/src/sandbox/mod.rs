@@ -1,0 +1,503 @@
+//! RUN steps. The engine side (this file) prepares a step: the user, the
+//! environment, the mounts and their stub mount points, a spec for the
+//! sandbox process; it starts `strata __sandbox SPEC` in its own process
+//! group, streams its output, enforces the timeout and cancellation (killing
+//! the whole group; the pid namespace takes every descendant with it), and
+//! turns the overlay's upperdir into the step's layer. `init.rs` is the
+//! sandbox process itself, `sys.rs` every kernel call it makes.
+
+pub mod init;
+mod spec;
+mod sys;
+
+pub use spec::{MountSpec, Spec};
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::base;
+use crate::build::{Builder, State};
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::fsview::{self, View};
+use crate::graph::{Network, Node, RunOp, SecretSource};
+use crate::layer::{remove_path, OPAQUE_XATTR};
+use crate::store::{LayerRef, Record};
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const TAIL_LINES: usize = 20;
+
+fn input_error(node: &Node, message: impl Into<String>) -> Error {
+    Error::Input {
+        origin: node.origin.clone(),
+        message: message.into(),
+    }
+}
+
+/// What a stub mount point is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StubKind {
+    Dir,
+    File,
+}
+
+/// Executes a `run` node on top of `parent` and returns its record.
+pub fn execute(
+    builder: &Builder<'_>,
+    node: &Node,
+    run: &RunOp,
+    parent: &State,
+    states: &std::collections::HashMap<usize, State>,
+) -> Result<Record> {
+    let store = builder.store;
+    let exe = builder.opts.sandbox_exe.clone().ok_or_else(|| Error::Step {
+        origin: node.origin.clone(),
+        message: "`run` needs the strata executable to start its sandbox".into(),
+        detail: String::new(),
+    })?;
+    let lowers = parent.layer_dirs(store);
+    let view = View { layers: &lowers };
+    let config = &parent.config.config;
+
+    // User and environment, as the image defines them.
+    let user_spec = run
+        .user
+        .clone()
+        .or_else(|| config.user.clone())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "0".into());
+    let (uid, gid) = fsview::resolve_user(&view, &user_spec).map_err(|e| input_error(node, format!("user: {e}")))?;
+    let mut env = parent.config.env_pairs();
+    for (k, v) in &run.env {
+        env.retain(|(name, _)| name != k);
+        env.push((k.clone(), v.clone()));
+    }
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
+    }
+    if !env.iter().any(|(k, _)| k == "HOME") {
+        env.push(("HOME".into(), home_of(&view, uid)));
+    }
+    let cwd = config
+        .working_dir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
+
+    let tmp = store.tmp_dir()?;
+    let dir = tmp.path().to_path_buf();
+    for sub in ["upper", "work", "merged"] {
+        let d = dir.join(sub);
+        fs::create_dir(&d).map_err(Error::io("create", &d))?;
+    }
+    let upper = dir.join("upper");
+
+    // Mounts, their targets resolved through the image's symlinks.
+    let resolve = |target: &str| -> String {
+        match view.resolve(target, true) {
+            Some(comps) => format!("/{}", comps.join("/")),
+            None => target.to_string(),
+        }
+    };
+    let mut mounts: Vec<(MountSpec, StubKind)> = Vec::new();
+    let mut cache_locks: Vec<File> = Vec::new();
+    let mut secrets: Vec<Vec<u8>> = Vec::new();
+    for cache in &run.caches {
+        let host = store.cache_mount_dir(&cache.id);
+        fs::create_dir_all(&host).map_err(Error::io("create cache directory", &host))?;
+        if !cache.shared {
+            cache_locks.push(store.lock(&format!(
+                "cache-{}",
+                host.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+            ))?);
+        }
+        mounts.push((
+            MountSpec::Bind {
+                source: host,
+                target: resolve(&cache.target),
+                readonly: false,
+            },
+            StubKind::Dir,
+        ));
+    }
+    for secret in &run.secrets {
+        let target = resolve(&secret.target);
+        match &secret.source {
+            SecretSource::File(path) => {
+                let value = fs::read(path).map_err(|e| {
+                    input_error(
+                        node,
+                        format!("secret `{}`: cannot read `{}`: {e}", secret.id, path.display()),
+                    )
+                })?;
+                secrets.push(value);
+                mounts.push((
+                    MountSpec::Bind {
+                        source: path.clone(),
+                        target,
+                        readonly: true,
+                    },
+                    StubKind::File,
+                ));
+            }
+            SecretSource::Env(var) => {
+                let value = std::env::var_os(var).ok_or_else(|| {
+                    input_error(
+                        node,
+                        format!("secret `{}`: environment variable `{var}` is not set", secret.id),
+                    )
+                })?;
+                secrets.push(std::os::unix::ffi::OsStrExt::as_bytes(value.as_os_str()).to_vec());
+                mounts.push((
+                    MountSpec::SecretEnv {
+                        var: var.clone(),
+                        target,
+                    },
+                    StubKind::File,
+                ));
+            }
+        }
+    }
+    for bind in &run.mounts {
+        let source = &states[&bind.node];
+        let source_layers = source.layer_dirs(store);
+        let source_view = View { layers: &source_layers };
+        let comps = source_view
+            .resolve(&bind.path, true)
+            .filter(|c| source_view.lookup(c).is_some())
+            .ok_or_else(|| {
+                input_error(
+                    node,
+                    format!("mount source `{}` does not exist in its state", bind.path),
+                )
+            })?;
+        let is_dir = source_view.lookup(&comps).is_some_and(|(_, m)| m.is_dir());
+        let subpath = format!("/{}", comps.join("/"));
+        let kind = if is_dir { StubKind::Dir } else { StubKind::File };
+        mounts.push((
+            MountSpec::Layers {
+                lowers: source_layers.clone(),
+                subpath,
+                target: resolve(&bind.target),
+            },
+            kind,
+        ));
+    }
+    if run.network == Network::Host {
+        for file in ["/etc/resolv.conf", "/etc/hosts"] {
+            if Path::new(file).exists() {
+                mounts.push((
+                    MountSpec::Bind {
+                        source: PathBuf::from(file),
+                        target: resolve(file),
+                        readonly: true,
+                    },
+                    StubKind::File,
+                ));
+            }
+        }
+    }
+
+    // Mount points the image lacks are created in the upperdir now, and
+    // removed again afterwards, so they never reach the layer.
+    let sysfs = view
+        .lookup(&fsview::components("/sys"))
+        .is_some_and(|(_, m)| m.is_dir());
+    let mut stubs: Vec<PathBuf> = Vec::new();
+    for (target, kind) in [("/proc", StubKind::Dir), ("/dev", StubKind::Dir)]
+        .into_iter()
+        .map(|(t, k)| (t.to_string(), k))
+        .chain(mounts.iter().map(|(m, k)| (m.target().to_string(), *k)))
+    {
+        make_stub(&upper, &view, &target, kind, &mut stubs)?;
+    }
+
+    let spec = Spec {
+        lowers: lowers.clone(),
+        dir: dir.clone(),
+        argv: run.argv.clone(),
+        env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        cwd,
+        uid,
+        gid,
+        groups: vec![gid],
+        network_host: run.network == Network::Host,
+        hostname: "strata".into(),
+        mounts: mounts.into_iter().map(|(m, _)| m).collect(),
+        sysfs,
+    };
+    let spec_path = dir.join("spec.json");
+    fs::write(&spec_path, serde_json::to_vec(&spec).expect("spec serialises"))
+        .map_err(Error::io("write", &spec_path))?;
+
+    let outcome = launch(builder, node, &exe, &spec_path, run.timeout, &secrets)?;
+    drop(cache_locks);
+    match outcome {
+        Outcome::Exited(0, _) => {}
+        Outcome::Exited(code, tail) => {
+            let (message, detail) = if code == spec::SETUP_FAILED || code == spec::EXEC_FAILED {
+                let reason = tail
+                    .iter()
+                    .rev()
+                    .find_map(|l| l.strip_prefix(spec::SETUP_PREFIX))
+                    .unwrap_or("the sandbox failed")
+                    .to_string();
+                (format!("`run` could not start: {reason}"), tail.join("\n"))
+            } else {
+                (
+                    format!("`run` failed with exit code {code}: {}", shown(&run.argv)),
+                    tail.join("\n"),
+                )
+            };
+            return Err(Error::Step {
+                origin: node.origin.clone(),
+                message,
+                detail: indent_tail(&detail),
+            });
+        }
+        Outcome::TimedOut(tail) => {
+            return Err(Error::Step {
+                origin: node.origin.clone(),
+                message: format!(
+                    "`run` timed out after {}s: {}",
+                    run.timeout.unwrap_or(0),
+                    shown(&run.argv)
+                ),
+                detail: indent_tail(&tail.join("\n")),
+            })
+        }
+        Outcome::Cancelled => return Err(Error::Interrupted),
+    }
+
+    for stub in stubs.iter().rev() {
+        remove_if_empty_stub(stub)?;
+    }
+    strip_overlay_xattrs(&upper)?;
+    fsview::clamp_mtimes(&upper, builder.opts.epoch)?;
+    let diff_id = base::write_layer(store, &upper, builder.opts.compression, builder.opts.epoch)?;
+    Ok(Record {
+        layers: vec![LayerRef { diff_id }],
+        config: None,
+    })
+}
+
+fn shown(argv: &[String]) -> String {
+    if argv.len() == 3 && argv[0] == "/bin/sh" && argv[1] == "-c" {
+        argv[2].clone()
+    } else {
+        argv.join(" ")
+    }
+}
+
+fn indent_tail(tail: &str) -> String {
+    if tail.is_empty() {
+        return String::new();
+    }
+    format!("  ┆ {}", tail.replace('\n', "\n  ┆ "))
+}
+
+fn home_of(view: &View<'_>, uid: u32) -> String {
+    let passwd = view.read_file("/etc/passwd").unwrap_or_default();
+    String::from_utf8_lossy(&passwd)
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 6 && f[2] == uid.to_string() && !f[5].is_empty()).then(|| f[5].to_string())
+        })
+        .unwrap_or_else(|| if uid == 0 { "/root".into() } else { "/".into() })
+}
+
+/// Creates `target` (and missing parents) in the upperdir when the image
+/// lacks it; new directories copy the attributes the image gives them.
+fn make_stub(upper: &Path, view: &View<'_>, target: &str, kind: StubKind, stubs: &mut Vec<PathBuf>) -> Result<()> {
+    let comps = fsview::components(target);
+    if view.lookup(&comps).is_some() {
+        return Ok(());
+    }
+    let mut host = upper.to_path_buf();
+    for (i, c) in comps.iter().enumerate() {
+        host.push(c);
+        let last = i + 1 == comps.len();
+        if fsview::exists(&host) {
+            continue;
+        }
+        if last && kind == StubKind::File {
+            File::create(&host).map_err(Error::io("create mount point", &host))?;
+        } else {
+            fs::create_dir(&host).map_err(Error::io("create mount point", &host))?;
+            let (mode, uid, gid) = match view.lookup(&comps[..=i]) {
+                Some((_, meta)) if meta.is_dir() => (meta.mode() & 0o7777, meta.uid(), meta.gid()),
+                _ => (0o755, 0, 0),
+            };
+            crate::sys::lchown(&host, uid, gid).map_err(Error::io("chown", &host))?;
+            fs::set_permissions(&host, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &host))?;
+        }
+        stubs.push(host.clone());
+    }
+    Ok(())
+}
+
+/// Removes a stub that is still an empty file or directory.
+fn remove_if_empty_stub(path: &Path) -> Result<()> {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let empty = if meta.is_dir() {
+        fs::read_dir(path).map_err(Error::io("read", path))?.next().is_none()
+    } else {
+        meta.is_file() && meta.len() == 0
+    };
+    if empty {
+        remove_path(path)?;
+    }
+    Ok(())
+}
+
+/// Drops overlay's bookkeeping xattrs (origin, impure, …) from an upperdir,
+/// keeping only the opaque marker the layer format needs.
+fn strip_overlay_xattrs(dir: &Path) -> Result<()> {
+    for name in crate::sys::llistxattr(dir).map_err(Error::io("list xattrs of", dir))? {
+        if name.starts_with("trusted.overlay.") && name != OPAQUE_XATTR {
+            crate::sys::lremovexattr(dir, &name).map_err(Error::io("remove xattr from", dir))?;
+        }
+    }
+    if fs::symlink_metadata(dir).map_err(Error::io("stat", dir))?.is_dir() {
+        for entry in fs::read_dir(dir).map_err(Error::io("read", dir))? {
+            let entry = entry.map_err(Error::io("read", dir))?;
+            strip_overlay_xattrs(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+enum Outcome {
+    Exited(i32, Vec<String>),
+    TimedOut(Vec<String>),
+    Cancelled,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(Error::io("create pipe for", "run output")(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn redact(line: &str, secrets: &[Vec<u8>]) -> String {
+    let mut out = line.to_string();
+    for s in secrets {
+        let s = String::from_utf8_lossy(s);
+        let s = s.trim_end_matches('\n');
+        if s.len() >= 4 {
+            out = out.replace(s, "****");
+        }
+    }
+    out
+}
+
+/// Starts the sandbox and waits for it, streaming output and watching for
+/// cancellation and the timeout.
+fn launch(
+    builder: &Builder<'_>,
+    node: &Node,
+    exe: &Path,
+    spec: &Path,
+    timeout: Option<u64>,
+    secrets: &[Vec<u8>],
+) -> Result<Outcome> {
+    let (read, write) = pipe()?;
+    let write2 = write
+        .try_clone()
+        .map_err(Error::io("duplicate pipe for", "run output"))?;
+    let mut child = Command::new(exe)
+        .arg("__sandbox")
+        .arg(spec)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(write))
+        .stderr(Stdio::from(write2))
+        .process_group(0)
+        .spawn()
+        .map_err(Error::io("start sandbox", exe))?;
+    let pgid = child.id() as libc::pid_t;
+    let node_id = builder
+        .graph
+        .nodes
+        .iter()
+        .position(|n| std::ptr::eq(n, node))
+        .unwrap_or(0);
+    let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t));
+
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut tail: VecDeque<String> = VecDeque::new();
+            let mut lines = BufReader::new(File::from(read));
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match lines.by_ref().take(1 << 16).read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let line = redact(String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']), secrets);
+                        builder.events.event(Event::Output {
+                            node: node_id,
+                            line: line.clone(),
+                        });
+                        if tail.len() == TAIL_LINES {
+                            tail.pop_front();
+                        }
+                        tail.push_back(line);
+                    }
+                }
+            }
+            tail.into_iter().collect::<Vec<String>>()
+        });
+        let (tx, rx) = mpsc::channel();
+        scope.spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let mut killed: Option<bool> = None; // Some(true) = timeout, Some(false) = cancelled
+        let status = loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(status) => break status,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if killed.is_none() {
+                        if builder.cancel.load(Ordering::SeqCst) {
+                            killed = Some(false);
+                        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                            killed = Some(true);
+                        }
+                        if killed.is_some() {
+                            sys::kill(-pgid, libc::SIGKILL);
+                        }
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err(std::io::Error::other("sandbox waiter vanished"))
+                }
+            }
+        };
+        let tail = reader.join().unwrap_or_default();
+        let status = status.map_err(Error::io("wait for sandbox", exe))?;
+        Ok(match killed {
+            Some(true) => Outcome::TimedOut(tail),
+            Some(false) => Outcome::Cancelled,
+            None => {
+                use std::os::unix::process::ExitStatusExt;
+                let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+                Outcome::Exited(code, tail)
+            }
+        })
+    })
+}
