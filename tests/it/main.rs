@@ -7,4 +7,5 @@ mod bases;
 mod build;
 mod cli;
 mod errors;
+mod run;
 mod store;
