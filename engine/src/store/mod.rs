@@ -146,9 +146,16 @@ impl Store {
             .map_err(Error::io("create temporary directory in", &self.tmp))
     }
 
-    /// Writes `bytes` to `dest` atomically (temp file, fsync, rename).
+    /// Writes `bytes` to `dest` atomically (temp file, rename): a killed
+    /// process leaves the old file or the new one, never a torn one.
     pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
-        write_atomic_in(&self.tmp, dest, bytes)
+        write_atomic_in(&self.tmp, dest, bytes, false)
+    }
+
+    /// Like `write_atomic`, and fsynced before the rename so that it also
+    /// survives a power loss (tags: `index.json`).
+    pub fn write_durable(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        write_atomic_in(&self.tmp, dest, bytes, true)
     }
 
     // ---- blobs ----
@@ -303,7 +310,7 @@ impl Store {
         desc.annotations = Some(BTreeMap::from([(image::REF_NAME.to_string(), name.to_string())]));
         index.manifests.push(desc);
         index.manifests.sort_by(|a, b| a.ref_name().cmp(&b.ref_name()));
-        self.write_atomic(&path, &image::to_json(&index))
+        self.write_durable(&path, &image::to_json(&index))
     }
 
     /// Takes an exclusive lock named `name` until the guard is dropped.
@@ -384,13 +391,15 @@ fn create_once(root: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     }
 }
 
-fn write_atomic_in(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+fn write_atomic_in(tmp: &Path, dest: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let mut file = tempfile::NamedTempFile::new_in(tmp).map_err(Error::io("create temporary file in", tmp))?;
     file.write_all(bytes)
         .map_err(Error::io("write", file.path().to_path_buf()))?;
-    file.as_file()
-        .sync_all()
-        .map_err(Error::io("sync", file.path().to_path_buf()))?;
+    if durable {
+        file.as_file()
+            .sync_all()
+            .map_err(Error::io("sync", file.path().to_path_buf()))?;
+    }
     file.persist(dest).map_err(|e| Error::io("write", dest)(e.error))?;
     Ok(())
 }
