@@ -33,7 +33,9 @@ fn run_sees_a_private_root_proc_dev_env_workdir_and_user() {
             .user("app")
             .run("{ id -u; id -g; pwd; echo $GREETING $HOME; hostname; ls /dev | tr '\\n' ' '; echo; \
                    cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /proc/self/mountinfo | wc -l; } > /tmp/report");
-        let argv = s.user("root").run(["/bin/sh", "-c", "echo argv-form > /argv.txt"], #{ env: #{ EXTRA: "1" } });
+        let argv = s.user("root")
+            .run(["/bin/sh", "-c", "echo argv-form $EXTRA > /argv.txt"], #{ env: #{ EXTRA: "1" } })
+            .run("id -u > /tmp/run-user.txt", #{ user: "app" });
         image("s", argv);
         "#,
     );
@@ -58,7 +60,8 @@ fn run_sees_a_private_root_proc_dev_env_workdir_and_user() {
         lines[7].trim().parse::<u32>().expect(&report) < 15,
         "only the sandbox's own mounts: {report}"
     );
-    assert_eq!(fs::read_to_string(r.join("argv.txt")).unwrap(), "argv-form\n");
+    assert_eq!(fs::read_to_string(r.join("argv.txt")).unwrap(), "argv-form 1\n");
+    assert_eq!(fs::read_to_string(r.join("tmp/run-user.txt")).unwrap(), "1234\n", "the run option `user`");
     assert_eq!(owner_mode(&r.join("tmp/report")).1, 1234);
     // Mount points were not left in any layer.
     assert!(!r.join("dev/null").exists());
