@@ -4,12 +4,13 @@
 //! are cached by key in the store; metadata nodes are pure functions of their
 //! parent's config and cost nothing to recompute.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use crate::base;
@@ -38,6 +39,8 @@ pub struct BuildOptions {
     pub jobs: usize,
     /// The `strata` executable, started as `strata __sandbox SPEC` for RUN steps.
     pub sandbox_exe: Option<PathBuf>,
+    /// After a failure, go on building everything that does not depend on it.
+    pub keep_going: bool,
 }
 
 impl Default for BuildOptions {
@@ -48,6 +51,7 @@ impl Default for BuildOptions {
             no_cache: false,
             jobs: 4,
             sandbox_exe: None,
+            keep_going: false,
         }
     }
 }
@@ -97,6 +101,25 @@ pub struct Builder<'a> {
     pub events: &'a dyn EventSink,
     /// Set from a signal handler to stop between and inside steps.
     pub cancel: &'a AtomicBool,
+    /// Keys built by this process in this build (so `--no-cache` builds a key once).
+    built: Mutex<HashSet<NodeKey>>,
+}
+
+/// What a build produced: the states of the nodes that succeeded, and the
+/// errors of those that failed (in the order they failed).
+#[derive(Default)]
+pub struct Outcome {
+    pub states: HashMap<NodeId, State>,
+    pub errors: Vec<(NodeId, Error)>,
+}
+
+/// The scheduler's shared state.
+struct Schedule {
+    ready: VecDeque<NodeId>,
+    running: usize,
+    stop: bool,
+    waiting: HashMap<NodeId, usize>,
+    outcome: Outcome,
 }
 
 fn input_error(node: &Node, message: impl Into<String>) -> Error {
@@ -106,7 +129,24 @@ fn input_error(node: &Node, message: impl Into<String>) -> Error {
     }
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    pub fn new(
+        store: &'a Store,
+        graph: &'a Graph,
+        opts: BuildOptions,
+        events: &'a dyn EventSink,
+        cancel: &'a AtomicBool,
+    ) -> Builder<'a> {
+        Builder {
+            store,
+            graph,
+            opts,
+            events,
+            cancel,
+            built: Mutex::new(HashSet::new()),
+        }
+    }
+
     /// Computes the keys of `nodes` (which must be closed under inputs, in order).
     pub fn plan(&self, nodes: &[NodeId]) -> Result<Plan> {
         let mut plan = Plan {
@@ -155,37 +195,145 @@ impl Builder<'_> {
         Ok(plan)
     }
 
-    /// Builds `nodes` (closed under inputs, in order) and returns their states.
-    pub fn run(&self, plan: &Plan, nodes: &[NodeId]) -> Result<HashMap<NodeId, State>> {
+    /// Builds `nodes` (closed under inputs, in order): every node runs as
+    /// soon as its inputs are done, up to `jobs` at once. Nodes with equal
+    /// keys run once (in this process and across processes sharing the
+    /// store). After a failure no new node starts unless `keep_going`, in
+    /// which case everything that does not depend on a failure still builds.
+    pub fn run(&self, plan: &Plan, nodes: &[NodeId]) -> Outcome {
         self.events.event(Event::Planned { total: nodes.len() });
-        let mut states: HashMap<NodeId, State> = HashMap::new();
+        let wanted: HashSet<NodeId> = nodes.iter().copied().collect();
+        let mut waiting: HashMap<NodeId, usize> = HashMap::new();
+        let mut dependents: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+        let mut ready = VecDeque::new();
         for &id in nodes {
-            if self.cancel.load(Ordering::SeqCst) {
-                return Err(Error::Interrupted);
+            let inputs: HashSet<NodeId> = self.graph.nodes[id]
+                .inputs()
+                .into_iter()
+                .filter(|i| wanted.contains(i))
+                .collect();
+            for &i in &inputs {
+                dependents.entry(i).or_default().push(id);
             }
-            let node = &self.graph.nodes[id];
-            let key = plan.keys[id].expect("planned");
-            let state = if node.makes_layer() {
-                let started = Instant::now();
-                let cached = if self.opts.no_cache {
-                    None
-                } else {
-                    self.store.record(&key)?
-                };
-                let record = match cached {
+            if inputs.is_empty() {
+                ready.push_back(id);
+            }
+            waiting.insert(id, inputs.len());
+        }
+        let shared = Mutex::new(Schedule {
+            ready,
+            running: 0,
+            stop: false,
+            outcome: Outcome::default(),
+            waiting,
+        });
+        let wake = Condvar::new();
+        let workers = self.opts.jobs.max(1).min(nodes.len().max(1));
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| self.worker(plan, &shared, &wake, &dependents));
+            }
+        });
+        let mut outcome = shared.into_inner().unwrap_or_else(|e| e.into_inner()).outcome;
+        if self.cancel.load(Ordering::SeqCst) && !outcome.errors.iter().any(|(_, e)| matches!(e, Error::Interrupted)) {
+            outcome.errors.push((usize::MAX, Error::Interrupted));
+        }
+        outcome
+    }
+
+    fn worker(&self, plan: &Plan, shared: &Mutex<Schedule>, wake: &Condvar, dependents: &HashMap<NodeId, Vec<NodeId>>) {
+        loop {
+            let (id, inputs) = {
+                let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if s.stop || (s.ready.is_empty() && s.running == 0) {
+                        wake.notify_all();
+                        return;
+                    }
+                    if let Some(id) = s.ready.pop_front() {
+                        s.running += 1;
+                        let inputs: HashMap<NodeId, State> = self.graph.nodes[id]
+                            .inputs()
+                            .into_iter()
+                            .filter_map(|i| s.outcome.states.get(&i).map(|st| (i, st.clone())))
+                            .collect();
+                        break (id, inputs);
+                    }
+                    s = wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let result = if self.cancel.load(Ordering::SeqCst) {
+                Err(Error::Interrupted)
+            } else {
+                self.process(id, plan, &inputs)
+            };
+            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            s.running -= 1;
+            match result {
+                Ok(state) => {
+                    s.outcome.states.insert(id, state);
+                    for &d in dependents.get(&id).map(Vec::as_slice).unwrap_or(&[]) {
+                        let left = s.waiting.get_mut(&d).expect("dependent is scheduled");
+                        *left -= 1;
+                        if *left == 0 {
+                            s.ready.push_back(d);
+                        }
+                    }
+                }
+                Err(e) => {
+                    if !matches!(e, Error::Interrupted) {
+                        self.events.event(Event::Failed {
+                            node: id,
+                            message: e.to_string(),
+                        });
+                    }
+                    if !self.opts.keep_going || matches!(e, Error::Interrupted) {
+                        s.stop = true;
+                    }
+                    s.outcome.errors.push((id, e));
+                }
+            }
+            wake.notify_all();
+        }
+    }
+
+    /// Finds or builds one node's result and folds it into its state.
+    fn process(&self, id: NodeId, plan: &Plan, inputs: &HashMap<NodeId, State>) -> Result<State> {
+        let node = &self.graph.nodes[id];
+        let key = plan.keys[id].expect("planned");
+        let parent = node.parent.and_then(|p| inputs.get(&p));
+        if !node.makes_layer() {
+            let state = self.fold_meta(node, parent);
+            self.events.event(Event::Cached { node: id, key });
+            return Ok(state);
+        }
+        let started = Instant::now();
+        let lookup = |allow: bool| -> Result<Option<Record>> {
+            if allow {
+                self.store.record(&key)
+            } else {
+                Ok(None)
+            }
+        };
+        let record = match lookup(!self.opts.no_cache)? {
+            Some(record) => {
+                self.events.event(Event::Cached { node: id, key });
+                record
+            }
+            None => {
+                // One builder per key: whoever holds the lock builds, the others reuse.
+                let _guard = self.store.lock(&format!("node-{}", key.hex()))?;
+                let fresh = self.built.lock().unwrap_or_else(|e| e.into_inner()).contains(&key);
+                match lookup(!self.opts.no_cache || fresh)? {
                     Some(record) => {
                         self.events.event(Event::Cached { node: id, key });
                         record
                     }
                     None => {
                         self.events.event(Event::Started { node: id, key });
-                        let record = self.execute(id, plan, &states).inspect_err(|e| {
-                            self.events.event(Event::Failed {
-                                node: id,
-                                message: e.to_string(),
-                            });
-                        })?;
+                        let record = self.execute(id, plan, inputs)?;
                         self.store.put_record(&key, &record)?;
+                        self.built.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
                         self.events.event(Event::Done {
                             node: id,
                             key,
@@ -193,16 +341,10 @@ impl Builder<'_> {
                         });
                         record
                     }
-                };
-                self.fold_layer(node, states.get(&node.parent.unwrap_or(usize::MAX)), &record)
-            } else {
-                let state = self.fold_meta(node, node.parent.map(|p| &states[&p]));
-                self.events.event(Event::Cached { node: id, key });
-                state
-            };
-            states.insert(id, state);
-        }
-        Ok(states)
+                }
+            }
+        };
+        Ok(self.fold_layer(node, parent, &record))
     }
 
     fn history(&self, node: &Node, empty_layer: bool) -> History {

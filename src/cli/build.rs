@@ -31,6 +31,9 @@ pub struct BuildArgs {
     /// Rebuild every step, ignoring cached results.
     #[arg(long)]
     pub no_cache: bool,
+    /// After a failure, go on building every target that does not depend on it.
+    #[arg(long)]
+    pub keep_going: bool,
     /// Most steps running at once.
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -82,22 +85,27 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         no_cache: args.no_cache,
         jobs: args
             .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get() * 2)),
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(8, |n| (n.get() * 2).max(8))),
         sandbox_exe: std::env::current_exe().ok(),
+        keep_going: args.keep_going,
     };
-    let builder = Builder {
-        store,
-        graph: &graph,
-        opts,
-        events: &progress,
-        cancel: signals::cancelled(),
-    };
+    let builder = Builder::new(store, &graph, opts, &progress, signals::cancelled());
     let plan = builder.plan(&nodes)?;
-    let states = builder.run(&plan, &nodes)?;
+    let mut outcome = builder.run(&plan, &nodes);
+    if !outcome.errors.is_empty() && !args.keep_going {
+        // Nothing is exported from a failed build unless asked to keep going.
+        outcome.states.clear();
+    }
+    let states = &outcome.states;
 
     let mut images = Vec::new();
     for target in &targets {
         match &target.kind {
+            TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } if !states.contains_key(node) => {
+                if args.keep_going {
+                    eprintln!("skipped {}: a step it needs failed", target.name);
+                }
+            }
             TargetKind::Image { node, tags } => {
                 let desc = export::write_image(store, &states[node], compression, epoch)?;
                 for tag in tags {
@@ -121,5 +129,14 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         }
     }
     progress.finish(started.elapsed(), plan.files_hashed, plan.files_reused);
-    Ok(())
+    let mut errors = outcome.errors.into_iter().map(|(_, e)| e);
+    match errors.next() {
+        None => Ok(()),
+        Some(first) => {
+            for other in errors {
+                crate::render::diagnostics::report(&CliError::Engine(other));
+            }
+            Err(first.into())
+        }
+    }
 }

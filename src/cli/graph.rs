@@ -51,13 +51,7 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
     let nodes = graph.closure(&roots);
     let never = AtomicBool::new(false);
     let quiet = |_: strata_engine::events::Event| {};
-    let builder = Builder {
-        store,
-        graph: &graph,
-        opts: BuildOptions::default(),
-        events: &quiet,
-        cancel: &never,
-    };
+    let builder = Builder::new(store, &graph, BuildOptions::default(), &quiet, &never);
     let plan = builder.plan(&nodes)?;
     let state = |id: usize| -> &'static str {
         let node = &graph.nodes[id];

@@ -57,11 +57,17 @@ fn a_build_killed_at_any_moment_leaves_a_store_the_next_build_uses() {
         let _ = child.wait();
     }
     // Killed once the first step is recorded: the next build reuses it.
-    let mut child = p.cmd(&["build", "--no-cache"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = p
+        .cmd(&["build", "--no-cache"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let records = p.store.path().join("records");
     let before = std::fs::read_dir(&records).map(|d| d.count()).unwrap_or(0);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(&records).map(|d| d.count()).unwrap_or(0) == before && std::time::Instant::now() < deadline {
+    while std::fs::read_dir(&records).map(|d| d.count()).unwrap_or(0) == before && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
     let _ = child.kill();

@@ -180,6 +180,7 @@ fn pid1(spec: &Spec) -> ! {
         Some(p) => p,
         None => fail(EXEC_FAILED, format!("`{}`: command not found", spec.argv[0])),
     };
+    sys::reset_signals();
     let err = sys::execve(&path, &spec.argv, &spec.env);
     fail(
         EXEC_FAILED,

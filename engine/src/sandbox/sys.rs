@@ -190,3 +190,24 @@ pub fn is_executable(path: &Path) -> bool {
 pub fn errno_text(err: &io::Error) -> String {
     err.to_string()
 }
+
+/// Restores default dispositions for the signals a Rust program changes
+/// (SIGPIPE is ignored by Rust's runtime, and ignored signals survive exec)
+/// and unblocks every signal, so the command starts like from a shell.
+pub fn reset_signals() {
+    unsafe {
+        for sig in [
+            libc::SIGPIPE,
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGQUIT,
+            libc::SIGHUP,
+            libc::SIGCHLD,
+        ] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}

@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""strata against BuildKit, side by side, interleaved (A B A B ...), on the
+workloads in bench/workloads/ and the monorepo example. Reports medians with
+min-max, the strata/BuildKit ratio and strata's peak RSS, checks that both
+tools built the same final file list, and writes BENCHMARKS.md and
+bench/results/<date>-<commit>.json. Run through bench/run.sh."""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STRATA = os.path.join(REPO, "target", "release", "strata")
+DOCKER = "/usr/bin/docker"  # Debian's client: classic builder API with DOCKER_BUILDKIT=1
+CACHE = os.path.join(REPO, "bench", ".cache")
+ENV = dict(os.environ, DOCKER_BUILDKIT="1")
+IGNORED = {"dev", "proc", "sys", "etc/hosts", "etc/hostname", "etc/resolv.conf", ".dockerenv", "etc/mtab"}
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, env=ENV, **kw)
+
+
+def timed(cmd, cwd):
+    """Runs cmd; returns (seconds, peak RSS in KiB of the process tree's largest member)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{err[-3000:]}")
+    return elapsed, usage.ru_maxrss
+
+
+class Tool:
+    def __init__(self, name):
+        self.name = name
+
+
+def strata_build(workdir, store, target, extra=()):
+    return [STRATA, "--store", store, "build", target, "--progress", "plain", *extra]
+
+
+def docker_build(workdir, tag, extra=()):
+    return [DOCKER, "build", "-q", "--network", "host", "-t", tag, *extra, "."]
+
+
+def summary(samples):
+    if not samples:
+        return None
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "n": len(samples)}
+
+
+def file_list_docker(tag):
+    cid = subprocess.run([DOCKER, "create", tag, "/bin/true"], check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "fs.tar")
+            sh([DOCKER, "export", "-o", out, cid])
+            with tarfile.open(out) as t:
+                return normalize(m.name for m in t.getmembers())
+    finally:
+        subprocess.run([DOCKER, "rm", cid], capture_output=True)
+
+
+def file_list_strata(store, tag):
+    with tempfile.TemporaryDirectory() as d:
+        sh(["umoci", "unpack", "--image", f"{store}:{tag}", os.path.join(d, "b")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        root = os.path.join(d, "b", "rootfs")
+        names = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            for n in dirnames + filenames:
+                names.append(os.path.relpath(os.path.join(dirpath, n), root))
+        return normalize(names)
+
+
+def normalize(names):
+    out = set()
+    for n in names:
+        while n.startswith("./"):
+            n = n[2:]
+        n = n.strip("/")
+        if not n or n in IGNORED or n.split("/")[0] in {"dev", "proc", "sys"}:
+            continue
+        out.add(n)
+    return out
+
+
+def ensure_bases(quick, need_debian):
+    os.makedirs(CACHE, exist_ok=True)
+    busybox = os.path.join(CACHE, "busybox.tar")
+    if not os.path.exists(busybox):
+        sh(["bash", os.path.join(REPO, "scripts", "make-busybox-rootfs.sh"), busybox])
+    sh([DOCKER, "import", "-c", 'CMD ["/bin/sh"]', busybox, "busybox:latest"], stdout=subprocess.DEVNULL)
+    debian = os.path.join(CACHE, "debian.tar")
+    if need_debian:
+        if not os.path.exists(debian):
+            print("making the Debian minbase root filesystem with mmdebstrap (once)...", flush=True)
+            sh(["mmdebstrap", "--variant=minbase", "--quiet", "bookworm", debian + ".tmp"])
+            os.rename(debian + ".tmp", debian)
+        sh([DOCKER, "import", debian, "debian:bookworm"], stdout=subprocess.DEVNULL)
+    return busybox, debian
+
+
+def prepare_workload(name, busybox, debian, scratch):
+    src = os.path.join(REPO, "bench", "workloads", name)
+    dst = os.path.join(scratch, name)
+    shutil.copytree(src, dst)
+    shutil.copy(busybox, os.path.join(dst, "busybox.tar"))
+    if name.startswith("w1"):
+        os.link(debian, os.path.join(dst, "debian.tar")) if os.stat(debian).st_dev == os.stat(dst).st_dev else shutil.copy(debian, os.path.join(dst, "debian.tar"))
+    with open(os.path.join(dst, ".dockerignore"), "w") as f:
+        f.write("busybox.tar\ndebian.tar\nstrata.rhai\n")
+    return dst
+
+
+def interleave(n, runs):
+    """runs: list of (label, fn) -> {label: [seconds]}; alternates A B A B."""
+    out = {label: [] for label, _ in runs}
+    rss = {label: 0 for label, _ in runs}
+    for _ in range(n):
+        for label, fn in runs:
+            secs, peak = fn()
+            out[label].append(secs)
+            rss[label] = max(rss[label], peak)
+    return out, rss
+
+
+def bench_workload(name, tag, workdir, store, cold_n, cached_n, check=True):
+    print(f"== {name}", flush=True)
+    target = tag.split("/")[-1].split(":")[0]
+    # First builds (warm bases, caches), not measured.
+    timed(strata_build(workdir, store, target), workdir)
+    timed(docker_build(workdir, tag), workdir)
+    cold, rss_cold = interleave(cold_n, [
+        ("strata", lambda: timed(strata_build(workdir, store, target, ["--no-cache"]), workdir)),
+        ("buildkit", lambda: timed(docker_build(workdir, tag, ["--no-cache"]), workdir)),
+    ])
+    cached, rss_cached = interleave(cached_n, [
+        ("strata", lambda: timed(strata_build(workdir, store, target), workdir)),
+        ("buildkit", lambda: timed(docker_build(workdir, tag), workdir)),
+    ])
+    row = {
+        "workload": name,
+        "cold": {k: summary(v) for k, v in cold.items()},
+        "cached": {k: summary(v) for k, v in cached.items()},
+        "strata_peak_rss_kib": max(rss_cold["strata"], rss_cached["strata"]),
+    }
+    if check:
+        a, b = file_list_strata(store, tag), file_list_docker(tag)
+        row["same_files"] = a == b
+        if a != b:
+            row["only_strata"] = sorted(a - b)[:20]
+            row["only_buildkit"] = sorted(b - a)[:20]
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def bench_monorepo(busybox, scratch, store, services, runs):
+    print("== monorepo", flush=True)
+    work = os.path.join(scratch, "monorepo")
+    sh([sys.executable, os.path.join(REPO, "examples", "monorepo", "generate.py"), work, "--services", str(services)], stdout=subprocess.DEVNULL)
+    shutil.copy(busybox, os.path.join(work, "busybox.tar"))
+    sbuild = lambda extra=(): timed([STRATA, "--store", store, "build", "all", "--arg", f"services={services}", *extra], work)
+    dbuild = lambda extra=(): timed([DOCKER, "build", "-q", "--network", "host", "-t", "monorepo:all", *extra, "."], work)
+    sbuild()
+    dbuild()
+    cold, rss = interleave(runs, [("strata", lambda: sbuild(["--no-cache"])), ("buildkit", lambda: dbuild(["--no-cache"]))])
+    noop, _ = interleave(runs, [("strata", sbuild), ("buildkit", dbuild)])
+    changed = os.path.join(work, "services", "svc0", "pkg00", "f00000.txt")
+    counter = [0]
+
+    def touch_then(fn):
+        def go():
+            counter[0] += 1
+            with open(changed, "a") as f:
+                f.write(f"edit {counter[0]}\n")
+            return fn()
+        return go
+    one, _ = interleave(runs, [("strata", touch_then(sbuild)), ("buildkit", touch_then(dbuild))])
+    row = {
+        "workload": f"monorepo ({services} services x 1,500 files)",
+        "cold": {k: summary(v) for k, v in cold.items()},
+        "no-op": {k: summary(v) for k, v in noop.items()},
+        "one file changed": {k: summary(v) for k, v in one.items()},
+        "strata_peak_rss_kib": rss["strata"],
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def fmt(s):
+    if s is None:
+        return "-"
+    m = s["median"]
+    unit = lambda x: f"{x * 1000:.0f} ms" if x < 1 else f"{x:.2f} s"
+    return f"{unit(m)} ({unit(s['min'])}–{unit(s['max'])})"
+
+
+def ratio(a, b):
+    if not a or not b or b["median"] == 0:
+        return "-"
+    return f"{a['median'] / b['median']:.3f}"
+
+
+def write_report(rows, meta, quick):
+    stamp = meta["date"].replace(":", "").replace("-", "")[:15]
+    path = os.path.join(REPO, "bench", "results", f"{stamp}-{meta['commit'][:10]}{'-quick' if quick else ''}.json")
+    with open(path, "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=2)
+    lines = [
+        "# Benchmarks",
+        "",
+        "strata against BuildKit (docker 20.10's, `DOCKER_BUILDKIT=1`, `--network host`) in the same run,",
+        "interleaved A B A B. Medians with min–max; ratio = strata / BuildKit (below 1 means strata is faster).",
+        "Cold = `--no-cache` for both (strata also re-imports its base; BuildKit keeps its imported base).",
+        "Produced by `bench/run.sh`" + (" --quick" if quick else "") + f"; raw numbers in `{os.path.relpath(path, REPO)}`.",
+        "",
+        f"Machine: {meta['machine']}. Date: {meta['date']}. Commit: {meta['commit']}.",
+        "",
+        "| workload | scenario | strata | BuildKit | ratio | strata peak RSS | same files |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        scenarios = [k for k in r if isinstance(r[k], dict) and "strata" in r[k]]
+        for i, sc in enumerate(scenarios):
+            s, b = r[sc]["strata"], r[sc]["buildkit"]
+            rss = f"{r['strata_peak_rss_kib'] / 1024:.0f} MiB" if i == 0 else ""
+            same = ("yes" if r.get("same_files") else f"NO ({r.get('only_strata')} / {r.get('only_buildkit')})") if i == 0 and "same_files" in r else ""
+            lines.append(f"| {r['workload'] if i == 0 else ''} | {sc} | {fmt(s)} | {fmt(b)} | {ratio(s, b)} | {rss} | {same} |")
+    lines.append("")
+    with open(os.path.join(REPO, "BENCHMARKS.md"), "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="one cold and three cached runs, small monorepo, no W1")
+    ap.add_argument("--only", nargs="*", help="workload names to run (w1 w2 w4 w5 monorepo)")
+    a = ap.parse_args()
+    cold_n, cached_n = (1, 3) if a.quick else (3, 5)
+    wanted = set(a.only or ["w1", "w2", "w4", "w5", "monorepo"])
+    if a.quick and not a.only:
+        wanted.discard("w1")
+    busybox, debian = ensure_bases(a.quick, "w1" in wanted)
+    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": commit,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB, kernel {platform.release()}",
+        "quick": a.quick,
+    }
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="strata-bench-") as scratch:
+        store = os.path.join(scratch, "store")
+        for name, tag in [("w1-seed-nginx", "bench/w1:latest"), ("w2-many-steps", "bench/w2:latest"),
+                          ("w4-parallel-stages", "bench/w4:latest"), ("w5-big-layer", "bench/w5:latest")]:
+            if name.split("-")[0] in wanted:
+                work = prepare_workload(name, busybox, debian, scratch)
+                rows.append(bench_workload(name, tag, work, store, cold_n, cached_n))
+        if "monorepo" in wanted:
+            rows.append(bench_monorepo(busybox, scratch, store, 4 if a.quick else 8, 1 if a.quick else 3))
+    write_report(rows, meta, a.quick)
+
+
+if __name__ == "__main__":
+    main()

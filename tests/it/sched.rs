@@ -1,0 +1,103 @@
+//! The scheduler: parallel steps, shared nodes built once, failures.
+
+use std::fs;
+use std::process::Stdio;
+
+use crate::common::*;
+
+fn busybox_project(recipe: &str) -> Project {
+    let p = Project::new();
+    fs::copy(busybox_tar(), p.path("busybox.tar")).unwrap();
+    p.recipe(recipe);
+    p
+}
+
+#[test]
+fn independent_steps_run_at_the_same_time() {
+    // Each stage announces itself in a shared cache and waits for the other
+    // three: run one after another, the first would wait forever (and time out).
+    let p = busybox_project(
+        r#"
+        let base = from("rootfs:busybox.tar");
+        let out = base;
+        for i in 1..=4 {
+            let stage = base.run(`touch /meet/${i}; n=0; while [ $(ls /meet | wc -l) -lt 4 ]; do sleep 0.05; n=$((n+1)); done; echo ${i} > /out`,
+                                 #{ cache: [#{ target: "/meet", id: "rendezvous", sharing: "shared" }], timeout: 30 });
+            out = out.copy(stage.path("/out"), `/out${i}`);
+        }
+        image("w4", out);
+        "#,
+    );
+    let r = p.run(&["build", "--jobs", "4"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn equal_steps_of_different_targets_run_once() {
+    let p = busybox_project(
+        r#"
+        let base = from("rootfs:busybox.tar");
+        image("a", base.run("date +%s%N > /stamp").label("t", "a"));
+        image("b", base.run("date +%s%N > /stamp").label("t", "b"));
+        "#,
+    );
+    let r = p.ok(&["build"]);
+    assert_eq!(r.stderr.matches("RUN     run(").count(), 1, "{}", r.stderr);
+    let a: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "a"]).stdout).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "b"]).stdout).unwrap();
+    assert_eq!(a["config"]["rootfs"], b["config"]["rootfs"]);
+}
+
+#[test]
+fn a_failure_stops_the_build_and_keep_going_builds_the_rest() {
+    let p = busybox_project(
+        "let base = from(\"rootfs:busybox.tar\");\nimage(\"bad\", base.run(\"exit 7\"));\nimage(\"good\", base.run(\"echo ok > /ok\"));\n",
+    );
+    let r = p.run(&["build", "--jobs", "1"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("strata.rhai:2:19") && r.stderr.contains("exit code 7"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !p.ok(&["images"]).stdout.contains("good"),
+        "nothing is exported from a failed build"
+    );
+
+    let r = p.run(&["build", "--keep-going"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.contains("good\tgood\tsha256:"), "{}", r.stdout);
+    assert!(r.stderr.contains("skipped bad"), "{}", r.stderr);
+}
+
+#[test]
+fn two_processes_sharing_a_node_build_it_once() {
+    let p = busybox_project(
+        r#"image("s", from("rootfs:busybox.tar").run("echo built >> /log/runs; sleep 1", #{ cache: [#{ target: "/log", id: "runs", sharing: "shared" }] }));"#,
+    );
+    p.ok(&["graph"]);
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            p.cmd(&["build"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let runs: Vec<Run> = children
+        .into_iter()
+        .map(|c| Run::from(c.wait_with_output().unwrap()))
+        .collect();
+    for r in &runs {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    assert_eq!(digest_of(&runs[0].stdout, "s"), digest_of(&runs[1].stdout, "s"));
+    let cache = fs::read_dir(p.store.path().join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| d.is_dir())
+        .unwrap();
+    assert_eq!(fs::read_to_string(cache.join("runs")).unwrap(), "built\n");
+}
