@@ -4,10 +4,12 @@
 //! stream past. Nothing here holds a whole layer in memory.
 
 mod hashio;
+mod pgzip;
 mod unpack;
 mod write;
 
 pub use hashio::{HashReader, HashWriter};
+pub use pgzip::ParallelGzip;
 pub use unpack::{unpack, UnpackStats};
 pub use write::{write_tar, TarStats};
 
@@ -68,11 +70,11 @@ impl Compression {
     pub fn encoder<'a, W: Write + 'a>(self, out: W) -> io::Result<Box<dyn FinishWrite<W> + 'a>> {
         Ok(match self {
             Compression::None => Box::new(Plain(out)),
-            Compression::Gzip => Box::new(
-                flate2::GzBuilder::new()
-                    .operating_system(255)
-                    .write(out, flate2::Compression::new(6)),
-            ),
+            Compression::Gzip => Box::new(ParallelGzip::new(
+                out,
+                6,
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
             Compression::Zstd => Box::new(zstd::stream::write::Encoder::new(out, 3)?),
         })
     }
@@ -110,7 +112,7 @@ impl<W: Write> FinishWrite<W> for Plain<W> {
     }
 }
 
-impl<W: Write> FinishWrite<W> for flate2::write::GzEncoder<W> {
+impl<W: Write> FinishWrite<W> for ParallelGzip<W> {
     fn finish_into(self: Box<Self>) -> io::Result<W> {
         (*self).finish()
     }

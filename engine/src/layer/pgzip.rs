@@ -1,0 +1,194 @@
+//! Parallel gzip: the stream is cut into fixed 1 MiB chunks, each chunk is
+//! compressed as its own gzip member on a worker thread, and the members are
+//! written in order. Concatenated members are a valid gzip stream (RFC 1952
+//! §2.2; Go's, zlib's and flate2's readers take them), and since the chunk
+//! size and the settings are fixed, the bytes do not depend on the number of
+//! threads. At most `2 × threads` chunks are in flight, so memory stays
+//! bounded whatever the layer's size.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Size of each independently compressed chunk.
+pub const CHUNK: usize = 1 << 20;
+
+type Job = (u64, Vec<u8>);
+type Done = (u64, io::Result<Vec<u8>>);
+
+/// A gzip encoder that compresses on several threads.
+pub struct ParallelGzip<W: Write> {
+    inner: Option<W>,
+    level: u32,
+    buf: Vec<u8>,
+    next_submit: u64,
+    next_write: u64,
+    pending: BTreeMap<u64, Vec<u8>>,
+    jobs: Option<SyncSender<Job>>,
+    done: Receiver<Done>,
+    workers: Vec<JoinHandle<()>>,
+    in_flight: usize,
+    max_in_flight: usize,
+}
+
+/// One gzip member with strata's fixed header (no name, mtime 0, OS 255).
+pub fn gzip_member(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
+    let mut enc = flate2::GzBuilder::new()
+        .operating_system(255)
+        .write(Vec::with_capacity(data.len() / 2 + 64), flate2::Compression::new(level));
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+impl<W: Write> ParallelGzip<W> {
+    pub fn new(inner: W, level: u32, threads: usize) -> ParallelGzip<W> {
+        let threads = threads.max(1);
+        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads * 2);
+        let (done_tx, done_rx) = mpsc::channel::<Done>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let workers = (0..threads)
+            .map(|_| {
+                let rx = Arc::clone(&job_rx);
+                let tx = done_tx.clone();
+                std::thread::spawn(move || loop {
+                    let job = rx.lock().map(|r| r.recv());
+                    let Ok(Ok((seq, data))) = job else { return };
+                    if tx.send((seq, gzip_member(&data, level))).is_err() {
+                        return;
+                    }
+                })
+            })
+            .collect();
+        ParallelGzip {
+            inner: Some(inner),
+            level,
+            buf: Vec::with_capacity(CHUNK),
+            next_submit: 0,
+            next_write: 0,
+            pending: BTreeMap::new(),
+            jobs: Some(job_tx),
+            done: done_rx,
+            workers,
+            in_flight: 0,
+            max_in_flight: threads * 2,
+        }
+    }
+
+    fn submit(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        while self.in_flight >= self.max_in_flight {
+            self.collect_one()?;
+        }
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| io::Error::other("gzip encoder finished"))?;
+        jobs.send((self.next_submit, data))
+            .map_err(|_| io::Error::other("gzip workers stopped"))?;
+        self.next_submit += 1;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Waits for one finished chunk and writes every chunk that is now in order.
+    fn collect_one(&mut self) -> io::Result<()> {
+        let (seq, result) = self.done.recv().map_err(|_| io::Error::other("gzip workers stopped"))?;
+        self.in_flight -= 1;
+        self.pending.insert(seq, result?);
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| io::Error::other("gzip encoder finished"))?;
+        while let Some(member) = self.pending.remove(&self.next_write) {
+            inner.write_all(&member)?;
+            self.next_write += 1;
+        }
+        Ok(())
+    }
+
+    /// Compresses what is left and returns the inner writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.submit()?;
+        if self.next_submit == 0 {
+            // An empty stream is still one (empty) gzip member.
+            let member = gzip_member(&[], self.level)?;
+            self.inner.as_mut().expect("not finished").write_all(&member)?;
+        }
+        while self.in_flight > 0 {
+            self.collect_one()?;
+        }
+        self.jobs = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        Ok(self.inner.take().expect("not finished"))
+    }
+}
+
+impl<W: Write> Write for ParallelGzip<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = room.min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.submit()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<W: Write> Drop for ParallelGzip<W> {
+    fn drop(&mut self) {
+        self.jobs = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn compress(data: &[u8], threads: usize) -> Vec<u8> {
+        let mut enc = ParallelGzip::new(Vec::new(), 6, threads);
+        for piece in data.chunks(100_003) {
+            enc.write_all(piece).unwrap();
+        }
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn output_is_gzip_and_independent_of_the_thread_count() {
+        let data: Vec<u8> = (0..3_500_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let one = compress(&data, 1);
+        let four = compress(&data, 4);
+        assert_eq!(one, four);
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&one[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+    }
+
+    #[test]
+    fn an_empty_stream_is_a_valid_gzip_stream() {
+        let empty = compress(&[], 2);
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&empty[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out.is_empty());
+    }
+}
