@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use crate::base;
@@ -74,7 +74,7 @@ pub struct Plan {
     /// Key of every node that takes part (`None` for the others).
     pub keys: Vec<Option<NodeKey>>,
     /// Context selections of `copy` nodes.
-    pub selections: HashMap<NodeId, Selection>,
+    pub selections: HashMap<NodeId, Arc<Selection>>,
     /// Files hashed / taken from the stat cache while planning.
     pub files_hashed: usize,
     pub files_reused: usize,
@@ -159,6 +159,8 @@ impl<'a> Builder<'a> {
         })?;
         let cache_path = self.store.statcache_path();
         let mut cache = StatCache::load(&cache_path);
+        // The same selection in several nodes (a shared lib in every service) is hashed once.
+        let mut selected: HashMap<Vec<String>, Arc<Selection>> = HashMap::new();
         for &id in nodes {
             let node = &self.graph.nodes[id];
             let resolved = match &node.op {
@@ -169,12 +171,20 @@ impl<'a> Builder<'a> {
                     source: CopySource::Context { paths },
                     ..
                 }) => {
-                    let selection = context.select(paths, &mut cache).map_err(|e| match e {
-                        SelectError::Io(..) | SelectError::IgnoreFile(..) => {
-                            input_error(node, format!("{e}: {}", io_cause(&e)))
+                    let selection = match selected.get(paths) {
+                        Some(selection) => Arc::clone(selection),
+                        None => {
+                            let selection = context.select(paths, &mut cache).map_err(|e| match e {
+                                SelectError::Io(..) | SelectError::IgnoreFile(..) => {
+                                    input_error(node, format!("{e}: {}", io_cause(&e)))
+                                }
+                                _ => input_error(node, e.to_string()),
+                            })?;
+                            let selection = Arc::new(selection);
+                            selected.insert(paths.clone(), Arc::clone(&selection));
+                            selection
                         }
-                        _ => input_error(node, e.to_string()),
-                    })?;
+                    };
                     let hash = selection.hash;
                     plan.selections.insert(id, selection);
                     Resolved::Context(hash)
@@ -427,7 +437,7 @@ impl<'a> Builder<'a> {
             Op::Base(source) => base::import(self.store, source, self.opts.compression, self.opts.epoch),
             Op::Copy(copy) => {
                 let parent = &states[&node.parent.expect("copy has a parent")];
-                self.copy(node, copy, parent, plan.selections.get(&id), states)
+                self.copy(node, copy, parent, plan.selections.get(&id).map(|s| &**s), states)
             }
             Op::Run(run) => {
                 let parent = &states[&node.parent.expect("run has a parent")];

@@ -302,6 +302,9 @@ impl Store {
 
     /// Points `name` at a manifest (replacing what it named before).
     pub fn tag(&self, name: &str, manifest: &Descriptor) -> Result<()> {
+        if self.image(name)?.is_some_and(|d| d.digest == manifest.digest) {
+            return Ok(());
+        }
         let _guard = self.lock("index")?;
         let path = self.root.join("index.json");
         let mut index: Index = read_json(&path)?;
