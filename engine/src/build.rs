@@ -75,6 +75,8 @@ pub struct Plan {
     pub keys: Vec<Option<NodeKey>>,
     /// Context selections of `copy` nodes.
     pub selections: HashMap<NodeId, Arc<Selection>>,
+    /// Identities (manifest digest or file hash) of base nodes.
+    pub base_identities: HashMap<NodeId, [u8; 32]>,
     /// Files hashed / taken from the stat cache while planning.
     pub files_hashed: usize,
     pub files_reused: usize,
@@ -110,6 +112,8 @@ pub struct Builder<'a> {
 #[derive(Default)]
 pub struct Outcome {
     pub states: HashMap<NodeId, State>,
+    /// Nodes that were executed rather than found in the store.
+    pub executed: HashSet<NodeId>,
     pub errors: Vec<(NodeId, Error)>,
 }
 
@@ -165,7 +169,9 @@ impl<'a> Builder<'a> {
             let node = &self.graph.nodes[id];
             let resolved = match &node.op {
                 Op::Base(source) => {
-                    Resolved::Base(base::identity(source, &mut cache).map_err(|e| input_error(node, e.to_string()))?)
+                    let identity = base::identity(source, &mut cache).map_err(|e| input_error(node, e.to_string()))?;
+                    plan.base_identities.insert(id, identity);
+                    Resolved::Base(identity)
                 }
                 Op::Copy(CopyOp {
                     source: CopySource::Context { paths },
@@ -280,8 +286,11 @@ impl<'a> Builder<'a> {
             let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
             s.running -= 1;
             match result {
-                Ok(state) => {
+                Ok((state, executed)) => {
                     s.outcome.states.insert(id, state);
+                    if executed {
+                        s.outcome.executed.insert(id);
+                    }
                     for &d in dependents.get(&id).map(Vec::as_slice).unwrap_or(&[]) {
                         let left = s.waiting.get_mut(&d).expect("dependent is scheduled");
                         *left -= 1;
@@ -308,14 +317,15 @@ impl<'a> Builder<'a> {
     }
 
     /// Finds or builds one node's result and folds it into its state.
-    fn process(&self, id: NodeId, plan: &Plan, inputs: &HashMap<NodeId, State>) -> Result<State> {
+    /// Returns the state and whether the node was executed (not found cached).
+    fn process(&self, id: NodeId, plan: &Plan, inputs: &HashMap<NodeId, State>) -> Result<(State, bool)> {
         let node = &self.graph.nodes[id];
         let key = plan.keys[id].expect("planned");
         let parent = node.parent.and_then(|p| inputs.get(&p));
         if !node.makes_layer() {
             let state = self.fold_meta(node, parent);
             self.events.event(Event::Cached { node: id, key });
-            return Ok(state);
+            return Ok((state, false));
         }
         let started = Instant::now();
         let lookup = |allow: bool| -> Result<Option<Record>> {
@@ -325,6 +335,7 @@ impl<'a> Builder<'a> {
                 Ok(None)
             }
         };
+        let mut executed = false;
         let record = match lookup(!self.opts.no_cache)? {
             Some(record) => {
                 self.events.event(Event::Cached { node: id, key });
@@ -344,6 +355,7 @@ impl<'a> Builder<'a> {
                         let record = self.execute(id, plan, inputs)?;
                         self.store.put_record(&key, &record)?;
                         self.built.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+                        executed = true;
                         self.events.event(Event::Done {
                             node: id,
                             key,
@@ -354,7 +366,7 @@ impl<'a> Builder<'a> {
                 }
             }
         };
-        Ok(self.fold_layer(node, parent, &record))
+        Ok((self.fold_layer(node, parent, &record), executed))
     }
 
     fn history(&self, node: &Node, empty_layer: bool) -> History {

@@ -9,6 +9,7 @@ pub mod context;
 pub mod digest;
 pub mod error;
 pub mod events;
+pub mod explain;
 pub mod export;
 pub mod fsview;
 pub mod graph;

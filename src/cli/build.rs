@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use std::collections::HashSet;
 use strata_engine::build::{source_date_epoch, BuildOptions, Builder};
+
+use strata_engine::explain;
 use strata_engine::export;
 use strata_engine::graph::TargetKind;
 use strata_engine::layer::Compression;
@@ -128,6 +131,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
             Output::DockerArchive(file) => export::to_docker_archive(store, &images, file)?,
         }
     }
+    record_explanations(store, &graph, &plan, &targets, &outcome, &args)?;
     progress.finish(started.elapsed(), plan.files_hashed, plan.files_reused);
     let mut errors = outcome.errors.into_iter().map(|(_, e)| e);
     match errors.next() {
@@ -139,4 +143,43 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
             Err(first.into())
         }
     }
+}
+
+/// Stores, per built target, its nodes' facts and why each executed node missed.
+fn record_explanations(
+    store: &Store,
+    graph: &strata_engine::graph::Graph,
+    plan: &strata_engine::build::Plan,
+    targets: &[&strata_engine::graph::Target],
+    outcome: &strata_engine::build::Outcome,
+    args: &BuildArgs,
+) -> Result<(), CliError> {
+    let recipe = std::fs::canonicalize(&args.recipe.file).unwrap_or_else(|_| args.recipe.file.clone());
+    for target in targets {
+        let (TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. }) = &target.kind else {
+            continue;
+        };
+        if !outcome.states.contains_key(node) {
+            continue;
+        }
+        let nodes = graph.closure(&[*node]);
+        let facts = explain::facts(graph, plan, &nodes);
+        let executed: HashSet<usize> = nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| outcome.executed.contains(n))
+            .map(|(i, _)| i)
+            .collect();
+        let previous = explain::load(store, &recipe, &target.name)?;
+        let misses = explain::explain(previous.as_ref(), &facts, &executed, args.no_cache);
+        let record = explain::BuildRecord {
+            target: target.name.clone(),
+            args: args.recipe.args.iter().cloned().collect(),
+            nodes: facts,
+            misses,
+        };
+        let bytes = serde_json::to_vec(&record).map_err(|e| CliError::Usage(e.to_string()))?;
+        store.write_atomic(&explain::record_path(store, &recipe, &target.name), &bytes)?;
+    }
+    Ok(())
 }

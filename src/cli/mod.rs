@@ -2,6 +2,7 @@
 //! and opening the store.
 
 mod build;
+mod explain;
 mod graph;
 mod images;
 
@@ -29,6 +30,8 @@ enum Command {
     Build(build::BuildArgs),
     /// Show the build graph with keys and cache state.
     Graph(graph::GraphArgs),
+    /// Why the steps of a target's last build missed the cache.
+    Explain(explain::ExplainArgs),
     /// List the images in the store.
     Images,
     /// Print an image's manifest and config as JSON.
@@ -84,6 +87,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Build(args) => build::run(&store, args),
         Command::Graph(args) => graph::run(&store, args),
+        Command::Explain(args) => explain::run(&store, args),
         Command::Images => images::list(&store),
         Command::Inspect { image } => images::inspect(&store, &image),
         Command::History { image } => images::history(&store, &image),

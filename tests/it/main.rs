@@ -7,6 +7,7 @@ mod bases;
 mod build;
 mod cli;
 mod errors;
+mod explain;
 mod run;
 mod sched;
 mod store;

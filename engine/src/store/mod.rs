@@ -6,6 +6,7 @@
 //! layers/<diff-id hex>.json    the blobs that hold this layer, per compression
 //! records/<key>.json           node key → result (layers, base config)
 //! cache/<id>/                  persistent RUN cache mounts
+//! builds/<id>.json            per recipe and target: the last build's facts and misses (`strata explain`)
 //! statcache                    context stat cache (path, size, mtime, ctime, inode → hash)
 //! locks/                       flock files (index.json updates, node builds)
 //! tmp/<owner>/                per-process scratch; stale once locks/tmp-<owner> is free
@@ -112,7 +113,7 @@ impl Store {
     /// Opens (creating if needed) the store at `root` and removes scratch
     /// space left by processes that are gone.
     pub fn open(root: &Path) -> Result<Store> {
-        for dir in ["blobs/sha256", "layers", "records", "cache", "locks", "tmp"] {
+        for dir in ["blobs/sha256", "layers", "records", "cache", "locks", "tmp", "builds"] {
             let d = root.join(dir);
             fs::create_dir_all(&d).map_err(Error::io("create store directory", &d))?;
         }

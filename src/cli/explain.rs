@@ -1,0 +1,49 @@
+//! `strata explain TARGET`: for every step of the target's last build that
+//! missed the cache, which input changed.
+
+use std::path::PathBuf;
+
+use strata_engine::explain;
+use strata_engine::store::Store;
+
+use super::CliError;
+
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// The target (an image or artifact of the recipe).
+    pub target: String,
+    /// The recipe file.
+    #[arg(short = 'f', long = "file", default_value = "strata.rhai", value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+pub fn run(store: &Store, args: ExplainArgs) -> Result<(), CliError> {
+    let recipe = std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone());
+    let record = explain::load(store, &recipe, &args.target)?.ok_or_else(|| {
+        CliError::Usage(format!(
+            "no build of `{}` from `{}` is recorded; build it first",
+            args.target,
+            args.file.display()
+        ))
+    })?;
+    if record.misses.is_empty() {
+        println!(
+            "every step of `{}` came from the cache in its last build",
+            record.target
+        );
+        return Ok(());
+    }
+    println!(
+        "{} of {} steps of `{}` missed the cache in its last build:",
+        record.misses.len(),
+        record.nodes.len(),
+        record.target
+    );
+    for miss in &record.misses {
+        println!("{} {}", miss.origin, miss.description);
+        for reason in &miss.reasons {
+            println!("    {reason}");
+        }
+    }
+    Ok(())
+}
