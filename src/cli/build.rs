@@ -40,9 +40,12 @@ pub struct BuildArgs {
     /// Most steps running at once.
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
-    /// Progress output: auto, plain or json.
-    #[arg(long, default_value = "auto", value_name = "auto|plain|json")]
+    /// Progress output: auto (tty on a terminal, else plain), tty, plain or json.
+    #[arg(long, default_value = "auto", value_name = "auto|tty|plain|json")]
     pub progress: String,
+    /// Stream every RUN step's output (otherwise only a failed step's last lines are shown).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 enum Output {
@@ -81,7 +84,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         })
         .collect();
     let nodes = graph.closure(&roots);
-    let progress = Progress::new(&args.progress, &graph).map_err(CliError::Usage)?;
+    let progress = Progress::new(&args.progress, args.verbose, &graph).map_err(CliError::Usage)?;
     let opts = BuildOptions {
         compression,
         epoch,
@@ -94,7 +97,20 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
     };
     let builder = Builder::new(store, &graph, opts, &progress, signals::cancelled());
     let plan = builder.plan(&nodes)?;
-    let mut outcome = builder.run(&plan, &nodes);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut outcome = std::thread::scope(|scope| {
+        if progress.is_live() {
+            scope.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    progress.tick();
+                }
+            });
+        }
+        let outcome = builder.run(&plan, &nodes);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        outcome
+    });
     if !outcome.errors.is_empty() && !args.keep_going {
         // Nothing is exported from a failed build unless asked to keep going.
         outcome.states.clear();

@@ -1,119 +1,192 @@
-//! Progress: plain lines on stderr (the default when not on a terminal, and
-//! for now on a terminal too), or one JSON object per event with
-//! `--progress json`.
+//! Progress on stderr, in three forms:
+//!
+//! - `tty` (the default on a terminal): finished steps scroll by as lines,
+//!   and a live block below them shows every running step with its elapsed
+//!   time, redrawn ten times a second;
+//! - `plain` (the default otherwise): one line per step event;
+//! - `json`: one object per line, `{"event": …}`; the schema is in the README.
+//!
+//! RUN output is shown live only with `--verbose`; a failed step's last
+//! lines are always part of its error.
 
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use strata_engine::events::{Event, EventSink};
 use strata_engine::graph::Graph;
 
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
+    Tty,
     Plain,
     Json,
+}
+
+#[derive(Default)]
+struct Screen {
+    cached: usize,
+    built: usize,
+    running: BTreeMap<usize, Instant>,
+    /// Lines of the live block currently on screen.
+    drawn: usize,
 }
 
 /// Renders engine events.
 pub struct Progress<'g> {
     mode: Mode,
+    verbose: bool,
     graph: &'g Graph,
-    counts: Mutex<(usize, usize)>,
+    screen: Mutex<Screen>,
 }
 
 impl<'g> Progress<'g> {
-    pub fn new(mode: &str, graph: &'g Graph) -> Result<Progress<'g>, String> {
+    pub fn new(mode: &str, verbose: bool, graph: &'g Graph) -> Result<Progress<'g>, String> {
         let mode = match mode {
-            "auto" | "plain" | "tty" => Mode::Plain,
+            "auto" if std::io::stderr().is_terminal() => Mode::Tty,
+            "auto" | "plain" => Mode::Plain,
+            "tty" => Mode::Tty,
             "json" => Mode::Json,
-            other => return Err(format!("--progress `{other}`: expected auto, plain or json")),
+            other => return Err(format!("--progress `{other}`: expected auto, tty, plain or json")),
         };
         Ok(Progress {
             mode,
+            verbose,
             graph,
-            counts: Mutex::new((0, 0)),
+            screen: Mutex::new(Screen::default()),
         })
     }
 
-    fn line(&self, text: String) {
+    /// True when a ticker should call [`Progress::tick`] to animate the live block.
+    pub fn is_live(&self) -> bool {
+        self.mode == Mode::Tty
+    }
+
+    fn describe(&self, node: usize) -> String {
+        let n = &self.graph.nodes[node];
+        format!("{} ({})", n.description, n.origin)
+    }
+
+    /// Prints lines above the live block and redraws it.
+    fn emit(&self, screen: &mut Screen, lines: &[String]) {
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{text}");
+        if self.mode == Mode::Tty && screen.drawn > 0 {
+            let _ = write!(err, "\x1b[{}A\x1b[J", screen.drawn);
+            screen.drawn = 0;
+        }
+        for line in lines {
+            let _ = writeln!(err, "{line}");
+        }
+        if self.mode == Mode::Tty {
+            let width = terminal_width();
+            for (node, started) in &screen.running {
+                let text = format!("  … {:>6.1}s {}", started.elapsed().as_secs_f64(), self.describe(*node));
+                let _ = writeln!(err, "{}", truncate(&text, width));
+                screen.drawn += 1;
+            }
+        }
+        let _ = err.flush();
+    }
+
+    /// Redraws the live block (elapsed times).
+    pub fn tick(&self) {
+        let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        if !screen.running.is_empty() {
+            self.emit(&mut screen, &[]);
+        }
     }
 
     /// The closing summary.
     pub fn finish(&self, elapsed: Duration, hashed: usize, reused: usize) {
-        let (cached, built) = *self.counts.lock().expect("progress lock");
-        match self.mode {
-            Mode::Json => self.line(
+        let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        screen.running.clear();
+        let (cached, built) = (screen.cached, screen.built);
+        let line = match self.mode {
+            Mode::Json => {
                 json!({"event": "finished", "elapsed_ms": elapsed.as_millis() as u64, "built": built, "cached": cached,
-                       "context_files_hashed": hashed, "context_files_reused": reused})
-                .to_string(),
-            ),
-            Mode::Plain => self.line(format!(
+                                 "context_files_hashed": hashed, "context_files_reused": reused})
+                .to_string()
+            }
+            _ => format!(
                 "finished in {:.2}s: {built} built, {cached} cached",
                 elapsed.as_secs_f64()
-            )),
-        }
+            ),
+        };
+        self.emit(&mut screen, &[line]);
     }
+}
+
+fn terminal_width() -> usize {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    if unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+        ws.ws_col as usize
+    } else {
+        120
+    }
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 impl EventSink for Progress<'_> {
     fn event(&self, event: Event) {
-        let desc = |node: usize| {
-            let n = &self.graph.nodes[node];
-            format!("{} ({})", n.description, n.origin)
-        };
-        match self.mode {
-            Mode::Json => {
-                let value = match &event {
-                    Event::Planned { total } => json!({"event": "planned", "nodes": total}),
-                    Event::Cached { node, key } => {
-                        json!({"event": "cached", "node": node, "key": key.to_string()})
-                    }
-                    Event::Started { node, key } => {
-                        json!({"event": "started", "node": node, "key": key.to_string(), "description": self.graph.nodes[*node].description})
-                    }
-                    Event::Output { node, line } => {
-                        json!({"event": "output", "node": node, "line": line})
-                    }
-                    Event::Done { node, key, elapsed } => {
-                        json!({"event": "done", "node": node, "key": key.to_string(), "elapsed_ms": elapsed.as_millis() as u64})
-                    }
-                    Event::Failed { node, message } => {
-                        json!({"event": "failed", "node": node, "message": message})
-                    }
-                    Event::Exported { target, destination } => {
-                        json!({"event": "exported", "target": target, "destination": destination})
-                    }
-                };
-                if let Event::Cached { node, .. } = event {
-                    self.counts.lock().expect("progress lock").0 += usize::from(self.graph.nodes[node].makes_layer());
-                } else if let Event::Done { .. } = event {
-                    self.counts.lock().expect("progress lock").1 += 1;
-                }
-                self.line(value.to_string());
+        let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        match &event {
+            Event::Cached { node, .. } if self.graph.nodes[*node].makes_layer() => screen.cached += 1,
+            Event::Started { node, .. } => {
+                screen.running.insert(*node, Instant::now());
             }
-            Mode::Plain => match event {
-                Event::Planned { .. } | Event::Exported { .. } => {}
-                Event::Cached { node, .. } => {
-                    if self.graph.nodes[node].makes_layer() {
-                        self.counts.lock().expect("progress lock").0 += 1;
-                        self.line(format!("CACHED  {}", desc(node)));
-                    }
-                }
-                Event::Started { node, .. } => self.line(format!("RUN     {}", desc(node))),
-                Event::Output { line, .. } => self.line(format!("        {line}")),
-                Event::Done { node, elapsed, .. } => {
-                    self.counts.lock().expect("progress lock").1 += 1;
-                    self.line(format!(
-                        "DONE    {} in {:.3}s",
-                        self.graph.nodes[node].description,
-                        elapsed.as_secs_f64()
-                    ));
-                }
-                Event::Failed { node, .. } => self.line(format!("FAILED  {}", desc(node))),
-            },
+            Event::Done { node, .. } => {
+                screen.built += 1;
+                screen.running.remove(node);
+            }
+            Event::Failed { node, .. } => {
+                screen.running.remove(node);
+            }
+            _ => {}
         }
+        if self.mode == Mode::Json {
+            let value = match &event {
+                Event::Planned { total } => json!({"event": "planned", "nodes": total}),
+                Event::Cached { node, key } => json!({"event": "cached", "node": node, "key": key.to_string()}),
+                Event::Started { node, key } => json!({"event": "started", "node": node, "key": key.to_string(),
+                    "description": self.graph.nodes[*node].description, "origin": self.graph.nodes[*node].origin.to_string()}),
+                Event::Output { node, line } => json!({"event": "output", "node": node, "line": line}),
+                Event::Done { node, key, elapsed } => {
+                    json!({"event": "done", "node": node, "key": key.to_string(), "elapsed_ms": elapsed.as_millis() as u64})
+                }
+                Event::Failed { node, message } => json!({"event": "failed", "node": node, "message": message}),
+                Event::Exported { target, destination } => {
+                    json!({"event": "exported", "target": target, "destination": destination})
+                }
+            };
+            self.emit(&mut screen, &[value.to_string()]);
+            return;
+        }
+        let line = match event {
+            Event::Cached { node, .. } if self.graph.nodes[node].makes_layer() => {
+                Some(format!("CACHED  {}", self.describe(node)))
+            }
+            Event::Started { node, .. } if self.mode == Mode::Plain => Some(format!("RUN     {}", self.describe(node))),
+            Event::Started { .. } => None,
+            Event::Output { line, .. } if self.verbose => Some(format!("        {line}")),
+            Event::Done { node, elapsed, .. } => Some(format!(
+                "DONE    {} in {:.3}s",
+                self.graph.nodes[node].description,
+                elapsed.as_secs_f64()
+            )),
+            Event::Failed { node, .. } => Some(format!("FAILED  {}", self.describe(node))),
+            Event::Exported { target, destination } => Some(format!("EXPORT  {target} → {destination}")),
+            _ => None,
+        };
+        self.emit(&mut screen, &line.into_iter().collect::<Vec<_>>());
     }
 }

@@ -73,3 +73,54 @@ fn the_store_is_an_oci_layout_that_skopeo_reads() {
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["Digest"], digest);
 }
+
+#[test]
+fn progress_is_plain_json_or_live_and_verbose_streams_run_output() {
+    let p = Project::new();
+    std::fs::copy(busybox_tar(), p.path("busybox.tar")).unwrap();
+    p.recipe(r#"image("s", from("rootfs:busybox.tar").run("echo hello-from-run; sleep 0.3"));"#);
+
+    let quiet = p.ok(&["build", "--progress", "plain"]);
+    assert!(
+        quiet.stderr.contains("RUN     run(") && !quiet.stderr.contains("        hello-from-run"),
+        "{}",
+        quiet.stderr
+    );
+
+    let verbose = p.ok(&["build", "--no-cache", "--progress", "plain", "--verbose"]);
+    assert!(verbose.stderr.contains("        hello-from-run"), "{}", verbose.stderr);
+
+    let json = p.ok(&["build", "--no-cache", "--progress", "json"]);
+    let events: Vec<serde_json::Value> = json.stderr.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    for kind in ["planned", "started", "output", "done", "finished"] {
+        assert!(kinds.contains(&kind), "{kinds:?}");
+    }
+    let started = events
+        .iter()
+        .find(|e| e["event"] == "started" && e["description"].as_str().unwrap().starts_with("run("))
+        .unwrap();
+    assert_eq!(started["origin"], "strata.rhai:1:39");
+    assert_eq!(started["key"].as_str().unwrap().len(), 64);
+
+    // On a terminal: a live block of running steps, redrawn in place.
+    let log = p.path("tty.log");
+    let cmd = format!(
+        "STRATA_HOME={} {} build --no-cache",
+        p.store.path().display(),
+        env!("CARGO_BIN_EXE_strata")
+    );
+    let status = std::process::Command::new("script")
+        .args(["-qec", &cmd, log.to_str().unwrap()])
+        .current_dir(p.dir.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let screen = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        screen.contains("\u{1b}[1A\u{1b}[J") && screen.contains("s run(\"echo hello-from-run"),
+        "{screen}"
+    );
+    assert!(screen.contains("finished in"), "{screen}");
+}
