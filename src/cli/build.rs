@@ -67,6 +67,8 @@ fn parse_output(s: &str) -> Result<Output, CliError> {
 
 pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
     let started = Instant::now();
+    // Shared with other builds; `strata gc` waits until no build holds it.
+    let _in_use = store.hold(false, true)?;
     let compression = Compression::parse(&args.compression)
         .filter(|c| *c != Compression::None)
         .ok_or_else(|| CliError::Usage(format!("--compression `{}`: expected gzip or zstd", args.compression)))?;

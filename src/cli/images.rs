@@ -4,7 +4,7 @@ use serde_json::json;
 use strata_engine::export::{read_image, StoredImage};
 use strata_engine::store::Store;
 
-use super::CliError;
+use super::{human, CliError};
 
 fn find(store: &Store, name: &str) -> Result<StoredImage, CliError> {
     let desc = match store.image(name)? {
@@ -22,21 +22,6 @@ fn find(store: &Store, name: &str) -> Result<StoredImage, CliError> {
         }
     };
     Ok(read_image(store, &desc)?)
-}
-
-fn human(bytes: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{v:.1}{}", units[i])
-    }
 }
 
 pub fn list(store: &Store) -> Result<(), CliError> {

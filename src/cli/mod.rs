@@ -5,6 +5,7 @@ mod build;
 mod explain;
 mod graph;
 mod images;
+mod space;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,17 @@ enum Command {
     Graph(graph::GraphArgs),
     /// Why the steps of a target's last build missed the cache.
     Explain(explain::ExplainArgs),
+    /// Space used by images, layers, cache mounts and records.
+    Du,
+    /// Remove what no tagged image and no recently used record needs.
+    Gc {
+        /// Keep cache records used within this many days.
+        #[arg(long, default_value_t = 7.0, value_name = "DAYS")]
+        keep_days: f64,
+        /// Also empty the RUN cache mounts.
+        #[arg(long)]
+        caches: bool,
+    },
     /// List the images in the store.
     Images,
     /// Print an image's manifest and config as JSON.
@@ -88,8 +100,26 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Build(args) => build::run(&store, args),
         Command::Graph(args) => graph::run(&store, args),
         Command::Explain(args) => explain::run(&store, args),
+        Command::Du => space::du(&store),
+        Command::Gc { keep_days, caches } => space::gc(&store, keep_days, caches),
         Command::Images => images::list(&store),
         Command::Inspect { image } => images::inspect(&store, &image),
         Command::History { image } => images::history(&store, &image),
+    }
+}
+
+/// Bytes for people: `512B`, `3.4kB`, `1.2GB`.
+pub(crate) fn human(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.1}{}", units[i])
     }
 }

@@ -107,3 +107,72 @@ fn ctrl_c_stops_a_build_with_status_130_and_the_next_build_works() {
     }
     p.ok(&["build"]);
 }
+
+#[test]
+fn gc_keeps_tagged_images_and_removes_what_nothing_needs() {
+    let p = Project::new();
+    std::fs::copy(busybox_tar(), p.path("busybox.tar")).unwrap();
+    p.write("x.txt", &"x".repeat(100_000)).write("y.txt", "y");
+    p.recipe(r#"image("a", from("rootfs:busybox.tar").copy(ctx("x.txt"), "/x.txt"));"#);
+    p.ok(&["build"]);
+    let layers_before = std::fs::read_dir(p.store.path().join("layers")).unwrap().count();
+    p.recipe(r#"image("a", from("rootfs:busybox.tar").copy(ctx("y.txt"), "/y.txt"));"#);
+    let digest = p.build_digest(&[], "a");
+
+    // Recent records keep their layers.
+    let kept = p.ok(&["gc"]).stdout;
+    assert!(kept.contains("removed 0 records, 0 layers"), "{kept}");
+    let du = p.ok(&["du"]).stdout;
+    assert!(
+        du.contains("images (1 tagged)") && du.contains("unpacked layers"),
+        "{du}"
+    );
+
+    // With no grace period the x layer goes; the tagged image stays whole.
+    let out = p.ok(&["gc", "--keep-days", "0"]).stdout;
+    assert!(out.contains("removed 1 records, 1 layers"), "{out}");
+    assert_eq!(
+        std::fs::read_dir(p.store.path().join("layers")).unwrap().count(),
+        layers_before
+    );
+    let inspect: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "a"]).stdout).unwrap();
+    assert_eq!(inspect["digest"], digest);
+    tool("skopeo", &["inspect", &format!("oci:{}:a", p.store.path().display())]);
+    let again = p.ok(&["build"]);
+    assert!(
+        again.stderr.contains("0 built"),
+        "records of the tagged image were kept: {}",
+        again.stderr
+    );
+}
+
+#[test]
+fn gc_waits_for_a_running_build_and_never_removes_its_work() {
+    let p = Project::new();
+    std::fs::copy(busybox_tar(), p.path("busybox.tar")).unwrap();
+    p.recipe(r#"image("slow", from("rootfs:busybox.tar").run("sleep 2; echo done > /done"));"#);
+    let build = p
+        .cmd(&["build"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Give the build time to take its share of the store.
+    let records = p.store.path().join("records");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&records).map(|d| d.count()).unwrap_or(0) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let gc = p.run(&["gc", "--keep-days", "0"]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    assert!(gc.stderr.contains("waiting for running builds"), "{}", gc.stderr);
+    let built = Run::from(build.wait_with_output().unwrap());
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let oci = p.path("oci");
+    p.ok(&["build", "-o", &format!("oci:{}", oci.display())]);
+    let bundle = umoci_unpack(&oci, "slow");
+    assert_eq!(
+        std::fs::read_to_string(bundle.path().join("b/rootfs/done")).unwrap(),
+        "done\n"
+    );
+}

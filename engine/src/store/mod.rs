@@ -29,6 +29,9 @@ use crate::image::{self, Descriptor, ImageConfig, Index};
 use crate::layer::{Compression, HashWriter};
 use crate::sys;
 
+mod gc;
+pub use gc::{disk_usage, gc, DiskUsage, GcReport};
+
 /// One layer as a node result refers to it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerRef {
@@ -274,6 +277,8 @@ impl Store {
         }
         let record: Record = read_json(&path)?;
         if record.layers.iter().all(|l| self.has_layer(&l.diff_id)) {
+            // Used now: `gc --keep-days` counts from the last use.
+            let _ = sys::touch(&path);
             Ok(Some(record))
         } else {
             Ok(None)
@@ -315,6 +320,18 @@ impl Store {
         index.manifests.push(desc);
         index.manifests.sort_by(|a, b| a.ref_name().cmp(&b.ref_name()));
         self.write_durable(&path, &image::to_json(&index))
+    }
+
+    /// Marks this process as using the store until the guard is dropped:
+    /// builds share the lock, `gc` takes it alone (and so waits for builds).
+    pub fn hold(&self, exclusive: bool, wait: bool) -> Result<Option<File>> {
+        let path = self.root.join("locks").join("store-use");
+        let file = File::create(&path).map_err(Error::io("create lock", &path))?;
+        if sys::flock(&file, exclusive, !wait).map_err(Error::io("lock", &path))? {
+            Ok(Some(file))
+        } else {
+            Ok(None)
+        }
     }
 
     /// Takes an exclusive lock named `name` until the guard is dropped.

@@ -1,0 +1,52 @@
+//! `strata du` and `strata gc`.
+
+use strata_engine::store::{self, Store};
+
+use super::{human, CliError};
+
+pub fn du(store: &Store) -> Result<(), CliError> {
+    let u = store::disk_usage(store)?;
+    println!("{:<28} {:>10}", "WHAT", "SIZE");
+    println!(
+        "{:<28} {:>10}",
+        format!("images ({} tagged)", u.images),
+        human(u.image_bytes)
+    );
+    println!("{:<28} {:>10}", "blobs (all)", human(u.blobs));
+    println!("{:<28} {:>10}", "unpacked layers", human(u.layers));
+    println!("{:<28} {:>10}", "cache mounts", human(u.caches));
+    println!(
+        "{:<28} {:>10}",
+        format!("records ({})", u.records),
+        human(u.record_bytes)
+    );
+    Ok(())
+}
+
+pub fn gc(store: &Store, keep_days: f64, caches: bool) -> Result<(), CliError> {
+    if keep_days < 0.0 || keep_days.is_nan() {
+        return Err(CliError::Usage(format!("--keep-days {keep_days}: expected 0 or more")));
+    }
+    let guard = match store.hold(true, false)? {
+        Some(g) => g,
+        None => {
+            eprintln!("waiting for running builds to finish…");
+            store.hold(true, true)?.expect("a blocking lock is always taken")
+        }
+    };
+    let r = store::gc(store, keep_days, caches)?;
+    drop(guard);
+    println!(
+        "removed {} records, {} layers, {} blobs{}: {} freed",
+        r.records,
+        r.layers,
+        r.blobs,
+        if caches {
+            format!(", {} cache mounts", r.caches)
+        } else {
+            String::new()
+        },
+        human(r.bytes)
+    );
+    Ok(())
+}
