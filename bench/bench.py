@@ -188,8 +188,12 @@ def bench_monorepo(busybox, scratch, store, services, runs):
             return fn()
         return go
     one, _ = interleave(runs, [("strata", touch_then(sbuild)), ("buildkit", touch_then(dbuild))])
+    # Same files: strata's svc0 image against BuildKit's svc0 stage.
+    timed([DOCKER, "build", "-q", "--network", "host", "--target", "svc0", "-t", "monorepo:svc0", "."], work)
+    same = file_list_strata(store, "monorepo/svc0:latest") == file_list_docker("monorepo:svc0")
     row = {
         "workload": f"monorepo ({services} services x 1,500 files)",
+        "same_files": same,
         "cold": {k: summary(v) for k, v in cold.items()},
         "no-op": {k: summary(v) for k, v in noop.items()},
         "one file changed": {k: summary(v) for k, v in one.items()},
