@@ -106,7 +106,7 @@ def ensure_bases(quick, need_debian):
     if need_debian:
         if not os.path.exists(debian):
             print("making the Debian minbase root filesystem with mmdebstrap (once)...", flush=True)
-            sh(["mmdebstrap", "--variant=minbase", "--quiet", "bookworm", debian + ".tmp"])
+            sh(["mmdebstrap", "--variant=minbase", "--format=tar", "--quiet", "bookworm", debian + ".tmp"])
             os.rename(debian + ".tmp", debian)
         sh([DOCKER, "import", debian, "debian:bookworm"], stdout=subprocess.DEVNULL)
     return busybox, debian

@@ -248,7 +248,7 @@ fn import_rootfs(store: &Store, file: &Path, compression: Compression, epoch: i6
         Error::UnsafeEntry { .. } => e,
         other => bad(file, format!("not a readable root filesystem tar: {other}")),
     })?;
-    let diff_id = write_layer(store, &root, compression, epoch)?;
+    let diff_id = write_layer(store, &root, compression, epoch, &|_| {})?;
     Ok(Record {
         layers: vec![LayerRef { diff_id }],
         config: None,
@@ -257,11 +257,22 @@ fn import_rootfs(store: &Store, file: &Path, compression: Compression, epoch: i6
 
 /// Writes `dir` as a layer in `compression`, moves the directory into the
 /// store and returns the diff id.
-pub fn write_layer(store: &Store, dir: &Path, compression: Compression, epoch: i64) -> Result<Digest> {
+/// `on_bytes` hears how many tar bytes were written so far, every few MiB.
+pub fn write_layer(
+    store: &Store,
+    dir: &Path,
+    compression: Compression,
+    epoch: i64,
+    on_bytes: &dyn Fn(u64),
+) -> Result<Digest> {
     let blob = store.blob_writer()?;
     let encoder = compression.encoder(blob).map_err(Error::io("compress layer of", dir))?;
-    let (encoder, stats) = layer::write_tar(dir, encoder, epoch)?;
-    let blob = encoder.finish_into().map_err(Error::io("compress layer of", dir))?;
+    let counted = layer::Counting::new(encoder, on_bytes);
+    let (counted, stats) = layer::write_tar(dir, counted, epoch)?;
+    let blob = counted
+        .into_inner()
+        .finish_into()
+        .map_err(Error::io("compress layer of", dir))?;
     let (digest, size) = blob.commit()?;
     store.commit_layer_dir(dir, &stats.diff_id)?;
     let desc = Descriptor::new(compression.media_type(), digest, size);

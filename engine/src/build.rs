@@ -33,7 +33,7 @@ pub struct BuildOptions {
     pub compression: Compression,
     /// `SOURCE_DATE_EPOCH`: clamp for mtimes and the `created` timestamps.
     pub epoch: i64,
-    /// Ignore cached results (results are still recorded).
+    /// Ignore cached results of copy and run steps (results are still recorded).
     pub no_cache: bool,
     /// Most nodes executing at once.
     pub jobs: usize,
@@ -202,7 +202,15 @@ impl<'a> Builder<'a> {
                 .iter()
                 .map(|&i| plan.keys[i].expect("inputs are planned before their users"))
                 .collect();
-            plan.keys[id] = Some(node_key(node, &input_keys, resolved));
+            let mut key = node_key(node, &input_keys, resolved);
+            if node.parent.is_none() {
+                // SOURCE_DATE_EPOCH shapes every layer (mtimes, created): it keys the roots.
+                key = crate::key::KeyEncoder::new("epoch")
+                    .hash(&key.0)
+                    .u64(self.opts.epoch as u64)
+                    .finish();
+            }
+            plan.keys[id] = Some(key);
         }
         plan.files_hashed = cache.hashed;
         plan.files_reused = cache.reused;
@@ -336,7 +344,9 @@ impl<'a> Builder<'a> {
             }
         };
         let mut executed = false;
-        let record = match lookup(!self.opts.no_cache)? {
+        // `--no-cache` rebuilds steps; a base stays imported (as BuildKit keeps pulled bases).
+        let use_cache = !self.opts.no_cache || matches!(node.op, Op::Base(_));
+        let record = match lookup(use_cache)? {
             Some(record) => {
                 self.events.event(Event::Cached { node: id, key });
                 record
@@ -345,7 +355,7 @@ impl<'a> Builder<'a> {
                 // One builder per key: whoever holds the lock builds, the others reuse.
                 let _guard = self.store.lock(&format!("node-{}", key.hex()))?;
                 let fresh = self.built.lock().unwrap_or_else(|e| e.into_inner()).contains(&key);
-                match lookup(!self.opts.no_cache || fresh)? {
+                match lookup(use_cache || fresh)? {
                     Some(record) => {
                         self.events.event(Event::Cached { node: id, key });
                         record
@@ -491,6 +501,8 @@ impl<'a> Builder<'a> {
         fs::create_dir(&root).map_err(Error::io("create", &root))?;
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).map_err(Error::io("chmod", &root))?;
         let mut copied: Vec<PathBuf> = Vec::new();
+        // Store files already linked into this layer (each may appear once per layer).
+        let mut shared_files: HashSet<PathBuf> = HashSet::new();
 
         match &copy.source {
             CopySource::Context { .. } => {
@@ -521,6 +533,11 @@ impl<'a> Builder<'a> {
                             (src.abs.join(&entry.rel), target_host.join(&entry.rel))
                         };
                         self.check_cancel()?;
+                        if let EntryKind::File { hash, .. } = &entry.kind {
+                            let mode = copy.chmod.unwrap_or(entry.mode);
+                            self.place_file(node, &from, &to, hash, mode, owner, &mut shared_files)?;
+                            continue;
+                        }
                         copy_context_entry(node, &from, &to, &entry.kind, entry.mode)?;
                         copied.push(to);
                     }
@@ -584,11 +601,54 @@ impl<'a> Builder<'a> {
             }
         }
         fsview::clamp_mtimes(&root, self.opts.epoch)?;
-        let diff_id = base::write_layer(self.store, &root, self.opts.compression, self.opts.epoch)?;
+        let diff_id = base::write_layer(self.store, &root, self.opts.compression, self.opts.epoch, &|bytes| {
+            self.events.event(Event::Exporting {
+                node: self.node_id(node),
+                bytes,
+            })
+        })?;
         Ok(Record {
             layers: vec![crate::store::LayerRef { diff_id }],
             config: None,
         })
+    }
+
+    /// Puts a context file with its final attributes into a layer being
+    /// assembled. Unchanged content comes as a hardlink from the store's file
+    /// pool (`files/`, keyed by content hash, mode, owner and mtime), so a
+    /// copy of 1,500 files of which one changed creates one new inode, not
+    /// 1,500. A pool file appears at most once per layer, so the layer's tar
+    /// never gains hardlinks the recipe did not ask for.
+    #[allow(clippy::too_many_arguments)]
+    fn place_file(
+        &self,
+        node: &Node,
+        from: &Path,
+        to: &Path,
+        hash: &[u8; 32],
+        mode: u32,
+        owner: (u32, u32),
+        used: &mut HashSet<PathBuf>,
+    ) -> Result<()> {
+        let epoch = self.opts.epoch;
+        let pooled = self.store.pool_file(hash, mode, owner.0, owner.1, epoch);
+        if !used.contains(&pooled) && fs::hard_link(&pooled, to).is_ok() {
+            used.insert(pooled);
+            return Ok(());
+        }
+        copy_verified(node, from, to, hash)?;
+        sys::lchown(to, owner.0, owner.1).map_err(Error::io("chown", to))?;
+        fs::set_permissions(to, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", to))?;
+        sys::set_mtime(to, epoch).map_err(Error::io("set mtime of", to))?;
+        if !used.contains(&pooled) && self.store.add_to_pool(to, &pooled) {
+            used.insert(pooled);
+        }
+        Ok(())
+    }
+
+    /// The id of a node of this builder's graph.
+    pub(crate) fn node_id(&self, node: &Node) -> NodeId {
+        self.graph.nodes.iter().position(|n| std::ptr::eq(n, node)).unwrap_or(0)
     }
 
     fn check_cancel(&self) -> Result<()> {
@@ -691,30 +751,35 @@ fn copy_context_entry(node: &Node, from: &Path, to: &Path, kind: &EntryKind, mod
             std::os::unix::fs::symlink(target, to).map_err(Error::io("create symlink", to))?;
             return Ok(());
         }
-        EntryKind::File { hash, .. } => {
-            crate::layer::remove_path(to)?;
-            let mut input = fs::File::open(from).map_err(Error::io("open", from))?;
-            let mut output = fs::File::create(to).map_err(Error::io("create", to))?;
-            let mut hasher = blake3::Hasher::new();
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                let n = input.read(&mut buf).map_err(Error::io("read", from))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                output.write_all(&buf[..n]).map_err(Error::io("write", to))?;
-            }
-            if hasher.finalize().as_bytes() != hash {
-                return Err(input_error(
-                    node,
-                    format!(
-                        "`{}` changed while the build was reading it; run the build again",
-                        from.display()
-                    ),
-                ));
-            }
-        }
+        EntryKind::File { hash, .. } => copy_verified(node, from, to, hash)?,
     }
     fs::set_permissions(to, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", to))
+}
+
+/// Copies a context file, checking that it still has the content that was
+/// hashed when the build was planned.
+fn copy_verified(node: &Node, from: &Path, to: &Path, hash: &[u8; 32]) -> Result<()> {
+    crate::layer::remove_path(to)?;
+    let mut input = fs::File::open(from).map_err(Error::io("open", from))?;
+    let mut output = fs::File::create(to).map_err(Error::io("create", to))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = input.read(&mut buf).map_err(Error::io("read", from))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        output.write_all(&buf[..n]).map_err(Error::io("write", to))?;
+    }
+    if hasher.finalize().as_bytes() != hash {
+        return Err(input_error(
+            node,
+            format!(
+                "`{}` changed while the build was reading it; run the build again",
+                from.display()
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -17,6 +17,8 @@ pub enum Event {
     Started { node: NodeId, key: NodeKey },
     /// A line of a RUN step's output.
     Output { node: NodeId, line: String },
+    /// A layer is being written: `bytes` of tar so far.
+    Exporting { node: NodeId, bytes: u64 },
     /// The node finished.
     Done {
         node: NodeId,

@@ -197,7 +197,11 @@ fn record_explanations(
             misses,
         };
         let bytes = serde_json::to_vec(&record).map_err(|e| CliError::Usage(e.to_string()))?;
-        store.write_atomic(&explain::record_path(store, &recipe, &target.name), &bytes)?;
+        let path = explain::record_path(store, &recipe, &target.name);
+        // A fully cached build writes nothing it already has.
+        if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
+            store.write_atomic(&path, &bytes)?;
+        }
     }
     Ok(())
 }

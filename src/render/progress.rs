@@ -30,6 +30,8 @@ struct Screen {
     cached: usize,
     built: usize,
     running: BTreeMap<usize, Instant>,
+    /// Tar bytes written so far by steps that are exporting their layer.
+    exporting: BTreeMap<usize, u64>,
     /// Lines of the live block currently on screen.
     drawn: usize,
 }
@@ -82,7 +84,15 @@ impl<'g> Progress<'g> {
         if self.mode == Mode::Tty {
             let width = terminal_width();
             for (node, started) in &screen.running {
-                let text = format!("  … {:>6.1}s {}", started.elapsed().as_secs_f64(), self.describe(*node));
+                let export = match screen.exporting.get(node) {
+                    Some(bytes) => format!(" [exporting layer: {}]", crate::cli::human(*bytes)),
+                    None => String::new(),
+                };
+                let text = format!(
+                    "  … {:>6.1}s {}{export}",
+                    started.elapsed().as_secs_f64(),
+                    self.describe(*node)
+                );
                 let _ = writeln!(err, "{}", truncate(&text, width));
                 screen.drawn += 1;
             }
@@ -147,9 +157,14 @@ impl EventSink for Progress<'_> {
             Event::Done { node, .. } => {
                 screen.built += 1;
                 screen.running.remove(node);
+                screen.exporting.remove(node);
             }
             Event::Failed { node, .. } => {
                 screen.running.remove(node);
+                screen.exporting.remove(node);
+            }
+            Event::Exporting { node, bytes } => {
+                screen.exporting.insert(*node, *bytes);
             }
             _ => {}
         }
@@ -164,6 +179,7 @@ impl EventSink for Progress<'_> {
                     json!({"event": "done", "node": node, "key": key.to_string(), "elapsed_ms": elapsed.as_millis() as u64})
                 }
                 Event::Failed { node, message } => json!({"event": "failed", "node": node, "message": message}),
+                Event::Exporting { node, bytes } => json!({"event": "exporting", "node": node, "bytes": bytes}),
                 Event::Exported { target, destination } => {
                     json!({"event": "exported", "target": target, "destination": destination})
                 }

@@ -277,3 +277,49 @@ fn files_pass_between_states_and_chown_resolves_names_in_the_image() {
     let bundle = umoci_unpack(&oci2, "base");
     assert_eq!(owner_mode(&bundle.path().join("b/rootfs/opt/app/app.txt")).1, 65534);
 }
+
+#[test]
+fn pooled_files_never_change_a_layer() {
+    // Identical files, in one layer and across layers, built in a store whose
+    // file pool already holds them and in a fresh one: same bytes, no hardlinks.
+    let recipe = r#"
+        let s = scratch()
+            .copy(ctx(["a.txt", "b.txt"]), "/one/")
+            .copy(ctx("a.txt"), "/two/a.txt", #{ chmod: "0600" })
+            .copy(ctx("dir"), "/three");
+        image("s", s);
+    "#;
+    let warm = Project::new();
+    warm.write("a.txt", "same")
+        .write("b.txt", "same")
+        .write("dir/c.txt", "same")
+        .recipe(recipe);
+    warm.ok(&["build"]);
+    warm.write("dir/d.txt", "new");
+    let warm_digest = warm.build_digest(&[], "s");
+
+    let fresh = Project::new();
+    copy_tree(warm.dir.path(), fresh.dir.path());
+    assert_eq!(fresh.build_digest(&[], "s"), warm_digest);
+
+    let inspect: serde_json::Value = serde_json::from_str(&warm.ok(&["inspect", "s"]).stdout).unwrap();
+    for layer in inspect["manifest"]["layers"].as_array().unwrap() {
+        let blob = warm
+            .store
+            .path()
+            .join("blobs/sha256")
+            .join(layer["digest"].as_str().unwrap().trim_start_matches("sha256:"));
+        let listing = tool("tar", &["tvzf", blob.to_str().unwrap()]);
+        assert!(!listing.lines().any(|l| l.starts_with('h')), "{listing}");
+    }
+    let oci = warm.path("oci");
+    warm.ok(&["build", "-o", &format!("oci:{}", oci.display())]);
+    let bundle = umoci_unpack(&oci, "s");
+    let r = bundle.path().join("b/rootfs");
+    assert_eq!(owner_mode(&r.join("two/a.txt")).0, 0o600);
+    assert_eq!(
+        owner_mode(&r.join("one/a.txt")).0 & 0o777,
+        owner_mode(&warm.path("a.txt")).0 & 0o777
+    );
+    assert_eq!(fs::read_to_string(r.join("three/d.txt")).unwrap(), "new");
+}

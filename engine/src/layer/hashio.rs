@@ -73,3 +73,41 @@ impl<R: Read> Read for HashReader<R> {
         Ok(n)
     }
 }
+
+/// Reports the running byte count to a callback every 4 MiB written.
+pub struct Counting<'f, W> {
+    inner: W,
+    count: u64,
+    next_report: u64,
+    on_bytes: &'f dyn Fn(u64),
+}
+
+impl<'f, W: Write> Counting<'f, W> {
+    pub fn new(inner: W, on_bytes: &'f dyn Fn(u64)) -> Counting<'f, W> {
+        Counting {
+            inner,
+            count: 0,
+            next_report: 4 << 20,
+            on_bytes,
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        if self.count >= self.next_report {
+            (self.on_bytes)(self.count);
+            self.next_report = self.count + (4 << 20);
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -8,7 +8,7 @@ mod pgzip;
 mod unpack;
 mod write;
 
-pub use hashio::{HashReader, HashWriter};
+pub use hashio::{Counting, HashReader, HashWriter};
 pub use pgzip::ParallelGzip;
 pub use unpack::{unpack, UnpackStats};
 pub use write::{write_tar, TarStats};

@@ -283,7 +283,10 @@ pub fn execute(
     }
     strip_overlay_xattrs(&upper)?;
     fsview::clamp_mtimes(&upper, builder.opts.epoch)?;
-    let diff_id = base::write_layer(store, &upper, builder.opts.compression, builder.opts.epoch)?;
+    let node_id = builder.node_id(node);
+    let diff_id = base::write_layer(store, &upper, builder.opts.compression, builder.opts.epoch, &|bytes| {
+        builder.events.event(Event::Exporting { node: node_id, bytes })
+    })?;
     Ok(Record {
         layers: vec![LayerRef { diff_id }],
         config: None,

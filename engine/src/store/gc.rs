@@ -178,6 +178,23 @@ pub fn gc(store: &Store, keep_days: f64, caches: bool) -> Result<GcReport> {
         }
     }
 
+    // Pool files no layer links to any more.
+    let files_dir = root.join("files");
+    for sub in fs::read_dir(&files_dir)
+        .map_err(Error::io("read", &files_dir))?
+        .flatten()
+    {
+        for e in fs::read_dir(sub.path())
+            .map_err(Error::io("read", sub.path()))?
+            .flatten()
+        {
+            if e.metadata().is_ok_and(|m| m.nlink() == 1) {
+                report.bytes += e.metadata().map_or(0, |m| m.blocks() * 512);
+                fs::remove_file(e.path()).map_err(Error::io("remove", e.path()))?;
+            }
+        }
+    }
+
     if caches {
         let cache_dir = root.join("cache");
         for e in fs::read_dir(&cache_dir)

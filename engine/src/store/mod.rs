@@ -5,6 +5,7 @@
 //! layers/<diff-id hex>/        unpacked layer (overlay format), used as lowerdir
 //! layers/<diff-id hex>.json    the blobs that hold this layer, per compression
 //! records/<key>.json           node key → result (layers, base config)
+//! files/<xx>/<hash>-<attrs>     pool of copied context files, hardlinked into layers
 //! cache/<id>/                  persistent RUN cache mounts
 //! builds/<id>.json            per recipe and target: the last build's facts and misses (`strata explain`)
 //! statcache                    context stat cache (path, size, mtime, ctime, inode → hash)
@@ -116,7 +117,16 @@ impl Store {
     /// Opens (creating if needed) the store at `root` and removes scratch
     /// space left by processes that are gone.
     pub fn open(root: &Path) -> Result<Store> {
-        for dir in ["blobs/sha256", "layers", "records", "cache", "locks", "tmp", "builds"] {
+        for dir in [
+            "blobs/sha256",
+            "layers",
+            "records",
+            "cache",
+            "locks",
+            "tmp",
+            "builds",
+            "files",
+        ] {
             let d = root.join(dir);
             fs::create_dir_all(&d).map_err(Error::io("create store directory", &d))?;
         }
@@ -261,6 +271,34 @@ impl Store {
         blobs.rewritable |= rewritable;
         blobs.blobs.insert(compression.name().to_string(), blob);
         self.write_atomic(&path, &image::to_json(&blobs))
+    }
+
+    // ---- file pool ----
+
+    /// Where a file with this content and these attributes lives in the pool.
+    pub fn pool_file(&self, hash: &[u8; 32], mode: u32, uid: u32, gid: u32, mtime: i64) -> PathBuf {
+        let hex = hex::encode(hash);
+        self.root
+            .join("files")
+            .join(&hex[..2])
+            .join(format!("{hex}-{mode:o}-{uid}-{gid}-{mtime}"))
+    }
+
+    /// Adds `file` (already carrying the pool entry's attributes) to the pool
+    /// under `pooled`; true when `file` is now the pool's copy.
+    pub fn add_to_pool(&self, file: &Path, pooled: &Path) -> bool {
+        let Some(dir) = pooled.parent() else { return false };
+        if fs::create_dir_all(dir).is_err() {
+            return false;
+        }
+        let tmp = dir.join(format!(".{}-{:x}", std::process::id(), rand_u64()));
+        if fs::hard_link(file, &tmp).is_err() {
+            return false;
+        }
+        // Never replace an existing pool file: layers may link to it.
+        let ok = fs::hard_link(&tmp, pooled).is_ok();
+        let _ = fs::remove_file(&tmp);
+        ok
     }
 
     // ---- records ----
