@@ -53,17 +53,7 @@ fn read_layout_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 }
 
 fn read_layout_blob(dir: &Path, digest: &Digest) -> Result<Vec<u8>> {
-    let path = dir.join("blobs/sha256").join(digest.hex());
-    let bytes = fs::read(&path).map_err(Error::io("read blob", &path))?;
-    let actual = Digest::of(&bytes);
-    if &actual != digest {
-        return Err(Error::DigestMismatch {
-            what: path.display().to_string(),
-            expected: digest.clone(),
-            actual,
-        });
-    }
-    Ok(bytes)
+    crate::store::read_verified(&dir.join("blobs/sha256").join(digest.hex()), digest)
 }
 
 /// Finds the image manifest an `oci:DIR[:TAG]` names, descending into an

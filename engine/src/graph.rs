@@ -274,6 +274,18 @@ impl Graph {
         Ok(())
     }
 
+    /// Every node the given targets need, in dependency order.
+    pub fn nodes_for(&self, targets: &[&Target]) -> Vec<NodeId> {
+        let roots: Vec<NodeId> = targets
+            .iter()
+            .filter_map(|t| match &t.kind {
+                TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } => Some(*node),
+                TargetKind::Group { .. } => None,
+            })
+            .collect();
+        self.closure(&roots)
+    }
+
     /// The nodes `roots` need, in dependency order (inputs first).
     pub fn closure(&self, roots: &[NodeId]) -> Vec<NodeId> {
         let mut needed = vec![false; self.nodes.len()];

@@ -78,14 +78,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
     let targets = graph
         .select_targets(&args.targets)
         .map_err(strata_engine::Error::from)?;
-    let roots: Vec<usize> = targets
-        .iter()
-        .filter_map(|t| match &t.kind {
-            TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } => Some(*node),
-            TargetKind::Group { .. } => None,
-        })
-        .collect();
-    let nodes = graph.closure(&roots);
+    let nodes = graph.nodes_for(&targets);
     let progress = Progress::new(&args.progress, args.verbose, &graph).map_err(CliError::Usage)?;
     let opts = BuildOptions {
         compression,

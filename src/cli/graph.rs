@@ -41,14 +41,7 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
     let targets = graph
         .select_targets(&args.targets)
         .map_err(strata_engine::Error::from)?;
-    let roots: Vec<usize> = targets
-        .iter()
-        .filter_map(|t| match &t.kind {
-            TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } => Some(*node),
-            TargetKind::Group { .. } => None,
-        })
-        .collect();
-    let nodes = graph.closure(&roots);
+    let nodes = graph.nodes_for(&targets);
     let never = AtomicBool::new(false);
     let quiet = |_: strata_engine::events::Event| {};
     let builder = Builder::new(store, &graph, BuildOptions::default(), &quiet, &never);

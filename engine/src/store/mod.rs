@@ -203,17 +203,7 @@ impl Store {
 
     /// Reads a small blob and checks it against its digest.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
-        let path = self.blob_path(digest);
-        let bytes = fs::read(&path).map_err(Error::io("read blob", &path))?;
-        let actual = Digest::of(&bytes);
-        if &actual != digest {
-            return Err(Error::DigestMismatch {
-                what: path.display().to_string(),
-                expected: digest.clone(),
-                actual,
-            });
-        }
-        Ok(bytes)
+        read_verified(&self.blob_path(digest), digest)
     }
 
     // ---- layers ----
@@ -461,6 +451,20 @@ fn write_atomic_in(tmp: &Path, dest: &Path, bytes: &[u8], durable: bool) -> Resu
     }
     file.persist(dest).map_err(|e| Error::io("write", dest)(e.error))?;
     Ok(())
+}
+
+/// Reads a file that must hash to `digest`.
+pub fn read_verified(path: &Path, digest: &Digest) -> Result<Vec<u8>> {
+    let bytes = fs::read(path).map_err(Error::io("read blob", path))?;
+    let actual = Digest::of(&bytes);
+    if &actual != digest {
+        return Err(Error::DigestMismatch {
+            what: path.display().to_string(),
+            expected: digest.clone(),
+            actual,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Reads a JSON file of the store.
