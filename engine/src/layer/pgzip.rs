@@ -33,13 +33,30 @@ pub struct ParallelGzip<W: Write> {
     max_in_flight: usize,
 }
 
+/// Bytes of a chunk compressed first to judge whether it compresses at all.
+const PROBE: usize = 64 << 10;
+
 /// One gzip member with strata's fixed header (no name, mtime 0, OS 255).
+/// A chunk whose first 64 KiB do not shrink by 3% at level 1 (random or
+/// already compressed data) is stored instead of deflated: the same bytes
+/// for the same input, at copying speed.
 pub fn gzip_member(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
+    let level = if data.len() >= PROBE && deflated_len(&data[..PROBE], 1)? * 100 > PROBE * 97 {
+        0
+    } else {
+        level
+    };
     let mut enc = flate2::GzBuilder::new()
         .operating_system(255)
         .write(Vec::with_capacity(data.len() / 2 + 64), flate2::Compression::new(level));
     enc.write_all(data)?;
     enc.finish()
+}
+
+fn deflated_len(data: &[u8], level: u32) -> io::Result<usize> {
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::with_capacity(data.len()), flate2::Compression::new(level));
+    enc.write_all(data)?;
+    Ok(enc.finish()?.len())
 }
 
 impl<W: Write> ParallelGzip<W> {
@@ -180,6 +197,27 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out, data);
+    }
+
+    #[test]
+    fn incompressible_chunks_are_stored_and_still_read_back() {
+        let mut state = 0x9e3779b97f4a7c15u64;
+        let random: Vec<u8> = (0..2_500_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let out = compress(&random, 2);
+        assert!(out.len() > random.len(), "stored, not deflated: {}", out.len());
+        assert!(out.len() < random.len() + random.len() / 100);
+        let mut back = Vec::new();
+        flate2::read::MultiGzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, random);
     }
 
     #[test]
