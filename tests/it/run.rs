@@ -460,3 +460,17 @@ fn the_command_starts_with_default_signal_handling() {
     let mask = u64::from_str_radix(ign.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
     assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "SIGPIPE is not ignored: {ign}");
 }
+
+#[test]
+fn a_shell_command_not_found_is_the_commands_failure() {
+    let p = busybox_project(r#"image("s", from("rootfs:busybox.tar").run("no-such-command --flag"));"#);
+    let r = p.run(&["build"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("`run` failed with exit code 127: no-such-command --flag"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("no-such-command: not found"), "{}", r.stderr);
+}

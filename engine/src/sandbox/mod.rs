@@ -244,13 +244,14 @@ pub fn execute(
     match outcome {
         Outcome::Exited(0, _) => {}
         Outcome::Exited(code, tail) => {
-            let (message, detail) = if code == spec::SETUP_FAILED || code == spec::EXEC_FAILED {
-                let reason = tail
-                    .iter()
-                    .rev()
-                    .find_map(|l| l.strip_prefix(spec::SETUP_PREFIX))
-                    .unwrap_or("the sandbox failed")
-                    .to_string();
+            // Our own failures say so on their last line; a shell's 127 is the command's.
+            let ours = code == spec::SETUP_FAILED || code == spec::EXEC_FAILED;
+            let setup = tail
+                .iter()
+                .rev()
+                .find_map(|l| l.strip_prefix(spec::SETUP_PREFIX))
+                .filter(|_| ours);
+            let (message, detail) = if let Some(reason) = setup {
                 (format!("`run` could not start: {reason}"), tail.join("\n"))
             } else {
                 (
