@@ -25,7 +25,7 @@ fn bad(what: &Path, reason: impl Into<String>) -> Error {
 }
 
 /// The bytes that decide a base's key.
-pub fn identity(source: &BaseSource, cache: &mut StatCache) -> Result<[u8; 32]> {
+pub fn identity(source: &BaseSource, cache: &StatCache) -> Result<[u8; 32]> {
     match source {
         BaseSource::OciLayout { dir, tag } => Ok(*resolve_oci(dir, tag.as_deref())?.digest.bytes()),
         BaseSource::DockerArchive { file } | BaseSource::Rootfs { file } => {

@@ -162,14 +162,15 @@ impl<'a> Builder<'a> {
             message: e.to_string(),
         })?;
         let cache_path = self.store.statcache_path();
-        let mut cache = StatCache::load(&cache_path);
-        // The same selection in several nodes (a shared lib in every service) is hashed once.
-        let mut selected: HashMap<Vec<String>, Arc<Selection>> = HashMap::new();
+        let cache = StatCache::load(&cache_path);
+        // Every distinct selection is hashed once, on all cores (a monorepo's
+        // services are independent trees).
+        let selections = self.select_all(&context, &cache, nodes);
         for &id in nodes {
             let node = &self.graph.nodes[id];
             let resolved = match &node.op {
                 Op::Base(source) => {
-                    let identity = base::identity(source, &mut cache).map_err(|e| input_error(node, e.to_string()))?;
+                    let identity = base::identity(source, &cache).map_err(|e| input_error(node, e.to_string()))?;
                     plan.base_identities.insert(id, identity);
                     Resolved::Base(identity)
                 }
@@ -177,19 +178,12 @@ impl<'a> Builder<'a> {
                     source: CopySource::Context { paths },
                     ..
                 }) => {
-                    let selection = match selected.get(paths) {
-                        Some(selection) => Arc::clone(selection),
-                        None => {
-                            let selection = context.select(paths, &mut cache).map_err(|e| match e {
-                                SelectError::Io(..) | SelectError::IgnoreFile(..) => {
-                                    input_error(node, format!("{e}: {}", io_cause(&e)))
-                                }
-                                _ => input_error(node, e.to_string()),
-                            })?;
-                            let selection = Arc::new(selection);
-                            selected.insert(paths.clone(), Arc::clone(&selection));
-                            selection
+                    let selection = match &selections[paths] {
+                        Ok(selection) => Arc::clone(selection),
+                        Err(e @ (SelectError::Io(..) | SelectError::IgnoreFile(..))) => {
+                            return Err(input_error(node, format!("{e}: {}", io_cause(e))))
                         }
+                        Err(e) => return Err(input_error(node, e.to_string())),
                     };
                     let hash = selection.hash;
                     plan.selections.insert(id, selection);
@@ -212,8 +206,8 @@ impl<'a> Builder<'a> {
             }
             plan.keys[id] = Some(key);
         }
-        plan.files_hashed = cache.hashed;
-        plan.files_reused = cache.reused;
+        plan.files_hashed = cache.hashed();
+        plan.files_reused = cache.reused();
         // The stat cache only saves work; failing to write it is not a build failure.
         let _ = cache.save(&cache_path, self.store.root().join("tmp").as_path());
         Ok(plan)
@@ -325,6 +319,46 @@ impl<'a> Builder<'a> {
     }
 
     /// Finds or builds one node's result and folds it into its state.
+    /// Hashes every distinct context selection of `nodes`, in parallel.
+    fn select_all(
+        &self,
+        context: &Context,
+        cache: &StatCache,
+        nodes: &[NodeId],
+    ) -> HashMap<Vec<String>, std::result::Result<Arc<Selection>, SelectError>> {
+        let mut wanted: Vec<&Vec<String>> = Vec::new();
+        for &id in nodes {
+            if let Op::Copy(CopyOp {
+                source: CopySource::Context { paths },
+                ..
+            }) = &self.graph.nodes[id].op
+            {
+                if !wanted.contains(&paths) {
+                    wanted.push(paths);
+                }
+            }
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results = Mutex::new(HashMap::new());
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(wanted.len());
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(paths) = wanted.get(i) else { return };
+                    let result = context.select(paths, cache).map(Arc::new);
+                    results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert((*paths).clone(), result);
+                });
+            }
+        });
+        results.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Returns the state and whether the node was executed (not found cached).
     fn process(&self, id: NodeId, plan: &Plan, inputs: &HashMap<NodeId, State>) -> Result<(State, bool)> {
         let node = &self.graph.nodes[id];

@@ -10,6 +10,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::RwLock;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
@@ -132,7 +134,7 @@ impl Context {
     }
 
     /// Selects `paths` (relative to the context root) and hashes them.
-    pub fn select(&self, paths: &[String], cache: &mut StatCache) -> Result<Selection, SelectError> {
+    pub fn select(&self, paths: &[String], cache: &StatCache) -> Result<Selection, SelectError> {
         let mut sources = Vec::new();
         let mut enc = KeyEncoder::new("context");
         enc.u64(paths.len() as u64);
@@ -177,7 +179,7 @@ impl Context {
         ctx_rel: &Path,
         rel: PathBuf,
         meta: &fs::Metadata,
-        cache: &mut StatCache,
+        cache: &StatCache,
         out: &mut Vec<ContextEntry>,
     ) -> Result<(), SelectError> {
         let ft = meta.file_type();
@@ -251,15 +253,14 @@ struct StatEntry {
     hash: [u8; 32],
 }
 
-/// The persistent stat cache, shared by all contexts of a store.
+/// The persistent stat cache, shared by all contexts of a store. Safe to
+/// use from several threads at once (selections are hashed in parallel).
 #[derive(Default)]
 pub struct StatCache {
-    entries: HashMap<PathBuf, StatEntry>,
-    dirty: bool,
-    /// Files whose content was read and hashed in this process.
-    pub hashed: usize,
-    /// Files whose hash came from the cache.
-    pub reused: usize,
+    entries: RwLock<HashMap<PathBuf, StatEntry>>,
+    dirty: AtomicBool,
+    hashed: AtomicUsize,
+    reused: AtomicUsize,
 }
 
 const STATCACHE_MAGIC: &[u8; 8] = b"strsc01\n";
@@ -296,19 +297,24 @@ impl StatCache {
                 ino: u64_of(&fixed[24..32]),
                 hash: fixed[32..64].try_into().expect("32 bytes"),
             };
-            cache.entries.insert(p, entry);
+            cache
+                .entries
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(p, entry);
         }
         cache
     }
 
     /// Writes the cache atomically if it changed.
     pub fn save(&self, path: &Path, tmp_dir: &Path) -> io::Result<()> {
-        if !self.dirty {
+        if !self.dirty.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let mut out = Vec::with_capacity(self.entries.len() * 128);
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::with_capacity(entries.len() * 128);
         out.extend_from_slice(STATCACHE_MAGIC);
-        for (p, e) in &self.entries {
+        for (p, e) in entries.iter() {
             let b = p.as_os_str().as_bytes();
             out.extend_from_slice(&(b.len() as u32).to_le_bytes());
             out.extend_from_slice(b);
@@ -324,17 +330,27 @@ impl StatCache {
     }
 
     /// The blake3 hash of a file's content, from the cache when its stat matches.
-    pub fn hash_file(&mut self, abs: &Path, meta: &fs::Metadata) -> io::Result<[u8; 32]> {
+    /// Files whose content was read and hashed in this process.
+    pub fn hashed(&self) -> usize {
+        self.hashed.load(Ordering::Relaxed)
+    }
+
+    /// Files whose hash came from the cache.
+    pub fn reused(&self) -> usize {
+        self.reused.load(Ordering::Relaxed)
+    }
+
+    pub fn hash_file(&self, abs: &Path, meta: &fs::Metadata) -> io::Result<[u8; 32]> {
         let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
         let ctime_ns = meta.ctime() * 1_000_000_000 + meta.ctime_nsec();
-        if let Some(e) = self.entries.get(abs) {
+        if let Some(e) = self.entries.read().unwrap_or_else(|e| e.into_inner()).get(abs) {
             if e.size == meta.len() && e.mtime_ns == mtime_ns && e.ctime_ns == ctime_ns && e.ino == meta.ino() {
-                self.reused += 1;
+                self.reused.fetch_add(1, Ordering::Relaxed);
                 return Ok(e.hash);
             }
         }
         let hash = hash_reader(File::open(abs)?)?;
-        self.hashed += 1;
+        self.hashed.fetch_add(1, Ordering::Relaxed);
         // A file modified in the last two seconds may change again within the
         // same (coarse) timestamp tick: do not trust its stat yet ("racy"
         // entries, as git calls them). A later change still moves ctime.
@@ -343,7 +359,7 @@ impl StatCache {
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(i64::MAX);
         if now_ns - mtime_ns > 2_000_000_000 {
-            self.entries.insert(
+            self.entries.write().unwrap_or_else(|e| e.into_inner()).insert(
                 abs.to_path_buf(),
                 StatEntry {
                     size: meta.len(),
@@ -353,7 +369,7 @@ impl StatCache {
                     hash,
                 },
             );
-            self.dirty = true;
+            self.dirty.store(true, Ordering::Relaxed);
         }
         Ok(hash)
     }
@@ -397,7 +413,7 @@ mod tests {
     fn hash(dir: &Path, paths: &[&str]) -> [u8; 32] {
         let ctx = Context::open(dir).unwrap();
         let paths: Vec<String> = paths.iter().map(|s| s.to_string()).collect();
-        ctx.select(&paths, &mut StatCache::default()).unwrap().hash
+        ctx.select(&paths, &StatCache::default()).unwrap().hash
     }
 
     #[test]
@@ -440,7 +456,7 @@ mod tests {
         assert_eq!(hash(dir.path(), &["src"]), h0);
         let ctx = Context::open(dir.path()).unwrap();
         let err = ctx
-            .select(&["src/debug.log".into()], &mut StatCache::default())
+            .select(&["src/debug.log".into()], &StatCache::default())
             .unwrap_err();
         assert!(matches!(err, SelectError::Ignored(..)), "{err}");
     }
@@ -450,11 +466,11 @@ mod tests {
         let dir = setup();
         let ctx = Context::open(dir.path()).unwrap();
         assert!(matches!(
-            ctx.select(&["nope".into()], &mut StatCache::default()),
+            ctx.select(&["nope".into()], &StatCache::default()),
             Err(SelectError::NotFound(_))
         ));
         assert!(matches!(
-            ctx.select(&["../x".into()], &mut StatCache::default()),
+            ctx.select(&["../x".into()], &StatCache::default()),
             Err(SelectError::Escapes(_))
         ));
     }
@@ -464,20 +480,20 @@ mod tests {
         let dir = setup();
         let cache_file = dir.path().join("statcache");
         let ctx = Context::open(dir.path()).unwrap();
-        let mut cache = StatCache::load(&cache_file);
-        let first = ctx.select(&["src".into(), "README".into()], &mut cache).unwrap().hash;
-        assert_eq!((cache.hashed, cache.reused), (3, 0));
+        let cache = StatCache::load(&cache_file);
+        let first = ctx.select(&["src".into(), "README".into()], &cache).unwrap().hash;
+        assert_eq!((cache.hashed(), cache.reused()), (3, 0));
         cache.save(&cache_file, dir.path()).unwrap();
 
-        let mut cache = StatCache::load(&cache_file);
-        let second = ctx.select(&["src".into(), "README".into()], &mut cache).unwrap().hash;
+        let cache = StatCache::load(&cache_file);
+        let second = ctx.select(&["src".into(), "README".into()], &cache).unwrap().hash;
         assert_eq!(second, first);
-        assert_eq!((cache.hashed, cache.reused), (0, 3), "only stat calls");
+        assert_eq!((cache.hashed(), cache.reused()), (0, 3), "only stat calls");
 
         fs::write(dir.path().join("src/a.txt"), b"new").unwrap();
-        let mut cache = StatCache::load(&cache_file);
-        let third = ctx.select(&["src".into(), "README".into()], &mut cache).unwrap().hash;
+        let cache = StatCache::load(&cache_file);
+        let third = ctx.select(&["src".into(), "README".into()], &cache).unwrap().hash;
         assert_ne!(third, first);
-        assert_eq!(cache.hashed, 1);
+        assert_eq!(cache.hashed(), 1);
     }
 }
