@@ -64,12 +64,41 @@ impl Project {
         r
     }
 
+    /// Runs `strata ARGS` in `n` processes at once; all must succeed.
+    pub fn ok_concurrently(&self, n: usize, args: &[&str]) -> Vec<Run> {
+        let children: Vec<_> = (0..n)
+            .map(|_| {
+                self.cmd(args)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let runs: Vec<Run> = children
+            .into_iter()
+            .map(|c| Run::from(c.wait_with_output().unwrap()))
+            .collect();
+        for r in &runs {
+            assert_eq!(r.code, 0, "{}", r.stderr);
+        }
+        runs
+    }
+
     /// The digest `strata build` printed for image target `name`.
     pub fn build_digest(&self, args: &[&str], name: &str) -> String {
         let mut all = vec!["build"];
         all.extend_from_slice(args);
         digest_of(&self.ok(&all).stdout, name)
     }
+}
+
+/// A project with the busybox base next to its recipe.
+pub fn busybox_project(recipe: &str) -> Project {
+    let p = Project::new();
+    fs::copy(busybox_tar(), p.path("busybox.tar")).unwrap();
+    p.recipe(recipe);
+    p
 }
 
 pub fn digest_of(stdout: &str, name: &str) -> String {

@@ -7,14 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-/// A project with the busybox base next to its recipe.
-fn busybox_project(recipe: &str) -> Project {
-    let p = Project::new();
-    fs::copy(busybox_tar(), p.path("busybox.tar")).unwrap();
-    p.recipe(recipe);
-    p
-}
-
 fn unpack_image(p: &Project, name: &str) -> tempfile::TempDir {
     let oci = p.path(&format!("oci-{name}"));
     let _ = fs::remove_dir_all(&oci);

@@ -5,13 +5,6 @@ use std::process::Stdio;
 
 use crate::common::*;
 
-fn busybox_project(recipe: &str) -> Project {
-    let p = Project::new();
-    fs::copy(busybox_tar(), p.path("busybox.tar")).unwrap();
-    p.recipe(recipe);
-    p
-}
-
 #[test]
 fn independent_steps_run_at_the_same_time() {
     // Each stage announces itself in a shared cache and waits for the other
@@ -77,22 +70,7 @@ fn two_processes_sharing_a_node_build_it_once() {
         r#"image("s", from("rootfs:busybox.tar").run("echo built >> /log/runs; sleep 1", #{ cache: [#{ target: "/log", id: "runs", sharing: "shared" }] }));"#,
     );
     p.ok(&["graph"]);
-    let children: Vec<_> = (0..2)
-        .map(|_| {
-            p.cmd(&["build"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let runs: Vec<Run> = children
-        .into_iter()
-        .map(|c| Run::from(c.wait_with_output().unwrap()))
-        .collect();
-    for r in &runs {
-        assert_eq!(r.code, 0, "{}", r.stderr);
-    }
+    let runs = p.ok_concurrently(2, &["build"]);
     assert_eq!(digest_of(&runs[0].stdout, "s"), digest_of(&runs[1].stdout, "s"));
     let cache = fs::read_dir(p.store.path().join("cache"))
         .unwrap()

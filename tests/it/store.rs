@@ -16,22 +16,7 @@ fn two_builds_on_one_store_at_the_same_time_both_succeed() {
     let p = Project::new();
     big_context(&p, 300);
     p.recipe(r#"image("a", scratch().copy(ctx("data"), "/data").env("A", "1")); image("b", scratch().copy(ctx("data"), "/data"));"#);
-    let children: Vec<_> = (0..3)
-        .map(|_| {
-            p.cmd(&["build"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let results: Vec<Run> = children
-        .into_iter()
-        .map(|c| Run::from(c.wait_with_output().unwrap()))
-        .collect();
-    for r in &results {
-        assert_eq!(r.code, 0, "{}", r.stderr);
-    }
+    let results = p.ok_concurrently(3, &["build"]);
     let digests: Vec<String> = results.iter().map(|r| digest_of(&r.stdout, "a")).collect();
     assert!(digests.windows(2).all(|w| w[0] == w[1]));
     // Afterwards the store is consistent: a rebuild is fully cached.
