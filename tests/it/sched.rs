@@ -1,7 +1,6 @@
 //! The scheduler: parallel steps, shared nodes built once, failures.
 
 use std::fs;
-use std::process::Stdio;
 
 use crate::common::*;
 
