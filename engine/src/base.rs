@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::graph::BaseSource;
 use crate::image::{self, Descriptor, ImageConfig, Index, Manifest};
 use crate::layer::{self, Compression};
+use crate::registry::{self, Client, Reference};
 use crate::store::{LayerRef, Record, Store};
 
 fn bad(what: &Path, reason: impl Into<String>) -> Error {
@@ -25,8 +26,15 @@ fn bad(what: &Path, reason: impl Into<String>) -> Error {
 }
 
 /// The bytes that decide a base's key.
-pub fn identity(source: &BaseSource, cache: &StatCache) -> Result<[u8; 32]> {
+pub fn identity(source: &BaseSource, cache: &StatCache, client: &Client) -> Result<[u8; 32]> {
     match source {
+        BaseSource::Registry { reference } => {
+            let reference = Reference::parse(reference).map_err(|reason| Error::BadImage {
+                what: reference.clone(),
+                reason,
+            })?;
+            Ok(*registry::resolve(client, &reference)?.0.bytes())
+        }
         BaseSource::OciLayout { dir, tag } => Ok(*resolve_oci(dir, tag.as_deref())?.digest.bytes()),
         BaseSource::DockerArchive { file } | BaseSource::Rootfs { file } => {
             let meta = fs::metadata(file).map_err(Error::io("read", file))?;
@@ -36,8 +44,28 @@ pub fn identity(source: &BaseSource, cache: &StatCache) -> Result<[u8; 32]> {
 }
 
 /// Imports a base into the store and returns its record.
-pub fn import(store: &Store, source: &BaseSource, compression: Compression, epoch: i64) -> Result<Record> {
+/// `identity` is what planning resolved (for a registry base, the manifest digest).
+pub fn import(
+    store: &Store,
+    source: &BaseSource,
+    identity: Option<&[u8; 32]>,
+    client: &Client,
+    compression: Compression,
+    epoch: i64,
+) -> Result<Record> {
     match source {
+        BaseSource::Registry { reference } => {
+            let mut reference = Reference::parse(reference).map_err(|reason| Error::BadImage {
+                what: reference.clone(),
+                reason,
+            })?;
+            if let Some(id) = identity {
+                // Pull exactly what planning resolved.
+                reference.digest = Some(format!("sha256:{}", hex::encode(id)).parse().expect("a sha256 digest"));
+            }
+            let (_, manifest) = registry::resolve(client, &reference)?;
+            registry::pull(store, client, &reference, &manifest)
+        }
         BaseSource::OciLayout { dir, tag } => import_oci(store, dir, tag.as_deref()),
         BaseSource::DockerArchive { file } => import_docker_archive(store, file),
         BaseSource::Rootfs { file } => import_rootfs(store, file, compression, epoch),
@@ -195,7 +223,23 @@ fn import_layer(store: &Store, path: &Path, digest: Option<&Digest>, diff_id: &D
     if store.has_layer(diff_id) {
         return Ok(());
     }
-    let mut input = BufReader::new(File::open(path).map_err(Error::io("open", path))?);
+    let input = File::open(path).map_err(Error::io("open", path))?;
+    import_layer_from(store, input, path, digest, diff_id)
+}
+
+/// Stores a layer blob read from `input` (checking its digest when known),
+/// unpacks it and checks the diff id. `path` names the source in errors.
+pub(crate) fn import_layer_from(
+    store: &Store,
+    input: impl io::Read,
+    path: &Path,
+    digest: Option<&Digest>,
+    diff_id: &Digest,
+) -> Result<()> {
+    if store.has_layer(diff_id) {
+        return Ok(());
+    }
+    let mut input = BufReader::with_capacity(1 << 20, input);
     let compression = Compression::detect(io::BufRead::fill_buf(&mut input).map_err(Error::io("read", path))?);
     let mut blob = store.blob_writer()?;
     io::copy(&mut input, &mut blob).map_err(Error::io("copy layer", path))?;

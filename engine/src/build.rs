@@ -41,6 +41,8 @@ pub struct BuildOptions {
     pub sandbox_exe: Option<PathBuf>,
     /// After a failure, go on building everything that does not depend on it.
     pub keep_going: bool,
+    /// Registries (`host[:port]`) spoken to over plain HTTP besides loopback ones.
+    pub insecure_registries: Vec<String>,
 }
 
 impl Default for BuildOptions {
@@ -52,6 +54,7 @@ impl Default for BuildOptions {
             jobs: 4,
             sandbox_exe: None,
             keep_going: false,
+            insecure_registries: Vec::new(),
         }
     }
 }
@@ -105,6 +108,8 @@ pub struct Builder<'a> {
     pub cancel: &'a AtomicBool,
     /// Keys built by this process in this build (so `--no-cache` builds a key once).
     built: Mutex<HashSet<NodeKey>>,
+    /// The registry client (token cache shared by all steps).
+    registry: crate::registry::Client,
 }
 
 /// What a build produced: the states of the nodes that succeeded, and the
@@ -141,6 +146,7 @@ impl<'a> Builder<'a> {
         events: &'a dyn EventSink,
         cancel: &'a AtomicBool,
     ) -> Builder<'a> {
+        let registry = crate::registry::Client::new(opts.insecure_registries.clone());
         Builder {
             store,
             graph,
@@ -148,6 +154,7 @@ impl<'a> Builder<'a> {
             events,
             cancel,
             built: Mutex::new(HashSet::new()),
+            registry,
         }
     }
 
@@ -170,7 +177,8 @@ impl<'a> Builder<'a> {
             let node = &self.graph.nodes[id];
             let resolved = match &node.op {
                 Op::Base(source) => {
-                    let identity = base::identity(source, &cache).map_err(|e| input_error(node, e.to_string()))?;
+                    let identity =
+                        base::identity(source, &cache, &self.registry).map_err(|e| input_error(node, e.to_string()))?;
                     plan.base_identities.insert(id, identity);
                     Resolved::Base(identity)
                 }
@@ -490,7 +498,14 @@ impl<'a> Builder<'a> {
     fn execute(&self, id: NodeId, plan: &Plan, states: &HashMap<NodeId, State>) -> Result<Record> {
         let node = &self.graph.nodes[id];
         match &node.op {
-            Op::Base(source) => base::import(self.store, source, self.opts.compression, self.opts.epoch),
+            Op::Base(source) => base::import(
+                self.store,
+                source,
+                plan.base_identities.get(&id),
+                &self.registry,
+                self.opts.compression,
+                self.opts.epoch,
+            ),
             Op::Copy(copy) => {
                 let parent = &states[&node.parent.expect("copy has a parent")];
                 self.copy(node, copy, parent, plan.selections.get(&id).map(|s| &**s), states)

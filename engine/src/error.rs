@@ -53,6 +53,9 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A registry refused or could not be reached.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     /// A target does not exist.
     #[error(transparent)]
     Target(#[from] crate::graph::TargetError),

@@ -35,6 +35,8 @@ pub enum BaseSource {
     DockerArchive { file: PathBuf },
     /// `rootfs:FILE.tar`: a plain root filesystem tarball (like `docker import`).
     Rootfs { file: PathBuf },
+    /// `[registry/]repository[:tag][@digest]`: an image in a registry.
+    Registry { reference: String },
 }
 
 /// What a `copy` reads from.

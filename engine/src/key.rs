@@ -112,6 +112,7 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
                 crate::graph::BaseSource::OciLayout { .. } => "oci",
                 crate::graph::BaseSource::DockerArchive { .. } => "docker-archive",
                 crate::graph::BaseSource::Rootfs { .. } => "rootfs",
+                crate::graph::BaseSource::Registry { .. } => "registry",
             };
             enc.str(kind);
             match resolved {

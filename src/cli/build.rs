@@ -37,6 +37,9 @@ pub struct BuildArgs {
     /// After a failure, go on building every target that does not depend on it.
     #[arg(long)]
     pub keep_going: bool,
+    /// A registry (`host[:port]`) to reach over plain HTTP; loopback ones always are (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
     /// Most steps running at once.
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -89,6 +92,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(8, |n| (n.get() * 2).max(8))),
         sandbox_exe: std::env::current_exe().ok(),
         keep_going: args.keep_going,
+        insecure_registries: args.insecure_registries.clone(),
     };
     let builder = Builder::new(store, &graph, opts, &progress, signals::cancelled());
     let plan = builder.plan(&nodes)?;

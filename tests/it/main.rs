@@ -8,6 +8,7 @@ mod build;
 mod cli;
 mod errors;
 mod explain;
+mod registry;
 mod run;
 mod sched;
 mod store;

@@ -37,13 +37,12 @@ fn base_source(rec: &Shared, reference: &str, ctx: &NativeCallContext) -> Res<Ba
     if let Some(file) = reference.strip_prefix("rootfs:") {
         return Ok(BaseSource::Rootfs { file: local(file) });
     }
-    Err(runtime(
-        pos,
-        format!(
-            "cannot use base `{reference}`: registry references are not supported yet; \
-             use \"oci:DIR[:TAG]\", \"docker-archive:FILE\" or \"rootfs:FILE.tar\""
-        ),
-    ))
+    strata_engine::registry::Reference::parse(reference).map_err(|e| {
+        runtime(pos, format!("{e}; bases are \"oci:DIR[:TAG]\", \"docker-archive:FILE\", \"rootfs:FILE.tar\" or a registry reference"))
+    })?;
+    Ok(BaseSource::Registry {
+        reference: reference.to_string(),
+    })
 }
 
 fn check_ctx_path(p: &str, pos: rhai::Position) -> Res<()> {

@@ -1,0 +1,164 @@
+//! Registries: references, the distribution-protocol client, and pulling an
+//! image into the store (index → this platform's manifest → config and
+//! layers, verified, layers fetched in parallel).
+
+mod client;
+mod reference;
+
+pub use client::{Client, RegistryError};
+pub use reference::Reference;
+
+use std::path::Path;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::{self, Descriptor, ImageConfig, Index, Manifest};
+use crate::store::{LayerRef, Record, Store};
+
+fn registry_error(e: RegistryError) -> Error {
+    Error::Registry(e)
+}
+
+/// Resolves `reference` to the digest of the image manifest for this
+/// platform (following an index), without downloading layers.
+pub fn resolve(client: &Client, reference: &Reference) -> Result<(Digest, Vec<u8>)> {
+    let host = reference.api_host();
+    let repo = &reference.repository;
+    let (mut bytes, mut media) = client
+        .manifest(host, repo, &reference.target())
+        .map_err(registry_error)?;
+    let mut digest = Digest::of(&bytes);
+    if let Some(pinned) = &reference.digest {
+        if pinned != &digest {
+            return Err(Error::DigestMismatch {
+                what: reference.to_string(),
+                expected: pinned.clone(),
+                actual: digest,
+            });
+        }
+    }
+    for _ in 0..4 {
+        let kind = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["mediaType"].as_str().map(str::to_string));
+        let is_index = [media.as_str(), kind.as_deref().unwrap_or("")]
+            .iter()
+            .any(|m| *m == image::INDEX_MEDIA_TYPE || *m == image::DOCKER_LIST_MEDIA_TYPE);
+        if !is_index {
+            return Ok((digest, bytes));
+        }
+        let index: Index = serde_json::from_slice(&bytes).map_err(|e| Error::BadImage {
+            what: reference.to_string(),
+            reason: e.to_string(),
+        })?;
+        let arch = image::host_arch();
+        let chosen: &Descriptor = index
+            .manifests
+            .iter()
+            .find(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| p.architecture == arch && p.os == "linux")
+            })
+            .ok_or_else(|| Error::BadImage {
+                what: reference.to_string(),
+                reason: format!("no image for linux/{arch}"),
+            })?;
+        let (b, m) = client
+            .manifest(host, repo, &chosen.digest.to_string())
+            .map_err(registry_error)?;
+        let actual = Digest::of(&b);
+        if actual != chosen.digest {
+            return Err(Error::DigestMismatch {
+                what: reference.to_string(),
+                expected: chosen.digest.clone(),
+                actual,
+            });
+        }
+        (bytes, media, digest) = (b, m, actual);
+    }
+    Err(Error::BadImage {
+        what: reference.to_string(),
+        reason: "indexes nested too deeply".into(),
+    })
+}
+
+/// Pulls the image manifest `manifest_bytes` of `reference` into the store.
+pub fn pull(store: &Store, client: &Client, reference: &Reference, manifest_bytes: &[u8]) -> Result<Record> {
+    let host = reference.api_host();
+    let repo = &reference.repository;
+    let what = reference.to_string();
+    let manifest: Manifest = serde_json::from_slice(manifest_bytes).map_err(|e| Error::BadImage {
+        what: what.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut config_bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut client
+            .blob(host, repo, &manifest.config.digest.to_string())
+            .map_err(registry_error)?,
+        &mut config_bytes,
+    )
+    .map_err(Error::io("download config of", what.clone()))?;
+    let actual = Digest::of(&config_bytes);
+    if actual != manifest.config.digest {
+        return Err(Error::DigestMismatch {
+            what,
+            expected: manifest.config.digest.clone(),
+            actual,
+        });
+    }
+    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| Error::BadImage {
+        what: what.clone(),
+        reason: e.to_string(),
+    })?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(Error::BadImage {
+            what,
+            reason: "the manifest's layers and the config's diff_ids differ in number".into(),
+        });
+    }
+    // Layers in parallel, a few at a time.
+    let pairs: Vec<(&Descriptor, &Digest)> = manifest.layers.iter().zip(&config.rootfs.diff_ids).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let errors = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..pairs.len().clamp(1, 4) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((blob, diff_id)) = pairs.get(i) else { return };
+                if store.has_layer(diff_id) {
+                    continue;
+                }
+                let result = client
+                    .blob(host, repo, &blob.digest.to_string())
+                    .map_err(registry_error)
+                    .and_then(|body| {
+                        crate::base::import_layer_from(store, body, Path::new(&what), Some(&blob.digest), diff_id)
+                    });
+                if let Err(e) = result {
+                    errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+                }
+            });
+        }
+    });
+    if let Some(e) = errors
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .next()
+    {
+        return Err(e);
+    }
+    store.put_blob(&config_bytes)?;
+    let layers = config
+        .rootfs
+        .diff_ids
+        .iter()
+        .map(|d| LayerRef { diff_id: d.clone() })
+        .collect();
+    Ok(Record {
+        layers,
+        config: Some(config),
+    })
+}
