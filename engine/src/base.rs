@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::graph::BaseSource;
 use crate::image::{self, Descriptor, ImageConfig, Index, Manifest};
 use crate::layer::{self, Compression};
+use crate::lock::Lock;
 use crate::registry::{self, Client, Reference};
 use crate::store::{LayerRef, Record, Store};
 
@@ -26,14 +27,19 @@ fn bad(what: &Path, reason: impl Into<String>) -> Error {
 }
 
 /// The bytes that decide a base's key.
-pub fn identity(source: &BaseSource, cache: &StatCache, client: &Client) -> Result<[u8; 32]> {
+pub fn identity(source: &BaseSource, cache: &StatCache, client: &Client, lock: &Lock) -> Result<[u8; 32]> {
     match source {
-        BaseSource::Registry { reference } => {
-            let reference = Reference::parse(reference).map_err(|reason| Error::BadImage {
-                what: reference.clone(),
+        BaseSource::Registry { reference: text } => {
+            let reference = Reference::parse(text).map_err(|reason| Error::BadImage {
+                what: text.clone(),
                 reason,
             })?;
-            Ok(*registry::resolve(client, &reference)?.0.bytes())
+            if let Some(d) = &reference.digest {
+                // Already pinned by the recipe itself.
+                return Ok(*d.bytes());
+            }
+            let digest = lock.digest(text, || Ok(registry::resolve(client, &reference)?.0))?;
+            Ok(*digest.bytes())
         }
         BaseSource::OciLayout { dir, tag } => Ok(*resolve_oci(dir, tag.as_deref())?.digest.bytes()),
         BaseSource::DockerArchive { file } | BaseSource::Rootfs { file } => {

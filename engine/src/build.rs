@@ -43,6 +43,10 @@ pub struct BuildOptions {
     pub keep_going: bool,
     /// Registries (`host[:port]`) spoken to over plain HTTP besides loopback ones.
     pub insecure_registries: Vec<String>,
+    /// The recipe file: `strata.lock` lives beside it.
+    pub recipe: PathBuf,
+    /// How `strata.lock` is used.
+    pub lock_mode: crate::lock::LockMode,
 }
 
 impl Default for BuildOptions {
@@ -55,6 +59,8 @@ impl Default for BuildOptions {
             sandbox_exe: None,
             keep_going: false,
             insecure_registries: Vec::new(),
+            recipe: PathBuf::from("strata.rhai"),
+            lock_mode: crate::lock::LockMode::Use,
         }
     }
 }
@@ -170,6 +176,7 @@ impl<'a> Builder<'a> {
         })?;
         let cache_path = self.store.statcache_path();
         let cache = StatCache::load(&cache_path);
+        let lock = crate::lock::Lock::open(&self.opts.recipe, self.opts.lock_mode)?;
         // Every distinct selection is hashed once, on all cores (a monorepo's
         // services are independent trees).
         let selections = self.select_all(&context, &cache, nodes);
@@ -177,8 +184,8 @@ impl<'a> Builder<'a> {
             let node = &self.graph.nodes[id];
             let resolved = match &node.op {
                 Op::Base(source) => {
-                    let identity =
-                        base::identity(source, &cache, &self.registry).map_err(|e| input_error(node, e.to_string()))?;
+                    let identity = base::identity(source, &cache, &self.registry, &lock)
+                        .map_err(|e| input_error(node, e.to_string()))?;
                     plan.base_identities.insert(id, identity);
                     Resolved::Base(identity)
                 }
@@ -214,6 +221,7 @@ impl<'a> Builder<'a> {
             }
             plan.keys[id] = Some(key);
         }
+        lock.finish()?;
         plan.files_hashed = cache.hashed();
         plan.files_reused = cache.reused();
         // The stat cache only saves work; failing to write it is not a build failure.

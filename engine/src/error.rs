@@ -53,6 +53,9 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// `strata.lock` does not match the recipe (`--locked`). Exit code 2.
+    #[error("{0}")]
+    Lock(String),
     /// A registry refused or could not be reached.
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
@@ -73,6 +76,6 @@ impl Error {
 
     /// True when the user's recipe or arguments are at fault (exit code 2).
     pub fn is_input(&self) -> bool {
-        matches!(self, Error::Input { .. } | Error::Target(_))
+        matches!(self, Error::Input { .. } | Error::Target(_) | Error::Lock(_))
     }
 }

@@ -16,6 +16,7 @@ pub mod graph;
 pub mod image;
 pub mod key;
 pub mod layer;
+pub mod lock;
 pub mod registry;
 pub mod sandbox;
 pub mod store;

@@ -10,6 +10,7 @@ use strata_engine::explain;
 use strata_engine::export;
 use strata_engine::graph::TargetKind;
 use strata_engine::layer::Compression;
+use strata_engine::lock::LockMode;
 use strata_engine::store::Store;
 
 use super::{CliError, RecipeArgs};
@@ -37,6 +38,9 @@ pub struct BuildArgs {
     /// After a failure, go on building every target that does not depend on it.
     #[arg(long)]
     pub keep_going: bool,
+    /// Fail when `strata.lock` lacks a registry base of the recipe or pins one it does not use.
+    #[arg(long)]
+    pub locked: bool,
     /// A registry (`host[:port]`) to reach over plain HTTP; loopback ones always are (repeatable).
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure_registries: Vec<String>,
@@ -93,6 +97,8 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         sandbox_exe: std::env::current_exe().ok(),
         keep_going: args.keep_going,
         insecure_registries: args.insecure_registries.clone(),
+        recipe: args.recipe.file.clone(),
+        lock_mode: if args.locked { LockMode::Locked } else { LockMode::Use },
     };
     let builder = Builder::new(store, &graph, opts, &progress, signals::cancelled());
     let plan = builder.plan(&nodes)?;

@@ -44,7 +44,11 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
     let nodes = graph.nodes_for(&targets);
     let never = AtomicBool::new(false);
     let quiet = |_: strata_engine::events::Event| {};
-    let builder = Builder::new(store, &graph, BuildOptions::default(), &quiet, &never);
+    let opts = BuildOptions {
+        recipe: args.recipe.file.clone(),
+        ..BuildOptions::default()
+    };
+    let builder = Builder::new(store, &graph, opts, &quiet, &never);
     let plan = builder.plan(&nodes)?;
     let state = |id: usize| -> &'static str {
         let node = &graph.nodes[id];

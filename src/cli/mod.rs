@@ -5,6 +5,7 @@ mod build;
 mod explain;
 mod graph;
 mod images;
+mod lock;
 mod space;
 
 use std::collections::BTreeMap;
@@ -44,6 +45,8 @@ enum Command {
         #[arg(long)]
         caches: bool,
     },
+    /// Pin the recipe's registry bases in strata.lock (`--update` re-resolves them all).
+    Lock(lock::LockArgs),
     /// List the images in the store.
     Images,
     /// Print an image's manifest and config as JSON.
@@ -100,6 +103,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Build(args) => build::run(&store, args),
         Command::Graph(args) => graph::run(&store, args),
         Command::Explain(args) => explain::run(&store, args),
+        Command::Lock(args) => lock::run(&store, args),
         Command::Du => space::du(&store),
         Command::Gc { keep_days, caches } => space::gc(&store, keep_days, caches),
         Command::Images => images::list(&store),

@@ -76,3 +76,64 @@ fn registry_errors_name_the_registry_the_repository_and_the_answer() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("cannot reach registry"), "{}", r.stderr);
 }
+
+#[test]
+fn strata_lock_pins_tags_to_digests_until_updated() {
+    let registry = Registry::start();
+    let push = |example: &str, tag: &str| {
+        let producer = Project::example(example);
+        if example == "busybox" {
+            fs::copy(busybox_tar(), producer.path("busybox.tar")).unwrap();
+        }
+        let layout = producer.path("layout");
+        producer.ok(&["build", "-o", &format!("oci:{}", layout.display())]);
+        let src = if example == "busybox" {
+            "example/tiny:latest"
+        } else {
+            "example/hello:latest"
+        };
+        tool(
+            "skopeo",
+            &[
+                "copy",
+                "--dest-tls-verify=false",
+                &format!("oci:{}:{src}", layout.display()),
+                &format!("docker://{}/team/base:{tag}", registry.addr),
+            ],
+        );
+    };
+    push("hello", "v1");
+    let p = Project::new();
+    p.recipe(&format!(
+        r#"image("s", from("{}/team/base:v1").label("k", "v"));"#,
+        registry.addr
+    ));
+    let first = p.build_digest(&[], "s");
+    let lock: serde_json::Value = serde_json::from_str(&fs::read_to_string(p.path("strata.lock")).unwrap()).unwrap();
+    let pinned = lock["images"][format!("{}/team/base:v1", registry.addr)]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(pinned.starts_with("sha256:"));
+
+    // The tag moves; the lock keeps the build on the pinned bytes.
+    push("busybox", "v1");
+    assert_eq!(p.build_digest(&["--locked"], "s"), first);
+    let updated = p.ok(&["lock", "--update"]).stdout;
+    assert!(!updated.contains(&pinned), "{updated}");
+    assert_ne!(p.build_digest(&["--locked"], "s"), first);
+
+    // --locked refuses a missing or a stale lock.
+    p.recipe(&format!(r#"image("s", from("{}/team/base:other"));"#, registry.addr));
+    let r = p.run(&["build", "--locked"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not pinned"), "{}", r.stderr);
+    push("hello", "other");
+    p.ok(&["lock"]);
+    p.recipe(&format!(r#"image("s", from("{}/team/base:other"));"#, registry.addr));
+    let r = p.run(&["build", "--locked"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("stale"), "{}", r.stderr);
+    p.ok(&["lock", "--update"]);
+    p.ok(&["build", "--locked"]);
+}

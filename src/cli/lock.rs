@@ -1,0 +1,48 @@
+//! `strata lock [--update]`: resolve the recipe's registry bases and pin
+//! their manifest digests in `strata.lock` beside the recipe.
+
+use std::sync::atomic::AtomicBool;
+
+use strata_engine::build::{BuildOptions, Builder};
+use strata_engine::lock::LockMode;
+use strata_engine::store::Store;
+
+use super::{CliError, RecipeArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    /// Re-resolve every reference, not only the ones missing from the lock.
+    #[arg(long)]
+    pub update: bool,
+    /// A registry (`host[:port]`) to reach over plain HTTP; loopback ones always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+}
+
+pub fn run(store: &Store, args: LockArgs) -> Result<(), CliError> {
+    let graph = args.recipe.load()?;
+    let nodes: Vec<usize> = (0..graph.nodes.len()).collect();
+    let opts = BuildOptions {
+        recipe: args.recipe.file.clone(),
+        lock_mode: if args.update { LockMode::Update } else { LockMode::Use },
+        insecure_registries: args.insecure_registries,
+        ..BuildOptions::default()
+    };
+    let never = AtomicBool::new(false);
+    let quiet = |_: strata_engine::events::Event| {};
+    Builder::new(store, &graph, opts, &quiet, &never).plan(&nodes)?;
+    let lock = args
+        .recipe
+        .file
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join("strata.lock");
+    if lock.exists() {
+        print!("{}", std::fs::read_to_string(&lock).unwrap_or_default());
+    } else {
+        println!("the recipe has no registry bases to pin");
+    }
+    Ok(())
+}
