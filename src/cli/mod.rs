@@ -6,6 +6,7 @@ mod explain;
 mod graph;
 mod images;
 mod lock;
+mod pull;
 mod space;
 
 use std::collections::BTreeMap;
@@ -47,6 +48,8 @@ enum Command {
     },
     /// Pin the recipe's registry bases in strata.lock (`--update` re-resolves them all).
     Lock(lock::LockArgs),
+    /// Fetch an image from a registry into the store.
+    Pull(pull::PullArgs),
     /// List the images in the store.
     Images,
     /// Print an image's manifest and config as JSON.
@@ -104,6 +107,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Graph(args) => graph::run(&store, args),
         Command::Explain(args) => explain::run(&store, args),
         Command::Lock(args) => lock::run(&store, args),
+        Command::Pull(args) => pull::run(&store, args),
         Command::Du => space::du(&store),
         Command::Gc { keep_days, caches } => space::gc(&store, keep_days, caches),
         Command::Images => images::list(&store),

@@ -137,3 +137,33 @@ fn strata_lock_pins_tags_to_digests_until_updated() {
     p.ok(&["lock", "--update"]);
     p.ok(&["build", "--locked"]);
 }
+
+#[test]
+fn strata_pull_stores_and_tags_a_registry_image() {
+    let registry = Registry::start();
+    let producer = Project::example("hello");
+    let layout = producer.path("layout");
+    producer.ok(&["build", "hello", "-o", &format!("oci:{}", layout.display())]);
+    let reference = format!("{}/team/hello:1.0", registry.addr);
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:example/hello:latest", layout.display()),
+            &format!("docker://{reference}"),
+        ],
+    );
+    let p = Project::new();
+    let out = p.ok(&["pull", &reference]).stdout;
+    assert!(out.starts_with(&format!("{reference}\tsha256:")), "{out}");
+    assert!(p.ok(&["images"]).stdout.contains(&reference));
+    let inspect: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", &reference]).stdout).unwrap();
+    assert_eq!(inspect["config"]["config"]["Entrypoint"][0], "/usr/local/bin/greet");
+    let bundle = umoci_unpack(p.store.path(), &reference);
+    assert_eq!(
+        fs::read_to_string(bundle.path().join("b/rootfs/srv/hello.txt")).unwrap(),
+        "Hello from strata.\n"
+    );
+    assert_eq!(p.run(&["pull", "Not A Reference"]).code, 2);
+}
