@@ -131,17 +131,12 @@ fn descend_to_platform(dir: &Path, desc: Descriptor) -> Result<Descriptor> {
             path: dir.join("blobs/sha256").join(desc.digest.hex()),
             source,
         })?;
-    let arch = image::host_arch();
-    let chosen = nested
-        .manifests
-        .iter()
-        .find(|d| {
-            d.platform
-                .as_ref()
-                .is_some_and(|p| p.architecture == arch && p.os == "linux")
-        })
-        .cloned()
-        .ok_or_else(|| bad(dir, format!("no image for linux/{arch} in index `{}`", desc.digest)))?;
+    let chosen = nested.for_this_platform().cloned().ok_or_else(|| {
+        bad(
+            dir,
+            format!("no image for linux/{} in index `{}`", image::host_arch(), desc.digest),
+        )
+    })?;
     descend_to_platform(dir, chosen)
 }
 

@@ -211,6 +211,18 @@ impl Default for Index {
     }
 }
 
+impl Index {
+    /// The entry for linux on this machine's architecture.
+    pub fn for_this_platform(&self) -> Option<&Descriptor> {
+        let arch = host_arch();
+        self.manifests.iter().find(|d| {
+            d.platform
+                .as_ref()
+                .is_some_and(|p| p.architecture == arch && p.os == "linux")
+        })
+    }
+}
+
 /// Formats seconds since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
 pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);

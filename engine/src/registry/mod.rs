@@ -51,19 +51,10 @@ pub fn resolve(client: &Client, reference: &Reference) -> Result<(Digest, Vec<u8
             what: reference.to_string(),
             reason: e.to_string(),
         })?;
-        let arch = image::host_arch();
-        let chosen: &Descriptor = index
-            .manifests
-            .iter()
-            .find(|d| {
-                d.platform
-                    .as_ref()
-                    .is_some_and(|p| p.architecture == arch && p.os == "linux")
-            })
-            .ok_or_else(|| Error::BadImage {
-                what: reference.to_string(),
-                reason: format!("no image for linux/{arch}"),
-            })?;
+        let chosen: &Descriptor = index.for_this_platform().ok_or_else(|| Error::BadImage {
+            what: reference.to_string(),
+            reason: format!("no image for linux/{}", image::host_arch()),
+        })?;
         let (b, m) = client
             .manifest(host, repo, &chosen.digest.to_string())
             .map_err(registry_error)?;
