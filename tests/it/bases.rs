@@ -52,21 +52,7 @@ fn images_from_oci_layouts_and_docker_archives_are_usable_bases() {
         format!("oci:{}", foreign.display()),
         format!("docker-archive:{}", archive.display()),
     ] {
-        let p = Project::new();
-        p.write("extra.txt", "extra");
-        p.recipe(&format!(
-            r#"let s = from("{base}").copy(ctx("extra.txt"), "/srv/extra.txt"); image("s", s);"#
-        ));
-        let oci = p.path("oci");
-        p.ok(&["build", "-o", &format!("oci:{}", oci.display())]);
-        let bundle = umoci_unpack(&oci, "s");
-        let r = bundle.path().join("b/rootfs");
-        assert_eq!(
-            fs::read_to_string(r.join("srv/hello.txt")).unwrap(),
-            "Hello from strata.\n",
-            "{base}"
-        );
-        assert_eq!(fs::read_to_string(r.join("srv/extra.txt")).unwrap(), "extra");
+        let p = build_on_hello_base(&base);
         // The base's config carries over.
         let inspect: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "s"]).stdout).unwrap();
         assert_eq!(

@@ -93,6 +93,28 @@ impl Project {
     }
 }
 
+/// Builds `from(base)` plus one copied file in a fresh project and checks
+/// that the image holds the hello example's files and the new one; returns
+/// the project for further checks.
+pub fn build_on_hello_base(base: &str) -> Project {
+    let p = Project::new();
+    p.write("extra.txt", "extra");
+    p.recipe(&format!(
+        r#"image("s", from("{base}").copy(ctx("extra.txt"), "/srv/extra.txt"));"#
+    ));
+    let oci = p.path("oci");
+    p.ok(&["build", "-o", &format!("oci:{}", oci.display())]);
+    let bundle = umoci_unpack(&oci, "s");
+    let r = bundle.path().join("b/rootfs");
+    assert_eq!(
+        fs::read_to_string(r.join("srv/hello.txt")).unwrap(),
+        "Hello from strata.\n",
+        "{base}"
+    );
+    assert_eq!(fs::read_to_string(r.join("srv/extra.txt")).unwrap(), "extra", "{base}");
+    p
+}
+
 /// A project with the busybox base next to its recipe.
 pub fn busybox_project(recipe: &str) -> Project {
     let p = Project::new();

@@ -37,21 +37,7 @@ fn a_registry_image_is_a_base_by_tag_and_by_digest() {
         format!("{}/team/hello:1.0", registry.addr),
         format!("{}/team/hello@{digest}", registry.addr),
     ] {
-        let p = Project::new();
-        p.write("extra.txt", "extra");
-        p.recipe(&format!(
-            r#"image("s", from("{base}").copy(ctx("extra.txt"), "/srv/extra.txt"));"#
-        ));
-        let oci = p.path("oci");
-        p.ok(&["build", "-o", &format!("oci:{}", oci.display())]);
-        let bundle = umoci_unpack(&oci, "s");
-        let r = bundle.path().join("b/rootfs");
-        assert_eq!(
-            fs::read_to_string(r.join("srv/hello.txt")).unwrap(),
-            "Hello from strata.\n",
-            "{base}"
-        );
-        assert_eq!(fs::read_to_string(r.join("srv/extra.txt")).unwrap(), "extra");
+        let p = build_on_hello_base(&base);
         let graph: serde_json::Value = serde_json::from_str(&p.ok(&["graph", "--format", "json"]).stdout).unwrap();
         assert_eq!(graph["nodes"][0]["cache"], "cached", "{base}");
     }

@@ -48,13 +48,7 @@ fn a_build_killed_at_any_moment_leaves_a_store_the_next_build_uses() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let records = p.store.path().join("records");
-    let before = std::fs::read_dir(&records).map(|d| d.count()).unwrap_or(0);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(&records).map(|d| d.count()).unwrap_or(0) == before && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_records(&p, record_count(&p));
     let _ = child.kill();
     let _ = child.wait();
     let r = p.ok(&["build"]);
@@ -143,11 +137,7 @@ fn gc_waits_for_a_running_build_and_never_removes_its_work() {
         .spawn()
         .unwrap();
     // Give the build time to take its share of the store.
-    let records = p.store.path().join("records");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(&records).map(|d| d.count()).unwrap_or(0) == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_records(&p, 0);
     let gc = p.run(&["gc", "--keep-days", "0"]);
     assert_eq!(gc.code, 0, "{}", gc.stderr);
     assert!(gc.stderr.contains("waiting for running builds"), "{}", gc.stderr);
@@ -160,4 +150,18 @@ fn gc_waits_for_a_running_build_and_never_removes_its_work() {
         std::fs::read_to_string(bundle.path().join("b/rootfs/done")).unwrap(),
         "done\n"
     );
+}
+
+fn record_count(p: &Project) -> usize {
+    std::fs::read_dir(p.store.path().join("records"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Waits (up to 30 s) until the store holds more than `than` records.
+fn wait_for_records(p: &Project, than: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while record_count(p) <= than && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
