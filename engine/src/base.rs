@@ -13,7 +13,7 @@ use crate::context::StatCache;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::graph::BaseSource;
-use crate::image::{self, Descriptor, ImageConfig, Index, Manifest};
+use crate::image::{self, Descriptor, ImageConfig, Index, Manifest, Platform};
 use crate::layer::{self, Compression};
 use crate::lock::Lock;
 use crate::registry::{self, Client, Reference};
@@ -27,7 +27,15 @@ fn bad(what: &Path, reason: impl Into<String>) -> Error {
 }
 
 /// The bytes that decide a base's key.
-pub fn identity(source: &BaseSource, cache: &StatCache, client: &Client, lock: &Lock) -> Result<[u8; 32]> {
+/// A registry base is resolved for `platform`; `strata.lock` files it under
+/// the reference, with the platform appended when it is not the host's.
+pub fn identity(
+    source: &BaseSource,
+    cache: &StatCache,
+    client: &Client,
+    platform: &Platform,
+    lock: &Lock,
+) -> Result<[u8; 32]> {
     match source {
         BaseSource::Registry { reference: text } => {
             let reference = Reference::parse(text).map_err(|reason| Error::BadImage {
@@ -38,7 +46,12 @@ pub fn identity(source: &BaseSource, cache: &StatCache, client: &Client, lock: &
                 // Already pinned by the recipe itself.
                 return Ok(*d.bytes());
             }
-            let digest = lock.digest(text, || Ok(registry::resolve(client, &reference)?.0))?;
+            let name = if *platform == Platform::host() {
+                text.clone()
+            } else {
+                format!("{text} {platform}")
+            };
+            let digest = lock.digest(&name, || Ok(registry::resolve(client, &reference, platform)?.0))?;
             Ok(*digest.bytes())
         }
         BaseSource::OciLayout { dir, tag } => Ok(*resolve_oci(dir, tag.as_deref())?.digest.bytes()),
@@ -50,14 +63,18 @@ pub fn identity(source: &BaseSource, cache: &StatCache, client: &Client, lock: &
 }
 
 /// Imports a base into the store and returns its record.
-/// `identity` is what planning resolved (for a registry base, the manifest digest).
+/// `identity` is what planning resolved (for a registry base, the manifest
+/// digest); `progress` hears (bytes, total) of a registry download.
+#[allow(clippy::too_many_arguments)]
 pub fn import(
     store: &Store,
     source: &BaseSource,
     identity: Option<&[u8; 32]>,
     client: &Client,
+    platform: &Platform,
     compression: Compression,
     epoch: i64,
+    progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Record> {
     match source {
         BaseSource::Registry { reference } => {
@@ -69,8 +86,8 @@ pub fn import(
                 // Pull exactly what planning resolved.
                 reference.digest = Some(format!("sha256:{}", hex::encode(id)).parse().expect("a sha256 digest"));
             }
-            let (_, manifest) = registry::resolve(client, &reference)?;
-            registry::pull(store, client, &reference, &manifest)
+            let (_, manifest) = registry::resolve(client, &reference, platform)?;
+            registry::pull(store, client, &reference, &manifest, progress)
         }
         BaseSource::OciLayout { dir, tag } => import_oci(store, dir, tag.as_deref()),
         BaseSource::DockerArchive { file } => import_docker_archive(store, file),

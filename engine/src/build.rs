@@ -15,14 +15,15 @@ use std::time::Instant;
 
 use crate::base;
 use crate::context::{Context, EntryKind, SelectError, Selection, StatCache};
-use crate::digest::NodeKey;
+use crate::digest::{Digest, NodeKey};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink};
 use crate::fsview::{self, View};
 use crate::graph::{CopyOp, CopySource, Graph, MetaChange, Node, NodeId, Op};
-use crate::image::{self, Empty, History, ImageConfig};
+use crate::image::{self, Descriptor, Empty, History, ImageConfig};
 use crate::key::{node_key, Resolved};
 use crate::layer::Compression;
+use crate::registry::Reference;
 use crate::store::{Record, Store};
 use crate::sys;
 
@@ -47,6 +48,12 @@ pub struct BuildOptions {
     pub recipe: PathBuf,
     /// How `strata.lock` is used.
     pub lock_mode: crate::lock::LockMode,
+    /// The platform registry bases are resolved for.
+    pub platform: image::Platform,
+    /// Registry repositories to look node results up in (`--cache-from`).
+    pub cache_from: Vec<Reference>,
+    /// Registry repositories new node results are pushed to (`--cache-to`).
+    pub cache_to: Vec<Reference>,
 }
 
 impl Default for BuildOptions {
@@ -61,6 +68,9 @@ impl Default for BuildOptions {
             insecure_registries: Vec::new(),
             recipe: PathBuf::from("strata.rhai"),
             lock_mode: crate::lock::LockMode::Use,
+            platform: image::Platform::host(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
         }
     }
 }
@@ -116,6 +126,12 @@ pub struct Builder<'a> {
     built: Mutex<HashSet<NodeKey>>,
     /// The registry client (token cache shared by all steps).
     registry: crate::registry::Client,
+    /// Nodes whose state came from a remote cache (`--cache-from`).
+    restored: Mutex<HashMap<NodeId, State>>,
+    /// Where layers of restored states can be downloaded from, by diff id.
+    remote_layers: Mutex<HashMap<Digest, (Reference, Descriptor)>>,
+    /// `--cache-from` repositories that failed (not asked again).
+    dead_caches: Mutex<HashSet<String>>,
 }
 
 /// What a build produced: the states of the nodes that succeeded, and the
@@ -161,6 +177,9 @@ impl<'a> Builder<'a> {
             cancel,
             built: Mutex::new(HashSet::new()),
             registry,
+            restored: Mutex::new(HashMap::new()),
+            remote_layers: Mutex::new(HashMap::new()),
+            dead_caches: Mutex::new(HashSet::new()),
         }
     }
 
@@ -184,7 +203,7 @@ impl<'a> Builder<'a> {
             let node = &self.graph.nodes[id];
             let resolved = match &node.op {
                 Op::Base(source) => {
-                    let identity = base::identity(source, &cache, &self.registry, &lock)
+                    let identity = base::identity(source, &cache, &self.registry, &self.opts.platform, &lock)
                         .map_err(|e| input_error(node, e.to_string()))?;
                     plan.base_identities.insert(id, identity);
                     Resolved::Base(identity)
@@ -235,6 +254,7 @@ impl<'a> Builder<'a> {
     /// store). After a failure no new node starts unless `keep_going`, in
     /// which case everything that does not depend on a failure still builds.
     pub fn run(&self, plan: &Plan, nodes: &[NodeId]) -> Outcome {
+        let nodes = &self.restore(plan, nodes);
         self.events.event(Event::Planned { total: nodes.len() });
         let wanted: HashSet<NodeId> = nodes.iter().copied().collect();
         let mut waiting: HashMap<NodeId, usize> = HashMap::new();
@@ -379,6 +399,10 @@ impl<'a> Builder<'a> {
     fn process(&self, id: NodeId, plan: &Plan, inputs: &HashMap<NodeId, State>) -> Result<(State, bool)> {
         let node = &self.graph.nodes[id];
         let key = plan.keys[id].expect("planned");
+        if let Some(state) = self.restored.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            self.events.event(Event::Cached { node: id, key });
+            return Ok((state.clone(), false));
+        }
         let parent = node.parent.and_then(|p| inputs.get(&p));
         if !node.makes_layer() {
             let state = self.fold_meta(node, parent);
@@ -427,6 +451,228 @@ impl<'a> Builder<'a> {
             }
         };
         Ok((self.fold_layer(node, parent, &record), executed))
+    }
+
+    /// With `--cache-from`, walks from the targets' final nodes down: a node
+    /// whose result is neither in the store nor in a cache repository needs
+    /// its inputs; a remote hit does not, so nothing below it is looked at.
+    /// Returns the nodes still to process (in order); remote hits among them
+    /// carry their restored state.
+    fn restore(&self, plan: &Plan, nodes: &[NodeId]) -> Vec<NodeId> {
+        if self.opts.cache_from.is_empty() || self.opts.no_cache {
+            return nodes.to_vec();
+        }
+        // The targets' nodes (a target's state may also feed another target),
+        // and whatever no other node needs.
+        let inputs_of_others: HashSet<NodeId> = nodes.iter().flat_map(|&i| self.graph.nodes[i].inputs()).collect();
+        let targets: HashSet<NodeId> = self
+            .graph
+            .targets
+            .iter()
+            .filter_map(|t| match t.kind {
+                crate::graph::TargetKind::Image { node, .. } | crate::graph::TargetKind::Artifact { node, .. } => {
+                    Some(node)
+                }
+                crate::graph::TargetKind::Group { .. } => None,
+            })
+            .collect();
+        let mut needed: HashSet<NodeId> = nodes
+            .iter()
+            .copied()
+            .filter(|i| targets.contains(i) || !inputs_of_others.contains(i))
+            .collect();
+        let mut keep = Vec::new();
+        for &id in nodes.iter().rev() {
+            if !needed.contains(&id) {
+                continue;
+            }
+            keep.push(id);
+            let node = &self.graph.nodes[id];
+            let key = plan.keys[id].expect("planned");
+            let local = matches!(self.store.record(&key), Ok(Some(_)));
+            if node.makes_layer() && !local {
+                if let Some(state) = self.remote_lookup(&key) {
+                    self.restored
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, state);
+                    continue;
+                }
+            }
+            needed.extend(node.inputs());
+        }
+        keep.reverse();
+        keep
+    }
+
+    /// Asks each `--cache-from` repository for `key`; a registry that fails
+    /// is a warning, not a failed build.
+    fn remote_lookup(&self, key: &NodeKey) -> Option<State> {
+        for reference in &self.opts.cache_from {
+            let name = reference.to_string();
+            if self
+                .dead_caches
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&name)
+            {
+                continue;
+            }
+            match crate::registry::cache::lookup(&self.registry, reference, key) {
+                Ok(Some(entry)) => {
+                    let mut remote = self.remote_layers.lock().unwrap_or_else(|e| e.into_inner());
+                    for layer in &entry.layers {
+                        remote
+                            .entry(layer.diff_id.clone())
+                            .or_insert_with(|| (reference.clone(), layer.blob.clone()));
+                    }
+                    // Kept locally too: valid once its layers are downloaded.
+                    let _ = self.store.put_record(key, &entry.record);
+                    return Some(State { config: entry.state });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // Asked once: a registry that failed is not asked again in this build.
+                    self.dead_caches.lock().unwrap_or_else(|e| e.into_inner()).insert(name);
+                    self.events.event(Event::Warning {
+                        message: format!("cache {}/{}: {e}", reference.registry, reference.repository),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Makes sure every layer of `state` is in the store, downloading those
+    /// a remote cache hit left behind (what a later miss or an export needs).
+    pub fn materialize(&self, state: &State, node: Option<NodeId>) -> Result<()> {
+        let missing: Vec<(Digest, (Reference, Descriptor))> = {
+            let remote = self.remote_layers.lock().unwrap_or_else(|e| e.into_inner());
+            state
+                .config
+                .rootfs
+                .diff_ids
+                .iter()
+                .filter(|d| !self.store.has_layer(d))
+                .filter_map(|d| remote.get(d).map(|r| (d.clone(), r.clone())))
+                .collect()
+        };
+        let total: u64 = missing.iter().map(|(_, (_, b))| b.size).sum();
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let errors = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..missing.len().min(4) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((diff_id, (reference, blob))) = missing.get(i) else {
+                        return;
+                    };
+                    if let Err(e) = self.download_layer(diff_id, reference, blob) {
+                        errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+                        return;
+                    }
+                    let bytes = done.fetch_add(blob.size, Ordering::Relaxed) + blob.size;
+                    if let Some(node) = node {
+                        self.events.event(Event::Downloading { node, bytes, total });
+                    }
+                });
+            }
+        });
+        match errors
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .next()
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn download_layer(&self, diff_id: &Digest, reference: &Reference, blob: &Descriptor) -> Result<()> {
+        let _guard = self.store.lock(&format!("fetch-{}", diff_id.hex()))?;
+        if self.store.has_layer(diff_id) {
+            return Ok(());
+        }
+        let (host, repo) = (reference.api_host(), &reference.repository);
+        let body = self.registry.blob(host, repo, &blob.digest.to_string())?;
+        let what = format!("{}/{}@{}", reference.registry, repo, blob.digest);
+        base::import_layer_from(self.store, body, Path::new(&what), Some(&blob.digest), diff_id)?;
+        self.store.add_blob_source(&blob.digest, &format!("{host}/{repo}"))
+    }
+
+    /// With `--cache-to`, pushes the result of every layer node of the build
+    /// that a cache repository lacks. Returns what the pushes did.
+    pub fn push_cache(&self, plan: &Plan, outcome: &Outcome) -> Result<crate::registry::push::PushStats> {
+        let pusher = crate::registry::push::Pusher::new(self.store, &self.registry);
+        let mut work: Vec<(NodeKey, &State)> = Vec::new();
+        let mut seen = HashSet::new();
+        for (&id, state) in &outcome.states {
+            let Some(key) = plan.keys.get(id).copied().flatten() else {
+                continue;
+            };
+            if self.graph.nodes[id].makes_layer() && seen.insert(key) {
+                work.push((key, state));
+            }
+        }
+        work.sort_by_key(|(k, _)| k.0);
+        for reference in &self.opts.cache_to {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let errors = Mutex::new(Vec::new());
+            std::thread::scope(|scope| {
+                for _ in 0..work.len().min(4) {
+                    scope.spawn(|| loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((key, state)) = work.get(i) else { return };
+                        if let Err(e) = self.push_entry(&pusher, reference, key, state) {
+                            errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+                            return;
+                        }
+                    });
+                }
+            });
+            if let Some(e) = errors
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .into_iter()
+                .next()
+            {
+                return Err(e);
+            }
+        }
+        Ok(pusher.stats())
+    }
+
+    fn push_entry(
+        &self,
+        pusher: &crate::registry::push::Pusher,
+        reference: &Reference,
+        key: &NodeKey,
+        state: &State,
+    ) -> Result<()> {
+        use crate::registry::cache;
+        if cache::contains(&self.registry, reference, key)? {
+            return Ok(());
+        }
+        let Some(record) = self.store.record(key)? else {
+            return Ok(());
+        };
+        self.materialize(state, None)?;
+        let mut layers = Vec::new();
+        for diff_id in &state.config.rootfs.diff_ids {
+            let blob = base::ensure_blob(self.store, diff_id, self.opts.compression, self.opts.epoch)?;
+            layers.push(cache::EntryLayer {
+                diff_id: diff_id.clone(),
+                blob,
+            });
+        }
+        let entry = cache::Entry {
+            record,
+            state: state.config.clone(),
+            layers,
+        };
+        cache::store(pusher, reference, key, &entry)
     }
 
     fn history(&self, node: &Node, empty_layer: bool) -> History {
@@ -505,14 +751,19 @@ impl<'a> Builder<'a> {
 
     fn execute(&self, id: NodeId, plan: &Plan, states: &HashMap<NodeId, State>) -> Result<Record> {
         let node = &self.graph.nodes[id];
+        for state in states.values() {
+            self.materialize(state, Some(id))?;
+        }
         match &node.op {
             Op::Base(source) => base::import(
                 self.store,
                 source,
                 plan.base_identities.get(&id),
                 &self.registry,
+                &self.opts.platform,
                 self.opts.compression,
                 self.opts.epoch,
+                &|bytes, total| self.events.event(Event::Downloading { node: id, bytes, total }),
             ),
             Op::Copy(copy) => {
                 let parent = &states[&node.parent.expect("copy has a parent")];

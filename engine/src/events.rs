@@ -19,6 +19,8 @@ pub enum Event {
     Output { node: NodeId, line: String },
     /// A layer is being written: `bytes` of tar so far.
     Exporting { node: NodeId, bytes: u64 },
+    /// A registry download for the node: `bytes` of `total` so far.
+    Downloading { node: NodeId, bytes: u64, total: u64 },
     /// The node finished.
     Done {
         node: NodeId,
@@ -27,6 +29,9 @@ pub enum Event {
     },
     /// The node failed.
     Failed { node: NodeId, message: String },
+    /// Something went wrong that does not fail the build (a cache registry
+    /// that cannot be reached).
+    Warning { message: String },
     /// A target was written somewhere (the store, a directory, an archive).
     Exported { target: String, destination: String },
 }

@@ -35,6 +35,7 @@ pub fn write_image(store: &Store, state: &State, compression: Compression, epoch
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(image::MANIFEST_MEDIA_TYPE.into()),
+        artifact_type: None,
         config,
         layers,
         annotations: None,

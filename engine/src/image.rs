@@ -145,6 +145,48 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
+impl Platform {
+    /// linux on this machine's architecture.
+    pub fn host() -> Platform {
+        Platform {
+            architecture: host_arch().into(),
+            os: "linux".into(),
+            variant: None,
+        }
+    }
+
+    /// Parses `os/arch[/variant]` (`linux/arm64`, `linux/arm/v7`).
+    pub fn parse(s: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let ok = |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        match parts.as_slice() {
+            [os, arch] if ok(os) && ok(arch) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: None,
+            }),
+            [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: Some(variant.to_string()),
+            }),
+            _ => Err(format!(
+                "`{s}` is not a platform: expected OS/ARCH[/VARIANT], e.g. linux/arm64"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A content descriptor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -182,6 +224,8 @@ pub struct Manifest {
     pub schema_version: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -214,11 +258,17 @@ impl Default for Index {
 impl Index {
     /// The entry for linux on this machine's architecture.
     pub fn for_this_platform(&self) -> Option<&Descriptor> {
-        let arch = host_arch();
+        self.for_platform(&Platform::host())
+    }
+
+    /// The first entry for `platform` (a variant, when given, must match too).
+    pub fn for_platform(&self, platform: &Platform) -> Option<&Descriptor> {
         self.manifests.iter().find(|d| {
-            d.platform
-                .as_ref()
-                .is_some_and(|p| p.architecture == arch && p.os == "linux")
+            d.platform.as_ref().is_some_and(|p| {
+                p.architecture == platform.architecture
+                    && p.os == platform.os
+                    && (platform.variant.is_none() || p.variant == platform.variant)
+            })
         })
     }
 }

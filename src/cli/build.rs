@@ -13,7 +13,7 @@ use strata_engine::layer::Compression;
 use strata_engine::lock::LockMode;
 use strata_engine::store::Store;
 
-use super::{CliError, RecipeArgs};
+use super::{CliError, RecipeArgs, RegistryArgs};
 use crate::render::progress::Progress;
 use crate::render::signals;
 
@@ -41,9 +41,18 @@ pub struct BuildArgs {
     /// Fail when `strata.lock` lacks a registry base of the recipe or pins one it does not use.
     #[arg(long)]
     pub locked: bool,
-    /// A registry (`host[:port]`) to reach over plain HTTP; loopback ones always are (repeatable).
-    #[arg(long = "insecure-registry", value_name = "HOST")]
-    pub insecure_registries: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Push the image target to a registry: `REF` when the build has one image
+    /// target, `TARGET=REF` for any of them (repeatable).
+    #[arg(long, value_name = "[TARGET=]REF")]
+    pub push: Vec<String>,
+    /// Look node results up in this registry repository before building them (repeatable).
+    #[arg(long, value_name = "REGISTRY/REPO")]
+    pub cache_from: Vec<String>,
+    /// Push every node result the repository lacks to this registry repository (repeatable).
+    #[arg(long, value_name = "REGISTRY/REPO")]
+    pub cache_to: Vec<String>,
     /// Most steps running at once.
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -86,6 +95,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         .select_targets(&args.targets)
         .map_err(strata_engine::Error::from)?;
     let nodes = graph.nodes_for(&targets);
+    let pushes = push_targets(&args.push, &targets)?;
     let progress = Progress::new(&args.progress, args.verbose, &graph).map_err(CliError::Usage)?;
     let opts = BuildOptions {
         compression,
@@ -96,7 +106,18 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(8, |n| (n.get() * 2).max(8))),
         sandbox_exe: std::env::current_exe().ok(),
         keep_going: args.keep_going,
-        insecure_registries: args.insecure_registries.clone(),
+        insecure_registries: args.registry.insecure_registries.clone(),
+        platform: args.registry.platform()?,
+        cache_from: args
+            .cache_from
+            .iter()
+            .map(|r| super::reference("--cache-from", r))
+            .collect::<Result<_, _>>()?,
+        cache_to: args
+            .cache_to
+            .iter()
+            .map(|r| super::reference("--cache-to", r))
+            .collect::<Result<_, _>>()?,
         recipe: args.recipe.file.clone(),
         lock_mode: if args.locked { LockMode::Locked } else { LockMode::Use },
     };
@@ -131,6 +152,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
                 }
             }
             TargetKind::Image { node, tags } => {
+                builder.materialize(&states[node], None)?;
                 let desc = export::write_image(store, &states[node], compression, epoch)?;
                 for tag in tags {
                     store.tag(tag, &desc)?;
@@ -140,6 +162,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
             }
             TargetKind::Artifact { node, path } => {
                 let dest = args.out_dir.join(&target.name);
+                builder.materialize(&states[node], None)?;
                 export::artifact(store, &states[node], path, &dest)?;
                 println!("{}\t{}", target.name, dest.display());
             }
@@ -153,6 +176,20 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         }
     }
     record_explanations(store, &graph, &plan, &targets, &outcome, &args)?;
+    if !builder.opts.cache_to.is_empty() && (outcome.errors.is_empty() || args.keep_going) {
+        let stats = builder.push_cache(&plan, &outcome)?;
+        eprintln!("cache: {} → {}", super::push::summary(&stats), args.cache_to.join(", "));
+    }
+    if outcome.errors.is_empty() {
+        let client = args.registry.client();
+        for (target, reference) in &pushes {
+            let TargetKind::Image { node, .. } = &target.kind else {
+                continue;
+            };
+            let desc = export::write_image(store, &states[node], compression, epoch)?;
+            super::push::push_stored(store, &client, &desc, reference)?;
+        }
+    }
     progress.finish(started.elapsed(), plan.files_hashed, plan.files_reused);
     let mut errors = outcome.errors.into_iter().map(|(_, e)| e);
     match errors.next() {
@@ -164,6 +201,37 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
             Err(first.into())
         }
     }
+}
+
+/// Pairs `--push` values with the image targets they name.
+fn push_targets<'g>(
+    values: &[String],
+    targets: &[&'g strata_engine::graph::Target],
+) -> Result<Vec<(&'g strata_engine::graph::Target, strata_engine::registry::Reference)>, CliError> {
+    let images: Vec<&strata_engine::graph::Target> = targets
+        .iter()
+        .copied()
+        .filter(|t| matches!(t.kind, TargetKind::Image { .. }))
+        .collect();
+    let mut pushes = Vec::new();
+    for value in values {
+        let named = value
+            .split_once('=')
+            .and_then(|(name, r)| images.iter().find(|t| t.name == name).map(|t| (*t, r)));
+        let (target, text) = match (named, images.as_slice()) {
+            (Some(pair), _) => pair,
+            (None, [only]) => (*only, value.as_str()),
+            (None, []) => return Err(CliError::Usage("--push: the build has no image target".into())),
+            (None, _) => {
+                return Err(CliError::Usage(format!(
+                    "--push `{value}`: the build has several image targets; write TARGET=REF (one of {})",
+                    images.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+                )))
+            }
+        };
+        pushes.push((target, super::reference("--push", text)?));
+    }
+    Ok(pushes)
 }
 
 /// Stores, per built target, its nodes' facts and why each executed node missed.

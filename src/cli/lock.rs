@@ -7,7 +7,7 @@ use strata_engine::build::{BuildOptions, Builder};
 use strata_engine::lock::LockMode;
 use strata_engine::store::Store;
 
-use super::{CliError, RecipeArgs};
+use super::{CliError, RecipeArgs, RegistryArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct LockArgs {
@@ -16,9 +16,8 @@ pub struct LockArgs {
     /// Re-resolve every reference, not only the ones missing from the lock.
     #[arg(long)]
     pub update: bool,
-    /// A registry (`host[:port]`) to reach over plain HTTP; loopback ones always are.
-    #[arg(long = "insecure-registry", value_name = "HOST")]
-    pub insecure_registries: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 pub fn run(store: &Store, args: LockArgs) -> Result<(), CliError> {
@@ -27,7 +26,8 @@ pub fn run(store: &Store, args: LockArgs) -> Result<(), CliError> {
     let opts = BuildOptions {
         recipe: args.recipe.file.clone(),
         lock_mode: if args.update { LockMode::Update } else { LockMode::Use },
-        insecure_registries: args.insecure_registries,
+        platform: args.registry.platform()?,
+        insecure_registries: args.registry.insecure_registries,
         ..BuildOptions::default()
     };
     let never = AtomicBool::new(false);

@@ -7,6 +7,7 @@ mod graph;
 mod images;
 mod lock;
 mod pull;
+mod push;
 mod space;
 
 use std::collections::BTreeMap;
@@ -30,7 +31,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Build targets of a recipe (all of them, or the `default` group, when none is named).
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     /// Show the build graph with keys and cache state.
     Graph(graph::GraphArgs),
     /// Why the steps of a target's last build missed the cache.
@@ -50,6 +51,12 @@ enum Command {
     Lock(lock::LockArgs),
     /// Fetch an image from a registry into the store.
     Pull(pull::PullArgs),
+    /// Push an image of the store to a registry.
+    Push(push::PushArgs),
+    /// Store credentials for a registry in docker's config.json (after checking them).
+    Login(push::LoginArgs),
+    /// Remove a registry's credentials from docker's config.json.
+    Logout { registry: String },
     /// List the images in the store.
     Images,
     /// Print an image's manifest and config as JSON.
@@ -75,6 +82,35 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
         return Err(format!("`{s}` has an empty name"));
     }
     Ok((k.to_string(), v.to_string()))
+}
+
+/// How to reach registries; shared by every command that talks to one.
+#[derive(clap::Args, Debug, Default)]
+pub struct RegistryArgs {
+    /// A registry (`host[:port]`) to reach over plain HTTP; loopback ones always are (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+    /// The platform registry images are resolved for (default: linux on this machine's architecture).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+}
+
+impl RegistryArgs {
+    pub fn platform(&self) -> Result<strata_engine::image::Platform, CliError> {
+        match &self.platform {
+            Some(p) => strata_engine::image::Platform::parse(p).map_err(CliError::Usage),
+            None => Ok(strata_engine::image::Platform::host()),
+        }
+    }
+
+    pub fn client(&self) -> strata_engine::registry::Client {
+        strata_engine::registry::Client::new(self.insecure_registries.clone())
+    }
+}
+
+/// Parses an image reference given on the command line.
+pub fn reference(flag: &str, s: &str) -> Result<strata_engine::registry::Reference, CliError> {
+    strata_engine::registry::Reference::parse(s).map_err(|e| CliError::Usage(format!("{flag}: {e}")))
 }
 
 /// Errors the CLI reports; each knows its exit code.
@@ -103,11 +139,14 @@ fn open_store(path: &Option<PathBuf>) -> Result<Store, CliError> {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let store = open_store(&cli.store)?;
     match cli.command {
-        Command::Build(args) => build::run(&store, args),
+        Command::Build(args) => build::run(&store, *args),
         Command::Graph(args) => graph::run(&store, args),
         Command::Explain(args) => explain::run(&store, args),
         Command::Lock(args) => lock::run(&store, args),
         Command::Pull(args) => pull::run(&store, args),
+        Command::Push(args) => push::run(&store, args),
+        Command::Login(args) => push::login(args),
+        Command::Logout { registry } => push::logout(&registry),
         Command::Du => space::du(&store),
         Command::Gc { keep_days, caches } => space::gc(&store, keep_days, caches),
         Command::Images => images::list(&store),

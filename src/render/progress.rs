@@ -30,8 +30,8 @@ struct Screen {
     cached: usize,
     built: usize,
     running: BTreeMap<usize, Instant>,
-    /// Tar bytes written so far by steps that are exporting their layer.
-    exporting: BTreeMap<usize, u64>,
+    /// What a running step is doing besides running (exporting its layer, downloading).
+    activity: BTreeMap<usize, String>,
     /// Lines of the live block currently on screen.
     drawn: usize,
 }
@@ -84,8 +84,8 @@ impl<'g> Progress<'g> {
         if self.mode == Mode::Tty {
             let width = terminal_width();
             for (node, started) in &screen.running {
-                let export = match screen.exporting.get(node) {
-                    Some(bytes) => format!(" [exporting layer: {}]", crate::cli::human(*bytes)),
+                let export = match screen.activity.get(node) {
+                    Some(text) => format!(" [{text}]"),
                     None => String::new(),
                 };
                 let text = format!(
@@ -157,14 +157,24 @@ impl EventSink for Progress<'_> {
             Event::Done { node, .. } => {
                 screen.built += 1;
                 screen.running.remove(node);
-                screen.exporting.remove(node);
+                screen.activity.remove(node);
             }
             Event::Failed { node, .. } => {
                 screen.running.remove(node);
-                screen.exporting.remove(node);
+                screen.activity.remove(node);
             }
             Event::Exporting { node, bytes } => {
-                screen.exporting.insert(*node, *bytes);
+                let text = format!("exporting layer: {}", crate::cli::human(*bytes));
+                screen.activity.insert(*node, text);
+            }
+            Event::Downloading { node, bytes, total } => {
+                let percent = (bytes * 100).checked_div(*total).unwrap_or(100);
+                let text = format!(
+                    "downloading: {} / {} ({percent}%)",
+                    crate::cli::human(*bytes),
+                    crate::cli::human(*total)
+                );
+                screen.activity.insert(*node, text);
             }
             _ => {}
         }
@@ -180,6 +190,10 @@ impl EventSink for Progress<'_> {
                 }
                 Event::Failed { node, message } => json!({"event": "failed", "node": node, "message": message}),
                 Event::Exporting { node, bytes } => json!({"event": "exporting", "node": node, "bytes": bytes}),
+                Event::Downloading { node, bytes, total } => {
+                    json!({"event": "downloading", "node": node, "bytes": bytes, "total": total})
+                }
+                Event::Warning { message } => json!({"event": "warning", "message": message}),
                 Event::Exported { target, destination } => {
                     json!({"event": "exported", "target": target, "destination": destination})
                 }
@@ -201,6 +215,7 @@ impl EventSink for Progress<'_> {
             )),
             Event::Failed { node, .. } => Some(format!("FAILED  {}", self.describe(node))),
             Event::Exported { target, destination } => Some(format!("EXPORT  {target} → {destination}")),
+            Event::Warning { message } => Some(format!("WARNING {message}")),
             _ => None,
         };
         self.emit(&mut screen, &line.into_iter().collect::<Vec<_>>());

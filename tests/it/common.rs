@@ -28,6 +28,12 @@ impl Project {
         p
     }
 
+    /// This project's docker config directory (`DOCKER_CONFIG`): registry
+    /// credentials never come from the machine's own.
+    pub fn docker_config(&self) -> PathBuf {
+        self.store.path().join("docker-config")
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
@@ -49,6 +55,7 @@ impl Project {
         c.args(args)
             .current_dir(self.dir.path())
             .env("STRATA_HOME", self.store.path())
+            .env("DOCKER_CONFIG", self.docker_config())
             .env_remove("SOURCE_DATE_EPOCH");
         c
     }
@@ -239,7 +246,28 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Registry {
+        Registry::launch(None)
+    }
+
+    /// A registry that wants basic auth (htpasswd, bcrypt) for `user`/`password`.
+    pub fn with_auth(user: &str, password: &str) -> Registry {
+        Registry::launch(Some((user, password)))
+    }
+
+    fn launch(auth: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
+        let auth_config = match auth {
+            Some((user, password)) => {
+                let entry = tool("htpasswd", &["-Bbn", user, password]);
+                let file = dir.path().join("htpasswd");
+                fs::write(&file, entry).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: strata-test\n    path: {}\n",
+                    file.display()
+                )
+            }
+            None => String::new(),
+        };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -250,7 +278,7 @@ impl Registry {
         fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{auth_config}",
                 dir.path().join("data").display()
             ),
         )

@@ -153,3 +153,297 @@ fn strata_pull_stores_and_tags_a_registry_image() {
     );
     assert_eq!(p.run(&["pull", "Not A Reference"]).code, 2);
 }
+
+/// The busybox example's project, whose images are `busybox-hello` and `tiny`.
+fn busybox_example() -> Project {
+    let p = Project::example("busybox");
+    fs::copy(busybox_tar(), p.path("busybox.tar")).unwrap();
+    p
+}
+
+/// A fresh store for the same project files: "another machine".
+fn on_empty_store(p: &Project) -> Project {
+    let q = Project::new();
+    copy_tree(p.dir.path(), q.dir.path());
+    q
+}
+
+fn layer_dirs(p: &Project) -> usize {
+    fs::read_dir(p.store.path().join("layers"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count()
+}
+
+#[test]
+fn a_registry_cache_restores_every_node_on_an_empty_store() {
+    let registry = Registry::start();
+    let cache = format!("{}/team/cache", registry.addr);
+    let p = busybox_example();
+    let first = p.ok(&["build", "--cache-to", &cache]);
+    assert!(first.stderr.contains("cache: uploaded"), "{}", first.stderr);
+
+    // Another machine: every node hits, no RUN executes, same digests.
+    let q = on_empty_store(&p);
+    let second = q.ok(&["build", "--cache-from", &cache, "--progress", "json"]);
+    assert!(!second.stderr.contains(r#""event":"started""#), "{}", second.stderr);
+    assert!(second.stderr.contains(r#""built":0"#), "{}", second.stderr);
+    for name in ["busybox-hello", "tiny"] {
+        assert_eq!(
+            digest_of(&second.stdout, name),
+            digest_of(&first.stdout, name),
+            "{name}"
+        );
+    }
+    // The restored images are whole: skopeo reads them, and umoci unpacks them.
+    let bundle = umoci_unpack(q.store.path(), "example/busybox-hello:latest");
+    assert_eq!(
+        fs::read_to_string(bundle.path().join("b/rootfs/var/www/index.html")).unwrap(),
+        "built by a run step\n"
+    );
+
+    // Only what the requested output needs is downloaded: `tiny` holds two
+    // copied layers and none of the busybox base's.
+    let r = on_empty_store(&p);
+    let tiny = r.ok(&["build", "tiny", "--cache-from", &cache]);
+    assert_eq!(digest_of(&tiny.stdout, "tiny"), digest_of(&first.stdout, "tiny"));
+    assert_eq!(layer_dirs(&r), 2);
+
+    // A changed step misses; the steps below it come from the cache and
+    // only the changed RUN executes.
+    let s = on_empty_store(&p);
+    let recipe = fs::read_to_string(s.path("strata.rhai")).unwrap();
+    s.recipe(&recipe.replace("built by a run step", "built again"));
+    let third = s.ok(&["build", "busybox-hello", "--cache-from", &cache, "--progress", "json"]);
+    assert_eq!(
+        third.stderr.matches(r#""event":"started""#).count(),
+        1,
+        "{}",
+        third.stderr
+    );
+}
+
+#[test]
+fn an_unreachable_cache_is_a_warning_and_the_build_goes_on() {
+    let p = busybox_example();
+    let r = p.ok(&["build", "tiny", "--cache-from", "127.0.0.1:1/cache"]);
+    assert!(r.stderr.contains("WARNING cache 127.0.0.1:1/cache"), "{}", r.stderr);
+    assert!(r.stderr.contains("cannot reach registry"), "{}", r.stderr);
+}
+
+#[test]
+fn pushed_images_are_what_skopeo_pulls_and_layers_in_the_cache_are_mounted() {
+    let registry = Registry::start();
+    let cache = format!("{}/team/cache", registry.addr);
+    let p = busybox_example();
+    let layout = p.path("layout");
+    let built = p.ok(&[
+        "build",
+        "--cache-to",
+        &cache,
+        "-o",
+        &format!("oci:{}", layout.display()),
+    ]);
+    let digest = digest_of(&built.stdout, "busybox-hello");
+
+    // Every layer is in the cache repository already: mounted, not uploaded.
+    let app = format!("{}/team/app:1", registry.addr);
+    let pushed = p.ok(&["push", "example/busybox-hello:latest", &app]).stdout;
+    assert!(pushed.starts_with(&format!("pushed {app}@{digest} (")), "{pushed}");
+    assert!(pushed.contains("mounted 4"), "{pushed}");
+    // Again: everything is there.
+    let again = p.ok(&["push", "example/busybox-hello:latest", &app]).stdout;
+    assert!(again.contains("uploaded 0 blobs"), "{again}");
+
+    // build --push from a fresh store, to a repository of its own.
+    let q = on_empty_store(&p);
+    let other = format!("{}/team/other:2", registry.addr);
+    let out = q.ok(&["build", "busybox-hello", "--push", &other]).stdout;
+    assert!(out.contains(&format!("pushed {other}@{digest}")), "{out}");
+
+    // skopeo pulls it; it unpacks to the same files as the local export.
+    let inspect = tool("skopeo", &["inspect", "--tls-verify=false", &format!("docker://{app}")]);
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v["Digest"], digest.as_str());
+    let copied = p.path("copied");
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{app}"),
+            &format!("oci:{}:app", copied.display()),
+        ],
+    );
+    let theirs = umoci_unpack(&copied, "app");
+    let ours = umoci_unpack(&layout, "example/busybox-hello:latest");
+    assert_eq!(
+        tree(&theirs.path().join("b/rootfs")),
+        tree(&ours.path().join("b/rootfs"))
+    );
+}
+
+/// Every path under `root` with its type, mode and content hash.
+fn tree(root: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let m = fs::symlink_metadata(&path).unwrap();
+            let what = if m.is_dir() {
+                stack.push(path.clone());
+                "dir".to_string()
+            } else if m.file_type().is_symlink() {
+                format!("-> {}", fs::read_link(&path).unwrap().display())
+            } else {
+                format!(
+                    "{:x}",
+                    fs::read(&path)
+                        .unwrap()
+                        .iter()
+                        .fold(0u64, |h, b| h.wrapping_mul(31) ^ *b as u64)
+                )
+            };
+            out.push(format!(
+                "{} {:o} {}:{} {what}",
+                path.strip_prefix(root).unwrap().display(),
+                m.mode(),
+                m.uid(),
+                m.gid()
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn authenticated_registries_take_login_and_credential_helpers() {
+    let registry = Registry::with_auth("alice", "s3cret");
+    let p = busybox_example();
+    p.ok(&["build", "tiny"]);
+    let target = format!("{}/team/tiny:1", registry.addr);
+
+    let r = p.run(&["push", "example/tiny:latest", &target]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("registry `{}` answered 401 for `team/tiny`", registry.addr)),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("strata login"), "{}", r.stderr);
+
+    let login = |password: &str| {
+        let mut c = p.cmd(&["login", &registry.addr, "-u", "alice", "--password-stdin"]);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
+        Run::from(child.wait_with_output().unwrap())
+    };
+    let wrong = login("nope\n");
+    assert_eq!(wrong.code, 1);
+    assert!(wrong.stderr.contains("answered 401"), "{}", wrong.stderr);
+    assert!(!p.docker_config().join("config.json").exists());
+    let right = login("s3cret\n");
+    assert_eq!(right.code, 0, "{}", right.stderr);
+    p.ok(&["push", "example/tiny:latest", &target]);
+
+    // A fresh machine whose docker config names a credential helper.
+    let q = Project::new();
+    let bin = q.path("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-strata-test");
+    fs::write(
+        &helper,
+        "#!/bin/sh\nread host\necho \"{\\\"ServerURL\\\":\\\"$host\\\",\\\"Username\\\":\\\"alice\\\",\\\"Secret\\\":\\\"s3cret\\\"}\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(q.docker_config()).unwrap();
+    fs::write(
+        q.docker_config().join("config.json"),
+        format!(r#"{{"credHelpers": {{"{}": "strata-test"}}}}"#, registry.addr),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = q.cmd(&["pull", &target]).env("PATH", &path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Logged out, the registry refuses again.
+    p.ok(&["logout", &registry.addr]);
+    assert_eq!(p.run(&["push", "example/tiny:latest", &target]).code, 1);
+}
+
+#[test]
+fn platform_picks_an_entry_of_a_multi_platform_index() {
+    let registry = Registry::start();
+    let producer = Project::example("hello");
+    let layout = producer.path("layout");
+    producer.ok(&["build", "hello", "-o", &format!("oci:{}", layout.display())]);
+    // A second manifest whose config says arm64, and an index over both.
+    let blobs = layout.join("blobs/sha256");
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let tmp = producer.path("blob.tmp");
+        fs::write(&tmp, bytes).unwrap();
+        let hex = tool("sha256sum", &[tmp.to_str().unwrap()])[..64].to_string();
+        fs::rename(&tmp, blobs.join(&hex)).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let index: serde_json::Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let amd = index["manifests"][0].clone();
+    let read = |d: &str| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(blobs.join(d.trim_start_matches("sha256:"))).unwrap()).unwrap()
+    };
+    let mut manifest = read(amd["digest"].as_str().unwrap());
+    let mut config = read(manifest["config"]["digest"].as_str().unwrap());
+    config["architecture"] = "arm64".into();
+    let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = config_digest.into();
+    manifest["config"]["size"] = config_size.into();
+    let (arm_digest, arm_size) = put(&serde_json::to_vec(&manifest).unwrap());
+    let entry = |digest: &serde_json::Value, size: &serde_json::Value, arch: &str| {
+        serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
+            "size": size, "platform": {"architecture": arch, "os": "linux"}})
+    };
+    let multi = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(&amd["digest"], &amd["size"], "amd64"), entry(&arm_digest.clone().into(), &arm_size.into(), "arm64")]});
+    let (multi_digest, multi_size) = put(&serde_json::to_vec(&multi).unwrap());
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": multi_digest, "size": multi_size, "annotations": {"org.opencontainers.image.ref.name": "multi"}}]});
+    fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    let reference = format!("{}/team/multi:1", registry.addr);
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:multi", layout.display()),
+            &format!("docker://{reference}"),
+        ],
+    );
+
+    let p = Project::new();
+    let arch = |p: &Project| {
+        let v: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", &reference]).stdout).unwrap();
+        v["config"]["architecture"].as_str().unwrap().to_string()
+    };
+    p.ok(&["pull", &reference, "--platform", "linux/arm64"]);
+    assert_eq!(arch(&p), "arm64");
+    if std::env::consts::ARCH == "x86_64" {
+        p.ok(&["pull", &reference]);
+        assert_eq!(arch(&p), "amd64");
+    }
+    let r = p.run(&["pull", &reference, "--platform", "linux/s390x"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no image for linux/s390x"), "{}", r.stderr);
+    assert!(r.stderr.contains("linux/arm64"), "{}", r.stderr);
+    assert_eq!(p.run(&["pull", &reference, "--platform", "arm64"]).code, 2);
+}

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -14,7 +15,10 @@ use base64::Engine as _;
 /// A failed registry exchange.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("registry `{registry}` answered {status} for `{repository}` ({what}){detail}")]
+    #[error(
+        "registry `{registry}` answered {status}{} ({what}){detail}",
+        for_repository(repository)
+    )]
     Status {
         registry: String,
         repository: String,
@@ -22,7 +26,7 @@ pub enum RegistryError {
         status: u16,
         detail: String,
     },
-    #[error("cannot reach registry `{registry}` for `{repository}`: {reason}")]
+    #[error("cannot reach registry `{registry}`{}: {reason}", for_repository(repository))]
     Transport {
         registry: String,
         repository: String,
@@ -30,11 +34,21 @@ pub enum RegistryError {
     },
 }
 
+fn for_repository(repository: &str) -> String {
+    if repository.is_empty() {
+        String::new()
+    } else {
+        format!(" for `{repository}`")
+    }
+}
+
 /// A client for one process; tokens are cached per (host, scope).
 pub struct Client {
     agent: ureq::Agent,
     insecure: Vec<String>,
     tokens: Mutex<HashMap<String, String>>,
+    /// Credentials given on the command line, used instead of `config.json`.
+    login: Option<(String, String)>,
 }
 
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
@@ -55,28 +69,88 @@ fn is_loopback(host: &str) -> bool {
     h == "localhost" || h.starts_with("127.") || h == "[::1]"
 }
 
-/// Basic credentials for `host` from `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
-fn credentials(host: &str) -> Option<(String, String)> {
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")))?;
-    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
-    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let auths = config.get("auths")?.as_object()?;
-    let keys = [host.to_string(), format!("https://{host}"), format!("http://{host}")];
-    let entry = keys.iter().find_map(|k| auths.get(k)).or_else(|| {
-        (host == "registry-1.docker.io")
-            .then(|| auths.get("https://index.docker.io/v1/"))
-            .flatten()
-    })?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(entry.get("auth")?.as_str()?)
-        .ok()?;
-    let (user, pass) = String::from_utf8(raw)
-        .ok()?
-        .split_once(':')
-        .map(|(u, p)| (u.to_string(), p.to_string()))?;
-    Some((user, pass))
+/// The directory of docker's `config.json`: `$DOCKER_CONFIG`, else `~/.docker`.
+pub fn docker_config_dir() -> Option<PathBuf> {
+    std::env::var_os("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+}
+
+/// The keys `config.json` may file a registry under.
+fn config_keys(host: &str) -> Vec<String> {
+    let mut keys = vec![host.to_string(), format!("https://{host}"), format!("http://{host}")];
+    if host == "registry-1.docker.io" || host == "docker.io" {
+        keys.push("https://index.docker.io/v1/".into());
+        keys.push("index.docker.io".into());
+    }
+    keys
+}
+
+/// Credentials for `host` from docker's `config.json`: a `credHelpers`
+/// entry for the host, else an `auths` entry, else the `credsStore` helper.
+fn credentials(host: &str) -> Result<Option<(String, String)>, String> {
+    let Some(dir) = docker_config_dir() else {
+        return Ok(None);
+    };
+    let path = dir.join("config.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(_) => return Ok(None),
+    };
+    let config: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
+    let keys = config_keys(host);
+    if let Some(helper) = keys.iter().find_map(|k| config["credHelpers"][k].as_str()) {
+        return credential_helper(helper, host).map(Some);
+    }
+    if let Some(entry) = keys.iter().find_map(|k| config["auths"].get(k)) {
+        if let Some(auth) = entry["auth"].as_str() {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(auth)
+                .map_err(|_| format!("the `auth` of `{host}` in {} is not base64", path.display()))?;
+            let text = String::from_utf8_lossy(&raw).to_string();
+            let (user, pass) = text
+                .split_once(':')
+                .ok_or_else(|| format!("the `auth` of `{host}` in {} is not USER:PASSWORD", path.display()))?;
+            return Ok(Some((user.to_string(), pass.to_string())));
+        }
+    }
+    if let Some(store) = config["credsStore"].as_str() {
+        return credential_helper(store, host).map(Some);
+    }
+    Ok(None)
+}
+
+/// Asks `docker-credential-NAME get` for the credentials of `host`.
+fn credential_helper(name: &str, host: &str) -> Result<(String, String), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let program = format!("docker-credential-{name}");
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run credential helper `{program}`: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(host.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("credential helper `{program}`: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "credential helper `{program}` found no credentials for `{host}`: {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("credential helper `{program}` printed no JSON: {e}"))?;
+    match (v["Username"].as_str(), v["Secret"].as_str()) {
+        (Some(u), Some(s)) => Ok((u.to_string(), s.to_string())),
+        _ => Err(format!("credential helper `{program}` gave no Username/Secret")),
+    }
 }
 
 fn challenge_params(header: &str) -> (String, HashMap<String, String>) {
@@ -98,22 +172,56 @@ fn challenge_params(header: &str) -> (String, HashMap<String, String>) {
     (scheme.to_ascii_lowercase(), params)
 }
 
+/// A request body that can be sent again after a retry.
+pub enum Body<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    /// A file streamed from disk, with its length.
+    File(&'a Path, u64),
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
 impl Client {
     pub fn new(insecure: Vec<String>) -> Client {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(15))
             .timeout_read(Duration::from_secs(300))
+            .redirects(5)
             .build();
         Client {
             agent,
             insecure,
             tokens: Mutex::new(HashMap::new()),
+            login: None,
+        }
+    }
+
+    /// A client that uses these credentials instead of `config.json` (for `strata login`).
+    pub fn with_credentials(insecure: Vec<String>, user: &str, pass: &str) -> Client {
+        Client {
+            login: Some((user.to_string(), pass.to_string())),
+            ..Client::new(insecure)
         }
     }
 
     fn base(&self, host: &str) -> String {
         let plain = is_loopback(host) || self.insecure.iter().any(|h| h == host);
         format!("{}://{host}", if plain { "http" } else { "https" })
+    }
+
+    /// The absolute URL of `location` (an upload `Location` may be relative).
+    pub fn absolute(&self, host: &str, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else {
+            format!("{}{location}", self.base(host))
+        }
     }
 
     fn status_error(&self, host: &str, repo: &str, what: &str, resp: ureq::Response) -> RegistryError {
@@ -130,6 +238,10 @@ impl Client {
                 )
             })
             .unwrap_or_default();
+        let detail = match (status, detail.is_empty()) {
+            (401, true) => ": unauthorized (log in with `strata login`)".to_string(),
+            _ => detail,
+        };
         RegistryError::Status {
             registry: host.into(),
             repository: repo.into(),
@@ -139,58 +251,56 @@ impl Client {
         }
     }
 
+    fn transport(host: &str, repo: &str, reason: impl ToString) -> RegistryError {
+        RegistryError::Transport {
+            registry: host.into(),
+            repository: repo.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn credentials(&self, host: &str, repo: &str) -> Result<Option<(String, String)>, RegistryError> {
+        if let Some(login) = &self.login {
+            return Ok(Some(login.clone()));
+        }
+        credentials(host).map_err(|reason| Self::transport(host, repo, reason))
+    }
+
     /// Gets a token or basic header for a 401 challenge.
-    fn authorize(&self, host: &str, repo: &str, challenge: &str) -> Result<String, RegistryError> {
+    fn authorize(&self, host: &str, repo: &str, challenge: &str, push: bool) -> Result<String, RegistryError> {
         let (scheme, params) = challenge_params(challenge);
-        let creds = credentials(host);
+        let creds = self.credentials(host, repo)?;
         if scheme == "basic" {
             let (u, p) = creds.ok_or_else(|| RegistryError::Status {
                 registry: host.into(),
                 repository: repo.into(),
                 what: "credentials".into(),
                 status: 401,
-                detail: ": no credentials for this registry in ~/.docker/config.json".into(),
+                detail: ": no credentials for this registry (run `strata login`)".into(),
             })?;
-            return Ok(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-            ));
+            return Ok(basic(&u, &p));
         }
         let realm = params.get("realm").cloned().unwrap_or_default();
+        let actions = if push { "pull,push" } else { "pull" };
         let scope = params
             .get("scope")
             .cloned()
-            .unwrap_or_else(|| format!("repository:{repo}:pull"));
+            .unwrap_or_else(|| format!("repository:{repo}:{actions}"));
         let mut req = self.agent.get(&realm).query("scope", &scope);
         if let Some(service) = params.get("service") {
             req = req.query("service", service);
         }
         if let Some((u, p)) = creds {
-            req = req.set(
-                "Authorization",
-                &format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-                ),
-            );
+            req = req.set("Authorization", &basic(&u, &p));
         }
         let resp = match req.call() {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => return Err(self.status_error(host, repo, "token", r)),
-            Err(e) => {
-                return Err(RegistryError::Transport {
-                    registry: host.into(),
-                    repository: repo.into(),
-                    reason: e.to_string(),
-                })
-            }
+            Err(e) => return Err(Self::transport(host, repo, e)),
         };
         let text = resp.into_string().unwrap_or_default();
-        let body: serde_json::Value = serde_json::from_str(&text).map_err(|e| RegistryError::Transport {
-            registry: host.into(),
-            repository: repo.into(),
-            reason: format!("bad token response: {e}"),
-        })?;
+        let body: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Self::transport(host, repo, format!("bad token response: {e}")))?;
         let token = body["token"]
             .as_str()
             .or_else(|| body["access_token"].as_str())
@@ -198,39 +308,54 @@ impl Client {
         Ok(format!("Bearer {token}"))
     }
 
-    /// GET `path` under `/v2/` with auth and retries.
-    pub fn get(
+    /// One exchange with auth and retries: `url` is a path under `/v2/` or
+    /// an absolute URL (an upload location). Answers other than 2xx are
+    /// errors that name `what`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send(
         &self,
+        method: &str,
         host: &str,
         repo: &str,
-        path: &str,
-        accept: Option<&str>,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
         what: &str,
-    ) -> Result<Fetched, RegistryError> {
-        let url = format!("{}/v2/{path}", self.base(host));
-        let key = format!("{host} {repo}");
+    ) -> Result<ureq::Response, RegistryError> {
+        let url = if url.contains("://") {
+            url.to_string()
+        } else {
+            format!("{}/v2/{url}", self.base(host))
+        };
+        let push = !matches!(method, "GET" | "HEAD");
+        let key = format!("{host} {repo} {push}");
         let mut attempt = 0;
         let mut authorized = false;
         loop {
             attempt += 1;
-            let mut req = self.agent.get(&url);
-            if let Some(a) = accept {
-                req = req.set("Accept", a);
+            let mut req = self.agent.request(method, &url);
+            for (k, v) in headers {
+                req = req.set(k, v);
             }
             if let Some(auth) = self.tokens.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
                 req = req.set("Authorization", auth);
             }
-            match req.call() {
-                Ok(resp) => {
-                    return Ok(Fetched {
-                        content_type: resp.content_type().to_string(),
-                        docker_digest: resp.header("Docker-Content-Digest").map(str::to_string),
-                        body: Box::new(resp.into_reader()),
-                    })
-                }
+            let result = match &body {
+                Body::Empty if push => req.set("Content-Length", "0").send_bytes(&[]),
+                Body::Empty => req.call(),
+                Body::Bytes(b) => req.send_bytes(b),
+                Body::File(path, len) => match std::fs::File::open(path) {
+                    Ok(f) => req
+                        .set("Content-Length", &len.to_string())
+                        .send(std::io::BufReader::with_capacity(1 << 20, f)),
+                    Err(e) => return Err(Self::transport(host, repo, format!("{}: {e}", path.display()))),
+                },
+            };
+            match result {
+                Ok(resp) => return Ok(resp),
                 Err(ureq::Error::Status(401, resp)) if !authorized => {
                     let challenge = resp.header("WWW-Authenticate").unwrap_or("").to_string();
-                    let auth = self.authorize(host, repo, &challenge)?;
+                    let auth = self.authorize(host, repo, &challenge, push)?;
                     self.tokens
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -244,14 +369,37 @@ impl Client {
                 Err(ureq::Error::Transport(_)) if attempt < 4 => {
                     std::thread::sleep(Duration::from_millis(200 << attempt))
                 }
-                Err(e) => {
-                    return Err(RegistryError::Transport {
-                        registry: host.into(),
-                        repository: repo.into(),
-                        reason: e.to_string(),
-                    })
-                }
+                Err(e) => return Err(Self::transport(host, repo, e)),
             }
+        }
+    }
+
+    /// GET `path` under `/v2/` with auth and retries.
+    pub fn get(
+        &self,
+        host: &str,
+        repo: &str,
+        path: &str,
+        accept: Option<&str>,
+        what: &str,
+    ) -> Result<Fetched, RegistryError> {
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
+        let resp = self.send("GET", host, repo, path, &headers, Body::Empty, what)?;
+        Ok(Fetched {
+            content_type: resp.content_type().to_string(),
+            docker_digest: resp.header("Docker-Content-Digest").map(str::to_string),
+            body: Box::new(resp.into_reader()),
+        })
+    }
+
+    /// `HEAD` of a manifest or blob path: `Some(digest header)` when it
+    /// exists, `None` on 404.
+    pub fn exists(&self, host: &str, repo: &str, path: &str, what: &str) -> Result<Option<String>, RegistryError> {
+        let headers = [("Accept", MANIFEST_TYPES)];
+        match self.send("HEAD", host, repo, path, &headers, Body::Empty, what) {
+            Ok(resp) => Ok(Some(resp.header("Docker-Content-Digest").unwrap_or("").to_string())),
+            Err(RegistryError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -268,11 +416,7 @@ impl Client {
         fetched
             .body
             .read_to_end(&mut body)
-            .map_err(|e| RegistryError::Transport {
-                registry: host.into(),
-                repository: repo.into(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| Self::transport(host, repo, e))?;
         Ok((body, fetched.content_type))
     }
 
@@ -288,6 +432,86 @@ impl Client {
             )?
             .body)
     }
+
+    /// Puts a blob into `repo` unless it is there: mounted from `from` (a
+    /// repository of the same registry that has it) when given, otherwise
+    /// uploaded in one streamed request. Returns what happened.
+    pub fn push_blob(
+        &self,
+        host: &str,
+        repo: &str,
+        digest: &str,
+        body: Body<'_>,
+        from: Option<&str>,
+    ) -> Result<BlobPush, RegistryError> {
+        let what = format!("blob {digest}");
+        if self
+            .exists(host, repo, &format!("{repo}/blobs/{digest}"), &what)?
+            .is_some()
+        {
+            return Ok(BlobPush::Present);
+        }
+        let start = match from.filter(|f| *f != repo) {
+            Some(from) => format!("{repo}/blobs/uploads/?mount={digest}&from={from}"),
+            None => format!("{repo}/blobs/uploads/"),
+        };
+        let resp = self.send("POST", host, repo, &start, &[], Body::Empty, &what)?;
+        if resp.status() == 201 {
+            return Ok(BlobPush::Mounted);
+        }
+        let location = resp
+            .header("Location")
+            .ok_or_else(|| Self::transport(host, repo, "upload answered without a Location"))?;
+        let mut url = self.absolute(host, location);
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str("digest=");
+        url.push_str(digest);
+        self.send(
+            "PUT",
+            host,
+            repo,
+            &url,
+            &[("Content-Type", "application/octet-stream")],
+            body,
+            &what,
+        )?;
+        Ok(BlobPush::Uploaded)
+    }
+
+    /// Puts a manifest under `reference` (a tag or its digest); returns the
+    /// digest the registry reports.
+    pub fn push_manifest(
+        &self,
+        host: &str,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<String, RegistryError> {
+        let resp = self.send(
+            "PUT",
+            host,
+            repo,
+            &format!("{repo}/manifests/{reference}"),
+            &[("Content-Type", media_type)],
+            Body::Bytes(bytes),
+            &format!("manifest {reference}"),
+        )?;
+        Ok(resp.header("Docker-Content-Digest").unwrap_or("").to_string())
+    }
+
+    /// Checks that the registry accepts our credentials (`GET /v2/`).
+    pub fn ping(&self, host: &str) -> Result<(), RegistryError> {
+        self.send("GET", host, "", "", &[], Body::Empty, "login").map(|_| ())
+    }
+}
+
+/// What `push_blob` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobPush {
+    Present,
+    Mounted,
+    Uploaded,
 }
 
 #[cfg(test)]

@@ -2,26 +2,28 @@
 //! image into the store (index → this platform's manifest → config and
 //! layers, verified, layers fetched in parallel).
 
+pub mod cache;
 mod client;
+pub mod push;
 mod reference;
 
-pub use client::{Client, RegistryError};
+pub use client::{docker_config_dir, BlobPush, Body, Client, RegistryError};
 pub use reference::Reference;
 
 use std::path::Path;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::{self, Descriptor, ImageConfig, Index, Manifest};
+use crate::image::{self, Descriptor, ImageConfig, Index, Manifest, Platform};
 use crate::store::{LayerRef, Record, Store};
 
 fn registry_error(e: RegistryError) -> Error {
     Error::Registry(e)
 }
 
-/// Resolves `reference` to the digest of the image manifest for this
-/// platform (following an index), without downloading layers.
-pub fn resolve(client: &Client, reference: &Reference) -> Result<(Digest, Vec<u8>)> {
+/// Resolves `reference` to the digest of the image manifest for `platform`
+/// (following an index), without downloading layers.
+pub fn resolve(client: &Client, reference: &Reference, platform: &Platform) -> Result<(Digest, Vec<u8>)> {
     let host = reference.api_host();
     let repo = &reference.repository;
     let (mut bytes, mut media) = client
@@ -51,9 +53,17 @@ pub fn resolve(client: &Client, reference: &Reference) -> Result<(Digest, Vec<u8
             what: reference.to_string(),
             reason: e.to_string(),
         })?;
-        let chosen: &Descriptor = index.for_this_platform().ok_or_else(|| Error::BadImage {
+        let chosen: &Descriptor = index.for_platform(platform).ok_or_else(|| Error::BadImage {
             what: reference.to_string(),
-            reason: format!("no image for linux/{}", image::host_arch()),
+            reason: format!(
+                "no image for {platform} (the index has {})",
+                index
+                    .manifests
+                    .iter()
+                    .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         })?;
         let (b, m) = client
             .manifest(host, repo, &chosen.digest.to_string())
@@ -74,8 +84,34 @@ pub fn resolve(client: &Client, reference: &Reference) -> Result<(Digest, Vec<u8
     })
 }
 
+/// Counts the bytes read through it and reports the running total.
+struct Counted<'a, R> {
+    inner: R,
+    total: &'a std::sync::atomic::AtomicU64,
+    report: &'a (dyn Fn(u64) + Sync),
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let before = self.total.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        // Report about every 4 MiB, and at the end.
+        if (before + n as u64) >> 22 != before >> 22 || n == 0 {
+            (self.report)(before + n as u64);
+        }
+        Ok(n)
+    }
+}
+
 /// Pulls the image manifest `manifest_bytes` of `reference` into the store.
-pub fn pull(store: &Store, client: &Client, reference: &Reference, manifest_bytes: &[u8]) -> Result<Record> {
+/// `progress` hears (bytes downloaded, bytes to download) as layers arrive.
+pub fn pull(
+    store: &Store,
+    client: &Client,
+    reference: &Reference,
+    manifest_bytes: &[u8],
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Record> {
     let host = reference.api_host();
     let repo = &reference.repository;
     let what = reference.to_string();
@@ -113,6 +149,13 @@ pub fn pull(store: &Store, client: &Client, reference: &Reference, manifest_byte
     let pairs: Vec<(&Descriptor, &Digest)> = manifest.layers.iter().zip(&config.rootfs.diff_ids).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let errors = std::sync::Mutex::new(Vec::new());
+    let missing: u64 = pairs
+        .iter()
+        .filter(|(_, d)| !store.has_layer(d))
+        .map(|(b, _)| b.size)
+        .sum();
+    let downloaded = std::sync::atomic::AtomicU64::new(0);
+    let report = |done: u64| progress(done, missing);
     std::thread::scope(|scope| {
         for _ in 0..pairs.len().clamp(1, 4) {
             scope.spawn(|| loop {
@@ -125,8 +168,14 @@ pub fn pull(store: &Store, client: &Client, reference: &Reference, manifest_byte
                     .blob(host, repo, &blob.digest.to_string())
                     .map_err(registry_error)
                     .and_then(|body| {
+                        let body = Counted {
+                            inner: body,
+                            total: &downloaded,
+                            report: &report,
+                        };
                         crate::base::import_layer_from(store, body, Path::new(&what), Some(&blob.digest), diff_id)
-                    });
+                    })
+                    .and_then(|()| store.add_blob_source(&blob.digest, &format!("{host}/{repo}")));
                 if let Err(e) = result {
                     errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
                 }

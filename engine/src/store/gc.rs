@@ -174,6 +174,8 @@ pub fn gc(store: &Store, keep_days: f64, caches: bool) -> Result<GcReport> {
         if !keep {
             report.bytes += e.metadata().map_or(0, |m| m.blocks() * 512);
             fs::remove_file(e.path()).map_err(Error::io("remove", e.path()))?;
+            // Where registries hold it matters only while we have it.
+            let _ = fs::remove_file(root.join("sources").join(&name));
             report.blobs += 1;
         }
     }

@@ -126,6 +126,7 @@ impl Store {
             "tmp",
             "builds",
             "files",
+            "sources",
         ] {
             let d = root.join(dir);
             fs::create_dir_all(&d).map_err(Error::io("create store directory", &d))?;
@@ -199,6 +200,26 @@ impl Store {
             self.write_atomic(&dest, bytes)?;
         }
         Ok(digest)
+    }
+
+    /// Registry repositories (`host/repo`) known to hold a blob, so a push
+    /// to another repository of the same registry can mount it.
+    pub fn blob_sources(&self, digest: &Digest) -> Vec<String> {
+        fs::read_to_string(self.root.join("sources").join(digest.hex()))
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// Notes that `repository` (`host/repo`) holds the blob.
+    pub fn add_blob_source(&self, digest: &Digest, repository: &str) -> Result<()> {
+        let mut sources = self.blob_sources(digest);
+        if sources.iter().any(|s| s == repository) {
+            return Ok(());
+        }
+        sources.insert(0, repository.to_string());
+        sources.truncate(8);
+        let text = sources.join("\n") + "\n";
+        self.write_atomic(&self.root.join("sources").join(digest.hex()), text.as_bytes())
     }
 
     /// Reads a small blob and checks it against its digest.

@@ -1,0 +1,128 @@
+//! The remote layer cache. A node result is a small OCI artifact in an
+//! ordinary registry repository, tagged `strata-<key>`: its config blob is an
+//! [`Entry`] (the node's record and the full image state after it), its
+//! layers are the blobs of every layer of that state. A hit on a target's
+//! final node therefore yields everything needed to export the target
+//! without looking at any node below it, and blobs are shared by all entries
+//! of the repository, so each is uploaded once.
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+use super::push::Pusher;
+use super::{Client, Reference, RegistryError};
+use crate::digest::{Digest, NodeKey};
+use crate::error::{Error, Result};
+use crate::image::{self, Descriptor, ImageConfig, Manifest};
+use crate::store::Record;
+
+/// `artifactType` of a cache entry's manifest.
+pub const ARTIFACT_TYPE: &str = "application/vnd.strata.cache.v1";
+/// Media type of the entry (the manifest's config blob).
+pub const ENTRY_MEDIA_TYPE: &str = "application/vnd.strata.cache.entry.v1+json";
+
+/// One layer of a cached state and the blob that holds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EntryLayer {
+    pub diff_id: Digest,
+    pub blob: Descriptor,
+}
+
+/// What a remote cache stores for one key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The node's own result, as the local store keeps it.
+    pub record: Record,
+    /// The image config of the state after the node (all its layers).
+    pub state: ImageConfig,
+    /// Every layer of `state`, bottom first.
+    pub layers: Vec<EntryLayer>,
+}
+
+/// The tag a key is filed under.
+pub fn tag(key: &NodeKey) -> String {
+    format!("strata-{}", key.hex())
+}
+
+fn bad(reference: &Reference, key: &NodeKey, reason: impl Into<String>) -> Error {
+    Error::BadImage {
+        what: format!("{}/{}:{}", reference.registry, reference.repository, tag(key)),
+        reason: reason.into(),
+    }
+}
+
+/// Looks `key` up in the cache repository `reference`: `None` when the
+/// registry does not have it.
+pub fn lookup(client: &Client, reference: &Reference, key: &NodeKey) -> Result<Option<Entry>> {
+    let host = reference.api_host();
+    let repo = &reference.repository;
+    let manifest_bytes = match client.manifest(host, repo, &tag(key)) {
+        Ok((bytes, _)) => bytes,
+        Err(RegistryError::Status { status: 404, .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|e| bad(reference, key, e.to_string()))?;
+    if manifest.config.media_type != ENTRY_MEDIA_TYPE {
+        return Err(bad(reference, key, "not a strata cache entry"));
+    }
+    let mut bytes = Vec::new();
+    client
+        .blob(host, repo, &manifest.config.digest.to_string())?
+        .take(16 << 20)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(reference, key, e.to_string()))?;
+    let actual = Digest::of(&bytes);
+    if actual != manifest.config.digest {
+        return Err(Error::DigestMismatch {
+            what: format!("cache entry {}", tag(key)),
+            expected: manifest.config.digest,
+            actual,
+        });
+    }
+    let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| bad(reference, key, e.to_string()))?;
+    let diff_ids: Vec<&Digest> = entry.layers.iter().map(|l| &l.diff_id).collect();
+    if diff_ids != entry.state.rootfs.diff_ids.iter().collect::<Vec<_>>() {
+        return Err(bad(reference, key, "its layers do not match its state"));
+    }
+    Ok(Some(entry))
+}
+
+/// True when the cache repository already holds `key`.
+pub fn contains(client: &Client, reference: &Reference, key: &NodeKey) -> Result<bool> {
+    let host = reference.api_host();
+    let repo = &reference.repository;
+    let path = format!("{repo}/manifests/{}", tag(key));
+    Ok(client
+        .exists(host, repo, &path, &format!("cache entry {}", tag(key)))?
+        .is_some())
+}
+
+/// Pushes `entry` under `key`: layer blobs (from the store), the entry, then
+/// the manifest.
+pub fn store(pusher: &Pusher, reference: &Reference, key: &NodeKey, entry: &Entry) -> Result<()> {
+    let blobs: Vec<Descriptor> = entry.layers.iter().map(|l| l.blob.clone()).collect();
+    pusher.blobs(reference, &blobs)?;
+    let entry_bytes = image::to_json(entry);
+    let config = Descriptor::new(
+        ENTRY_MEDIA_TYPE,
+        pusher.store.put_blob(&entry_bytes)?,
+        entry_bytes.len() as u64,
+    );
+    pusher.blob(reference, &config)?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(image::MANIFEST_MEDIA_TYPE.into()),
+        artifact_type: Some(ARTIFACT_TYPE.into()),
+        config,
+        layers: blobs,
+        annotations: None,
+    };
+    let target = Reference {
+        tag: Some(tag(key)),
+        digest: None,
+        ..reference.clone()
+    };
+    pusher.manifest(&target, image::MANIFEST_MEDIA_TYPE, &image::to_json(&manifest))?;
+    Ok(())
+}
