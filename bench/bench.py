@@ -203,6 +203,85 @@ def bench_monorepo(busybox, scratch, store, services, runs):
     return row
 
 
+def free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_registry(scratch):
+    """A docker-registry on a free loopback port; returns (address, process)."""
+    import socket
+    port = free_port()
+    root = os.path.join(scratch, "registry")
+    os.makedirs(root, exist_ok=True)
+    config = os.path.join(root, "config.yml")
+    with open(config, "w") as f:
+        f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
+                f"http:\n  addr: 127.0.0.1:{port}\n")
+    proc = subprocess.Popen(["docker-registry", "serve", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return f"127.0.0.1:{port}", proc
+
+
+def blob_bytes(store):
+    d = os.path.join(store, "blobs", "sha256")
+    return sum(os.path.getsize(os.path.join(d, n)) for n in os.listdir(d))
+
+
+def bench_registry_cache(busybox, scratch, services, runs):
+    """The monorepo's final image restored on an empty store from a registry
+    cache: strata's --cache-from against BuildKit's inline cache."""
+    print("== registry cache", flush=True)
+    work = os.path.join(scratch, "monorepo-cache")
+    sh([sys.executable, os.path.join(REPO, "examples", "monorepo", "generate.py"), work, "--services", str(services)], stdout=subprocess.DEVNULL)
+    shutil.copy(busybox, os.path.join(work, "busybox.tar"))
+    addr, registry = start_registry(scratch)
+    try:
+        cache, image = f"{addr}/strata/cache", f"{addr}/buildkit/monorepo:cache"
+        seed = os.path.join(scratch, "cache-seed-store")
+        args = ["build", "counts", "--arg", f"services={services}"]
+        timed([STRATA, "--store", seed, *args, "--cache-to", cache], work)
+        timed([DOCKER, "build", "-q", "--network", "host", "--build-arg", "BUILDKIT_INLINE_CACHE=1", "-t", image, "."], work)
+        sh([DOCKER, "push", "-q", image], stdout=subprocess.DEVNULL)
+        stores = []
+
+        def strata_restore():
+            store = os.path.join(scratch, f"cache-store-{len(stores)}")
+            stores.append(store)
+            return timed([STRATA, "--store", store, *args, "--cache-from", cache], work)
+
+        def buildkit_restore():
+            # An empty builder: no build cache, no local copy of the cache image.
+            subprocess.run([DOCKER, "rmi", "-f", image, "monorepo:restored"], env=ENV, capture_output=True)
+            sh([DOCKER, "builder", "prune", "-af"], stdout=subprocess.DEVNULL)
+            return timed([DOCKER, "build", "-q", "--network", "host", "--cache-from", image, "-t", "monorepo:restored", "."], work)
+
+        restore, _ = interleave(runs, [("strata", strata_restore), ("buildkit", buildkit_restore)])
+        downloaded = blob_bytes(stores[-1])
+        same = file_list_strata(stores[-1], "monorepo/counts:latest") == file_list_docker("monorepo:restored")
+        for store in stores:
+            shutil.rmtree(store, ignore_errors=True)
+    finally:
+        registry.kill()
+        registry.wait()
+    row = {
+        "workload": f"registry cache (monorepo final image, {services} services)",
+        "same_files": same,
+        "restore on an empty store": {k: summary(v) for k, v in restore.items()},
+        "strata_peak_rss_kib": 0,
+        "strata_bytes_downloaded": downloaded,
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def fmt(s):
     if s is None:
         return "-"
@@ -239,7 +318,9 @@ def write_report(rows, meta, quick):
         scenarios = [k for k in r if isinstance(r[k], dict) and "strata" in r[k]]
         for i, sc in enumerate(scenarios):
             s, b = r[sc]["strata"], r[sc]["buildkit"]
-            rss = f"{r['strata_peak_rss_kib'] / 1024:.0f} MiB" if i == 0 else ""
+            rss = f"{r['strata_peak_rss_kib'] / 1024:.0f} MiB" if i == 0 and r["strata_peak_rss_kib"] else ""
+            if "strata_bytes_downloaded" in r:
+                sc = f"{sc} (strata downloaded {r['strata_bytes_downloaded'] / 1e6:.1f} MB)"
             same = ("yes" if r.get("same_files") else f"NO ({r.get('only_strata')} / {r.get('only_buildkit')})") if i == 0 and "same_files" in r else ""
             lines.append(f"| {r['workload'] if i == 0 else ''} | {sc} | {fmt(s)} | {fmt(b)} | {ratio(s, b)} | {rss} | {same} |")
     lines.append("")
@@ -251,10 +332,10 @@ def write_report(rows, meta, quick):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="one cold and three cached runs, small monorepo, no W1")
-    ap.add_argument("--only", nargs="*", help="workload names to run (w1 w2 w4 w5 monorepo)")
+    ap.add_argument("--only", nargs="*", help="workload names to run (w1 w2 w4 w5 monorepo cache)")
     a = ap.parse_args()
     cold_n, cached_n = (1, 3) if a.quick else (3, 5)
-    wanted = set(a.only or ["w1", "w2", "w4", "w5", "monorepo"])
+    wanted = set(a.only or ["w1", "w2", "w4", "w5", "monorepo", "cache"])
     if a.quick and not a.only:
         wanted.discard("w1")
     busybox, debian = ensure_bases(a.quick, "w1" in wanted)
@@ -275,6 +356,8 @@ def main():
                 rows.append(bench_workload(name, tag, work, store, cold_n, cached_n))
         if "monorepo" in wanted:
             rows.append(bench_monorepo(busybox, scratch, store, 4 if a.quick else 8, 1 if a.quick else 3))
+        if "cache" in wanted:
+            rows.append(bench_registry_cache(busybox, scratch, 4 if a.quick else 8, 1 if a.quick else 5))
     write_report(rows, meta, a.quick)
 
 
