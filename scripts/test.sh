@@ -5,4 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_packages "${STRATA_PACKAGES[@]}"
+# The Debian tests serve a partial mirror on 127.0.0.1; it is made once
+# from the host's apt mirror (the only download the suite needs).
+export STRATA_TEST_DEBIAN_MIRROR=$PWD/.cache/debian-mirror
+scripts/debian-mirror.sh "$STRATA_TEST_DEBIAN_MIRROR" bookworm nginx
 cargo test --workspace "$@"

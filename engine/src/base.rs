@@ -26,6 +26,14 @@ fn bad(what: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
+/// `debian(...)` bases are planned and built by `crate::debian`, which needs the builder.
+fn debian_elsewhere() -> Error {
+    Error::BadImage {
+        what: "debian(...)".into(),
+        reason: "a Debian base is built by the builder, not imported".into(),
+    }
+}
+
 /// The bytes that decide a base's key.
 /// A registry base is resolved for `platform`; `strata.lock` files it under
 /// the reference, with the platform appended when it is not the host's.
@@ -55,6 +63,7 @@ pub fn identity(
             Ok(*digest.bytes())
         }
         BaseSource::OciLayout { dir, tag } => Ok(*resolve_oci(dir, tag.as_deref())?.digest.bytes()),
+        BaseSource::Debian(_) => Err(debian_elsewhere()),
         BaseSource::DockerArchive { file } | BaseSource::Rootfs { file } => {
             let meta = fs::metadata(file).map_err(Error::io("read", file))?;
             cache.hash_file(file, &meta).map_err(Error::io("read", file))
@@ -90,6 +99,7 @@ pub fn import(
             registry::pull(store, client, &reference, &manifest, progress)
         }
         BaseSource::OciLayout { dir, tag } => import_oci(store, dir, tag.as_deref()),
+        BaseSource::Debian(_) => Err(debian_elsewhere()),
         BaseSource::DockerArchive { file } => import_docker_archive(store, file),
         BaseSource::Rootfs { file } => import_rootfs(store, file, compression, epoch),
     }

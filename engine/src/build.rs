@@ -96,6 +96,8 @@ pub struct Plan {
     pub selections: HashMap<NodeId, Arc<Selection>>,
     /// Identities (manifest digest or file hash) of base nodes.
     pub base_identities: HashMap<NodeId, [u8; 32]>,
+    /// The package sets of `debian(...)` bases.
+    pub debian_sets: HashMap<NodeId, Arc<crate::lock::DebianSet>>,
     /// Files hashed / taken from the stat cache while planning.
     pub files_hashed: usize,
     pub files_reused: usize,
@@ -202,6 +204,14 @@ impl<'a> Builder<'a> {
         for &id in nodes {
             let node = &self.graph.nodes[id];
             let resolved = match &node.op {
+                Op::Base(crate::graph::BaseSource::Debian(spec)) => {
+                    let warn = |message: String| self.events.event(Event::Warning { message });
+                    let (set, identity) = crate::debian::plan(spec, self.store, &lock, &warn)
+                        .map_err(|e| input_error(node, e.to_string()))?;
+                    plan.debian_sets.insert(id, Arc::new(set));
+                    plan.base_identities.insert(id, identity);
+                    Resolved::Base(identity)
+                }
                 Op::Base(source) => {
                     let identity = base::identity(source, &cache, &self.registry, &self.opts.platform, &lock)
                         .map_err(|e| input_error(node, e.to_string()))?;
@@ -755,6 +765,9 @@ impl<'a> Builder<'a> {
             self.materialize(state, Some(id))?;
         }
         match &node.op {
+            Op::Base(crate::graph::BaseSource::Debian(spec)) => {
+                crate::debian::build(self, id, node, spec, &plan.debian_sets[&id])
+            }
             Op::Base(source) => base::import(
                 self.store,
                 source,

@@ -37,6 +37,21 @@ pub enum BaseSource {
     Rootfs { file: PathBuf },
     /// `[registry/]repository[:tag][@digest]`: an image in a registry.
     Registry { reference: String },
+    /// `debian(suite, packages, #{…})`: a root filesystem strata assembles from `.deb`s.
+    Debian(DebianBase),
+}
+
+/// What `debian(suite, packages, #{mirror, arch, variant})` asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DebianBase {
+    pub suite: String,
+    pub packages: Vec<String>,
+    /// The mirror's base URL; `None` means the host's apt sources.
+    pub mirror: Option<String>,
+    /// Debian architecture; `None` means the host's.
+    pub arch: Option<String>,
+    /// `required` (the default) or `essential`.
+    pub variant: Option<String>,
 }
 
 /// What a `copy` reads from.

@@ -113,6 +113,7 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
                 crate::graph::BaseSource::DockerArchive { .. } => "docker-archive",
                 crate::graph::BaseSource::Rootfs { .. } => "rootfs",
                 crate::graph::BaseSource::Registry { .. } => "registry",
+                crate::graph::BaseSource::Debian(_) => "debian",
             };
             enc.str(kind);
             match resolved {

@@ -6,6 +6,7 @@
 pub mod base;
 pub mod build;
 pub mod context;
+pub mod debian;
 pub mod digest;
 pub mod error;
 pub mod events;

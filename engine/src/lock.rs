@@ -2,8 +2,12 @@
 //! manifest digest they resolved to, so a build keys on bytes, not on a tag
 //! that moves, and any machine with the lock builds the same image.
 //!
+//! Native Debian bases are pinned too: every package of the resolved set
+//! with its version, architecture, SHA256 and pool file name.
+//!
 //! ```json
-//! {"version":1,"images":{"127.0.0.1:5000/team/app:1.0":"sha256:…"}}
+//! {"version":1,"images":{"127.0.0.1:5000/team/app:1.0":"sha256:…"},
+//!  "debian":{"bookworm/amd64 required: nginx":{"mirror":"http://…/debian","suite":"bookworm",…,"packages":[…]}}}
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,40 +31,97 @@ pub enum LockMode {
     Locked,
 }
 
+/// One pinned Debian package.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedPackage {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    pub sha256: String,
+    pub filename: String,
+    pub size: u64,
+}
+
+/// A resolved Debian package set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebianSet {
+    pub mirror: String,
+    pub suite: String,
+    pub arch: String,
+    pub variant: String,
+    pub packages: Vec<LockedPackage>,
+}
+
 #[derive(Default, Serialize, Deserialize)]
 struct LockFile {
     version: u32,
+    #[serde(default)]
     images: BTreeMap<String, Digest>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    debian: BTreeMap<String, DebianSet>,
+}
+
+#[derive(Default)]
+struct LockState {
+    file: LockFile,
+    /// Entries the recipe used (`images` names and `debian` names).
+    used: BTreeSet<String>,
+    changed: bool,
 }
 
 /// The lock of one recipe, shared by the planning of a build.
 pub struct Lock {
     path: PathBuf,
     mode: LockMode,
-    state: Mutex<(BTreeMap<String, Digest>, BTreeSet<String>, bool)>,
+    state: Mutex<LockState>,
 }
 
 impl Lock {
     /// Reads `strata.lock` beside `recipe` (absent means empty).
     pub fn open(recipe: &Path, mode: LockMode) -> Result<Lock> {
         let path = recipe.parent().unwrap_or(Path::new(".")).join("strata.lock");
-        let images = match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice::<LockFile>(&bytes)
-                    .map_err(|source| Error::Json {
-                        path: path.clone(),
-                        source,
-                    })?
-                    .images
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        let file = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<LockFile>(&bytes).map_err(|source| Error::Json {
+                path: path.clone(),
+                source,
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => LockFile::default(),
             Err(e) => return Err(Error::io("read", &path)(e)),
         };
         Ok(Lock {
             path,
             mode,
-            state: Mutex::new((images, BTreeSet::new(), false)),
+            state: Mutex::new(LockState {
+                file,
+                ..LockState::default()
+            }),
         })
+    }
+
+    /// The pinned package set called `name`, resolving it with `resolve`
+    /// when the lock lacks it (or when updating).
+    pub fn debian(&self, name: &str, resolve: impl FnOnce() -> Result<DebianSet>) -> Result<DebianSet> {
+        let pinned = {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.used.insert(name.to_string());
+            s.file.debian.get(name).cloned()
+        };
+        match (pinned, self.mode) {
+            (Some(set), LockMode::Use | LockMode::Locked) => Ok(set),
+            (None, LockMode::Locked) => Err(Error::Lock(format!(
+                "`{name}` is not pinned in `{}` (--locked); run `strata lock`",
+                self.path.display()
+            ))),
+            _ => {
+                let set = resolve()?;
+                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                if s.file.debian.get(name) != Some(&set) {
+                    s.file.debian.insert(name.to_string(), set.clone());
+                    s.changed = true;
+                }
+                Ok(set)
+            }
+        }
     }
 
     /// The pinned digest of `reference`, resolving it with `resolve` when the
@@ -68,8 +129,8 @@ impl Lock {
     pub fn digest(&self, reference: &str, resolve: impl FnOnce() -> Result<Digest>) -> Result<Digest> {
         let pinned = {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            s.1.insert(reference.to_string());
-            s.0.get(reference).cloned()
+            s.used.insert(reference.to_string());
+            s.file.images.get(reference).cloned()
         };
         match (pinned, self.mode) {
             (Some(d), LockMode::Use | LockMode::Locked) => Ok(d),
@@ -80,9 +141,9 @@ impl Lock {
             _ => {
                 let digest = resolve()?;
                 let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                if s.0.get(reference) != Some(&digest) {
-                    s.0.insert(reference.to_string(), digest.clone());
-                    s.2 = true;
+                if s.file.images.get(reference) != Some(&digest) {
+                    s.file.images.insert(reference.to_string(), digest.clone());
+                    s.changed = true;
                 }
                 Ok(digest)
             }
@@ -94,7 +155,14 @@ impl Lock {
     /// when updating).
     pub fn finish(&self) -> Result<()> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let unused: Vec<String> = s.0.keys().filter(|k| !s.1.contains(*k)).cloned().collect();
+        let unused: Vec<String> = s
+            .file
+            .images
+            .keys()
+            .chain(s.file.debian.keys())
+            .filter(|k| !s.used.contains(*k))
+            .cloned()
+            .collect();
         match self.mode {
             LockMode::Locked if !unused.is_empty() => {
                 return Err(Error::Lock(format!(
@@ -105,22 +173,20 @@ impl Lock {
             }
             LockMode::Update if !unused.is_empty() => {
                 for k in unused {
-                    s.0.remove(&k);
+                    s.file.images.remove(&k);
+                    s.file.debian.remove(&k);
                 }
-                s.2 = true;
+                s.changed = true;
             }
             _ => {}
         }
-        if s.2 {
-            let bytes = serde_json::to_vec_pretty(&LockFile {
-                version: 1,
-                images: s.0.clone(),
-            })
-            .expect("lock serialises");
+        if s.changed {
+            s.file.version = 1;
+            let bytes = serde_json::to_vec_pretty(&s.file).expect("lock serialises");
             let tmp = self.path.with_extension("lock.tmp");
             std::fs::write(&tmp, [bytes, b"\n".to_vec()].concat()).map_err(Error::io("write", &tmp))?;
             std::fs::rename(&tmp, &self.path).map_err(Error::io("write", &self.path))?;
-            s.2 = false;
+            s.changed = false;
         }
         Ok(())
     }

@@ -305,3 +305,66 @@ impl Drop for Registry {
         let _ = self.child.wait();
     }
 }
+
+/// The partial Debian mirror `scripts/debian-mirror.sh` made, served by
+/// python's http.server on a free loopback port; every request is logged.
+pub struct DebianMirror {
+    child: std::process::Child,
+    log: tempfile::NamedTempFile,
+    pub url: String,
+}
+
+impl DebianMirror {
+    pub fn start() -> DebianMirror {
+        let dir = std::env::var("STRATA_TEST_DEBIAN_MIRROR").expect(
+            "STRATA_TEST_DEBIAN_MIRROR is unset: run the tests through scripts/test.sh, which makes the mirror",
+        );
+        DebianMirror::serve(Path::new(&dir))
+    }
+
+    /// Serves `dir` (a mirror layout) instead.
+    pub fn serve(dir: &Path) -> DebianMirror {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .expect("python3 is installed");
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the mirror did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        DebianMirror {
+            child,
+            log,
+            url: format!("http://{addr}"),
+        }
+    }
+
+    /// The paths requested so far.
+    pub fn requests(&self) -> Vec<String> {
+        fs::read_to_string(self.log.path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split('"').nth(1))
+            .filter_map(|r| r.split_whitespace().nth(1).map(str::to_string))
+            .collect()
+    }
+}
+
+impl Drop for DebianMirror {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

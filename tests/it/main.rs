@@ -6,6 +6,7 @@ mod common;
 mod bases;
 mod build;
 mod cli;
+mod debian;
 mod errors;
 mod explain;
 mod registry;

@@ -37,6 +37,10 @@ pub const SIGNATURES: &[(&str, &str)] = &[
         "from",
         "from(\"oci:DIR[:TAG]\" | \"docker-archive:FILE\" | \"rootfs:FILE.tar\")",
     ),
+    (
+        "debian",
+        "debian(\"bookworm\", [packages]) or debian(suite, [packages], #{mirror, arch, variant})",
+    ),
     ("ctx", "ctx(path) or ctx([paths])"),
     ("path", "state.path(\"/absolute/path\")"),
     (

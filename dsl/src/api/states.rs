@@ -45,6 +45,70 @@ fn base_source(rec: &Shared, reference: &str, ctx: &NativeCallContext) -> Res<Ba
     })
 }
 
+/// `debian(suite, packages, #{mirror, arch, variant})`: a native Debian base.
+fn debian(rec: &Shared, ctx: &NativeCallContext, suite: &str, packages: Array, opts: Map) -> Res<State> {
+    let pos = ctx.call_position();
+    check_options(&opts, &["mirror", "arch", "variant"], "debian", pos)?;
+    let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+    if !valid(suite) {
+        return Err(runtime(
+            pos,
+            format!("`{suite}` is not a Debian suite name (like \"bookworm\")"),
+        ));
+    }
+    let packages = strings(&packages, "debian packages", pos)?;
+    for p in &packages {
+        let name = p.split('=').next().unwrap_or("");
+        if !valid(name) || name.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err(runtime(
+                pos,
+                format!("`{p}` is not a package name (NAME or NAME=VERSION)"),
+            ));
+        }
+    }
+    let opt = |key: &str| -> Res<Option<String>> {
+        match opts.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .clone()
+                .into_string()
+                .map(Some)
+                .map_err(|_| runtime(pos, format!("debian option `{key}` must be a string"))),
+        }
+    };
+    let variant = opt("variant")?;
+    if let Some(v) = &variant {
+        if v != "required" && v != "essential" {
+            return Err(runtime(
+                pos,
+                format!("debian variant `{v}`: expected \"required\" or \"essential\""),
+            ));
+        }
+    }
+    let mirror = opt("mirror")?.filter(|m| !m.is_empty());
+    if let Some(m) = &mirror {
+        if !m.starts_with("http://") && !m.starts_with("https://") {
+            return Err(runtime(
+                pos,
+                format!("debian mirror `{m}` must be an http:// or https:// URL"),
+            ));
+        }
+    }
+    let spec = strata_engine::graph::DebianBase {
+        suite: suite.to_string(),
+        packages: packages.clone(),
+        mirror,
+        arch: opt("arch")?,
+        variant,
+    };
+    let desc = format!("debian({}, {})", quote(suite), quote_list(&packages));
+    Ok(State {
+        node: rec
+            .borrow_mut()
+            .add(ctx, Op::Base(BaseSource::Debian(spec)), None, desc),
+    })
+}
+
 fn check_ctx_path(p: &str, pos: rhai::Position) -> Res<()> {
     if strata_engine::context::clean_relative(p).is_none() {
         return Err(runtime(pos, format!("ctx path `{p}` leaves the build context")));
@@ -289,6 +353,20 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
             node: r.borrow_mut().add(&ctx, Op::Base(source), None, desc),
         })
     });
+    let r = rec.clone();
+    engine.register_fn(
+        "debian",
+        move |ctx: NativeCallContext, suite: &str, packages: Array| -> Res<State> {
+            debian(&r, &ctx, suite, packages, Map::new())
+        },
+    );
+    let r = rec.clone();
+    engine.register_fn(
+        "debian",
+        move |ctx: NativeCallContext, suite: &str, packages: Array, opts: Map| -> Res<State> {
+            debian(&r, &ctx, suite, packages, opts)
+        },
+    );
     engine.register_fn("ctx", move |ctx: NativeCallContext, path: &str| -> Res<Ctx> {
         check_ctx_path(path, ctx.call_position())?;
         Ok(Ctx {

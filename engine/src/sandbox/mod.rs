@@ -241,43 +241,7 @@ pub fn execute(
 
     let outcome = launch(builder, node, &exe, &spec_path, run.timeout, &secrets)?;
     drop(cache_locks);
-    match outcome {
-        Outcome::Exited(0, _) => {}
-        Outcome::Exited(code, tail) => {
-            // Our own failures say so on their last line; a shell's 127 is the command's.
-            let ours = code == spec::SETUP_FAILED || code == spec::EXEC_FAILED;
-            let setup = tail
-                .iter()
-                .rev()
-                .find_map(|l| l.strip_prefix(spec::SETUP_PREFIX))
-                .filter(|_| ours);
-            let (message, detail) = if let Some(reason) = setup {
-                (format!("`run` could not start: {reason}"), tail.join("\n"))
-            } else {
-                (
-                    format!("`run` failed with exit code {code}: {}", shown(&run.argv)),
-                    tail.join("\n"),
-                )
-            };
-            return Err(Error::Step {
-                origin: node.origin.clone(),
-                message,
-                detail: indent_tail(&detail),
-            });
-        }
-        Outcome::TimedOut(tail) => {
-            return Err(Error::Step {
-                origin: node.origin.clone(),
-                message: format!(
-                    "`run` timed out after {}s: {}",
-                    run.timeout.unwrap_or(0),
-                    shown(&run.argv)
-                ),
-                detail: indent_tail(&tail.join("\n")),
-            })
-        }
-        Outcome::Cancelled => return Err(Error::Interrupted),
-    }
+    check(node, &run.argv, run.timeout, outcome)?;
 
     for stub in stubs.iter().rev() {
         remove_if_empty_stub(stub)?;
@@ -292,6 +256,103 @@ pub fn execute(
         layers: vec![LayerRef { diff_id }],
         config: None,
     })
+}
+
+/// Turns a finished sandbox into `Ok` or the step's error.
+fn check(node: &Node, argv: &[String], timeout: Option<u64>, outcome: Outcome) -> Result<()> {
+    match outcome {
+        Outcome::Exited(0, _) => Ok(()),
+        Outcome::Exited(code, tail) => {
+            // Our own failures say so on their last line; a shell's 127 is the command's.
+            let ours = code == spec::SETUP_FAILED || code == spec::EXEC_FAILED;
+            let setup = tail
+                .iter()
+                .rev()
+                .find_map(|l| l.strip_prefix(spec::SETUP_PREFIX))
+                .filter(|_| ours);
+            let (message, detail) = if let Some(reason) = setup {
+                (format!("`run` could not start: {reason}"), tail.join("\n"))
+            } else {
+                (
+                    format!("`run` failed with exit code {code}: {}", shown(argv)),
+                    tail.join("\n"),
+                )
+            };
+            Err(Error::Step {
+                origin: node.origin.clone(),
+                message,
+                detail: indent_tail(&detail),
+            })
+        }
+        Outcome::TimedOut(tail) => Err(Error::Step {
+            origin: node.origin.clone(),
+            message: format!("`run` timed out after {}s: {}", timeout.unwrap_or(0), shown(argv)),
+            detail: indent_tail(&tail.join("\n")),
+        }),
+        Outcome::Cancelled => Err(Error::Interrupted),
+    }
+}
+
+/// Runs `argv` as root, network off, on an overlay whose upper directory is
+/// `dir/upper` (already holding a root filesystem) and that has no lower
+/// layer; `binds` are `(host path, target, read-only)`. Afterwards the upper
+/// directory is a layer's worth of files (stubs removed, overlay xattrs gone).
+pub(crate) fn run_in_root(
+    builder: &Builder<'_>,
+    node: &Node,
+    dir: &Path,
+    argv: Vec<String>,
+    env: Vec<String>,
+    binds: Vec<(PathBuf, String, bool)>,
+) -> Result<()> {
+    let exe = builder.opts.sandbox_exe.clone().ok_or_else(|| Error::Step {
+        origin: node.origin.clone(),
+        message: "building this base needs the strata executable to start its sandbox".into(),
+        detail: String::new(),
+    })?;
+    for sub in ["work", "merged"] {
+        let d = dir.join(sub);
+        fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
+    }
+    let upper = dir.join("upper");
+    let view = View { layers: &[] };
+    let mut stubs = Vec::new();
+    let mut mounts = Vec::new();
+    for (target, kind) in [("/proc", StubKind::Dir), ("/dev", StubKind::Dir)] {
+        make_stub(&upper, &view, target, kind, &mut stubs)?;
+    }
+    for (source, target, readonly) in binds {
+        let kind = if source.is_dir() { StubKind::Dir } else { StubKind::File };
+        make_stub(&upper, &view, &target, kind, &mut stubs)?;
+        mounts.push(MountSpec::Bind {
+            source,
+            target,
+            readonly,
+        });
+    }
+    let spec = Spec {
+        lowers: Vec::new(),
+        dir: dir.to_path_buf(),
+        argv: argv.clone(),
+        env,
+        cwd: "/".into(),
+        uid: 0,
+        gid: 0,
+        groups: vec![0],
+        network_host: false,
+        hostname: "strata".into(),
+        mounts,
+        sysfs: false,
+    };
+    let spec_path = dir.join("spec.json");
+    fs::write(&spec_path, serde_json::to_vec(&spec).expect("spec serialises"))
+        .map_err(Error::io("write", &spec_path))?;
+    let outcome = launch(builder, node, &exe, &spec_path, None, &[])?;
+    check(node, &argv, None, outcome)?;
+    for stub in stubs.iter().rev() {
+        remove_if_empty_stub(stub)?;
+    }
+    strip_overlay_xattrs(&upper)
 }
 
 fn shown(argv: &[String]) -> String {

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Makes (once) a partial Debian mirror for the tests, so that they never
+# leave 127.0.0.1: the real, signed InRelease of a suite, its Packages index,
+# and the .debs of `debian(SUITE, PACKAGES)` as strata resolves it against
+# the host's apt mirror. The tests serve it on loopback.
+# Usage: scripts/debian-mirror.sh DIR [SUITE] [PACKAGE...]
+set -euo pipefail
+dir=$1
+suite=${2:-bookworm}
+shift 2 2>/dev/null || shift $#
+packages=("$@")
+[ ${#packages[@]} -gt 0 ] || packages=(nginx)
+stamp="$dir/.complete-$suite-$(printf '%s-' "${packages[@]}")"
+[ -f "$stamp" ] && exit 0
+cd "$(dirname "$0")/.."
+cargo build --quiet
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+list=$(printf '"%s", ' "${packages[@]}")
+echo "debian(\"$suite\", [${list%, }]);" >"$work/strata.rhai"
+echo 'image("x", scratch());' >>"$work/strata.rhai"
+STRATA_HOME="$work/store" target/debug/strata lock -f "$work/strata.rhai" >/dev/null
+python3 - "$dir" "$suite" "$work/strata.lock" <<'PY'
+import hashlib, json, os, sys, urllib.request
+out, suite, lock = sys.argv[1], sys.argv[2], sys.argv[3]
+entry = next(iter(json.load(open(lock))["debian"].values()))
+mirror = entry["mirror"]
+
+def get(rel, sha256=None):
+    dest = os.path.join(out, rel)
+    if sha256 and os.path.exists(dest) and hashlib.sha256(open(dest, "rb").read()).hexdigest() == sha256:
+        return open(dest, "rb").read()
+    data = urllib.request.urlopen(f"{mirror}/{rel}", timeout=120).read()
+    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+        sys.exit(f"{rel}: SHA256 mismatch")
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    with open(dest + ".tmp", "wb") as f:
+        f.write(data)
+    os.replace(dest + ".tmp", dest)
+    return data
+
+release = get(f"dists/{suite}/InRelease").decode()
+arch = entry["arch"]
+for line in release.split("SHA256:", 1)[1].splitlines()[1:]:
+    if not line.startswith(" "):
+        break
+    sha, _, path = line.split()
+    if path == f"main/binary-{arch}/Packages.xz":
+        get(f"dists/{suite}/{path}", sha)
+for p in entry["packages"]:
+    get(p["filename"], p["sha256"])
+print(f"mirror in {out}: {len(entry['packages'])} packages of {suite}/{arch}")
+PY
+touch "$stamp"

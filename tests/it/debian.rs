@@ -1,0 +1,144 @@
+//! Native Debian bases, from a partial mirror served on 127.0.0.1 (made by
+//! scripts/debian-mirror.sh from the real, signed archive).
+
+use std::fs;
+
+use crate::common::*;
+
+fn lock_of(p: &Project) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(p.path("strata.lock")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_nginx_example_is_pinned_configured_and_reproducible() {
+    let mirror = DebianMirror::start();
+    let arg = format!("mirror={}", mirror.url);
+    let p = Project::example("nginx");
+    // nginx -t, dpkg --audit and apt-get check run inside the image.
+    let first = p.ok(&["build", "nginx", "nginx-check", "--arg", &arg]);
+    let digest = digest_of(&first.stdout, "nginx");
+
+    let lock = lock_of(&p);
+    let set = &lock["debian"]["bookworm/amd64 required: nginx"];
+    let packages = set["packages"].as_array().unwrap();
+    assert!(packages.len() > 80, "{}", packages.len());
+    let nginx = packages.iter().find(|p| p["name"] == "nginx").unwrap();
+    assert_eq!(nginx["sha256"].as_str().unwrap().len(), 64);
+    assert!(nginx["filename"].as_str().unwrap().starts_with("pool/main/n/nginx/"));
+    let inspect: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "example/nginx:latest"]).stdout).unwrap();
+    assert_eq!(
+        inspect["config"]["config"]["Cmd"],
+        serde_json::json!(["nginx", "-g", "daemon off;"])
+    );
+    assert!(inspect["config"]["config"]["ExposedPorts"]["80/tcp"].is_object());
+    let bundle = umoci_unpack(p.store.path(), "example/nginx:latest");
+    let root = bundle.path().join("b/rootfs");
+    assert!(root.join("usr/sbin/nginx").exists());
+    assert!(!root.join("usr/sbin/policy-rc.d").exists());
+    assert!(!root.join("var/log/dpkg.log").exists());
+    assert_eq!(
+        fs::read_link(root.join("bin")).unwrap(),
+        std::path::Path::new("usr/bin")
+    );
+    let status = fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
+    assert_eq!(
+        status.matches("Status: install ok installed").count(),
+        packages.len(),
+        "every package is installed and configured"
+    );
+
+    // Another machine with the lock: no index is fetched, the same bytes come out.
+    let before = mirror.requests().len();
+    let q = Project::new();
+    copy_tree(p.dir.path(), q.dir.path());
+    let again = q.ok(&["build", "nginx", "--arg", &arg, "--locked"]);
+    assert_eq!(digest_of(&again.stdout, "nginx"), digest);
+    let asked: Vec<String> = mirror.requests()[before..].to_vec();
+    assert!(asked.iter().all(|r| r.starts_with("/pool/")), "{asked:?}");
+    assert_eq!(asked.len(), packages.len());
+
+    // Another recipe in that store: the .debs it needs are all there already.
+    let before = mirror.requests().len();
+    q.recipe(&format!(
+        r#"image("tiny", debian("bookworm", [], #{{ mirror: "{}", variant: "essential" }}).run("dpkg --audit && test -x /usr/bin/dpkg"));"#,
+        mirror.url
+    ));
+    q.ok(&["build"]);
+    let asked: Vec<String> = mirror.requests()[before..].to_vec();
+    assert!(!asked.iter().any(|r| r.starts_with("/pool/")), "{asked:?}");
+    let essential = lock_of(&q)["debian"]["bookworm/amd64 essential"]["packages"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(essential < packages.len(), "{essential}");
+
+    // `strata lock --update` asks the mirror again.
+    let before = mirror.requests().len();
+    q.ok(&["lock", "--update"]);
+    assert!(mirror.requests()[before..].iter().any(|r| r.ends_with("/InRelease")));
+}
+
+#[test]
+fn bad_requests_and_bad_mirrors_are_clear_errors() {
+    let mirror = DebianMirror::start();
+    let p = Project::new();
+    p.recipe(&format!(
+        "let b = debian(\"bookworm\", [\"no-such-package\"], #{{ mirror: \"{}\" }});\nimage(\"x\", b);",
+        mirror.url
+    ));
+    let r = p.run(&["build"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("strata.rhai:1:9"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no package `no-such-package` in the index"),
+        "{}",
+        r.stderr
+    );
+    assert!(!p.path("strata.lock").exists());
+
+    let r = p.run(&["build", "--locked"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not pinned"), "{}", r.stderr);
+
+    // A mirror whose InRelease was altered, and one whose index does not
+    // match the signed Release.
+    let real = std::path::PathBuf::from(std::env::var("STRATA_TEST_DEBIAN_MIRROR").unwrap());
+    let forged = tempfile::tempdir().unwrap();
+    copy_tree(&real.join("dists"), &forged.path().join("dists"));
+    let inrelease = forged.path().join("dists/bookworm/InRelease");
+    let text = fs::read_to_string(&inrelease).unwrap();
+    fs::write(&inrelease, text.replacen("Suite: ", "Suite:  ", 1)).unwrap();
+    let bad = DebianMirror::serve(forged.path());
+    p.recipe(&format!(
+        r#"image("x", debian("bookworm", ["nginx"], #{{ mirror: "{}" }}));"#,
+        bad.url
+    ));
+    let r = p.run(&["build"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("does not verify"), "{}", r.stderr);
+
+    // (A fresh store: indexes already verified are kept by their hash.)
+    fs::write(&inrelease, text).unwrap();
+    let index = forged.path().join("dists/bookworm/main/binary-amd64/Packages.xz");
+    fs::write(&index, b"not the index").unwrap();
+    let fresh = Project::new();
+    fresh.recipe(&fs::read_to_string(p.path("strata.rhai")).unwrap());
+    let r = fresh.run(&["build"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("but the signed Release says"), "{}", r.stderr);
+    drop(bad);
+
+    // A .deb that is not what the lock says.
+    p.recipe(&format!(
+        r#"image("x", debian("bookworm", ["nginx"], #{{ mirror: "{}" }}));"#,
+        mirror.url
+    ));
+    p.ok(&["lock"]);
+    let mut lock = lock_of(&p);
+    let first = &mut lock["debian"]["bookworm/amd64 required: nginx"]["packages"][0];
+    first["sha256"] = "0".repeat(64).into();
+    fs::write(p.path("strata.lock"), serde_json::to_vec(&lock).unwrap()).unwrap();
+    let r = p.run(&["build"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("but the index says"), "{}", r.stderr);
+}
