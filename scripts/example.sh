@@ -32,3 +32,7 @@ time "$strata" build -f examples/hello/strata.rhai --out-dir "$work/out" --progr
 
 "$strata" images
 "$strata" history example/hello:latest
+
+echo "== examples/nginx: the seed's nginx image on a native Debian base (the host's apt mirror)"
+"$strata" build -f examples/nginx/strata.rhai nginx nginx-check
+"$strata" history example/nginx:latest

@@ -428,8 +428,10 @@ impl<'a> Builder<'a> {
             }
         };
         let mut executed = false;
-        // `--no-cache` rebuilds steps; a base stays imported (as BuildKit keeps pulled bases).
-        let use_cache = !self.opts.no_cache || matches!(node.op, Op::Base(_));
+        // `--no-cache` rebuilds steps; an imported base stays (as BuildKit keeps
+        // pulled bases), a Debian base is assembled again (from stored .debs).
+        let imported = matches!(node.op, Op::Base(ref s) if !matches!(s, crate::graph::BaseSource::Debian(_)));
+        let use_cache = !self.opts.no_cache || imported;
         let record = match lookup(use_cache)? {
             Some(record) => {
                 self.events.event(Event::Cached { node: id, key });

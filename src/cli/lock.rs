@@ -31,8 +31,12 @@ pub fn run(store: &Store, args: LockArgs) -> Result<(), CliError> {
         ..BuildOptions::default()
     };
     let never = AtomicBool::new(false);
-    let quiet = |_: strata_engine::events::Event| {};
-    Builder::new(store, &graph, opts, &quiet, &never).plan(&nodes)?;
+    let warnings = |e: strata_engine::events::Event| {
+        if let strata_engine::events::Event::Warning { message } = e {
+            eprintln!("warning: {message}");
+        }
+    };
+    Builder::new(store, &graph, opts, &warnings, &never).plan(&nodes)?;
     let lock = args
         .recipe
         .file

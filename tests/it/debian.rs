@@ -100,6 +100,14 @@ fn bad_requests_and_bad_mirrors_are_clear_errors() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("not pinned"), "{}", r.stderr);
 
+    // Without gpgv the index is used, and the user is told it was not checked.
+    p.recipe(&format!(r#"image("x", debian("bookworm", ["nginx"], #{{ mirror: "{}" }}));"#, mirror.url));
+    let out = p.cmd(&["lock"]).env("PATH", "/nonexistent").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("is NOT signature-checked: gpgv is not installed"), "{err}");
+    fs::remove_file(p.path("strata.lock")).unwrap();
+
     // A mirror whose InRelease was altered, and one whose index does not
     // match the signed Release.
     let real = std::path::PathBuf::from(std::env::var("STRATA_TEST_DEBIAN_MIRROR").unwrap());
