@@ -35,7 +35,7 @@ pub fn evaluate(source: &str, name: &str, dir: &Path, args: &BTreeMap<String, St
         .set_max_map_size(1 << 16)
         .set_max_modules(256)
         .set_strict_variables(true);
-    engine.set_module_resolver(rhai::module_resolvers::FileModuleResolver::new_with_path(dir));
+    engine.set_module_resolver(crate::stdlib::Resolver::new(dir));
     api::register(&mut engine, &rec);
 
     let sources: Rc<RefCell<BTreeMap<String, String>>> =
@@ -63,10 +63,14 @@ pub fn evaluate(source: &str, name: &str, dir: &Path, args: &BTreeMap<String, St
 fn innermost<'a>(err: &'a EvalAltResult, file: &str) -> (&'a EvalAltResult, String) {
     match err {
         EvalAltResult::ErrorInFunctionCall(_, src, inner, _) => {
-            let f = if src.is_empty() { file.to_string() } else { src.clone() };
+            let f = if src.is_empty() {
+                file.to_string()
+            } else {
+                crate::stdlib::file_name(src)
+            };
             innermost(inner, &f)
         }
-        EvalAltResult::ErrorInModule(module, inner, _) => innermost(inner, &format!("{module}.rhai")),
+        EvalAltResult::ErrorInModule(module, inner, _) => innermost(inner, &crate::stdlib::file_name(module)),
         other => (other, file.to_string()),
     }
 }
@@ -94,6 +98,7 @@ fn translate(err: &EvalAltResult, file: &str, dir: &Path, sources: &BTreeMap<Str
     let source_line = sources
         .get(&file)
         .cloned()
+        .or_else(|| crate::stdlib::source(&file).map(str::to_string))
         .or_else(|| std::fs::read_to_string(dir.join(&file)).ok())
         .and_then(|text| text.lines().nth(line.wrapping_sub(1)).map(str::to_string));
     DslError {
@@ -158,6 +163,40 @@ mod tests {
         assert_eq!((g.nodes[1].origin.line, g.nodes[1].origin.col), (2, 4));
         assert_eq!(g.targets[0].origin.line, 3);
         assert_eq!(g.nodes[1].description, "env(\"A\", \"1\")");
+    }
+
+    #[test]
+    fn errors_inside_modules_name_the_module_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("common.rhai"),
+            "fn base() {\n    scratch()\n}\nfn broken(s) {\n    s.copy(42, \"/x\")\n}\n",
+        )
+        .unwrap();
+        let run = |src: &str| evaluate(src, "strata.rhai", dir.path(), &BTreeMap::new());
+        let g = run("import \"./common\" as common;\nimage(\"a\", common::base().env(\"A\", \"1\"));").unwrap();
+        assert_eq!(g.nodes.len(), 2);
+        let err = run("import \"./common\" as common;\nlet s = common::broken(common::base());").unwrap_err();
+        assert_eq!((err.file.as_str(), err.line), ("common.rhai", 5), "{err}");
+        assert!(err.to_string().contains("s.copy(42"), "{err}");
+        let err = run("import \"strata/nope\" as n;").unwrap_err();
+        assert!(err.message.contains("no stdlib module `strata/nope`"), "{err}");
+    }
+
+    #[test]
+    fn every_stdlib_module_compiles_and_its_examples_evaluate() {
+        for (name, source) in crate::stdlib::MODULES {
+            let example: String = source
+                .lines()
+                .skip_while(|l| !l.starts_with("// ```rhai"))
+                .skip(1)
+                .take_while(|l| !l.starts_with("// ```"))
+                .map(|l| format!("{}\n", l.trim_start_matches("//").trim_start_matches(' ')))
+                .collect();
+            assert!(!example.is_empty(), "strata/{name} has no example");
+            let g = compile(&example).unwrap_or_else(|e| panic!("strata/{name}: {e}\n{example}"));
+            assert!(!g.targets.is_empty(), "strata/{name}'s example defines no target");
+        }
     }
 
     #[test]

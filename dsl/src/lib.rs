@@ -8,6 +8,7 @@ mod api;
 mod engine;
 mod error;
 mod recorder;
+mod stdlib;
 
 pub use api::SIGNATURES;
 pub use error::DslError;

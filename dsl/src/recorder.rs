@@ -26,7 +26,8 @@ impl Recorder {
         let pos = ctx.call_position();
         let file = ctx
             .call_source()
-            .map(str::to_string)
+            .filter(|s| *s != self.file)
+            .map(crate::stdlib::file_name)
             .unwrap_or_else(|| self.file.clone());
         Origin {
             file,

@@ -101,7 +101,10 @@ fn bad_requests_and_bad_mirrors_are_clear_errors() {
     assert!(r.stderr.contains("not pinned"), "{}", r.stderr);
 
     // Without gpgv the index is used, and the user is told it was not checked.
-    p.recipe(&format!(r#"image("x", debian("bookworm", ["nginx"], #{{ mirror: "{}" }}));"#, mirror.url));
+    p.recipe(&format!(
+        r#"image("x", debian("bookworm", ["nginx"], #{{ mirror: "{}" }}));"#,
+        mirror.url
+    ));
     let out = p.cmd(&["lock"]).env("PATH", "/nonexistent").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
