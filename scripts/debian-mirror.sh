@@ -1,29 +1,31 @@
 #!/usr/bin/env bash
 # Makes (once) a partial Debian mirror for the tests, so that they never
 # leave 127.0.0.1: the real, signed InRelease of a suite, its Packages index,
-# and the .debs of `debian(SUITE, PACKAGES)` as strata resolves it against
-# the host's apt mirror. The tests serve it on loopback.
-# Usage: scripts/debian-mirror.sh DIR [SUITE] [PACKAGE...]
+# and the .debs of each `debian(SUITE, [PACKAGES])` request as strata
+# resolves it against the host's apt mirror. The tests serve it on loopback.
+# Usage: scripts/debian-mirror.sh DIR SUITE "PKG PKG" "PKG" ...   (one request per argument)
 set -euo pipefail
 dir=$1
-suite=${2:-bookworm}
-shift 2 2>/dev/null || shift $#
-packages=("$@")
-[ ${#packages[@]} -gt 0 ] || packages=(nginx)
-stamp="$dir/.complete-$suite-$(printf '%s-' "${packages[@]}")"
+suite=$2
+shift 2
+requests=("$@")
+stamp="$dir/.complete-$suite-$(printf '%s-' "${requests[@]}" | tr ' ' '+')"
 [ -f "$stamp" ] && exit 0
 cd "$(dirname "$0")/.."
 cargo build --quiet
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-list=$(printf '"%s", ' "${packages[@]}")
-echo "debian(\"$suite\", [${list%, }]);" >"$work/strata.rhai"
+for request in "${requests[@]}"; do
+  list=$(printf '"%s", ' $request)
+  echo "debian(\"$suite\", [${list%, }]);" >>"$work/strata.rhai"
+done
 echo 'image("x", scratch());' >>"$work/strata.rhai"
 STRATA_HOME="$work/store" target/debug/strata lock -f "$work/strata.rhai" >/dev/null
 python3 - "$dir" "$suite" "$work/strata.lock" <<'PY'
 import hashlib, json, os, sys, urllib.request
 out, suite, lock = sys.argv[1], sys.argv[2], sys.argv[3]
-entry = next(iter(json.load(open(lock))["debian"].values()))
+entries = list(json.load(open(lock))["debian"].values())
+entry = entries[0]
 mirror = entry["mirror"]
 
 def get(rel, sha256=None):
@@ -47,8 +49,9 @@ for line in release.split("SHA256:", 1)[1].splitlines()[1:]:
     sha, _, path = line.split()
     if path == f"main/binary-{arch}/Packages.xz":
         get(f"dists/{suite}/{path}", sha)
-for p in entry["packages"]:
-    get(p["filename"], p["sha256"])
-print(f"mirror in {out}: {len(entry['packages'])} packages of {suite}/{arch}")
+files = {p["filename"]: p["sha256"] for e in entries for p in e["packages"]}
+for filename, sha256 in sorted(files.items()):
+    get(filename, sha256)
+print(f"mirror in {out}: {len(files)} packages of {suite}/{arch}")
 PY
 touch "$stamp"

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     render::signals::install();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(cli::CliError::Exit(code)) => ExitCode::from(code),
         Err(err) => {
             let code = render::diagnostics::report(&err);
             ExitCode::from(code)

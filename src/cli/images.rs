@@ -6,7 +6,7 @@ use strata_engine::store::Store;
 
 use super::{human, CliError};
 
-fn find(store: &Store, name: &str) -> Result<StoredImage, CliError> {
+pub(crate) fn find(store: &Store, name: &str) -> Result<StoredImage, CliError> {
     let desc = match store.image(name)? {
         Some(d) => d,
         None => {

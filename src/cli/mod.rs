@@ -8,6 +8,7 @@ mod images;
 mod lock;
 mod pull;
 mod push;
+mod run;
 mod space;
 
 use std::collections::BTreeMap;
@@ -49,6 +50,8 @@ enum Command {
     },
     /// Pin the recipe's registry bases in strata.lock (`--update` re-resolves them all).
     Lock(lock::LockArgs),
+    /// Run a command in an image on a throwaway read-write layer (`--commit NAME` keeps it).
+    Run(run::RunArgs),
     /// Fetch an image from a registry into the store.
     Pull(pull::PullArgs),
     /// Push an image of the store to a registry.
@@ -76,7 +79,7 @@ pub struct RecipeArgs {
     pub args: Vec<(String, String)>,
 }
 
-fn parse_kv(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_kv(s: &str) -> Result<(String, String), String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
     if k.is_empty() {
         return Err(format!("`{s}` has an empty name"));
@@ -122,6 +125,9 @@ pub enum CliError {
     Engine(#[from] strata_engine::Error),
     #[error("{0}")]
     Usage(String),
+    /// `strata run`: the command's own exit status, passed on silently.
+    #[error("exit status {0}")]
+    Exit(u8),
 }
 
 impl RecipeArgs {
@@ -144,6 +150,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Explain(args) => explain::run(&store, args),
         Command::Lock(args) => lock::run(&store, args),
         Command::Pull(args) => pull::run(&store, args),
+        Command::Run(args) => run::run(&store, args),
         Command::Push(args) => push::run(&store, args),
         Command::Login(args) => push::login(args),
         Command::Logout { registry } => push::logout(&registry),

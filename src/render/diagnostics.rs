@@ -6,7 +6,11 @@ use crate::cli::CliError;
 
 /// Prints `err` with its causes and returns the exit code.
 pub fn report(err: &CliError) -> u8 {
+    if let CliError::Exit(code) = err {
+        return *code;
+    }
     let code = match err {
+        CliError::Exit(code) => *code,
         CliError::Recipe(_) | CliError::Usage(_) => 2,
         CliError::Engine(e) if e.is_input() => 2,
         CliError::Engine(strata_engine::Error::Interrupted) => 130,

@@ -2,6 +2,7 @@
 //! does, against real tools (skopeo, umoci) and a temporary store.
 
 mod common;
+mod container;
 
 mod bases;
 mod build;

@@ -41,7 +41,12 @@ pub fn main(spec_path: &Path) -> ! {
         fail(SETUP_FAILED, e);
     }
     sys::on_signal(libc::SIGTERM, kill_child);
-    sys::on_signal(libc::SIGINT, kill_child);
+    if spec.interactive {
+        // The terminal sends Ctrl-C to the command itself; PID 1 resets it before exec.
+        unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    } else {
+        sys::on_signal(libc::SIGINT, kill_child);
+    }
     let pid = match sys::fork() {
         Ok(pid) => pid,
         Err(e) => fail(SETUP_FAILED, format!("fork: {e}")),

@@ -234,6 +234,7 @@ pub fn execute(
         hostname: "strata".into(),
         mounts: mounts.into_iter().map(|(m, _)| m).collect(),
         sysfs,
+        interactive: false,
     };
     let spec_path = dir.join("spec.json");
     fs::write(&spec_path, serde_json::to_vec(&spec).expect("spec serialises"))
@@ -343,6 +344,7 @@ pub(crate) fn run_in_root(
         hostname: "strata".into(),
         mounts,
         sysfs: false,
+        interactive: false,
     };
     let spec_path = dir.join("spec.json");
     fs::write(&spec_path, serde_json::to_vec(&spec).expect("spec serialises"))
@@ -353,6 +355,179 @@ pub(crate) fn run_in_root(
         remove_if_empty_stub(stub)?;
     }
     strip_overlay_xattrs(&upper)
+}
+
+/// What `strata run` asks for.
+#[derive(Clone, Debug, Default)]
+pub struct RunImage {
+    /// The command; empty means the image's entrypoint and cmd.
+    pub command: Vec<String>,
+    /// `-e NAME=VALUE`, over the image's environment.
+    pub env: Vec<(String, String)>,
+    /// `-v HOST:TARGET[:ro]`.
+    pub binds: Vec<(PathBuf, String, bool)>,
+    pub network_host: bool,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    /// Standard input is a terminal (Ctrl-C goes to the command).
+    pub interactive: bool,
+}
+
+/// A finished `strata run`: the command's exit status, and the scratch
+/// directory whose `upper/` holds what it changed (for `--commit`).
+pub struct RunResult {
+    pub code: i32,
+    pub scratch: tempfile::TempDir,
+}
+
+/// Runs a command in an image (its layers read-only, a throwaway read-write
+/// layer on top), with the caller's standard input, output and error.
+pub fn run_image(store: &crate::store::Store, exe: &Path, image: &State, req: &RunImage) -> Result<RunResult> {
+    let input = |message: String| Error::Input {
+        origin: Default::default(),
+        message,
+    };
+    let lowers = image.layer_dirs(store);
+    if let Some(missing) = image.config.rootfs.diff_ids.iter().find(|d| !store.has_layer(d)) {
+        return Err(input(format!(
+            "layer {missing} of the image is not unpacked in the store (was it collected? build or pull it again)"
+        )));
+    }
+    let view = View { layers: &lowers };
+    let config = &image.config.config;
+    let argv: Vec<String> = if req.command.is_empty() {
+        config
+            .entrypoint
+            .iter()
+            .flatten()
+            .chain(config.cmd.iter().flatten())
+            .cloned()
+            .collect()
+    } else {
+        let mut v: Vec<String> = config.entrypoint.iter().flatten().cloned().collect();
+        if v.is_empty() {
+            req.command.clone()
+        } else {
+            v.extend(req.command.iter().cloned());
+            v
+        }
+    };
+    if argv.is_empty() {
+        return Err(input(
+            "the image has no entrypoint or cmd: give a command after `--`".into(),
+        ));
+    }
+    let user_spec = req
+        .user
+        .clone()
+        .or_else(|| config.user.clone())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "0".into());
+    let (uid, gid) = fsview::resolve_user(&view, &user_spec).map_err(|e| input(format!("user: {e}")))?;
+    let mut env = image.config.env_pairs();
+    for (k, v) in &req.env {
+        env.retain(|(name, _)| name != k);
+        env.push((k.clone(), v.clone()));
+    }
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
+    }
+    if !env.iter().any(|(k, _)| k == "HOME") {
+        env.push(("HOME".into(), home_of(&view, uid)));
+    }
+    if req.interactive && !env.iter().any(|(k, _)| k == "TERM") {
+        env.push(("TERM".into(), std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));
+    }
+    let cwd = req
+        .workdir
+        .clone()
+        .or_else(|| config.working_dir.clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
+
+    let scratch = store.tmp_dir()?;
+    let dir = scratch.path().to_path_buf();
+    for sub in ["upper", "work", "merged"] {
+        let d = dir.join(sub);
+        fs::create_dir(&d).map_err(Error::io("create", &d))?;
+    }
+    let upper = dir.join("upper");
+    let resolve = |target: &str| -> String {
+        match view.resolve(target, true) {
+            Some(comps) => format!("/{}", comps.join("/")),
+            None => target.to_string(),
+        }
+    };
+    let mut mounts: Vec<(MountSpec, StubKind)> = Vec::new();
+    for (source, target, readonly) in &req.binds {
+        let source = fs::canonicalize(source).map_err(|e| input(format!("-v `{}`: {e}", source.display())))?;
+        let kind = if source.is_dir() { StubKind::Dir } else { StubKind::File };
+        mounts.push((
+            MountSpec::Bind {
+                source,
+                target: resolve(target),
+                readonly: *readonly,
+            },
+            kind,
+        ));
+    }
+    if req.network_host {
+        for file in ["/etc/resolv.conf", "/etc/hosts"] {
+            if Path::new(file).exists() {
+                mounts.push((
+                    MountSpec::Bind {
+                        source: PathBuf::from(file),
+                        target: resolve(file),
+                        readonly: true,
+                    },
+                    StubKind::File,
+                ));
+            }
+        }
+    }
+    let sysfs = view
+        .lookup(&fsview::components("/sys"))
+        .is_some_and(|(_, m)| m.is_dir());
+    let mut stubs: Vec<PathBuf> = Vec::new();
+    for (target, kind) in [("/proc", StubKind::Dir), ("/dev", StubKind::Dir)]
+        .into_iter()
+        .map(|(t, k)| (t.to_string(), k))
+        .chain(mounts.iter().map(|(m, k)| (m.target().to_string(), *k)))
+    {
+        make_stub(&upper, &view, &target, kind, &mut stubs)?;
+    }
+    let spec = Spec {
+        lowers: lowers.clone(),
+        dir: dir.clone(),
+        argv,
+        env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        cwd,
+        uid,
+        gid,
+        groups: vec![gid],
+        network_host: req.network_host,
+        hostname: "strata".into(),
+        mounts: mounts.into_iter().map(|(m, _)| m).collect(),
+        sysfs,
+        interactive: req.interactive,
+    };
+    let spec_path = dir.join("spec.json");
+    fs::write(&spec_path, serde_json::to_vec(&spec).expect("spec serialises"))
+        .map_err(Error::io("write", &spec_path))?;
+    let status = Command::new(exe)
+        .arg("__sandbox")
+        .arg(&spec_path)
+        .status()
+        .map_err(Error::io("start sandbox", exe))?;
+    let code = {
+        use std::os::unix::process::ExitStatusExt;
+        status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    };
+    for stub in stubs.iter().rev() {
+        remove_if_empty_stub(stub)?;
+    }
+    strip_overlay_xattrs(&upper)?;
+    Ok(RunResult { code, scratch })
 }
 
 fn shown(argv: &[String]) -> String {

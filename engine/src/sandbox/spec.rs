@@ -58,6 +58,10 @@ pub struct Spec {
     pub mounts: Vec<MountSpec>,
     /// Mount sysfs read-only at /sys (only when the image has /sys).
     pub sysfs: bool,
+    /// `strata run` on a terminal: Ctrl-C belongs to the command (the
+    /// terminal delivers it), not to the sandbox, which would kill it.
+    #[serde(default)]
+    pub interactive: bool,
 }
 
 impl Spec {

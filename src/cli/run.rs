@@ -1,0 +1,125 @@
+//! `strata run IMAGE [-- CMD…]`: a command in an image of the store, on a
+//! throwaway read-write layer; `--commit NAME` keeps that layer as a new
+//! image (the seed's "container commit").
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use strata_engine::base;
+use strata_engine::build::{source_date_epoch, State};
+use strata_engine::export;
+use strata_engine::image::{self, History};
+use strata_engine::layer::Compression;
+use strata_engine::sandbox::{run_image, RunImage};
+use strata_engine::store::Store;
+
+use super::CliError;
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// An image of the store (see `strata images`).
+    pub image: String,
+    /// The command (after `--`); default: the image's entrypoint and cmd.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// Set an environment variable (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE", value_parser = super::parse_kv)]
+    pub env: Vec<(String, String)>,
+    /// Bind-mount a host path (repeatable; `:ro` for read-only).
+    #[arg(short = 'v', long = "volume", value_name = "HOST:PATH[:ro]")]
+    pub volumes: Vec<String>,
+    /// `host` shares the host's network; the default is none (loopback only).
+    #[arg(long, value_name = "none|host", default_value = "none")]
+    pub network: String,
+    /// Run as this user instead of the image's.
+    #[arg(short = 'u', long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// Working directory instead of the image's.
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Keep what the command changed as a new image named NAME.
+    #[arg(long, value_name = "NAME")]
+    pub commit: Option<String>,
+    /// Accepted for docker's habits; strata is interactive whenever stdin is a terminal.
+    #[arg(short = 'i', long, hide = true)]
+    pub interactive: bool,
+    #[arg(short = 't', long, hide = true)]
+    pub tty: bool,
+}
+
+fn volume(s: &str) -> Result<(PathBuf, String, bool), CliError> {
+    let bad = || CliError::Usage(format!("-v `{s}`: expected HOST:PATH or HOST:PATH:ro"));
+    let (rest, readonly) = match s.strip_suffix(":ro") {
+        Some(r) => (r, true),
+        None => (s.strip_suffix(":rw").unwrap_or(s), false),
+    };
+    let (host, target) = rest.split_once(':').ok_or_else(bad)?;
+    if host.is_empty() || !target.starts_with('/') {
+        return Err(bad());
+    }
+    Ok((PathBuf::from(host), target.to_string(), readonly))
+}
+
+pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
+    let network_host = match args.network.as_str() {
+        "none" => false,
+        "host" => true,
+        other => return Err(CliError::Usage(format!("--network `{other}`: expected none or host"))),
+    };
+    if let Some(name) = &args.commit {
+        strata_engine::registry::Reference::parse(name).map_err(|e| CliError::Usage(format!("--commit: {e}")))?;
+    }
+    let binds = args.volumes.iter().map(|v| volume(v)).collect::<Result<_, _>>()?;
+    let stored = super::images::find(store, &args.image)?;
+    let _in_use = store.hold(false, true)?;
+    let exe =
+        std::env::current_exe().map_err(|e| CliError::Usage(format!("cannot find the strata executable: {e}")))?;
+    let interactive = std::io::stdin().is_terminal();
+    let request = RunImage {
+        command: args.command.clone(),
+        env: args.env.clone(),
+        binds,
+        network_host,
+        user: args.user.clone(),
+        workdir: args.workdir.clone(),
+        interactive,
+    };
+    // Ctrl-C is the command's (the terminal delivers it to the container).
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    let image_state = State {
+        config: stored.config.clone(),
+    };
+    let result = run_image(store, &exe, &image_state, &request)?;
+    if let Some(name) = &args.commit {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(_) => source_date_epoch().map_err(CliError::Usage)?,
+            Err(_) => now,
+        };
+        let upper = result.scratch.path().join("upper");
+        let diff_id = base::write_layer(store, &upper, Compression::Gzip, epoch, &|_| {})?;
+        let mut config = stored.config.clone();
+        config.created = Some(image::rfc3339(epoch));
+        config.rootfs.diff_ids.push(diff_id);
+        let shown = if args.command.is_empty() {
+            String::new()
+        } else {
+            format!(" -- {}", args.command.join(" "))
+        };
+        config.history.push(History {
+            created: config.created.clone(),
+            created_by: Some(format!("strata run {}{shown}", args.image)),
+            comment: Some("strata run --commit".into()),
+            ..History::default()
+        });
+        let desc = export::write_image(store, &State { config }, Compression::Gzip, epoch)?;
+        store.tag(name, &desc)?;
+        println!("{name}\t{}", desc.digest);
+    }
+    match result.code {
+        0 => Ok(()),
+        code => Err(CliError::Exit(u8::try_from(code).unwrap_or(255))),
+    }
+}
