@@ -34,7 +34,8 @@ def main():
     write_tree(os.path.join(a.out, "lib"), a.lib_files, "lib")
     for s in range(a.services):
         write_tree(os.path.join(a.out, "services", f"svc{s}"), a.files, f"svc{s}")
-    shutil.copy(os.path.join(HERE, "strata.rhai"), os.path.join(a.out, "strata.rhai"))
+    for recipe in ("strata.rhai", "service.rhai"):
+        shutil.copy(os.path.join(HERE, recipe), os.path.join(a.out, recipe))
     stages = []
     for s in range(a.services):
         stages.append(
@@ -47,7 +48,7 @@ def main():
     with open(os.path.join(a.out, "Dockerfile"), "w") as f:
         f.write("\n".join(stages) + "\n" + final)
     with open(os.path.join(a.out, ".dockerignore"), "w") as f:
-        f.write("busybox.tar\nDockerfile\nstrata.rhai\n")
+        f.write("busybox.tar\nDockerfile\nstrata.rhai\nservice.rhai\n")
     print(f"{a.services} services x {a.files} files + {a.lib_files} lib files in {a.out}")
 
 

@@ -84,8 +84,13 @@ pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
         workdir: args.workdir.clone(),
         interactive,
     };
-    // Ctrl-C is the command's (the terminal delivers it to the container).
-    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    // Ctrl-C is the command's (the terminal delivers it to the container, and
+    // the sandbox stops it unless it is interactive). SIGTERM ends strata,
+    // and the sandbox dies with it.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+    }
     let image_state = State {
         config: stored.config.clone(),
     };

@@ -41,7 +41,7 @@ fn explain_names_the_changed_file_of_a_monorepo_edit() {
     assert!(out.contains("removed services/svc0/pkg00/f00004.txt"), "{out}");
     assert!(out.contains("added services/svc0/pkg00/new.txt"), "{out}");
     assert!(
-        out.contains("it builds on `copy(ctx([\"services/svc0\"]), \"/app\")` (strata.rhai:15:10)"),
+        out.contains("it builds on `copy(ctx([\"services/svc0\"]), \"/app\")` (service.rhai:9:10)"),
         "{out}"
     );
     assert!(p

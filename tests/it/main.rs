@@ -13,4 +13,5 @@ mod explain;
 mod registry;
 mod run;
 mod sched;
+mod stdlib;
 mod store;

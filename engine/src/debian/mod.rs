@@ -449,7 +449,7 @@ fn members<'a>(
 /// The install plan: the essential closure (extracted first, then installed
 /// with dependency checks relaxed, as debootstrap and mmdebstrap do), then
 /// the rest in rounds so that every package's `Pre-Depends` are configured
-/// before it is unpacked.
+/// before it is unpacked and its `Depends` are installed with it or before.
 fn rounds(controls: &BTreeMap<String, Stanza>) -> Vec<Vec<String>> {
     let names: BTreeSet<String> = controls.keys().cloned().collect();
     let mut provides: HashMap<String, Vec<String>> = HashMap::new();
@@ -495,12 +495,19 @@ fn rounds(controls: &BTreeMap<String, Stanza>) -> Vec<Vec<String>> {
     for _ in 0..names.len() {
         let mut changed = false;
         for n in round.keys().cloned().collect::<Vec<_>>() {
-            let need = deps(&n, &["Pre-Depends"])
+            // Pre-Depends must be configured in an earlier round; Depends in
+            // the same round at the latest (dpkg orders one invocation itself).
+            let pre = deps(&n, &["Pre-Depends"])
                 .iter()
                 .filter_map(|d| round.get(d))
                 .map(|r| r + 1)
-                .max()
-                .unwrap_or(1);
+                .max();
+            let dep = deps(&n, &["Depends"])
+                .iter()
+                .filter_map(|d| round.get(d))
+                .copied()
+                .max();
+            let need = pre.into_iter().chain(dep).max().unwrap_or(1);
             if need > round[&n] {
                 round.insert(n, need);
                 changed = true;
@@ -701,6 +708,7 @@ mod tests {
             ("dpkg", stanza(&[("Essential", "yes"), ("Depends", "libc6")])),
             ("libc6", stanza(&[])),
             ("web", stanza(&[("Pre-Depends", "init-helpers"), ("Depends", "libc6")])),
+            ("web-doc", stanza(&[("Depends", "web")])),
             ("init-helpers", stanza(&[("Pre-Depends", "awk")])),
             ("mawk", stanza(&[("Provides", "awk")])),
         ]
@@ -713,7 +721,7 @@ mod tests {
                 vec!["dpkg".to_string(), "libc6".to_string()],
                 vec!["mawk".to_string()],
                 vec!["init-helpers".to_string()],
-                vec!["web".to_string()],
+                vec!["web".to_string(), "web-doc".to_string()],
             ]
         );
     }

@@ -37,6 +37,10 @@ pub fn main(spec_path: &Path) -> ! {
         Ok(Err(e)) => fail(SETUP_FAILED, format!("bad spec `{}`: {e}", spec_path.display())),
         Err(e) => fail(SETUP_FAILED, format!("cannot read spec `{}`: {e}", spec_path.display())),
     };
+    // If strata itself dies (SIGKILL, a crash), the step dies with it.
+    if let Err(e) = sys::die_with_parent() {
+        fail(SETUP_FAILED, format!("set parent-death signal: {e}"));
+    }
     if let Err(e) = setup_outside(&spec) {
         fail(SETUP_FAILED, e);
     }

@@ -1,0 +1,1 @@
+"""A tiny application packaged by strata's python-app example."""
