@@ -56,7 +56,8 @@ impl Project {
             .current_dir(self.dir.path())
             .env("STRATA_HOME", self.store.path())
             .env("DOCKER_CONFIG", self.docker_config())
-            .env_remove("SOURCE_DATE_EPOCH");
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env_remove("STRATA_DEBIAN_MIRROR");
         c
     }
 

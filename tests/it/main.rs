@@ -8,6 +8,7 @@ mod bases;
 mod build;
 mod cli;
 mod debian;
+mod docs;
 mod errors;
 mod explain;
 mod registry;

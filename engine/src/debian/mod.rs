@@ -80,10 +80,12 @@ pub fn lock_name(spec: &DebianBase) -> String {
     .to_string()
 }
 
-/// The mirror: the recipe's option, else the first Debian entry of the host's
-/// apt sources (one that carries `suite` if any does).
+/// The mirror: the recipe's option, else `$STRATA_DEBIAN_MIRROR`, else the
+/// first Debian entry of the host's apt sources (one that carries `suite`
+/// if any does).
 pub fn mirror(spec: &DebianBase) -> Result<String> {
-    if let Some(m) = spec.mirror.as_deref().filter(|m| !m.is_empty()) {
+    let env = std::env::var("STRATA_DEBIAN_MIRROR").ok();
+    if let Some(m) = spec.mirror.as_deref().or(env.as_deref()).filter(|m| !m.is_empty()) {
         return Ok(m.trim_end_matches('/').to_string());
     }
     let entries = apt_sources(Path::new("/etc/apt"));
@@ -95,7 +97,7 @@ pub fn mirror(spec: &DebianBase) -> Result<String> {
         Some((uri, _)) => Ok(uri.trim_end_matches('/').to_string()),
         None => Err(fail(
             spec,
-            "no Debian mirror: pass #{ mirror: \"http://HOST/debian\" } or configure one in /etc/apt/sources.list(.d)",
+            "no Debian mirror: pass #{ mirror: \"http://HOST/debian\" }, set STRATA_DEBIAN_MIRROR or configure one in /etc/apt/sources.list(.d)",
         )),
     }
 }
