@@ -75,6 +75,12 @@ impl Default for BuildOptions {
     }
 }
 
+/// A node key from its 64 hex digits.
+fn parse_key(hex: &str) -> Option<NodeKey> {
+    let bytes = hex::decode(hex).ok()?;
+    Some(NodeKey(<[u8; 32]>::try_from(bytes).ok()?))
+}
+
 /// Reads `SOURCE_DATE_EPOCH`: unset means 0; a malformed value is an error.
 pub fn source_date_epoch() -> std::result::Result<i64, String> {
     match std::env::var("SOURCE_DATE_EPOCH") {
@@ -129,7 +135,7 @@ pub struct Builder<'a> {
     /// The registry client (token cache shared by all steps).
     registry: crate::registry::Client,
     /// Nodes whose state came from a remote cache (`--cache-from`).
-    restored: Mutex<HashMap<NodeId, State>>,
+    restored: Mutex<HashMap<NodeId, (State, NodeKey)>>,
     /// Where layers of restored states can be downloaded from, by diff id.
     remote_layers: Mutex<HashMap<Digest, (Reference, Descriptor)>>,
     /// `--cache-from` repositories that failed (not asked again).
@@ -143,6 +149,8 @@ pub struct Outcome {
     pub states: HashMap<NodeId, State>,
     /// Nodes that were executed rather than found in the store.
     pub executed: HashSet<NodeId>,
+    /// Each finished node's effective key (see `Builder::effective_key`).
+    pub keys: HashMap<NodeId, NodeKey>,
     pub errors: Vec<(NodeId, Error)>,
 }
 
@@ -307,7 +315,7 @@ impl<'a> Builder<'a> {
 
     fn worker(&self, plan: &Plan, shared: &Mutex<Schedule>, wake: &Condvar, dependents: &HashMap<NodeId, Vec<NodeId>>) {
         loop {
-            let (id, inputs) = {
+            let (id, inputs, input_keys) = {
                 let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
                     if s.stop || (s.ready.is_empty() && s.running == 0) {
@@ -316,12 +324,16 @@ impl<'a> Builder<'a> {
                     }
                     if let Some(id) = s.ready.pop_front() {
                         s.running += 1;
-                        let inputs: HashMap<NodeId, State> = self.graph.nodes[id]
-                            .inputs()
-                            .into_iter()
-                            .filter_map(|i| s.outcome.states.get(&i).map(|st| (i, st.clone())))
+                        let ids = self.graph.nodes[id].inputs();
+                        let inputs: HashMap<NodeId, State> = ids
+                            .iter()
+                            .filter_map(|i| s.outcome.states.get(i).map(|st| (*i, st.clone())))
                             .collect();
-                        break (id, inputs);
+                        let keys: HashMap<NodeId, NodeKey> = ids
+                            .iter()
+                            .filter_map(|i| s.outcome.keys.get(i).map(|k| (*i, *k)))
+                            .collect();
+                        break (id, inputs, keys);
                     }
                     s = wake.wait(s).unwrap_or_else(|e| e.into_inner());
                 }
@@ -329,13 +341,14 @@ impl<'a> Builder<'a> {
             let result = if self.cancel.load(Ordering::SeqCst) {
                 Err(Error::Interrupted)
             } else {
-                self.process(id, plan, &inputs)
+                self.process(id, plan, &inputs, &input_keys)
             };
             let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
             s.running -= 1;
             match result {
-                Ok((state, executed)) => {
+                Ok((state, executed, key)) => {
                     s.outcome.states.insert(id, state);
+                    s.outcome.keys.insert(id, key);
                     if executed {
                         s.outcome.executed.insert(id);
                     }
@@ -406,18 +419,25 @@ impl<'a> Builder<'a> {
     }
 
     /// Returns the state and whether the node was executed (not found cached).
-    fn process(&self, id: NodeId, plan: &Plan, inputs: &HashMap<NodeId, State>) -> Result<(State, bool)> {
+    fn process(
+        &self,
+        id: NodeId,
+        plan: &Plan,
+        inputs: &HashMap<NodeId, State>,
+        input_keys: &HashMap<NodeId, NodeKey>,
+    ) -> Result<(State, bool, NodeKey)> {
         let node = &self.graph.nodes[id];
-        let key = plan.keys[id].expect("planned");
-        if let Some(state) = self.restored.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
-            self.events.event(Event::Cached { node: id, key });
-            return Ok((state.clone(), false));
+        if let Some((state, key)) = self.restored.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            self.events.event(Event::Cached { node: id, key: *key });
+            return Ok((state.clone(), false, *key));
         }
+        let key = self.effective_key(id, plan, inputs, input_keys)?;
+        let planned = plan.keys[id].expect("planned");
         let parent = node.parent.and_then(|p| inputs.get(&p));
         if !node.makes_layer() {
             let state = self.fold_meta(node, parent);
             self.events.event(Event::Cached { node: id, key });
-            return Ok((state, false));
+            return Ok((state, false, key));
         }
         let started = Instant::now();
         let lookup = |allow: bool| -> Result<Option<Record>> {
@@ -450,6 +470,11 @@ impl<'a> Builder<'a> {
                         self.events.event(Event::Started { node: id, key });
                         let record = self.execute(id, plan, inputs)?;
                         self.store.put_record(&key, &record)?;
+                        if planned != key {
+                            // Filed under the planned key too, so `graph` and the
+                            // `--cache-from` walk (which know only planned keys) find it.
+                            self.store.put_record(&planned, &record)?;
+                        }
                         self.built.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
                         executed = true;
                         self.events.event(Event::Done {
@@ -462,7 +487,92 @@ impl<'a> Builder<'a> {
                 }
             }
         };
-        Ok((self.fold_layer(node, parent, &record), executed))
+        if planned != key && !executed && self.store.record(&planned)?.is_none() {
+            // A hit by content under a new planned key: file it there too.
+            self.store.put_record(&planned, &record)?;
+        }
+        Ok((self.fold_layer(node, parent, &record), executed, key))
+    }
+
+    /// The key a node really has: its planned key, except that an input used
+    /// only through `state.path(P)` (a copy's source, a RUN mount) counts by
+    /// the content at `P`, not by the producing step. A builder stage that
+    /// changes without changing the files a runtime stage takes from it
+    /// leaves the runtime stage cached. Keys of the nodes after it follow.
+    fn effective_key(
+        &self,
+        id: NodeId,
+        plan: &Plan,
+        states: &HashMap<NodeId, State>,
+        keys: &HashMap<NodeId, NodeKey>,
+    ) -> Result<NodeKey> {
+        let node = &self.graph.nodes[id];
+        let planned = plan.keys[id].expect("planned");
+        let inputs = node.inputs();
+        if inputs.is_empty() {
+            return Ok(planned);
+        }
+        let paths: Vec<&str> = match &node.op {
+            Op::Copy(CopyOp {
+                source: CopySource::State { path, .. },
+                ..
+            }) => vec![path.as_str()],
+            Op::Run(run) => run.mounts.iter().map(|m| m.path.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        let first_path = usize::from(node.parent.is_some());
+        let mut input_keys = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            let key = match i.checked_sub(first_path).and_then(|j| paths.get(j)) {
+                Some(path) => match states.get(input) {
+                    Some(state) => self.path_key(state, path)?,
+                    None => plan.keys[*input].expect("planned"),
+                },
+                None => keys
+                    .get(input)
+                    .copied()
+                    .unwrap_or_else(|| plan.keys[*input].expect("planned")),
+            };
+            input_keys.push(key);
+        }
+        let resolved = match plan.selections.get(&id) {
+            Some(selection) => Resolved::Context(selection.hash),
+            None => Resolved::Nothing,
+        };
+        Ok(node_key(node, &input_keys, resolved))
+    }
+
+    /// The key of the content at `path` in `state`, remembered per (layers, path).
+    fn path_key(&self, state: &State, path: &str) -> Result<NodeKey> {
+        let mut memo = crate::key::KeyEncoder::new("path-key-memo");
+        for d in &state.config.rootfs.diff_ids {
+            memo.str(&d.to_string());
+        }
+        let memo = memo.str(path).finish();
+        let file = self.store.root().join("pathkeys").join(memo.hex());
+        if let Some(key) = fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| hex::decode(t.trim()).ok())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        {
+            return Ok(NodeKey(key));
+        }
+        self.materialize(state, None)?;
+        let dirs = state.layer_dirs(self.store);
+        let view = View { layers: &dirs };
+        let Some(comps) = view.resolve(path, true).filter(|c| view.lookup(c).is_some()) else {
+            // Missing: the step itself reports it when it runs.
+            return Ok(crate::key::KeyEncoder::new("path-missing").str(path).finish());
+        };
+        let tmp = self.store.tmp_dir()?;
+        let copy = tmp.path().join("p");
+        view.materialize(&comps, &copy)?;
+        let key = crate::key::KeyEncoder::new("path-content")
+            .hash(&fsview::tree_hash(&copy)?)
+            .finish();
+        fs::create_dir_all(file.parent().expect("has a parent")).map_err(Error::io("create", &file))?;
+        self.store.write_atomic(&file, key.hex().as_bytes())?;
+        Ok(key)
     }
 
     /// With `--cache-from`, walks from the targets' final nodes down: a node
@@ -519,7 +629,7 @@ impl<'a> Builder<'a> {
 
     /// Asks each `--cache-from` repository for `key`; a registry that fails
     /// is a warning, not a failed build.
-    fn remote_lookup(&self, key: &NodeKey) -> Option<State> {
+    fn remote_lookup(&self, key: &NodeKey) -> Option<(State, NodeKey)> {
         for reference in &self.opts.cache_from {
             let name = reference.to_string();
             if self
@@ -540,7 +650,11 @@ impl<'a> Builder<'a> {
                     }
                     // Kept locally too: valid once its layers are downloaded.
                     let _ = self.store.put_record(key, &entry.record);
-                    return Some(State { config: entry.state });
+                    let effective = entry.key.as_deref().and_then(parse_key).unwrap_or(*key);
+                    if effective != *key {
+                        let _ = self.store.put_record(&effective, &entry.record);
+                    }
+                    return Some((State { config: entry.state }, effective));
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -618,17 +732,25 @@ impl<'a> Builder<'a> {
     /// that a cache repository lacks. Returns what the pushes did.
     pub fn push_cache(&self, plan: &Plan, outcome: &Outcome) -> Result<crate::registry::push::PushStats> {
         let pusher = crate::registry::push::Pusher::new(self.store, &self.registry);
-        let mut work: Vec<(NodeKey, &State)> = Vec::new();
+        // Filed under the effective key, and under the planned key when that
+        // differs (the `--cache-from` walk looks planned keys up).
+        let mut work: Vec<(NodeKey, NodeKey, &State)> = Vec::new();
         let mut seen = HashSet::new();
         for (&id, state) in &outcome.states {
-            let Some(key) = plan.keys.get(id).copied().flatten() else {
+            let Some(planned) = plan.keys.get(id).copied().flatten() else {
                 continue;
             };
-            if self.graph.nodes[id].makes_layer() && seen.insert(key) {
-                work.push((key, state));
+            let effective = outcome.keys.get(&id).copied().unwrap_or(planned);
+            if !self.graph.nodes[id].makes_layer() {
+                continue;
+            }
+            for tag in [effective, planned] {
+                if seen.insert(tag) {
+                    work.push((tag, effective, state));
+                }
             }
         }
-        work.sort_by_key(|(k, _)| k.0);
+        work.sort_by_key(|(k, _, _)| k.0);
         for reference in &self.opts.cache_to {
             let next = std::sync::atomic::AtomicUsize::new(0);
             let errors = Mutex::new(Vec::new());
@@ -636,8 +758,10 @@ impl<'a> Builder<'a> {
                 for _ in 0..work.len().min(4) {
                     scope.spawn(|| loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((key, state)) = work.get(i) else { return };
-                        if let Err(e) = self.push_entry(&pusher, reference, key, state) {
+                        let Some((tag, effective, state)) = work.get(i) else {
+                            return;
+                        };
+                        if let Err(e) = self.push_entry(&pusher, reference, tag, effective, state) {
                             errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
                             return;
                         }
@@ -660,14 +784,15 @@ impl<'a> Builder<'a> {
         &self,
         pusher: &crate::registry::push::Pusher,
         reference: &Reference,
-        key: &NodeKey,
+        tag: &NodeKey,
+        effective: &NodeKey,
         state: &State,
     ) -> Result<()> {
         use crate::registry::cache;
-        if cache::contains(&self.registry, reference, key)? {
+        if cache::contains(&self.registry, reference, tag)? {
             return Ok(());
         }
-        let Some(record) = self.store.record(key)? else {
+        let Some(record) = self.store.record(effective)? else {
             return Ok(());
         };
         self.materialize(state, None)?;
@@ -683,8 +808,9 @@ impl<'a> Builder<'a> {
             record,
             state: state.config.clone(),
             layers,
+            key: Some(effective.hex()),
         };
-        cache::store(pusher, reference, key, &entry)
+        cache::store(pusher, reference, tag, &entry)
     }
 
     fn history(&self, node: &Node, empty_layer: bool) -> History {

@@ -187,6 +187,45 @@ impl View<'_> {
     }
 }
 
+/// A hash of everything about the tree at `path` that a copy of it carries:
+/// names, types, modes, owners, mtimes, contents, link targets, devices.
+pub fn tree_hash(path: &Path) -> Result<[u8; 32]> {
+    fn walk(path: &Path, rel: &str, enc: &mut crate::key::KeyEncoder) -> Result<()> {
+        let meta = fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
+        enc.str(rel)
+            .u64(meta.mode() as u64)
+            .u64(meta.uid() as u64)
+            .u64(meta.gid() as u64)
+            .u64(meta.mtime() as u64);
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let target = fs::read_link(path).map_err(Error::io("read link", path))?;
+            enc.bytes(std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()));
+        } else if ft.is_file() {
+            let file = fs::File::open(path).map_err(Error::io("read", path))?;
+            enc.hash(&crate::context::hash_reader(file).map_err(Error::io("read", path))?);
+        } else if meta.is_dir() {
+            let mut names: Vec<_> = fs::read_dir(path)
+                .map_err(Error::io("read directory", path))?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<std::io::Result<_>>()
+                .map_err(Error::io("read directory", path))?;
+            names.sort();
+            enc.u64(names.len() as u64);
+            for name in names {
+                let child = format!("{rel}/{}", name.to_string_lossy());
+                walk(&path.join(&name), &child, enc)?;
+            }
+        } else {
+            enc.u64(meta.rdev());
+        }
+        Ok(())
+    }
+    let mut enc = crate::key::KeyEncoder::new("tree");
+    walk(path, "", &mut enc)?;
+    Ok(enc.finish().0)
+}
+
 /// Applies one layer's directory `src` onto `dest`.
 fn merge_dir(src: &Path, dest: &Path) -> Result<()> {
     let meta = fs::symlink_metadata(src).map_err(Error::io("stat", src))?;

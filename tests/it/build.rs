@@ -323,3 +323,51 @@ fn pooled_files_never_change_a_layer() {
     );
     assert_eq!(fs::read_to_string(r.join("three/d.txt")).unwrap(), "new");
 }
+
+#[test]
+fn only_the_files_a_stage_takes_from_another_count_in_its_key() {
+    let recipe = |noise: &str| {
+        format!(
+            r#"let base = from("rootfs:busybox.tar");
+let builder = base.run("echo result > /out.txt && echo {noise} > /noise");
+let app = base.copy(builder.path("/out.txt"), "/app/out.txt").run("cat /app/out.txt > /app/seen");
+let tool = base.run("cat /mnt/out.txt > /tool", #{{ mounts: [#{{ source: builder.path("/out.txt"), target: "/mnt/out.txt" }}] }});
+image("app", app);
+image("tool", tool);"#
+        )
+    };
+    let p = busybox_project(&recipe("one"));
+    let first = p.ok(&["build"]);
+    // The builder changes, the file the others take from it does not: only the builder runs.
+    p.recipe(&recipe("two"));
+    let second = p.ok(&["build", "--progress", "json"]);
+    let started: Vec<&str> = second
+        .stderr
+        .lines()
+        .filter(|l| l.contains(r#""event":"started""#))
+        .collect();
+    assert_eq!(started.len(), 1, "{}", second.stderr);
+    assert!(started[0].contains("noise"), "{}", started[0]);
+    for name in ["app", "tool"] {
+        assert_eq!(digest_of(&second.stdout, name), digest_of(&first.stdout, name));
+    }
+    // `strata graph` shows the consumers cached under their new planned keys.
+    let graph: serde_json::Value = serde_json::from_str(&p.ok(&["graph", "--format", "json"]).stdout).unwrap();
+    assert!(
+        graph["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["cache"] != "missing"),
+        "{graph}"
+    );
+    // A change to the file itself reaches them.
+    p.recipe(&recipe("two").replace("echo result", "echo other"));
+    let third = p.ok(&["build", "--progress", "json"]);
+    assert_eq!(
+        third.stderr.matches(r#""event":"started""#).count(),
+        4,
+        "{}",
+        third.stderr
+    );
+}

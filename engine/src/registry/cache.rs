@@ -38,6 +38,10 @@ pub struct Entry {
     pub state: ImageConfig,
     /// Every layer of `state`, bottom first.
     pub layers: Vec<EntryLayer>,
+    /// The node's effective key (its content-based key; the tag may be its
+    /// planned key), so later nodes key the same way on every machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// The tag a key is filed under.
