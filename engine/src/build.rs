@@ -560,16 +560,33 @@ impl<'a> Builder<'a> {
         self.materialize(state, None)?;
         let dirs = state.layer_dirs(self.store);
         let view = View { layers: &dirs };
-        let Some(comps) = view.resolve(path, true).filter(|c| view.lookup(c).is_some()) else {
+        let matches: Vec<(Vec<String>, String)> = if fsview::is_glob(path) {
+            view.glob(path)
+                .into_iter()
+                .map(|m| {
+                    let name = m.join("/");
+                    (view.resolve(&format!("/{name}"), true).unwrap_or(m), name)
+                })
+                .collect()
+        } else {
+            view.resolve(path, true)
+                .filter(|c| view.lookup(c).is_some())
+                .map(|c| (c, String::new()))
+                .into_iter()
+                .collect()
+        };
+        if matches.is_empty() {
             // Missing: the step itself reports it when it runs.
             return Ok(crate::key::KeyEncoder::new("path-missing").str(path).finish());
-        };
+        }
         let tmp = self.store.tmp_dir()?;
-        let copy = tmp.path().join("p");
-        view.materialize(&comps, &copy)?;
-        let key = crate::key::KeyEncoder::new("path-content")
-            .hash(&fsview::tree_hash(&copy)?)
-            .finish();
+        let mut enc = crate::key::KeyEncoder::new("path-content");
+        for (i, (comps, name)) in matches.iter().enumerate() {
+            let copy = tmp.path().join(i.to_string());
+            view.materialize(comps, &copy)?;
+            enc.str(name).hash(&fsview::tree_hash(&copy)?);
+        }
+        let key = enc.finish();
         fs::create_dir_all(file.parent().expect("has a parent")).map_err(Error::io("create", &file))?;
         self.store.write_atomic(&file, key.hex().as_bytes())?;
         Ok(key)
@@ -996,45 +1013,83 @@ impl<'a> Builder<'a> {
                 let source = &states[from];
                 let dirs = source.layer_dirs(self.store);
                 let view = View { layers: &dirs };
-                let comps = view
-                    .resolve(path, true)
-                    .filter(|c| view.lookup(c).is_some())
-                    .ok_or_else(|| input_error(node, format!("`{path}` does not exist in the source state")))?;
-                let (_, meta) = view.lookup(&comps).expect("checked above");
-                let target = if meta.is_dir() || !dst_is_dir {
-                    dst_comps.clone()
+                // What to copy: the path, or every match of a glob (each
+                // matched file under its name, a matched directory's contents).
+                let sources: Vec<(Vec<String>, String)> = if fsview::is_glob(path) {
+                    let matches = view.glob(path);
+                    if matches.is_empty() {
+                        return Err(input_error(
+                            node,
+                            format!("`{path}` matches nothing in the source state"),
+                        ));
+                    }
+                    if matches.len() > 1 && !dst_is_dir {
+                        return Err(input_error(
+                            node,
+                            format!(
+                                "`{path}` matches {} paths: the destination must be a directory (end it with `/`)",
+                                matches.len()
+                            ),
+                        ));
+                    }
+                    let mut out = Vec::new();
+                    for m in matches {
+                        let name = m.last().cloned().unwrap_or_default();
+                        let comps = view.resolve(&format!("/{}", m.join("/")), true).unwrap_or(m);
+                        out.push((comps, name));
+                    }
+                    out
                 } else {
+                    let comps = view
+                        .resolve(path, true)
+                        .filter(|c| view.lookup(c).is_some())
+                        .ok_or_else(|| input_error(node, format!("`{path}` does not exist in the source state")))?;
                     // The name as the recipe wrote it, even when it was a symlink we followed.
-                    let written = fsview::components(path);
-                    with(
-                        &dst_comps,
-                        written.last().or(comps.last()).map(String::as_str).unwrap_or(""),
-                    )
+                    let written = fsview::components(path)
+                        .last()
+                        .or(comps.last())
+                        .cloned()
+                        .unwrap_or_default();
+                    vec![(comps, written)]
                 };
-                self.make_parents(&root, &target, &parent_view, meta.is_dir())?;
-                let target_host = host_path(&root, &target);
-                if meta.is_dir() && target.is_empty() {
-                    // Copying a directory's contents onto the root.
-                    let staged = tmp.path().join("staged");
-                    view.materialize(&comps, &staged)?;
-                    for entry in fs::read_dir(&staged).map_err(Error::io("read directory", &staged))? {
-                        let entry = entry.map_err(Error::io("read directory", &staged))?;
-                        let to = root.join(entry.file_name());
-                        fs::rename(entry.path(), &to).map_err(Error::io("move", &to))?;
-                        collect_tree(&to, &mut copied)?;
-                    }
-                } else {
-                    if meta.is_dir() && fsview::exists(&target_host) {
-                        fs::remove_dir(&target_host).map_err(Error::io("replace", &target_host))?;
-                    }
-                    view.materialize(&comps, &target_host)?;
-                    if meta.is_dir() {
-                        let mut all = Vec::new();
-                        collect_tree(&target_host, &mut all)?;
-                        // The destination directory keeps its own attributes; its contents are copied.
-                        copied.extend(all.into_iter().skip(1));
+                for (comps, written) in sources {
+                    let (_, meta) = view
+                        .lookup(&comps)
+                        .ok_or_else(|| input_error(node, format!("`{path}` does not exist in the source state")))?;
+                    let target = if meta.is_dir() || !dst_is_dir {
+                        dst_comps.clone()
                     } else {
-                        copied.push(target_host);
+                        with(&dst_comps, &written)
+                    };
+                    self.make_parents(&root, &target, &parent_view, meta.is_dir())?;
+                    let target_host = host_path(&root, &target);
+                    let filled = fs::read_dir(&target_host).is_ok_and(|mut d| d.next().is_some());
+                    if meta.is_dir() && (target.is_empty() || filled) {
+                        // A directory's contents onto the root, or into a directory an
+                        // earlier glob match already filled.
+                        let staged = tmp.path().join("staged");
+                        crate::layer::remove_path(&staged)?;
+                        view.materialize(&comps, &staged)?;
+                        for entry in fs::read_dir(&staged).map_err(Error::io("read directory", &staged))? {
+                            let entry = entry.map_err(Error::io("read directory", &staged))?;
+                            let to = target_host.join(entry.file_name());
+                            crate::layer::remove_path(&to)?;
+                            fs::rename(entry.path(), &to).map_err(Error::io("move", &to))?;
+                            collect_tree(&to, &mut copied)?;
+                        }
+                    } else {
+                        if meta.is_dir() && fsview::exists(&target_host) {
+                            fs::remove_dir(&target_host).map_err(Error::io("replace", &target_host))?;
+                        }
+                        view.materialize(&comps, &target_host)?;
+                        if meta.is_dir() {
+                            let mut all = Vec::new();
+                            collect_tree(&target_host, &mut all)?;
+                            // The destination directory keeps its own attributes; its contents are copied.
+                            copied.extend(all.into_iter().skip(1));
+                        } else {
+                            copied.push(target_host);
+                        }
                     }
                 }
             }

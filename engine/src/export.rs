@@ -228,8 +228,19 @@ pub fn artifact(store: &Store, state: &State, path: &str, out_dir: &Path) -> Res
         what: path.to_string(),
         reason: "the path does not exist in its state".into(),
     };
-    let comps = view.resolve(path, true).ok_or_else(missing)?;
-    let (_, meta) = view.lookup(&comps).ok_or_else(missing)?;
+    // A glob's matches land side by side: files under their names, a matched
+    // directory's contents merged in.
+    let matches: Vec<Vec<String>> = if fsview::is_glob(path) {
+        view.glob(path)
+    } else {
+        vec![view.resolve(path, true).ok_or_else(missing)?]
+    };
+    if matches.is_empty() {
+        return Err(Error::BadImage {
+            what: path.to_string(),
+            reason: "the pattern matches nothing in its state".into(),
+        });
+    }
     let parent = out_dir.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
     let staging = parent.join(format!(
@@ -238,12 +249,16 @@ pub fn artifact(store: &Store, state: &State, path: &str, out_dir: &Path) -> Res
         std::process::id()
     ));
     crate::layer::remove_path(&staging)?;
-    if meta.is_dir() {
-        view.materialize(&comps, &staging)?;
-    } else {
-        fs::create_dir(&staging).map_err(Error::io("create", &staging))?;
-        let name = comps.last().cloned().unwrap_or_default();
-        view.materialize(&comps, &staging.join(name))?;
+    fs::create_dir(&staging).map_err(Error::io("create", &staging))?;
+    for found in matches {
+        let name = found.last().cloned().unwrap_or_default();
+        let comps = view.resolve(&format!("/{}", found.join("/")), true).unwrap_or(found);
+        let (_, meta) = view.lookup(&comps).ok_or_else(missing)?;
+        if meta.is_dir() {
+            view.materialize(&comps, &staging)?;
+        } else {
+            view.materialize(&comps, &staging.join(name))?;
+        }
     }
     crate::layer::remove_path(out_dir)?;
     fs::rename(&staging, out_dir).map_err(Error::io("write", out_dir))?;

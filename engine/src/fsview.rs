@@ -125,6 +125,69 @@ impl View<'_> {
         Some(done)
     }
 
+    /// Names in the merged directory at `comps` (whiteouts and opaque
+    /// directories respected), sorted.
+    pub fn list(&self, comps: &[String]) -> Vec<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for layer in self.layers {
+            let mut dir = layer.clone();
+            dir.extend(comps);
+            if let Ok(entries) = fs::read_dir(&dir) {
+                names.extend(entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()));
+            }
+        }
+        names
+            .into_iter()
+            .filter(|n| {
+                let mut child = comps.to_vec();
+                child.push(n.clone());
+                self.lookup(&child).is_some()
+            })
+            .collect()
+    }
+
+    /// Every path matching `pattern` (`*`, `?`, `[…]` in any component),
+    /// symlinks in the fixed part resolved, sorted. A pattern without
+    /// wildcards yields itself if it exists.
+    pub fn glob(&self, pattern: &str) -> Vec<Vec<String>> {
+        let mut found: Vec<Vec<String>> = vec![Vec::new()];
+        for part in components(pattern) {
+            let mut next = Vec::new();
+            for base in found {
+                let base = if base.is_empty() {
+                    base
+                } else {
+                    match self.resolve(&format!("/{}", base.join("/")), true) {
+                        Some(b) => b,
+                        None => continue,
+                    }
+                };
+                if is_glob(&part) {
+                    for name in self.list(&base) {
+                        if !name.starts_with('.') || part.starts_with('.') {
+                            if glob_match(part.as_bytes(), name.as_bytes()) {
+                                let mut c = base.clone();
+                                c.push(name);
+                                next.push(c);
+                            }
+                        }
+                    }
+                } else {
+                    let mut c = base;
+                    c.push(part.clone());
+                    next.push(c);
+                }
+            }
+            found = next;
+        }
+        found.retain(|c| {
+            self.resolve(&format!("/{}", c.join("/")), true)
+                .is_some_and(|r| self.lookup(&r).is_some())
+        });
+        found.sort();
+        found
+    }
+
     /// The content of a regular file, following symlinks.
     pub fn read_file(&self, path: &str) -> Option<Vec<u8>> {
         let comps = self.resolve(path, true)?;
@@ -184,6 +247,44 @@ impl View<'_> {
             }
         }
         Ok(lstat(dest).is_some())
+    }
+}
+
+/// True when `s` has glob wildcards.
+pub fn is_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Shell-style matching of one name: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`.
+pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    match (pattern.first(), name.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob_match(&pattern[1..], name) || (!name.is_empty() && glob_match(pattern, &name[1..])),
+        (Some(b'?'), Some(_)) => glob_match(&pattern[1..], &name[1..]),
+        (Some(b'['), Some(&c)) => {
+            let Some(end) = pattern.iter().skip(2).position(|&b| b == b']').map(|i| i + 2) else {
+                return c == b'[' && glob_match(&pattern[1..], &name[1..]);
+            };
+            let set = &pattern[1..end];
+            let (negate, set) = match set.first() {
+                Some(b'!') | Some(b'^') => (true, &set[1..]),
+                _ => (false, set),
+            };
+            let mut hit = false;
+            let mut i = 0;
+            while i < set.len() {
+                if i + 2 < set.len() && set[i + 1] == b'-' {
+                    hit |= set[i] <= c && c <= set[i + 2];
+                    i += 3;
+                } else {
+                    hit |= set[i] == c;
+                    i += 1;
+                }
+            }
+            hit != negate && glob_match(&pattern[end + 1..], &name[1..])
+        }
+        (Some(&p), Some(&c)) if p == c => glob_match(&pattern[1..], &name[1..]),
+        _ => false,
     }
 }
 
@@ -440,5 +541,43 @@ mod tests {
         assert_eq!(resolve_user(&view, "1000").unwrap(), (1000, 1001));
         assert_eq!(resolve_user(&view, "7:8").unwrap(), (7, 8));
         assert!(resolve_user(&view, "nobody").unwrap_err().contains("not in the image"));
+    }
+}
+
+#[cfg(test)]
+mod glob_tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_the_shell() {
+        let m = |p: &str, n: &str| glob_match(p.as_bytes(), n.as_bytes());
+        assert!(m("*.so", "libx.so"));
+        assert!(!m("*.so", "libx.so.1"));
+        assert!(m("lib?.a", "libz.a"));
+        assert!(m("[a-c]*", "beta"));
+        assert!(!m("[!a-c]*", "beta"));
+        assert!(m("*", ""));
+        assert!(!m("a*b", "ac"));
+        assert!(is_glob("/out/*.so") && !is_glob("/out/x.so"));
+    }
+
+    #[test]
+    fn glob_sees_the_merged_view() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lower, upper) = (dir.path().join("l"), dir.path().join("u"));
+        fs::create_dir_all(lower.join("out")).unwrap();
+        fs::create_dir_all(upper.join("out")).unwrap();
+        for f in ["a.so", "b.so", "c.txt"] {
+            fs::write(lower.join("out").join(f), f).unwrap();
+        }
+        fs::write(upper.join("out/d.so"), "d").unwrap();
+        // b.so deleted in the upper layer (an overlay whiteout).
+        sys::mknod(&upper.join("out/b.so"), libc::S_IFCHR, 0, 0).unwrap();
+        let layers = [lower, upper];
+        let view = View { layers: &layers };
+        let found: Vec<String> = view.glob("/out/*.so").iter().map(|c| c.join("/")).collect();
+        assert_eq!(found, ["out/a.so", "out/d.so"]);
+        assert!(view.glob("/out/*.none").is_empty());
+        assert_eq!(view.glob("/out/c.txt").len(), 1);
     }
 }

@@ -371,3 +371,60 @@ image("tool", tool);"#
         third.stderr
     );
 }
+
+#[test]
+fn globs_pick_files_from_another_state_for_copies_and_artifacts() {
+    let recipe = |extra: &str| {
+        format!(
+            r#"let base = from("rootfs:busybox.tar");
+let b = base.run("mkdir -p /out/sub && echo a > /out/a.so && echo b > /out/b.so && echo {extra} > /out/t.txt && echo s > /out/sub/s.so");
+image("app", scratch().copy(b.path("/out/*.so"), "/lib/"));
+artifact("libs", b.path("/out/*.so"));"#
+        )
+    };
+    let p = busybox_project(&recipe("t"));
+    let first = p.ok(&["build"]);
+    let layout = p.path("oci");
+    p.ok(&["build", "app", "-o", &format!("oci:{}", layout.display())]);
+    let bundle = umoci_unpack(&layout, "app");
+    let mut names: Vec<String> = fs::read_dir(bundle.path().join("b/rootfs/lib"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a.so", "b.so"]);
+    let mut out: Vec<String> = fs::read_dir(p.path("out/libs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    assert_eq!(out, ["a.so", "b.so"]);
+    assert_eq!(fs::read_to_string(p.path("out/libs/a.so")).unwrap(), "a\n");
+
+    // Only the matched files count: a change to t.txt rebuilds the builder alone.
+    p.recipe(&recipe("changed"));
+    let second = p.ok(&["build", "app", "--progress", "json"]);
+    assert_eq!(
+        second.stderr.matches(r#""event":"started""#).count(),
+        1,
+        "{}",
+        second.stderr
+    );
+    assert_eq!(digest_of(&second.stdout, "app"), digest_of(&first.stdout, "app"));
+
+    for (copy, message) in [
+        (r#"b.path("/out/*.none"), "/lib/""#, "matches nothing"),
+        (
+            r#"b.path("/out/*.so"), "/lib/one""#,
+            "the destination must be a directory",
+        ),
+    ] {
+        p.recipe(&format!(
+            r#"let b = from("rootfs:busybox.tar").run("mkdir -p /out && touch /out/a.so /out/b.so");
+image("bad", scratch().copy({copy}));"#
+        ));
+        let r = p.run(&["build"]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stderr.contains(message), "{}", r.stderr);
+    }
+}

@@ -320,6 +320,12 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| source.path.clone());
             check_image_path(&target, "mount target", pos)?;
+            if strata_engine::fsview::is_glob(&source.path) {
+                return Err(runtime(
+                    pos,
+                    format!("a mount's source is one path, not a pattern like `{}`", source.path),
+                ));
+            }
             op.mounts.push(BindMount {
                 node: source.node,
                 path: source.path,
