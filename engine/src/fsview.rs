@@ -164,12 +164,11 @@ impl View<'_> {
                 };
                 if is_glob(&part) {
                     for name in self.list(&base) {
-                        if !name.starts_with('.') || part.starts_with('.') {
-                            if glob_match(part.as_bytes(), name.as_bytes()) {
-                                let mut c = base.clone();
-                                c.push(name);
-                                next.push(c);
-                            }
+                        let hidden = name.starts_with('.') && !part.starts_with('.');
+                        if !hidden && glob_match(part.as_bytes(), name.as_bytes()) {
+                            let mut c = base.clone();
+                            c.push(name);
+                            next.push(c);
                         }
                     }
                 } else {
