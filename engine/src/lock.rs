@@ -50,6 +50,11 @@ pub struct DebianSet {
     pub arch: String,
     pub variant: String,
     pub packages: Vec<LockedPackage>,
+    /// The packages of the suite's base set (the variant's closure alone),
+    /// which make up the first layer; the rest are a second layer on top.
+    /// Absent (older locks): one layer of everything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub base: Vec<String>,
 }
 
 #[derive(Default, Serialize, Deserialize)]

@@ -25,6 +25,8 @@ impl Project {
     pub fn example(name: &str) -> Project {
         let p = Project::new();
         copy_tree(&repo().join("examples").join(name), p.dir.path());
+        // A lock left by a local run of the example is not part of it.
+        let _ = fs::remove_file(p.path("strata.lock"));
         p
     }
 

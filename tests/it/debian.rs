@@ -47,6 +47,40 @@ fn the_nginx_example_is_pinned_configured_and_reproducible() {
         "every package is installed and configured"
     );
 
+    // Two layers: the suite's base set, shared by every debian() of the
+    // suite, and the requested packages on top.
+    let diff_ids = |p: &Project, image: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", image]).stdout).unwrap();
+        v["config"]["rootfs"]["diff_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap().to_string())
+            .collect()
+    };
+    let nginx_layers = diff_ids(&p, "example/nginx:latest");
+    assert_eq!(nginx_layers.len(), 2);
+    let other = Project::new();
+    other.recipe(&format!(
+        r#"image("certs", debian("bookworm", ["ca-certificates"], #{{ mirror: "{}" }}));"#,
+        mirror.url
+    ));
+    let run = other
+        .cmd(&["build", "--progress", "plain"])
+        .env("STRATA_HOME", p.store.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&p.cmd(&["inspect", "certs"]).output().unwrap().stdout).unwrap();
+    let certs_layers: Vec<&str> = v["config"]["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(certs_layers[0], nginx_layers[0], "the base set layer is shared");
+    assert_ne!(certs_layers[1], nginx_layers[1]);
+
     // Another machine with the lock: no index is fetched, the same bytes come out.
     let before = mirror.requests().len();
     let q = Project::new();

@@ -302,8 +302,11 @@ fn resolve_now(spec: &DebianBase, store: &Store, warn: &dyn Fn(String)) -> Resul
         .read_to_string(&mut text)
         .map_err(|e| fail(spec, format!("cannot decompress {path}: {e}")))?;
     let universe = Universe::new(stanzas(&text), &arch).map_err(|e| fail(spec, e))?;
-    let chosen = resolve::resolve(&universe, variant, &spec.packages).map_err(|e| fail(spec, e))?;
+    let resolution = resolve::resolve(&universe, variant, &spec.packages).map_err(|e| fail(spec, e))?;
+    let base = resolution.base.into_iter().collect();
+    let chosen = resolution.packages;
     Ok(DebianSet {
+        base,
         mirror,
         suite: spec.suite.clone(),
         arch,
@@ -331,6 +334,7 @@ pub fn plan(spec: &DebianBase, store: &Store, lock: &Lock, warn: &dyn Fn(String)
     for p in &set.packages {
         enc.str(&p.name).str(&p.version).str(&p.arch).str(&p.sha256);
     }
+    enc.strs(&set.base);
     Ok((set, enc.finish().0))
 }
 
@@ -448,7 +452,7 @@ fn members<'a>(
     })
 }
 
-/// The install plan: the essential closure (extracted first, then installed
+/// The install plan: round 0 is the essential closure (extracted first, then installed
 /// with dependency checks relaxed, as debootstrap and mmdebstrap do), then
 /// the rest in rounds so that every package's `Pre-Depends` are configured
 /// before it is unpacked and its `Depends` are installed with it or before.
@@ -522,9 +526,11 @@ fn rounds(controls: &BTreeMap<String, Stanza>) -> Vec<Vec<String>> {
     let last = round.values().copied().max().unwrap_or(0);
     let mut out = vec![essential.into_iter().collect::<Vec<_>>()];
     for r in 1..=last {
-        out.push(round.iter().filter(|(_, v)| **v == r).map(|(n, _)| n.clone()).collect());
+        let this: Vec<String> = round.iter().filter(|(_, v)| **v == r).map(|(n, _)| n.clone()).collect();
+        if !this.is_empty() {
+            out.push(this);
+        }
     }
-    out.retain(|r| !r.is_empty());
     out
 }
 
@@ -555,19 +561,150 @@ fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", path))
 }
 
-/// Builds the base: its one layer and its image config.
+/// The environment of dpkg in the sandbox.
+fn dpkg_env(builder: &Builder<'_>) -> Vec<String> {
+    vec![
+        format!("PATH={PATH}"),
+        "DEBIAN_FRONTEND=noninteractive".into(),
+        "DEBCONF_NONINTERACTIVE_SEEN=true".into(),
+        "LC_ALL=C.UTF-8".into(),
+        "HOME=/root".into(),
+        format!("SOURCE_DATE_EPOCH={}", builder.opts.epoch),
+    ]
+}
+
+/// The dpkg script for an install plan: round 0 (the essential closure)
+/// with dependency checks relaxed, the others as they are; then the
+/// services policy and the files that record dates go.
+fn dpkg_script(plan: &[Vec<String>], policy_in_script: bool) -> String {
+    let mut script = format!("set -e\ncd {DEBS_IN_SANDBOX}\n");
+    if policy_in_script {
+        script
+            .push_str("printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d\n");
+    }
+    for (i, round) in plan.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+        let force = if i == 0 { " --force-depends" } else { "" };
+        let list: Vec<String> = round.iter().map(|n| format!("{n}.deb")).collect();
+        script.push_str(&format!("dpkg --install{force} {}\n", list.join(" ")));
+    }
+    script.push_str("dpkg --configure --pending\nrm -f /usr/sbin/policy-rc.d\n");
+    for f in UNREPRODUCIBLE {
+        script.push_str(&format!("rm -f {f}\n"));
+    }
+    script
+}
+
+/// Hard links of `packages`' .debs under short names in `dir`, for the sandbox.
+fn stage_debs(dir: &Path, packages: &[&str], files: &BTreeMap<String, PathBuf>) -> Result<()> {
+    fs::create_dir(dir).map_err(Error::io("create", dir))?;
+    for name in packages {
+        let path = &files[*name];
+        let link = dir.join(format!("{name}.deb"));
+        fs::hard_link(path, &link)
+            .or_else(|_| fs::copy(path, &link).map(|_| ()))
+            .map_err(Error::io("link", &link))?;
+    }
+    Ok(())
+}
+
+/// Builds the base: the suite's base set as one layer (shared by every
+/// `debian()` of that suite, and kept even by `--no-cache`, as an imported
+/// base is), the requested packages as a second layer on top.
 pub fn build(builder: &Builder<'_>, node_id: usize, node: &Node, spec: &DebianBase, set: &DebianSet) -> Result<Record> {
     let store = builder.store;
     download(builder, node_id, spec, set)?;
-    let mut controls = BTreeMap::new();
     let mut files = BTreeMap::new();
     for p in &set.packages {
-        let path = deb_path(store, &p.sha256);
-        controls.insert(p.name.clone(), deb::control(&path)?);
-        files.insert(p.name.clone(), path);
+        files.insert(p.name.clone(), deb_path(store, &p.sha256));
+    }
+    let base: BTreeSet<&str> = if set.base.is_empty() {
+        set.packages.iter().map(|p| p.name.as_str()).collect()
+    } else {
+        set.base.iter().map(String::as_str).collect()
+    };
+    let extras: Vec<&str> = set
+        .packages
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|n| !base.contains(n))
+        .collect();
+
+    // The base layer, found by what it is made of.
+    let mut key = crate::key::KeyEncoder::new("debian-base-layer-v1");
+    key.str(&set.mirror).str(&set.suite).str(&set.arch).str(&set.variant);
+    for p in set.packages.iter().filter(|p| base.contains(p.name.as_str())) {
+        key.str(&p.name).str(&p.version).str(&p.sha256);
+    }
+    let base_key = key.u64(builder.opts.epoch as u64).finish();
+    let base_layer = {
+        let _guard = store.lock(&format!("node-{}", base_key.hex()))?;
+        match store.record(&base_key)? {
+            Some(record) if record.layers.len() == 1 => record.layers[0].diff_id.clone(),
+            _ => {
+                let diff_id = build_base_layer(builder, node_id, node, set, &base, &files)?;
+                let record = Record {
+                    layers: vec![LayerRef {
+                        diff_id: diff_id.clone(),
+                    }],
+                    config: None,
+                };
+                store.put_record(&base_key, &record)?;
+                diff_id
+            }
+        }
+    };
+    let mut layers = vec![base_layer.clone()];
+    if !extras.is_empty() {
+        layers.push(build_extras_layer(
+            builder,
+            node_id,
+            node,
+            &base_layer,
+            &extras,
+            &files,
+        )?);
+    }
+
+    let mut config = ImageConfig::empty();
+    config.architecture = set.arch.clone();
+    config.created = Some(image::rfc3339(builder.opts.epoch));
+    config.config.env = Some(vec![format!("PATH={PATH}")]);
+    config.config.cmd = Some(vec!["bash".into()]);
+    let said = [
+        format!("debian {} base set ({} packages)", set.suite, base.len()),
+        format!("{} ({} more packages)", node.description, extras.len()),
+    ];
+    for (diff_id, created_by) in layers.iter().zip(said) {
+        config.rootfs.diff_ids.push(diff_id.clone());
+        config.history.push(History {
+            created: config.created.clone(),
+            created_by: Some(created_by),
+            comment: Some("strata".into()),
+            ..History::default()
+        });
+    }
+    Ok(Record {
+        layers: layers.into_iter().map(|diff_id| LayerRef { diff_id }).collect(),
+        config: Some(config),
+    })
+}
+
+/// The base set: essential packages extracted (merged /usr), then every
+/// base package installed by dpkg in the sandbox.
+fn build_base_layer(
+    builder: &Builder<'_>,
+    node_id: usize,
+    node: &Node,
+    set: &DebianSet,
+    base: &BTreeSet<&str>,
+    files: &BTreeMap<String, PathBuf>,
+) -> Result<crate::digest::Digest> {
+    let store = builder.store;
+    let mut controls = BTreeMap::new();
+    for name in base {
+        controls.insert(name.to_string(), deb::control(&files[*name])?);
     }
     let plan = rounds(&controls);
-
     let tmp = store.tmp_dir()?;
     let upper = tmp.path().join("upper");
     fs::create_dir(&upper).map_err(Error::io("create", &upper))?;
@@ -593,63 +730,56 @@ pub fn build(builder: &Builder<'_>, node_id: usize, node: &Node, spec: &DebianBa
         sources.as_bytes(),
         0o644,
     )?;
-
-    // The .debs, visible read-only to dpkg under short names.
+    let names: Vec<&str> = base.iter().copied().collect();
     let debs = tmp.path().join("debs");
-    fs::create_dir(&debs).map_err(Error::io("create", &debs))?;
-    for (name, path) in &files {
-        let link = debs.join(format!("{name}.deb"));
-        fs::hard_link(path, &link)
-            .or_else(|_| fs::copy(path, &link).map(|_| ()))
-            .map_err(Error::io("link", &link))?;
-    }
-    let mut script = String::from("set -e\ncd ");
-    script.push_str(DEBS_IN_SANDBOX);
-    script.push('\n');
-    for (i, round) in plan.iter().enumerate() {
-        let force = if i == 0 { " --force-depends" } else { "" };
-        let list: Vec<String> = round.iter().map(|n| format!("{n}.deb")).collect();
-        script.push_str(&format!("dpkg --install{force} {}\n", list.join(" ")));
-    }
-    script.push_str("dpkg --configure --pending\nrm -f /usr/sbin/policy-rc.d\n");
-    for f in UNREPRODUCIBLE {
-        script.push_str(&format!("rm -f {f}\n"));
-    }
-    let env = vec![
-        format!("PATH={PATH}"),
-        "DEBIAN_FRONTEND=noninteractive".into(),
-        "DEBCONF_NONINTERACTIVE_SEEN=true".into(),
-        "LC_ALL=C.UTF-8".into(),
-        "HOME=/root".into(),
-        format!("SOURCE_DATE_EPOCH={}", builder.opts.epoch),
-    ];
+    stage_debs(&debs, &names, files)?;
     crate::sandbox::run_in_root(
         builder,
         node,
         tmp.path(),
-        vec!["/bin/sh".into(), "-c".into(), script],
-        env,
+        Vec::new(),
+        vec!["/bin/sh".into(), "-c".into(), dpkg_script(&plan, false)],
+        dpkg_env(builder),
         vec![(debs, DEBS_IN_SANDBOX.into(), true)],
     )?;
     crate::fsview::clamp_mtimes(&upper, builder.opts.epoch)?;
-    let diff_id = crate::base::write_layer(store, &upper, builder.opts.compression, builder.opts.epoch, &|bytes| {
+    crate::base::write_layer(store, &upper, builder.opts.compression, builder.opts.epoch, &|bytes| {
         builder.events.event(Event::Exporting { node: node_id, bytes })
-    })?;
-    let mut config = ImageConfig::empty();
-    config.architecture = set.arch.clone();
-    config.created = Some(image::rfc3339(builder.opts.epoch));
-    config.config.env = Some(vec![format!("PATH={PATH}")]);
-    config.config.cmd = Some(vec!["bash".into()]);
-    config.rootfs.diff_ids.push(diff_id.clone());
-    config.history.push(History {
-        created: config.created.clone(),
-        created_by: Some(format!("{} ({} packages)", node.description, set.packages.len())),
-        comment: Some("strata".into()),
-        ..History::default()
-    });
-    Ok(Record {
-        layers: vec![LayerRef { diff_id }],
-        config: Some(config),
+    })
+}
+
+/// The requested packages, installed by dpkg on top of the base layer.
+fn build_extras_layer(
+    builder: &Builder<'_>,
+    node_id: usize,
+    node: &Node,
+    base_layer: &crate::digest::Digest,
+    extras: &[&str],
+    files: &BTreeMap<String, PathBuf>,
+) -> Result<crate::digest::Digest> {
+    let store = builder.store;
+    let mut controls = BTreeMap::new();
+    for name in extras {
+        controls.insert(name.to_string(), deb::control(&files[*name])?);
+    }
+    let plan = rounds(&controls);
+    let tmp = store.tmp_dir()?;
+    let upper = tmp.path().join("upper");
+    fs::create_dir(&upper).map_err(Error::io("create", &upper))?;
+    let debs = tmp.path().join("debs");
+    stage_debs(&debs, extras, files)?;
+    crate::sandbox::run_in_root(
+        builder,
+        node,
+        tmp.path(),
+        vec![store.layer_dir(base_layer)],
+        vec!["/bin/sh".into(), "-c".into(), dpkg_script(&plan, true)],
+        dpkg_env(builder),
+        vec![(debs, DEBS_IN_SANDBOX.into(), true)],
+    )?;
+    crate::fsview::clamp_mtimes(&upper, builder.opts.epoch)?;
+    crate::base::write_layer(store, &upper, builder.opts.compression, builder.opts.epoch, &|bytes| {
+        builder.events.event(Event::Exporting { node: node_id, bytes })
     })
 }
 

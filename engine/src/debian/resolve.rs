@@ -165,9 +165,19 @@ pub enum Variant {
     Essential,
 }
 
-/// Resolves the closure; the error names the package whose dependency cannot
-/// be met, and the dependency.
-pub fn resolve(universe: &Universe, variant: Variant, requested: &[String]) -> Result<Vec<Candidate>, String> {
+/// What resolving chose: every package, and which of them make up the base
+/// set (the variant's closure alone, which every request of the suite shares).
+#[derive(Debug)]
+pub struct Resolution {
+    pub packages: Vec<Candidate>,
+    pub base: BTreeSet<String>,
+}
+
+/// Resolves the closure: first the variant's base set, then the requested
+/// packages on top of it (so the base set is the same whatever is asked for).
+/// The error names the package whose dependency cannot be met, and the
+/// dependency.
+pub fn resolve(universe: &Universe, variant: Variant, requested: &[String]) -> Result<Resolution, String> {
     let mut chosen: BTreeMap<String, Candidate> = BTreeMap::new();
     let mut queue: Vec<(Candidate, String)> = Vec::new();
     let mut base: Vec<&Candidate> = universe
@@ -183,6 +193,9 @@ pub fn resolve(universe: &Universe, variant: Variant, requested: &[String]) -> R
     for c in base {
         queue.push((c.clone(), format!("the {variant:?} set").to_lowercase()));
     }
+    close(universe, &mut chosen, queue)?;
+    let base: BTreeSet<String> = chosen.keys().cloned().collect();
+    let mut queue = Vec::new();
     for r in requested {
         let (name, version) = match r.split_once('=') {
             Some((n, v)) => (n.trim(), Some(v.trim())),
@@ -218,7 +231,20 @@ pub fn resolve(universe: &Universe, variant: Variant, requested: &[String]) -> R
             })?;
         queue.push((candidate.clone(), "the request".into()));
     }
-    // Breadth first in a fixed order: the same input gives the same choices.
+    close(universe, &mut chosen, queue)?;
+    Ok(Resolution {
+        packages: chosen.into_values().collect(),
+        base,
+    })
+}
+
+/// Adds `queue` and its dependencies to `chosen`, breadth first in a fixed
+/// order: the same input gives the same choices.
+fn close(
+    universe: &Universe,
+    chosen: &mut BTreeMap<String, Candidate>,
+    mut queue: Vec<(Candidate, String)>,
+) -> Result<(), String> {
     let mut next = 0;
     while next < queue.len() {
         let (candidate, _) = queue[next].clone();
@@ -234,7 +260,7 @@ pub fn resolve(universe: &Universe, variant: Variant, requested: &[String]) -> R
         }
         chosen.insert(candidate.name.clone(), candidate.clone());
         for group in &candidate.depends {
-            if group.iter().any(|alt| satisfied(alt, &chosen)) {
+            if group.iter().any(|alt| satisfied(alt, chosen)) {
                 continue;
             }
             // Something already queued may satisfy it.
@@ -263,7 +289,7 @@ pub fn resolve(universe: &Universe, variant: Variant, requested: &[String]) -> R
             }
         }
     }
-    Ok(chosen.into_values().collect())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -283,8 +309,8 @@ Package: arm-only\nVersion: 1\nArchitecture: arm64\nPriority: required\nFilename
         Universe::new(stanzas(text), "amd64").unwrap()
     }
 
-    fn names(v: &[Candidate]) -> Vec<&str> {
-        v.iter().map(|c| c.name.as_str()).collect()
+    fn names(r: &Resolution) -> Vec<&str> {
+        r.packages.iter().map(|c| c.name.as_str()).collect()
     }
 
     #[test]
@@ -298,6 +324,9 @@ Package: arm-only\nVersion: 1\nArchitecture: arm64\nPriority: required\nFilename
         // the second alternative where the first cannot be met, awk via mawk.
         let web = resolve(&u, Variant::Essential, &["web".into()]).unwrap();
         assert_eq!(names(&web), ["base-files", "cgi-a", "libc6", "mawk", "web"]);
+        // The base set is the variant's closure, whatever else is asked for.
+        assert_eq!(web.base, essential.base);
+        assert_eq!(web.base.iter().collect::<Vec<_>>(), ["base-files", "libc6"]);
     }
 
     #[test]

@@ -294,14 +294,16 @@ fn check(node: &Node, argv: &[String], timeout: Option<u64>, outcome: Outcome) -
     }
 }
 
-/// Runs `argv` as root, network off, on an overlay whose upper directory is
-/// `dir/upper` (already holding a root filesystem) and that has no lower
-/// layer; `binds` are `(host path, target, read-only)`. Afterwards the upper
-/// directory is a layer's worth of files (stubs removed, overlay xattrs gone).
+/// Runs `argv` as root, network off, on an overlay of `lowers` (bottom
+/// first; may be none) under the upper directory `dir/upper` (which may
+/// already hold files); `binds` are `(host path, target, read-only)`.
+/// Afterwards the upper directory is a layer's worth of files (stubs
+/// removed, overlay xattrs gone).
 pub(crate) fn run_in_root(
     builder: &Builder<'_>,
     node: &Node,
     dir: &Path,
+    lowers: Vec<PathBuf>,
     argv: Vec<String>,
     env: Vec<String>,
     binds: Vec<(PathBuf, String, bool)>,
@@ -316,7 +318,7 @@ pub(crate) fn run_in_root(
         fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
     }
     let upper = dir.join("upper");
-    let view = View { layers: &[] };
+    let view = View { layers: &lowers };
     let mut stubs = Vec::new();
     let mut mounts = Vec::new();
     for (target, kind) in [("/proc", StubKind::Dir), ("/dev", StubKind::Dir)] {
@@ -332,7 +334,7 @@ pub(crate) fn run_in_root(
         });
     }
     let spec = Spec {
-        lowers: Vec::new(),
+        lowers,
         dir: dir.to_path_buf(),
         argv: argv.clone(),
         env,
