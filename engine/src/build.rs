@@ -702,35 +702,14 @@ impl<'a> Builder<'a> {
         };
         let total: u64 = missing.iter().map(|(_, (_, b))| b.size).sum();
         let done = std::sync::atomic::AtomicU64::new(0);
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let errors = Mutex::new(Vec::new());
-        std::thread::scope(|scope| {
-            for _ in 0..missing.len().min(4) {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((diff_id, (reference, blob))) = missing.get(i) else {
-                        return;
-                    };
-                    if let Err(e) = self.download_layer(diff_id, reference, blob) {
-                        errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
-                        return;
-                    }
-                    let bytes = done.fetch_add(blob.size, Ordering::Relaxed) + blob.size;
-                    if let Some(node) = node {
-                        self.events.event(Event::Downloading { node, bytes, total });
-                    }
-                });
+        crate::par::try_each(&missing, 4, |(diff_id, (reference, blob))| {
+            self.download_layer(diff_id, reference, blob)?;
+            let bytes = done.fetch_add(blob.size, Ordering::Relaxed) + blob.size;
+            if let Some(node) = node {
+                self.events.event(Event::Downloading { node, bytes, total });
             }
-        });
-        match errors
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .into_iter()
-            .next()
-        {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+            Ok(())
+        })
     }
 
     fn download_layer(&self, diff_id: &Digest, reference: &Reference, blob: &Descriptor) -> Result<()> {
@@ -769,30 +748,9 @@ impl<'a> Builder<'a> {
         }
         work.sort_by_key(|(k, _, _)| k.0);
         for reference in &self.opts.cache_to {
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let errors = Mutex::new(Vec::new());
-            std::thread::scope(|scope| {
-                for _ in 0..work.len().min(4) {
-                    scope.spawn(|| loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((tag, effective, state)) = work.get(i) else {
-                            return;
-                        };
-                        if let Err(e) = self.push_entry(&pusher, reference, tag, effective, state) {
-                            errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
-                            return;
-                        }
-                    });
-                }
-            });
-            if let Some(e) = errors
-                .into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .into_iter()
-                .next()
-            {
-                return Err(e);
-            }
+            crate::par::try_each(&work, 4, |(tag, effective, state)| {
+                self.push_entry(&pusher, reference, tag, effective, state)
+            })?;
         }
         Ok(pusher.stats())
     }

@@ -18,6 +18,7 @@ pub mod image;
 pub mod key;
 pub mod layer;
 pub mod lock;
+pub mod par;
 pub mod registry;
 pub mod sandbox;
 pub mod store;

@@ -18,8 +18,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
@@ -355,68 +354,39 @@ fn download(builder: &Builder<'_>, node: usize, spec: &DebianBase, set: &DebianS
         .collect();
     let total: u64 = missing.iter().map(|p| p.size).sum();
     let done = AtomicU64::new(0);
-    let next = AtomicUsize::new(0);
-    let errors = Mutex::new(Vec::new());
     // The mirror configured now serves the bytes; the lock's is the fallback.
     let mirror = mirror(spec).unwrap_or_else(|_| set.mirror.clone());
     let agent = agent();
-    std::thread::scope(|scope| {
-        for _ in 0..missing.len().min(8) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(p) = missing.get(i) else { return };
-                if builder.cancel.load(Ordering::SeqCst) {
-                    errors
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(Error::Interrupted);
-                    return;
-                }
-                let result = (|| -> Result<()> {
-                    let url = format!("{mirror}/{}", p.filename);
-                    let mut blob = tempfile::NamedTempFile::new_in(store.root().join("tmp"))
-                        .map_err(Error::io("create temporary file in", store.root()))?;
-                    let mut hashing = HashingWriter {
-                        inner: blob.as_file_mut(),
-                        hasher: Sha256::new(),
-                    };
-                    let size = fetch_into(&agent, &url, &mut hashing).map_err(|e| fail(spec, e))?;
-                    let actual = hex::encode(hashing.hasher.finalize());
-                    if actual != p.sha256 || size != p.size {
-                        return Err(fail(
-                            spec,
-                            format!(
-                                "`{url}` has SHA256 {actual} ({size} bytes), but the index says {} ({} bytes)",
-                                p.sha256, p.size
-                            ),
-                        ));
-                    }
-                    let dest = deb_path(store, &p.sha256);
-                    blob.persist(&dest).map_err(|e| Error::io("store", &dest)(e.error))?;
-                    Ok(())
-                })();
-                match result {
-                    Ok(()) => {
-                        let bytes = done.fetch_add(p.size, Ordering::Relaxed) + p.size;
-                        builder.events.event(Event::Downloading { node, bytes, total });
-                    }
-                    Err(e) => {
-                        errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
-                        return;
-                    }
-                }
-            });
+    // Partial downloads stay in this process's scratch space (gone with it).
+    let scratch = store.tmp_dir()?;
+    crate::par::try_each(&missing, 8, |p| {
+        if builder.cancel.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted);
         }
-    });
-    match errors
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .next()
-    {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+        let url = format!("{mirror}/{}", p.filename);
+        let mut blob = tempfile::NamedTempFile::new_in(scratch.path())
+            .map_err(Error::io("create temporary file in", scratch.path()))?;
+        let mut hashing = HashingWriter {
+            inner: blob.as_file_mut(),
+            hasher: Sha256::new(),
+        };
+        let size = fetch_into(&agent, &url, &mut hashing).map_err(|e| fail(spec, e))?;
+        let actual = hex::encode(hashing.hasher.finalize());
+        if actual != p.sha256 || size != p.size {
+            return Err(fail(
+                spec,
+                format!(
+                    "`{url}` has SHA256 {actual} ({size} bytes), but the index says {} ({} bytes)",
+                    p.sha256, p.size
+                ),
+            ));
+        }
+        let dest = deb_path(store, &p.sha256);
+        blob.persist(&dest).map_err(|e| Error::io("store", &dest)(e.error))?;
+        let bytes = done.fetch_add(p.size, Ordering::Relaxed) + p.size;
+        builder.events.event(Event::Downloading { node, bytes, total });
+        Ok(())
+    })
 }
 
 struct HashingWriter<'a> {

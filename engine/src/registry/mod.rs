@@ -147,8 +147,6 @@ pub fn pull(
     }
     // Layers in parallel, a few at a time.
     let pairs: Vec<(&Descriptor, &Digest)> = manifest.layers.iter().zip(&config.rootfs.diff_ids).collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let errors = std::sync::Mutex::new(Vec::new());
     let missing: u64 = pairs
         .iter()
         .filter(|(_, d)| !store.has_layer(d))
@@ -156,40 +154,21 @@ pub fn pull(
         .sum();
     let downloaded = std::sync::atomic::AtomicU64::new(0);
     let report = |done: u64| progress(done, missing);
-    std::thread::scope(|scope| {
-        for _ in 0..pairs.len().clamp(1, 4) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some((blob, diff_id)) = pairs.get(i) else { return };
-                if store.has_layer(diff_id) {
-                    continue;
-                }
-                let result = client
-                    .blob(host, repo, &blob.digest.to_string())
-                    .map_err(registry_error)
-                    .and_then(|body| {
-                        let body = Counted {
-                            inner: body,
-                            total: &downloaded,
-                            report: &report,
-                        };
-                        crate::base::import_layer_from(store, body, Path::new(&what), Some(&blob.digest), diff_id)
-                    })
-                    .and_then(|()| store.add_blob_source(&blob.digest, &format!("{host}/{repo}")));
-                if let Err(e) = result {
-                    errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
-                }
-            });
+    crate::par::try_each(&pairs, 4, |(blob, diff_id)| {
+        if store.has_layer(diff_id) {
+            return Ok(());
         }
-    });
-    if let Some(e) = errors
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .next()
-    {
-        return Err(e);
-    }
+        let body = client
+            .blob(host, repo, &blob.digest.to_string())
+            .map_err(registry_error)?;
+        let body = Counted {
+            inner: body,
+            total: &downloaded,
+            report: &report,
+        };
+        crate::base::import_layer_from(store, body, Path::new(&what), Some(&blob.digest), diff_id)?;
+        store.add_blob_source(&blob.digest, &format!("{host}/{repo}"))
+    })?;
     store.put_blob(&config_bytes)?;
     let layers = config
         .rootfs

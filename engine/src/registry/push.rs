@@ -101,29 +101,7 @@ impl<'a> Pusher<'a> {
 
     /// Puts several blobs, four at a time; the first error wins.
     pub fn blobs(&self, target: &Reference, blobs: &[Descriptor]) -> Result<()> {
-        let next = AtomicUsize::new(0);
-        let errors = Mutex::new(Vec::new());
-        std::thread::scope(|scope| {
-            for _ in 0..blobs.len().clamp(1, 4) {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(blob) = blobs.get(i) else { return };
-                    if let Err(e) = self.blob(target, blob) {
-                        errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
-                        return;
-                    }
-                });
-            }
-        });
-        match errors
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .into_iter()
-            .next()
-        {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        crate::par::try_each(blobs, 4, |blob| self.blob(target, blob))
     }
 
     /// Puts a manifest (already stored as a blob) under the reference's tag,

@@ -66,32 +66,10 @@ pub fn execute(
     })?;
     let lowers = parent.layer_dirs(store);
     let view = View { layers: &lowers };
-    let config = &parent.config.config;
 
     // User and environment, as the image defines them.
-    let user_spec = run
-        .user
-        .clone()
-        .or_else(|| config.user.clone())
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "0".into());
-    let (uid, gid) = fsview::resolve_user(&view, &user_spec).map_err(|e| input_error(node, format!("user: {e}")))?;
-    let mut env = parent.config.env_pairs();
-    for (k, v) in &run.env {
-        env.retain(|(name, _)| name != k);
-        env.push((k.clone(), v.clone()));
-    }
-    if !env.iter().any(|(k, _)| k == "PATH") {
-        env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
-    }
-    if !env.iter().any(|(k, _)| k == "HOME") {
-        env.push(("HOME".into(), home_of(&view, uid)));
-    }
-    let cwd = config
-        .working_dir
-        .clone()
-        .filter(|w| !w.is_empty())
-        .unwrap_or_else(|| "/".into());
+    let Identity { uid, gid, env, cwd } =
+        identity(&view, &parent.config, run.user.as_deref(), &run.env, None).map_err(|e| input_error(node, e))?;
 
     let tmp = store.tmp_dir()?;
     let dir = tmp.path().to_path_buf();
@@ -419,33 +397,17 @@ pub fn run_image(store: &crate::store::Store, exe: &Path, image: &State, req: &R
             "the image has no entrypoint or cmd: give a command after `--`".into(),
         ));
     }
-    let user_spec = req
-        .user
-        .clone()
-        .or_else(|| config.user.clone())
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "0".into());
-    let (uid, gid) = fsview::resolve_user(&view, &user_spec).map_err(|e| input(format!("user: {e}")))?;
-    let mut env = image.config.env_pairs();
-    for (k, v) in &req.env {
-        env.retain(|(name, _)| name != k);
-        env.push((k.clone(), v.clone()));
-    }
-    if !env.iter().any(|(k, _)| k == "PATH") {
-        env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
-    }
-    if !env.iter().any(|(k, _)| k == "HOME") {
-        env.push(("HOME".into(), home_of(&view, uid)));
-    }
+    let Identity { uid, gid, mut env, cwd } = identity(
+        &view,
+        &image.config,
+        req.user.as_deref(),
+        &req.env,
+        req.workdir.as_deref(),
+    )
+    .map_err(input)?;
     if req.interactive && !env.iter().any(|(k, _)| k == "TERM") {
         env.push(("TERM".into(), std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));
     }
-    let cwd = req
-        .workdir
-        .clone()
-        .or_else(|| config.working_dir.clone())
-        .filter(|w| !w.is_empty())
-        .unwrap_or_else(|| "/".into());
 
     let scratch = store.tmp_dir()?;
     let dir = scratch.path().to_path_buf();
@@ -530,6 +492,50 @@ pub fn run_image(store: &crate::store::Store, exe: &Path, image: &State, req: &R
     }
     strip_overlay_xattrs(&upper)?;
     Ok(RunResult { code, scratch })
+}
+
+/// Who a command runs as and with what: the user (the override, else the
+/// image's, else root) resolved in the image's passwd and group, the
+/// image's environment with `extra` over it (plus `PATH` and `HOME` when
+/// unset), and the working directory.
+fn identity(
+    view: &View<'_>,
+    image: &crate::image::ImageConfig,
+    user: Option<&str>,
+    extra: &[(String, String)],
+    workdir: Option<&str>,
+) -> std::result::Result<Identity, String> {
+    let user_spec = user
+        .map(str::to_string)
+        .or_else(|| image.config.user.clone())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "0".into());
+    let (uid, gid) = fsview::resolve_user(view, &user_spec).map_err(|e| format!("user: {e}"))?;
+    let mut env = image.env_pairs();
+    for (k, v) in extra {
+        env.retain(|(name, _)| name != k);
+        env.push((k.clone(), v.clone()));
+    }
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
+    }
+    if !env.iter().any(|(k, _)| k == "HOME") {
+        env.push(("HOME".into(), home_of(view, uid)));
+    }
+    let cwd = workdir
+        .map(str::to_string)
+        .or_else(|| image.config.working_dir.clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
+    Ok(Identity { uid, gid, env, cwd })
+}
+
+/// See [`identity`].
+struct Identity {
+    uid: u32,
+    gid: u32,
+    env: Vec<(String, String)>,
+    cwd: String,
 }
 
 fn shown(argv: &[String]) -> String {
