@@ -669,53 +669,32 @@ fn build_base_layer(
     base: &BTreeSet<&str>,
     files: &BTreeMap<String, PathBuf>,
 ) -> Result<crate::digest::Digest> {
-    let store = builder.store;
-    let mut controls = BTreeMap::new();
-    for name in base {
-        controls.insert(name.to_string(), deb::control(&files[*name])?);
-    }
-    let plan = rounds(&controls);
-    let tmp = store.tmp_dir()?;
-    let upper = tmp.path().join("upper");
-    fs::create_dir(&upper).map_err(Error::io("create", &upper))?;
-    deb::merged_usr(&upper)?;
-    for name in plan.first().into_iter().flatten() {
-        deb::extract(&files[name], &upper)?;
-    }
-    deb::merged_links(&upper)?;
-    for dir in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers"] {
-        let d = upper.join(dir);
-        fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
-    }
-    for file in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
-        write_file(&upper.join(file), b"", 0o644)?;
-    }
-    write_file(&upper.join("usr/sbin/policy-rc.d"), b"#!/bin/sh\nexit 101\n", 0o755)?;
-    let sources = format!(
-        "Types: deb\nURIs: {}\nSuites: {}\nComponents: main\nSigned-By: {KEYRING}\n",
-        set.mirror, set.suite
-    );
-    write_file(
-        &upper.join("etc/apt/sources.list.d/debian.sources"),
-        sources.as_bytes(),
-        0o644,
-    )?;
     let names: Vec<&str> = base.iter().copied().collect();
-    let debs = tmp.path().join("debs");
-    stage_debs(&debs, &names, files)?;
-    crate::sandbox::run_in_root(
-        builder,
-        node,
-        tmp.path(),
-        Vec::new(),
-        vec!["/bin/sh".into(), "-c".into(), dpkg_script(&plan, false)],
-        dpkg_env(builder),
-        vec![(debs, DEBS_IN_SANDBOX.into(), true)],
-    )?;
-    crate::fsview::clamp_mtimes(&upper, builder.opts.epoch)?;
-    crate::base::write_layer(store, &upper, builder.opts.compression, builder.opts.epoch, &|bytes| {
-        builder.events.event(Event::Exporting { node: node_id, bytes })
-    })
+    let prepare = |upper: &Path, plan: &[Vec<String>]| -> Result<()> {
+        deb::merged_usr(upper)?;
+        for name in plan.first().into_iter().flatten() {
+            deb::extract(&files[name], upper)?;
+        }
+        deb::merged_links(upper)?;
+        for dir in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers"] {
+            let d = upper.join(dir);
+            fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
+        }
+        for file in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
+            write_file(&upper.join(file), b"", 0o644)?;
+        }
+        write_file(&upper.join("usr/sbin/policy-rc.d"), b"#!/bin/sh\nexit 101\n", 0o755)?;
+        let sources = format!(
+            "Types: deb\nURIs: {}\nSuites: {}\nComponents: main\nSigned-By: {KEYRING}\n",
+            set.mirror, set.suite
+        );
+        write_file(
+            &upper.join("etc/apt/sources.list.d/debian.sources"),
+            sources.as_bytes(),
+            0o644,
+        )
+    };
+    install_layer(builder, node_id, node, &names, files, Vec::new(), prepare, false)
 }
 
 /// The requested packages, installed by dpkg on top of the base layer.
@@ -727,23 +706,41 @@ fn build_extras_layer(
     extras: &[&str],
     files: &BTreeMap<String, PathBuf>,
 ) -> Result<crate::digest::Digest> {
+    let lowers = vec![builder.store.layer_dir(base_layer)];
+    install_layer(builder, node_id, node, extras, files, lowers, |_, _| Ok(()), true)
+}
+
+/// Installs `packages` with dpkg in the sandbox on `lowers`, into an upper
+/// directory that `prepare` fills first, and stores the result as a layer.
+#[allow(clippy::too_many_arguments)]
+fn install_layer(
+    builder: &Builder<'_>,
+    node_id: usize,
+    node: &Node,
+    packages: &[&str],
+    files: &BTreeMap<String, PathBuf>,
+    lowers: Vec<PathBuf>,
+    prepare: impl FnOnce(&Path, &[Vec<String>]) -> Result<()>,
+    policy_in_script: bool,
+) -> Result<crate::digest::Digest> {
     let store = builder.store;
     let mut controls = BTreeMap::new();
-    for name in extras {
+    for name in packages {
         controls.insert(name.to_string(), deb::control(&files[*name])?);
     }
     let plan = rounds(&controls);
     let tmp = store.tmp_dir()?;
     let upper = tmp.path().join("upper");
     fs::create_dir(&upper).map_err(Error::io("create", &upper))?;
+    prepare(&upper, &plan)?;
     let debs = tmp.path().join("debs");
-    stage_debs(&debs, extras, files)?;
+    stage_debs(&debs, packages, files)?;
     crate::sandbox::run_in_root(
         builder,
         node,
         tmp.path(),
-        vec![store.layer_dir(base_layer)],
-        vec!["/bin/sh".into(), "-c".into(), dpkg_script(&plan, true)],
+        lowers,
+        vec!["/bin/sh".into(), "-c".into(), dpkg_script(&plan, policy_in_script)],
         dpkg_env(builder),
         vec![(debs, DEBS_IN_SANDBOX.into(), true)],
     )?;

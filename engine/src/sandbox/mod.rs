@@ -171,33 +171,11 @@ pub fn execute(
         ));
     }
     if run.network == Network::Host {
-        for file in ["/etc/resolv.conf", "/etc/hosts"] {
-            if Path::new(file).exists() {
-                mounts.push((
-                    MountSpec::Bind {
-                        source: PathBuf::from(file),
-                        target: resolve(file),
-                        readonly: true,
-                    },
-                    StubKind::File,
-                ));
-            }
-        }
+        mounts.extend(host_name_files(&resolve));
     }
-
     // Mount points the image lacks are created in the upperdir now, and
     // removed again afterwards, so they never reach the layer.
-    let sysfs = view
-        .lookup(&fsview::components("/sys"))
-        .is_some_and(|(_, m)| m.is_dir());
-    let mut stubs: Vec<PathBuf> = Vec::new();
-    for (target, kind) in [("/proc", StubKind::Dir), ("/dev", StubKind::Dir)]
-        .into_iter()
-        .map(|(t, k)| (t.to_string(), k))
-        .chain(mounts.iter().map(|(m, k)| (m.target().to_string(), *k)))
-    {
-        make_stub(&upper, &view, &target, kind, &mut stubs)?;
-    }
+    let (stubs, sysfs) = mount_points(&upper, &view, &mounts)?;
 
     let spec = Spec {
         lowers: lowers.clone(),
@@ -436,30 +414,9 @@ pub fn run_image(store: &crate::store::Store, exe: &Path, image: &State, req: &R
         ));
     }
     if req.network_host {
-        for file in ["/etc/resolv.conf", "/etc/hosts"] {
-            if Path::new(file).exists() {
-                mounts.push((
-                    MountSpec::Bind {
-                        source: PathBuf::from(file),
-                        target: resolve(file),
-                        readonly: true,
-                    },
-                    StubKind::File,
-                ));
-            }
-        }
+        mounts.extend(host_name_files(&resolve));
     }
-    let sysfs = view
-        .lookup(&fsview::components("/sys"))
-        .is_some_and(|(_, m)| m.is_dir());
-    let mut stubs: Vec<PathBuf> = Vec::new();
-    for (target, kind) in [("/proc", StubKind::Dir), ("/dev", StubKind::Dir)]
-        .into_iter()
-        .map(|(t, k)| (t.to_string(), k))
-        .chain(mounts.iter().map(|(m, k)| (m.target().to_string(), *k)))
-    {
-        make_stub(&upper, &view, &target, kind, &mut stubs)?;
-    }
+    let (stubs, sysfs) = mount_points(&upper, &view, &mounts)?;
     let spec = Spec {
         lowers: lowers.clone(),
         dir: dir.clone(),
@@ -492,6 +449,39 @@ pub fn run_image(store: &crate::store::Store, exe: &Path, image: &State, req: &R
     }
     strip_overlay_xattrs(&upper)?;
     Ok(RunResult { code, scratch })
+}
+
+/// The host's resolv.conf and hosts, read-only, for a step on the host network.
+fn host_name_files(resolve: &dyn Fn(&str) -> String) -> Vec<(MountSpec, StubKind)> {
+    ["/etc/resolv.conf", "/etc/hosts"]
+        .into_iter()
+        .filter(|file| Path::new(file).exists())
+        .map(|file| {
+            let bind = MountSpec::Bind {
+                source: PathBuf::from(file),
+                target: resolve(file),
+                readonly: true,
+            };
+            (bind, StubKind::File)
+        })
+        .collect()
+}
+
+/// Makes the mount points (/proc, /dev, every mount's target) the image
+/// lacks as stubs in `upper`; returns them, and whether /sys can be mounted.
+fn mount_points(upper: &Path, view: &View<'_>, mounts: &[(MountSpec, StubKind)]) -> Result<(Vec<PathBuf>, bool)> {
+    let sysfs = view
+        .lookup(&fsview::components("/sys"))
+        .is_some_and(|(_, m)| m.is_dir());
+    let mut stubs: Vec<PathBuf> = Vec::new();
+    for (target, kind) in [("/proc", StubKind::Dir), ("/dev", StubKind::Dir)]
+        .into_iter()
+        .map(|(t, k)| (t.to_string(), k))
+        .chain(mounts.iter().map(|(m, k)| (m.target().to_string(), *k)))
+    {
+        make_stub(upper, view, &target, kind, &mut stubs)?;
+    }
+    Ok((stubs, sysfs))
 }
 
 /// Who a command runs as and with what: the user (the override, else the
