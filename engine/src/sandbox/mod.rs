@@ -71,21 +71,12 @@ pub fn execute(
     let Identity { uid, gid, env, cwd } =
         identity(&view, &parent.config, run.user.as_deref(), &run.env, None).map_err(|e| input_error(node, e))?;
 
-    let tmp = store.tmp_dir()?;
+    let tmp = scratch(store)?;
     let dir = tmp.path().to_path_buf();
-    for sub in ["upper", "work", "merged"] {
-        let d = dir.join(sub);
-        fs::create_dir(&d).map_err(Error::io("create", &d))?;
-    }
     let upper = dir.join("upper");
 
     // Mounts, their targets resolved through the image's symlinks.
-    let resolve = |target: &str| -> String {
-        match view.resolve(target, true) {
-            Some(comps) => format!("/{}", comps.join("/")),
-            None => target.to_string(),
-        }
-    };
+    let resolve = |target: &str| in_image(&view, target);
     let mut mounts: Vec<(MountSpec, StubKind)> = Vec::new();
     let mut cache_locks: Vec<File> = Vec::new();
     let mut secrets: Vec<Vec<u8>> = Vec::new();
@@ -387,19 +378,10 @@ pub fn run_image(store: &crate::store::Store, exe: &Path, image: &State, req: &R
         env.push(("TERM".into(), std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));
     }
 
-    let scratch = store.tmp_dir()?;
+    let scratch = scratch(store)?;
     let dir = scratch.path().to_path_buf();
-    for sub in ["upper", "work", "merged"] {
-        let d = dir.join(sub);
-        fs::create_dir(&d).map_err(Error::io("create", &d))?;
-    }
     let upper = dir.join("upper");
-    let resolve = |target: &str| -> String {
-        match view.resolve(target, true) {
-            Some(comps) => format!("/{}", comps.join("/")),
-            None => target.to_string(),
-        }
-    };
+    let resolve = |target: &str| in_image(&view, target);
     let mut mounts: Vec<(MountSpec, StubKind)> = Vec::new();
     for (source, target, readonly) in &req.binds {
         let source = fs::canonicalize(source).map_err(|e| input(format!("-v `{}`: {e}", source.display())))?;
@@ -449,6 +431,24 @@ pub fn run_image(store: &crate::store::Store, exe: &Path, image: &State, req: &R
     }
     strip_overlay_xattrs(&upper)?;
     Ok(RunResult { code, scratch })
+}
+
+/// A step's scratch directory, holding `upper/`, `work/` and `merged/`.
+fn scratch(store: &crate::store::Store) -> Result<tempfile::TempDir> {
+    let tmp = store.tmp_dir()?;
+    for sub in ["upper", "work", "merged"] {
+        let d = tmp.path().join(sub);
+        fs::create_dir(&d).map_err(Error::io("create", &d))?;
+    }
+    Ok(tmp)
+}
+
+/// `target` with the image's symlinks resolved (as the mount must name it).
+fn in_image(view: &View<'_>, target: &str) -> String {
+    match view.resolve(target, true) {
+        Some(comps) => format!("/{}", comps.join("/")),
+        None => target.to_string(),
+    }
 }
 
 /// The host's resolv.conf and hosts, read-only, for a step on the host network.
