@@ -41,6 +41,21 @@ fn a_registry_image_is_a_base_by_tag_and_by_digest() {
         let graph: serde_json::Value = serde_json::from_str(&p.ok(&["graph", "--format", "json"]).stdout).unwrap();
         assert_eq!(graph["nodes"][0]["cache"], "cached", "{base}");
     }
+
+    // The download shows as progress: bytes of the total, per step.
+    let p = Project::new();
+    p.recipe(&format!(r#"image("s", from("{}/team/hello:1.0"));"#, registry.addr));
+    let r = p.ok(&["build", "--progress", "json"]);
+    let events: Vec<serde_json::Value> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains(r#""event":"downloading""#))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let total = events.first().map(|v| v["total"].as_u64().unwrap()).unwrap_or(0);
+    assert!(total > 0, "{}", r.stderr);
+    let most = events.iter().map(|v| v["bytes"].as_u64().unwrap()).max().unwrap();
+    assert_eq!(most, total, "{}", r.stderr);
 }
 
 #[test]
