@@ -44,7 +44,7 @@ enum Command {
         /// Keep cache records used within this many days.
         #[arg(long, default_value_t = 7.0, value_name = "DAYS")]
         keep_days: f64,
-        /// Also empty the RUN cache mounts.
+        /// Also empty the RUN cache mounts and the downloaded Debian packages.
         #[arg(long)]
         caches: bool,
     },

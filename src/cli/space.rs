@@ -15,6 +15,7 @@ pub fn du(store: &Store) -> Result<(), CliError> {
     println!("{:<28} {:>10}", "blobs (all)", human(u.blobs));
     println!("{:<28} {:>10}", "unpacked layers", human(u.layers));
     println!("{:<28} {:>10}", "cache mounts", human(u.caches));
+    println!("{:<28} {:>10}", "Debian packages", human(u.packages));
     println!(
         "{:<28} {:>10}",
         format!("records ({})", u.records),
@@ -42,7 +43,7 @@ pub fn gc(store: &Store, keep_days: f64, caches: bool) -> Result<(), CliError> {
         r.layers,
         r.blobs,
         if caches {
-            format!(", {} cache mounts", r.caches)
+            format!(", {} cache mounts and the package cache", r.caches)
         } else {
             String::new()
         },

@@ -106,6 +106,12 @@ fn the_nginx_example_is_pinned_configured_and_reproducible() {
         .len();
     assert!(essential < packages.len(), "{essential}");
 
+    // The package cache shows in `du`, and `gc --caches` empties it.
+    let du = q.ok(&["du"]).stdout;
+    assert!(du.contains("Debian packages"), "{du}");
+    q.ok(&["gc", "--caches"]);
+    assert!(!q.store.path().join("debian/debs").exists());
+
     // `strata lock --update` asks the mirror again.
     let before = mirror.requests().len();
     q.ok(&["lock", "--update"]);

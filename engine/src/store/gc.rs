@@ -24,6 +24,8 @@ pub struct DiskUsage {
     pub blobs: u64,
     pub layers: u64,
     pub caches: u64,
+    /// Downloaded Debian packages and indexes (`debian/`).
+    pub packages: u64,
     pub records: usize,
     pub record_bytes: u64,
 }
@@ -81,6 +83,7 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage> {
         blobs: size(&root.join("blobs")),
         layers: size(&root.join("layers")),
         caches: size(&root.join("cache")),
+        packages: size(&root.join("debian")),
         ..DiskUsage::default()
     };
     usage.image_bytes = image_blobs
@@ -97,7 +100,8 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage> {
     Ok(usage)
 }
 
-/// Removes what nothing needs. `caches` also empties the RUN cache mounts.
+/// Removes what nothing needs. `caches` also empties the RUN cache mounts and
+/// the Debian package cache.
 pub fn gc(store: &Store, keep_days: f64, caches: bool) -> Result<GcReport> {
     let root = store.root();
     let mut report = GcReport::default();
@@ -198,6 +202,15 @@ pub fn gc(store: &Store, keep_days: f64, caches: bool) -> Result<GcReport> {
     }
 
     if caches {
+        // Downloaded .debs and indexes, and the memo of path keys: all fetched
+        // or computed again when needed.
+        for dir in ["debian", "pathkeys"] {
+            let path = root.join(dir);
+            if path.exists() {
+                report.bytes += size(&path);
+                crate::layer::remove_path(&path)?;
+            }
+        }
         let cache_dir = root.join("cache");
         for e in fs::read_dir(&cache_dir)
             .map_err(Error::io("read", &cache_dir))?

@@ -7,6 +7,9 @@
 //! records/<key>.json           node key → result (layers, base config)
 //! files/<xx>/<hash>-<attrs>     pool of copied context files, hardlinked into layers
 //! cache/<id>/                  persistent RUN cache mounts
+//! sources/<blob hex>           registry repositories known to hold a blob (for mounts on push)
+//! pathkeys/<memo>              content keys of `state.path(P)` inputs, per (layers, path)
+//! debian/index/<sha256>        verified Packages indexes; debian/debs/<sha256>.deb: packages
 //! builds/<id>.json            per recipe and target: the last build's facts and misses (`strata explain`)
 //! statcache                    context stat cache (path, size, mtime, ctime, inode → hash)
 //! locks/                       flock files (index.json updates, node builds)
