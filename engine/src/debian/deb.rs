@@ -232,7 +232,7 @@ fn remove_existing(path: &Path) -> Result<()> {
 }
 
 fn lchown(path: &Path, uid: u32, gid: u32) -> Result<()> {
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(Error::io("chown", path))
+    crate::sys::lchown(path, uid, gid).map_err(Error::io("chown", path))
 }
 
 #[cfg(test)]

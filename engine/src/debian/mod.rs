@@ -21,8 +21,6 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sha2::{Digest as _, Sha256};
-
 use crate::build::Builder;
 use crate::error::{Error, Result};
 use crate::events::Event;
@@ -236,7 +234,7 @@ fn verified_release(
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    crate::digest::Digest::of(bytes).hex()
 }
 
 /// Resolves the spec against the mirror's current index.
@@ -366,12 +364,10 @@ fn download(builder: &Builder<'_>, node: usize, spec: &DebianBase, set: &DebianS
         let url = format!("{mirror}/{}", p.filename);
         let mut blob = tempfile::NamedTempFile::new_in(scratch.path())
             .map_err(Error::io("create temporary file in", scratch.path()))?;
-        let mut hashing = HashingWriter {
-            inner: blob.as_file_mut(),
-            hasher: Sha256::new(),
-        };
-        let size = fetch_into(&agent, &url, &mut hashing).map_err(|e| fail(spec, e))?;
-        let actual = hex::encode(hashing.hasher.finalize());
+        let mut hashing = crate::layer::HashWriter::new(blob.as_file_mut());
+        fetch_into(&agent, &url, &mut hashing).map_err(|e| fail(spec, e))?;
+        let (_, digest, size) = hashing.finish();
+        let actual = digest.hex();
         if actual != p.sha256 || size != p.size {
             return Err(fail(
                 spec,
@@ -387,22 +383,6 @@ fn download(builder: &Builder<'_>, node: usize, spec: &DebianBase, set: &DebianS
         builder.events.event(Event::Downloading { node, bytes, total });
         Ok(())
     })
-}
-
-struct HashingWriter<'a> {
-    inner: &'a mut fs::File,
-    hasher: Sha256,
-}
-
-impl std::io::Write for HashingWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// Names in `names` that `group` (one dependency's alternatives) can mean,
