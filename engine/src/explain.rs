@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::build::Plan;
 use crate::context::EntryKind;
 use crate::digest::NodeKey;
 use crate::error::Result;
 use crate::graph::{CopySource, Graph, NodeId, Op, SecretSource};
+use crate::sched::Plan;
 use crate::store::{read_json, Store};
 
 /// What decided one node's key, in words a person can compare.

@@ -467,6 +467,17 @@ pub fn show(path: &Path) -> String {
     String::from_utf8_lossy(path.as_os_str().as_bytes()).into_owned()
 }
 
+/// Joins an image path onto a base directory (absolute paths win).
+pub fn join_image_path(base: &str, path: &str) -> String {
+    let joined = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{}/{}", base.trim_end_matches('/'), path)
+    };
+    let comps = components(&joined);
+    format!("/{}", comps.join("/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,13 +3,13 @@
 //! It knows nothing about Rhai or terminals: the recipe language records a
 //! [`graph::Graph`], the engine executes it and reports [`events::Event`]s.
 
-pub mod base;
-pub mod build;
+pub mod bases;
 pub mod context;
 pub mod debian;
 pub mod digest;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod explain;
 pub mod export;
 pub mod fsview;
@@ -21,6 +21,9 @@ pub mod lock;
 pub mod par;
 pub mod registry;
 pub mod sandbox;
+pub mod sched;
+pub mod session;
+pub mod step;
 pub mod store;
 pub mod sys;
 

@@ -1,16 +1,15 @@
-//! `strata build`: evaluate, plan, build, then store and export the targets.
+//! `strata build`: parse the flags, evaluate the recipe, hand the targets to
+//! `session::build`, print what it finished.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use std::collections::HashSet;
-use strata_engine::build::{source_date_epoch, BuildOptions, Builder};
-
-use strata_engine::explain;
-use strata_engine::export;
 use strata_engine::graph::TargetKind;
 use strata_engine::layer::Compression;
 use strata_engine::lock::LockMode;
+use strata_engine::sched::{source_date_epoch, BuildOptions};
+use strata_engine::session::{self, Exports, Finished, Output};
 use strata_engine::store::Store;
 
 use super::{CliError, RecipeArgs, RegistryArgs};
@@ -64,11 +63,6 @@ pub struct BuildArgs {
     pub verbose: bool,
 }
 
-enum Output {
-    Oci(PathBuf),
-    DockerArchive(PathBuf),
-}
-
 fn parse_output(s: &str) -> Result<Output, CliError> {
     if let Some(dir) = s.strip_prefix("oci:") {
         return Ok(Output::Oci(PathBuf::from(dir)));
@@ -94,7 +88,6 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
     let targets = graph
         .select_targets(&args.targets)
         .map_err(strata_engine::Error::from)?;
-    let nodes = graph.nodes_for(&targets);
     let pushes = push_targets(&args.push, &targets)?;
     let progress = Progress::new(&args.progress, args.verbose, &graph).map_err(CliError::Usage)?;
     let opts = BuildOptions {
@@ -121,77 +114,44 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         recipe: args.recipe.file.clone(),
         lock_mode: if args.locked { LockMode::Locked } else { LockMode::Use },
     };
-    let builder = Builder::new(store, &graph, opts, &progress, signals::cancelled());
-    let plan = builder.plan(&nodes)?;
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let mut outcome = std::thread::scope(|scope| {
-        if progress.is_live() {
-            scope.spawn(|| {
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                    progress.tick();
-                }
-            });
+    let exports = Exports {
+        outputs,
+        out_dir: args.out_dir.clone(),
+        pushes,
+        args: args.recipe.args.clone(),
+    };
+    let tick = |done: &AtomicBool| {
+        while !done.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+            progress.tick();
         }
-        let outcome = builder.run(&plan, &nodes);
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        outcome
-    });
-    if !outcome.errors.is_empty() && !args.keep_going {
-        // Nothing is exported from a failed build unless asked to keep going.
-        outcome.states.clear();
-    }
-    let states = &outcome.states;
-
-    let mut images = Vec::new();
-    for target in &targets {
-        match &target.kind {
-            TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } if !states.contains_key(node) => {
-                if args.keep_going {
-                    eprintln!("skipped {}: a step it needs failed", target.name);
-                }
-            }
-            TargetKind::Image { node, tags } => {
-                builder.materialize(&states[node], None)?;
-                let desc = export::write_image(store, &states[node], compression, epoch)?;
-                for tag in tags {
-                    store.tag(tag, &desc)?;
-                }
-                println!("{}\t{}\t{}", target.name, tags.join(","), desc.digest);
-                images.push((tags.clone(), desc));
-            }
-            TargetKind::Artifact { node, path } => {
-                let dest = args.out_dir.join(&target.name);
-                builder.materialize(&states[node], None)?;
-                export::artifact(store, &states[node], path, &dest)?;
-                println!("{}\t{}", target.name, dest.display());
-            }
-            TargetKind::Group { .. } => {}
+    };
+    let during: Option<&(dyn Fn(&AtomicBool) + Sync)> = if progress.is_live() { Some(&tick) } else { None };
+    let report = session::build(
+        store,
+        &graph,
+        &targets,
+        opts,
+        &exports,
+        &progress,
+        signals::cancelled(),
+        during,
+    )?;
+    for finished in &report.finished {
+        match finished {
+            Finished::Image { name, tags, digest } => println!("{name}\t{}\t{digest}", tags.join(",")),
+            Finished::Artifact { name, dir } => println!("{name}\t{}", dir.display()),
+            Finished::Skipped { name } => eprintln!("skipped {name}: a step it needs failed"),
         }
     }
-    for output in &outputs {
-        match output {
-            Output::Oci(dir) => export::to_oci_dir(store, &images, dir)?,
-            Output::DockerArchive(file) => export::to_docker_archive(store, &images, file)?,
-        }
+    if let Some(stats) = &report.cache {
+        eprintln!("cache: {} → {}", super::push::summary(stats), args.cache_to.join(", "));
     }
-    record_explanations(store, &graph, &plan, &targets, &outcome, &args)?;
-    if !builder.opts.cache_to.is_empty() && (outcome.errors.is_empty() || args.keep_going) {
-        let stats = builder.push_cache(&plan, &outcome)?;
-        eprintln!("cache: {} → {}", super::push::summary(&stats), args.cache_to.join(", "));
+    for pushed in &report.pushed {
+        super::push::print_pushed(pushed);
     }
-    if outcome.errors.is_empty() {
-        let client = args.registry.client();
-        for (target, reference) in &pushes {
-            let TargetKind::Image { node, .. } = &target.kind else {
-                continue;
-            };
-            let desc = export::write_image(store, &states[node], compression, epoch)?;
-            super::push::push_stored(store, &client, &desc, reference)?;
-        }
-    }
-    progress.finish(started.elapsed(), plan.files_hashed, plan.files_reused);
-    let mut errors = outcome.errors.into_iter().map(|(_, e)| e);
+    progress.finish(started.elapsed(), report.files_hashed, report.files_reused);
+    let mut errors = report.errors.into_iter();
     match errors.next() {
         None => Ok(()),
         Some(first) => {
@@ -204,10 +164,10 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
 }
 
 /// Pairs `--push` values with the image targets they name.
-fn push_targets<'g>(
+fn push_targets(
     values: &[String],
-    targets: &[&'g strata_engine::graph::Target],
-) -> Result<Vec<(&'g strata_engine::graph::Target, strata_engine::registry::Reference)>, CliError> {
+    targets: &[&strata_engine::graph::Target],
+) -> Result<Vec<(String, strata_engine::registry::Reference)>, CliError> {
     let images: Vec<&strata_engine::graph::Target> = targets
         .iter()
         .copied()
@@ -229,50 +189,7 @@ fn push_targets<'g>(
                 )))
             }
         };
-        pushes.push((target, super::reference("--push", text)?));
+        pushes.push((target.name.clone(), super::reference("--push", text)?));
     }
     Ok(pushes)
-}
-
-/// Stores, per built target, its nodes' facts and why each executed node missed.
-fn record_explanations(
-    store: &Store,
-    graph: &strata_engine::graph::Graph,
-    plan: &strata_engine::build::Plan,
-    targets: &[&strata_engine::graph::Target],
-    outcome: &strata_engine::build::Outcome,
-    args: &BuildArgs,
-) -> Result<(), CliError> {
-    let recipe = std::fs::canonicalize(&args.recipe.file).unwrap_or_else(|_| args.recipe.file.clone());
-    for target in targets {
-        let (TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. }) = &target.kind else {
-            continue;
-        };
-        if !outcome.states.contains_key(node) {
-            continue;
-        }
-        let nodes = graph.closure(&[*node]);
-        let facts = explain::facts(graph, plan, &nodes);
-        let executed: HashSet<usize> = nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| outcome.executed.contains(n))
-            .map(|(i, _)| i)
-            .collect();
-        let previous = explain::load(store, &recipe, &target.name)?;
-        let misses = explain::explain(previous.as_ref(), &facts, &executed, args.no_cache);
-        let record = explain::BuildRecord {
-            target: target.name.clone(),
-            args: args.recipe.args.iter().cloned().collect(),
-            nodes: facts,
-            misses,
-        };
-        let bytes = serde_json::to_vec(&record).map_err(|e| CliError::Usage(e.to_string()))?;
-        let path = explain::record_path(store, &recipe, &target.name);
-        // A fully cached build writes nothing it already has.
-        if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
-            store.write_atomic(&path, &bytes)?;
-        }
-    }
-    Ok(())
 }

@@ -3,8 +3,8 @@
 use std::sync::atomic::AtomicBool;
 
 use serde_json::json;
-use strata_engine::build::{BuildOptions, Builder};
 use strata_engine::graph::{Op, TargetKind};
+use strata_engine::sched::{BuildOptions, Scheduler};
 use strata_engine::store::Store;
 
 use super::{CliError, RecipeArgs};
@@ -48,7 +48,7 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
         recipe: args.recipe.file.clone(),
         ..BuildOptions::default()
     };
-    let builder = Builder::new(store, &graph, opts, &quiet, &never);
+    let builder = Scheduler::new(store, &graph, opts, &quiet, &never);
     let plan = builder.plan(&nodes)?;
     let state = |id: usize| -> &'static str {
         let node = &graph.nodes[id];

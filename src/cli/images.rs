@@ -1,8 +1,8 @@
 //! `strata images`, `strata inspect`, `strata history`: reading the store.
 
 use serde_json::json;
-use strata_engine::export::{read_image, StoredImage};
 use strata_engine::store::Store;
+use strata_engine::store::{read_image, StoredImage};
 
 use super::{human, CliError};
 

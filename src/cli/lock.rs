@@ -3,8 +3,8 @@
 
 use std::sync::atomic::AtomicBool;
 
-use strata_engine::build::{BuildOptions, Builder};
 use strata_engine::lock::LockMode;
+use strata_engine::sched::{BuildOptions, Scheduler};
 use strata_engine::store::Store;
 
 use super::{CliError, RecipeArgs, RegistryArgs};
@@ -36,7 +36,7 @@ pub fn run(store: &Store, args: LockArgs) -> Result<(), CliError> {
             eprintln!("warning: {message}");
         }
     };
-    Builder::new(store, &graph, opts, &warnings, &never).plan(&nodes)?;
+    Scheduler::new(store, &graph, opts, &warnings, &never).plan(&nodes)?;
     let lock = args
         .recipe
         .file

@@ -2,13 +2,11 @@
 
 use std::io::IsTerminal;
 
-use strata_engine::base;
-use strata_engine::build::{source_date_epoch, State};
-use strata_engine::export;
 use strata_engine::graph::BaseSource;
 use strata_engine::layer::Compression;
 use strata_engine::registry;
-use strata_engine::store::Store;
+use strata_engine::sched::source_date_epoch;
+use strata_engine::store::{write_image, State, Store};
 
 use super::{CliError, RegistryArgs};
 
@@ -28,7 +26,10 @@ pub fn run(store: &Store, args: PullArgs) -> Result<(), CliError> {
         reference: args.reference.clone(),
     };
     // A pull always asks the registry (no strata.lock is involved).
-    let identity = *registry::resolve(&client, &reference, &platform)?.0.bytes();
+    let identity = *registry::resolve(&client, &reference, &platform)
+        .map_err(strata_engine::Error::from)?
+        .0
+        .bytes();
     let epoch = source_date_epoch().map_err(CliError::Usage)?;
     let tty = std::io::stderr().is_terminal();
     let progress = |done: u64, total: u64| {
@@ -42,7 +43,7 @@ pub fn run(store: &Store, args: PullArgs) -> Result<(), CliError> {
             );
         }
     };
-    let record = base::import(
+    let record = strata_engine::bases::import(
         store,
         &source,
         Some(&identity),
@@ -58,7 +59,7 @@ pub fn run(store: &Store, args: PullArgs) -> Result<(), CliError> {
     let config = record?
         .config
         .ok_or_else(|| CliError::Usage(format!("`{reference}` has no image config")))?;
-    let desc = export::write_image(store, &State { config }, Compression::Gzip, epoch)?;
+    let desc = write_image(store, &State { config }, Compression::Gzip, epoch)?;
     store.tag(&args.reference, &desc)?;
     println!("{}\t{}", args.reference, desc.digest);
     Ok(())

@@ -3,10 +3,10 @@
 use std::io::Read;
 
 use base64::Engine as _;
-use strata_engine::export;
+use strata_engine::export::push::PushStats;
 use strata_engine::image::Descriptor;
-use strata_engine::registry::push::{PushStats, Pusher};
 use strata_engine::registry::{docker_config_dir, Client, Reference};
+use strata_engine::session::{self, Pushed};
 use strata_engine::store::Store;
 
 use super::{CliError, RegistryArgs};
@@ -38,15 +38,18 @@ pub fn push_image(store: &Store, client: &Client, image: &str, target: &Referenc
 /// Pushes the image a manifest of the store describes and prints
 /// `pushed REF@DIGEST` with what the push did.
 pub fn push_stored(store: &Store, client: &Client, desc: &Descriptor, target: &Reference) -> Result<(), CliError> {
-    let stored = export::read_image(store, desc)?;
-    let pusher = Pusher::new(store, client);
-    let digest = pusher.image(&stored, target)?;
-    let name = Reference {
-        digest: None,
-        ..target.clone()
-    };
-    println!("pushed {name}@{digest} ({})", summary(&pusher.stats()));
+    print_pushed(&session::push(store, client, desc, target)?);
     Ok(())
+}
+
+/// `pushed REF@DIGEST (uploaded …)`.
+pub fn print_pushed(pushed: &Pushed) {
+    println!(
+        "pushed {}@{} ({})",
+        pushed.reference,
+        pushed.digest,
+        summary(&pushed.stats)
+    );
 }
 
 /// `uploaded 2 blobs (3.1MB), mounted 1, 4 already there`.

@@ -5,13 +5,11 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use strata_engine::base;
-use strata_engine::build::{source_date_epoch, State};
-use strata_engine::export;
 use strata_engine::image::{self, History};
 use strata_engine::layer::Compression;
 use strata_engine::sandbox::{run_image, RunImage};
-use strata_engine::store::Store;
+use strata_engine::sched::source_date_epoch;
+use strata_engine::store::{write_image, write_layer, State, Store};
 
 use super::CliError;
 
@@ -104,7 +102,7 @@ pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
             Err(_) => now,
         };
         let upper = result.scratch.path().join("upper");
-        let diff_id = base::write_layer(store, &upper, Compression::Gzip, epoch, &|_| {})?;
+        let diff_id = write_layer(store, &upper, Compression::Gzip, epoch, &|_| {})?;
         let mut config = stored.config.clone();
         config.created = Some(image::rfc3339(epoch));
         config.rootfs.diff_ids.push(diff_id);
@@ -119,7 +117,7 @@ pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
             comment: Some("strata run --commit".into()),
             ..History::default()
         });
-        let desc = export::write_image(store, &State { config }, Compression::Gzip, epoch)?;
+        let desc = write_image(store, &State { config }, Compression::Gzip, epoch)?;
         store.tag(name, &desc)?;
         println!("{name}\t{}", desc.digest);
     }

@@ -21,12 +21,12 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::build::Builder;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::graph::{DebianBase, Node};
 use crate::image::{self, History, ImageConfig};
 use crate::lock::{DebianSet, Lock, LockedPackage};
+use crate::step::ExecCtx;
 use crate::store::{LayerRef, Record, Store};
 use control::{dependencies, stanzas, Stanza};
 use resolve::{Universe, Variant};
@@ -341,8 +341,8 @@ fn deb_path(store: &Store, sha256: &str) -> PathBuf {
 
 /// Downloads the packages the store lacks, eight at a time, each checked
 /// against its SHA256 and size.
-fn download(builder: &Builder<'_>, node: usize, spec: &DebianBase, set: &DebianSet) -> Result<()> {
-    let store = builder.store;
+fn download(ctx: &ExecCtx<'_>, spec: &DebianBase, set: &DebianSet) -> Result<()> {
+    let store = ctx.store;
     let dir = store.root().join("debian/debs");
     fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
     let missing: Vec<&LockedPackage> = set
@@ -358,7 +358,7 @@ fn download(builder: &Builder<'_>, node: usize, spec: &DebianBase, set: &DebianS
     // Partial downloads stay in this process's scratch space (gone with it).
     let scratch = store.tmp_dir()?;
     crate::par::try_each(&missing, 8, |p| {
-        if builder.cancel.load(Ordering::SeqCst) {
+        if ctx.cancelled() {
             return Err(Error::Interrupted);
         }
         let url = format!("{mirror}/{}", p.filename);
@@ -380,7 +380,11 @@ fn download(builder: &Builder<'_>, node: usize, spec: &DebianBase, set: &DebianS
         let dest = deb_path(store, &p.sha256);
         blob.persist(&dest).map_err(|e| Error::io("store", &dest)(e.error))?;
         let bytes = done.fetch_add(p.size, Ordering::Relaxed) + p.size;
-        builder.events.event(Event::Downloading { node, bytes, total });
+        ctx.event(Event::Downloading {
+            node: ctx.node,
+            bytes,
+            total,
+        });
         Ok(())
     })
 }
@@ -512,14 +516,14 @@ fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<()> {
 }
 
 /// The environment of dpkg in the sandbox.
-fn dpkg_env(builder: &Builder<'_>) -> Vec<String> {
+fn dpkg_env(ctx: &ExecCtx<'_>) -> Vec<String> {
     vec![
         format!("PATH={PATH}"),
         "DEBIAN_FRONTEND=noninteractive".into(),
         "DEBCONF_NONINTERACTIVE_SEEN=true".into(),
         "LC_ALL=C.UTF-8".into(),
         "HOME=/root".into(),
-        format!("SOURCE_DATE_EPOCH={}", builder.opts.epoch),
+        format!("SOURCE_DATE_EPOCH={}", ctx.opts.epoch),
     ]
 }
 
@@ -560,9 +564,9 @@ fn stage_debs(dir: &Path, packages: &[&str], files: &BTreeMap<String, PathBuf>) 
 /// Builds the base: the suite's base set as one layer (shared by every
 /// `debian()` of that suite, and kept even by `--no-cache`, as an imported
 /// base is), the requested packages as a second layer on top.
-pub fn build(builder: &Builder<'_>, node_id: usize, node: &Node, spec: &DebianBase, set: &DebianSet) -> Result<Record> {
-    let store = builder.store;
-    download(builder, node_id, spec, set)?;
+pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet) -> Result<Record> {
+    let store = ctx.store;
+    download(ctx, spec, set)?;
     let mut files = BTreeMap::new();
     for p in &set.packages {
         files.insert(p.name.clone(), deb_path(store, &p.sha256));
@@ -585,13 +589,13 @@ pub fn build(builder: &Builder<'_>, node_id: usize, node: &Node, spec: &DebianBa
     for p in set.packages.iter().filter(|p| base.contains(p.name.as_str())) {
         key.str(&p.name).str(&p.version).str(&p.sha256);
     }
-    let base_key = key.u64(builder.opts.epoch as u64).finish();
+    let base_key = key.u64(ctx.opts.epoch as u64).finish();
     let base_layer = {
         let _guard = store.lock(&format!("node-{}", base_key.hex()))?;
         match store.record(&base_key)? {
             Some(record) if record.layers.len() == 1 => record.layers[0].diff_id.clone(),
             _ => {
-                let diff_id = build_base_layer(builder, node_id, node, set, &base, &files)?;
+                let diff_id = build_base_layer(ctx, node, set, &base, &files)?;
                 let record = Record {
                     layers: vec![LayerRef {
                         diff_id: diff_id.clone(),
@@ -605,19 +609,12 @@ pub fn build(builder: &Builder<'_>, node_id: usize, node: &Node, spec: &DebianBa
     };
     let mut layers = vec![base_layer.clone()];
     if !extras.is_empty() {
-        layers.push(build_extras_layer(
-            builder,
-            node_id,
-            node,
-            &base_layer,
-            &extras,
-            &files,
-        )?);
+        layers.push(build_extras_layer(ctx, node, &base_layer, &extras, &files)?);
     }
 
     let mut config = ImageConfig::empty();
     config.architecture = set.arch.clone();
-    config.created = Some(image::rfc3339(builder.opts.epoch));
+    config.created = Some(image::rfc3339(ctx.opts.epoch));
     config.config.env = Some(vec![format!("PATH={PATH}")]);
     config.config.cmd = Some(vec!["bash".into()]);
     let said = [
@@ -642,8 +639,7 @@ pub fn build(builder: &Builder<'_>, node_id: usize, node: &Node, spec: &DebianBa
 /// The base set: essential packages extracted (merged /usr), then every
 /// base package installed by dpkg in the sandbox.
 fn build_base_layer(
-    builder: &Builder<'_>,
-    node_id: usize,
+    ctx: &ExecCtx<'_>,
     node: &Node,
     set: &DebianSet,
     base: &BTreeSet<&str>,
@@ -674,28 +670,26 @@ fn build_base_layer(
             0o644,
         )
     };
-    install_layer(builder, node_id, node, &names, files, Vec::new(), prepare, false)
+    install_layer(ctx, node, &names, files, Vec::new(), prepare, false)
 }
 
 /// The requested packages, installed by dpkg on top of the base layer.
 fn build_extras_layer(
-    builder: &Builder<'_>,
-    node_id: usize,
+    ctx: &ExecCtx<'_>,
     node: &Node,
     base_layer: &crate::digest::Digest,
     extras: &[&str],
     files: &BTreeMap<String, PathBuf>,
 ) -> Result<crate::digest::Digest> {
-    let lowers = vec![builder.store.layer_dir(base_layer)];
-    install_layer(builder, node_id, node, extras, files, lowers, |_, _| Ok(()), true)
+    let lowers = vec![ctx.store.layer_dir(base_layer)];
+    install_layer(ctx, node, extras, files, lowers, |_, _| Ok(()), true)
 }
 
 /// Installs `packages` with dpkg in the sandbox on `lowers`, into an upper
 /// directory that `prepare` fills first, and stores the result as a layer.
 #[allow(clippy::too_many_arguments)]
 fn install_layer(
-    builder: &Builder<'_>,
-    node_id: usize,
+    ctx: &ExecCtx<'_>,
     node: &Node,
     packages: &[&str],
     files: &BTreeMap<String, PathBuf>,
@@ -703,7 +697,7 @@ fn install_layer(
     prepare: impl FnOnce(&Path, &[Vec<String>]) -> Result<()>,
     policy_in_script: bool,
 ) -> Result<crate::digest::Digest> {
-    let store = builder.store;
+    let store = ctx.store;
     let mut controls = BTreeMap::new();
     for name in packages {
         controls.insert(name.to_string(), deb::control(&files[*name])?);
@@ -716,17 +710,17 @@ fn install_layer(
     let debs = tmp.path().join("debs");
     stage_debs(&debs, packages, files)?;
     crate::sandbox::run_in_root(
-        builder,
+        ctx,
         node,
         tmp.path(),
         lowers,
         vec!["/bin/sh".into(), "-c".into(), dpkg_script(&plan, policy_in_script)],
-        dpkg_env(builder),
+        dpkg_env(ctx),
         vec![(debs, DEBS_IN_SANDBOX.into(), true)],
     )?;
-    crate::fsview::clamp_mtimes(&upper, builder.opts.epoch)?;
-    crate::base::write_layer(store, &upper, builder.opts.compression, builder.opts.epoch, &|bytes| {
-        builder.events.event(Event::Exporting { node: node_id, bytes })
+    crate::fsview::clamp_mtimes(&upper, ctx.opts.epoch)?;
+    crate::store::write_layer(store, &upper, ctx.opts.compression, ctx.opts.epoch, &|bytes| {
+        ctx.exporting(bytes)
     })
 }
 

@@ -32,6 +32,16 @@ pub enum RegistryError {
         repository: String,
         reason: String,
     },
+    /// A manifest's bytes do not hash to the digest that names them.
+    #[error("content of `{what}` hashes to `{actual}`, expected `{expected}`")]
+    DigestMismatch {
+        what: String,
+        expected: crate::digest::Digest,
+        actual: crate::digest::Digest,
+    },
+    /// A manifest or index is not what its media type says.
+    #[error("invalid image `{what}`: {reason}")]
+    BadManifest { what: String, reason: String },
 }
 
 fn for_repository(repository: &str) -> String {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::spec::{overlay_options, MountSpec, Spec, EXEC_FAILED, SETUP_FAILED, SETUP_PREFIX};
-use super::sys;
+use crate::sys::ns as sys;
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
 

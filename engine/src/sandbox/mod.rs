@@ -8,7 +8,6 @@
 
 pub mod init;
 mod spec;
-mod sys;
 
 pub use spec::{MountSpec, Spec};
 
@@ -20,18 +19,17 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::base;
-use crate::build::{Builder, State};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::fsview::{self, View};
 use crate::graph::{Network, Node, RunOp, SecretSource};
 use crate::layer::{remove_path, OPAQUE_XATTR};
-use crate::store::{LayerRef, Record};
+use crate::step::ExecCtx;
+use crate::store::{LayerRef, Record, State};
+use crate::sys::ns as sys;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const TAIL_LINES: usize = 20;
@@ -51,19 +49,15 @@ enum StubKind {
 }
 
 /// Executes a `run` node on top of `parent` and returns its record.
-pub fn execute(
-    builder: &Builder<'_>,
+pub fn run_step(
+    ctx: &ExecCtx<'_>,
     node: &Node,
     run: &RunOp,
     parent: &State,
     states: &std::collections::HashMap<usize, State>,
 ) -> Result<Record> {
-    let store = builder.store;
-    let exe = builder.opts.sandbox_exe.clone().ok_or_else(|| Error::Step {
-        origin: node.origin.clone(),
-        message: "`run` needs the strata executable to start its sandbox".into(),
-        detail: String::new(),
-    })?;
+    let store = ctx.store;
+    let exe = ctx.sandbox_exe(node, "`run`")?;
     let lowers = parent.layer_dirs(store);
     let view = View { layers: &lowers };
 
@@ -187,7 +181,7 @@ pub fn execute(
     fs::write(&spec_path, serde_json::to_vec(&spec).expect("spec serialises"))
         .map_err(Error::io("write", &spec_path))?;
 
-    let outcome = launch(builder, node, &exe, &spec_path, run.timeout, &secrets)?;
+    let outcome = launch(ctx, &exe, &spec_path, run.timeout, &secrets)?;
     drop(cache_locks);
     check(node, &run.argv, run.timeout, outcome)?;
 
@@ -195,10 +189,9 @@ pub fn execute(
         remove_if_empty_stub(stub)?;
     }
     strip_overlay_xattrs(&upper)?;
-    fsview::clamp_mtimes(&upper, builder.opts.epoch)?;
-    let node_id = builder.node_id(node);
-    let diff_id = base::write_layer(store, &upper, builder.opts.compression, builder.opts.epoch, &|bytes| {
-        builder.events.event(Event::Exporting { node: node_id, bytes })
+    fsview::clamp_mtimes(&upper, ctx.opts.epoch)?;
+    let diff_id = crate::store::write_layer(store, &upper, ctx.opts.compression, ctx.opts.epoch, &|bytes| {
+        ctx.exporting(bytes)
     })?;
     Ok(Record {
         layers: vec![LayerRef { diff_id }],
@@ -246,8 +239,8 @@ fn check(node: &Node, argv: &[String], timeout: Option<u64>, outcome: Outcome) -
 /// already hold files); `binds` are `(host path, target, read-only)`.
 /// Afterwards the upper directory is a layer's worth of files (stubs
 /// removed, overlay xattrs gone).
-pub(crate) fn run_in_root(
-    builder: &Builder<'_>,
+pub fn run_in_root(
+    ctx: &ExecCtx<'_>,
     node: &Node,
     dir: &Path,
     lowers: Vec<PathBuf>,
@@ -255,11 +248,7 @@ pub(crate) fn run_in_root(
     env: Vec<String>,
     binds: Vec<(PathBuf, String, bool)>,
 ) -> Result<()> {
-    let exe = builder.opts.sandbox_exe.clone().ok_or_else(|| Error::Step {
-        origin: node.origin.clone(),
-        message: "building this base needs the strata executable to start its sandbox".into(),
-        detail: String::new(),
-    })?;
+    let exe = ctx.sandbox_exe(node, "building this base")?;
     for sub in ["work", "merged"] {
         let d = dir.join(sub);
         fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
@@ -298,7 +287,7 @@ pub(crate) fn run_in_root(
     let spec_path = dir.join("spec.json");
     fs::write(&spec_path, serde_json::to_vec(&spec).expect("spec serialises"))
         .map_err(Error::io("write", &spec_path))?;
-    let outcome = launch(builder, node, &exe, &spec_path, None, &[])?;
+    let outcome = launch(ctx, &exe, &spec_path, None, &[])?;
     check(node, &argv, None, outcome)?;
     for stub in stubs.iter().rev() {
         remove_if_empty_stub(stub)?;
@@ -647,14 +636,7 @@ fn redact(line: &str, secrets: &[Vec<u8>]) -> String {
 
 /// Starts the sandbox and waits for it, streaming output and watching for
 /// cancellation and the timeout.
-fn launch(
-    builder: &Builder<'_>,
-    node: &Node,
-    exe: &Path,
-    spec: &Path,
-    timeout: Option<u64>,
-    secrets: &[Vec<u8>],
-) -> Result<Outcome> {
+fn launch(ctx: &ExecCtx<'_>, exe: &Path, spec: &Path, timeout: Option<u64>, secrets: &[Vec<u8>]) -> Result<Outcome> {
     let (read, write) = pipe()?;
     let write2 = write
         .try_clone()
@@ -669,12 +651,7 @@ fn launch(
         .spawn()
         .map_err(Error::io("start sandbox", exe))?;
     let pgid = child.id() as libc::pid_t;
-    let node_id = builder
-        .graph
-        .nodes
-        .iter()
-        .position(|n| std::ptr::eq(n, node))
-        .unwrap_or(0);
+    let node_id = ctx.node;
     let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t));
 
     std::thread::scope(|scope| {
@@ -688,7 +665,7 @@ fn launch(
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
                         let line = redact(String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']), secrets);
-                        builder.events.event(Event::Output {
+                        ctx.event(Event::Output {
                             node: node_id,
                             line: line.clone(),
                         });
@@ -711,7 +688,7 @@ fn launch(
                 Ok(status) => break status,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if killed.is_none() {
-                        if builder.cancel.load(Ordering::SeqCst) {
+                        if ctx.cancelled() {
                             killed = Some(false);
                         } else if deadline.is_some_and(|d| Instant::now() >= d) {
                             killed = Some(true);

@@ -11,10 +11,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use super::{read_json, LayerBlobs, Record, Store};
+use super::{read_image, read_json, LayerBlobs, Record, Store};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::export::read_image;
 
 /// Space used by each part of the store, in bytes on disk.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

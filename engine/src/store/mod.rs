@@ -34,7 +34,11 @@ use crate::layer::{Compression, HashWriter};
 use crate::sys;
 
 mod gc;
+mod images;
+mod layers;
 pub use gc::{disk_usage, gc, DiskUsage, GcReport};
+pub use images::{blobs_of, read_image, write_image, State, StoredImage};
+pub use layers::{ensure_blob, import_layer, import_layer_from, write_layer};
 
 /// One layer as a node result refers to it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

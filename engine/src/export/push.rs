@@ -7,12 +7,12 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::{BlobPush, Body, Client, Reference};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::export::StoredImage;
 use crate::image::Descriptor;
+use crate::registry::{BlobPush, Body, Client, Reference};
 use crate::store::Store;
+use crate::store::StoredImage;
 
 /// What pushes did, summed over a session.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -1,7 +1,9 @@
 //! Thin, safe wrappers over the few libc calls the store and the layer code
 //! need that `std` does not offer (device nodes, ownership of symlinks,
 //! timestamps without following links, extended attributes, `flock`).
-//! Sandbox syscalls live in `sandbox::sys`, not here.
+//! The sandbox's namespace and process calls are in `ns`.
+
+pub mod ns;
 
 use std::ffi::CString;
 use std::fs::File;

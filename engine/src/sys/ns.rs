@@ -110,7 +110,7 @@ pub fn loopback_up() -> io::Result<()> {
 }
 
 pub fn mknod(path: &Path, mode: u32, major: u32, minor: u32) -> io::Result<()> {
-    crate::sys::mknod(path, mode, major, minor)
+    super::mknod(path, mode, major, minor)
 }
 
 /// `fork(2)`. Returns 0 in the child.

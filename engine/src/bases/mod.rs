@@ -4,7 +4,7 @@
 //! build time its blobs are copied into the store, verified, and unpacked.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -17,7 +17,10 @@ use crate::image::{self, Descriptor, ImageConfig, Index, Manifest, Platform};
 use crate::layer::{self, Compression};
 use crate::lock::Lock;
 use crate::registry::{self, Client, Reference};
-use crate::store::{LayerRef, Record, Store};
+use crate::store::{import_layer, write_layer, LayerRef, Record, Store};
+
+mod pull;
+pub use pull::pull;
 
 fn bad(what: &Path, reason: impl Into<String>) -> Error {
     Error::BadImage {
@@ -96,7 +99,7 @@ pub fn import(
                 reference.digest = Some(format!("sha256:{}", hex::encode(id)).parse().expect("a sha256 digest"));
             }
             let (_, manifest) = registry::resolve(client, &reference, platform)?;
-            registry::pull(store, client, &reference, &manifest, progress)
+            pull(store, client, &reference, &manifest, progress)
         }
         BaseSource::OciLayout { dir, tag } => import_oci(store, dir, tag.as_deref()),
         BaseSource::Debian(_) => Err(debian_elsewhere()),
@@ -245,61 +248,6 @@ fn import_docker_archive(store: &Store, file: &Path) -> Result<Record> {
     })
 }
 
-/// Copies a layer blob into the store (checking its digest when known),
-/// unpacks it, and checks the diff id.
-fn import_layer(store: &Store, path: &Path, digest: Option<&Digest>, diff_id: &Digest) -> Result<()> {
-    if store.has_layer(diff_id) {
-        return Ok(());
-    }
-    let input = File::open(path).map_err(Error::io("open", path))?;
-    import_layer_from(store, input, path, digest, diff_id)
-}
-
-/// Stores a layer blob read from `input` (checking its digest when known),
-/// unpacks it and checks the diff id. `path` names the source in errors.
-pub(crate) fn import_layer_from(
-    store: &Store,
-    input: impl io::Read,
-    path: &Path,
-    digest: Option<&Digest>,
-    diff_id: &Digest,
-) -> Result<()> {
-    if store.has_layer(diff_id) {
-        return Ok(());
-    }
-    let mut input = BufReader::with_capacity(1 << 20, input);
-    let compression = Compression::detect(io::BufRead::fill_buf(&mut input).map_err(Error::io("read", path))?);
-    let mut blob = store.blob_writer()?;
-    io::copy(&mut input, &mut blob).map_err(Error::io("copy layer", path))?;
-    let (blob_digest, blob_size) = blob.commit()?;
-    if let Some(expected) = digest {
-        if expected != &blob_digest {
-            return Err(Error::DigestMismatch {
-                what: path.display().to_string(),
-                expected: expected.clone(),
-                actual: blob_digest,
-            });
-        }
-    }
-    let tmp = store.tmp_dir()?;
-    let root = tmp.path().join("layer");
-    fs::create_dir(&root).map_err(Error::io("create", &root))?;
-    let stored = store.blob_path(&blob_digest);
-    let reader = Compression::decoder(BufReader::new(File::open(&stored).map_err(Error::io("open", &stored))?))
-        .map_err(Error::io("decompress", &stored))?;
-    let stats = layer::unpack(reader, &root)?;
-    if &stats.diff_id != diff_id {
-        return Err(Error::DigestMismatch {
-            what: format!("layer {}", path.display()),
-            expected: diff_id.clone(),
-            actual: stats.diff_id,
-        });
-    }
-    store.commit_layer_dir(&root, diff_id)?;
-    let desc = Descriptor::new(compression.media_type(), blob_digest, blob_size);
-    store.add_layer_blob(diff_id, stats.size, false, compression, desc)
-}
-
 fn import_rootfs(store: &Store, file: &Path, compression: Compression, epoch: i64) -> Result<Record> {
     let tmp = store.tmp_dir()?;
     let root = tmp.path().join("layer");
@@ -315,93 +263,4 @@ fn import_rootfs(store: &Store, file: &Path, compression: Compression, epoch: i6
         layers: vec![LayerRef { diff_id }],
         config: None,
     })
-}
-
-/// Writes `dir` as a layer in `compression`, moves the directory into the
-/// store and returns the diff id.
-/// `on_bytes` hears how many tar bytes were written so far, every few MiB.
-pub fn write_layer(
-    store: &Store,
-    dir: &Path,
-    compression: Compression,
-    epoch: i64,
-    on_bytes: &dyn Fn(u64),
-) -> Result<Digest> {
-    let blob = store.blob_writer()?;
-    let encoder = compression.encoder(blob).map_err(Error::io("compress layer of", dir))?;
-    let counted = layer::Counting::new(encoder, on_bytes);
-    let (counted, stats) = layer::write_tar(dir, counted, epoch)?;
-    let blob = counted
-        .into_inner()
-        .finish_into()
-        .map_err(Error::io("compress layer of", dir))?;
-    let (digest, size) = blob.commit()?;
-    store.commit_layer_dir(dir, &stats.diff_id)?;
-    let desc = Descriptor::new(compression.media_type(), digest, size);
-    store.add_layer_blob(&stats.diff_id, stats.size, true, compression, desc)?;
-    Ok(stats.diff_id)
-}
-
-/// Makes sure a blob of the layer exists in `compression`: layers strata
-/// wrote are re-tarred from their directory, base layers in another
-/// compression are transcoded (like BuildKit's `force-compression`), so an
-/// export never mixes compressions. The diff id never changes.
-pub fn ensure_blob(store: &Store, diff_id: &Digest, compression: Compression, epoch: i64) -> Result<Descriptor> {
-    let blobs = store.layer_blobs(diff_id)?;
-    if let Some(desc) = blobs.blobs.get(compression.name()) {
-        if store.has_blob(&desc.digest) {
-            return Ok(desc.clone());
-        }
-    }
-    if blobs.rewritable {
-        let dir = store.layer_dir(diff_id);
-        let blob = store.blob_writer()?;
-        let encoder = compression
-            .encoder(blob)
-            .map_err(Error::io("compress layer of", &dir))?;
-        let (encoder, stats) = layer::write_tar(&dir, encoder, epoch)?;
-        let blob = encoder.finish_into().map_err(Error::io("compress layer of", &dir))?;
-        let (digest, size) = blob.commit()?;
-        if &stats.diff_id != diff_id {
-            return Err(Error::DigestMismatch {
-                what: format!("layer directory {}", dir.display()),
-                expected: diff_id.clone(),
-                actual: stats.diff_id,
-            });
-        }
-        let desc = Descriptor::new(compression.media_type(), digest, size);
-        store.add_layer_blob(diff_id, stats.size, true, compression, desc.clone())?;
-        return Ok(desc);
-    }
-    // A base layer in another compression: transcode its bytes; the diff id stays.
-    if let Some(source) = blobs.blobs.values().find(|d| store.has_blob(&d.digest)) {
-        let src = store.blob_path(&source.digest);
-        let input = BufReader::new(File::open(&src).map_err(Error::io("open", &src))?);
-        let mut decoded = layer::HashReader::new(Compression::decoder(input).map_err(Error::io("decompress", &src))?);
-        let blob = store.blob_writer()?;
-        let mut encoder = compression.encoder(blob).map_err(Error::io("compress", &src))?;
-        io::copy(&mut decoded, &mut encoder).map_err(Error::io("transcode", &src))?;
-        let blob = encoder.finish_into().map_err(Error::io("compress", &src))?;
-        let (actual, _) = decoded.finish().map_err(Error::io("read", &src))?;
-        if &actual != diff_id {
-            return Err(Error::DigestMismatch {
-                what: src.display().to_string(),
-                expected: diff_id.clone(),
-                actual,
-            });
-        }
-        let (digest, size) = blob.commit()?;
-        let desc = Descriptor::new(compression.media_type(), digest, size);
-        store.add_layer_blob(diff_id, blobs.tar_size, false, compression, desc.clone())?;
-        return Ok(desc);
-    }
-    blobs
-        .blobs
-        .values()
-        .find(|d| store.has_blob(&d.digest))
-        .cloned()
-        .ok_or_else(|| Error::BadImage {
-            what: diff_id.to_string(),
-            reason: "no blob of this layer is in the store".into(),
-        })
 }

@@ -10,11 +10,11 @@ use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
-use super::push::Pusher;
-use super::{Client, Reference, RegistryError};
 use crate::digest::{Digest, NodeKey};
 use crate::error::{Error, Result};
+use crate::export::push::Pusher;
 use crate::image::{self, Descriptor, ImageConfig, Manifest};
+use crate::registry::{Client, Reference, RegistryError};
 use crate::store::Record;
 
 /// `artifactType` of a cache entry's manifest.

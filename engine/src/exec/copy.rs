@@ -1,0 +1,349 @@
+//! The copy executor: files from the build context or from another state
+//! into a new layer, with Docker's COPY habits (a directory copies its
+//! contents, a `dst` ending in `/` is a directory, parents are created with
+//! the attributes they have in the parent state, files are `0:0` unless
+//! `chown`). Unchanged context files come hardlinked from the store's pool.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::{input_error, Executor, Inputs};
+use crate::context::{EntryKind, Selection};
+use crate::error::{Error, Result};
+use crate::fsview::{self, join_image_path, View};
+use crate::graph::{CopyOp, CopySource, Node, NodeId, Op};
+use crate::step::ExecCtx;
+use crate::store::{Record, State};
+use crate::sys;
+
+/// Executes `copy` nodes.
+pub struct Copy;
+
+impl Executor for Copy {
+    fn execute(&self, ctx: &ExecCtx<'_>, node: &Node, inputs: &Inputs<'_>) -> Result<Record> {
+        let Op::Copy(copy) = &node.op else {
+            unreachable!("the copy executor runs copy nodes")
+        };
+        let parent = inputs.parent.expect("copy has a parent");
+        copy_into_layer(ctx, node, copy, parent, inputs.selection, inputs.states)
+    }
+}
+
+fn copy_into_layer(
+    ctx: &ExecCtx<'_>,
+    node: &Node,
+    copy: &CopyOp,
+    parent: &State,
+    selection: Option<&Selection>,
+    states: &HashMap<NodeId, State>,
+) -> Result<Record> {
+    let parent_dirs = parent.layer_dirs(ctx.store);
+    let parent_view = View { layers: &parent_dirs };
+    let workdir = parent.config.config.working_dir.clone().unwrap_or_else(|| "/".into());
+    let dst = join_image_path(&workdir, &copy.dst);
+    let dst_comps = fsview::components(&dst);
+    let dst_is_dir = copy.dst.ends_with('/')
+        || copy.dst == "."
+        || dst_comps.is_empty()
+        || parent_view
+            .resolve(&dst, true)
+            .and_then(|c| parent_view.lookup(&c))
+            .is_some_and(|(_, m)| m.is_dir());
+    let owner = match &copy.chown {
+        Some(spec) => fsview::resolve_user(&parent_view, spec).map_err(|e| input_error(node, format!("chown: {e}")))?,
+        None => (0, 0),
+    };
+
+    let tmp = ctx.store.tmp_dir()?;
+    let root = tmp.path().join("layer");
+    fs::create_dir(&root).map_err(Error::io("create", &root))?;
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).map_err(Error::io("chmod", &root))?;
+    let mut copied: Vec<PathBuf> = Vec::new();
+    // Store files already linked into this layer (each may appear once per layer).
+    let mut shared_files: HashSet<PathBuf> = HashSet::new();
+
+    match &copy.source {
+        CopySource::Context { .. } => {
+            let selection = selection.expect("context copies are planned");
+            let many = selection.sources.len() > 1;
+            for src in &selection.sources {
+                let (target, skip_root): (Vec<String>, bool) = if src.is_dir {
+                    (dst_comps.clone(), true)
+                } else if dst_is_dir || many {
+                    let name = src
+                        .abs
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    (with(&dst_comps, &name), false)
+                } else {
+                    (dst_comps.clone(), false)
+                };
+                make_parents(&root, &target, &parent_view, src.is_dir)?;
+                let target_host = host_path(&root, &target);
+                for entry in &src.entries {
+                    if skip_root && entry.rel.as_os_str().is_empty() {
+                        continue;
+                    }
+                    let (from, to) = if entry.rel.as_os_str().is_empty() {
+                        (src.abs.clone(), target_host.clone())
+                    } else {
+                        (src.abs.join(&entry.rel), target_host.join(&entry.rel))
+                    };
+                    ctx.check_cancel()?;
+                    if let EntryKind::File { hash, .. } = &entry.kind {
+                        let mode = copy.chmod.unwrap_or(entry.mode);
+                        place_file(ctx, node, &from, &to, hash, mode, owner, &mut shared_files)?;
+                        continue;
+                    }
+                    copy_context_entry(node, &from, &to, &entry.kind, entry.mode)?;
+                    copied.push(to);
+                }
+            }
+        }
+        CopySource::State { node: from, path } => {
+            let source = &states[from];
+            let dirs = source.layer_dirs(ctx.store);
+            let view = View { layers: &dirs };
+            // What to copy: the path, or every match of a glob (each
+            // matched file under its name, a matched directory's contents).
+            let sources: Vec<(Vec<String>, String)> = if fsview::is_glob(path) {
+                let matches = view.glob(path);
+                if matches.is_empty() {
+                    return Err(input_error(
+                        node,
+                        format!("`{path}` matches nothing in the source state"),
+                    ));
+                }
+                if matches.len() > 1 && !dst_is_dir {
+                    return Err(input_error(
+                        node,
+                        format!(
+                            "`{path}` matches {} paths: the destination must be a directory (end it with `/`)",
+                            matches.len()
+                        ),
+                    ));
+                }
+                let mut out = Vec::new();
+                for m in matches {
+                    let name = m.last().cloned().unwrap_or_default();
+                    let comps = view.resolve(&format!("/{}", m.join("/")), true).unwrap_or(m);
+                    out.push((comps, name));
+                }
+                out
+            } else {
+                let comps = view
+                    .resolve(path, true)
+                    .filter(|c| view.lookup(c).is_some())
+                    .ok_or_else(|| input_error(node, format!("`{path}` does not exist in the source state")))?;
+                // The name as the recipe wrote it, even when it was a symlink we followed.
+                let written = fsview::components(path)
+                    .last()
+                    .or(comps.last())
+                    .cloned()
+                    .unwrap_or_default();
+                vec![(comps, written)]
+            };
+            for (comps, written) in sources {
+                let (_, meta) = view
+                    .lookup(&comps)
+                    .ok_or_else(|| input_error(node, format!("`{path}` does not exist in the source state")))?;
+                let target = if meta.is_dir() || !dst_is_dir {
+                    dst_comps.clone()
+                } else {
+                    with(&dst_comps, &written)
+                };
+                make_parents(&root, &target, &parent_view, meta.is_dir())?;
+                let target_host = host_path(&root, &target);
+                let filled = fs::read_dir(&target_host).is_ok_and(|mut d| d.next().is_some());
+                if meta.is_dir() && (target.is_empty() || filled) {
+                    // A directory's contents onto the root, or into a directory an
+                    // earlier glob match already filled.
+                    let staged = tmp.path().join("staged");
+                    crate::layer::remove_path(&staged)?;
+                    view.materialize(&comps, &staged)?;
+                    for entry in fs::read_dir(&staged).map_err(Error::io("read directory", &staged))? {
+                        let entry = entry.map_err(Error::io("read directory", &staged))?;
+                        let to = target_host.join(entry.file_name());
+                        crate::layer::remove_path(&to)?;
+                        fs::rename(entry.path(), &to).map_err(Error::io("move", &to))?;
+                        collect_tree(&to, &mut copied)?;
+                    }
+                } else {
+                    if meta.is_dir() && fsview::exists(&target_host) {
+                        fs::remove_dir(&target_host).map_err(Error::io("replace", &target_host))?;
+                    }
+                    view.materialize(&comps, &target_host)?;
+                    if meta.is_dir() {
+                        let mut all = Vec::new();
+                        collect_tree(&target_host, &mut all)?;
+                        // The destination directory keeps its own attributes; its contents are copied.
+                        copied.extend(all.into_iter().skip(1));
+                    } else {
+                        copied.push(target_host);
+                    }
+                }
+            }
+        }
+    }
+
+    for path in &copied {
+        sys::lchown(path, owner.0, owner.1).map_err(Error::io("chown", path))?;
+        if let Some(mode) = copy.chmod {
+            let meta = fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
+            if !meta.file_type().is_symlink() {
+                fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", path))?;
+            }
+        }
+    }
+    fsview::clamp_mtimes(&root, ctx.opts.epoch)?;
+    let diff_id = crate::store::write_layer(ctx.store, &root, ctx.opts.compression, ctx.opts.epoch, &|bytes| {
+        ctx.exporting(bytes)
+    })?;
+    Ok(Record {
+        layers: vec![crate::store::LayerRef { diff_id }],
+        config: None,
+    })
+}
+
+/// Puts a context file with its final attributes into a layer being
+/// assembled. Unchanged content comes as a hardlink from the store's file
+/// pool (`files/`, keyed by content hash, mode, owner and mtime), so a
+/// copy of 1,500 files of which one changed creates one new inode, not
+/// 1,500. A pool file appears at most once per layer, so the layer's tar
+/// never gains hardlinks the recipe did not ask for.
+#[allow(clippy::too_many_arguments)]
+fn place_file(
+    ctx: &ExecCtx<'_>,
+    node: &Node,
+    from: &Path,
+    to: &Path,
+    hash: &[u8; 32],
+    mode: u32,
+    owner: (u32, u32),
+    used: &mut HashSet<PathBuf>,
+) -> Result<()> {
+    let epoch = ctx.opts.epoch;
+    let pooled = ctx.store.pool_file(hash, mode, owner.0, owner.1, epoch);
+    if !used.contains(&pooled) && fs::hard_link(&pooled, to).is_ok() {
+        used.insert(pooled);
+        return Ok(());
+    }
+    copy_verified(node, from, to, hash)?;
+    sys::lchown(to, owner.0, owner.1).map_err(Error::io("chown", to))?;
+    fs::set_permissions(to, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", to))?;
+    sys::set_mtime(to, epoch).map_err(Error::io("set mtime of", to))?;
+    if !used.contains(&pooled) && ctx.store.add_to_pool(to, &pooled) {
+        used.insert(pooled);
+    }
+    Ok(())
+}
+
+/// Creates the parents of `target` in the layer (and `target` itself when
+/// it is a directory), with the attributes they have in the parent state,
+/// or root-owned 0755 when they are new.
+fn make_parents(root: &Path, target: &[String], parent: &View<'_>, target_is_dir: bool) -> Result<()> {
+    let upto = if target_is_dir {
+        target.len()
+    } else {
+        target.len().saturating_sub(1)
+    };
+    for i in 1..=upto {
+        let host = host_path(root, &target[..i]);
+        if fsview::exists(&host) {
+            continue;
+        }
+        fs::create_dir(&host).map_err(Error::io("create directory", &host))?;
+        let (mode, uid, gid) = match parent.lookup(&target[..i]) {
+            Some((_, meta)) if meta.is_dir() => {
+                use std::os::unix::fs::MetadataExt;
+                (meta.mode() & 0o7777, meta.uid(), meta.gid())
+            }
+            _ => (0o755, 0, 0),
+        };
+        sys::lchown(&host, uid, gid).map_err(Error::io("chown", &host))?;
+        fs::set_permissions(&host, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &host))?;
+    }
+    Ok(())
+}
+
+fn with(comps: &[String], name: &str) -> Vec<String> {
+    let mut v = comps.to_vec();
+    v.push(name.to_string());
+    v
+}
+
+fn host_path(root: &Path, comps: &[String]) -> PathBuf {
+    let mut p = root.to_path_buf();
+    for c in comps {
+        p.push(c);
+    }
+    p
+}
+
+fn collect_tree(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    out.push(path.to_path_buf());
+    let meta = fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
+    if meta.is_dir() {
+        let mut children: Vec<PathBuf> = fs::read_dir(path)
+            .map_err(Error::io("read directory", path))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<io::Result<_>>()
+            .map_err(Error::io("read directory", path))?;
+        children.sort();
+        for child in children {
+            collect_tree(&child, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies one context entry, checking that a file still has the content
+/// that was hashed when the build was planned.
+fn copy_context_entry(node: &Node, from: &Path, to: &Path, kind: &EntryKind, mode: u32) -> Result<()> {
+    match kind {
+        EntryKind::Dir => {
+            if !fsview::exists(to) {
+                fs::create_dir(to).map_err(Error::io("create directory", to))?;
+            }
+        }
+        EntryKind::Symlink { target } => {
+            crate::layer::remove_path(to)?;
+            std::os::unix::fs::symlink(target, to).map_err(Error::io("create symlink", to))?;
+            return Ok(());
+        }
+        EntryKind::File { hash, .. } => copy_verified(node, from, to, hash)?,
+    }
+    fs::set_permissions(to, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", to))
+}
+
+/// Copies a context file, checking that it still has the content that was
+/// hashed when the build was planned.
+fn copy_verified(node: &Node, from: &Path, to: &Path, hash: &[u8; 32]) -> Result<()> {
+    crate::layer::remove_path(to)?;
+    let mut input = fs::File::open(from).map_err(Error::io("open", from))?;
+    let mut output = fs::File::create(to).map_err(Error::io("create", to))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = input.read(&mut buf).map_err(Error::io("read", from))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        output.write_all(&buf[..n]).map_err(Error::io("write", to))?;
+    }
+    if hasher.finalize().as_bytes() != hash {
+        return Err(input_error(
+            node,
+            format!(
+                "`{}` changed while the build was reading it; run the build again",
+                from.display()
+            ),
+        ));
+    }
+    Ok(())
+}

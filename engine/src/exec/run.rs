@@ -1,0 +1,21 @@
+//! The run executor: a command in the sandbox on top of the parent state;
+//! its changes become a layer.
+
+use super::{Executor, Inputs};
+use crate::error::Result;
+use crate::graph::{Node, Op};
+use crate::step::ExecCtx;
+use crate::store::Record;
+
+/// Executes `run` nodes.
+pub struct Run;
+
+impl Executor for Run {
+    fn execute(&self, ctx: &ExecCtx<'_>, node: &Node, inputs: &Inputs<'_>) -> Result<Record> {
+        let Op::Run(run) = &node.op else {
+            unreachable!("the run executor runs run nodes")
+        };
+        let parent = inputs.parent.expect("run has a parent");
+        crate::sandbox::run_step(ctx, node, run, parent, inputs.states)
+    }
+}

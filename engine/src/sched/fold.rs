@@ -1,0 +1,85 @@
+//! Folding node results into image states: a layer node appends its
+//! layers and a history entry, a metadata node changes the config (an
+//! `empty_layer` history entry). Pure functions of the parent's config.
+
+use super::Scheduler;
+use crate::fsview;
+use crate::graph::{MetaChange, Node, Op};
+use crate::image::{self, Empty, History, ImageConfig};
+use crate::store::{Record, State};
+
+impl Scheduler<'_> {
+    fn history(&self, node: &Node, empty_layer: bool) -> History {
+        History {
+            created: Some(image::rfc3339(self.opts.epoch)),
+            created_by: Some(node.description.clone()),
+            comment: Some("strata".into()),
+            empty_layer,
+            ..History::default()
+        }
+    }
+
+    pub(super) fn fold_layer(&self, node: &Node, parent: Option<&State>, record: &Record) -> State {
+        match (&node.op, &record.config) {
+            (Op::Base(_), Some(config)) => State { config: config.clone() },
+            _ => {
+                let mut config = parent.map(|p| p.config.clone()).unwrap_or_else(ImageConfig::empty);
+                config.created = Some(image::rfc3339(self.opts.epoch));
+                for layer in &record.layers {
+                    config.rootfs.diff_ids.push(layer.diff_id.clone());
+                    config.history.push(self.history(node, false));
+                }
+                State { config }
+            }
+        }
+    }
+
+    pub(super) fn fold_meta(&self, node: &Node, parent: Option<&State>) -> State {
+        let mut config = parent.map(|p| p.config.clone()).unwrap_or_else(ImageConfig::empty);
+        config.created = Some(image::rfc3339(self.opts.epoch));
+        let c = &mut config.config;
+        match &node.op {
+            Op::Scratch => return State { config },
+            Op::Meta(change) => match change {
+                MetaChange::Env(pairs) => {
+                    let mut env = c.env.take().unwrap_or_default();
+                    for (k, v) in pairs {
+                        env.retain(|kv| kv.split_once('=').map_or(kv.as_str(), |(name, _)| name) != k);
+                        env.push(format!("{k}={v}"));
+                    }
+                    c.env = Some(env);
+                }
+                MetaChange::Workdir(dir) => {
+                    let base = c.working_dir.clone().unwrap_or_else(|| "/".into());
+                    c.working_dir = Some(fsview::join_image_path(&base, dir));
+                }
+                MetaChange::User(user) => c.user = Some(user.clone()),
+                MetaChange::Cmd(argv) => c.cmd = Some(argv.clone()),
+                MetaChange::Entrypoint(argv) => {
+                    c.entrypoint = Some(argv.clone());
+                    // As in Docker, a new entrypoint resets an inherited cmd.
+                    c.cmd = None;
+                }
+                MetaChange::Expose(port) => {
+                    c.exposed_ports
+                        .get_or_insert_with(Default::default)
+                        .insert(port.clone(), Empty {});
+                }
+                MetaChange::Label(k, v) => {
+                    c.labels
+                        .get_or_insert_with(Default::default)
+                        .insert(k.clone(), v.clone());
+                }
+                MetaChange::Volume(path) => {
+                    c.volumes
+                        .get_or_insert_with(Default::default)
+                        .insert(path.clone(), Empty {});
+                }
+                MetaChange::StopSignal(sig) => c.stop_signal = Some(sig.clone()),
+            },
+            _ => unreachable!("layer ops are folded by fold_layer"),
+        }
+        config.history.push(self.history(node, true));
+        State { config }
+    }
+}

@@ -1,0 +1,396 @@
+//! The scheduler: plans a graph (every node's key, see `plan`), then runs
+//! each node whose result is not in the store as soon as its inputs are
+//! done, up to `--jobs` at once, one builder per key across processes (the
+//! cache lock protocol below). It folds results into image states
+//! (`fold`), computes effective keys (`keys`) and walks the remote cache
+//! (`remote`). The work of a node is done by its executor (`exec/`), which
+//! sees an `ExecCtx`, never the scheduler.
+
+mod cache;
+mod fold;
+mod keys;
+mod plan;
+mod remote;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use crate::context::Selection;
+use crate::digest::NodeKey;
+use crate::error::{Error, Result};
+use crate::events::{Event, EventSink};
+use crate::exec::{self, Inputs};
+use crate::graph::{Graph, Node, NodeId, Op};
+use crate::image;
+use crate::layer::Compression;
+use crate::registry::Reference;
+use crate::step::{ExecCtx, ExecOptions};
+use crate::store::{Record, State, Store};
+
+pub use plan::source_date_epoch;
+pub use remote::Remote;
+
+/// How to build.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// Compression of new layer blobs.
+    pub compression: Compression,
+    /// `SOURCE_DATE_EPOCH`: clamp for mtimes and the `created` timestamps.
+    pub epoch: i64,
+    /// Ignore cached results of copy and run steps (results are still recorded).
+    pub no_cache: bool,
+    /// Most nodes executing at once.
+    pub jobs: usize,
+    /// The `strata` executable, started as `strata __sandbox SPEC` for RUN steps.
+    pub sandbox_exe: Option<PathBuf>,
+    /// After a failure, go on building everything that does not depend on it.
+    pub keep_going: bool,
+    /// Registries (`host[:port]`) spoken to over plain HTTP besides loopback ones.
+    pub insecure_registries: Vec<String>,
+    /// The recipe file: `strata.lock` lives beside it.
+    pub recipe: PathBuf,
+    /// How `strata.lock` is used.
+    pub lock_mode: crate::lock::LockMode,
+    /// The platform registry bases are resolved for.
+    pub platform: image::Platform,
+    /// Registry repositories to look node results up in (`--cache-from`).
+    pub cache_from: Vec<Reference>,
+    /// Registry repositories new node results are pushed to (`--cache-to`).
+    pub cache_to: Vec<Reference>,
+}
+
+impl BuildOptions {
+    /// The options every step's executor sees.
+    pub fn exec(&self) -> ExecOptions {
+        ExecOptions {
+            compression: self.compression,
+            epoch: self.epoch,
+            sandbox_exe: self.sandbox_exe.clone(),
+            platform: self.platform.clone(),
+        }
+    }
+}
+
+impl Default for BuildOptions {
+    fn default() -> BuildOptions {
+        BuildOptions {
+            compression: Compression::Gzip,
+            epoch: 0,
+            no_cache: false,
+            jobs: 4,
+            sandbox_exe: None,
+            keep_going: false,
+            insecure_registries: Vec::new(),
+            recipe: PathBuf::from("strata.rhai"),
+            lock_mode: crate::lock::LockMode::Use,
+            platform: image::Platform::host(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
+        }
+    }
+}
+
+/// The keys of a graph's nodes and what planning learned.
+#[derive(Default)]
+pub struct Plan {
+    /// Key of every node that takes part (`None` for the others).
+    pub keys: Vec<Option<NodeKey>>,
+    /// Context selections of `copy` nodes.
+    pub selections: HashMap<NodeId, Arc<Selection>>,
+    /// Identities (manifest digest or file hash) of base nodes.
+    pub base_identities: HashMap<NodeId, [u8; 32]>,
+    /// The package sets of `debian(...)` bases.
+    pub debian_sets: HashMap<NodeId, Arc<crate::lock::DebianSet>>,
+    /// Files hashed / taken from the stat cache while planning.
+    pub files_hashed: usize,
+    pub files_reused: usize,
+}
+
+/// Runs graphs against a store.
+pub struct Scheduler<'a> {
+    pub store: &'a Store,
+    pub graph: &'a Graph,
+    pub opts: BuildOptions,
+    pub events: &'a dyn EventSink,
+    /// Set from a signal handler to stop between and inside steps.
+    pub cancel: &'a AtomicBool,
+    /// Keys built by this process in this build (so `--no-cache` builds a key once).
+    built: Mutex<HashSet<NodeKey>>,
+    /// What every executor sees of the options.
+    exec: ExecOptions,
+    /// The registry client (token cache shared by all steps).
+    registry: crate::registry::Client,
+    /// Nodes whose state came from a remote cache (`--cache-from`).
+    restored: Mutex<HashMap<NodeId, (State, NodeKey)>>,
+    /// Layers a remote cache hit left behind, downloaded when needed.
+    remote: Remote,
+    /// `--cache-from` repositories that failed (not asked again).
+    dead_caches: Mutex<HashSet<String>>,
+}
+
+/// What a build produced: the states of the nodes that succeeded, and the
+/// errors of those that failed (in the order they failed).
+#[derive(Default)]
+pub struct Outcome {
+    pub states: HashMap<NodeId, State>,
+    /// Nodes that were executed rather than found in the store.
+    pub executed: HashSet<NodeId>,
+    /// Each finished node's effective key (see `Builder::effective_key`).
+    pub keys: HashMap<NodeId, NodeKey>,
+    pub errors: Vec<(NodeId, Error)>,
+}
+
+/// The scheduler's shared state.
+struct Schedule {
+    ready: VecDeque<NodeId>,
+    running: usize,
+    stop: bool,
+    waiting: HashMap<NodeId, usize>,
+    outcome: Outcome,
+}
+
+pub(crate) fn input_error(node: &Node, message: impl Into<String>) -> Error {
+    Error::Input {
+        origin: node.origin.clone(),
+        message: message.into(),
+    }
+}
+
+impl<'a> Scheduler<'a> {
+    pub fn new(
+        store: &'a Store,
+        graph: &'a Graph,
+        opts: BuildOptions,
+        events: &'a dyn EventSink,
+        cancel: &'a AtomicBool,
+    ) -> Scheduler<'a> {
+        let registry = crate::registry::Client::new(opts.insecure_registries.clone());
+        Scheduler {
+            exec: opts.exec(),
+            store,
+            graph,
+            opts,
+            events,
+            cancel,
+            built: Mutex::new(HashSet::new()),
+            registry,
+            restored: Mutex::new(HashMap::new()),
+            remote: Remote::default(),
+            dead_caches: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Builds `nodes` (closed under inputs, in order): every node runs as
+    /// soon as its inputs are done, up to `jobs` at once. Nodes with equal
+    /// keys run once (in this process and across processes sharing the
+    /// store). After a failure no new node starts unless `keep_going`, in
+    /// which case everything that does not depend on a failure still builds.
+    pub fn run(&self, plan: &Plan, nodes: &[NodeId]) -> Outcome {
+        let nodes = &self.restore(plan, nodes);
+        self.events.event(Event::Planned { total: nodes.len() });
+        let wanted: HashSet<NodeId> = nodes.iter().copied().collect();
+        let mut waiting: HashMap<NodeId, usize> = HashMap::new();
+        let mut dependents: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+        let mut ready = VecDeque::new();
+        for &id in nodes {
+            let inputs: HashSet<NodeId> = self.graph.nodes[id]
+                .inputs()
+                .into_iter()
+                .filter(|i| wanted.contains(i))
+                .collect();
+            for &i in &inputs {
+                dependents.entry(i).or_default().push(id);
+            }
+            if inputs.is_empty() {
+                ready.push_back(id);
+            }
+            waiting.insert(id, inputs.len());
+        }
+        let shared = Mutex::new(Schedule {
+            ready,
+            running: 0,
+            stop: false,
+            outcome: Outcome::default(),
+            waiting,
+        });
+        let wake = Condvar::new();
+        let workers = self.opts.jobs.max(1).min(nodes.len().max(1));
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| self.worker(plan, &shared, &wake, &dependents));
+            }
+        });
+        let mut outcome = shared.into_inner().unwrap_or_else(|e| e.into_inner()).outcome;
+        if self.cancel.load(Ordering::SeqCst) && !outcome.errors.iter().any(|(_, e)| matches!(e, Error::Interrupted)) {
+            outcome.errors.push((usize::MAX, Error::Interrupted));
+        }
+        outcome
+    }
+
+    fn worker(&self, plan: &Plan, shared: &Mutex<Schedule>, wake: &Condvar, dependents: &HashMap<NodeId, Vec<NodeId>>) {
+        loop {
+            let (id, inputs, input_keys) = {
+                let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if s.stop || (s.ready.is_empty() && s.running == 0) {
+                        wake.notify_all();
+                        return;
+                    }
+                    if let Some(id) = s.ready.pop_front() {
+                        s.running += 1;
+                        let ids = self.graph.nodes[id].inputs();
+                        let inputs: HashMap<NodeId, State> = ids
+                            .iter()
+                            .filter_map(|i| s.outcome.states.get(i).map(|st| (*i, st.clone())))
+                            .collect();
+                        let keys: HashMap<NodeId, NodeKey> = ids
+                            .iter()
+                            .filter_map(|i| s.outcome.keys.get(i).map(|k| (*i, *k)))
+                            .collect();
+                        break (id, inputs, keys);
+                    }
+                    s = wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let result = if self.cancel.load(Ordering::SeqCst) {
+                Err(Error::Interrupted)
+            } else {
+                self.process(id, plan, &inputs, &input_keys)
+            };
+            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            s.running -= 1;
+            match result {
+                Ok((state, executed, key)) => {
+                    s.outcome.states.insert(id, state);
+                    s.outcome.keys.insert(id, key);
+                    if executed {
+                        s.outcome.executed.insert(id);
+                    }
+                    for &d in dependents.get(&id).map(Vec::as_slice).unwrap_or(&[]) {
+                        let left = s.waiting.get_mut(&d).expect("dependent is scheduled");
+                        *left -= 1;
+                        if *left == 0 {
+                            s.ready.push_back(d);
+                        }
+                    }
+                }
+                Err(e) => {
+                    if !matches!(e, Error::Interrupted) {
+                        self.events.event(Event::Failed {
+                            node: id,
+                            message: e.to_string(),
+                        });
+                    }
+                    if !self.opts.keep_going || matches!(e, Error::Interrupted) {
+                        s.stop = true;
+                    }
+                    s.outcome.errors.push((id, e));
+                }
+            }
+            wake.notify_all();
+        }
+    }
+
+    /// Returns the state and whether the node was executed (not found cached).
+    fn process(
+        &self,
+        id: NodeId,
+        plan: &Plan,
+        inputs: &HashMap<NodeId, State>,
+        input_keys: &HashMap<NodeId, NodeKey>,
+    ) -> Result<(State, bool, NodeKey)> {
+        let node = &self.graph.nodes[id];
+        if let Some((state, key)) = self.restored.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            self.events.event(Event::Cached { node: id, key: *key });
+            return Ok((state.clone(), false, *key));
+        }
+        let key = self.effective_key(id, plan, inputs, input_keys)?;
+        let planned = plan.keys[id].expect("planned");
+        let parent = node.parent.and_then(|p| inputs.get(&p));
+        if !node.makes_layer() {
+            let state = self.fold_meta(node, parent);
+            self.events.event(Event::Cached { node: id, key });
+            return Ok((state, false, key));
+        }
+        let started = Instant::now();
+        let lookup = |allow: bool| -> Result<Option<Record>> {
+            if allow {
+                self.store.record(&key)
+            } else {
+                Ok(None)
+            }
+        };
+        let mut executed = false;
+        // `--no-cache` rebuilds steps; an imported base stays (as BuildKit keeps
+        // pulled bases), a Debian base is assembled again (from stored .debs).
+        let imported = matches!(node.op, Op::Base(ref s) if !matches!(s, crate::graph::BaseSource::Debian(_)));
+        let use_cache = !self.opts.no_cache || imported;
+        let record = match lookup(use_cache)? {
+            Some(record) => {
+                self.events.event(Event::Cached { node: id, key });
+                record
+            }
+            None => {
+                // One builder per key: whoever holds the lock builds, the others reuse.
+                let _guard = self.store.lock(&format!("node-{}", key.hex()))?;
+                let fresh = self.built.lock().unwrap_or_else(|e| e.into_inner()).contains(&key);
+                match lookup(use_cache || fresh)? {
+                    Some(record) => {
+                        self.events.event(Event::Cached { node: id, key });
+                        record
+                    }
+                    None => {
+                        self.events.event(Event::Started { node: id, key });
+                        let record = self.execute(id, plan, inputs)?;
+                        self.store.put_record(&key, &record)?;
+                        if planned != key {
+                            // Filed under the planned key too, so `graph` and the
+                            // `--cache-from` walk (which know only planned keys) find it.
+                            self.store.put_record(&planned, &record)?;
+                        }
+                        self.built.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+                        executed = true;
+                        self.events.event(Event::Done {
+                            node: id,
+                            key,
+                            elapsed: started.elapsed(),
+                        });
+                        record
+                    }
+                }
+            }
+        };
+        if planned != key && !executed && self.store.record(&planned)?.is_none() {
+            // A hit by content under a new planned key: file it there too.
+            self.store.put_record(&planned, &record)?;
+        }
+        Ok((self.fold_layer(node, parent, &record), executed, key))
+    }
+
+    /// Runs a node's executor after making sure its inputs' layers are here.
+    fn execute(&self, id: NodeId, plan: &Plan, states: &HashMap<NodeId, State>) -> Result<Record> {
+        let node = &self.graph.nodes[id];
+        for state in states.values() {
+            self.materialize(state, Some(id))?;
+        }
+        let ctx = ExecCtx {
+            store: self.store,
+            events: self.events,
+            cancel: self.cancel,
+            node: id,
+            opts: &self.exec,
+            registry: &self.registry,
+        };
+        let inputs = Inputs {
+            parent: node.parent.map(|p| &states[&p]),
+            states,
+            selection: plan.selections.get(&id).map(|s| &**s),
+            base_identity: plan.base_identities.get(&id),
+            debian_set: plan.debian_sets.get(&id).map(|s| &**s),
+        };
+        exec::executor(&node.op).execute(&ctx, node, &inputs)
+    }
+}

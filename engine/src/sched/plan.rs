@@ -1,0 +1,151 @@
+//! Planning: every node's key, computed before anything runs. Context
+//! selections are hashed once each (in parallel), bases are reduced to an
+//! identity (a manifest digest, a file hash, a Debian package set), and
+//! `strata.lock` pins what a registry or mirror resolved.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use super::{input_error, Plan, Scheduler};
+use crate::bases;
+use crate::context::{Context, SelectError, Selection, StatCache};
+use crate::digest::NodeKey;
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::graph::{CopyOp, CopySource, NodeId, Op};
+use crate::key::{node_key, Resolved};
+
+/// Reads `SOURCE_DATE_EPOCH`: unset means 0; a malformed value is an error.
+pub fn source_date_epoch() -> std::result::Result<i64, String> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(_) => Ok(0),
+        Ok(v) if v.is_empty() => Ok(0),
+        Ok(v) => v
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("SOURCE_DATE_EPOCH=`{v}` is not a whole number of seconds")),
+    }
+}
+
+impl Scheduler<'_> {
+    /// Computes the keys of `nodes` (which must be closed under inputs, in order).
+    pub fn plan(&self, nodes: &[NodeId]) -> Result<Plan> {
+        let mut plan = Plan {
+            keys: vec![None; self.graph.nodes.len()],
+            ..Plan::default()
+        };
+        let context = Context::open(&self.graph.context_dir).map_err(|e| Error::Input {
+            origin: Default::default(),
+            message: e.to_string(),
+        })?;
+        let cache_path = self.store.statcache_path();
+        let cache = StatCache::load(&cache_path);
+        let lock = crate::lock::Lock::open(&self.opts.recipe, self.opts.lock_mode)?;
+        // Every distinct selection is hashed once, on all cores (a monorepo's
+        // services are independent trees).
+        let selections = self.select_all(&context, &cache, nodes);
+        for &id in nodes {
+            let node = &self.graph.nodes[id];
+            let resolved = match &node.op {
+                Op::Base(crate::graph::BaseSource::Debian(spec)) => {
+                    let warn = |message: String| self.events.event(Event::Warning { message });
+                    let (set, identity) = crate::debian::plan(spec, self.store, &lock, &warn)
+                        .map_err(|e| input_error(node, e.to_string()))?;
+                    plan.debian_sets.insert(id, Arc::new(set));
+                    plan.base_identities.insert(id, identity);
+                    Resolved::Base(identity)
+                }
+                Op::Base(source) => {
+                    let identity = bases::identity(source, &cache, &self.registry, &self.opts.platform, &lock)
+                        .map_err(|e| input_error(node, e.to_string()))?;
+                    plan.base_identities.insert(id, identity);
+                    Resolved::Base(identity)
+                }
+                Op::Copy(CopyOp {
+                    source: CopySource::Context { paths },
+                    ..
+                }) => {
+                    let selection = match &selections[paths] {
+                        Ok(selection) => Arc::clone(selection),
+                        Err(e @ (SelectError::Io(..) | SelectError::IgnoreFile(..))) => {
+                            return Err(input_error(node, format!("{e}: {}", io_cause(e))))
+                        }
+                        Err(e) => return Err(input_error(node, e.to_string())),
+                    };
+                    let hash = selection.hash;
+                    plan.selections.insert(id, selection);
+                    Resolved::Context(hash)
+                }
+                _ => Resolved::Nothing,
+            };
+            let input_keys: Vec<NodeKey> = node
+                .inputs()
+                .iter()
+                .map(|&i| plan.keys[i].expect("inputs are planned before their users"))
+                .collect();
+            let mut key = node_key(node, &input_keys, resolved);
+            if node.parent.is_none() {
+                // SOURCE_DATE_EPOCH shapes every layer (mtimes, created): it keys the roots.
+                key = crate::key::KeyEncoder::new("epoch")
+                    .hash(&key.0)
+                    .u64(self.opts.epoch as u64)
+                    .finish();
+            }
+            plan.keys[id] = Some(key);
+        }
+        lock.finish()?;
+        plan.files_hashed = cache.hashed();
+        plan.files_reused = cache.reused();
+        // The stat cache only saves work; failing to write it is not a build failure.
+        let _ = cache.save(&cache_path, self.store.root().join("tmp").as_path());
+        Ok(plan)
+    }
+
+    /// Hashes every distinct context selection of `nodes`, in parallel.
+    fn select_all(
+        &self,
+        context: &Context,
+        cache: &StatCache,
+        nodes: &[NodeId],
+    ) -> HashMap<Vec<String>, std::result::Result<Arc<Selection>, SelectError>> {
+        let mut wanted: Vec<&Vec<String>> = Vec::new();
+        for &id in nodes {
+            if let Op::Copy(CopyOp {
+                source: CopySource::Context { paths },
+                ..
+            }) = &self.graph.nodes[id].op
+            {
+                if !wanted.contains(&paths) {
+                    wanted.push(paths);
+                }
+            }
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results = Mutex::new(HashMap::new());
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(wanted.len());
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(paths) = wanted.get(i) else { return };
+                    let result = context.select(paths, cache).map(Arc::new);
+                    results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert((*paths).clone(), result);
+                });
+            }
+        });
+        results.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn io_cause(e: &SelectError) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => cause.to_string(),
+        None => String::new(),
+    }
+}

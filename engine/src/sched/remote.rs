@@ -1,0 +1,227 @@
+//! The remote cache: `--cache-from` lookups walked from the targets down,
+//! lazy downloads of the layers a hit left behind, and `--cache-to` pushes
+//! of every node result a cache repository lacks.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+use super::{Outcome, Plan, Scheduler};
+use crate::digest::{Digest, NodeKey};
+use crate::error::Result;
+use crate::events::Event;
+use crate::graph::NodeId;
+use crate::image::Descriptor;
+use crate::registry::Reference;
+use crate::store::State;
+
+/// Where layers of restored states can be downloaded from, by diff id.
+#[derive(Default)]
+pub struct Remote {
+    layers: Mutex<HashMap<Digest, (Reference, Descriptor)>>,
+}
+
+/// A node key from its 64 hex digits.
+fn parse_key(hex: &str) -> Option<NodeKey> {
+    let bytes = hex::decode(hex).ok()?;
+    Some(NodeKey(<[u8; 32]>::try_from(bytes).ok()?))
+}
+
+impl Scheduler<'_> {
+    /// With `--cache-from`, walks from the targets' final nodes down: a node
+    /// whose result is neither in the store nor in a cache repository needs
+    /// its inputs; a remote hit does not, so nothing below it is looked at.
+    /// Returns the nodes still to process (in order); remote hits among them
+    /// carry their restored state.
+    pub(super) fn restore(&self, plan: &Plan, nodes: &[NodeId]) -> Vec<NodeId> {
+        if self.opts.cache_from.is_empty() || self.opts.no_cache {
+            return nodes.to_vec();
+        }
+        // The targets' nodes (a target's state may also feed another target),
+        // and whatever no other node needs.
+        let inputs_of_others: HashSet<NodeId> = nodes.iter().flat_map(|&i| self.graph.nodes[i].inputs()).collect();
+        let targets: HashSet<NodeId> = self
+            .graph
+            .targets
+            .iter()
+            .filter_map(|t| match t.kind {
+                crate::graph::TargetKind::Image { node, .. } | crate::graph::TargetKind::Artifact { node, .. } => {
+                    Some(node)
+                }
+                crate::graph::TargetKind::Group { .. } => None,
+            })
+            .collect();
+        let mut needed: HashSet<NodeId> = nodes
+            .iter()
+            .copied()
+            .filter(|i| targets.contains(i) || !inputs_of_others.contains(i))
+            .collect();
+        let mut keep = Vec::new();
+        for &id in nodes.iter().rev() {
+            if !needed.contains(&id) {
+                continue;
+            }
+            keep.push(id);
+            let node = &self.graph.nodes[id];
+            let key = plan.keys[id].expect("planned");
+            let local = matches!(self.store.record(&key), Ok(Some(_)));
+            if node.makes_layer() && !local {
+                if let Some(state) = self.remote_lookup(&key) {
+                    self.restored
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, state);
+                    continue;
+                }
+            }
+            needed.extend(node.inputs());
+        }
+        keep.reverse();
+        keep
+    }
+
+    /// Asks each `--cache-from` repository for `key`; a registry that fails
+    /// is a warning, not a failed build.
+    fn remote_lookup(&self, key: &NodeKey) -> Option<(State, NodeKey)> {
+        for reference in &self.opts.cache_from {
+            let name = reference.to_string();
+            if self
+                .dead_caches
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&name)
+            {
+                continue;
+            }
+            match super::cache::lookup(&self.registry, reference, key) {
+                Ok(Some(entry)) => {
+                    let mut remote = self.remote.layers.lock().unwrap_or_else(|e| e.into_inner());
+                    for layer in &entry.layers {
+                        remote
+                            .entry(layer.diff_id.clone())
+                            .or_insert_with(|| (reference.clone(), layer.blob.clone()));
+                    }
+                    // Kept locally too: valid once its layers are downloaded.
+                    let _ = self.store.put_record(key, &entry.record);
+                    let effective = entry.key.as_deref().and_then(parse_key).unwrap_or(*key);
+                    if effective != *key {
+                        let _ = self.store.put_record(&effective, &entry.record);
+                    }
+                    return Some((State { config: entry.state }, effective));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // Asked once: a registry that failed is not asked again in this build.
+                    self.dead_caches.lock().unwrap_or_else(|e| e.into_inner()).insert(name);
+                    self.events.event(Event::Warning {
+                        message: format!("cache {}/{}: {e}", reference.registry, reference.repository),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Makes sure every layer of `state` is in the store, downloading those
+    /// a remote cache hit left behind (what a later miss or an export needs).
+    pub fn materialize(&self, state: &State, node: Option<NodeId>) -> Result<()> {
+        let missing: Vec<(Digest, (Reference, Descriptor))> = {
+            let remote = self.remote.layers.lock().unwrap_or_else(|e| e.into_inner());
+            state
+                .config
+                .rootfs
+                .diff_ids
+                .iter()
+                .filter(|d| !self.store.has_layer(d))
+                .filter_map(|d| remote.get(d).map(|r| (d.clone(), r.clone())))
+                .collect()
+        };
+        let total: u64 = missing.iter().map(|(_, (_, b))| b.size).sum();
+        let done = std::sync::atomic::AtomicU64::new(0);
+        crate::par::try_each(&missing, 4, |(diff_id, (reference, blob))| {
+            self.download_layer(diff_id, reference, blob)?;
+            let bytes = done.fetch_add(blob.size, Ordering::Relaxed) + blob.size;
+            if let Some(node) = node {
+                self.events.event(Event::Downloading { node, bytes, total });
+            }
+            Ok(())
+        })
+    }
+
+    fn download_layer(&self, diff_id: &Digest, reference: &Reference, blob: &Descriptor) -> Result<()> {
+        let _guard = self.store.lock(&format!("fetch-{}", diff_id.hex()))?;
+        if self.store.has_layer(diff_id) {
+            return Ok(());
+        }
+        let (host, repo) = (reference.api_host(), &reference.repository);
+        let body = self.registry.blob(host, repo, &blob.digest.to_string())?;
+        let what = format!("{}/{}@{}", reference.registry, repo, blob.digest);
+        crate::store::import_layer_from(self.store, body, Path::new(&what), Some(&blob.digest), diff_id)?;
+        self.store.add_blob_source(&blob.digest, &format!("{host}/{repo}"))
+    }
+
+    /// With `--cache-to`, pushes the result of every layer node of the build
+    /// that a cache repository lacks. Returns what the pushes did.
+    pub fn push_cache(&self, plan: &Plan, outcome: &Outcome) -> Result<crate::export::push::PushStats> {
+        let pusher = crate::export::push::Pusher::new(self.store, &self.registry);
+        // Filed under the effective key, and under the planned key when that
+        // differs (the `--cache-from` walk looks planned keys up).
+        let mut work: Vec<(NodeKey, NodeKey, &State)> = Vec::new();
+        let mut seen = HashSet::new();
+        for (&id, state) in &outcome.states {
+            let Some(planned) = plan.keys.get(id).copied().flatten() else {
+                continue;
+            };
+            let effective = outcome.keys.get(&id).copied().unwrap_or(planned);
+            if !self.graph.nodes[id].makes_layer() {
+                continue;
+            }
+            for tag in [effective, planned] {
+                if seen.insert(tag) {
+                    work.push((tag, effective, state));
+                }
+            }
+        }
+        work.sort_by_key(|(k, _, _)| k.0);
+        for reference in &self.opts.cache_to {
+            crate::par::try_each(&work, 4, |(tag, effective, state)| {
+                self.push_entry(&pusher, reference, tag, effective, state)
+            })?;
+        }
+        Ok(pusher.stats())
+    }
+
+    fn push_entry(
+        &self,
+        pusher: &crate::export::push::Pusher,
+        reference: &Reference,
+        tag: &NodeKey,
+        effective: &NodeKey,
+        state: &State,
+    ) -> Result<()> {
+        use super::cache;
+        if cache::contains(&self.registry, reference, tag)? {
+            return Ok(());
+        }
+        let Some(record) = self.store.record(effective)? else {
+            return Ok(());
+        };
+        self.materialize(state, None)?;
+        let mut layers = Vec::new();
+        for diff_id in &state.config.rootfs.diff_ids {
+            let blob = crate::store::ensure_blob(self.store, diff_id, self.opts.compression, self.opts.epoch)?;
+            layers.push(cache::EntryLayer {
+                diff_id: diff_id.clone(),
+                blob,
+            });
+        }
+        let entry = cache::Entry {
+            record,
+            state: state.config.clone(),
+            layers,
+            key: Some(effective.hex()),
+        };
+        cache::store(pusher, reference, tag, &entry)
+    }
+}

@@ -1,0 +1,247 @@
+//! A build session: everything `strata build` does after the recipe is
+//! evaluated. It plans and runs the targets' nodes (`sched`), then stores
+//! each image target and tags it, copies artifacts out, writes `-o`
+//! outputs, records what `strata explain` needs, pushes the remote cache
+//! and the `--push` images. The CLI parses and renders; this decides.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use crate::error::{Error, Result};
+use crate::events::EventSink;
+use crate::explain;
+use crate::export::{self, push::PushStats, push::Pusher};
+use crate::graph::{Graph, Target, TargetKind};
+use crate::image::Descriptor;
+use crate::registry::{Client, Reference};
+use crate::sched::{BuildOptions, Outcome, Plan, Scheduler};
+use crate::store::{read_image, write_image, Store};
+
+/// Where image targets are written besides the store.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// `oci:DIR`: an OCI image layout.
+    Oci(PathBuf),
+    /// `docker-archive:FILE`: a tarball `docker load` reads.
+    DockerArchive(PathBuf),
+}
+
+/// What to do with the built targets.
+#[derive(Clone, Debug, Default)]
+pub struct Exports {
+    pub outputs: Vec<Output>,
+    /// Artifacts go to `out_dir/NAME`.
+    pub out_dir: PathBuf,
+    /// Image targets to push: (target name, reference).
+    pub pushes: Vec<(String, Reference)>,
+    /// The recipe's `--arg`s, kept with the explain records.
+    pub args: Vec<(String, String)>,
+}
+
+/// One target the session finished.
+#[derive(Clone, Debug)]
+pub enum Finished {
+    /// An image target, stored and tagged.
+    Image {
+        name: String,
+        tags: Vec<String>,
+        digest: crate::digest::Digest,
+    },
+    /// An artifact target, copied to `dir`.
+    Artifact { name: String, dir: PathBuf },
+    /// A target a failed step kept from building (`--keep-going`).
+    Skipped { name: String },
+}
+
+/// A push of an image target: where it went and what it cost.
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    pub reference: Reference,
+    pub digest: crate::digest::Digest,
+    pub stats: PushStats,
+}
+
+/// What a session did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub finished: Vec<Finished>,
+    /// What `--cache-to` pushed, when asked.
+    pub cache: Option<PushStats>,
+    pub pushed: Vec<Pushed>,
+    /// Errors of failed steps, in the order they failed.
+    pub errors: Vec<Error>,
+    pub files_hashed: usize,
+    pub files_reused: usize,
+}
+
+/// Builds `targets` of `graph` and exports them. `during` runs on another
+/// thread while the steps run (the live progress view's clock) until they end.
+#[allow(clippy::too_many_arguments)]
+pub fn build(
+    store: &Store,
+    graph: &Graph,
+    targets: &[&Target],
+    opts: BuildOptions,
+    exports: &Exports,
+    events: &dyn EventSink,
+    cancel: &AtomicBool,
+    during: Option<&(dyn Fn(&AtomicBool) + Sync)>,
+) -> Result<Report> {
+    let nodes = graph.nodes_for(targets);
+    let keep_going = opts.keep_going;
+    let no_cache = opts.no_cache;
+    let (compression, epoch) = (opts.compression, opts.epoch);
+    let cache_to = !opts.cache_to.is_empty();
+    let registry = Client::new(opts.insecure_registries.clone());
+    let scheduler = Scheduler::new(store, graph, opts, events, cancel);
+    let plan = scheduler.plan(&nodes)?;
+    let done = AtomicBool::new(false);
+    let mut outcome = std::thread::scope(|scope| {
+        if let Some(during) = during {
+            scope.spawn(|| during(&done));
+        }
+        let outcome = scheduler.run(&plan, &nodes);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        outcome
+    });
+    if !outcome.errors.is_empty() && !keep_going {
+        // Nothing is exported from a failed build unless asked to keep going.
+        outcome.states.clear();
+    }
+    let mut report = Report {
+        files_hashed: plan.files_hashed,
+        files_reused: plan.files_reused,
+        ..Report::default()
+    };
+    let mut images: Vec<(Vec<String>, Descriptor)> = Vec::new();
+    for target in targets {
+        let state = match &target.kind {
+            TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } => outcome.states.get(node),
+            TargetKind::Group { .. } => continue,
+        };
+        let Some(state) = state else {
+            if keep_going {
+                report.finished.push(Finished::Skipped {
+                    name: target.name.clone(),
+                });
+            }
+            continue;
+        };
+        scheduler.materialize(state, None)?;
+        match &target.kind {
+            TargetKind::Image { tags, .. } => {
+                let desc = write_image(store, state, compression, epoch)?;
+                for tag in tags {
+                    store.tag(tag, &desc)?;
+                }
+                report.finished.push(Finished::Image {
+                    name: target.name.clone(),
+                    tags: tags.clone(),
+                    digest: desc.digest.clone(),
+                });
+                images.push((tags.clone(), desc));
+            }
+            TargetKind::Artifact { path, .. } => {
+                let dir = exports.out_dir.join(&target.name);
+                export::artifact(store, state, path, &dir)?;
+                report.finished.push(Finished::Artifact {
+                    name: target.name.clone(),
+                    dir,
+                });
+            }
+            TargetKind::Group { .. } => {}
+        }
+    }
+    for output in &exports.outputs {
+        match output {
+            Output::Oci(dir) => export::to_oci_dir(store, &images, dir)?,
+            Output::DockerArchive(file) => export::to_docker_archive(store, &images, file)?,
+        }
+    }
+    record_explanations(
+        store,
+        graph,
+        &plan,
+        targets,
+        &outcome,
+        exports,
+        no_cache,
+        &scheduler.opts.recipe,
+    )?;
+    if cache_to && (outcome.errors.is_empty() || keep_going) {
+        report.cache = Some(scheduler.push_cache(&plan, &outcome)?);
+    }
+    if outcome.errors.is_empty() {
+        for (name, reference) in &exports.pushes {
+            let Some(TargetKind::Image { node, .. }) = targets.iter().find(|t| &t.name == name).map(|t| &t.kind) else {
+                continue;
+            };
+            let desc = write_image(store, &outcome.states[node], compression, epoch)?;
+            report.pushed.push(push(store, &registry, &desc, reference)?);
+        }
+    }
+    report.errors = outcome.errors.into_iter().map(|(_, e)| e).collect();
+    Ok(report)
+}
+
+/// Pushes the image a manifest of the store describes.
+pub fn push(store: &Store, client: &Client, desc: &Descriptor, target: &Reference) -> Result<Pushed> {
+    let stored = read_image(store, desc)?;
+    let pusher = Pusher::new(store, client);
+    let digest = pusher.image(&stored, target)?;
+    Ok(Pushed {
+        reference: Reference {
+            digest: None,
+            ..target.clone()
+        },
+        digest,
+        stats: pusher.stats(),
+    })
+}
+
+/// Stores, per built target, its nodes' facts and why each executed node missed.
+#[allow(clippy::too_many_arguments)]
+fn record_explanations(
+    store: &Store,
+    graph: &Graph,
+    plan: &Plan,
+    targets: &[&Target],
+    outcome: &Outcome,
+    exports: &Exports,
+    no_cache: bool,
+    recipe: &Path,
+) -> Result<()> {
+    let recipe = std::fs::canonicalize(recipe).unwrap_or_else(|_| recipe.to_path_buf());
+    for target in targets {
+        let (TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. }) = &target.kind else {
+            continue;
+        };
+        if !outcome.states.contains_key(node) {
+            continue;
+        }
+        let nodes = graph.closure(&[*node]);
+        let facts = explain::facts(graph, plan, &nodes);
+        let executed: HashSet<usize> = nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| outcome.executed.contains(n))
+            .map(|(i, _)| i)
+            .collect();
+        let previous = explain::load(store, &recipe, &target.name)?;
+        let misses = explain::explain(previous.as_ref(), &facts, &executed, no_cache);
+        let record = explain::BuildRecord {
+            target: target.name.clone(),
+            args: exports.args.iter().cloned().collect(),
+            nodes: facts,
+            misses,
+        };
+        let bytes = serde_json::to_vec(&record).expect("explain records serialise");
+        let path = explain::record_path(store, &recipe, &target.name);
+        // A fully cached build writes nothing it already has.
+        if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
+            store.write_atomic(&path, &bytes)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! What a step's executor may use while it runs: the store, the event sink,
+//! the cancellation flag, its own node id and the options that shape every
+//! layer. Executors, the sandbox and the Debian installer take an
+//! [`ExecCtx`] and never see the scheduler.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::{Error, Result};
+use crate::events::{Event, EventSink};
+use crate::graph::{Node, NodeId};
+use crate::image::Platform;
+use crate::layer::Compression;
+use crate::registry::Client;
+use crate::store::Store;
+
+/// The options that decide what a step produces.
+#[derive(Clone, Debug)]
+pub struct ExecOptions {
+    /// Compression of new layer blobs.
+    pub compression: Compression,
+    /// `SOURCE_DATE_EPOCH`: clamp for mtimes and the `created` timestamps.
+    pub epoch: i64,
+    /// The `strata` executable, started as `strata __sandbox SPEC` for RUN steps.
+    pub sandbox_exe: Option<PathBuf>,
+    /// The platform registry bases are resolved for.
+    pub platform: Platform,
+}
+
+/// One running step's view of the build.
+pub struct ExecCtx<'a> {
+    pub store: &'a Store,
+    pub events: &'a dyn EventSink,
+    /// Set from a signal handler to stop between and inside steps.
+    pub cancel: &'a AtomicBool,
+    /// The node being executed.
+    pub node: NodeId,
+    pub opts: &'a ExecOptions,
+    /// The registry client (token cache shared by all steps).
+    pub registry: &'a Client,
+}
+
+impl ExecCtx<'_> {
+    /// Sends an event.
+    pub fn event(&self, event: Event) {
+        self.events.event(event)
+    }
+
+    /// Reports `bytes` of this step's layer tar written so far.
+    pub fn exporting(&self, bytes: u64) {
+        self.event(Event::Exporting { node: self.node, bytes })
+    }
+
+    /// True once the build has been cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
+    /// `Err(Interrupted)` once the build has been cancelled.
+    pub fn check_cancel(&self) -> Result<()> {
+        if self.cancelled() {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The strata executable, which sandboxes are started from.
+    pub fn sandbox_exe(&self, node: &Node, what: &str) -> Result<PathBuf> {
+        self.opts.sandbox_exe.clone().ok_or_else(|| Error::Step {
+            origin: node.origin.clone(),
+            message: format!("{what} needs the strata executable to start its sandbox"),
+            detail: String::new(),
+        })
+    }
+}
