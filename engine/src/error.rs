@@ -34,10 +34,10 @@ pub enum Error {
     BadImage { what: String, reason: String },
     /// The recipe asks for something that does not exist or is not allowed
     /// (a missing context file, a bad chown). Exit code 2.
-    #[error("{origin}: {message}")]
+    #[error("{}{message}", origin.prefix())]
     Input { origin: Origin, message: String },
     /// A step failed while building. Exit code 1.
-    #[error("{origin}: {message}")]
+    #[error("{}{message}", origin.prefix())]
     Step {
         origin: Origin,
         message: String,

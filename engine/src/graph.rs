@@ -20,6 +20,23 @@ pub struct Origin {
     pub col: u32,
 }
 
+impl Origin {
+    /// True when the origin names a recipe position (not a default one).
+    pub fn is_known(&self) -> bool {
+        !self.file.is_empty() && self.line > 0
+    }
+
+    /// `file:line:col: ` for a known position, nothing otherwise: an error
+    /// never shows an empty position such as `:0:0`.
+    pub fn prefix(&self) -> String {
+        if self.is_known() {
+            format!("{self}: ")
+        } else {
+            String::new()
+        }
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}", self.file, self.line, self.col)

@@ -13,7 +13,7 @@ use strata_engine::session::{self, Exports, Finished, Output};
 use strata_engine::store::Store;
 
 use super::{CliError, RecipeArgs, RegistryArgs};
-use crate::render::progress::Progress;
+use crate::render::progress::{Progress, ProgressMode};
 use crate::render::signals;
 
 #[derive(clap::Args, Debug)]
@@ -28,9 +28,9 @@ pub struct BuildArgs {
     /// Where artifact targets go (each into `DIR/NAME`; default `./out`).
     #[arg(long, value_name = "DIR", default_value = "out")]
     pub out_dir: PathBuf,
-    /// Compression of new layers: gzip or zstd.
-    #[arg(long, default_value = "gzip", value_name = "gzip|zstd")]
-    pub compression: String,
+    /// Compression of new layers.
+    #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
+    pub compression: LayerCompression,
     /// Rebuild every step, ignoring cached results.
     #[arg(long)]
     pub no_cache: bool,
@@ -55,12 +55,19 @@ pub struct BuildArgs {
     /// Most steps running at once.
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
-    /// Progress output: auto (tty on a terminal, else plain), tty, plain or json.
-    #[arg(long, default_value = "auto", value_name = "auto|tty|plain|json")]
-    pub progress: String,
+    /// Progress output: auto is tty on a terminal, else plain.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
     /// Stream every RUN step's output (otherwise only a failed step's last lines are shown).
     #[arg(long, short = 'v')]
     pub verbose: bool,
+}
+
+/// `--compression`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerCompression {
+    Gzip,
+    Zstd,
 }
 
 fn parse_output(s: &str) -> Result<Output, CliError> {
@@ -79,9 +86,10 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
     let started = Instant::now();
     // Shared with other builds; `strata gc` waits until no build holds it.
     let _in_use = store.hold(false, true)?;
-    let compression = Compression::parse(&args.compression)
-        .filter(|c| *c != Compression::None)
-        .ok_or_else(|| CliError::Usage(format!("--compression `{}`: expected gzip or zstd", args.compression)))?;
+    let compression = match args.compression {
+        LayerCompression::Gzip => Compression::Gzip,
+        LayerCompression::Zstd => Compression::Zstd,
+    };
     let outputs: Vec<Output> = args.outputs.iter().map(|s| parse_output(s)).collect::<Result<_, _>>()?;
     let epoch = source_date_epoch().map_err(CliError::Usage)?;
     let graph = args.recipe.load()?;
@@ -89,7 +97,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         .select_targets(&args.targets)
         .map_err(strata_engine::Error::from)?;
     let pushes = push_targets(&args.push, &targets)?;
-    let progress = Progress::new(&args.progress, args.verbose, &graph).map_err(CliError::Usage)?;
+    let progress = Progress::new(args.progress, args.verbose, &graph);
     let opts = BuildOptions {
         compression,
         epoch,
@@ -139,8 +147,8 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
     )?;
     for finished in &report.finished {
         match finished {
-            Finished::Image { name, tags, digest } => println!("{name}\t{}\t{digest}", tags.join(",")),
-            Finished::Artifact { name, dir } => println!("{name}\t{}", dir.display()),
+            Finished::Image { name, tags, digest } => crate::outln!("{name}\t{}\t{digest}", tags.join(",")),
+            Finished::Artifact { name, dir } => crate::outln!("{name}\t{}", dir.display()),
             Finished::Skipped { name } => eprintln!("skipped {name}: a step it needs failed"),
         }
     }

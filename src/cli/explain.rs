@@ -27,22 +27,22 @@ pub fn run(store: &Store, args: ExplainArgs) -> Result<(), CliError> {
         ))
     })?;
     if record.misses.is_empty() {
-        println!(
+        crate::outln!(
             "every step of `{}` came from the cache in its last build",
             record.target
         );
         return Ok(());
     }
-    println!(
+    crate::outln!(
         "{} of {} steps of `{}` missed the cache in its last build:",
         record.misses.len(),
         record.nodes.len(),
         record.target
     );
     for miss in &record.misses {
-        println!("{} {}", miss.origin, miss.description);
+        crate::outln!("{} {}", miss.origin, miss.description);
         for reason in &miss.reasons {
-            println!("    {reason}");
+            crate::outln!("    {reason}");
         }
     }
     Ok(())

@@ -15,9 +15,20 @@ pub struct GraphArgs {
     pub targets: Vec<String>,
     #[command(flatten)]
     pub recipe: RecipeArgs,
-    /// text, dot or json.
-    #[arg(long, default_value = "text", value_name = "text|dot|json")]
-    pub format: String,
+    /// How to print the graph.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `strata graph --format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// One line per node with its key and cache state.
+    Text,
+    /// Graphviz.
+    Dot,
+    /// Nodes and targets as JSON.
+    Json,
 }
 
 fn kind(op: &Op) -> &'static str {
@@ -31,12 +42,6 @@ fn kind(op: &Op) -> &'static str {
 }
 
 pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
-    if !matches!(args.format.as_str(), "text" | "dot" | "json") {
-        return Err(CliError::Usage(format!(
-            "--format `{}`: expected text, dot or json",
-            args.format
-        )));
-    }
     let graph = args.recipe.load()?;
     let targets = graph
         .select_targets(&args.targets)
@@ -60,8 +65,8 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
             _ => "missing",
         }
     };
-    match args.format.as_str() {
-        "json" => {
+    match args.format {
+        Format::Json => {
             let nodes_json: Vec<_> = nodes
                 .iter()
                 .map(|&id| {
@@ -92,10 +97,10 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
                 })
                 .collect();
             let doc = json!({"nodes": nodes_json, "targets": targets_json});
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            crate::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
-        "dot" => {
-            println!("digraph strata {{\n  rankdir=BT;\n  node [shape=box, fontname=monospace];");
+        Format::Dot => {
+            crate::outln!("digraph strata {{\n  rankdir=BT;\n  node [shape=box, fontname=monospace];");
             for &id in &nodes {
                 let n = &graph.nodes[id];
                 let label = format!(
@@ -104,23 +109,23 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
                     plan.keys[id].expect("planned").short(),
                     state(id)
                 );
-                println!("  n{id} [label=\"{label}\"];");
+                crate::outln!("  n{id} [label=\"{label}\"];");
                 for input in n.inputs() {
-                    println!("  n{id} -> n{input};");
+                    crate::outln!("  n{id} -> n{input};");
                 }
             }
             for t in &targets {
                 if let TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } = &t.kind {
-                    println!("  \"{}\" [shape=ellipse];\n  \"{}\" -> n{node};", t.name, t.name);
+                    crate::outln!("  \"{}\" [shape=ellipse];\n  \"{}\" -> n{node};", t.name, t.name);
                 }
             }
-            println!("}}");
+            crate::outln!("}}");
         }
         _ => {
             for &id in &nodes {
                 let n = &graph.nodes[id];
                 let inputs: Vec<String> = n.inputs().iter().map(|i| format!("#{i}")).collect();
-                println!(
+                crate::outln!(
                     "#{id:<3} {} {:<7} {:<8} {}{}",
                     plan.keys[id].expect("planned").short(),
                     state(id),
@@ -136,13 +141,13 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
             for t in &targets {
                 match &t.kind {
                     TargetKind::Image { node, tags } => {
-                        println!("image {} = #{node} ({})", t.name, tags.join(", "))
+                        crate::outln!("image {} = #{node} ({})", t.name, tags.join(", "))
                     }
                     TargetKind::Artifact { node, path } => {
-                        println!("artifact {} = #{node}:{path}", t.name)
+                        crate::outln!("artifact {} = #{node}:{path}", t.name)
                     }
                     TargetKind::Group { members } => {
-                        println!("group {} = {}", t.name, members.join(", "))
+                        crate::outln!("group {} = {}", t.name, members.join(", "))
                     }
                 }
             }

@@ -25,13 +25,13 @@ pub(crate) fn find(store: &Store, name: &str) -> Result<StoredImage, CliError> {
 }
 
 pub fn list(store: &Store) -> Result<(), CliError> {
-    println!("{:<40} {:<19} {:>10}", "NAME", "DIGEST", "SIZE");
+    crate::outln!("{:<40} {:<19} {:>10}", "NAME", "DIGEST", "SIZE");
     for (name, desc) in store.images()? {
         let size = match read_image(store, &desc) {
             Ok(img) => human(img.manifest.layers.iter().map(|l| l.size).sum::<u64>() + img.manifest.config.size),
             Err(_) => "?".into(),
         };
-        println!("{:<40} {:<19} {:>10}", name, &desc.digest.to_string()[..19], size);
+        crate::outln!("{:<40} {:<19} {:>10}", name, &desc.digest.to_string()[..19], size);
     }
     Ok(())
 }
@@ -44,13 +44,13 @@ pub fn inspect(store: &Store, name: &str) -> Result<(), CliError> {
         "manifest": img.manifest,
         "config": img.config,
     });
-    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    crate::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     Ok(())
 }
 
 pub fn history(store: &Store, name: &str) -> Result<(), CliError> {
     let img = find(store, name)?;
-    println!("{:<12} {:>10}  CREATED BY", "LAYER", "SIZE");
+    crate::outln!("{:<12} {:>10}  CREATED BY", "LAYER", "SIZE");
     let mut layers = img.config.rootfs.diff_ids.iter();
     let mut rows = Vec::new();
     for entry in &img.config.history {
@@ -75,7 +75,7 @@ pub fn history(store: &Store, name: &str) -> Result<(), CliError> {
         rows.push((diff_id.hex()[..12].to_string(), size, "(no history entry)".into()));
     }
     for (layer, size, by) in rows.iter().rev() {
-        println!("{layer:<12} {size:>10}  {by}");
+        crate::outln!("{layer:<12} {size:>10}  {by}");
     }
     Ok(())
 }

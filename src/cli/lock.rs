@@ -44,9 +44,9 @@ pub fn run(store: &Store, args: LockArgs) -> Result<(), CliError> {
         .unwrap_or(std::path::Path::new("."))
         .join("strata.lock");
     if lock.exists() {
-        print!("{}", std::fs::read_to_string(&lock).unwrap_or_default());
+        crate::out!("{}", std::fs::read_to_string(&lock).unwrap_or_default());
     } else {
-        println!("the recipe has no registry bases to pin");
+        crate::outln!("the recipe has no registry bases to pin");
     }
     Ok(())
 }

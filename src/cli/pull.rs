@@ -61,6 +61,6 @@ pub fn run(store: &Store, args: PullArgs) -> Result<(), CliError> {
         .ok_or_else(|| CliError::Usage(format!("`{reference}` has no image config")))?;
     let desc = write_image(store, &State { config }, Compression::Gzip, epoch)?;
     store.tag(&args.reference, &desc)?;
-    println!("{}\t{}", args.reference, desc.digest);
+    crate::outln!("{}\t{}", args.reference, desc.digest);
     Ok(())
 }

@@ -44,7 +44,7 @@ pub fn push_stored(store: &Store, client: &Client, desc: &Descriptor, target: &R
 
 /// `pushed REF@DIGEST (uploaded …)`.
 pub fn print_pushed(pushed: &Pushed) {
-    println!(
+    crate::outln!(
         "pushed {}@{} ({})",
         pushed.reference,
         pushed.digest,
@@ -132,7 +132,7 @@ pub fn login(args: LoginArgs) -> Result<(), CliError> {
     }
     config["auths"][host] = serde_json::json!({ "auth": auth });
     write_config(&path, &config)?;
-    println!("logged in to {host} (credentials in {})", path.display());
+    crate::outln!("logged in to {host} (credentials in {})", path.display());
     Ok(())
 }
 
@@ -147,6 +147,6 @@ pub fn logout(host: &str) -> Result<(), CliError> {
         return Err(CliError::Usage(format!("not logged in to {host}")));
     }
     write_config(&path, &config)?;
-    println!("logged out of {host}");
+    crate::outln!("logged out of {host}");
     Ok(())
 }

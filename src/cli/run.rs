@@ -27,8 +27,8 @@ pub struct RunArgs {
     #[arg(short = 'v', long = "volume", value_name = "HOST:PATH[:ro]")]
     pub volumes: Vec<String>,
     /// `host` shares the host's network; the default is none (loopback only).
-    #[arg(long, value_name = "none|host", default_value = "none")]
-    pub network: String,
+    #[arg(long, value_enum, default_value_t = Network::None)]
+    pub network: Network,
     /// Run as this user instead of the image's.
     #[arg(short = 'u', long, value_name = "USER[:GROUP]")]
     pub user: Option<String>,
@@ -45,6 +45,15 @@ pub struct RunArgs {
     pub tty: bool,
 }
 
+/// `strata run --network`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// Only a loopback interface.
+    None,
+    /// The host's network.
+    Host,
+}
+
 fn volume(s: &str) -> Result<(PathBuf, String, bool), CliError> {
     let bad = || CliError::Usage(format!("-v `{s}`: expected HOST:PATH or HOST:PATH:ro"));
     let (rest, readonly) = match s.strip_suffix(":ro") {
@@ -59,11 +68,7 @@ fn volume(s: &str) -> Result<(PathBuf, String, bool), CliError> {
 }
 
 pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
-    let network_host = match args.network.as_str() {
-        "none" => false,
-        "host" => true,
-        other => return Err(CliError::Usage(format!("--network `{other}`: expected none or host"))),
-    };
+    let network_host = args.network == Network::Host;
     if let Some(name) = &args.commit {
         strata_engine::registry::Reference::parse(name).map_err(|e| CliError::Usage(format!("--commit: {e}")))?;
     }
@@ -119,7 +124,7 @@ pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
         });
         let desc = write_image(store, &State { config }, Compression::Gzip, epoch)?;
         store.tag(name, &desc)?;
-        println!("{name}\t{}", desc.digest);
+        crate::outln!("{name}\t{}", desc.digest);
     }
     match result.code {
         0 => Ok(()),

@@ -6,17 +6,17 @@ use super::{human, CliError};
 
 pub fn du(store: &Store) -> Result<(), CliError> {
     let u = store::disk_usage(store)?;
-    println!("{:<28} {:>10}", "WHAT", "SIZE");
-    println!(
+    crate::outln!("{:<28} {:>10}", "WHAT", "SIZE");
+    crate::outln!(
         "{:<28} {:>10}",
         format!("images ({} tagged)", u.images),
         human(u.image_bytes)
     );
-    println!("{:<28} {:>10}", "blobs (all)", human(u.blobs));
-    println!("{:<28} {:>10}", "unpacked layers", human(u.layers));
-    println!("{:<28} {:>10}", "cache mounts", human(u.caches));
-    println!("{:<28} {:>10}", "Debian packages", human(u.packages));
-    println!(
+    crate::outln!("{:<28} {:>10}", "blobs (all)", human(u.blobs));
+    crate::outln!("{:<28} {:>10}", "unpacked layers", human(u.layers));
+    crate::outln!("{:<28} {:>10}", "cache mounts", human(u.caches));
+    crate::outln!("{:<28} {:>10}", "Debian packages", human(u.packages));
+    crate::outln!(
         "{:<28} {:>10}",
         format!("records ({})", u.records),
         human(u.record_bytes)
@@ -37,7 +37,7 @@ pub fn gc(store: &Store, keep_days: f64, caches: bool) -> Result<(), CliError> {
     };
     let r = store::gc(store, keep_days, caches)?;
     drop(guard);
-    println!(
+    crate::outln!(
         "removed {} records, {} layers, {} blobs{}: {} freed",
         r.records,
         r.layers,

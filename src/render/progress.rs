@@ -36,6 +36,19 @@ struct Screen {
     drawn: usize,
 }
 
+/// `--progress`: how the build's events are shown.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// tty on a terminal, plain otherwise.
+    Auto,
+    /// Finished steps scroll by; a live block shows the running ones.
+    Tty,
+    /// One line per event.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Renders engine events.
 pub struct Progress<'g> {
     mode: Mode,
@@ -45,20 +58,19 @@ pub struct Progress<'g> {
 }
 
 impl<'g> Progress<'g> {
-    pub fn new(mode: &str, verbose: bool, graph: &'g Graph) -> Result<Progress<'g>, String> {
+    pub fn new(mode: ProgressMode, verbose: bool, graph: &'g Graph) -> Progress<'g> {
         let mode = match mode {
-            "auto" if std::io::stderr().is_terminal() => Mode::Tty,
-            "auto" | "plain" => Mode::Plain,
-            "tty" => Mode::Tty,
-            "json" => Mode::Json,
-            other => return Err(format!("--progress `{other}`: expected auto, tty, plain or json")),
+            ProgressMode::Auto if std::io::stderr().is_terminal() => Mode::Tty,
+            ProgressMode::Auto | ProgressMode::Plain => Mode::Plain,
+            ProgressMode::Tty => Mode::Tty,
+            ProgressMode::Json => Mode::Json,
         };
-        Ok(Progress {
+        Progress {
             mode,
             verbose,
             graph,
             screen: Mutex::new(Screen::default()),
-        })
+        }
     }
 
     /// True when a ticker should call [`Progress::tick`] to animate the live block.

@@ -124,3 +124,46 @@ fn progress_is_plain_json_or_live_and_verbose_streams_run_output() {
     );
     assert!(screen.contains("finished in"), "{screen}");
 }
+
+#[test]
+fn a_closed_stdout_is_a_quiet_exit() {
+    // `strata graph | head -1`: the reader goes away after one line.
+    let p = Project::example("hello");
+    let mut child = p
+        .cmd(&["graph", "--format", "dot"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // closed before strata writes
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+}
+
+#[test]
+fn flags_with_fixed_values_list_them() {
+    let p = Project::example("hello");
+    let bad = p.run(&["build", "--compression", "brotli"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr
+            .contains("invalid value 'brotli' for '--compression <COMPRESSION>'")
+            && bad.stderr.contains("[possible values: gzip, zstd]"),
+        "{}",
+        bad.stderr
+    );
+    let bad = p.run(&["graph", "--format", "svg"]);
+    assert!(
+        bad.stderr.contains("[possible values: text, dot, json]"),
+        "{}",
+        bad.stderr
+    );
+    let bad = p.run(&["build", "--progress", "fancy"]);
+    assert!(
+        bad.stderr.contains("[possible values: auto, tty, plain, json]"),
+        "{}",
+        bad.stderr
+    );
+}

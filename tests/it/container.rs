@@ -165,3 +165,19 @@ fn the_read_write_layer_is_thrown_away_unless_committed() {
     assert!(!root.join("etc/motd").exists());
     assert!(!root.join("proc").exists() || fs::read_dir(root.join("proc")).unwrap().next().is_none());
 }
+
+#[test]
+fn run_of_an_image_without_a_command_says_so_without_a_position() {
+    let p = Project::new();
+    p.write("f.txt", "x\n");
+    p.recipe(r#"image("bare", scratch().copy(ctx("f.txt"), "/f.txt"));"#);
+    p.ok(&["build"]);
+    let r = p.run(&["run", "bare"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("error: the image has no entrypoint or cmd"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(":0:0"), "{}", r.stderr);
+}

@@ -13,7 +13,12 @@ pub mod control;
 pub mod deb;
 pub mod resolve;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -406,11 +411,19 @@ fn members<'a>(
     })
 }
 
+/// Packages that cannot be put in install rounds.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RoundsError {
+    /// Packages that pre-depend on each other: none can be configured first.
+    #[error("the packages {0} pre-depend on each other in a cycle: none of them can be configured first")]
+    PreDependsCycle(String),
+}
+
 /// The install plan: round 0 is the essential closure (extracted first, then installed
 /// with dependency checks relaxed, as debootstrap and mmdebstrap do), then
 /// the rest in rounds so that every package's `Pre-Depends` are configured
 /// before it is unpacked and its `Depends` are installed with it or before.
-fn rounds(controls: &BTreeMap<String, Stanza>) -> Vec<Vec<String>> {
+fn rounds(controls: &BTreeMap<String, Stanza>) -> std::result::Result<Vec<Vec<String>>, RoundsError> {
     let names: BTreeSet<String> = controls.keys().cloned().collect();
     let mut provides: HashMap<String, Vec<String>> = HashMap::new();
     for (name, c) in controls {
@@ -447,34 +460,43 @@ fn rounds(controls: &BTreeMap<String, Stanza>) -> Vec<Vec<String>> {
             }
         }
     }
-    let mut round: BTreeMap<String, usize> = names
-        .iter()
-        .filter(|n| !essential.contains(*n))
-        .map(|n| (n.clone(), 1))
-        .collect();
-    for _ in 0..names.len() {
-        let mut changed = false;
-        for n in round.keys().cloned().collect::<Vec<_>>() {
-            // Pre-Depends must be configured in an earlier round; Depends in
-            // the same round at the latest (dpkg orders one invocation itself).
-            let pre = deps(&n, &["Pre-Depends"])
-                .iter()
-                .filter_map(|d| round.get(d))
-                .map(|r| r + 1)
-                .max();
-            let dep = deps(&n, &["Depends"])
-                .iter()
-                .filter_map(|d| round.get(d))
-                .copied()
-                .max();
-            let need = pre.into_iter().chain(dep).max().unwrap_or(1);
-            if need > round[&n] {
-                round.insert(n, need);
-                changed = true;
+    // Pre-Depends must be configured in an earlier round (weight 1); Depends
+    // in the same round at the latest (weight 0: dpkg orders one invocation
+    // itself, so a cycle of Depends is fine inside one round).
+    let rest: Vec<&String> = names.iter().filter(|n| !essential.contains(*n)).collect();
+    let mut graph: DiGraph<&str, usize> = DiGraph::new();
+    let index: HashMap<&str, NodeIndex> = rest.iter().map(|n| (n.as_str(), graph.add_node(n.as_str()))).collect();
+    for n in &rest {
+        for (fields, weight) in [(&["Pre-Depends"][..], 1), (&["Depends"][..], 0)] {
+            for d in deps(n, fields) {
+                if let Some(&from) = index.get(d.as_str()) {
+                    graph.update_edge(from, index[n.as_str()], weight);
+                }
             }
         }
-        if !changed {
-            break;
+    }
+    // Strongly connected components come out in reverse topological order.
+    let mut round: BTreeMap<String, usize> = BTreeMap::new();
+    let mut of_node: HashMap<NodeIndex, usize> = HashMap::new();
+    for component in tarjan_scc(&graph).into_iter().rev() {
+        let members: HashSet<NodeIndex> = component.iter().copied().collect();
+        let mut need = 1;
+        for &m in &component {
+            for edge in graph.edges_directed(m, Direction::Incoming) {
+                if members.contains(&edge.source()) {
+                    if *edge.weight() > 0 {
+                        let mut cycle: Vec<&str> = component.iter().map(|&i| graph[i]).collect();
+                        cycle.sort_unstable();
+                        return Err(RoundsError::PreDependsCycle(cycle.join(", ")));
+                    }
+                } else {
+                    need = need.max(of_node[&edge.source()] + edge.weight());
+                }
+            }
+        }
+        for &m in &component {
+            of_node.insert(m, need);
+            round.insert(graph[m].to_string(), need);
         }
     }
     let last = round.values().copied().max().unwrap_or(0);
@@ -485,7 +507,7 @@ fn rounds(controls: &BTreeMap<String, Stanza>) -> Vec<Vec<String>> {
             out.push(this);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Files that record when or in what order things happened, not what was installed.
@@ -702,7 +724,11 @@ fn install_layer(
     for name in packages {
         controls.insert(name.to_string(), deb::control(&files[*name])?);
     }
-    let plan = rounds(&controls);
+    let plan = rounds(&controls).map_err(|e| Error::Step {
+        origin: node.origin.clone(),
+        message: e.to_string(),
+        detail: String::new(),
+    })?;
     let tmp = store.tmp_dir()?;
     let upper = tmp.path().join("upper");
     fs::create_dir(&upper).map_err(Error::io("create", &upper))?;
@@ -789,13 +815,45 @@ mod tests {
         .map(|(n, s)| (n.to_string(), s))
         .collect();
         assert_eq!(
-            rounds(&controls),
+            rounds(&controls).unwrap(),
             vec![
                 vec!["dpkg".to_string(), "libc6".to_string()],
                 vec!["mawk".to_string()],
                 vec!["init-helpers".to_string()],
                 vec!["web".to_string(), "web-doc".to_string()],
             ]
+        );
+    }
+
+    #[test]
+    fn a_cycle_of_depends_shares_a_round_and_a_cycle_of_pre_depends_is_named() {
+        let stanza = |fields: &[(&str, &str)]| -> Stanza {
+            fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let controls: BTreeMap<String, Stanza> = [
+            ("a", stanza(&[("Depends", "b")])),
+            ("b", stanza(&[("Depends", "a")])),
+            ("c", stanza(&[("Pre-Depends", "a")])),
+        ]
+        .into_iter()
+        .map(|(n, s)| (n.to_string(), s))
+        .collect();
+        assert_eq!(
+            rounds(&controls).unwrap(),
+            vec![vec![], vec!["a".to_string(), "b".to_string()], vec!["c".to_string()]]
+        );
+        let controls: BTreeMap<String, Stanza> = [
+            ("libx", stanza(&[("Pre-Depends", "liby")])),
+            ("liby", stanza(&[("Depends", "libz")])),
+            ("libz", stanza(&[("Pre-Depends", "libx")])),
+            ("tool", stanza(&[("Depends", "libx")])),
+        ]
+        .into_iter()
+        .map(|(n, s)| (n.to_string(), s))
+        .collect();
+        assert_eq!(
+            rounds(&controls).unwrap_err().to_string(),
+            "the packages libx, liby, libz pre-depend on each other in a cycle: none of them can be configured first"
         );
     }
 }
