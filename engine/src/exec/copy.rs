@@ -17,7 +17,7 @@ use crate::fsview::{self, join_image_path, View};
 use crate::graph::{CopyOp, CopySource, Node, NodeId, Op};
 use crate::step::ExecCtx;
 use crate::store::{Record, State};
-use crate::sys;
+use crate::sys::{self, Sys};
 
 /// Executes `copy` nodes.
 pub struct Copy;
@@ -190,15 +190,7 @@ fn copy_into_layer(
         }
     }
 
-    for path in &copied {
-        sys::lchown(path, owner.0, owner.1).map_err(Error::io("chown", path))?;
-        if let Some(mode) = copy.chmod {
-            let meta = fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
-            if !meta.file_type().is_symlink() {
-                fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", path))?;
-            }
-        }
-    }
+    set_owner_and_mode(&sys::Linux, &copied, owner, copy.chmod)?;
     fsview::clamp_mtimes(&root, ctx.opts.epoch)?;
     let diff_id = crate::store::write_layer(ctx.store, &root, ctx.opts.compression, ctx.opts.epoch, &|bytes| {
         ctx.exporting(bytes)
@@ -266,6 +258,28 @@ fn make_parents(root: &Path, target: &[String], parent: &View<'_>, target_is_dir
         };
         sys::lchown(&host, uid, gid).map_err(Error::io("chown", &host))?;
         fs::set_permissions(&host, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &host))?;
+    }
+    Ok(())
+}
+
+/// Gives copied entries their owner, then their mode. The order matters:
+/// chown(2) clears the setuid and setgid bits, so the mode (the `chmod`
+/// asked for, or the entry's own when it holds those bits) is set after it.
+/// Symlinks keep their mode.
+fn set_owner_and_mode(sys: &dyn Sys, paths: &[PathBuf], owner: (u32, u32), chmod: Option<u32>) -> Result<()> {
+    for path in paths {
+        let meta = fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
+        sys.lchown(path, owner.0, owner.1).map_err(Error::io("chown", path))?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let own = meta.permissions().mode() & 0o7777;
+        let mode = match chmod {
+            Some(mode) => mode,
+            None if own & 0o6000 != 0 => own,
+            None => continue,
+        };
+        sys.chmod(path, mode).map_err(Error::io("chmod", path))?;
     }
     Ok(())
 }
@@ -346,4 +360,46 @@ fn copy_verified(node: &Node, from: &Path, to: &Path, hash: &[u8; 32]) -> Result
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::fake::{Call, Recording};
+
+    #[test]
+    fn owner_comes_before_mode_and_setuid_bits_survive_the_chown() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, setuid, link) = (dir.path().join("plain"), dir.path().join("su"), dir.path().join("link"));
+        fs::write(&plain, "x").unwrap();
+        fs::write(&setuid, "x").unwrap();
+        fs::set_permissions(&setuid, fs::Permissions::from_mode(0o4755)).unwrap();
+        std::os::unix::fs::symlink("plain", &link).unwrap();
+        let paths = vec![plain, setuid, link];
+
+        let sys = Recording::new(dir.path());
+        set_owner_and_mode(&sys, &paths, (1000, 1000), None).unwrap();
+        assert_eq!(
+            sys.calls(),
+            vec![
+                Call::Lchown("/plain".into(), 1000, 1000),
+                Call::Lchown("/su".into(), 1000, 1000),
+                Call::Chmod("/su".into(), 0o4755),
+                Call::Lchown("/link".into(), 1000, 1000),
+            ]
+        );
+
+        let sys = Recording::new(dir.path());
+        set_owner_and_mode(&sys, &paths, (0, 0), Some(0o640)).unwrap();
+        assert_eq!(
+            sys.calls(),
+            vec![
+                Call::Lchown("/plain".into(), 0, 0),
+                Call::Chmod("/plain".into(), 0o640),
+                Call::Lchown("/su".into(), 0, 0),
+                Call::Chmod("/su".into(), 0o640),
+                Call::Lchown("/link".into(), 0, 0),
+            ]
+        );
+    }
 }

@@ -8,19 +8,23 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::spec::{overlay_options, MountSpec, Spec, EXEC_FAILED, SETUP_FAILED, SETUP_PREFIX};
-use crate::sys::ns as sys;
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::stat::SFlag;
+
+use crate::sys::ns::{self, ForkResult, Linux, Sys};
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn kill_child(_: libc::c_int) {
     let pid = CHILD.load(Ordering::SeqCst);
     if pid > 0 {
-        sys::kill(pid, libc::SIGKILL);
+        ns::kill(pid, Signal::SIGKILL);
     }
 }
 
@@ -38,37 +42,30 @@ pub fn main(spec_path: &Path) -> ! {
         Err(e) => fail(SETUP_FAILED, format!("cannot read spec `{}`: {e}", spec_path.display())),
     };
     // If strata itself dies (SIGKILL, a crash), the step dies with it.
-    if let Err(e) = sys::die_with_parent() {
+    let sys = &Linux;
+    if let Err(e) = sys.die_with_parent() {
         fail(SETUP_FAILED, format!("set parent-death signal: {e}"));
     }
-    if let Err(e) = setup_outside(&spec) {
+    if let Err(e) = setup_outside(sys, &spec) {
         fail(SETUP_FAILED, e);
     }
-    sys::on_signal(libc::SIGTERM, kill_child);
+    ns::on_signal(Signal::SIGTERM, kill_child);
     if spec.interactive {
         // The terminal sends Ctrl-C to the command itself; PID 1 resets it before exec.
-        unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+        ns::ignore_signal(Signal::SIGINT);
     } else {
-        sys::on_signal(libc::SIGINT, kill_child);
+        ns::on_signal(Signal::SIGINT, kill_child);
     }
-    let pid = match sys::fork() {
-        Ok(pid) => pid,
+    let pid = match ns::fork() {
+        Ok(ForkResult::Parent { child }) => child.as_raw(),
+        Ok(ForkResult::Child) => pid1(sys, &spec),
         Err(e) => fail(SETUP_FAILED, format!("fork: {e}")),
     };
-    if pid == 0 {
-        pid1(&spec);
-    }
     CHILD.store(pid, Ordering::SeqCst);
-    let status = match sys::waitpid(pid) {
-        Ok(s) => s,
+    match ns::wait_exit_code(pid) {
+        Ok(code) => std::process::exit(code),
         Err(e) => fail(SETUP_FAILED, format!("wait: {e}")),
-    };
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    };
-    std::process::exit(code)
+    }
 }
 
 fn ctx(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> String {
@@ -81,22 +78,24 @@ fn inside(root: &Path, image_path: &str) -> PathBuf {
 }
 
 /// Namespaces, the overlay and every mount that does not need the new pid namespace.
-fn setup_outside(spec: &Spec) -> Result<(), String> {
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+fn setup_outside(sys: &dyn Sys, spec: &Spec) -> Result<(), String> {
+    let mut flags =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if !spec.network_host {
-        flags |= libc::CLONE_NEWNET;
+        flags |= CloneFlags::CLONE_NEWNET;
     }
-    sys::unshare(flags).map_err(ctx("unshare namespaces"))?;
-    sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)
+    sys.unshare(flags).map_err(ctx("unshare namespaces"))?;
+    sys.mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
         .map_err(ctx("make mounts private"))?;
     if !spec.network_host {
-        sys::loopback_up().map_err(ctx("bring up lo"))?;
+        sys.loopback_up().map_err(ctx("bring up lo"))?;
     }
-    sys::sethostname(&spec.hostname).map_err(ctx("set hostname"))?;
+    sys.sethostname(&spec.hostname).map_err(ctx("set hostname"))?;
 
     // Short names for the lower layers keep the options within one page.
     let merged = spec.merged();
     mount_layers(
+        sys,
         &spec.dir.join("l"),
         &spec.lowers,
         Some((&spec.upper(), &spec.work())),
@@ -107,25 +106,25 @@ fn setup_outside(spec: &Spec) -> Result<(), String> {
     for (i, m) in spec.mounts.iter().enumerate() {
         let target = inside(&merged, m.target());
         match m {
-            MountSpec::Bind { source, readonly, .. } => sys::bind(source, &target, *readonly).map_err(ctx(format!(
+            MountSpec::Bind { source, readonly, .. } => sys.bind(source, &target, *readonly).map_err(ctx(format!(
                 "mount `{}` at `{}`",
                 source.display(),
                 m.target()
             )))?,
             MountSpec::Layers { lowers, subpath, .. } => {
                 let view = spec.dir.join(format!("view{i}"));
-                mount_layers(&spec.dir.join(format!("l{i}")), lowers, None, &view)?;
-                sys::bind(&inside(&view, subpath), &target, true)
+                mount_layers(sys, &spec.dir.join(format!("l{i}")), lowers, None, &view)?;
+                sys.bind(&inside(&view, subpath), &target, true)
                     .map_err(ctx(format!("mount `{subpath}` at `{}`", m.target())))?;
             }
             MountSpec::SecretEnv { var, .. } => {
                 if !secrets_dir.exists() {
                     fs::create_dir(&secrets_dir).map_err(ctx("create secrets dir"))?;
-                    sys::mount(
+                    sys.mount(
                         Some("tmpfs"),
                         &secrets_dir,
                         Some("tmpfs"),
-                        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
                         Some("mode=0700,size=1m"),
                     )
                     .map_err(ctx("mount secrets tmpfs"))?;
@@ -135,8 +134,9 @@ fn setup_outside(spec: &Spec) -> Result<(), String> {
                 let file = secrets_dir.join(i.to_string());
                 fs::write(&file, std::os::unix::ffi::OsStrExt::as_bytes(value.as_os_str()))
                     .map_err(ctx("write secret"))?;
-                fs::set_permissions(&file, fs::Permissions::from_mode(0o400)).map_err(ctx("chmod secret"))?;
-                sys::bind(&file, &target, true).map_err(ctx(format!("mount secret at `{}`", m.target())))?;
+                sys.chmod(&file, 0o400).map_err(ctx("chmod secret"))?;
+                sys.bind(&file, &target, true)
+                    .map_err(ctx(format!("mount secret at `{}`", m.target())))?;
             }
         }
     }
@@ -145,7 +145,13 @@ fn setup_outside(spec: &Spec) -> Result<(), String> {
 
 /// Mounts `lowers` (bottom first) as an overlay at `at`: read-write with an
 /// upper and work dir, else read-only.
-fn mount_layers(links: &Path, lowers: &[PathBuf], upper: Option<(&Path, &Path)>, at: &Path) -> Result<(), String> {
+fn mount_layers(
+    sys: &dyn Sys,
+    links: &Path,
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    at: &Path,
+) -> Result<(), String> {
     fs::create_dir_all(links).map_err(ctx("create layer links"))?;
     let mut names = Vec::new();
     for (i, lower) in lowers.iter().enumerate() {
@@ -163,61 +169,66 @@ fn mount_layers(links: &Path, lowers: &[PathBuf], upper: Option<(&Path, &Path)>,
     let (options, flags) = match upper {
         Some((u, w)) => (
             overlay_options(&names, &u.display().to_string(), &w.display().to_string()),
-            0,
+            MsFlags::empty(),
         ),
         None => {
             let lowers: Vec<&str> = names.iter().rev().map(String::as_str).collect();
             (
                 format!("lowerdir={},index=off,redirect_dir=off,metacopy=off", lowers.join(":")),
-                libc::MS_RDONLY,
+                MsFlags::MS_RDONLY,
             )
         }
     };
     let cwd = std::env::current_dir().map_err(ctx("getcwd"))?;
-    std::env::set_current_dir(links).map_err(ctx("enter layer links"))?;
-    let result = sys::mount(Some("overlay"), at, Some("overlay"), flags, Some(&options));
-    std::env::set_current_dir(cwd).map_err(ctx("leave layer links"))?;
+    sys.chdir(links).map_err(ctx("enter layer links"))?;
+    let result = sys.mount(Some("overlay"), at, Some("overlay"), flags, Some(&options));
+    sys.chdir(&cwd).map_err(ctx("leave layer links"))?;
     result.map_err(ctx(format!("mount overlay of {} layers", lowers.len())))
 }
 
 /// PID 1 of the new pid namespace: /proc, /dev, pivot_root, user, exec.
-fn pid1(spec: &Spec) -> ! {
-    if let Err(e) = setup_inside(spec) {
+fn pid1(sys: &dyn Sys, spec: &Spec) -> ! {
+    if let Err(e) = setup_inside(sys, spec) {
         fail(SETUP_FAILED, e);
     }
     let path = match find_executable(&spec.argv[0], &spec.env) {
         Some(p) => p,
         None => fail(EXEC_FAILED, format!("`{}`: command not found", spec.argv[0])),
     };
-    sys::reset_signals();
-    let err = sys::execve(&path, &spec.argv, &spec.env);
-    fail(
-        EXEC_FAILED,
-        format!("cannot run `{}`: {}", spec.argv[0], sys::errno_text(&err)),
-    )
+    ns::reset_signals();
+    let err = ns::execve(&path, &spec.argv, &spec.env);
+    fail(EXEC_FAILED, format!("cannot run `{}`: {err}", spec.argv[0]))
 }
 
-fn setup_inside(spec: &Spec) -> Result<(), String> {
-    sys::die_with_parent().map_err(ctx("set parent-death signal"))?;
+fn setup_inside(sys: &dyn Sys, spec: &Spec) -> Result<(), String> {
+    mount_dev_and_proc(sys, spec)?;
+    enter_root(sys, spec)
+}
+
+/// /proc, a read-only /sys when asked, a minimal /dev: mounted inside the
+/// new pid namespace, before the pivot.
+fn mount_dev_and_proc(sys: &dyn Sys, spec: &Spec) -> Result<(), String> {
+    sys.die_with_parent().map_err(ctx("set parent-death signal"))?;
     let root = spec.merged();
-    let nosuid = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    sys::mount(Some("proc"), &root.join("proc"), Some("proc"), nosuid, None).map_err(ctx("mount /proc"))?;
+    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    sys.mount(Some("proc"), &root.join("proc"), Some("proc"), nosuid, None)
+        .map_err(ctx("mount /proc"))?;
     if spec.sysfs {
-        sys::mount(
+        sys.mount(
             Some("sysfs"),
             &root.join("sys"),
             Some("sysfs"),
-            nosuid | libc::MS_RDONLY,
+            nosuid | MsFlags::MS_RDONLY,
             None,
         )
         .map_err(ctx("mount /sys"))?;
     }
     let dev = root.join("dev");
-    sys::mount(
+    sys.mount(
         Some("tmpfs"),
         &dev,
         Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_STRICTATIME,
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )
     .map_err(ctx("mount /dev"))?;
@@ -230,21 +241,22 @@ fn setup_inside(spec: &Spec) -> Result<(), String> {
         ("tty", 5, 0),
     ] {
         let node = dev.join(name);
-        sys::mknod(&node, libc::S_IFCHR | 0o666, major, minor).map_err(ctx(format!("create /dev/{name}")))?;
-        fs::set_permissions(&node, fs::Permissions::from_mode(0o666)).map_err(ctx(format!("chmod /dev/{name}")))?;
+        sys.mknod(&node, SFlag::S_IFCHR, 0o666, major, minor)
+            .map_err(ctx(format!("create /dev/{name}")))?;
+        sys.chmod(&node, 0o666).map_err(ctx(format!("chmod /dev/{name}")))?;
     }
     for dir in ["pts", "shm"] {
         fs::create_dir(dev.join(dir)).map_err(ctx(format!("create /dev/{dir}")))?;
     }
-    sys::mount(
+    sys.mount(
         Some("devpts"),
         &dev.join("pts"),
         Some("devpts"),
-        libc::MS_NOSUID | libc::MS_NOEXEC,
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
     )
     .map_err(ctx("mount /dev/pts"))?;
-    sys::mount(
+    sys.mount(
         Some("shm"),
         &dev.join("shm"),
         Some("tmpfs"),
@@ -261,14 +273,20 @@ fn setup_inside(spec: &Spec) -> Result<(), String> {
     ] {
         std::os::unix::fs::symlink(target, dev.join(link)).map_err(ctx(format!("link /dev/{link}")))?;
     }
+    Ok(())
+}
 
-    sys::pivot_into(&root).map_err(ctx("pivot_root"))?;
-    sys::umask(0o022);
+/// Pivots into the overlay, then becomes the step's user in its workdir.
+fn enter_root(sys: &dyn Sys, spec: &Spec) -> Result<(), String> {
+    sys.pivot_into(&spec.merged()).map_err(ctx("pivot_root"))?;
+    sys.umask(0o022);
     fs::create_dir_all(&spec.cwd).map_err(ctx(format!("create workdir `{}`", spec.cwd)))?;
-    sys::set_ids(spec.uid, spec.gid, &spec.groups).map_err(ctx(format!("switch to user {}:{}", spec.uid, spec.gid)))?;
+    sys.set_ids(spec.uid, spec.gid, &spec.groups)
+        .map_err(ctx(format!("switch to user {}:{}", spec.uid, spec.gid)))?;
     // Credential changes clear the parent-death signal: set it again.
-    sys::die_with_parent().map_err(ctx("set parent-death signal"))?;
-    std::env::set_current_dir(&spec.cwd).map_err(ctx(format!("enter workdir `{}`", spec.cwd)))
+    sys.die_with_parent().map_err(ctx("set parent-death signal"))?;
+    sys.chdir(Path::new(&spec.cwd))
+        .map_err(ctx(format!("enter workdir `{}`", spec.cwd)))
 }
 
 /// Looks `cmd` up in the step's PATH (inside the new root).
@@ -283,5 +301,144 @@ fn find_executable(cmd: &str, env: &[String]) -> Option<PathBuf> {
     path.split(':')
         .filter(|d| !d.is_empty())
         .map(|d| Path::new(d).join(cmd))
-        .find(|p| p.is_file() && sys::is_executable(p))
+        .find(|p| p.is_file() && ns::is_executable(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::fake::{Call, Recording};
+
+    fn spec(dir: &Path) -> Spec {
+        Spec {
+            lowers: vec![dir.join("layers/a"), dir.join("layers/b")],
+            dir: dir.join("step"),
+            argv: vec!["/bin/true".into()],
+            env: Vec::new(),
+            cwd: "/".into(),
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000],
+            network_host: false,
+            hostname: "strata".into(),
+            mounts: vec![MountSpec::Bind {
+                source: dir.join("cache"),
+                target: "/root/.cache".into(),
+                readonly: true,
+            }],
+            sysfs: false,
+            interactive: false,
+        }
+    }
+
+    fn mount(source: Option<&str>, target: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Call {
+        Call::Mount {
+            source: source.map(str::to_string),
+            target: target.to_string(),
+            fstype: fstype.map(str::to_string),
+            flags,
+            data: data.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn outside_the_pid_namespace_the_sandbox_unshares_then_mounts_the_overlay_then_the_steps_mounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec(dir.path());
+        let sys = Recording::new(dir.path());
+        setup_outside(&sys, &spec).unwrap();
+        let cwd = std::env::current_dir().unwrap().display().to_string();
+        assert_eq!(
+            sys.calls(),
+            vec![
+                Call::Unshare(
+                    CloneFlags::CLONE_NEWNS
+                        | CloneFlags::CLONE_NEWPID
+                        | CloneFlags::CLONE_NEWUTS
+                        | CloneFlags::CLONE_NEWIPC
+                        | CloneFlags::CLONE_NEWNET
+                ),
+                mount(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None),
+                Call::LoopbackUp,
+                Call::Hostname("strata".into()),
+                Call::Chdir("/step/l".into()),
+                mount(
+                    Some("overlay"),
+                    "/step/merged",
+                    Some("overlay"),
+                    MsFlags::empty(),
+                    Some(
+                        "lowerdir=1:0,upperdir=/step/upper,workdir=/step/work,index=off,redirect_dir=off,metacopy=off"
+                    )
+                ),
+                Call::Chdir(cwd),
+                mount(
+                    Some("/cache"),
+                    "/step/merged/root/.cache",
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None
+                ),
+                mount(
+                    None,
+                    "/step/merged/root/.cache",
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+                    None
+                ),
+            ]
+        );
+        // The short names point at the layers, bottom first.
+        assert_eq!(
+            fs::read_link(spec.dir.join("l/0")).unwrap(),
+            dir.path().join("layers/a")
+        );
+    }
+
+    #[test]
+    fn inside_the_pid_namespace_proc_and_a_minimal_dev_are_mounted_without_suid_or_devices() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec(dir.path());
+        fs::create_dir_all(spec.merged().join("dev")).unwrap();
+        let sys = Recording::new(dir.path());
+        mount_dev_and_proc(&sys, &spec).unwrap();
+        let calls = sys.calls();
+        let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        assert_eq!(calls[0], Call::DieWithParent);
+        assert_eq!(
+            calls[1],
+            mount(Some("proc"), "/step/merged/proc", Some("proc"), nosuid, None)
+        );
+        assert_eq!(
+            calls[2],
+            mount(
+                Some("tmpfs"),
+                "/step/merged/dev",
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+                Some("mode=755,size=65536k")
+            )
+        );
+        let nodes: Vec<&Call> = calls.iter().filter(|c| matches!(c, Call::Mknod(..))).collect();
+        assert_eq!(nodes.len(), 6);
+        assert!(
+            nodes
+                .iter()
+                .all(|c| matches!(c, Call::Mknod(_, kind, 0o666, _, _) if *kind == SFlag::S_IFCHR)),
+            "only character devices: {nodes:?}"
+        );
+        assert_eq!(
+            calls.last().unwrap(),
+            &mount(
+                Some("shm"),
+                "/step/merged/dev/shm",
+                Some("tmpfs"),
+                nosuid,
+                Some("mode=1777,size=65536k")
+            )
+        );
+        assert!(!calls
+            .iter()
+            .any(|c| matches!(c, Call::Mount { fstype: Some(t), .. } if t == "sysfs")));
+    }
 }

@@ -29,7 +29,7 @@ use crate::graph::{Network, Node, RunOp, SecretSource};
 use crate::layer::{remove_path, OPAQUE_XATTR};
 use crate::step::ExecCtx;
 use crate::store::{LayerRef, Record, State};
-use crate::sys::ns as sys;
+use crate::sys::ns;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const TAIL_LINES: usize = 20;
@@ -694,7 +694,7 @@ fn launch(ctx: &ExecCtx<'_>, exe: &Path, spec: &Path, timeout: Option<u64>, secr
                             killed = Some(true);
                         }
                         if killed.is_some() {
-                            sys::kill(-pgid, libc::SIGKILL);
+                            ns::kill(-pgid, nix::sys::signal::Signal::SIGKILL);
                         }
                     }
                 }

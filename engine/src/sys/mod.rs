@@ -1,9 +1,16 @@
-//! Thin, safe wrappers over the few libc calls the store and the layer code
-//! need that `std` does not offer (device nodes, ownership of symlinks,
-//! timestamps without following links, extended attributes, `flock`).
-//! The sandbox's namespace and process calls are in `ns`.
+//! The kernel calls `std` does not offer. Here, for the store and the layer
+//! code: device nodes, ownership of symlinks, timestamps without following
+//! links (all through `nix`), extended attributes and `flock` (through
+//! `libc`: `nix` has no xattr calls, and its `Flock` guard owns the file,
+//! which the store's lock files do not fit). In `ns`: the sandbox's
+//! namespace, mount and process calls behind the [`Sys`] trait, with a
+//! recording fake in `fake` for unit tests.
 
+#[cfg(test)]
+pub mod fake;
 pub mod ns;
+
+pub use ns::{Linux, Sys};
 
 use std::ffi::CString;
 use std::fs::File;
@@ -16,6 +23,10 @@ fn cpath(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
+fn errno(e: nix::Error) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
 fn check(ret: libc::c_int) -> io::Result<()> {
     if ret < 0 {
         Err(io::Error::last_os_error())
@@ -26,8 +37,10 @@ fn check(ret: libc::c_int) -> io::Result<()> {
 
 /// Creates a device node or FIFO. `mode` includes the file type bits.
 pub fn mknod(path: &Path, mode: u32, major: u32, minor: u32) -> io::Result<()> {
-    let p = cpath(path)?;
-    check(unsafe { libc::mknod(p.as_ptr(), mode as libc::mode_t, libc::makedev(major, minor)) })
+    let kind = nix::sys::stat::SFlag::from_bits_truncate(mode & libc::S_IFMT);
+    let perm = nix::sys::stat::Mode::from_bits_truncate(mode & 0o7777);
+    let dev = nix::sys::stat::makedev(u64::from(major), u64::from(minor));
+    nix::sys::stat::mknod(path, kind, perm, dev).map_err(errno)
 }
 
 /// Creates an overlay whiteout: a character device 0/0.
@@ -37,19 +50,20 @@ pub fn mknod_whiteout(path: &Path) -> io::Result<()> {
 
 /// `lchown`: changes owner without following a symlink.
 pub fn lchown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    let p = cpath(path)?;
-    check(unsafe { libc::lchown(p.as_ptr(), uid, gid) })
+    nix::unistd::fchownat(
+        None,
+        path,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(errno)
 }
 
 /// Sets atime and mtime to `secs` without following a symlink.
 pub fn set_mtime(path: &Path, secs: i64) -> io::Result<()> {
-    let p = cpath(path)?;
-    let t = libc::timespec {
-        tv_sec: secs as libc::time_t,
-        tv_nsec: 0,
-    };
-    let times = [t, t];
-    check(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
+    let t = nix::sys::time::TimeSpec::new(secs, 0);
+    nix::sys::stat::utimensat(None, path, &t, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink).map_err(errno)
 }
 
 /// Sets an extended attribute on the path itself (not a symlink's target).

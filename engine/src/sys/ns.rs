@@ -1,213 +1,256 @@
-//! Every kernel call the sandbox makes, as thin safe wrappers. Nothing else
-//! in `sandbox/` calls libc directly.
+//! The sandbox's kernel calls behind one trait, [`Sys`], after youki's
+//! `syscall` module: [`Linux`] makes the calls (through `nix`), the
+//! recording fake in `sys::fake` lets unit tests check the order and the
+//! arguments of mounts, ownership and mode changes without root.
+//!
+//! `libc` remains only where `nix` has no wrapper: the `SIOCGIFFLAGS` /
+//! `SIOCSIFFLAGS` ioctls that bring `lo` up, and `signal()` with a plain
+//! `extern "C"` handler in the sandbox's supervisor.
 
 use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-fn cpath(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::stat::{Mode, SFlag};
+use nix::unistd::{Gid, Pid, Uid};
+
+pub use nix::sys::wait::WaitStatus;
+pub use nix::unistd::ForkResult;
+
+fn errno(e: nix::Error) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
 }
 
-fn cstr(s: &str) -> io::Result<CString> {
-    CString::new(s).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
+/// Every call the sandbox makes that changes the kernel's state.
+pub trait Sys: Sync {
+    fn unshare(&self, flags: CloneFlags) -> io::Result<()>;
+    fn mount(
+        &self,
+        source: Option<&str>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> io::Result<()>;
+    fn umount(&self, target: &Path, flags: MntFlags) -> io::Result<()>;
+    /// `pivot_root(new_root, new_root)`, then detach the old root and enter `/`.
+    fn pivot_into(&self, new_root: &Path) -> io::Result<()>;
+    fn chdir(&self, dir: &Path) -> io::Result<()>;
+    fn sethostname(&self, name: &str) -> io::Result<()>;
+    /// Brings the loopback interface of the current network namespace up.
+    fn loopback_up(&self) -> io::Result<()>;
+    fn mknod(&self, path: &Path, kind: SFlag, perm: u32, major: u64, minor: u64) -> io::Result<()>;
+    /// Owner of `path` itself (a symlink is not followed).
+    fn lchown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()>;
+    fn chmod(&self, path: &Path, mode: u32) -> io::Result<()>;
+    /// Supplementary groups, then gid, then uid.
+    fn set_ids(&self, uid: u32, gid: u32, groups: &[u32]) -> io::Result<()>;
+    fn umask(&self, mask: u32);
+    /// SIGKILL when the parent dies (`PR_SET_PDEATHSIG`).
+    fn die_with_parent(&self) -> io::Result<()>;
 
-fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
+    /// A recursive bind mount, remounted read-only when asked.
+    fn bind(&self, source: &Path, target: &Path, readonly: bool) -> io::Result<()> {
+        let src = source
+            .to_str()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        self.mount(Some(src), target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        if readonly {
+            self.mount(
+                None,
+                target,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+                None,
+            )?;
+        }
         Ok(())
     }
 }
 
-/// `unshare(2)`.
-pub fn unshare(flags: libc::c_int) -> io::Result<()> {
-    check(unsafe { libc::unshare(flags) })
-}
+/// The real kernel.
+pub struct Linux;
 
-/// `mount(2)`; `None` arguments are passed as NULL.
-pub fn mount(
-    source: Option<&str>,
-    target: &Path,
-    fstype: Option<&str>,
-    flags: libc::c_ulong,
-    data: Option<&str>,
-) -> io::Result<()> {
-    let source = source.map(cstr).transpose()?;
-    let target = cpath(target)?;
-    let fstype = fstype.map(cstr).transpose()?;
-    let data = data.map(cstr).transpose()?;
-    let ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
-    check(unsafe { libc::mount(ptr(&source), target.as_ptr(), ptr(&fstype), flags, ptr(&data).cast()) })
-}
+impl Sys for Linux {
+    fn unshare(&self, flags: CloneFlags) -> io::Result<()> {
+        nix::sched::unshare(flags).map_err(errno)
+    }
 
-/// A bind mount of `source` at `target`, made read-only if asked.
-pub fn bind(source: &Path, target: &Path, readonly: bool) -> io::Result<()> {
-    let src = source
-        .to_str()
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-    mount(Some(src), target, None, libc::MS_BIND | libc::MS_REC, None)?;
-    if readonly {
-        mount(
+    fn mount(
+        &self,
+        source: Option<&str>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> io::Result<()> {
+        nix::mount::mount(source, target, fstype, flags, data).map_err(errno)
+    }
+
+    fn umount(&self, target: &Path, flags: MntFlags) -> io::Result<()> {
+        nix::mount::umount2(target, flags).map_err(errno)
+    }
+
+    fn pivot_into(&self, new_root: &Path) -> io::Result<()> {
+        nix::unistd::chdir(new_root).map_err(errno)?;
+        nix::unistd::pivot_root(".", ".").map_err(errno)?;
+        self.umount(Path::new("."), MntFlags::MNT_DETACH)?;
+        nix::unistd::chdir("/").map_err(errno)
+    }
+
+    fn chdir(&self, dir: &Path) -> io::Result<()> {
+        nix::unistd::chdir(dir).map_err(errno)
+    }
+
+    fn sethostname(&self, name: &str) -> io::Result<()> {
+        nix::unistd::sethostname(name).map_err(errno)
+    }
+
+    fn loopback_up(&self) -> io::Result<()> {
+        #[repr(C)]
+        struct IfReq {
+            name: [libc::c_char; libc::IFNAMSIZ],
+            flags: libc::c_short,
+            _pad: [u8; 22],
+        }
+        let socket = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Datagram,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
             None,
-            target,
-            None,
-            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC,
-            None,
-        )?;
-    }
-    Ok(())
-}
-
-/// `umount2(2)`.
-pub fn umount(target: &Path, flags: libc::c_int) -> io::Result<()> {
-    let t = cpath(target)?;
-    check(unsafe { libc::umount2(t.as_ptr(), flags) })
-}
-
-/// `pivot_root(".", ".")` in `new_root`, then detaches the old root.
-pub fn pivot_into(new_root: &Path) -> io::Result<()> {
-    std::env::set_current_dir(new_root)?;
-    let dot = cstr(".")?;
-    check(unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) } as libc::c_int)?;
-    umount(Path::new("."), libc::MNT_DETACH)?;
-    std::env::set_current_dir("/")
-}
-
-pub fn sethostname(name: &str) -> io::Result<()> {
-    check(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) })
-}
-
-/// Brings the loopback interface up (a new network namespace starts with it down).
-pub fn loopback_up() -> io::Result<()> {
-    #[repr(C)]
-    struct IfReq {
-        name: [libc::c_char; libc::IFNAMSIZ],
-        flags: libc::c_short,
-        _pad: [u8; 22],
-    }
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut req = IfReq {
-        name: [0; libc::IFNAMSIZ],
-        flags: 0,
-        _pad: [0; 22],
-    };
-    for (i, b) in b"lo".iter().enumerate() {
-        req.name[i] = *b as libc::c_char;
-    }
-    let result = (|| {
-        check(unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) })?;
+        )
+        .map_err(errno)?;
+        let mut req = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            flags: 0,
+            _pad: [0; 22],
+        };
+        for (i, b) in b"lo".iter().enumerate() {
+            req.name[i] = *b as libc::c_char;
+        }
+        use std::os::fd::AsRawFd;
+        let fd = socket.as_raw_fd();
+        // SAFETY: `req` is a valid `struct ifreq` prefix for these two ioctls.
+        if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
         req.flags |= libc::IFF_UP as libc::c_short;
-        check(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) })
-    })();
-    unsafe { libc::close(fd) };
-    result
-}
+        // SAFETY: as above.
+        if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 
-pub fn mknod(path: &Path, mode: u32, major: u32, minor: u32) -> io::Result<()> {
-    super::mknod(path, mode, major, minor)
-}
+    fn mknod(&self, path: &Path, kind: SFlag, perm: u32, major: u64, minor: u64) -> io::Result<()> {
+        nix::sys::stat::mknod(
+            path,
+            kind,
+            Mode::from_bits_truncate(perm),
+            nix::sys::stat::makedev(major, minor),
+        )
+        .map_err(errno)
+    }
 
-/// `fork(2)`. Returns 0 in the child.
-pub fn fork() -> io::Result<libc::pid_t> {
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(pid)
+    fn lchown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+        super::lchown(path, uid, gid)
+    }
+
+    fn chmod(&self, path: &Path, mode: u32) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    }
+
+    fn set_ids(&self, uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
+        let groups: Vec<Gid> = groups.iter().map(|&g| Gid::from_raw(g)).collect();
+        nix::unistd::setgroups(&groups).map_err(errno)?;
+        nix::unistd::setgid(Gid::from_raw(gid)).map_err(errno)?;
+        nix::unistd::setuid(Uid::from_raw(uid)).map_err(errno)
+    }
+
+    fn umask(&self, mask: u32) {
+        nix::sys::stat::umask(Mode::from_bits_truncate(mask));
+    }
+
+    fn die_with_parent(&self) -> io::Result<()> {
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(errno)
     }
 }
 
-/// Waits for `pid`, retrying on EINTR; returns the raw wait status.
-pub fn waitpid(pid: libc::pid_t) -> io::Result<libc::c_int> {
-    let mut status = 0;
+/// Forks; the child must only make async-signal-safe calls until it execs
+/// (the sandbox process is single-threaded, so it may do more).
+pub fn fork() -> io::Result<ForkResult> {
+    // SAFETY: the sandbox process has one thread when it forks.
+    unsafe { nix::unistd::fork() }.map_err(errno)
+}
+
+/// Waits for `pid`, retrying on EINTR; returns its exit code, or 128 + the
+/// signal that killed it.
+pub fn wait_exit_code(pid: i32) -> io::Result<i32> {
     loop {
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r >= 0 {
-            return Ok(status);
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err);
+        match nix::sys::wait::waitpid(Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(errno(e)),
         }
     }
 }
 
-pub fn kill(pid: libc::pid_t, sig: libc::c_int) {
-    unsafe { libc::kill(pid, sig) };
+/// Sends `sig` to `pid` (a negative pid is a process group); a process that
+/// is already gone is not an error.
+pub fn kill(pid: i32, sig: Signal) {
+    let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
 }
 
-/// Asks the kernel to SIGKILL this process when its parent dies.
-pub fn die_with_parent() -> io::Result<()> {
-    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) })
-}
-
-/// Switches to `uid`/`gid` with exactly `groups` as supplementary groups.
-pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
-    check(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })?;
-    check(unsafe { libc::setgid(gid) })?;
-    check(unsafe { libc::setuid(uid) })
-}
-
-pub fn umask(mask: u32) {
-    unsafe { libc::umask(mask as libc::mode_t) };
-}
-
-/// `execve(2)`; returns only on failure.
+/// Replaces the process; returns only the error.
 pub fn execve(path: &Path, argv: &[String], env: &[String]) -> io::Error {
     let to_c =
         |items: &[String]| -> Option<Vec<CString>> { items.iter().map(|s| CString::new(s.as_bytes()).ok()).collect() };
-    let (Ok(path), Some(argv), Some(env)) = (cpath(path), to_c(argv), to_c(env)) else {
+    let path = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()));
+    let (Ok(path), Some(argv), Some(env)) = (path, to_c(argv), to_c(env)) else {
         return io::Error::from(io::ErrorKind::InvalidInput);
     };
-    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
-    argv_ptrs.push(std::ptr::null());
-    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|c| c.as_ptr()).collect();
-    env_ptrs.push(std::ptr::null());
-    unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
-    io::Error::last_os_error()
+    match nix::unistd::execve(&path, &argv, &env) {
+        Err(e) => errno(e),
+        Ok(never) => match never {},
+    }
 }
 
-/// Installs `handler` for `sig`.
-pub fn on_signal(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) {
-    unsafe { libc::signal(sig, handler as extern "C" fn(libc::c_int) as libc::sighandler_t) };
+/// Installs a plain handler for `sig`.
+pub fn on_signal(sig: Signal, handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: the handlers only read an atomic and call kill(2).
+    let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::Handler(handler)) };
 }
 
-/// `access(path, X_OK)`.
+/// Ignores `sig`.
+pub fn ignore_signal(sig: Signal) {
+    // SAFETY: SIG_IGN runs no code.
+    let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigIgn) };
+}
+
+/// True when the calling process may execute `path`.
 pub fn is_executable(path: &Path) -> bool {
-    match cpath(path) {
-        Ok(p) => unsafe { libc::access(p.as_ptr(), libc::X_OK) == 0 },
-        Err(_) => false,
-    }
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
 }
 
-/// A C string constant for messages.
-pub fn errno_text(err: &io::Error) -> String {
-    err.to_string()
-}
-
-/// Restores default dispositions for the signals a Rust program changes
-/// (SIGPIPE is ignored by Rust's runtime, and ignored signals survive exec)
-/// and unblocks every signal, so the command starts like from a shell.
+/// Default dispositions for the signals strata changes, and no blocked
+/// signals: what a command expects to inherit.
 pub fn reset_signals() {
-    unsafe {
-        for sig in [
-            libc::SIGPIPE,
-            libc::SIGINT,
-            libc::SIGTERM,
-            libc::SIGQUIT,
-            libc::SIGHUP,
-            libc::SIGCHLD,
-        ] {
-            libc::signal(sig, libc::SIG_DFL);
-        }
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    for sig in [
+        Signal::SIGPIPE,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGQUIT,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
+        // SAFETY: SIG_DFL runs no code.
+        let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
     }
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
