@@ -91,9 +91,16 @@ fn volumes_network_and_a_terminal() {
     );
     let ro = format!("{}:/data:ro", host.path().display());
     let r = p.run(&["run", "-u", "0", "-v", &ro, IMAGE, "--", "touch", "/data/x"]);
-    assert_ne!(r.code, 0);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("Read-only file system"), "{}", r.stderr);
     assert!(!host.path().join("x").exists());
-    assert_eq!(p.run(&["run", "-v", "relative", IMAGE]).code, 2);
+    let r = p.run(&["run", "-v", "relative", IMAGE]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("-v `relative`: expected HOST:PATH or HOST:PATH:ro"),
+        "{}",
+        r.stderr
+    );
 
     // A server on the host's loopback: reachable only with --network host.
     let registry = Registry::start();
@@ -104,7 +111,13 @@ fn volumes_network_and_a_terminal() {
     assert_eq!(p.ok(&args).stdout.trim(), "{}");
     let mut args = vec!["run", IMAGE, "--"];
     args.extend(fetch);
-    assert_ne!(p.run(&args).code, 0);
+    let r = p.run(&args);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("can't connect"),
+        "only the sandbox's own loopback: {}",
+        r.stderr
+    );
 
     // On a terminal (a pseudo-terminal from script(1)), the command has one.
     let inner = format!(
@@ -127,7 +140,7 @@ fn volumes_network_and_a_terminal() {
 fn the_read_write_layer_is_thrown_away_unless_committed() {
     let p = busybox_image();
     p.ok(&["run", "-u", "0", IMAGE, "--", "sh", "-c", "echo scratch > /etc/scratch"]);
-    assert_ne!(p.run(&["run", IMAGE, "--", "test", "-e", "/etc/scratch"]).code, 0);
+    assert_eq!(p.run(&["run", IMAGE, "--", "test", "-e", "/etc/scratch"]).code, 1);
 
     let out = p
         .ok(&[

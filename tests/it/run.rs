@@ -408,8 +408,7 @@ fn a_state_with_three_hundred_layers_still_runs() {
 #[test]
 fn the_run_key_covers_command_env_user_workdir_mounts_and_network_but_not_secret_values() {
     let base = r#"let b = from("rootfs:busybox.tar"); image("s", b.workdir("WD").user("U").run("CMD", #{ env: #{ E: "V" }, network: "NET", cache: ["/CACHE"] }));"#;
-    let key_of = |recipe: &str| -> String {
-        let p = busybox_project(recipe);
+    let key_in = |p: &Project| -> String {
         let g: serde_json::Value = serde_json::from_str(&p.ok(&["graph", "--format", "json"]).stdout).unwrap();
         g["nodes"]
             .as_array()
@@ -420,6 +419,11 @@ fn the_run_key_covers_command_env_user_workdir_mounts_and_network_but_not_secret
             .as_str()
             .unwrap()
             .to_string()
+    };
+    let key_of = |recipe: &str| -> String {
+        let p = busybox_project(recipe);
+        p.write("t.txt", "first value");
+        key_in(&p)
     };
     let fill = |wd: &str, u: &str, cmd: &str, v: &str, net: &str, cache: &str| {
         base.replace("WD", wd)
@@ -441,6 +445,15 @@ fn the_run_key_covers_command_env_user_workdir_mounts_and_network_but_not_secret
     ] {
         assert_ne!(key_of(&changed), k0, "{changed}");
     }
+
+    // A secret's id and target are part of the key; its value is not.
+    let secret = r#"image("s", from("rootfs:busybox.tar").run("true", #{ secrets: [#{ id: "t", file: "t.txt" }] }));"#;
+    let p = busybox_project(secret);
+    p.write("t.txt", "first value");
+    let first = key_in(&p);
+    p.write("t.txt", "another value, longer");
+    assert_eq!(key_in(&p), first, "a changed secret value keeps the key");
+    assert_ne!(key_of(&secret.replace(r#"id: "t""#, r#"id: "u""#)), first);
 }
 
 #[test]

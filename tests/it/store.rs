@@ -66,25 +66,39 @@ fn a_build_killed_at_any_moment_leaves_a_store_the_next_build_uses() {
 
 #[test]
 fn ctrl_c_stops_a_build_with_status_130_and_the_next_build_works() {
-    let p = Project::new();
-    big_context(&p, 50);
-    p.write("big.bin", &"y".repeat(200 << 20));
-    p.recipe(r#"image("a", scratch().copy(ctx("data"), "/data").copy(ctx("big.bin"), "/big.bin"));"#);
-    let child = p
-        .cmd(&["build"])
+    // The interrupt lands while a step is certainly running: the test waits
+    // for the step's `started` event before it sends SIGINT.
+    let p = busybox_project(r#"image("a", from("rootfs:busybox.tar").run("sleep 30 && echo done > /x"));"#);
+    let mut child = p
+        .cmd(&["build", "--progress", "json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let r = Run::from(child.wait_with_output().unwrap());
-    // Either it was interrupted, or it had already finished.
-    assert!(r.code == 130 || r.code == 0, "{} {}", r.code, r.stderr);
-    if r.code == 130 {
-        assert!(r.stderr.contains("interrupted"), "{}", r.stderr);
+    let mut events = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut events, &mut line).unwrap();
+        assert!(n > 0, "the build ended before its run step started: {seen}");
+        seen.push_str(&line);
+        if line.contains(r#""event":"started""#) && line.contains("sleep 30") {
+            break;
+        }
     }
-    p.ok(&["build"]);
+    let started = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut events, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(rest.contains("interrupted"), "{rest}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the sleeping step was stopped, not waited for"
+    );
+    let again = p.ok(&["build", "--progress", "plain"]);
+    assert!(again.stderr.contains("1 built"), "{}", again.stderr);
 }
 
 #[test]
@@ -161,7 +175,11 @@ fn record_count(p: &Project) -> usize {
 /// Waits (up to 30 s) until the store holds more than `than` records.
 fn wait_for_records(p: &Project, than: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while record_count(p) <= than && std::time::Instant::now() < deadline {
+    while record_count(p) <= than {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new record appeared within 30 s (still {than})"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
