@@ -98,7 +98,10 @@ fn bad_options_are_usage_errors() {
         "image(\"a\", scratch());",
         &["build", "--compression", "lz4"],
         2,
-        &["expected gzip or zstd"],
+        &[
+            "invalid value 'lz4' for '--compression <COMPRESSION>'",
+            "[possible values: gzip, zstd]",
+        ],
     );
     fails_with(
         "image(\"a\", scratch().copy(ctx(\"present.txt\"), \"/\", #{ mode: 1 }));",

@@ -70,11 +70,7 @@ impl Compression {
     pub fn encoder<'a, W: Write + 'a>(self, out: W) -> io::Result<Box<dyn FinishWrite<W> + 'a>> {
         Ok(match self {
             Compression::None => Box::new(Plain(out)),
-            Compression::Gzip => Box::new(ParallelGzip::new(
-                out,
-                6,
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            )),
+            Compression::Gzip => Box::new(ParallelGzip::new(out, 6, rayon::current_num_threads())),
             Compression::Zstd => Box::new(zstd::stream::write::Encoder::new(out, 3)?),
         })
     }

@@ -1,5 +1,6 @@
 //! Parallel gzip: the stream is cut into fixed 1 MiB chunks, each chunk is
-//! compressed as its own gzip member on a worker thread, and the members are
+//! compressed as its own gzip member on the shared rayon pool (so concurrent
+//! exports never run more compression threads than there are cores), and the members are
 //! written in order. Concatenated members are a valid gzip stream (RFC 1952
 //! §2.2; Go's, zlib's and flate2's readers take them), and since the chunk
 //! size and the settings are fixed, the bytes do not depend on the number of
@@ -8,17 +9,14 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{self, Receiver, Sender};
 
 /// Size of each independently compressed chunk.
 pub const CHUNK: usize = 1 << 20;
 
-type Job = (u64, Vec<u8>);
 type Done = (u64, io::Result<Vec<u8>>);
 
-/// A gzip encoder that compresses on several threads.
+/// A gzip encoder that compresses on the shared CPU pool.
 pub struct ParallelGzip<W: Write> {
     inner: Option<W>,
     level: u32,
@@ -26,9 +24,9 @@ pub struct ParallelGzip<W: Write> {
     next_submit: u64,
     next_write: u64,
     pending: BTreeMap<u64, Vec<u8>>,
-    jobs: Option<SyncSender<Job>>,
+    done_tx: Sender<Done>,
     done: Receiver<Done>,
-    workers: Vec<JoinHandle<()>>,
+    finished: bool,
     in_flight: usize,
     max_in_flight: usize,
 }
@@ -60,24 +58,11 @@ fn deflated_len(data: &[u8], level: u32) -> io::Result<usize> {
 }
 
 impl<W: Write> ParallelGzip<W> {
+    /// `threads` bounds the chunks in flight (twice as many), not the
+    /// threads: compression runs on rayon's global pool.
     pub fn new(inner: W, level: u32, threads: usize) -> ParallelGzip<W> {
         let threads = threads.max(1);
-        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads * 2);
         let (done_tx, done_rx) = mpsc::channel::<Done>();
-        let job_rx = Arc::new(Mutex::new(job_rx));
-        let workers = (0..threads)
-            .map(|_| {
-                let rx = Arc::clone(&job_rx);
-                let tx = done_tx.clone();
-                std::thread::spawn(move || loop {
-                    let job = rx.lock().map(|r| r.recv());
-                    let Ok(Ok((seq, data))) = job else { return };
-                    if tx.send((seq, gzip_member(&data, level))).is_err() {
-                        return;
-                    }
-                })
-            })
-            .collect();
         ParallelGzip {
             inner: Some(inner),
             level,
@@ -85,9 +70,9 @@ impl<W: Write> ParallelGzip<W> {
             next_submit: 0,
             next_write: 0,
             pending: BTreeMap::new(),
-            jobs: Some(job_tx),
+            done_tx,
             done: done_rx,
-            workers,
+            finished: false,
             in_flight: 0,
             max_in_flight: threads * 2,
         }
@@ -100,13 +85,15 @@ impl<W: Write> ParallelGzip<W> {
         while self.in_flight >= self.max_in_flight {
             self.collect_one()?;
         }
+        if self.finished {
+            return Err(io::Error::other("gzip encoder finished"));
+        }
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        let jobs = self
-            .jobs
-            .as_ref()
-            .ok_or_else(|| io::Error::other("gzip encoder finished"))?;
-        jobs.send((self.next_submit, data))
-            .map_err(|_| io::Error::other("gzip workers stopped"))?;
+        let (seq, level, tx) = (self.next_submit, self.level, self.done_tx.clone());
+        rayon::spawn(move || {
+            // The encoder may be gone (an error upstream): nobody is listening then.
+            let _ = tx.send((seq, gzip_member(&data, level)));
+        });
         self.next_submit += 1;
         self.in_flight += 1;
         Ok(())
@@ -139,10 +126,7 @@ impl<W: Write> ParallelGzip<W> {
         while self.in_flight > 0 {
             self.collect_one()?;
         }
-        self.jobs = None;
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
+        self.finished = true;
         Ok(self.inner.take().expect("not finished"))
     }
 }
@@ -159,15 +143,6 @@ impl<W: Write> Write for ParallelGzip<W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-impl<W: Write> Drop for ParallelGzip<W> {
-    fn drop(&mut self) {
-        self.jobs = None;
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
     }
 }
 

@@ -4,8 +4,9 @@
 //! `strata.lock` pins what a registry or mirror resolved.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use super::{input_error, Plan, Scheduler};
 use crate::bases;
@@ -110,36 +111,23 @@ impl Scheduler<'_> {
         nodes: &[NodeId],
     ) -> HashMap<Vec<String>, std::result::Result<Arc<Selection>, SelectError>> {
         let mut wanted: Vec<&Vec<String>> = Vec::new();
+        let mut seen: std::collections::HashSet<&Vec<String>> = std::collections::HashSet::new();
         for &id in nodes {
             if let Op::Copy(CopyOp {
                 source: CopySource::Context { paths },
                 ..
             }) = &self.graph.nodes[id].op
             {
-                if !wanted.contains(&paths) {
+                if seen.insert(paths) {
                     wanted.push(paths);
                 }
             }
         }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results = Mutex::new(HashMap::new());
-        let threads = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .min(wanted.len());
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(paths) = wanted.get(i) else { return };
-                    let result = context.select(paths, cache).map(Arc::new);
-                    results
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert((*paths).clone(), result);
-                });
-            }
-        });
-        results.into_inner().unwrap_or_else(|e| e.into_inner())
+        // On the shared CPU pool: a monorepo's services are independent trees.
+        wanted
+            .into_par_iter()
+            .map(|paths| (paths.clone(), context.select(paths, cache).map(Arc::new)))
+            .collect()
     }
 }
 
