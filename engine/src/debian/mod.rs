@@ -798,22 +798,26 @@ mod tests {
         assert_eq!(lock_name(&bare), "bookworm/amd64 required");
     }
 
+    /// Control stanzas by package name, from (field, value) pairs.
+    fn packages(list: &[(&str, &[(&str, &str)])]) -> BTreeMap<String, Stanza> {
+        list.iter()
+            .map(|(name, fields)| {
+                let stanza = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                (name.to_string(), stanza)
+            })
+            .collect()
+    }
+
     #[test]
     fn install_rounds_put_the_essential_closure_first_and_pre_depends_before_users() {
-        let stanza = |fields: &[(&str, &str)]| -> Stanza {
-            fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-        };
-        let controls: BTreeMap<String, Stanza> = [
-            ("dpkg", stanza(&[("Essential", "yes"), ("Depends", "libc6")])),
-            ("libc6", stanza(&[])),
-            ("web", stanza(&[("Pre-Depends", "init-helpers"), ("Depends", "libc6")])),
-            ("web-doc", stanza(&[("Depends", "web")])),
-            ("init-helpers", stanza(&[("Pre-Depends", "awk")])),
-            ("mawk", stanza(&[("Provides", "awk")])),
-        ]
-        .into_iter()
-        .map(|(n, s)| (n.to_string(), s))
-        .collect();
+        let controls = packages(&[
+            ("dpkg", &[("Essential", "yes"), ("Depends", "libc6")]),
+            ("libc6", &[]),
+            ("web", &[("Pre-Depends", "init-helpers"), ("Depends", "libc6")]),
+            ("web-doc", &[("Depends", "web")]),
+            ("init-helpers", &[("Pre-Depends", "awk")]),
+            ("mawk", &[("Provides", "awk")]),
+        ]);
         assert_eq!(
             rounds(&controls).unwrap(),
             vec![
@@ -827,30 +831,21 @@ mod tests {
 
     #[test]
     fn a_cycle_of_depends_shares_a_round_and_a_cycle_of_pre_depends_is_named() {
-        let stanza = |fields: &[(&str, &str)]| -> Stanza {
-            fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-        };
-        let controls: BTreeMap<String, Stanza> = [
-            ("a", stanza(&[("Depends", "b")])),
-            ("b", stanza(&[("Depends", "a")])),
-            ("c", stanza(&[("Pre-Depends", "a")])),
-        ]
-        .into_iter()
-        .map(|(n, s)| (n.to_string(), s))
-        .collect();
+        let controls = packages(&[
+            ("a", &[("Depends", "b")]),
+            ("b", &[("Depends", "a")]),
+            ("c", &[("Pre-Depends", "a")]),
+        ]);
         assert_eq!(
             rounds(&controls).unwrap(),
             vec![vec![], vec!["a".to_string(), "b".to_string()], vec!["c".to_string()]]
         );
-        let controls: BTreeMap<String, Stanza> = [
-            ("libx", stanza(&[("Pre-Depends", "liby")])),
-            ("liby", stanza(&[("Depends", "libz")])),
-            ("libz", stanza(&[("Pre-Depends", "libx")])),
-            ("tool", stanza(&[("Depends", "libx")])),
-        ]
-        .into_iter()
-        .map(|(n, s)| (n.to_string(), s))
-        .collect();
+        let controls = packages(&[
+            ("libx", &[("Pre-Depends", "liby")]),
+            ("liby", &[("Depends", "libz")]),
+            ("libz", &[("Pre-Depends", "libx")]),
+            ("tool", &[("Depends", "libx")]),
+        ]);
         assert_eq!(
             rounds(&controls).unwrap_err().to_string(),
             "the packages libx, liby, libz pre-depend on each other in a cycle: none of them can be configured first"
