@@ -36,12 +36,30 @@ pub enum Error {
     /// (a missing context file, a bad chown). Exit code 2.
     #[error("{}{message}", origin.prefix())]
     Input { origin: Origin, message: String },
+    /// The recipe asks for something that cannot be had, with the cause (a
+    /// base that cannot be read or resolved, a context path that is not
+    /// there), at the position of the recipe call. Exit code 2.
+    #[error("{}{source}", origin.prefix())]
+    InputAt {
+        origin: Origin,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A step failed while building. Exit code 1.
     #[error("{}{message}", origin.prefix())]
     Step {
         origin: Origin,
         message: String,
         detail: String,
+    },
+    /// An error of a step's executor (I/O, a digest, a registry…), at the
+    /// recipe position of the step. The scheduler wraps every executor error
+    /// that does not already carry a position.
+    #[error("{}{source}", origin.prefix())]
+    AtStep {
+        origin: Origin,
+        #[source]
+        source: Box<Error>,
     },
     /// The build was cancelled (Ctrl-C, SIGTERM).
     #[error("build interrupted")]
@@ -56,6 +74,16 @@ pub enum Error {
     /// `strata.lock` does not match the recipe (`--locked`). Exit code 2.
     #[error("{0}")]
     Lock(String),
+    /// A `debian(...)` base cannot be planned or assembled.
+    #[error("debian({suite:?}): {source}")]
+    Debian {
+        suite: String,
+        #[source]
+        source: crate::debian::DebianError,
+    },
+    /// A base names something that is not an image reference.
+    #[error(transparent)]
+    Reference(#[from] crate::registry::ReferenceError),
     /// A registry refused or could not be reached.
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
@@ -76,6 +104,42 @@ impl Error {
 
     /// True when the user's recipe or arguments are at fault (exit code 2).
     pub fn is_input(&self) -> bool {
-        matches!(self, Error::Input { .. } | Error::Target(_) | Error::Lock(_))
+        match self {
+            Error::AtStep { source, .. } => source.is_input(),
+            e => matches!(
+                e,
+                Error::Input { .. } | Error::InputAt { .. } | Error::Target(_) | Error::Lock(_) | Error::Reference(_)
+            ),
+        }
+    }
+
+    /// The recipe's fault at `origin`, keeping the cause.
+    pub fn input_at(origin: &Origin, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+        Error::InputAt {
+            origin: origin.clone(),
+            source: source.into(),
+        }
+    }
+
+    /// True when the build was cancelled.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, Error::Interrupted)
+    }
+
+    /// The error at `origin`, unless it already names a position (or is a
+    /// cancellation, which has none).
+    pub fn at(self, origin: &Origin) -> Error {
+        match self {
+            e @ (Error::Input { .. }
+            | Error::InputAt { .. }
+            | Error::Step { .. }
+            | Error::AtStep { .. }
+            | Error::Interrupted) => e,
+            e if !origin.is_known() => e,
+            e => Error::AtStep {
+                origin: origin.clone(),
+                source: Box::new(e),
+            },
+        }
     }
 }

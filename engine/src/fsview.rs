@@ -397,8 +397,35 @@ pub fn lookup_id(file: &[u8], name: &str) -> Option<(u32, u32)> {
     None
 }
 
+/// A user or group an image does not define.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UserError {
+    #[error("{kind} `{name}`: the image has no {file}")]
+    NoFile {
+        kind: &'static str,
+        name: String,
+        file: &'static str,
+    },
+    #[error("{kind} `{name}` is not in the image's {file}")]
+    Unknown {
+        kind: &'static str,
+        name: String,
+        file: &'static str,
+    },
+}
+
 /// Resolves `user[:group]` (names or numbers) against an image's passwd and group files.
-pub fn resolve_user(view: &View<'_>, spec: &str) -> std::result::Result<(u32, u32), String> {
+pub fn resolve_user(view: &View<'_>, spec: &str) -> std::result::Result<(u32, u32), UserError> {
+    let missing = |kind: &'static str, name: &str, file: &'static str| UserError::NoFile {
+        kind,
+        name: name.to_string(),
+        file,
+    };
+    let unknown = |kind: &'static str, name: &str, file: &'static str| UserError::Unknown {
+        kind,
+        name: name.to_string(),
+        file,
+    };
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -421,8 +448,8 @@ pub fn resolve_user(view: &View<'_>, spec: &str) -> std::result::Result<(u32, u3
         Err(_) => {
             let passwd = view
                 .read_file("/etc/passwd")
-                .ok_or_else(|| format!("user `{user}`: the image has no /etc/passwd"))?;
-            lookup_id(&passwd, user).ok_or_else(|| format!("user `{user}` is not in the image's /etc/passwd"))?
+                .ok_or_else(|| missing("user", user, "/etc/passwd"))?;
+            lookup_id(&passwd, user).ok_or_else(|| unknown("user", user, "/etc/passwd"))?
         }
     };
     let gid = match group {
@@ -432,9 +459,9 @@ pub fn resolve_user(view: &View<'_>, spec: &str) -> std::result::Result<(u32, u3
             Err(_) => {
                 let groups = view
                     .read_file("/etc/group")
-                    .ok_or_else(|| format!("group `{g}`: the image has no /etc/group"))?;
+                    .ok_or_else(|| missing("group", g, "/etc/group"))?;
                 lookup_id(&groups, g)
-                    .ok_or_else(|| format!("group `{g}` is not in the image's /etc/group"))?
+                    .ok_or_else(|| unknown("group", g, "/etc/group"))?
                     .0
             }
         },

@@ -156,7 +156,7 @@ impl Platform {
     }
 
     /// Parses `os/arch[/variant]` (`linux/arm64`, `linux/arm/v7`).
-    pub fn parse(s: &str) -> Result<Platform, String> {
+    pub fn parse(s: &str) -> Result<Platform, PlatformError> {
         let parts: Vec<&str> = s.split('/').collect();
         let ok = |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         match parts.as_slice() {
@@ -170,12 +170,15 @@ impl Platform {
                 architecture: arch.to_string(),
                 variant: Some(variant.to_string()),
             }),
-            _ => Err(format!(
-                "`{s}` is not a platform: expected OS/ARCH[/VARIANT], e.g. linux/arm64"
-            )),
+            _ => Err(PlatformError(s.to_string())),
         }
     }
 }
+
+/// Text that is not a platform.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("`{0}` is not a platform: expected OS/ARCH[/VARIANT], e.g. linux/arm64")]
+pub struct PlatformError(pub String);
 
 impl std::fmt::Display for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -91,7 +91,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         LayerCompression::Zstd => Compression::Zstd,
     };
     let outputs: Vec<Output> = args.outputs.iter().map(|s| parse_output(s)).collect::<Result<_, _>>()?;
-    let epoch = source_date_epoch().map_err(CliError::Usage)?;
+    let epoch = source_date_epoch()?;
     let graph = args.recipe.load()?;
     let targets = graph
         .select_targets(&args.targets)

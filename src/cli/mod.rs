@@ -101,7 +101,7 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     pub fn platform(&self) -> Result<strata_engine::image::Platform, CliError> {
         match &self.platform {
-            Some(p) => strata_engine::image::Platform::parse(p).map_err(CliError::Usage),
+            Some(p) => Ok(strata_engine::image::Platform::parse(p)?),
             None => Ok(strata_engine::image::Platform::host()),
         }
     }
@@ -125,6 +125,10 @@ pub enum CliError {
     Engine(#[from] strata_engine::Error),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Epoch(#[from] strata_engine::sched::EpochError),
+    #[error("--platform: {0}")]
+    Platform(#[from] strata_engine::image::PlatformError),
     /// `strata run`: the command's own exit status, passed on silently.
     #[error("exit status {0}")]
     Exit(u8),

@@ -30,7 +30,7 @@ pub fn run(store: &Store, args: PullArgs) -> Result<(), CliError> {
         .map_err(strata_engine::Error::from)?
         .0
         .bytes();
-    let epoch = source_date_epoch().map_err(CliError::Usage)?;
+    let epoch = source_date_epoch()?;
     let tty = std::io::stderr().is_terminal();
     let progress = |done: u64, total: u64| {
         if tty && total > 0 {

@@ -103,7 +103,7 @@ pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(_) => source_date_epoch().map_err(CliError::Usage)?,
+            Ok(_) => source_date_epoch()?,
             Err(_) => now,
         };
         let upper = result.scratch.path().join("upper");

@@ -11,9 +11,9 @@ pub fn report(err: &CliError) -> u8 {
     }
     let code = match err {
         CliError::Exit(code) => *code,
-        CliError::Recipe(_) | CliError::Usage(_) => 2,
+        CliError::Recipe(_) | CliError::Usage(_) | CliError::Epoch(_) | CliError::Platform(_) => 2,
         CliError::Engine(e) if e.is_input() => 2,
-        CliError::Engine(strata_engine::Error::Interrupted) => 130,
+        CliError::Engine(e) if e.is_interrupted() => 130,
         CliError::Engine(_) => 1,
     };
     let mut text = format!("error: {err}");

@@ -49,10 +49,7 @@ pub fn identity(
 ) -> Result<[u8; 32]> {
     match source {
         BaseSource::Registry { reference: text } => {
-            let reference = Reference::parse(text).map_err(|reason| Error::BadImage {
-                what: text.clone(),
-                reason,
-            })?;
+            let reference = Reference::parse(text)?;
             if let Some(d) = &reference.digest {
                 // Already pinned by the recipe itself.
                 return Ok(*d.bytes());
@@ -90,10 +87,7 @@ pub fn import(
 ) -> Result<Record> {
     match source {
         BaseSource::Registry { reference } => {
-            let mut reference = Reference::parse(reference).map_err(|reason| Error::BadImage {
-                what: reference.clone(),
-                reason,
-            })?;
+            let mut reference = Reference::parse(reference)?;
             if let Some(id) = identity {
                 // Pull exactly what planning resolved.
                 reference.digest = Some(format!("sha256:{}", hex::encode(id)).parse().expect("a sha256 digest"));

@@ -45,9 +45,9 @@ pub fn pull(
     let host = reference.api_host();
     let repo = &reference.repository;
     let what = reference.to_string();
-    let manifest: Manifest = serde_json::from_slice(manifest_bytes).map_err(|e| Error::BadImage {
-        what: what.clone(),
-        reason: e.to_string(),
+    let manifest: Manifest = serde_json::from_slice(manifest_bytes).map_err(|source| Error::Json {
+        path: format!("the manifest of {what}").into(),
+        source,
     })?;
     let mut config_bytes = Vec::new();
     std::io::Read::read_to_end(
@@ -65,9 +65,9 @@ pub fn pull(
             actual,
         });
     }
-    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| Error::BadImage {
-        what: what.clone(),
-        reason: e.to_string(),
+    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|source| Error::Json {
+        path: format!("the config of {what}").into(),
+        source,
     })?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(Error::BadImage {

@@ -6,6 +6,17 @@ use std::collections::BTreeMap;
 
 /// One stanza: field name (as written) → value (continuation lines joined
 /// with `\n`).
+/// A dependency field that does not parse.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ControlError {
+    #[error("bad relation `{op}` in `{alternative}`")]
+    BadRelation { op: String, alternative: String },
+    #[error("bad version constraint `{alternative}`")]
+    BadConstraint { alternative: String },
+    #[error("empty package name in `{group}`")]
+    EmptyName { group: String },
+}
+
 pub type Stanza = BTreeMap<String, String>;
 
 /// Splits deb822 text into stanzas.
@@ -80,7 +91,7 @@ impl std::fmt::Display for Alternative {
 /// Parses a `Depends`-style field: groups separated by `,`, alternatives by
 /// `|`. Architecture qualifiers (`:any`) and restrictions (`[…]`, `<…>`)
 /// are dropped.
-pub fn dependencies(field: &str) -> Result<Vec<Vec<Alternative>>, String> {
+pub fn dependencies(field: &str) -> Result<Vec<Vec<Alternative>>, ControlError> {
     let mut groups = Vec::new();
     for group in field.split(',') {
         let group = group.trim();
@@ -116,14 +127,21 @@ pub fn dependencies(field: &str) -> Result<Vec<Vec<Alternative>>, String> {
                     let (op, v) = inner
                         .find(|c: char| !"<>=".contains(c))
                         .map(|i| inner.split_at(i))
-                        .ok_or_else(|| format!("bad version constraint `{alt}`"))?;
+                        .ok_or_else(|| ControlError::BadConstraint {
+                            alternative: alt.to_string(),
+                        })?;
                     let rel = match op {
                         "<<" | "<" => Relation::Lt,
                         "<=" => Relation::Le,
                         "=" => Relation::Eq,
                         ">=" => Relation::Ge,
                         ">>" | ">" => Relation::Gt,
-                        _ => return Err(format!("bad relation `{op}` in `{alt}`")),
+                        _ => {
+                            return Err(ControlError::BadRelation {
+                                op: op.to_string(),
+                                alternative: alt.to_string(),
+                            })
+                        }
                     };
                     (name.trim(), Some((rel, v.trim().to_string())))
                 }
@@ -131,7 +149,9 @@ pub fn dependencies(field: &str) -> Result<Vec<Vec<Alternative>>, String> {
             };
             let name = name.split(':').next().unwrap_or(name).trim();
             if name.is_empty() {
-                return Err(format!("empty package name in `{group}`"));
+                return Err(ControlError::EmptyName {
+                    group: group.to_string(),
+                });
             }
             alternatives.push(Alternative {
                 name: name.to_string(),

@@ -42,10 +42,60 @@ pub const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 const DEBS_IN_SANDBOX: &str = "/var/cache/strata-debs";
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-fn fail(spec: &DebianBase, message: impl Into<String>) -> Error {
-    Error::BadImage {
-        what: format!("debian({:?})", spec.suite),
-        reason: message.into(),
+/// What goes wrong planning or assembling a `debian(...)` base.
+#[derive(Debug, thiserror::Error)]
+pub enum DebianError {
+    /// A condition with no underlying cause (no mirror, a bad signature…).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("cannot decompress `{path}`: {source}")]
+    Decompress {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Resolve(#[from] resolve::ResolveError),
+}
+
+/// A download from the mirror that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("`{url}` answered {status}")]
+    Status { url: String, status: u16 },
+    #[error("cannot download `{url}`: {source}")]
+    Transport {
+        url: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    #[error("cannot download `{url}`: {source}")]
+    Read {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The engine error for `spec`.
+fn fail(spec: &DebianBase, source: impl Into<DebianError>) -> Error {
+    Error::Debian {
+        suite: spec.suite.clone(),
+        source: source.into(),
+    }
+}
+
+impl From<String> for DebianError {
+    fn from(message: String) -> DebianError {
+        DebianError::Invalid(message)
+    }
+}
+
+impl From<&str> for DebianError {
+    fn from(message: &str) -> DebianError {
+        DebianError::Invalid(message.to_string())
     }
 }
 
@@ -159,24 +209,37 @@ fn agent() -> ureq::Agent {
 }
 
 /// GETs `url` into `out`, with retries of transient failures.
-fn fetch_into(agent: &ureq::Agent, url: &str, out: &mut dyn std::io::Write) -> std::result::Result<u64, String> {
+fn fetch_into(agent: &ureq::Agent, url: &str, out: &mut dyn std::io::Write) -> std::result::Result<u64, FetchError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         match agent.get(url).call() {
             Ok(resp) => {
-                return std::io::copy(&mut resp.into_reader(), out).map_err(|e| format!("cannot download `{url}`: {e}"))
+                return std::io::copy(&mut resp.into_reader(), out).map_err(|source| FetchError::Read {
+                    url: url.to_string(),
+                    source,
+                })
             }
             Err(ureq::Error::Status(code, _)) if (code == 429 || code >= 500) && attempt < 4 => {}
-            Err(ureq::Error::Status(code, _)) => return Err(format!("`{url}` answered {code}")),
-            Err(e) if attempt >= 4 => return Err(format!("cannot download `{url}`: {e}")),
+            Err(ureq::Error::Status(status, _)) => {
+                return Err(FetchError::Status {
+                    url: url.to_string(),
+                    status,
+                })
+            }
+            Err(source) if attempt >= 4 => {
+                return Err(FetchError::Transport {
+                    url: url.to_string(),
+                    source: Box::new(source),
+                })
+            }
             Err(_) => {}
         }
         std::thread::sleep(Duration::from_millis(250 << attempt));
     }
 }
 
-fn fetch(agent: &ureq::Agent, url: &str) -> std::result::Result<Vec<u8>, String> {
+fn fetch(agent: &ureq::Agent, url: &str) -> std::result::Result<Vec<u8>, FetchError> {
     let mut out = Vec::new();
     fetch_into(agent, url, &mut out)?;
     Ok(out)
@@ -300,9 +363,15 @@ fn resolve_now(spec: &DebianBase, store: &Store, warn: &dyn Fn(String)) -> Resul
     } else {
         Box::new(flate2::read::MultiGzDecoder::new(&compressed[..]))
     };
-    { decoded }
-        .read_to_string(&mut text)
-        .map_err(|e| fail(spec, format!("cannot decompress {path}: {e}")))?;
+    { decoded }.read_to_string(&mut text).map_err(|source| {
+        fail(
+            spec,
+            DebianError::Decompress {
+                path: path.to_string(),
+                source,
+            },
+        )
+    })?;
     let universe = Universe::new(stanzas(&text), &arch).map_err(|e| fail(spec, e))?;
     let resolution = resolve::resolve(&universe, variant, &spec.packages).map_err(|e| fail(spec, e))?;
     let base = resolution.base.into_iter().collect();

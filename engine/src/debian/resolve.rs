@@ -29,9 +29,41 @@ pub struct Universe {
     providers: HashMap<String, Vec<(String, Option<String>)>>,
 }
 
+/// Why a request cannot be resolved against an index.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ResolveError {
+    #[error("{package}: {field}: {source}")]
+    Field {
+        package: String,
+        field: &'static str,
+        #[source]
+        source: super::control::ControlError,
+    },
+    #[error("{package}: the index gives no Filename or SHA256")]
+    NoFile { package: String },
+    #[error("package `{package}` has no version {version} (the index has {available})")]
+    NoSuchVersion {
+        package: String,
+        version: String,
+        available: String,
+    },
+    #[error("`{package}` is a virtual package; name one of: {providers}")]
+    Virtual { package: String, providers: String },
+    #[error("no package `{package}` in the index")]
+    NoSuchPackage { package: String },
+    #[error("`{package}` is wanted at {first} and at {second}")]
+    TwoVersions {
+        package: String,
+        first: String,
+        second: String,
+    },
+    #[error("`{package}` depends on {dependency}, which no package in the index satisfies")]
+    Unsatisfiable { package: String, dependency: String },
+}
+
 impl Universe {
     /// Builds the universe from `Packages` stanzas for `arch` (and `all`).
-    pub fn new(stanzas: Vec<Stanza>, arch: &str) -> Result<Universe, String> {
+    pub fn new(stanzas: Vec<Stanza>, arch: &str) -> Result<Universe, ResolveError> {
         let mut by_name: HashMap<String, Vec<Candidate>> = HashMap::new();
         let mut providers: HashMap<String, Vec<(String, Option<String>)>> = HashMap::new();
         for s in stanzas {
@@ -44,12 +76,20 @@ impl Universe {
             let mut depends = Vec::new();
             for field in ["Pre-Depends", "Depends"] {
                 if let Some(v) = s.get(field) {
-                    depends.extend(dependencies(v).map_err(|e| format!("{name}: {field}: {e}"))?);
+                    depends.extend(dependencies(v).map_err(|source| ResolveError::Field {
+                        package: name.clone(),
+                        field,
+                        source,
+                    })?);
                 }
             }
             let provides: Vec<Alternative> = match s.get("Provides") {
                 Some(v) => dependencies(v)
-                    .map_err(|e| format!("{name}: Provides: {e}"))?
+                    .map_err(|source| ResolveError::Field {
+                        package: name.clone(),
+                        field: "Provides",
+                        source,
+                    })?
                     .into_iter()
                     .flatten()
                     .collect(),
@@ -74,7 +114,7 @@ impl Universe {
                 name: name.clone(),
             };
             if candidate.filename.is_empty() || candidate.sha256.len() != 64 {
-                return Err(format!("{name}: the index gives no Filename or SHA256"));
+                return Err(ResolveError::NoFile { package: name });
             }
             by_name.entry(name).or_default().push(candidate);
         }
@@ -177,7 +217,7 @@ pub struct Resolution {
 /// packages on top of it (so the base set is the same whatever is asked for).
 /// The error names the package whose dependency cannot be met, and the
 /// dependency.
-pub fn resolve(universe: &Universe, variant: Variant, requested: &[String]) -> Result<Resolution, String> {
+pub fn resolve(universe: &Universe, variant: Variant, requested: &[String]) -> Result<Resolution, ResolveError> {
     let mut chosen: BTreeMap<String, Candidate> = BTreeMap::new();
     let mut queue: Vec<(Candidate, String)> = Vec::new();
     let mut base: Vec<&Candidate> = universe
@@ -212,22 +252,25 @@ pub fn resolve(universe: &Universe, variant: Variant, requested: &[String]) -> R
                 (providers.len() == 1).then(|| providers[0])
             })
             .ok_or_else(|| match (universe.by_name.get(name), version) {
-                (Some(list), Some(v)) => format!(
-                    "package `{name}` has no version {v} (the index has {})",
-                    list.iter().map(|c| c.version.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-                _ if !universe.virtual_providers(&alt).is_empty() => format!(
-                    "`{name}` is a virtual package; name one of: {}",
-                    universe
+                (Some(list), Some(v)) => ResolveError::NoSuchVersion {
+                    package: name.to_string(),
+                    version: v.to_string(),
+                    available: list.iter().map(|c| c.version.as_str()).collect::<Vec<_>>().join(", "),
+                },
+                _ if !universe.virtual_providers(&alt).is_empty() => ResolveError::Virtual {
+                    package: name.to_string(),
+                    providers: universe
                         .virtual_providers(&alt)
                         .iter()
                         .map(|c| c.name.as_str())
                         .collect::<BTreeSet<_>>()
                         .into_iter()
                         .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                _ => format!("no package `{name}` in the index"),
+                        .join(", "),
+                },
+                _ => ResolveError::NoSuchPackage {
+                    package: name.to_string(),
+                },
             })?;
         queue.push((candidate.clone(), "the request".into()));
     }
@@ -244,17 +287,18 @@ fn close(
     universe: &Universe,
     chosen: &mut BTreeMap<String, Candidate>,
     mut queue: Vec<(Candidate, String)>,
-) -> Result<(), String> {
+) -> Result<(), ResolveError> {
     let mut next = 0;
     while next < queue.len() {
         let (candidate, _) = queue[next].clone();
         next += 1;
         if let Some(existing) = chosen.get(&candidate.name) {
             if existing.version != candidate.version {
-                return Err(format!(
-                    "`{}` is wanted at {} and at {}",
-                    candidate.name, existing.version, candidate.version
-                ));
+                return Err(ResolveError::TwoVersions {
+                    package: candidate.name.clone(),
+                    first: existing.version.clone(),
+                    second: candidate.version.clone(),
+                });
             }
             continue;
         }
@@ -280,11 +324,10 @@ fn close(
             match pick {
                 Some(c) => queue.push((c, candidate.name.clone())),
                 None => {
-                    return Err(format!(
-                        "`{}` depends on {}, which no package in the index satisfies",
-                        candidate.name,
-                        group.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" | ")
-                    ))
+                    return Err(ResolveError::Unsatisfiable {
+                        package: candidate.name.clone(),
+                        dependency: group.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" | "),
+                    })
                 }
             }
         }

@@ -96,9 +96,46 @@ fn config_keys(host: &str) -> Vec<String> {
     keys
 }
 
+/// Why credentials for a registry could not be read.
+#[derive(Debug, thiserror::Error)]
+enum CredentialError {
+    #[error("`{}` is not valid JSON: {source}", path.display())]
+    Config {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the `auth` of `{host}` in {} is not {what}", path.display())]
+    BadAuth {
+        host: String,
+        path: std::path::PathBuf,
+        what: &'static str,
+    },
+    #[error("cannot run credential helper `{program}`: {source}")]
+    Helper {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("credential helper `{program}` found no credentials for `{host}`: {said}")]
+    NotFound {
+        program: String,
+        host: String,
+        said: String,
+    },
+    #[error("credential helper `{program}` printed no JSON: {source}")]
+    HelperOutput {
+        program: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("credential helper `{program}` gave no Username/Secret")]
+    NoSecret { program: String },
+}
+
 /// Credentials for `host` from docker's `config.json`: a `credHelpers`
 /// entry for the host, else an `auths` entry, else the `credsStore` helper.
-fn credentials(host: &str) -> Result<Option<(String, String)>, String> {
+fn credentials(host: &str) -> Result<Option<(String, String)>, CredentialError> {
     let Some(dir) = docker_config_dir() else {
         return Ok(None);
     };
@@ -107,8 +144,10 @@ fn credentials(host: &str) -> Result<Option<(String, String)>, String> {
         Ok(t) => t,
         Err(_) => return Ok(None),
     };
-    let config: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
+    let config: serde_json::Value = serde_json::from_str(&text).map_err(|source| CredentialError::Config {
+        path: path.clone(),
+        source,
+    })?;
     let keys = config_keys(host);
     if let Some(helper) = keys.iter().find_map(|k| config["credHelpers"][k].as_str()) {
         return credential_helper(helper, host).map(Some);
@@ -117,11 +156,17 @@ fn credentials(host: &str) -> Result<Option<(String, String)>, String> {
         if let Some(auth) = entry["auth"].as_str() {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(auth)
-                .map_err(|_| format!("the `auth` of `{host}` in {} is not base64", path.display()))?;
+                .map_err(|_| CredentialError::BadAuth {
+                    host: host.to_string(),
+                    path: path.clone(),
+                    what: "base64",
+                })?;
             let text = String::from_utf8_lossy(&raw).to_string();
-            let (user, pass) = text
-                .split_once(':')
-                .ok_or_else(|| format!("the `auth` of `{host}` in {} is not USER:PASSWORD", path.display()))?;
+            let (user, pass) = text.split_once(':').ok_or_else(|| CredentialError::BadAuth {
+                host: host.to_string(),
+                path: path.clone(),
+                what: "USER:PASSWORD",
+            })?;
             return Ok(Some((user.to_string(), pass.to_string())));
         }
     }
@@ -132,7 +177,7 @@ fn credentials(host: &str) -> Result<Option<(String, String)>, String> {
 }
 
 /// Asks `docker-credential-NAME get` for the credentials of `host`.
-fn credential_helper(name: &str, host: &str) -> Result<(String, String), String> {
+fn credential_helper(name: &str, host: &str) -> Result<(String, String), CredentialError> {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let program = format!("docker-credential-{name}");
@@ -142,24 +187,31 @@ fn credential_helper(name: &str, host: &str) -> Result<(String, String), String>
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run credential helper `{program}`: {e}"))?;
+        .map_err(|source| CredentialError::Helper {
+            program: program.clone(),
+            source,
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(host.as_bytes());
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("credential helper `{program}`: {e}"))?;
+    let out = child.wait_with_output().map_err(|source| CredentialError::Helper {
+        program: program.clone(),
+        source,
+    })?;
     if !out.status.success() {
-        return Err(format!(
-            "credential helper `{program}` found no credentials for `{host}`: {}",
-            String::from_utf8_lossy(&out.stdout).trim()
-        ));
+        return Err(CredentialError::NotFound {
+            program,
+            host: host.to_string(),
+            said: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        });
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("credential helper `{program}` printed no JSON: {e}"))?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|source| CredentialError::HelperOutput {
+        program: program.clone(),
+        source,
+    })?;
     match (v["Username"].as_str(), v["Secret"].as_str()) {
         (Some(u), Some(s)) => Ok((u.to_string(), s.to_string())),
-        _ => Err(format!("credential helper `{program}` gave no Username/Secret")),
+        _ => Err(CredentialError::NoSecret { program }),
     }
 }
 
@@ -273,7 +325,7 @@ impl Client {
         if let Some(login) = &self.login {
             return Ok(Some(login.clone()));
         }
-        credentials(host).map_err(|reason| Self::transport(host, repo, reason))
+        credentials(host).map_err(|e| Self::transport(host, repo, e.to_string()))
     }
 
     /// Gets a token or basic header for a 401 challenge.

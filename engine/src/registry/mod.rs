@@ -7,7 +7,7 @@ mod client;
 mod reference;
 
 pub use client::{docker_config_dir, BlobPush, Body, Client, RegistryError};
-pub use reference::Reference;
+pub use reference::{Reference, ReferenceError};
 
 use crate::digest::Digest;
 use crate::image::{self, Descriptor, Index, Platform};

@@ -16,10 +16,21 @@ pub struct Reference {
     pub digest: Option<Digest>,
 }
 
+/// Text that is not an image reference.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("`{text}` is not an image reference: {why}")]
+pub struct ReferenceError {
+    pub text: String,
+    pub why: String,
+}
+
 impl Reference {
-    /// Parses a reference; `None` when it is not one.
-    pub fn parse(s: &str) -> Result<Reference, String> {
-        let bad = |why: &str| format!("`{s}` is not an image reference: {why}");
+    /// Parses `[registry/]repository[:tag][@digest]`.
+    pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
+        let bad = |why: &str| ReferenceError {
+            text: s.to_string(),
+            why: why.to_string(),
+        };
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => (r, Some(d.parse::<Digest>().map_err(|e| bad(&e.to_string()))?)),
             None => (s, None),

@@ -47,7 +47,7 @@ pub fn main(spec_path: &Path) -> ! {
         fail(SETUP_FAILED, format!("set parent-death signal: {e}"));
     }
     if let Err(e) = setup_outside(sys, &spec) {
-        fail(SETUP_FAILED, e);
+        fail(SETUP_FAILED, e.to_string());
     }
     ns::on_signal(Signal::SIGTERM, kill_child);
     if spec.interactive {
@@ -68,9 +68,22 @@ pub fn main(spec_path: &Path) -> ! {
     }
 }
 
-fn ctx(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> String {
+/// Why setting a sandbox up failed; the sandbox prints it and exits 125.
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    #[error("{what}: {source}")]
+    Sys {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("secret environment variable `{0}` is not set")]
+    SecretUnset(String),
+}
+
+fn ctx(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SetupError {
     let what = what.into();
-    move |e| format!("{what}: {e}")
+    move |source| SetupError::Sys { what, source }
 }
 
 fn inside(root: &Path, image_path: &str) -> PathBuf {
@@ -78,7 +91,7 @@ fn inside(root: &Path, image_path: &str) -> PathBuf {
 }
 
 /// Namespaces, the overlay and every mount that does not need the new pid namespace.
-fn setup_outside(sys: &dyn Sys, spec: &Spec) -> Result<(), String> {
+fn setup_outside(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
     let mut flags =
         CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if !spec.network_host {
@@ -129,8 +142,7 @@ fn setup_outside(sys: &dyn Sys, spec: &Spec) -> Result<(), String> {
                     )
                     .map_err(ctx("mount secrets tmpfs"))?;
                 }
-                let value =
-                    std::env::var_os(var).ok_or_else(|| format!("secret environment variable `{var}` is not set"))?;
+                let value = std::env::var_os(var).ok_or_else(|| SetupError::SecretUnset(var.clone()))?;
                 let file = secrets_dir.join(i.to_string());
                 fs::write(&file, std::os::unix::ffi::OsStrExt::as_bytes(value.as_os_str()))
                     .map_err(ctx("write secret"))?;
@@ -151,7 +163,7 @@ fn mount_layers(
     lowers: &[PathBuf],
     upper: Option<(&Path, &Path)>,
     at: &Path,
-) -> Result<(), String> {
+) -> Result<(), SetupError> {
     fs::create_dir_all(links).map_err(ctx("create layer links"))?;
     let mut names = Vec::new();
     for (i, lower) in lowers.iter().enumerate() {
@@ -189,7 +201,7 @@ fn mount_layers(
 /// PID 1 of the new pid namespace: /proc, /dev, pivot_root, user, exec.
 fn pid1(sys: &dyn Sys, spec: &Spec) -> ! {
     if let Err(e) = setup_inside(sys, spec) {
-        fail(SETUP_FAILED, e);
+        fail(SETUP_FAILED, e.to_string());
     }
     let path = match find_executable(&spec.argv[0], &spec.env) {
         Some(p) => p,
@@ -200,14 +212,14 @@ fn pid1(sys: &dyn Sys, spec: &Spec) -> ! {
     fail(EXEC_FAILED, format!("cannot run `{}`: {err}", spec.argv[0]))
 }
 
-fn setup_inside(sys: &dyn Sys, spec: &Spec) -> Result<(), String> {
+fn setup_inside(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
     mount_dev_and_proc(sys, spec)?;
     enter_root(sys, spec)
 }
 
 /// /proc, a read-only /sys when asked, a minimal /dev: mounted inside the
 /// new pid namespace, before the pivot.
-fn mount_dev_and_proc(sys: &dyn Sys, spec: &Spec) -> Result<(), String> {
+fn mount_dev_and_proc(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
     sys.die_with_parent().map_err(ctx("set parent-death signal"))?;
     let root = spec.merged();
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -277,7 +289,7 @@ fn mount_dev_and_proc(sys: &dyn Sys, spec: &Spec) -> Result<(), String> {
 }
 
 /// Pivots into the overlay, then becomes the step's user in its workdir.
-fn enter_root(sys: &dyn Sys, spec: &Spec) -> Result<(), String> {
+fn enter_root(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
     sys.pivot_into(&spec.merged()).map_err(ctx("pivot_root"))?;
     sys.umask(0o022);
     fs::create_dir_all(&spec.cwd).map_err(ctx(format!("create workdir `{}`", spec.cwd)))?;

@@ -62,8 +62,8 @@ pub fn run_step(
     let view = View { layers: &lowers };
 
     // User and environment, as the image defines them.
-    let Identity { uid, gid, env, cwd } =
-        identity(&view, &parent.config, run.user.as_deref(), &run.env, None).map_err(|e| input_error(node, e))?;
+    let Identity { uid, gid, env, cwd } = identity(&view, &parent.config, run.user.as_deref(), &run.env, None)
+        .map_err(|e| input_error(node, format!("user: {e}")))?;
 
     let tmp = scratch(store)?;
     let dir = tmp.path().to_path_buf();
@@ -362,7 +362,7 @@ pub fn run_image(store: &crate::store::Store, exe: &Path, image: &State, req: &R
         &req.env,
         req.workdir.as_deref(),
     )
-    .map_err(input)?;
+    .map_err(|e| input(format!("user: {e}")))?;
     if req.interactive && !env.iter().any(|(k, _)| k == "TERM") {
         env.push(("TERM".into(), std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));
     }
@@ -483,13 +483,13 @@ fn identity(
     user: Option<&str>,
     extra: &[(String, String)],
     workdir: Option<&str>,
-) -> std::result::Result<Identity, String> {
+) -> std::result::Result<Identity, fsview::UserError> {
     let user_spec = user
         .map(str::to_string)
         .or_else(|| image.config.user.clone())
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "0".into());
-    let (uid, gid) = fsview::resolve_user(view, &user_spec).map_err(|e| format!("user: {e}"))?;
+    let (uid, gid) = fsview::resolve_user(view, &user_spec)?;
     let mut env = image.env_pairs();
     for (k, v) in extra {
         env.retain(|(name, _)| name != k);

@@ -23,14 +23,14 @@ use crate::digest::NodeKey;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink};
 use crate::exec::{self, Inputs};
-use crate::graph::{Graph, Node, NodeId, Op};
+use crate::graph::{Graph, NodeId, Op};
 use crate::image;
 use crate::layer::Compression;
 use crate::registry::Reference;
 use crate::step::{ExecCtx, ExecOptions};
 use crate::store::{Record, State, Store};
 
-pub use plan::source_date_epoch;
+pub use plan::{source_date_epoch, EpochError};
 pub use remote::Remote;
 
 /// How to build.
@@ -152,13 +152,6 @@ struct Schedule {
     outcome: Outcome,
 }
 
-pub(crate) fn input_error(node: &Node, message: impl Into<String>) -> Error {
-    Error::Input {
-        origin: node.origin.clone(),
-        message: message.into(),
-    }
-}
-
 impl<'a> Scheduler<'a> {
     pub fn new(
         store: &'a Store,
@@ -259,6 +252,7 @@ impl<'a> Scheduler<'a> {
                 Err(Error::Interrupted)
             } else {
                 self.process(id, plan, &inputs, &input_keys)
+                    .map_err(|e| e.at(&self.graph.nodes[id].origin))
             };
             let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
             s.running -= 1;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::{input_error, Plan, Scheduler};
+use super::{Plan, Scheduler};
 use crate::bases;
 use crate::context::{Context, SelectError, Selection, StatCache};
 use crate::digest::NodeKey;
@@ -17,15 +17,24 @@ use crate::events::Event;
 use crate::graph::{CopyOp, CopySource, NodeId, Op};
 use crate::key::{node_key, Resolved};
 
+/// A `SOURCE_DATE_EPOCH` that is not a number of seconds.
+#[derive(Debug, thiserror::Error)]
+#[error("SOURCE_DATE_EPOCH=`{value}` is not a whole number of seconds")]
+pub struct EpochError {
+    pub value: String,
+    #[source]
+    pub source: std::num::ParseIntError,
+}
+
 /// Reads `SOURCE_DATE_EPOCH`: unset means 0; a malformed value is an error.
-pub fn source_date_epoch() -> std::result::Result<i64, String> {
+pub fn source_date_epoch() -> std::result::Result<i64, EpochError> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Err(_) => Ok(0),
         Ok(v) if v.is_empty() => Ok(0),
-        Ok(v) => v
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| format!("SOURCE_DATE_EPOCH=`{v}` is not a whole number of seconds")),
+        Ok(v) => v.trim().parse::<i64>().map_err(|source| EpochError {
+            value: v.clone(),
+            source,
+        }),
     }
 }
 
@@ -36,10 +45,7 @@ impl Scheduler<'_> {
             keys: vec![None; self.graph.nodes.len()],
             ..Plan::default()
         };
-        let context = Context::open(&self.graph.context_dir).map_err(|e| Error::Input {
-            origin: Default::default(),
-            message: e.to_string(),
-        })?;
+        let context = Context::open(&self.graph.context_dir).map_err(|e| Error::input_at(&Default::default(), e))?;
         let cache_path = self.store.statcache_path();
         let cache = StatCache::load(&cache_path);
         let lock = crate::lock::Lock::open(&self.opts.recipe, self.opts.lock_mode)?;
@@ -52,14 +58,14 @@ impl Scheduler<'_> {
                 Op::Base(crate::graph::BaseSource::Debian(spec)) => {
                     let warn = |message: String| self.events.event(Event::Warning { message });
                     let (set, identity) = crate::debian::plan(spec, self.store, &lock, &warn)
-                        .map_err(|e| input_error(node, e.to_string()))?;
+                        .map_err(|e| Error::input_at(&node.origin, e))?;
                     plan.debian_sets.insert(id, Arc::new(set));
                     plan.base_identities.insert(id, identity);
                     Resolved::Base(identity)
                 }
                 Op::Base(source) => {
                     let identity = bases::identity(source, &cache, &self.registry, &self.opts.platform, &lock)
-                        .map_err(|e| input_error(node, e.to_string()))?;
+                        .map_err(|e| Error::input_at(&node.origin, e))?;
                     plan.base_identities.insert(id, identity);
                     Resolved::Base(identity)
                 }
@@ -69,10 +75,7 @@ impl Scheduler<'_> {
                 }) => {
                     let selection = match &selections[paths] {
                         Ok(selection) => Arc::clone(selection),
-                        Err(e @ (SelectError::Io(..) | SelectError::IgnoreFile(..))) => {
-                            return Err(input_error(node, format!("{e}: {}", io_cause(e))))
-                        }
-                        Err(e) => return Err(input_error(node, e.to_string())),
+                        Err(e) => return Err(Error::input_at(&node.origin, Arc::clone(e))),
                     };
                     let hash = selection.hash;
                     plan.selections.insert(id, selection);
@@ -109,7 +112,7 @@ impl Scheduler<'_> {
         context: &Context,
         cache: &StatCache,
         nodes: &[NodeId],
-    ) -> HashMap<Vec<String>, std::result::Result<Arc<Selection>, SelectError>> {
+    ) -> HashMap<Vec<String>, std::result::Result<Arc<Selection>, Arc<SelectError>>> {
         let mut wanted: Vec<&Vec<String>> = Vec::new();
         let mut seen: std::collections::HashSet<&Vec<String>> = std::collections::HashSet::new();
         for &id in nodes {
@@ -126,14 +129,12 @@ impl Scheduler<'_> {
         // On the shared CPU pool: a monorepo's services are independent trees.
         wanted
             .into_par_iter()
-            .map(|paths| (paths.clone(), context.select(paths, cache).map(Arc::new)))
+            .map(|paths| {
+                (
+                    paths.clone(),
+                    context.select(paths, cache).map(Arc::new).map_err(Arc::new),
+                )
+            })
             .collect()
-    }
-}
-
-fn io_cause(e: &SelectError) -> String {
-    match std::error::Error::source(e) {
-        Some(cause) => cause.to_string(),
-        None => String::new(),
     }
 }
