@@ -54,7 +54,8 @@ pub fn evaluate(source: &str, name: &str, dir: &Path, args: &BTreeMap<String, St
         line: 0,
         col: 0,
         message: "internal error: the recorder is still in use".into(),
-        source_line: None,
+        text: None,
+        cause: None,
     })?;
     Ok(rec.into_inner().graph)
 }
@@ -95,18 +96,18 @@ fn translate(err: &EvalAltResult, file: &str, dir: &Path, sources: &BTreeMap<Str
         }
     };
     let line = pos.line().unwrap_or(0);
-    let source_line = sources
+    let text = sources
         .get(&file)
         .cloned()
         .or_else(|| crate::stdlib::source(&file).map(str::to_string))
-        .or_else(|| std::fs::read_to_string(dir.join(&file)).ok())
-        .and_then(|text| text.lines().nth(line.wrapping_sub(1)).map(str::to_string));
+        .or_else(|| std::fs::read_to_string(dir.join(&file)).ok());
     DslError {
         file,
         line,
         col: pos.position().unwrap_or(0),
         message,
-        source_line,
+        text,
+        cause: None,
     }
 }
 

@@ -75,9 +75,7 @@ pub struct Report {
     pub files_reused: usize,
 }
 
-/// Builds `targets` of `graph` and exports them. `during` runs on another
-/// thread while the steps run (the live progress view's clock) until they end.
-#[allow(clippy::too_many_arguments)]
+/// Builds `targets` of `graph` and exports them.
 pub fn build(
     store: &Store,
     graph: &Graph,
@@ -86,7 +84,6 @@ pub fn build(
     exports: &Exports,
     events: &dyn EventSink,
     cancel: &AtomicBool,
-    during: Option<&(dyn Fn(&AtomicBool) + Sync)>,
 ) -> Result<Report> {
     let nodes = graph.nodes_for(targets);
     let keep_going = opts.keep_going;
@@ -96,15 +93,7 @@ pub fn build(
     let registry = Client::new(opts.insecure_registries.clone());
     let scheduler = Scheduler::new(store, graph, opts, events, cancel);
     let plan = scheduler.plan(&nodes)?;
-    let done = AtomicBool::new(false);
-    let mut outcome = std::thread::scope(|scope| {
-        if let Some(during) = during {
-            scope.spawn(|| during(&done));
-        }
-        let outcome = scheduler.run(&plan, &nodes);
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        outcome
-    });
+    let mut outcome = scheduler.run(&plan, &nodes);
     if !outcome.errors.is_empty() && !keep_going {
         // Nothing is exported from a failed build unless asked to keep going.
         outcome.states.clear();

@@ -2,8 +2,7 @@
 //! `session::build`, print what it finished.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use strata_engine::graph::TargetKind;
 use strata_engine::layer::Compression;
@@ -128,23 +127,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         pushes,
         args: args.recipe.args.clone(),
     };
-    let tick = |done: &AtomicBool| {
-        while !done.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
-            progress.tick();
-        }
-    };
-    let during: Option<&(dyn Fn(&AtomicBool) + Sync)> = if progress.is_live() { Some(&tick) } else { None };
-    let report = session::build(
-        store,
-        &graph,
-        &targets,
-        opts,
-        &exports,
-        &progress,
-        signals::cancelled(),
-        during,
-    )?;
+    let report = session::build(store, &graph, &targets, opts, &exports, &progress, signals::cancelled())?;
     for finished in &report.finished {
         match finished {
             Finished::Image { name, tags, digest } => crate::outln!("{name}\t{}\t{digest}", tags.join(",")),

@@ -90,10 +90,7 @@ pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
     // Ctrl-C is the command's (the terminal delivers it to the container, and
     // the sandbox stops it unless it is interactive). SIGTERM ends strata,
     // and the sandbox dies with it.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGTERM, libc::SIG_DFL);
-    }
+    crate::render::signals::pass_to_container();
     let image_state = State {
         config: stored.config.clone(),
     };

@@ -1,8 +1,8 @@
 //! Progress on stderr, in three forms:
 //!
 //! - `tty` (the default on a terminal): finished steps scroll by as lines,
-//!   and a live block below them shows every running step with its elapsed
-//!   time, redrawn ten times a second;
+//!   and a live block below them (indicatif) shows every running step with
+//!   its elapsed time and what it is doing, redrawn ten times a second;
 //! - `plain` (the default otherwise): one line per step event;
 //! - `json`: one object per line, `{"event": …}`; the schema is in the README.
 //!
@@ -12,8 +12,9 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use strata_engine::events::{Event, EventSink};
 use strata_engine::graph::Graph;
@@ -29,11 +30,8 @@ enum Mode {
 struct Screen {
     cached: usize,
     built: usize,
-    running: BTreeMap<usize, Instant>,
-    /// What a running step is doing besides running (exporting its layer, downloading).
-    activity: BTreeMap<usize, String>,
-    /// Lines of the live block currently on screen.
-    drawn: usize,
+    /// The live block's line of each running step (tty mode).
+    running: BTreeMap<usize, ProgressBar>,
 }
 
 /// `--progress`: how the build's events are shown.
@@ -55,6 +53,9 @@ pub struct Progress<'g> {
     verbose: bool,
     graph: &'g Graph,
     screen: Mutex<Screen>,
+    /// The live block (tty mode): drawn on stderr even when `--progress tty`
+    /// is asked for on something that is not a terminal.
+    live: MultiProgress,
 }
 
 impl<'g> Progress<'g> {
@@ -65,17 +66,18 @@ impl<'g> Progress<'g> {
             ProgressMode::Tty => Mode::Tty,
             ProgressMode::Json => Mode::Json,
         };
+        let live = MultiProgress::with_draw_target(if mode == Mode::Tty {
+            ProgressDrawTarget::term_like_with_hz(Box::new(console::Term::stderr()), 10)
+        } else {
+            ProgressDrawTarget::hidden()
+        });
         Progress {
             mode,
             verbose,
             graph,
             screen: Mutex::new(Screen::default()),
+            live,
         }
-    }
-
-    /// True when a ticker should call [`Progress::tick`] to animate the live block.
-    pub fn is_live(&self) -> bool {
-        self.mode == Mode::Tty
     }
 
     fn describe(&self, node: usize) -> String {
@@ -83,47 +85,51 @@ impl<'g> Progress<'g> {
         format!("{} ({})", n.description, n.origin)
     }
 
-    /// Prints lines above the live block and redraws it.
-    fn emit(&self, screen: &mut Screen, lines: &[String]) {
-        let mut err = std::io::stderr().lock();
-        if self.mode == Mode::Tty && screen.drawn > 0 {
-            let _ = write!(err, "\x1b[{}A\x1b[J", screen.drawn);
-            screen.drawn = 0;
-        }
+    /// Prints lines (above the live block on a terminal).
+    fn emit(&self, lines: &[String]) {
         for line in lines {
-            let _ = writeln!(err, "{line}");
-        }
-        if self.mode == Mode::Tty {
-            let width = terminal_width();
-            for (node, started) in &screen.running {
-                let export = match screen.activity.get(node) {
-                    Some(text) => format!(" [{text}]"),
-                    None => String::new(),
-                };
-                let text = format!(
-                    "  … {:>6.1}s {}{export}",
-                    started.elapsed().as_secs_f64(),
-                    self.describe(*node)
-                );
-                let _ = writeln!(err, "{}", truncate(&text, width));
-                screen.drawn += 1;
+            if self.mode == Mode::Tty {
+                let _ = self.live.println(line);
+            } else {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{line}");
+                let _ = err.flush();
             }
         }
-        let _ = err.flush();
     }
 
-    /// Redraws the live block (elapsed times).
-    pub fn tick(&self) {
-        let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
-        if !screen.running.is_empty() {
-            self.emit(&mut screen, &[]);
+    /// A running step's line in the live block.
+    fn start(&self, screen: &mut Screen, node: usize) {
+        if self.mode != Mode::Tty {
+            return;
+        }
+        let style = ProgressStyle::with_template("  … {secs} {wide_msg}")
+            .expect("a valid template")
+            .with_key(
+                "secs",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:>6.1}s", state.elapsed().as_secs_f64());
+                },
+            );
+        let bar = self.live.add(ProgressBar::new_spinner().with_style(style));
+        bar.set_message(self.describe(node));
+        bar.enable_steady_tick(Duration::from_millis(100));
+        screen.running.insert(node, bar);
+    }
+
+    fn stop(&self, screen: &mut Screen, node: usize) {
+        if let Some(bar) = screen.running.remove(&node) {
+            bar.finish_and_clear();
+            self.live.remove(&bar);
         }
     }
 
     /// The closing summary.
     pub fn finish(&self, elapsed: Duration, hashed: usize, reused: usize) {
         let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
-        screen.running.clear();
+        for node in screen.running.keys().copied().collect::<Vec<_>>() {
+            self.stop(&mut screen, node);
+        }
         let (cached, built) = (screen.cached, screen.built);
         let line = match self.mode {
             Mode::Json => {
@@ -136,26 +142,8 @@ impl<'g> Progress<'g> {
                 elapsed.as_secs_f64()
             ),
         };
-        self.emit(&mut screen, &[line]);
+        self.emit(&[line]);
     }
-}
-
-fn terminal_width() -> usize {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    if unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
-        ws.ws_col as usize
-    } else {
-        120
-    }
-}
-
-fn truncate(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 impl EventSink for Progress<'_> {
@@ -163,30 +151,31 @@ impl EventSink for Progress<'_> {
         let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
         match &event {
             Event::Cached { node, .. } if self.graph.nodes[*node].makes_layer() => screen.cached += 1,
-            Event::Started { node, .. } => {
-                screen.running.insert(*node, Instant::now());
-            }
+            Event::Started { node, .. } => self.start(&mut screen, *node),
             Event::Done { node, .. } => {
                 screen.built += 1;
-                screen.running.remove(node);
-                screen.activity.remove(node);
+                self.stop(&mut screen, *node);
             }
-            Event::Failed { node, .. } => {
-                screen.running.remove(node);
-                screen.activity.remove(node);
-            }
+            Event::Failed { node, .. } => self.stop(&mut screen, *node),
             Event::Exporting { node, bytes } => {
-                let text = format!("exporting layer: {}", crate::cli::human(*bytes));
-                screen.activity.insert(*node, text);
+                if let Some(bar) = screen.running.get(node) {
+                    bar.set_message(format!(
+                        "{} [exporting layer: {}]",
+                        self.describe(*node),
+                        crate::cli::human(*bytes)
+                    ));
+                }
             }
             Event::Downloading { node, bytes, total } => {
-                let percent = (bytes * 100).checked_div(*total).unwrap_or(100);
-                let text = format!(
-                    "downloading: {} / {} ({percent}%)",
-                    crate::cli::human(*bytes),
-                    crate::cli::human(*total)
-                );
-                screen.activity.insert(*node, text);
+                if let Some(bar) = screen.running.get(node) {
+                    let percent = (bytes * 100).checked_div(*total).unwrap_or(100);
+                    bar.set_message(format!(
+                        "{} [downloading: {} / {} ({percent}%)]",
+                        self.describe(*node),
+                        crate::cli::human(*bytes),
+                        crate::cli::human(*total)
+                    ));
+                }
             }
             _ => {}
         }
@@ -210,7 +199,8 @@ impl EventSink for Progress<'_> {
                     json!({"event": "exported", "target": target, "destination": destination})
                 }
             };
-            self.emit(&mut screen, &[value.to_string()]);
+            drop(screen);
+            self.emit(&[value.to_string()]);
             return;
         }
         let line = match event {
@@ -230,6 +220,7 @@ impl EventSink for Progress<'_> {
             Event::Warning { message } => Some(format!("WARNING {message}")),
             _ => None,
         };
-        self.emit(&mut screen, &line.into_iter().collect::<Vec<_>>());
+        drop(screen);
+        self.emit(&line.into_iter().collect::<Vec<_>>());
     }
 }

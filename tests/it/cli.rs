@@ -119,7 +119,7 @@ fn progress_is_plain_json_or_live_and_verbose_streams_run_output() {
     assert!(status.success());
     let screen = std::fs::read_to_string(&log).unwrap();
     assert!(
-        screen.contains("\u{1b}[1A\u{1b}[J") && screen.contains("s run(\"echo hello-from-run"),
+        screen.contains("\r\u{1b}[2K") && screen.contains("s run(\"echo hello-from-run"),
         "{screen}"
     );
     assert!(screen.contains("finished in"), "{screen}");
