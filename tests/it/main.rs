@@ -11,6 +11,7 @@ mod debian;
 mod docs;
 mod errors;
 mod explain;
+mod golden;
 mod registry;
 mod run;
 mod sched;
