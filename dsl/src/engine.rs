@@ -17,10 +17,7 @@ use crate::recorder::Recorder;
 
 pub fn evaluate(source: &str, name: &str, dir: &Path, args: &BTreeMap<String, String>) -> Result<Graph, DslError> {
     let rec = Rc::new(RefCell::new(Recorder {
-        graph: Graph {
-            context_dir: dir.to_path_buf(),
-            ..Graph::default()
-        },
+        graph: Graph::new(dir.to_path_buf()),
         args: args.clone(),
         file: name.to_string(),
         dir: dir.to_path_buf(),
@@ -161,10 +158,10 @@ mod tests {
     #[test]
     fn every_recipe_function_records_its_origin() {
         let g = compile("let a = scratch()\n  .env(\"A\", \"1\");\nimage(\"a\", a);").unwrap();
-        assert_eq!(g.nodes.len(), 2);
-        assert_eq!((g.nodes[1].origin.line, g.nodes[1].origin.col), (2, 4));
+        assert_eq!(g.len(), 2);
+        assert_eq!((g.node(1).origin.line, g.node(1).origin.col), (2, 4));
         assert_eq!(g.targets[0].origin.line, 3);
-        assert_eq!(g.nodes[1].description, "env(\"A\", \"1\")");
+        assert_eq!(g.node(1).description, "env(\"A\", \"1\")");
     }
 
     #[test]
@@ -177,7 +174,7 @@ mod tests {
         .unwrap();
         let run = |src: &str| evaluate(src, "strata.rhai", dir.path(), &BTreeMap::new());
         let g = run("import \"./common\" as common;\nimage(\"a\", common::base().env(\"A\", \"1\"));").unwrap();
-        assert_eq!(g.nodes.len(), 2);
+        assert_eq!(g.len(), 2);
         let err = run("import \"./common\" as common;\nlet s = common::broken(common::base());").unwrap_err();
         assert_eq!((err.file.as_str(), err.line), ("common.rhai", 5), "{err}");
         assert_eq!(err.source_line(), Some("    s.copy(42, \"/x\")"), "{err}");

@@ -38,12 +38,15 @@ impl Recorder {
 
     pub fn add(&mut self, ctx: &NativeCallContext, op: Op, parent: Option<NodeId>, description: String) -> NodeId {
         let origin = self.origin(ctx);
-        self.graph.add(Node {
-            op,
-            parent,
-            origin,
-            description,
-        })
+        // A recipe's states are values made by this recorder: their nodes are in the graph.
+        self.graph
+            .add(Node {
+                op,
+                parent,
+                origin,
+                description,
+            })
+            .expect("a recipe's states are nodes of its graph")
     }
 
     pub fn add_target(&mut self, ctx: &NativeCallContext, target: Target) -> Result<(), Box<rhai::EvalAltResult>> {

@@ -75,11 +75,13 @@ pub enum Error {
     #[error("{0}")]
     Lock(String),
     /// A `debian(...)` base cannot be planned or assembled.
+    /// (The cause is a `debian::DebianError`; boxed, so this module stays
+    /// below the modules whose errors it carries.)
     #[error("debian({suite:?}): {source}")]
     Debian {
         suite: String,
         #[source]
-        source: crate::debian::DebianError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A base names something that is not an image reference.
     #[error(transparent)]

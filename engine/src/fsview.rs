@@ -577,7 +577,10 @@ mod tests {
         assert_eq!(resolve_user(&view, "app:staff").unwrap(), (1000, 50));
         assert_eq!(resolve_user(&view, "1000").unwrap(), (1000, 1001));
         assert_eq!(resolve_user(&view, "7:8").unwrap(), (7, 8));
-        assert!(resolve_user(&view, "nobody").unwrap_err().contains("not in the image"));
+        assert_eq!(
+            resolve_user(&view, "nobody").unwrap_err().to_string(),
+            "user `nobody` is not in the image's /etc/passwd"
+        );
     }
 }
 

@@ -230,13 +230,23 @@ pub struct Target {
     pub origin: Origin,
 }
 
-/// A whole evaluated recipe.
+/// A whole evaluated recipe. Nodes are added only through [`Graph::add`],
+/// which checks that a node's inputs are already there, so the node list is
+/// always in topological order.
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
-    pub nodes: Vec<Node>,
+    nodes: Vec<Node>,
     pub targets: Vec<Target>,
     /// The build context's root directory (the recipe's directory by default).
     pub context_dir: PathBuf,
+}
+
+/// A node whose inputs are not in the graph yet.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("node {node} reads node {input}, which is not in the graph")]
+pub struct MissingInput {
+    pub node: NodeId,
+    pub input: NodeId,
 }
 
 /// A target name that does not exist, or a group that includes itself.
@@ -249,10 +259,42 @@ pub enum TargetError {
 }
 
 impl Graph {
-    /// Adds a node and returns its id.
-    pub fn add(&mut self, node: Node) -> NodeId {
+    /// An empty graph whose build context is `context_dir`.
+    pub fn new(context_dir: PathBuf) -> Graph {
+        Graph {
+            context_dir,
+            ..Graph::default()
+        }
+    }
+
+    /// Adds a node and returns its id; its inputs must be in the graph.
+    pub fn add(&mut self, node: Node) -> Result<NodeId, MissingInput> {
+        let id = self.nodes.len();
+        if let Some(input) = node.inputs().into_iter().find(|&i| i >= id) {
+            return Err(MissingInput { node: id, input });
+        }
         self.nodes.push(node);
-        self.nodes.len() - 1
+        Ok(id)
+    }
+
+    /// The node with this id.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id]
+    }
+
+    /// Every node, in the order they were added (inputs first).
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// How many nodes there are.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when the graph has no node.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
     }
 
     /// The target with this name.

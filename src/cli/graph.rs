@@ -56,7 +56,7 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
     let builder = Scheduler::new(store, &graph, opts, &quiet, &never);
     let plan = builder.plan(&nodes)?;
     let state = |id: usize| -> &'static str {
-        let node = &graph.nodes[id];
+        let node = &graph.node(id);
         if !node.makes_layer() {
             return "meta";
         }
@@ -70,7 +70,7 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
             let nodes_json: Vec<_> = nodes
                 .iter()
                 .map(|&id| {
-                    let n = &graph.nodes[id];
+                    let n = &graph.node(id);
                     json!({
                         "id": id,
                         "op": kind(&n.op),
@@ -102,7 +102,7 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
         Format::Dot => {
             crate::outln!("digraph strata {{\n  rankdir=BT;\n  node [shape=box, fontname=monospace];");
             for &id in &nodes {
-                let n = &graph.nodes[id];
+                let n = &graph.node(id);
                 let label = format!(
                     "{}\\n{} [{}]",
                     n.description.replace('"', "\\\""),
@@ -123,7 +123,7 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
         }
         _ => {
             for &id in &nodes {
-                let n = &graph.nodes[id];
+                let n = &graph.node(id);
                 let inputs: Vec<String> = n.inputs().iter().map(|i| format!("#{i}")).collect();
                 crate::outln!(
                     "#{id:<3} {} {:<7} {:<8} {}{}",

@@ -22,7 +22,7 @@ pub struct LockArgs {
 
 pub fn run(store: &Store, args: LockArgs) -> Result<(), CliError> {
     let graph = args.recipe.load()?;
-    let nodes: Vec<usize> = (0..graph.nodes.len()).collect();
+    let nodes: Vec<usize> = (0..graph.len()).collect();
     let opts = BuildOptions {
         recipe: args.recipe.file.clone(),
         lock_mode: if args.update { LockMode::Update } else { LockMode::Use },

@@ -81,7 +81,7 @@ impl<'g> Progress<'g> {
     }
 
     fn describe(&self, node: usize) -> String {
-        let n = &self.graph.nodes[node];
+        let n = &self.graph.node(node);
         format!("{} ({})", n.description, n.origin)
     }
 
@@ -150,7 +150,7 @@ impl EventSink for Progress<'_> {
     fn event(&self, event: Event) {
         let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
         match &event {
-            Event::Cached { node, .. } if self.graph.nodes[*node].makes_layer() => screen.cached += 1,
+            Event::Cached { node, .. } if self.graph.node(*node).makes_layer() => screen.cached += 1,
             Event::Started { node, .. } => self.start(&mut screen, *node),
             Event::Done { node, .. } => {
                 screen.built += 1;
@@ -184,7 +184,7 @@ impl EventSink for Progress<'_> {
                 Event::Planned { total } => json!({"event": "planned", "nodes": total}),
                 Event::Cached { node, key } => json!({"event": "cached", "node": node, "key": key.to_string()}),
                 Event::Started { node, key } => json!({"event": "started", "node": node, "key": key.to_string(),
-                    "description": self.graph.nodes[*node].description, "origin": self.graph.nodes[*node].origin.to_string()}),
+                    "description": self.graph.node(*node).description, "origin": self.graph.node(*node).origin.to_string()}),
                 Event::Output { node, line } => json!({"event": "output", "node": node, "line": line}),
                 Event::Done { node, key, elapsed } => {
                     json!({"event": "done", "node": node, "key": key.to_string(), "elapsed_ms": elapsed.as_millis() as u64})
@@ -204,7 +204,7 @@ impl EventSink for Progress<'_> {
             return;
         }
         let line = match event {
-            Event::Cached { node, .. } if self.graph.nodes[node].makes_layer() => {
+            Event::Cached { node, .. } if self.graph.node(node).makes_layer() => {
                 Some(format!("CACHED  {}", self.describe(node)))
             }
             Event::Started { node, .. } if self.mode == Mode::Plain => Some(format!("RUN     {}", self.describe(node))),
@@ -212,7 +212,7 @@ impl EventSink for Progress<'_> {
             Event::Output { line, .. } if self.verbose => Some(format!("        {line}")),
             Event::Done { node, elapsed, .. } => Some(format!(
                 "DONE    {} in {:.3}s",
-                self.graph.nodes[node].description,
+                self.graph.node(node).description,
                 elapsed.as_secs_f64()
             )),
             Event::Failed { node, .. } => Some(format!("FAILED  {}", self.describe(node))),

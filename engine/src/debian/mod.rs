@@ -83,7 +83,7 @@ pub enum FetchError {
 fn fail(spec: &DebianBase, source: impl Into<DebianError>) -> Error {
     Error::Debian {
         suite: spec.suite.clone(),
-        source: source.into(),
+        source: Box::new(source.into()),
     }
 }
 

@@ -377,13 +377,16 @@ Package: arm-only\nVersion: 1\nArchitecture: arm64\nPriority: required\nFilename
         let u = universe();
         let e = resolve(&u, Variant::Required, &["broken".into()]).unwrap_err();
         assert_eq!(
-            e,
+            e.to_string(),
             "`broken` depends on libc6 (>= 3.0), which no package in the index satisfies"
         );
         let e = resolve(&u, Variant::Required, &["nope".into()]).unwrap_err();
-        assert_eq!(e, "no package `nope` in the index");
+        assert_eq!(e, ResolveError::NoSuchPackage { package: "nope".into() });
         let e = resolve(&u, Variant::Required, &["web=2.0".into()]).unwrap_err();
-        assert!(e.contains("has no version 2.0"), "{e}");
+        assert!(
+            matches!(&e, ResolveError::NoSuchVersion { version, .. } if version == "2.0"),
+            "{e}"
+        );
         let e = resolve(&u, Variant::Required, &["awk".into()]).unwrap();
         assert!(names(&e).contains(&"mawk"));
     }

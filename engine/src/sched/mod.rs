@@ -129,6 +129,8 @@ pub struct Scheduler<'a> {
     remote: Remote,
     /// `--cache-from` repositories that failed (not asked again).
     dead_caches: Mutex<HashSet<String>>,
+    /// Runs every layer node instead of the executor of its kind, when set.
+    executor: Option<&'a dyn exec::Executor>,
 }
 
 /// What a build produced: the states of the nodes that succeeded, and the
@@ -173,7 +175,15 @@ impl<'a> Scheduler<'a> {
             restored: Mutex::new(HashMap::new()),
             remote: Remote::default(),
             dead_caches: Mutex::new(HashSet::new()),
+            executor: None,
         }
+    }
+
+    /// Runs every layer node with `executor` instead of the executor of its
+    /// kind (the scheduler's tests use a fake; a remote executor fits here).
+    pub fn with_executor(mut self, executor: &'a dyn exec::Executor) -> Scheduler<'a> {
+        self.executor = Some(executor);
+        self
     }
 
     /// Builds `nodes` (closed under inputs, in order): every node runs as
@@ -189,7 +199,9 @@ impl<'a> Scheduler<'a> {
         let mut dependents: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
         let mut ready = VecDeque::new();
         for &id in nodes {
-            let inputs: HashSet<NodeId> = self.graph.nodes[id]
+            let inputs: HashSet<NodeId> = self
+                .graph
+                .node(id)
                 .inputs()
                 .into_iter()
                 .filter(|i| wanted.contains(i))
@@ -234,7 +246,7 @@ impl<'a> Scheduler<'a> {
                     }
                     if let Some(id) = s.ready.pop_front() {
                         s.running += 1;
-                        let ids = self.graph.nodes[id].inputs();
+                        let ids = self.graph.node(id).inputs();
                         let inputs: HashMap<NodeId, State> = ids
                             .iter()
                             .filter_map(|i| s.outcome.states.get(i).map(|st| (*i, st.clone())))
@@ -252,7 +264,7 @@ impl<'a> Scheduler<'a> {
                 Err(Error::Interrupted)
             } else {
                 self.process(id, plan, &inputs, &input_keys)
-                    .map_err(|e| e.at(&self.graph.nodes[id].origin))
+                    .map_err(|e| e.at(&self.graph.node(id).origin))
             };
             let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
             s.running -= 1;
@@ -296,7 +308,7 @@ impl<'a> Scheduler<'a> {
         inputs: &HashMap<NodeId, State>,
         input_keys: &HashMap<NodeId, NodeKey>,
     ) -> Result<(State, bool, NodeKey)> {
-        let node = &self.graph.nodes[id];
+        let node = &self.graph.node(id);
         if let Some((state, key)) = self.restored.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
             self.events.event(Event::Cached { node: id, key: *key });
             return Ok((state.clone(), false, *key));
@@ -366,7 +378,7 @@ impl<'a> Scheduler<'a> {
 
     /// Runs a node's executor after making sure its inputs' layers are here.
     fn execute(&self, id: NodeId, plan: &Plan, states: &HashMap<NodeId, State>) -> Result<Record> {
-        let node = &self.graph.nodes[id];
+        let node = &self.graph.node(id);
         for state in states.values() {
             self.materialize(state, Some(id))?;
         }
@@ -385,6 +397,184 @@ impl<'a> Scheduler<'a> {
             base_identity: plan.base_identities.get(&id),
             debian_set: plan.debian_sets.get(&id).map(|s| &**s),
         };
-        exec::executor(&node.op).execute(&ctx, node, &inputs)
+        let executor = self.executor.unwrap_or_else(|| exec::executor(&node.op));
+        executor.execute(&ctx, node, &inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The scheduler against a fake executor: which steps run, in what
+    //! circumstances, without a sandbox or root.
+
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::exec::Executor;
+    use crate::graph::{Network, Node, Origin, RunOp};
+
+    /// Records the steps it runs; fails the ones named in `fail`; cancels
+    /// the build when it runs `cancel_at`.
+    struct Fake<'a> {
+        ran: Mutex<Vec<String>>,
+        fail: &'a [&'a str],
+        cancel_at: Option<(&'a str, &'a AtomicBool)>,
+    }
+
+    impl<'a> Fake<'a> {
+        fn new(fail: &'a [&'a str]) -> Fake<'a> {
+            Fake {
+                ran: Mutex::new(Vec::new()),
+                fail,
+                cancel_at: None,
+            }
+        }
+
+        fn ran(&self) -> Vec<String> {
+            let mut v = self.ran.lock().unwrap().clone();
+            v.sort();
+            v
+        }
+    }
+
+    impl Executor for Fake<'_> {
+        fn execute(&self, _: &ExecCtx<'_>, node: &crate::graph::Node, _: &Inputs<'_>) -> Result<Record> {
+            let Op::Run(run) = &node.op else {
+                unreachable!("only run nodes here")
+            };
+            let name = run.argv.join(" ");
+            self.ran.lock().unwrap().push(name.clone());
+            if let Some((at, cancel)) = self.cancel_at {
+                if at == name {
+                    cancel.store(true, Ordering::SeqCst);
+                }
+            }
+            if self.fail.contains(&name.as_str()) {
+                return Err(Error::Step {
+                    origin: node.origin.clone(),
+                    message: format!("`{name}` failed"),
+                    detail: String::new(),
+                });
+            }
+            Ok(Record {
+                layers: Vec::new(),
+                config: None,
+            })
+        }
+    }
+
+    /// A graph of `run` steps on scratch: `(command, parent step index)`.
+    fn graph(dir: &std::path::Path, steps: &[(&str, Option<usize>)]) -> Graph {
+        let mut g = Graph::new(dir.to_path_buf());
+        let origin = |line| Origin {
+            file: "strata.rhai".into(),
+            line,
+            col: 1,
+        };
+        let root = g
+            .add(Node {
+                op: Op::Scratch,
+                parent: None,
+                origin: origin(1),
+                description: "scratch()".into(),
+            })
+            .unwrap();
+        let mut ids = Vec::new();
+        for (i, (cmd, parent)) in steps.iter().enumerate() {
+            let run = RunOp {
+                argv: vec![cmd.to_string()],
+                env: Vec::new(),
+                user: None,
+                network: Network::None,
+                caches: Vec::new(),
+                secrets: Vec::new(),
+                mounts: Vec::new(),
+                timeout: None,
+            };
+            let id = g
+                .add(Node {
+                    op: Op::Run(run),
+                    parent: Some(parent.map_or(root, |p| ids[p])),
+                    origin: origin(i as u32 + 2),
+                    description: format!("run({cmd:?})"),
+                })
+                .unwrap();
+            ids.push(id);
+        }
+        g
+    }
+
+    fn build(steps: &[(&str, Option<usize>)], keep_going: bool, fake: &Fake<'_>, cancel: &AtomicBool) -> Outcome {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let g = graph(dir.path(), steps);
+        let opts = BuildOptions {
+            jobs: 1,
+            keep_going,
+            recipe: dir.path().join("strata.rhai"),
+            ..BuildOptions::default()
+        };
+        let quiet = |_: Event| {};
+        let scheduler = Scheduler::new(&store, &g, opts, &quiet, cancel).with_executor(fake);
+        let nodes: Vec<NodeId> = (0..g.len()).collect();
+        let plan = scheduler.plan(&nodes).unwrap();
+        scheduler.run(&plan, &nodes)
+    }
+
+    #[test]
+    fn equal_steps_run_once() {
+        let fake = Fake::new(&[]);
+        let outcome = build(&[("make", None), ("make", None)], false, &fake, &AtomicBool::new(false));
+        assert!(outcome.errors.is_empty());
+        assert_eq!(fake.ran(), ["make"]);
+        assert_eq!(outcome.executed.len(), 1);
+        assert_eq!(outcome.states.len(), 3);
+    }
+
+    #[test]
+    fn after_a_failure_no_new_step_starts() {
+        let fake = Fake::new(&["broken"]);
+        let outcome = build(
+            &[("broken", None), ("other", None)],
+            false,
+            &fake,
+            &AtomicBool::new(false),
+        );
+        assert_eq!(fake.ran(), ["broken"]);
+        assert_eq!(outcome.errors.len(), 1);
+        assert_eq!(outcome.errors[0].1.to_string(), "strata.rhai:2:1: `broken` failed");
+    }
+
+    #[test]
+    fn keep_going_builds_everything_that_does_not_depend_on_a_failure() {
+        let fake = Fake::new(&["broken"]);
+        let steps = [
+            ("broken", None),
+            ("after-broken", Some(0)),
+            ("other", None),
+            ("after-other", Some(2)),
+        ];
+        let outcome = build(&steps, true, &fake, &AtomicBool::new(false));
+        assert_eq!(fake.ran(), ["after-other", "broken", "other"]);
+        assert_eq!(outcome.errors.len(), 1);
+    }
+
+    #[test]
+    fn a_cancelled_build_starts_nothing_more_and_says_interrupted() {
+        let cancel = AtomicBool::new(false);
+        let mut fake = Fake::new(&[]);
+        fake.cancel_at = Some(("first", &cancel));
+        let outcome = build(
+            &[("first", None), ("second", None), ("third", None)],
+            false,
+            &fake,
+            &cancel,
+        );
+        assert_eq!(fake.ran(), ["first"]);
+        assert!(
+            outcome.errors.iter().any(|(_, e)| e.is_interrupted()),
+            "{:?}",
+            outcome.errors
+        );
     }
 }

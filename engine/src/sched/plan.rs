@@ -42,7 +42,7 @@ impl Scheduler<'_> {
     /// Computes the keys of `nodes` (which must be closed under inputs, in order).
     pub fn plan(&self, nodes: &[NodeId]) -> Result<Plan> {
         let mut plan = Plan {
-            keys: vec![None; self.graph.nodes.len()],
+            keys: vec![None; self.graph.len()],
             ..Plan::default()
         };
         let context = Context::open(&self.graph.context_dir).map_err(|e| Error::input_at(&Default::default(), e))?;
@@ -53,7 +53,7 @@ impl Scheduler<'_> {
         // services are independent trees).
         let selections = self.select_all(&context, &cache, nodes);
         for &id in nodes {
-            let node = &self.graph.nodes[id];
+            let node = &self.graph.node(id);
             let resolved = match &node.op {
                 Op::Base(crate::graph::BaseSource::Debian(spec)) => {
                     let warn = |message: String| self.events.event(Event::Warning { message });
@@ -119,7 +119,7 @@ impl Scheduler<'_> {
             if let Op::Copy(CopyOp {
                 source: CopySource::Context { paths },
                 ..
-            }) = &self.graph.nodes[id].op
+            }) = &self.graph.node(id).op
             {
                 if seen.insert(paths) {
                     wanted.push(paths);

@@ -40,7 +40,7 @@ impl Scheduler<'_> {
         }
         // The targets' nodes (a target's state may also feed another target),
         // and whatever no other node needs.
-        let inputs_of_others: HashSet<NodeId> = nodes.iter().flat_map(|&i| self.graph.nodes[i].inputs()).collect();
+        let inputs_of_others: HashSet<NodeId> = nodes.iter().flat_map(|&i| self.graph.node(i).inputs()).collect();
         let targets: HashSet<NodeId> = self
             .graph
             .targets
@@ -63,7 +63,7 @@ impl Scheduler<'_> {
                 continue;
             }
             keep.push(id);
-            let node = &self.graph.nodes[id];
+            let node = &self.graph.node(id);
             let key = plan.keys[id].expect("planned");
             let local = matches!(self.store.record(&key), Ok(Some(_)));
             if node.makes_layer() && !local {
@@ -174,7 +174,7 @@ impl Scheduler<'_> {
                 continue;
             };
             let effective = outcome.keys.get(&id).copied().unwrap_or(planned);
-            if !self.graph.nodes[id].makes_layer() {
+            if !self.graph.node(id).makes_layer() {
                 continue;
             }
             for tag in [effective, planned] {
