@@ -1,20 +1,26 @@
-//! RUN steps. The engine side (this file) prepares a step: the user, the
-//! environment, the mounts and their stub mount points, a spec for the
-//! sandbox process; it starts `strata __sandbox SPEC` in its own process
-//! group, streams its output, enforces the timeout and cancellation (killing
-//! the whole group; the pid namespace takes every descendant with it), and
-//! turns the overlay's upperdir into the step's layer. `init.rs` is the
-//! sandbox process itself, `sys.rs` every kernel call it makes.
+//! The sandbox. [`run`] is the one way a command is started in one (a RUN
+//! step, a `debian()` install, `strata run`): it makes the stub mount points
+//! the image lacks in the upperdir, writes a spec, starts `strata __sandbox
+//! SPEC` in its own process group, then either streams its output while
+//! enforcing the timeout and cancellation (killing the whole group; the pid
+//! namespace takes every descendant with it) or hands it the terminal, and
+//! afterwards leaves the upperdir a layer's worth of files. `steps.rs`
+//! prepares build steps, `container.rs` `strata run`, `init.rs` is the
+//! sandbox process itself; its kernel calls go through `sys::ns`.
 
+mod container;
 pub mod init;
 mod spec;
+mod steps;
 
+pub use container::{run_image, RunImage, RunResult};
 pub use spec::{MountSpec, Spec};
+pub use steps::{run_in_root, run_step};
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -25,182 +31,110 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::fsview::{self, View};
-use crate::graph::{Network, Node, RunOp, SecretSource};
+use crate::graph::Node;
 use crate::layer::{remove_path, OPAQUE_XATTR};
 use crate::step::ExecCtx;
-use crate::store::{LayerRef, Record, State};
 use crate::sys::ns;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const TAIL_LINES: usize = 20;
 
-fn input_error(node: &Node, message: impl Into<String>) -> Error {
-    Error::Input {
-        origin: node.origin.clone(),
-        message: message.into(),
-    }
-}
-
 /// What a stub mount point is.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum StubKind {
+pub(crate) enum StubKind {
     Dir,
     File,
 }
 
-/// Executes a `run` node on top of `parent` and returns its record.
-pub fn run_step(
-    ctx: &ExecCtx<'_>,
-    node: &Node,
-    run: &RunOp,
-    parent: &State,
-    states: &std::collections::HashMap<usize, State>,
-) -> Result<Record> {
-    let store = ctx.store;
-    let exe = ctx.sandbox_exe(node, "`run`")?;
-    let lowers = parent.layer_dirs(store);
-    let view = View { layers: &lowers };
+/// How the sandbox's standard streams are used.
+pub(crate) enum Io<'a> {
+    /// Output captured line by line into `Output` events (secrets masked),
+    /// the last lines kept for the error; killed at the timeout or when the
+    /// build is cancelled.
+    Captured {
+        ctx: &'a ExecCtx<'a>,
+        timeout: Option<u64>,
+        secrets: &'a [Vec<u8>],
+    },
+    /// The caller's own terminal or streams (`strata run`).
+    Terminal { interactive: bool },
+}
 
-    // User and environment, as the image defines them.
-    let Identity { uid, gid, env, cwd } = identity(&view, &parent.config, run.user.as_deref(), &run.env, None)
-        .map_err(|e| input_error(node, format!("user: {e}")))?;
+/// One command to run in a sandbox.
+pub(crate) struct Request<'a> {
+    /// The strata executable (`strata __sandbox SPEC`).
+    pub exe: &'a Path,
+    /// Scratch directory holding `upper/` (which may already hold files),
+    /// `work/` and `merged/`.
+    pub dir: &'a Path,
+    /// The image's layers, bottom first.
+    pub lowers: Vec<PathBuf>,
+    pub argv: Vec<String>,
+    /// `NAME=value`.
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub network_host: bool,
+    /// Mounts with the kind of stub their target needs when the image lacks it.
+    pub mounts: Vec<(MountSpec, StubKind)>,
+    /// Mount /sys read-only when the image has the directory.
+    pub sysfs: bool,
+    pub io: Io<'a>,
+}
 
-    let tmp = scratch(store)?;
-    let dir = tmp.path().to_path_buf();
-    let upper = dir.join("upper");
-
-    // Mounts, their targets resolved through the image's symlinks.
-    let resolve = |target: &str| in_image(&view, target);
-    let mut mounts: Vec<(MountSpec, StubKind)> = Vec::new();
-    let mut cache_locks: Vec<File> = Vec::new();
-    let mut secrets: Vec<Vec<u8>> = Vec::new();
-    for cache in &run.caches {
-        let host = store.cache_mount_dir(&cache.id);
-        fs::create_dir_all(&host).map_err(Error::io("create cache directory", &host))?;
-        if !cache.shared {
-            cache_locks.push(store.lock(&format!(
-                "cache-{}",
-                host.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
-            ))?);
-        }
-        mounts.push((
-            MountSpec::Bind {
-                source: host,
-                target: resolve(&cache.target),
-                readonly: false,
-            },
-            StubKind::Dir,
-        ));
-    }
-    for secret in &run.secrets {
-        let target = resolve(&secret.target);
-        match &secret.source {
-            SecretSource::File(path) => {
-                let value = fs::read(path).map_err(|e| {
-                    input_error(
-                        node,
-                        format!("secret `{}`: cannot read `{}`: {e}", secret.id, path.display()),
-                    )
-                })?;
-                secrets.push(value);
-                mounts.push((
-                    MountSpec::Bind {
-                        source: path.clone(),
-                        target,
-                        readonly: true,
-                    },
-                    StubKind::File,
-                ));
-            }
-            SecretSource::Env(var) => {
-                let value = std::env::var_os(var).ok_or_else(|| {
-                    input_error(
-                        node,
-                        format!("secret `{}`: environment variable `{var}` is not set", secret.id),
-                    )
-                })?;
-                secrets.push(std::os::unix::ffi::OsStrExt::as_bytes(value.as_os_str()).to_vec());
-                mounts.push((
-                    MountSpec::SecretEnv {
-                        var: var.clone(),
-                        target,
-                    },
-                    StubKind::File,
-                ));
-            }
-        }
-    }
-    for bind in &run.mounts {
-        let source = &states[&bind.node];
-        let source_layers = source.layer_dirs(store);
-        let source_view = View { layers: &source_layers };
-        let comps = source_view
-            .resolve(&bind.path, true)
-            .filter(|c| source_view.lookup(c).is_some())
-            .ok_or_else(|| {
-                input_error(
-                    node,
-                    format!("mount source `{}` does not exist in its state", bind.path),
-                )
-            })?;
-        let is_dir = source_view.lookup(&comps).is_some_and(|(_, m)| m.is_dir());
-        let subpath = format!("/{}", comps.join("/"));
-        let kind = if is_dir { StubKind::Dir } else { StubKind::File };
-        mounts.push((
-            MountSpec::Layers {
-                lowers: source_layers.clone(),
-                subpath,
-                target: resolve(&bind.target),
-            },
-            kind,
-        ));
-    }
-    if run.network == Network::Host {
-        mounts.extend(host_name_files(&resolve));
-    }
+/// Runs `req` and returns how the command ended. Stub mount points are
+/// removed again and overlay's bookkeeping xattrs dropped, so `upper/` is a
+/// layer's worth of files.
+pub(crate) fn run(req: Request<'_>) -> Result<Outcome> {
+    let upper = req.dir.join("upper");
+    let view = View { layers: &req.lowers };
     // Mount points the image lacks are created in the upperdir now, and
     // removed again afterwards, so they never reach the layer.
-    let (stubs, sysfs) = mount_points(&upper, &view, &mounts)?;
-
+    let (stubs, has_sys) = mount_points(&upper, &view, &req.mounts)?;
+    let interactive = matches!(req.io, Io::Terminal { interactive: true });
     let spec = Spec {
-        lowers: lowers.clone(),
-        dir: dir.clone(),
-        argv: run.argv.clone(),
-        env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        cwd,
-        uid,
-        gid,
-        groups: vec![gid],
-        network_host: run.network == Network::Host,
+        lowers: req.lowers.clone(),
+        dir: req.dir.to_path_buf(),
+        argv: req.argv,
+        env: req.env,
+        cwd: req.cwd,
+        uid: req.uid,
+        gid: req.gid,
+        groups: vec![req.gid],
+        network_host: req.network_host,
         hostname: "strata".into(),
-        mounts: mounts.into_iter().map(|(m, _)| m).collect(),
-        sysfs,
-        interactive: false,
+        mounts: req.mounts.into_iter().map(|(m, _)| m).collect(),
+        sysfs: req.sysfs && has_sys,
+        interactive,
     };
-    let spec_path = dir.join("spec.json");
+    let spec_path = req.dir.join("spec.json");
     fs::write(&spec_path, serde_json::to_vec(&spec).expect("spec serialises"))
         .map_err(Error::io("write", &spec_path))?;
-
-    let outcome = launch(ctx, &exe, &spec_path, run.timeout, &secrets)?;
-    drop(cache_locks);
-    check(node, &run.argv, run.timeout, outcome)?;
-
+    let outcome = match req.io {
+        Io::Captured { ctx, timeout, secrets } => launch(ctx, req.exe, &spec_path, timeout, secrets)?,
+        Io::Terminal { .. } => {
+            let status = Command::new(req.exe)
+                .arg("__sandbox")
+                .arg(&spec_path)
+                .status()
+                .map_err(Error::io("start sandbox", req.exe))?;
+            use std::os::unix::process::ExitStatusExt;
+            Outcome::Exited(
+                status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+                Vec::new(),
+            )
+        }
+    };
     for stub in stubs.iter().rev() {
         remove_if_empty_stub(stub)?;
     }
     strip_overlay_xattrs(&upper)?;
-    fsview::clamp_mtimes(&upper, ctx.opts.epoch)?;
-    let diff_id = crate::store::write_layer(store, &upper, ctx.opts.compression, ctx.opts.epoch, &|bytes| {
-        ctx.exporting(bytes)
-    })?;
-    Ok(Record {
-        layers: vec![LayerRef { diff_id }],
-        config: None,
-    })
+    Ok(outcome)
 }
 
 /// Turns a finished sandbox into `Ok` or the step's error.
-fn check(node: &Node, argv: &[String], timeout: Option<u64>, outcome: Outcome) -> Result<()> {
+pub(crate) fn check(node: &Node, argv: &[String], timeout: Option<u64>, outcome: Outcome) -> Result<()> {
     match outcome {
         Outcome::Exited(0, _) => Ok(()),
         Outcome::Exited(code, tail) => {
@@ -234,250 +168,11 @@ fn check(node: &Node, argv: &[String], timeout: Option<u64>, outcome: Outcome) -
     }
 }
 
-/// Runs `argv` as root, network off, on an overlay of `lowers` (bottom
-/// first; may be none) under the upper directory `dir/upper` (which may
-/// already hold files); `binds` are `(host path, target, read-only)`.
-/// Afterwards the upper directory is a layer's worth of files (stubs
-/// removed, overlay xattrs gone).
-pub fn run_in_root(
-    ctx: &ExecCtx<'_>,
-    node: &Node,
-    dir: &Path,
-    lowers: Vec<PathBuf>,
-    argv: Vec<String>,
-    env: Vec<String>,
-    binds: Vec<(PathBuf, String, bool)>,
-) -> Result<()> {
-    let exe = ctx.sandbox_exe(node, "building this base")?;
-    for sub in ["work", "merged"] {
-        let d = dir.join(sub);
-        fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
-    }
-    let upper = dir.join("upper");
-    let view = View { layers: &lowers };
-    let mut stubs = Vec::new();
-    let mut mounts = Vec::new();
-    for (target, kind) in [("/proc", StubKind::Dir), ("/dev", StubKind::Dir)] {
-        make_stub(&upper, &view, target, kind, &mut stubs)?;
-    }
-    for (source, target, readonly) in binds {
-        let kind = if source.is_dir() { StubKind::Dir } else { StubKind::File };
-        make_stub(&upper, &view, &target, kind, &mut stubs)?;
-        mounts.push(MountSpec::Bind {
-            source,
-            target,
-            readonly,
-        });
-    }
-    let spec = Spec {
-        lowers,
-        dir: dir.to_path_buf(),
-        argv: argv.clone(),
-        env,
-        cwd: "/".into(),
-        uid: 0,
-        gid: 0,
-        groups: vec![0],
-        network_host: false,
-        hostname: "strata".into(),
-        mounts,
-        sysfs: false,
-        interactive: false,
-    };
-    let spec_path = dir.join("spec.json");
-    fs::write(&spec_path, serde_json::to_vec(&spec).expect("spec serialises"))
-        .map_err(Error::io("write", &spec_path))?;
-    let outcome = launch(ctx, &exe, &spec_path, None, &[])?;
-    check(node, &argv, None, outcome)?;
-    for stub in stubs.iter().rev() {
-        remove_if_empty_stub(stub)?;
-    }
-    strip_overlay_xattrs(&upper)
-}
-
-/// What `strata run` asks for.
-#[derive(Clone, Debug, Default)]
-pub struct RunImage {
-    /// The command; empty means the image's entrypoint and cmd.
-    pub command: Vec<String>,
-    /// `-e NAME=VALUE`, over the image's environment.
-    pub env: Vec<(String, String)>,
-    /// `-v HOST:TARGET[:ro]`.
-    pub binds: Vec<(PathBuf, String, bool)>,
-    pub network_host: bool,
-    pub user: Option<String>,
-    pub workdir: Option<String>,
-    /// Standard input is a terminal (Ctrl-C goes to the command).
-    pub interactive: bool,
-}
-
-/// A finished `strata run`: the command's exit status, and the scratch
-/// directory whose `upper/` holds what it changed (for `--commit`).
-pub struct RunResult {
-    pub code: i32,
-    pub scratch: tempfile::TempDir,
-}
-
-/// Runs a command in an image (its layers read-only, a throwaway read-write
-/// layer on top), with the caller's standard input, output and error.
-pub fn run_image(store: &crate::store::Store, exe: &Path, image: &State, req: &RunImage) -> Result<RunResult> {
-    let input = |message: String| Error::Input {
-        origin: Default::default(),
-        message,
-    };
-    let lowers = image.layer_dirs(store);
-    if let Some(missing) = image.config.rootfs.diff_ids.iter().find(|d| !store.has_layer(d)) {
-        return Err(input(format!(
-            "layer {missing} of the image is not unpacked in the store (was it collected? build or pull it again)"
-        )));
-    }
-    let view = View { layers: &lowers };
-    let config = &image.config.config;
-    let argv: Vec<String> = if req.command.is_empty() {
-        config
-            .entrypoint
-            .iter()
-            .flatten()
-            .chain(config.cmd.iter().flatten())
-            .cloned()
-            .collect()
-    } else {
-        let mut v: Vec<String> = config.entrypoint.iter().flatten().cloned().collect();
-        if v.is_empty() {
-            req.command.clone()
-        } else {
-            v.extend(req.command.iter().cloned());
-            v
-        }
-    };
-    if argv.is_empty() {
-        return Err(input(
-            "the image has no entrypoint or cmd: give a command after `--`".into(),
-        ));
-    }
-    let Identity { uid, gid, mut env, cwd } = identity(
-        &view,
-        &image.config,
-        req.user.as_deref(),
-        &req.env,
-        req.workdir.as_deref(),
-    )
-    .map_err(|e| input(format!("user: {e}")))?;
-    if req.interactive && !env.iter().any(|(k, _)| k == "TERM") {
-        env.push(("TERM".into(), std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));
-    }
-
-    let scratch = scratch(store)?;
-    let dir = scratch.path().to_path_buf();
-    let upper = dir.join("upper");
-    let resolve = |target: &str| in_image(&view, target);
-    let mut mounts: Vec<(MountSpec, StubKind)> = Vec::new();
-    for (source, target, readonly) in &req.binds {
-        let source = fs::canonicalize(source).map_err(|e| input(format!("-v `{}`: {e}", source.display())))?;
-        let kind = if source.is_dir() { StubKind::Dir } else { StubKind::File };
-        mounts.push((
-            MountSpec::Bind {
-                source,
-                target: resolve(target),
-                readonly: *readonly,
-            },
-            kind,
-        ));
-    }
-    if req.network_host {
-        mounts.extend(host_name_files(&resolve));
-    }
-    let (stubs, sysfs) = mount_points(&upper, &view, &mounts)?;
-    let spec = Spec {
-        lowers: lowers.clone(),
-        dir: dir.clone(),
-        argv,
-        env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        cwd,
-        uid,
-        gid,
-        groups: vec![gid],
-        network_host: req.network_host,
-        hostname: "strata".into(),
-        mounts: mounts.into_iter().map(|(m, _)| m).collect(),
-        sysfs,
-        interactive: req.interactive,
-    };
-    let spec_path = dir.join("spec.json");
-    fs::write(&spec_path, serde_json::to_vec(&spec).expect("spec serialises"))
-        .map_err(Error::io("write", &spec_path))?;
-    let status = Command::new(exe)
-        .arg("__sandbox")
-        .arg(&spec_path)
-        .status()
-        .map_err(Error::io("start sandbox", exe))?;
-    let code = {
-        use std::os::unix::process::ExitStatusExt;
-        status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
-    };
-    for stub in stubs.iter().rev() {
-        remove_if_empty_stub(stub)?;
-    }
-    strip_overlay_xattrs(&upper)?;
-    Ok(RunResult { code, scratch })
-}
-
-/// A step's scratch directory, holding `upper/`, `work/` and `merged/`.
-fn scratch(store: &crate::store::Store) -> Result<tempfile::TempDir> {
-    let tmp = store.tmp_dir()?;
-    for sub in ["upper", "work", "merged"] {
-        let d = tmp.path().join(sub);
-        fs::create_dir(&d).map_err(Error::io("create", &d))?;
-    }
-    Ok(tmp)
-}
-
-/// `target` with the image's symlinks resolved (as the mount must name it).
-fn in_image(view: &View<'_>, target: &str) -> String {
-    match view.resolve(target, true) {
-        Some(comps) => format!("/{}", comps.join("/")),
-        None => target.to_string(),
-    }
-}
-
-/// The host's resolv.conf and hosts, read-only, for a step on the host network.
-fn host_name_files(resolve: &dyn Fn(&str) -> String) -> Vec<(MountSpec, StubKind)> {
-    ["/etc/resolv.conf", "/etc/hosts"]
-        .into_iter()
-        .filter(|file| Path::new(file).exists())
-        .map(|file| {
-            let bind = MountSpec::Bind {
-                source: PathBuf::from(file),
-                target: resolve(file),
-                readonly: true,
-            };
-            (bind, StubKind::File)
-        })
-        .collect()
-}
-
-/// Makes the mount points (/proc, /dev, every mount's target) the image
-/// lacks as stubs in `upper`; returns them, and whether /sys can be mounted.
-fn mount_points(upper: &Path, view: &View<'_>, mounts: &[(MountSpec, StubKind)]) -> Result<(Vec<PathBuf>, bool)> {
-    let sysfs = view
-        .lookup(&fsview::components("/sys"))
-        .is_some_and(|(_, m)| m.is_dir());
-    let mut stubs: Vec<PathBuf> = Vec::new();
-    for (target, kind) in [("/proc", StubKind::Dir), ("/dev", StubKind::Dir)]
-        .into_iter()
-        .map(|(t, k)| (t.to_string(), k))
-        .chain(mounts.iter().map(|(m, k)| (m.target().to_string(), *k)))
-    {
-        make_stub(upper, view, &target, kind, &mut stubs)?;
-    }
-    Ok((stubs, sysfs))
-}
-
 /// Who a command runs as and with what: the user (the override, else the
 /// image's, else root) resolved in the image's passwd and group, the
 /// image's environment with `extra` over it (plus `PATH` and `HOME` when
 /// unset), and the working directory.
-fn identity(
+pub(crate) fn identity(
     view: &View<'_>,
     image: &crate::image::ImageConfig,
     user: Option<&str>,
@@ -510,11 +205,11 @@ fn identity(
 }
 
 /// See [`identity`].
-struct Identity {
-    uid: u32,
-    gid: u32,
-    env: Vec<(String, String)>,
-    cwd: String,
+pub(crate) struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    pub env: Vec<(String, String)>,
+    pub cwd: String,
 }
 
 fn shown(argv: &[String]) -> String {
@@ -541,6 +236,57 @@ fn home_of(view: &View<'_>, uid: u32) -> String {
             (f.len() >= 6 && f[2] == uid.to_string() && !f[5].is_empty()).then(|| f[5].to_string())
         })
         .unwrap_or_else(|| if uid == 0 { "/root".into() } else { "/".into() })
+}
+
+/// A step's scratch directory, holding `upper/`, `work/` and `merged/`.
+pub(crate) fn scratch(store: &crate::store::Store) -> Result<tempfile::TempDir> {
+    let tmp = store.tmp_dir()?;
+    for sub in ["upper", "work", "merged"] {
+        let d = tmp.path().join(sub);
+        fs::create_dir(&d).map_err(Error::io("create", &d))?;
+    }
+    Ok(tmp)
+}
+
+/// `target` with the image's symlinks resolved (as the mount must name it).
+pub(crate) fn in_image(view: &View<'_>, target: &str) -> String {
+    match view.resolve(target, true) {
+        Some(comps) => format!("/{}", comps.join("/")),
+        None => target.to_string(),
+    }
+}
+
+/// The host's resolv.conf and hosts, read-only, for a step on the host network.
+pub(crate) fn host_name_files(resolve: &dyn Fn(&str) -> String) -> Vec<(MountSpec, StubKind)> {
+    ["/etc/resolv.conf", "/etc/hosts"]
+        .into_iter()
+        .filter(|file| Path::new(file).exists())
+        .map(|file| {
+            let bind = MountSpec::Bind {
+                source: PathBuf::from(file),
+                target: resolve(file),
+                readonly: true,
+            };
+            (bind, StubKind::File)
+        })
+        .collect()
+}
+
+/// Makes the mount points (/proc, /dev, every mount's target) the image
+/// lacks as stubs in `upper`; returns them, and whether /sys can be mounted.
+fn mount_points(upper: &Path, view: &View<'_>, mounts: &[(MountSpec, StubKind)]) -> Result<(Vec<PathBuf>, bool)> {
+    let sysfs = view
+        .lookup(&fsview::components("/sys"))
+        .is_some_and(|(_, m)| m.is_dir());
+    let mut stubs: Vec<PathBuf> = Vec::new();
+    for (target, kind) in [("/proc", StubKind::Dir), ("/dev", StubKind::Dir)]
+        .into_iter()
+        .map(|(t, k)| (t.to_string(), k))
+        .chain(mounts.iter().map(|(m, k)| (m.target().to_string(), *k)))
+    {
+        make_stub(upper, view, &target, kind, &mut stubs)?;
+    }
+    Ok((stubs, sysfs))
 }
 
 /// Creates `target` (and missing parents) in the upperdir when the image
@@ -606,20 +352,15 @@ fn strip_overlay_xattrs(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-enum Outcome {
+pub(crate) enum Outcome {
     Exited(i32, Vec<String>),
     TimedOut(Vec<String>),
     Cancelled,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(Error::io("create pipe for", "run output")(
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::io("create pipe for", "run output")(std::io::Error::from_raw_os_error(e as i32)))
 }
 
 fn redact(line: &str, secrets: &[Vec<u8>]) -> String {

@@ -1,0 +1,250 @@
+//! Talking to the mirror: where it is (the recipe, `$STRATA_DEBIAN_MIRROR`
+//! or the host's apt sources), fetching with retries, checking `InRelease`,
+//! and downloading `.deb`s into the store, each against its SHA256.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::control::stanzas;
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::graph::DebianBase;
+use crate::lock::{DebianSet, LockedPackage};
+use crate::step::ExecCtx;
+use crate::store::Store;
+
+use super::{fail, FetchError, KEYRING};
+
+/// The mirror: the recipe's option, else `$STRATA_DEBIAN_MIRROR`, else the
+/// first Debian entry of the host's apt sources (one that carries `suite`
+/// if any does).
+pub fn mirror(spec: &DebianBase) -> Result<String> {
+    let env = std::env::var("STRATA_DEBIAN_MIRROR").ok();
+    if let Some(m) = spec.mirror.as_deref().or(env.as_deref()).filter(|m| !m.is_empty()) {
+        return Ok(m.trim_end_matches('/').to_string());
+    }
+    let entries = apt_sources(Path::new("/etc/apt"));
+    let pick = entries
+        .iter()
+        .find(|(_, suites)| suites.iter().any(|s| s == &spec.suite))
+        .or_else(|| entries.first());
+    match pick {
+        Some((uri, _)) => Ok(uri.trim_end_matches('/').to_string()),
+        None => Err(fail(
+            spec,
+            "no Debian mirror: pass #{ mirror: \"http://HOST/debian\" }, set STRATA_DEBIAN_MIRROR or configure one in /etc/apt/sources.list(.d)",
+        )),
+    }
+}
+
+/// `(uri, suites)` of every `deb` entry in the apt sources under `etc_apt`.
+pub fn apt_sources(etc_apt: &Path) -> Vec<(String, Vec<String>)> {
+    let mut files = vec![etc_apt.join("sources.list")];
+    if let Ok(dir) = fs::read_dir(etc_apt.join("sources.list.d")) {
+        let mut more: Vec<PathBuf> = dir.flatten().map(|e| e.path()).collect();
+        more.sort();
+        files.extend(more);
+    }
+    let mut out = Vec::new();
+    for file in files {
+        let Ok(text) = fs::read_to_string(&file) else { continue };
+        let name = file.to_string_lossy();
+        if name.ends_with(".sources") {
+            for s in stanzas(&text) {
+                let enabled = s.get("Enabled").is_none_or(|v| v != "no");
+                let deb = s.get("Types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
+                if enabled && deb {
+                    let suites: Vec<String> = s
+                        .get("Suites")
+                        .map(|v| v.split_whitespace().map(str::to_string).collect())
+                        .unwrap_or_default();
+                    for uri in s.get("URIs").map(|v| v.split_whitespace()).into_iter().flatten() {
+                        out.push((uri.to_string(), suites.clone()));
+                    }
+                }
+            }
+        } else if name.ends_with(".list") {
+            for line in text.lines() {
+                let line = line.split('#').next().unwrap_or("").trim();
+                let mut words = line.split_whitespace();
+                if words.next() != Some("deb") {
+                    continue;
+                }
+                let mut rest: Vec<&str> = words.collect();
+                if rest.first().is_some_and(|w| w.starts_with('[')) {
+                    let end = rest.iter().position(|w| w.ends_with(']')).unwrap_or(0);
+                    rest.drain(..=end);
+                }
+                if rest.len() >= 2 {
+                    out.push((rest[0].to_string(), vec![rest[1].to_string()]));
+                }
+            }
+        }
+    }
+    out
+}
+
+pub(super) fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(15))
+        .timeout_read(Duration::from_secs(120))
+        .build()
+}
+
+/// GETs `url` into `out`, with retries of transient failures.
+pub(super) fn fetch_into(
+    agent: &ureq::Agent,
+    url: &str,
+    out: &mut dyn std::io::Write,
+) -> std::result::Result<u64, FetchError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match agent.get(url).call() {
+            Ok(resp) => {
+                return std::io::copy(&mut resp.into_reader(), out).map_err(|source| FetchError::Read {
+                    url: url.to_string(),
+                    source,
+                })
+            }
+            Err(ureq::Error::Status(code, _)) if (code == 429 || code >= 500) && attempt < 4 => {}
+            Err(ureq::Error::Status(status, _)) => {
+                return Err(FetchError::Status {
+                    url: url.to_string(),
+                    status,
+                })
+            }
+            Err(source) if attempt >= 4 => {
+                return Err(FetchError::Transport {
+                    url: url.to_string(),
+                    source: Box::new(source),
+                })
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(250 << attempt));
+    }
+}
+
+pub(super) fn fetch(agent: &ureq::Agent, url: &str) -> std::result::Result<Vec<u8>, FetchError> {
+    let mut out = Vec::new();
+    fetch_into(agent, url, &mut out)?;
+    Ok(out)
+}
+
+/// Checks `InRelease` with gpgv and returns the signed text. Without gpgv or
+/// the keyring the text is used unverified, and `warn` says so.
+pub(super) fn verified_release(
+    spec: &DebianBase,
+    url: &str,
+    bytes: &[u8],
+    store: &Store,
+    warn: &dyn Fn(String),
+) -> Result<String> {
+    let keyring = Path::new(KEYRING);
+    let gpgv = Command::new("gpgv").arg("--version").output().is_ok();
+    if gpgv && keyring.exists() {
+        let tmp = store.tmp_dir()?;
+        let input = tmp.path().join("InRelease");
+        let output = tmp.path().join("Release");
+        fs::write(&input, bytes).map_err(Error::io("write", &input))?;
+        let out = Command::new("gpgv")
+            .arg("--keyring")
+            .arg(keyring)
+            .arg("--output")
+            .arg(&output)
+            .arg(&input)
+            .output()
+            .map_err(Error::io("run gpgv on", &input))?;
+        if !out.status.success() {
+            return Err(fail(
+                spec,
+                format!(
+                    "the signature of `{url}` does not verify against {KEYRING}:\n{}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            ));
+        }
+        return fs::read_to_string(&output).map_err(Error::io("read", &output));
+    }
+    warn(format!(
+        "`{url}` is NOT signature-checked: {}",
+        if gpgv {
+            format!("{KEYRING} is missing (install debian-archive-keyring)")
+        } else {
+            "gpgv is not installed (install gpgv)".to_string()
+        }
+    ));
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    // The cleartext between the armor header's blank line and the signature.
+    let body = text
+        .split_once("\n\n")
+        .map(|(_, b)| b)
+        .unwrap_or(&text)
+        .split("\n-----BEGIN PGP SIGNATURE-----")
+        .next()
+        .unwrap_or("")
+        .to_string();
+    Ok(body)
+}
+
+pub(super) fn sha256_hex(bytes: &[u8]) -> String {
+    crate::digest::Digest::of(bytes).hex()
+}
+
+pub(super) fn deb_path(store: &Store, sha256: &str) -> PathBuf {
+    store.root().join("debian/debs").join(format!("{sha256}.deb"))
+}
+
+/// Downloads the packages the store lacks, eight at a time, each checked
+/// against its SHA256 and size.
+pub(super) fn download(ctx: &ExecCtx<'_>, spec: &DebianBase, set: &DebianSet) -> Result<()> {
+    let store = ctx.store;
+    let dir = store.root().join("debian/debs");
+    fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+    let missing: Vec<&LockedPackage> = set
+        .packages
+        .iter()
+        .filter(|p| !deb_path(store, &p.sha256).exists())
+        .collect();
+    let total: u64 = missing.iter().map(|p| p.size).sum();
+    let done = AtomicU64::new(0);
+    // The mirror configured now serves the bytes; the lock's is the fallback.
+    let mirror = mirror(spec).unwrap_or_else(|_| set.mirror.clone());
+    let agent = agent();
+    // Partial downloads stay in this process's scratch space (gone with it).
+    let scratch = store.tmp_dir()?;
+    crate::par::try_each(&missing, 8, |p| {
+        if ctx.cancelled() {
+            return Err(Error::Interrupted);
+        }
+        let url = format!("{mirror}/{}", p.filename);
+        let mut blob = tempfile::NamedTempFile::new_in(scratch.path())
+            .map_err(Error::io("create temporary file in", scratch.path()))?;
+        let mut hashing = crate::layer::HashWriter::new(blob.as_file_mut());
+        fetch_into(&agent, &url, &mut hashing).map_err(|e| fail(spec, e))?;
+        let (_, digest, size) = hashing.finish();
+        let actual = digest.hex();
+        if actual != p.sha256 || size != p.size {
+            return Err(fail(
+                spec,
+                format!(
+                    "`{url}` has SHA256 {actual} ({size} bytes), but the index says {} ({} bytes)",
+                    p.sha256, p.size
+                ),
+            ));
+        }
+        let dest = deb_path(store, &p.sha256);
+        blob.persist(&dest).map_err(|e| Error::io("store", &dest)(e.error))?;
+        let bytes = done.fetch_add(p.size, Ordering::Relaxed) + p.size;
+        ctx.event(Event::Downloading {
+            node: ctx.node,
+            bytes,
+            total,
+        });
+        Ok(())
+    })
+}

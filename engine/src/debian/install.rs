@@ -1,0 +1,438 @@
+//! Installing a `debian()` base: install rounds (essential closure first,
+//! `Pre-Depends` configured before their users), the essential packages
+//! extracted, then dpkg in the sandbox with the network off; two layers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::control::{dependencies, Stanza};
+use crate::error::{Error, Result};
+use crate::graph::{DebianBase, Node};
+use crate::image::{self, History, ImageConfig};
+use crate::lock::DebianSet;
+use crate::step::ExecCtx;
+use crate::store::{LayerRef, Record};
+
+use super::fetch::{deb_path, download};
+use super::{control, deb, DEBS_IN_SANDBOX, KEYRING, PATH};
+
+/// Names in `names` that `group` (one dependency's alternatives) can mean,
+/// through `provides` (virtual name → providers).
+pub(super) fn members<'a>(
+    group: &'a [control::Alternative],
+    names: &'a BTreeSet<String>,
+    provides: &'a HashMap<String, Vec<String>>,
+) -> impl Iterator<Item = String> + 'a {
+    group.iter().flat_map(move |alt| {
+        let mut v: Vec<String> = Vec::new();
+        if names.contains(&alt.name) {
+            v.push(alt.name.clone());
+        }
+        v.extend(provides.get(&alt.name).into_iter().flatten().cloned());
+        v
+    })
+}
+
+/// Packages that cannot be put in install rounds.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RoundsError {
+    /// Packages that pre-depend on each other: none can be configured first.
+    #[error("the packages {0} pre-depend on each other in a cycle: none of them can be configured first")]
+    PreDependsCycle(String),
+}
+
+/// The install plan: round 0 is the essential closure (extracted first, then installed
+/// with dependency checks relaxed, as debootstrap and mmdebstrap do), then
+/// the rest in rounds so that every package's `Pre-Depends` are configured
+/// before it is unpacked and its `Depends` are installed with it or before.
+pub(super) fn rounds(controls: &BTreeMap<String, Stanza>) -> std::result::Result<Vec<Vec<String>>, RoundsError> {
+    let names: BTreeSet<String> = controls.keys().cloned().collect();
+    let mut provides: HashMap<String, Vec<String>> = HashMap::new();
+    for (name, c) in controls {
+        for alt in c
+            .get("Provides")
+            .and_then(|v| dependencies(v).ok())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            provides.entry(alt.name).or_default().push(name.clone());
+        }
+    }
+    let deps = |name: &str, fields: &[&str]| -> Vec<String> {
+        let c = &controls[name];
+        fields
+            .iter()
+            .filter_map(|f| c.get(*f))
+            .filter_map(|v| dependencies(v).ok())
+            .flatten()
+            .flat_map(|group| members(&group, &names, &provides).collect::<Vec<_>>())
+            .collect()
+    };
+    let mut essential: BTreeSet<String> = controls
+        .iter()
+        .filter(|(_, c)| c.get("Essential").is_some_and(|v| v == "yes"))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let mut queue: Vec<String> = essential.iter().cloned().collect();
+    while let Some(n) = queue.pop() {
+        for d in deps(&n, &["Pre-Depends", "Depends"]) {
+            if essential.insert(d.clone()) {
+                queue.push(d);
+            }
+        }
+    }
+    // Pre-Depends must be configured in an earlier round (weight 1); Depends
+    // in the same round at the latest (weight 0: dpkg orders one invocation
+    // itself, so a cycle of Depends is fine inside one round).
+    let rest: Vec<&String> = names.iter().filter(|n| !essential.contains(*n)).collect();
+    let mut graph: DiGraph<&str, usize> = DiGraph::new();
+    let index: HashMap<&str, NodeIndex> = rest.iter().map(|n| (n.as_str(), graph.add_node(n.as_str()))).collect();
+    for n in &rest {
+        for (fields, weight) in [(&["Pre-Depends"][..], 1), (&["Depends"][..], 0)] {
+            for d in deps(n, fields) {
+                if let Some(&from) = index.get(d.as_str()) {
+                    graph.update_edge(from, index[n.as_str()], weight);
+                }
+            }
+        }
+    }
+    // Strongly connected components come out in reverse topological order.
+    let mut round: BTreeMap<String, usize> = BTreeMap::new();
+    let mut of_node: HashMap<NodeIndex, usize> = HashMap::new();
+    for component in tarjan_scc(&graph).into_iter().rev() {
+        let members: HashSet<NodeIndex> = component.iter().copied().collect();
+        let mut need = 1;
+        for &m in &component {
+            for edge in graph.edges_directed(m, Direction::Incoming) {
+                if members.contains(&edge.source()) {
+                    if *edge.weight() > 0 {
+                        let mut cycle: Vec<&str> = component.iter().map(|&i| graph[i]).collect();
+                        cycle.sort_unstable();
+                        return Err(RoundsError::PreDependsCycle(cycle.join(", ")));
+                    }
+                } else {
+                    need = need.max(of_node[&edge.source()] + edge.weight());
+                }
+            }
+        }
+        for &m in &component {
+            of_node.insert(m, need);
+            round.insert(graph[m].to_string(), need);
+        }
+    }
+    let last = round.values().copied().max().unwrap_or(0);
+    let mut out = vec![essential.into_iter().collect::<Vec<_>>()];
+    for r in 1..=last {
+        let this: Vec<String> = round.iter().filter(|(_, v)| **v == r).map(|(n, _)| n.clone()).collect();
+        if !this.is_empty() {
+            out.push(this);
+        }
+    }
+    Ok(out)
+}
+
+/// Files that record when or in what order things happened, not what was installed.
+const UNREPRODUCIBLE: &[&str] = &[
+    "/var/log/dpkg.log",
+    "/var/log/alternatives.log",
+    "/var/log/bootstrap.log",
+    "/var/log/apt/history.log",
+    "/var/log/apt/term.log",
+    "/var/log/apt/eipp.log.xz",
+    "/var/cache/ldconfig/aux-cache",
+    "/var/lib/dpkg/status-old",
+    "/var/lib/dpkg/available-old",
+    "/var/lib/dpkg/diversions-old",
+    "/var/lib/dpkg/statoverride-old",
+    "/var/cache/debconf/config.dat-old",
+    "/var/cache/debconf/templates.dat-old",
+    "/var/cache/debconf/passwords.dat-old",
+];
+
+pub(super) fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+    }
+    fs::write(path, content).map_err(Error::io("write", path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", path))
+}
+
+/// The environment of dpkg in the sandbox.
+pub(super) fn dpkg_env(ctx: &ExecCtx<'_>) -> Vec<String> {
+    vec![
+        format!("PATH={PATH}"),
+        "DEBIAN_FRONTEND=noninteractive".into(),
+        "DEBCONF_NONINTERACTIVE_SEEN=true".into(),
+        "LC_ALL=C.UTF-8".into(),
+        "HOME=/root".into(),
+        format!("SOURCE_DATE_EPOCH={}", ctx.opts.epoch),
+    ]
+}
+
+/// The dpkg script for an install plan: round 0 (the essential closure)
+/// with dependency checks relaxed, the others as they are; then the
+/// services policy and the files that record dates go.
+pub(super) fn dpkg_script(plan: &[Vec<String>], policy_in_script: bool) -> String {
+    let mut script = format!("set -e\ncd {DEBS_IN_SANDBOX}\n");
+    if policy_in_script {
+        script
+            .push_str("printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d\n");
+    }
+    for (i, round) in plan.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+        let force = if i == 0 { " --force-depends" } else { "" };
+        let list: Vec<String> = round.iter().map(|n| format!("{n}.deb")).collect();
+        script.push_str(&format!("dpkg --install{force} {}\n", list.join(" ")));
+    }
+    script.push_str("dpkg --configure --pending\nrm -f /usr/sbin/policy-rc.d\n");
+    for f in UNREPRODUCIBLE {
+        script.push_str(&format!("rm -f {f}\n"));
+    }
+    script
+}
+
+/// Hard links of `packages`' .debs under short names in `dir`, for the sandbox.
+pub(super) fn stage_debs(dir: &Path, packages: &[&str], files: &BTreeMap<String, PathBuf>) -> Result<()> {
+    fs::create_dir(dir).map_err(Error::io("create", dir))?;
+    for name in packages {
+        let path = &files[*name];
+        let link = dir.join(format!("{name}.deb"));
+        fs::hard_link(path, &link)
+            .or_else(|_| fs::copy(path, &link).map(|_| ()))
+            .map_err(Error::io("link", &link))?;
+    }
+    Ok(())
+}
+
+/// Builds the base: the suite's base set as one layer (shared by every
+/// `debian()` of that suite, and kept even by `--no-cache`, as an imported
+/// base is), the requested packages as a second layer on top.
+pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet) -> Result<Record> {
+    let store = ctx.store;
+    download(ctx, spec, set)?;
+    let mut files = BTreeMap::new();
+    for p in &set.packages {
+        files.insert(p.name.clone(), deb_path(store, &p.sha256));
+    }
+    let base: BTreeSet<&str> = if set.base.is_empty() {
+        set.packages.iter().map(|p| p.name.as_str()).collect()
+    } else {
+        set.base.iter().map(String::as_str).collect()
+    };
+    let extras: Vec<&str> = set
+        .packages
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|n| !base.contains(n))
+        .collect();
+
+    // The base layer, found by what it is made of.
+    let mut key = crate::key::KeyEncoder::new("debian-base-layer-v1");
+    key.str(&set.mirror).str(&set.suite).str(&set.arch).str(&set.variant);
+    for p in set.packages.iter().filter(|p| base.contains(p.name.as_str())) {
+        key.str(&p.name).str(&p.version).str(&p.sha256);
+    }
+    let base_key = key.u64(ctx.opts.epoch as u64).finish();
+    let base_layer = {
+        let _guard = store.lock(&format!("node-{}", base_key.hex()))?;
+        match store.record(&base_key)? {
+            Some(record) if record.layers.len() == 1 => record.layers[0].diff_id.clone(),
+            _ => {
+                let diff_id = build_base_layer(ctx, node, set, &base, &files)?;
+                let record = Record {
+                    layers: vec![LayerRef {
+                        diff_id: diff_id.clone(),
+                    }],
+                    config: None,
+                };
+                store.put_record(&base_key, &record)?;
+                diff_id
+            }
+        }
+    };
+    let mut layers = vec![base_layer.clone()];
+    if !extras.is_empty() {
+        layers.push(build_extras_layer(ctx, node, &base_layer, &extras, &files)?);
+    }
+
+    let mut config = ImageConfig::empty();
+    config.architecture = set.arch.clone();
+    config.created = Some(image::rfc3339(ctx.opts.epoch));
+    config.config.env = Some(vec![format!("PATH={PATH}")]);
+    config.config.cmd = Some(vec!["bash".into()]);
+    let said = [
+        format!("debian {} base set ({} packages)", set.suite, base.len()),
+        format!("{} ({} more packages)", node.description, extras.len()),
+    ];
+    for (diff_id, created_by) in layers.iter().zip(said) {
+        config.rootfs.diff_ids.push(diff_id.clone());
+        config.history.push(History {
+            created: config.created.clone(),
+            created_by: Some(created_by),
+            comment: Some("strata".into()),
+            ..History::default()
+        });
+    }
+    Ok(Record {
+        layers: layers.into_iter().map(|diff_id| LayerRef { diff_id }).collect(),
+        config: Some(config),
+    })
+}
+
+/// The base set: essential packages extracted (merged /usr), then every
+/// base package installed by dpkg in the sandbox.
+pub(super) fn build_base_layer(
+    ctx: &ExecCtx<'_>,
+    node: &Node,
+    set: &DebianSet,
+    base: &BTreeSet<&str>,
+    files: &BTreeMap<String, PathBuf>,
+) -> Result<crate::digest::Digest> {
+    let names: Vec<&str> = base.iter().copied().collect();
+    let prepare = |upper: &Path, plan: &[Vec<String>]| -> Result<()> {
+        deb::merged_usr(upper)?;
+        for name in plan.first().into_iter().flatten() {
+            deb::extract(&files[name], upper)?;
+        }
+        deb::merged_links(upper)?;
+        for dir in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers"] {
+            let d = upper.join(dir);
+            fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
+        }
+        for file in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
+            write_file(&upper.join(file), b"", 0o644)?;
+        }
+        write_file(&upper.join("usr/sbin/policy-rc.d"), b"#!/bin/sh\nexit 101\n", 0o755)?;
+        let sources = format!(
+            "Types: deb\nURIs: {}\nSuites: {}\nComponents: main\nSigned-By: {KEYRING}\n",
+            set.mirror, set.suite
+        );
+        write_file(
+            &upper.join("etc/apt/sources.list.d/debian.sources"),
+            sources.as_bytes(),
+            0o644,
+        )
+    };
+    install_layer(ctx, node, &names, files, Vec::new(), prepare, false)
+}
+
+/// The requested packages, installed by dpkg on top of the base layer.
+pub(super) fn build_extras_layer(
+    ctx: &ExecCtx<'_>,
+    node: &Node,
+    base_layer: &crate::digest::Digest,
+    extras: &[&str],
+    files: &BTreeMap<String, PathBuf>,
+) -> Result<crate::digest::Digest> {
+    let lowers = vec![ctx.store.layer_dir(base_layer)];
+    install_layer(ctx, node, extras, files, lowers, |_, _| Ok(()), true)
+}
+
+/// Installs `packages` with dpkg in the sandbox on `lowers`, into an upper
+/// directory that `prepare` fills first, and stores the result as a layer.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn install_layer(
+    ctx: &ExecCtx<'_>,
+    node: &Node,
+    packages: &[&str],
+    files: &BTreeMap<String, PathBuf>,
+    lowers: Vec<PathBuf>,
+    prepare: impl FnOnce(&Path, &[Vec<String>]) -> Result<()>,
+    policy_in_script: bool,
+) -> Result<crate::digest::Digest> {
+    let store = ctx.store;
+    let mut controls = BTreeMap::new();
+    for name in packages {
+        controls.insert(name.to_string(), deb::control(&files[*name])?);
+    }
+    let plan = rounds(&controls).map_err(|e| Error::Step {
+        origin: node.origin.clone(),
+        message: e.to_string(),
+        detail: String::new(),
+    })?;
+    let tmp = store.tmp_dir()?;
+    let upper = tmp.path().join("upper");
+    fs::create_dir(&upper).map_err(Error::io("create", &upper))?;
+    prepare(&upper, &plan)?;
+    let debs = tmp.path().join("debs");
+    stage_debs(&debs, packages, files)?;
+    crate::sandbox::run_in_root(
+        ctx,
+        node,
+        tmp.path(),
+        lowers,
+        vec!["/bin/sh".into(), "-c".into(), dpkg_script(&plan, policy_in_script)],
+        dpkg_env(ctx),
+        vec![(debs, DEBS_IN_SANDBOX.into(), true)],
+    )?;
+    crate::fsview::clamp_mtimes(&upper, ctx.opts.epoch)?;
+    crate::store::write_layer(store, &upper, ctx.opts.compression, ctx.opts.epoch, &|bytes| {
+        ctx.exporting(bytes)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Control stanzas by package name, from (field, value) pairs.
+    fn packages(list: &[(&str, &[(&str, &str)])]) -> BTreeMap<String, Stanza> {
+        list.iter()
+            .map(|(name, fields)| {
+                let stanza = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                (name.to_string(), stanza)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn install_rounds_put_the_essential_closure_first_and_pre_depends_before_users() {
+        let controls = packages(&[
+            ("dpkg", &[("Essential", "yes"), ("Depends", "libc6")]),
+            ("libc6", &[]),
+            ("web", &[("Pre-Depends", "init-helpers"), ("Depends", "libc6")]),
+            ("web-doc", &[("Depends", "web")]),
+            ("init-helpers", &[("Pre-Depends", "awk")]),
+            ("mawk", &[("Provides", "awk")]),
+        ]);
+        assert_eq!(
+            rounds(&controls).unwrap(),
+            vec![
+                vec!["dpkg".to_string(), "libc6".to_string()],
+                vec!["mawk".to_string()],
+                vec!["init-helpers".to_string()],
+                vec!["web".to_string(), "web-doc".to_string()],
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cycle_of_depends_shares_a_round_and_a_cycle_of_pre_depends_is_named() {
+        let controls = packages(&[
+            ("a", &[("Depends", "b")]),
+            ("b", &[("Depends", "a")]),
+            ("c", &[("Pre-Depends", "a")]),
+        ]);
+        assert_eq!(
+            rounds(&controls).unwrap(),
+            vec![vec![], vec!["a".to_string(), "b".to_string()], vec!["c".to_string()]]
+        );
+        let controls = packages(&[
+            ("libx", &[("Pre-Depends", "liby")]),
+            ("liby", &[("Depends", "libz")]),
+            ("libz", &[("Pre-Depends", "libx")]),
+            ("tool", &[("Depends", "libx")]),
+        ]);
+        assert_eq!(
+            rounds(&controls).unwrap_err().to_string(),
+            "the packages libx, liby, libz pre-depend on each other in a cycle: none of them can be configured first"
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! Planning a `debian()` base: the package set, resolved against the
+//! mirror's verified index or taken from `strata.lock`, and the identity
+//! that keys the base.
+
+use std::collections::HashMap;
+
+use std::fs;
+use std::io::Read;
+
+use super::control::stanzas;
+use super::resolve::Universe;
+use crate::error::{Error, Result};
+use crate::graph::DebianBase;
+use crate::lock::{DebianSet, Lock, LockedPackage};
+use crate::store::Store;
+
+use super::fetch::{agent, fetch, mirror, sha256_hex, verified_release};
+use super::{arch_of, fail, lock_name, resolve, variant_of, DebianError};
+
+/// Resolves the spec against the mirror's current index.
+pub(super) fn resolve_now(spec: &DebianBase, store: &Store, warn: &dyn Fn(String)) -> Result<DebianSet> {
+    let mirror = mirror(spec)?;
+    let arch = arch_of(spec);
+    let variant = variant_of(spec)?;
+    let agent = agent();
+    let release_url = format!("{mirror}/dists/{}/InRelease", spec.suite);
+    let inrelease = fetch(&agent, &release_url).map_err(|e| fail(spec, e))?;
+    let release = verified_release(spec, &release_url, &inrelease, store, warn)?;
+    let fields = stanzas(&release).into_iter().next().unwrap_or_default();
+    let listed: HashMap<String, (String, u64)> = fields
+        .get("SHA256")
+        .map(|v| {
+            v.lines()
+                .filter_map(|l| {
+                    let mut w = l.split_whitespace();
+                    let (hash, size, path) = (w.next()?, w.next()?, w.next()?);
+                    Some((path.to_string(), (hash.to_string(), size.parse().ok()?)))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (path, (hash, _)) = ["xz", "gz"]
+        .iter()
+        .find_map(|ext| {
+            let p = format!("main/binary-{arch}/Packages.{ext}");
+            listed.get(&p).map(|h| (p, h.clone()))
+        })
+        .ok_or_else(|| {
+            fail(
+                spec,
+                format!("`{release_url}` lists no Packages index for main/binary-{arch}"),
+            )
+        })?;
+    let cached = store.root().join("debian/index").join(&hash);
+    let compressed = match fs::read(&cached) {
+        Ok(bytes) if sha256_hex(&bytes) == hash => bytes,
+        _ => {
+            let url = format!("{mirror}/dists/{}/{path}", spec.suite);
+            let bytes = fetch(&agent, &url).map_err(|e| fail(spec, e))?;
+            let actual = sha256_hex(&bytes);
+            if actual != hash {
+                return Err(fail(
+                    spec,
+                    format!("`{url}` has SHA256 {actual}, but the signed Release says {hash}"),
+                ));
+            }
+            fs::create_dir_all(cached.parent().expect("has a parent")).map_err(Error::io("create", &cached))?;
+            store.write_atomic(&cached, &bytes)?;
+            bytes
+        }
+    };
+    let mut text = String::new();
+    let decoded: Box<dyn Read> = if path.ends_with(".xz") {
+        Box::new(xz2::read::XzDecoder::new(&compressed[..]))
+    } else {
+        Box::new(flate2::read::MultiGzDecoder::new(&compressed[..]))
+    };
+    { decoded }.read_to_string(&mut text).map_err(|source| {
+        fail(
+            spec,
+            DebianError::Decompress {
+                path: path.to_string(),
+                source,
+            },
+        )
+    })?;
+    let universe = Universe::new(stanzas(&text), &arch).map_err(|e| fail(spec, e))?;
+    let resolution = resolve::resolve(&universe, variant, &spec.packages).map_err(|e| fail(spec, e))?;
+    let base = resolution.base.into_iter().collect();
+    let chosen = resolution.packages;
+    Ok(DebianSet {
+        base,
+        mirror,
+        suite: spec.suite.clone(),
+        arch,
+        variant: spec.variant.clone().unwrap_or_else(|| "required".into()),
+        packages: chosen
+            .into_iter()
+            .map(|c| LockedPackage {
+                name: c.name,
+                version: c.version,
+                arch: c.arch,
+                sha256: c.sha256,
+                filename: c.filename,
+                size: c.size,
+            })
+            .collect(),
+    })
+}
+
+/// Planning: the package set (from the lock, or resolved and pinned) and
+/// the identity that keys the base.
+pub fn plan(spec: &DebianBase, store: &Store, lock: &Lock, warn: &dyn Fn(String)) -> Result<(DebianSet, [u8; 32])> {
+    let set = lock.debian(&lock_name(spec), || resolve_now(spec, store, warn))?;
+    let mut enc = crate::key::KeyEncoder::new("debian-v1");
+    enc.str(&set.mirror).str(&set.suite).str(&set.arch).str(&set.variant);
+    for p in &set.packages {
+        enc.str(&p.name).str(&p.version).str(&p.arch).str(&p.sha256);
+    }
+    enc.strs(&set.base);
+    Ok((set, enc.finish().0))
+}

@@ -1,0 +1,214 @@
+//! The sandbox for build steps: a RUN step on its parent state (its
+//! user, environment, cache, secret and state mounts; its changes become a
+//! layer), and the root-owned installs of `debian()` bases.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use super::{check, host_name_files, identity, in_image, scratch, Identity, Io, MountSpec, Request, StubKind};
+use crate::error::{Error, Result};
+use crate::fsview::{self, View};
+use crate::graph::{Network, Node, RunOp, SecretSource};
+use crate::step::ExecCtx;
+use crate::store::{LayerRef, Record, State};
+
+fn input_error(node: &Node, message: impl Into<String>) -> Error {
+    Error::Input {
+        origin: node.origin.clone(),
+        message: message.into(),
+    }
+}
+
+/// Executes a `run` node on top of `parent` and returns its record.
+pub fn run_step(
+    ctx: &ExecCtx<'_>,
+    node: &Node,
+    run: &RunOp,
+    parent: &State,
+    states: &std::collections::HashMap<usize, State>,
+) -> Result<Record> {
+    let store = ctx.store;
+    let exe = ctx.sandbox_exe(node, "`run`")?;
+    let lowers = parent.layer_dirs(store);
+    let view = View { layers: &lowers };
+
+    // User and environment, as the image defines them.
+    let Identity { uid, gid, env, cwd } = identity(&view, &parent.config, run.user.as_deref(), &run.env, None)
+        .map_err(|e| input_error(node, format!("user: {e}")))?;
+
+    let tmp = scratch(store)?;
+    let dir = tmp.path().to_path_buf();
+    let upper = dir.join("upper");
+
+    // Mounts, their targets resolved through the image's symlinks.
+    let resolve = |target: &str| in_image(&view, target);
+    let mut mounts: Vec<(MountSpec, StubKind)> = Vec::new();
+    let mut cache_locks: Vec<File> = Vec::new();
+    let mut secrets: Vec<Vec<u8>> = Vec::new();
+    for cache in &run.caches {
+        let host = store.cache_mount_dir(&cache.id);
+        fs::create_dir_all(&host).map_err(Error::io("create cache directory", &host))?;
+        if !cache.shared {
+            cache_locks.push(store.lock(&format!(
+                "cache-{}",
+                host.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+            ))?);
+        }
+        mounts.push((
+            MountSpec::Bind {
+                source: host,
+                target: resolve(&cache.target),
+                readonly: false,
+            },
+            StubKind::Dir,
+        ));
+    }
+    for secret in &run.secrets {
+        let target = resolve(&secret.target);
+        match &secret.source {
+            SecretSource::File(path) => {
+                let value = fs::read(path).map_err(|e| {
+                    input_error(
+                        node,
+                        format!("secret `{}`: cannot read `{}`: {e}", secret.id, path.display()),
+                    )
+                })?;
+                secrets.push(value);
+                mounts.push((
+                    MountSpec::Bind {
+                        source: path.clone(),
+                        target,
+                        readonly: true,
+                    },
+                    StubKind::File,
+                ));
+            }
+            SecretSource::Env(var) => {
+                let value = std::env::var_os(var).ok_or_else(|| {
+                    input_error(
+                        node,
+                        format!("secret `{}`: environment variable `{var}` is not set", secret.id),
+                    )
+                })?;
+                secrets.push(std::os::unix::ffi::OsStrExt::as_bytes(value.as_os_str()).to_vec());
+                mounts.push((
+                    MountSpec::SecretEnv {
+                        var: var.clone(),
+                        target,
+                    },
+                    StubKind::File,
+                ));
+            }
+        }
+    }
+    for bind in &run.mounts {
+        let source = &states[&bind.node];
+        let source_layers = source.layer_dirs(store);
+        let source_view = View { layers: &source_layers };
+        let comps = source_view
+            .resolve(&bind.path, true)
+            .filter(|c| source_view.lookup(c).is_some())
+            .ok_or_else(|| {
+                input_error(
+                    node,
+                    format!("mount source `{}` does not exist in its state", bind.path),
+                )
+            })?;
+        let is_dir = source_view.lookup(&comps).is_some_and(|(_, m)| m.is_dir());
+        let subpath = format!("/{}", comps.join("/"));
+        let kind = if is_dir { StubKind::Dir } else { StubKind::File };
+        mounts.push((
+            MountSpec::Layers {
+                lowers: source_layers.clone(),
+                subpath,
+                target: resolve(&bind.target),
+            },
+            kind,
+        ));
+    }
+    if run.network == Network::Host {
+        mounts.extend(host_name_files(&resolve));
+    }
+    let outcome = super::run(Request {
+        exe: &exe,
+        dir: &dir,
+        lowers: lowers.clone(),
+        argv: run.argv.clone(),
+        env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        cwd,
+        uid,
+        gid,
+        network_host: run.network == Network::Host,
+        mounts,
+        sysfs: true,
+        io: Io::Captured {
+            ctx,
+            timeout: run.timeout,
+            secrets: &secrets,
+        },
+    })?;
+    drop(cache_locks);
+    check(node, &run.argv, run.timeout, outcome)?;
+    fsview::clamp_mtimes(&upper, ctx.opts.epoch)?;
+    let diff_id = crate::store::write_layer(store, &upper, ctx.opts.compression, ctx.opts.epoch, &|bytes| {
+        ctx.exporting(bytes)
+    })?;
+    Ok(Record {
+        layers: vec![LayerRef { diff_id }],
+        config: None,
+    })
+}
+
+/// Runs `argv` as root, network off, on an overlay of `lowers` (bottom
+/// first; may be none) under the upper directory `dir/upper` (which may
+/// already hold files); `binds` are `(host path, target, read-only)`.
+/// Afterwards the upper directory is a layer's worth of files (stubs
+/// removed, overlay xattrs gone).
+pub fn run_in_root(
+    ctx: &ExecCtx<'_>,
+    node: &Node,
+    dir: &Path,
+    lowers: Vec<PathBuf>,
+    argv: Vec<String>,
+    env: Vec<String>,
+    binds: Vec<(PathBuf, String, bool)>,
+) -> Result<()> {
+    let exe = ctx.sandbox_exe(node, "building this base")?;
+    for sub in ["work", "merged"] {
+        let d = dir.join(sub);
+        fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
+    }
+    let mounts = binds
+        .into_iter()
+        .map(|(source, target, readonly)| {
+            let kind = if source.is_dir() { StubKind::Dir } else { StubKind::File };
+            (
+                MountSpec::Bind {
+                    source,
+                    target,
+                    readonly,
+                },
+                kind,
+            )
+        })
+        .collect();
+    let outcome = super::run(Request {
+        exe: &exe,
+        dir,
+        lowers,
+        argv: argv.clone(),
+        env,
+        cwd: "/".into(),
+        uid: 0,
+        gid: 0,
+        network_host: false,
+        mounts,
+        sysfs: false,
+        io: Io::Captured {
+            ctx,
+            timeout: None,
+            secrets: &[],
+        },
+    })?;
+    check(node, &argv, None, outcome)
+}
