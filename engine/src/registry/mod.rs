@@ -4,9 +4,11 @@
 //! (pulls into the store live in `bases::registry`, pushes in `export::push`).
 
 mod client;
+mod credentials;
 mod reference;
 
-pub use client::{docker_config_dir, BlobPush, Body, Client, RegistryError};
+pub use client::{BlobPush, Body, Client, RegistryError};
+pub use credentials::docker_config_dir;
 pub use reference::{Reference, ReferenceError};
 
 use crate::digest::Digest;
