@@ -234,3 +234,66 @@ fn record_explanations(
     }
     Ok(())
 }
+
+/// Pulls `reference` (resolved for `platform`, no lock involved) into the
+/// store and tags it under the text the user gave; `progress` hears
+/// (bytes downloaded, bytes to download).
+pub fn pull(
+    store: &Store,
+    client: &Client,
+    text: &str,
+    platform: &crate::image::Platform,
+    epoch: i64,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Descriptor> {
+    let reference = Reference::parse(text)?;
+    let identity = *crate::registry::resolve(client, &reference, platform)?.0.bytes();
+    let source = crate::graph::BaseSource::Registry {
+        reference: text.to_string(),
+    };
+    let compression = crate::layer::Compression::Gzip;
+    let record = crate::bases::import(
+        store,
+        &source,
+        Some(&identity),
+        client,
+        platform,
+        compression,
+        epoch,
+        progress,
+    )?;
+    let config = record.config.ok_or_else(|| Error::BadImage {
+        what: text.to_string(),
+        reason: "the image has no config".into(),
+    })?;
+    let desc = write_image(store, &crate::store::State { config }, compression, epoch)?;
+    store.tag(text, &desc)?;
+    Ok(desc)
+}
+
+/// Keeps what a `strata run` changed (the `upper` directory of its scratch)
+/// as a new image on top of `image`, tagged `name`, with a history entry
+/// that says how it was made.
+pub fn commit(
+    store: &Store,
+    image: &crate::image::ImageConfig,
+    upper: &Path,
+    name: &str,
+    created_by: String,
+    epoch: i64,
+) -> Result<Descriptor> {
+    let compression = crate::layer::Compression::Gzip;
+    let diff_id = crate::store::write_layer(store, upper, compression, epoch, &|_| {})?;
+    let mut config = image.clone();
+    config.created = Some(crate::image::rfc3339(epoch));
+    config.rootfs.diff_ids.push(diff_id);
+    config.history.push(crate::image::History {
+        created: config.created.clone(),
+        created_by: Some(created_by),
+        comment: Some("strata run --commit".into()),
+        ..crate::image::History::default()
+    });
+    let desc = write_image(store, &crate::store::State { config }, compression, epoch)?;
+    store.tag(name, &desc)?;
+    Ok(desc)
+}

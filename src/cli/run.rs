@@ -5,11 +5,10 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use strata_engine::image::{self, History};
-use strata_engine::layer::Compression;
 use strata_engine::sandbox::{run_image, RunImage};
 use strata_engine::sched::source_date_epoch;
-use strata_engine::store::{write_image, write_layer, State, Store};
+use strata_engine::session;
+use strata_engine::store::{State, Store};
 
 use super::CliError;
 
@@ -103,24 +102,14 @@ pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
             Ok(_) => source_date_epoch()?,
             Err(_) => now,
         };
-        let upper = result.scratch.path().join("upper");
-        let diff_id = write_layer(store, &upper, Compression::Gzip, epoch, &|_| {})?;
-        let mut config = stored.config.clone();
-        config.created = Some(image::rfc3339(epoch));
-        config.rootfs.diff_ids.push(diff_id);
         let shown = if args.command.is_empty() {
             String::new()
         } else {
             format!(" -- {}", args.command.join(" "))
         };
-        config.history.push(History {
-            created: config.created.clone(),
-            created_by: Some(format!("strata run {}{shown}", args.image)),
-            comment: Some("strata run --commit".into()),
-            ..History::default()
-        });
-        let desc = write_image(store, &State { config }, Compression::Gzip, epoch)?;
-        store.tag(name, &desc)?;
+        let upper = result.scratch.path().join("upper");
+        let created_by = format!("strata run {}{shown}", args.image);
+        let desc = session::commit(store, &stored.config, &upper, name, created_by, epoch)?;
         crate::outln!("{name}\t{}", desc.digest);
     }
     match result.code {

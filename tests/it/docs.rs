@@ -22,6 +22,31 @@ fn rhai_blocks(markdown: &str) -> Vec<String> {
     blocks
 }
 
+/// `("image" | "artifact", name)` of every target a block defines with a literal name.
+fn targets_of(block: &str) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for (kind, call) in [("image", "image(\""), ("artifact", "artifact(\"")] {
+        let mut rest = block;
+        while let Some(i) = rest.find(call) {
+            let before = rest[..i].chars().last();
+            rest = &rest[i + call.len()..];
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+                continue;
+            }
+            if let Some(end) = rest.find('"') {
+                out.push((kind, rest[..end].to_string()));
+            }
+        }
+    }
+    // With a `default` group, a plain `strata build` builds only its members.
+    if let Some(i) = block.find("group(\"default\", [") {
+        let members = &block[i..];
+        let members = &members[members.find('[').unwrap()..members.find(']').unwrap()];
+        out.retain(|(_, name)| members.contains(&format!("\"{name}\"")));
+    }
+    out
+}
+
 #[test]
 fn every_code_block_of_the_recipe_reference_builds() {
     let mirror = DebianMirror::start();
@@ -49,5 +74,18 @@ fn every_code_block_of_the_recipe_reference_builds() {
             i + 1,
             String::from_utf8_lossy(&out.stderr)
         );
+        // Every target the block defines was built: an image with its digest,
+        // an artifact with its directory.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for (kind, name) in targets_of(block) {
+            let line = stdout
+                .lines()
+                .find(|l| l.split('\t').next() == Some(name.as_str()))
+                .unwrap_or_else(|| panic!("block {}: no line for {kind} `{name}` in:\n{stdout}", i + 1));
+            match kind {
+                "image" => assert!(line.contains("\tsha256:"), "{line}"),
+                _ => assert!(p.path(line.split('\t').nth(1).unwrap()).is_dir(), "{line}"),
+            }
+        }
     }
 }

@@ -20,8 +20,30 @@ fn independent_steps_run_at_the_same_time() {
         image("w4", out);
         "#,
     );
-    let r = p.run(&["build", "--jobs", "4"]);
+    let r = p.run(&["build", "--jobs", "4", "--progress", "json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // All four stages started before any of them finished.
+    let events: Vec<serde_json::Value> = r.stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let is_run = |e: &serde_json::Value| e["description"].as_str().is_some_and(|d| d.starts_with("run("));
+    let runs: std::collections::HashSet<u64> = events
+        .iter()
+        .filter(|e| e["event"] == "started" && is_run(e))
+        .map(|e| e["node"].as_u64().unwrap())
+        .collect();
+    assert_eq!(runs.len(), 4, "{}", r.stderr);
+    let first_done = events
+        .iter()
+        .position(|e| e["event"] == "done" && runs.contains(&e["node"].as_u64().unwrap()))
+        .unwrap();
+    let last_start = events
+        .iter()
+        .rposition(|e| e["event"] == "started" && is_run(e))
+        .unwrap();
+    assert!(
+        last_start < first_done,
+        "a stage finished before all had started:\n{}",
+        r.stderr
+    );
 }
 
 #[test]

@@ -27,34 +27,20 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{Digest, NodeKey};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::{self, Descriptor, ImageConfig, Index};
+use crate::image::{self, Descriptor, Index};
 use crate::layer::{Compression, HashWriter};
 use crate::sys;
 
 mod gc;
 mod images;
 mod layers;
+mod records;
 pub use gc::{disk_usage, gc, DiskUsage, GcReport};
 pub use images::{blobs_of, read_image, write_image, State, StoredImage};
 pub use layers::{ensure_blob, import_layer, import_layer_from, write_layer};
-
-/// One layer as a node result refers to it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LayerRef {
-    pub diff_id: Digest,
-}
-
-/// What a node produced, stored under its key.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    /// Layers the node adds (one for copy/run, all of a base's).
-    pub layers: Vec<LayerRef>,
-    /// A base image's config; `None` for copy and run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<ImageConfig>,
-}
+pub use records::{LayerRef, Record};
 
 /// The blobs known to hold one layer.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -292,60 +278,6 @@ impl Store {
     }
 
     // ---- file pool ----
-
-    /// Where a file with this content and these attributes lives in the pool.
-    pub fn pool_file(&self, hash: &[u8; 32], mode: u32, uid: u32, gid: u32, mtime: i64) -> PathBuf {
-        let hex = hex::encode(hash);
-        self.root
-            .join("files")
-            .join(&hex[..2])
-            .join(format!("{hex}-{mode:o}-{uid}-{gid}-{mtime}"))
-    }
-
-    /// Adds `file` (already carrying the pool entry's attributes) to the pool
-    /// under `pooled`; true when `file` is now the pool's copy.
-    pub fn add_to_pool(&self, file: &Path, pooled: &Path) -> bool {
-        let Some(dir) = pooled.parent() else { return false };
-        if fs::create_dir_all(dir).is_err() {
-            return false;
-        }
-        let tmp = dir.join(format!(".{}-{:x}", std::process::id(), rand_u64()));
-        if fs::hard_link(file, &tmp).is_err() {
-            return false;
-        }
-        // Never replace an existing pool file: layers may link to it.
-        let ok = fs::hard_link(&tmp, pooled).is_ok();
-        let _ = fs::remove_file(&tmp);
-        ok
-    }
-
-    // ---- records ----
-
-    fn record_path(&self, key: &NodeKey) -> PathBuf {
-        self.root.join("records").join(format!("{}.json", key.hex()))
-    }
-
-    /// The record of a node key, if it exists and everything it names is present.
-    pub fn record(&self, key: &NodeKey) -> Result<Option<Record>> {
-        let path = self.record_path(key);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let record: Record = read_json(&path)?;
-        if record.layers.iter().all(|l| self.has_layer(&l.diff_id)) {
-            // Used now: `gc --keep-days` counts from the last use.
-            let _ = sys::touch(&path);
-            Ok(Some(record))
-        } else {
-            Ok(None)
-        }
-    }
-
-    pub fn put_record(&self, key: &NodeKey, record: &Record) -> Result<()> {
-        self.write_atomic(&self.record_path(key), &image::to_json(record))
-    }
-
-    // ---- images (index.json) ----
 
     /// Tagged images: `(name, manifest descriptor)`.
     pub fn images(&self) -> Result<Vec<(String, Descriptor)>> {
