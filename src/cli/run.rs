@@ -53,6 +53,20 @@ pub enum Network {
     Host,
 }
 
+/// `word` as a POSIX shell reads it back: as is when it is plain, else in
+/// single quotes (a `'` inside becomes `'\''`).
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./=:,@%+".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 fn volume(s: &str) -> Result<(PathBuf, String, bool), CliError> {
     let bad = || CliError::Usage(format!("-v `{s}`: expected HOST:PATH or HOST:PATH:ro"));
     let (rest, readonly) = match s.strip_suffix(":ro") {
@@ -105,7 +119,8 @@ pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
         let shown = if args.command.is_empty() {
             String::new()
         } else {
-            format!(" -- {}", args.command.join(" "))
+            let words: Vec<String> = args.command.iter().map(|w| shell_quote(w)).collect();
+            format!(" -- {}", words.join(" "))
         };
         let upper = result.scratch.path().join("upper");
         let created_by = format!("strata run {}{shown}", args.image);
@@ -115,5 +130,19 @@ pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
     match result.code {
         0 => Ok(()),
         code => Err(CliError::Exit(u8::try_from(code).unwrap_or(255))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn history_words_are_quoted_so_a_shell_reads_them_back() {
+        assert_eq!(shell_quote("ls"), "ls");
+        assert_eq!(shell_quote("/etc/os-release"), "/etc/os-release");
+        assert_eq!(shell_quote("echo hi > /x"), "'echo hi > /x'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

@@ -161,14 +161,15 @@ fn the_read_write_layer_is_thrown_away_unless_committed() {
         p.ok(&["run", "example/changed:1", "--", "cat", "/etc/kept"]).stdout,
         "kept\n"
     );
-    assert_ne!(
+    assert_eq!(
         p.run(&["run", "example/changed:1", "--", "test", "-e", "/etc/motd"])
             .code,
-        0
+        1
     );
+    // The history keeps the command as a shell would read it back.
     let history = p.ok(&["history", "example/changed:1"]).stdout;
     assert!(
-        history.contains("strata run example/busybox-hello:latest -- sh -c"),
+        history.contains("strata run example/busybox-hello:latest -- sh -c 'echo kept > /etc/kept && rm /etc/motd'"),
         "{history}"
     );
     // The committed image is a valid OCI image to other tools, whiteout included.

@@ -39,6 +39,13 @@ pub enum RegistryError {
         expected: crate::digest::Digest,
         actual: crate::digest::Digest,
     },
+    /// A manifest or index that is not JSON of its kind.
+    #[error("failed to parse {what}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
     /// A manifest or index is not what its media type says.
     #[error("invalid image `{what}`: {reason}")]
     BadManifest { what: String, reason: String },

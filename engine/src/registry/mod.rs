@@ -44,9 +44,9 @@ pub fn resolve(
         if !is_index {
             return Ok((digest, bytes));
         }
-        let index: Index = serde_json::from_slice(&bytes).map_err(|e| RegistryError::BadManifest {
-            what: reference.to_string(),
-            reason: e.to_string(),
+        let index: Index = serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
+            what: format!("the index of {reference}"),
+            source,
         })?;
         let chosen: &Descriptor = index.for_platform(platform).ok_or_else(|| RegistryError::BadManifest {
             what: reference.to_string(),
