@@ -2,7 +2,7 @@
 //! user, environment, cache, secret and state mounts; its changes become a
 //! layer), and the root-owned installs of `debian()` bases.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{check, host_name_files, identity, in_image, scratch, Identity, Io, MountSpec, Request, StubKind};
@@ -43,7 +43,7 @@ pub fn run_step(
     // Mounts, their targets resolved through the image's symlinks.
     let resolve = |target: &str| in_image(&view, target);
     let mut mounts: Vec<(MountSpec, StubKind)> = Vec::new();
-    let mut cache_locks: Vec<File> = Vec::new();
+    let mut cache_locks: Vec<crate::sys::LockGuard> = Vec::new();
     let mut secrets: Vec<Vec<u8>> = Vec::new();
     for cache in &run.caches {
         let host = store.cache_mount_dir(&cache.id);

@@ -58,7 +58,7 @@ pub struct LayerBlobs {
 pub struct Store {
     root: PathBuf,
     tmp: PathBuf,
-    _tmp_lock: File,
+    _tmp_lock: sys::LockGuard,
 }
 
 /// A blob being written: bytes go to a temporary file and are hashed on the way.
@@ -132,7 +132,9 @@ impl Store {
         let owner = format!("{}-{:x}", std::process::id(), rand_u64());
         let lock_path = root.join("locks").join(format!("tmp-{owner}"));
         let lock = File::create(&lock_path).map_err(Error::io("create", &lock_path))?;
-        sys::flock(&lock, true, false).map_err(Error::io("lock", &lock_path))?;
+        let lock = sys::flock(lock, true, false)
+            .map_err(Error::io("lock", &lock_path))?
+            .expect("a blocking lock is always taken");
         let tmp = root.join("tmp").join(&owner);
         fs::create_dir(&tmp).map_err(Error::io("create", &tmp))?;
         Ok(Store {
@@ -312,22 +314,18 @@ impl Store {
 
     /// Marks this process as using the store until the guard is dropped:
     /// builds share the lock, `gc` takes it alone (and so waits for builds).
-    pub fn hold(&self, exclusive: bool, wait: bool) -> Result<Option<File>> {
+    pub fn hold(&self, exclusive: bool, wait: bool) -> Result<Option<sys::LockGuard>> {
         let path = self.root.join("locks").join("store-use");
         let file = File::create(&path).map_err(Error::io("create lock", &path))?;
-        if sys::flock(&file, exclusive, !wait).map_err(Error::io("lock", &path))? {
-            Ok(Some(file))
-        } else {
-            Ok(None)
-        }
+        sys::flock(file, exclusive, !wait).map_err(Error::io("lock", &path))
     }
 
     /// Takes an exclusive lock named `name` until the guard is dropped.
-    pub fn lock(&self, name: &str) -> Result<File> {
+    pub fn lock(&self, name: &str) -> Result<sys::LockGuard> {
         let path = self.root.join("locks").join(name);
         let file = File::create(&path).map_err(Error::io("create lock", &path))?;
-        sys::flock(&file, true, false).map_err(Error::io("lock", &path))?;
-        Ok(file)
+        let guard = sys::flock(file, true, false).map_err(Error::io("lock", &path))?;
+        Ok(guard.expect("a blocking lock is always taken"))
     }
 
     pub fn statcache_path(&self) -> PathBuf {
@@ -372,7 +370,7 @@ fn clean_stale_tmp(root: &Path) -> Result<()> {
         let name = entry.file_name().to_string_lossy().into_owned();
         let lock_path = root.join("locks").join(format!("tmp-{name}"));
         let stale = match File::open(&lock_path) {
-            Ok(lock) => sys::flock(&lock, true, true).unwrap_or(false),
+            Ok(lock) => matches!(sys::flock(lock, true, true), Ok(Some(_))),
             Err(_) => true,
         };
         if stale {
