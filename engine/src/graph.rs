@@ -152,6 +152,9 @@ pub struct RunOp {
     pub mounts: Vec<BindMount>,
     /// Seconds before the step is killed.
     pub timeout: Option<u64>,
+    /// `security: "insecure"`: every capability, all of /proc and /sys, no
+    /// seccomp filter; the build must say `--allow insecure`.
+    pub insecure: bool,
 }
 
 /// A change to the image configuration that adds no layer.

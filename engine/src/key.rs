@@ -170,6 +170,10 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
                 next_input(&mut enc);
                 enc.str(&mount.path).str(&mount.target);
             }
+            if run.insecure {
+                // Only insecure steps carry the marker: existing keys stay as they were.
+                enc.str("insecure");
+            }
         }
         Op::Meta(change) => {
             enc.str("meta");
@@ -271,7 +275,7 @@ mod tests {
         #[test]
         fn run_key_changes_with_command_env_user_network(argv in proptest::collection::vec("[a-z ]{0,6}", 1..4), parent in any::<u8>()) {
             let run = |argv: Vec<String>, env: Vec<(String, String)>, user: Option<String>, network: Network| {
-                node(Op::Run(RunOp { argv, env, user, network, caches: vec![], secrets: vec![], mounts: vec![], timeout: None }), Some(0), 1, "")
+                node(Op::Run(RunOp { argv, env, user, network, caches: vec![], secrets: vec![], mounts: vec![], timeout: None, insecure: false }), Some(0), 1, "")
             };
             let key = node_key(&run(argv.clone(), vec![], None, Network::None), &[parent_key(parent)], Resolved::Nothing);
             let mut longer = argv.clone();

@@ -57,9 +57,20 @@ pub struct BuildArgs {
     /// Progress output: auto is tty on a terminal, else plain.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// Entitlements steps may ask for: `insecure` lets a `run` with
+    /// `security: "insecure"` keep every capability (repeatable).
+    #[arg(long, value_enum, value_name = "ENTITLEMENT")]
+    pub allow: Vec<Entitlement>,
     /// Stream every RUN step's output (otherwise only a failed step's last lines are shown).
     #[arg(long, short = 'v')]
     pub verbose: bool,
+}
+
+/// `--allow`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entitlement {
+    /// `run(…, #{ security: "insecure" })`: no capability dropped, no seccomp filter, /proc and /sys unmasked.
+    Insecure,
 }
 
 /// `--compression`.
@@ -120,6 +131,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
             .collect::<Result<_, _>>()?,
         recipe: args.recipe.file.clone(),
         lock_mode: if args.locked { LockMode::Locked } else { LockMode::Use },
+        allow_insecure: args.allow.contains(&Entitlement::Insecure),
     };
     let exports = Exports {
         outputs,

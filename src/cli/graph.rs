@@ -51,6 +51,8 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
     let quiet = |_: strata_engine::events::Event| {};
     let opts = BuildOptions {
         recipe: args.recipe.file.clone(),
+        // Planning runs nothing: an insecure step is refused only by `build`.
+        allow_insecure: true,
         ..BuildOptions::default()
     };
     let builder = Scheduler::new(store, &graph, opts, &quiet, &never);

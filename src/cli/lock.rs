@@ -25,6 +25,8 @@ pub fn run(store: &Store, args: LockArgs) -> Result<(), CliError> {
     let nodes: Vec<usize> = (0..graph.len()).collect();
     let opts = BuildOptions {
         recipe: args.recipe.file.clone(),
+        // Planning runs nothing: an insecure step is refused only by `build`.
+        allow_insecure: true,
         lock_mode: if args.update { LockMode::Update } else { LockMode::Use },
         platform: args.registry.platform()?,
         insecure_registries: args.registry.insecure_registries,

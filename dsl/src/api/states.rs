@@ -187,7 +187,9 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
     let pos = ctx.call_position();
     check_options(
         &opts,
-        &["env", "user", "network", "cache", "secrets", "mounts", "timeout"],
+        &[
+            "env", "user", "network", "cache", "secrets", "mounts", "timeout", "security",
+        ],
         "run",
         pos,
     )?;
@@ -201,7 +203,20 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
         secrets: Vec::new(),
         mounts: Vec::new(),
         timeout: None,
+        insecure: false,
     };
+    if let Some(security) = opts.get("security") {
+        op.insecure = match security.to_string().as_str() {
+            "sandbox" => false,
+            "insecure" => true,
+            other => {
+                return Err(runtime(
+                    pos,
+                    format!("run option `security` must be \"sandbox\" or \"insecure\", not `{other}`"),
+                ))
+            }
+        };
+    }
     if let Some(env) = opts.get("env") {
         let map = env
             .clone()

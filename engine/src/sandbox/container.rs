@@ -112,6 +112,7 @@ pub fn run_image(store: &crate::store::Store, exe: &Path, image: &State, req: &R
         network_host: req.network_host,
         mounts,
         sysfs: true,
+        insecure: false,
         io: Io::Terminal {
             interactive: req.interactive,
         },

@@ -17,6 +17,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::sys::stat::SFlag;
 
+use super::profile;
 use crate::sys::ns::{self, ForkResult, Linux, Sys};
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
@@ -285,14 +286,27 @@ fn mount_dev_and_proc(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
     ] {
         std::os::unix::fs::symlink(target, dev.join(link)).map_err(ctx(format!("link /dev/{link}")))?;
     }
+    if !spec.insecure {
+        profile::protect_paths(sys, &root).map_err(ctx("mask /proc and /sys paths"))?;
+    }
     Ok(())
 }
 
-/// Pivots into the overlay, then becomes the step's user in its workdir.
+/// Pivots into the overlay, takes the security profile (the seccomp filter
+/// while the capability to install it is still there, then the capabilities
+/// cut to the kept set), then becomes the step's user in its workdir.
 fn enter_root(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
     sys.pivot_into(&spec.merged()).map_err(ctx("pivot_root"))?;
     sys.umask(0o022);
     fs::create_dir_all(&spec.cwd).map_err(ctx(format!("create workdir `{}`", spec.cwd)))?;
+    if !spec.insecure {
+        for filter in profile::seccomp_filters() {
+            sys.install_seccomp(&filter)
+                .map_err(ctx("install the seccomp filter"))?;
+        }
+        sys.drop_capabilities(profile::KEPT_CAPABILITIES)
+            .map_err(ctx("drop capabilities"))?;
+    }
     sys.set_ids(spec.uid, spec.gid, &spec.groups)
         .map_err(ctx(format!("switch to user {}:{}", spec.uid, spec.gid)))?;
     // Credential changes clear the parent-death signal: set it again.
@@ -340,6 +354,7 @@ mod tests {
             }],
             sysfs: false,
             interactive: false,
+            insecure: false,
         }
     }
 

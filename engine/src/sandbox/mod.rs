@@ -10,6 +10,7 @@
 
 mod container;
 pub mod init;
+mod profile;
 mod spec;
 mod steps;
 
@@ -80,6 +81,8 @@ pub(crate) struct Request<'a> {
     pub mounts: Vec<(MountSpec, StubKind)>,
     /// Mount /sys read-only when the image has the directory.
     pub sysfs: bool,
+    /// Skip the security profile (`security: "insecure"`, allowed by the build).
+    pub insecure: bool,
     pub io: Io<'a>,
 }
 
@@ -107,6 +110,7 @@ pub(crate) fn run(req: Request<'_>) -> Result<Outcome> {
         mounts: req.mounts.into_iter().map(|(m, _)| m).collect(),
         sysfs: req.sysfs && has_sys,
         interactive,
+        insecure: req.insecure,
     };
     let spec_path = req.dir.join("spec.json");
     fs::write(&spec_path, serde_json::to_vec(&spec).expect("spec serialises"))

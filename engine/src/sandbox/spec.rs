@@ -62,6 +62,10 @@ pub struct Spec {
     /// terminal delivers it), not to the sandbox, which would kill it.
     #[serde(default)]
     pub interactive: bool,
+    /// `security: "insecure"` allowed with `--allow insecure`: the step keeps
+    /// every capability, sees all of /proc and /sys, and has no seccomp filter.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 impl Spec {

@@ -141,6 +141,7 @@ pub fn run_step(
         network_host: run.network == Network::Host,
         mounts,
         sysfs: true,
+        insecure: run.insecure,
         io: Io::Captured {
             ctx,
             timeout: run.timeout,
@@ -204,6 +205,7 @@ pub fn run_in_root(
         network_host: false,
         mounts,
         sysfs: false,
+        insecure: false,
         io: Io::Captured {
             ctx,
             timeout: None,

@@ -60,6 +60,8 @@ pub struct BuildOptions {
     pub cache_from: Vec<Reference>,
     /// Registry repositories new node results are pushed to (`--cache-to`).
     pub cache_to: Vec<Reference>,
+    /// `--allow insecure`: steps may ask for `security: "insecure"`.
+    pub allow_insecure: bool,
 }
 
 impl BuildOptions {
@@ -89,6 +91,7 @@ impl Default for BuildOptions {
             platform: image::Platform::host(),
             cache_from: Vec::new(),
             cache_to: Vec::new(),
+            allow_insecure: false,
         }
     }
 }
@@ -490,6 +493,7 @@ mod tests {
                 secrets: Vec::new(),
                 mounts: Vec::new(),
                 timeout: None,
+                insecure: false,
             };
             let id = g
                 .add(Node {

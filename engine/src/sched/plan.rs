@@ -81,6 +81,12 @@ impl Scheduler<'_> {
                     plan.selections.insert(id, selection);
                     Resolved::Context(hash)
                 }
+                Op::Run(run) if run.insecure && !self.opts.allow_insecure => {
+                    return Err(Error::Input {
+                        origin: node.origin.clone(),
+                        message: "this `run` asks for security: \"insecure\" (every capability, all of /proc and /sys, no seccomp filter); allow it with `--allow insecure`".into(),
+                    });
+                }
                 _ => Resolved::Nothing,
             };
             let input_keys: Vec<NodeKey> = node

@@ -34,6 +34,8 @@ pub enum Call {
     SetIds(u32, u32, Vec<u32>),
     Umask(u32),
     DieWithParent,
+    DropCapabilities(Vec<caps::Capability>),
+    InstallSeccomp,
 }
 
 /// Records calls; paths under `root` are shown relative to it (`/` alone for the root).
@@ -132,5 +134,13 @@ impl Sys for Recording {
 
     fn die_with_parent(&self) -> io::Result<()> {
         self.push(Call::DieWithParent)
+    }
+
+    fn drop_capabilities(&self, keep: &[caps::Capability]) -> io::Result<()> {
+        self.push(Call::DropCapabilities(keep.to_vec()))
+    }
+
+    fn install_seccomp(&self, _filter: &seccompiler::BpfProgram) -> io::Result<()> {
+        self.push(Call::InstallSeccomp)
     }
 }

@@ -51,6 +51,11 @@ pub trait Sys: Sync {
     fn umask(&self, mask: u32);
     /// SIGKILL when the parent dies (`PR_SET_PDEATHSIG`).
     fn die_with_parent(&self) -> io::Result<()>;
+    /// Cuts the bounding, inheritable, permitted and effective sets to
+    /// `keep` and clears the ambient set.
+    fn drop_capabilities(&self, keep: &[caps::Capability]) -> io::Result<()>;
+    /// Installs a seccomp filter on this thread (and what it execs).
+    fn install_seccomp(&self, filter: &seccompiler::BpfProgram) -> io::Result<()>;
 
     /// A recursive bind mount, remounted read-only when asked.
     fn bind(&self, source: &Path, target: &Path, readonly: bool) -> io::Result<()> {
@@ -177,6 +182,30 @@ impl Sys for Linux {
 
     fn die_with_parent(&self) -> io::Result<()> {
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(errno)
+    }
+
+    fn drop_capabilities(&self, keep: &[caps::Capability]) -> io::Result<()> {
+        use caps::CapSet;
+        let failed = |e: caps::errors::CapsError| io::Error::other(e.to_string());
+        // The bounding set first: dropping from it needs CAP_SETPCAP in the
+        // effective set, which the sets below may not keep.
+        for cap in caps::all() {
+            if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+                caps::drop(None, CapSet::Bounding, cap).map_err(failed)?;
+            }
+        }
+        let kept: caps::CapsHashSet = keep.iter().copied().collect();
+        // Effective before permitted: the effective set must stay a subset.
+        for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {
+            let now = caps::read(None, set).map_err(failed)?;
+            let wanted: caps::CapsHashSet = now.intersection(&kept).copied().collect();
+            caps::set(None, set, &wanted).map_err(failed)?;
+        }
+        caps::clear(None, CapSet::Ambient).map_err(failed)
+    }
+
+    fn install_seccomp(&self, filter: &seccompiler::BpfProgram) -> io::Result<()> {
+        seccompiler::apply_filter(filter).map_err(|e| io::Error::other(e.to_string()))
     }
 }
 

@@ -1,0 +1,146 @@
+//! Isolation: what a RUN step cannot do. Each attempt runs in a step that
+//! records the error it got; the same attempts then run with
+//! `security: "insecure"` and `--allow insecure`, where they succeed, so the
+//! test can tell a refusal from a broken attempt. A marker on the host and
+//! the store's own directories stay out of reach either way.
+
+use std::fs;
+
+use crate::common::*;
+
+/// Attempts, each writing its stderr to /r/NAME, then `ok` when it succeeded
+/// (busybox's `date -s` reports a refusal and still exits 0).
+const ATTEMPTS: &[(&str, &str)] = &[
+    ("mknod-block", "mknod /tmp/blk b 7 0"),
+    ("mount-tmpfs", "mkdir -p /mnt/t && mount -t tmpfs none /mnt/t"),
+    ("proc-sys-write", "echo 1 > /proc/sys/vm/overcommit_memory"),
+    ("remount-sys-rw", "mount -o remount,rw /sys"),
+    (
+        "cgroup-mount",
+        "mkdir -p /mnt/cg && mount -t cgroup -o memory cgroup /mnt/cg",
+    ),
+    ("unshare-user", "unshare -U true"),
+    ("unshare-mount", "unshare -m true"),
+    ("syslog", "dmesg"),
+    ("set-clock", "date -s 2001-01-01"),
+    ("proc-keys", "test -f /proc/keys"),
+];
+
+/// Attempts that would change the host itself when they succeed (an
+/// insecure step really can set the host's clock): tried only sandboxed.
+const HOST_CHANGING: &[&str] = &["set-clock"];
+
+fn recipe(security: &str) -> String {
+    let script: Vec<String> = ATTEMPTS
+        .iter()
+        .filter(|(name, _)| security != "insecure" || !HOST_CHANGING.contains(name))
+        .map(|(name, cmd)| format!("if ({cmd}) 2> /r/{name}; then echo ok >> /r/{name}; fi"))
+        .collect();
+    format!(
+        r#"image("probe", from("rootfs:busybox.tar").run("mkdir -p /r; {}; grep CapEff /proc/self/status > /r/caps; cat /proc/self/mountinfo > /r/mountinfo", #{{ security: "{security}" }}));"#,
+        script.join("; ").replace('"', "\\\"")
+    )
+}
+
+fn results(p: &Project) -> tempfile::TempDir {
+    umoci_unpack(p.store.path(), "probe")
+}
+
+fn read(bundle: &tempfile::TempDir, name: &str) -> String {
+    fs::read_to_string(bundle.path().join("b/rootfs/r").join(name)).unwrap_or_else(|e| panic!("/r/{name}: {e}"))
+}
+
+#[test]
+fn a_step_cannot_reach_the_kernel_or_the_host() {
+    let p = busybox_project(&recipe("sandbox"));
+    p.ok(&["build"]);
+    let r = results(&p);
+    let refused = [
+        ("mknod-block", "mknod: /tmp/blk: Operation not permitted"),
+        // busybox's mount says EPERM this way.
+        ("mount-tmpfs", "mount: permission denied"),
+        (
+            "proc-sys-write",
+            "can't create /proc/sys/vm/overcommit_memory: Read-only file system",
+        ),
+        ("remount-sys-rw", "mount: permission denied"),
+        ("cgroup-mount", "mount: permission denied"),
+        ("unshare-user", "unshare(0x10000000): Operation not permitted"),
+        ("unshare-mount", "unshare(0x20000): Operation not permitted"),
+        ("syslog", "klogctl: Operation not permitted"),
+        ("set-clock", "can't set date: Operation not permitted"),
+    ];
+    for (name, error) in refused {
+        let got = read(&r, name);
+        assert!(got.contains(error), "{name}: expected `{error}`, got `{got}`");
+    }
+    // /proc/keys is masked: not a regular file (it is /dev/null).
+    assert_eq!(read(&r, "proc-keys"), "");
+    // Docker's default capabilities less CAP_MKNOD: chown, dac_override,
+    // fowner, fsetid, kill, setgid, setuid, setpcap, net_bind_service,
+    // net_raw, sys_chroot, audit_write, setfcap.
+    assert_eq!(read(&r, "caps").trim(), "CapEff:\t00000000a00425fb");
+    // The store's host paths appear in mountinfo, but nothing under them
+    // is reachable from inside: the host's root is gone after the pivot.
+    let mountinfo = read(&r, "mountinfo");
+    assert!(mountinfo.contains("lowerdir="), "{mountinfo}");
+    assert!(!r.path().join("b/rootfs/r/store-visible").exists());
+}
+
+#[test]
+fn an_insecure_step_needs_the_flag_and_then_can_do_everything() {
+    let p = busybox_project(&recipe("insecure"));
+    let refused = p.run(&["build"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("asks for security: \"insecure\"")
+            && refused.stderr.contains("allow it with `--allow insecure`"),
+        "{}",
+        refused.stderr
+    );
+    p.ok(&["build", "--allow", "insecure"]);
+    let r = results(&p);
+    for name in [
+        "mknod-block",
+        "mount-tmpfs",
+        "cgroup-mount",
+        "unshare-mount",
+        "unshare-user",
+        "syslog",
+    ] {
+        let got = read(&r, name);
+        assert!(
+            got.ends_with("ok\n") && !got.contains("not permitted"),
+            "{name} should succeed when insecure: {got}"
+        );
+    }
+    assert_eq!(
+        read(&r, "proc-keys").trim(),
+        "ok",
+        "/proc/keys is not masked when insecure"
+    );
+    assert_ne!(read(&r, "caps").trim(), "CapEff:\t00000000a00425fb");
+}
+
+#[test]
+fn the_host_stays_out_of_reach() {
+    // A step that tries to write where the host's files are: nothing lands.
+    let marker_dir = tempfile::tempdir().unwrap();
+    let marker = marker_dir.path().join("pwned");
+    let p = busybox_project(&format!(
+        r#"image("probe", from("rootfs:busybox.tar").run("mkdir -p /r; (echo x > {m}) 2> /r/host; (ls {store}/layers) 2> /r/store; true"));"#,
+        m = marker.display(),
+        store = "STORE"
+    ));
+    let recipe = fs::read_to_string(p.path("strata.rhai")).unwrap();
+    p.recipe(&recipe.replace("STORE", &p.store.path().display().to_string()));
+    p.ok(&["build"]);
+    assert!(!marker.exists(), "the step wrote onto the host");
+    let r = results(&p);
+    assert!(
+        read(&r, "host").contains("nonexistent directory") || read(&r, "host").contains("No such file"),
+        "{}",
+        read(&r, "host")
+    );
+    assert!(read(&r, "store").contains("No such file"), "{}", read(&r, "store"));
+}
