@@ -157,6 +157,24 @@ pub struct RunOp {
     pub insecure: bool,
 }
 
+impl RunOp {
+    /// `argv` with every option at its default: no extra environment, the
+    /// state's user, no network, no mounts, no timeout, sandboxed.
+    pub fn new(argv: Vec<String>) -> RunOp {
+        RunOp {
+            argv,
+            env: Vec::new(),
+            user: None,
+            network: Network::None,
+            caches: Vec::new(),
+            secrets: Vec::new(),
+            mounts: Vec::new(),
+            timeout: None,
+            insecure: false,
+        }
+    }
+}
+
 /// A change to the image configuration that adds no layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MetaChange {

@@ -194,17 +194,7 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
         pos,
     )?;
     let argv = argv(cmd, "run command", pos)?;
-    let mut op = RunOp {
-        argv: argv.clone(),
-        env: Vec::new(),
-        user: None,
-        network: Network::None,
-        caches: Vec::new(),
-        secrets: Vec::new(),
-        mounts: Vec::new(),
-        timeout: None,
-        insecure: false,
-    };
+    let mut op = RunOp::new(argv.clone());
     if let Some(security) = opts.get("security") {
         op.insecure = match security.to_string().as_str() {
             "sandbox" => false,

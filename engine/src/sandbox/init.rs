@@ -358,16 +358,6 @@ mod tests {
         }
     }
 
-    fn mount(source: Option<&str>, target: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Call {
-        Call::Mount {
-            source: source.map(str::to_string),
-            target: target.to_string(),
-            fstype: fstype.map(str::to_string),
-            flags,
-            data: data.map(str::to_string),
-        }
-    }
-
     #[test]
     fn outside_the_pid_namespace_the_sandbox_unshares_then_mounts_the_overlay_then_the_steps_mounts() {
         let dir = tempfile::tempdir().unwrap();
@@ -385,11 +375,11 @@ mod tests {
                         | CloneFlags::CLONE_NEWIPC
                         | CloneFlags::CLONE_NEWNET
                 ),
-                mount(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None),
+                Call::mount(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None),
                 Call::LoopbackUp,
                 Call::Hostname("strata".into()),
                 Call::Chdir("/step/l".into()),
-                mount(
+                Call::mount(
                     Some("overlay"),
                     "/step/merged",
                     Some("overlay"),
@@ -399,14 +389,14 @@ mod tests {
                     )
                 ),
                 Call::Chdir(cwd),
-                mount(
+                Call::mount(
                     Some("/cache"),
                     "/step/merged/root/.cache",
                     None,
                     MsFlags::MS_BIND | MsFlags::MS_REC,
                     None
                 ),
-                mount(
+                Call::mount(
                     None,
                     "/step/merged/root/.cache",
                     None,
@@ -434,11 +424,11 @@ mod tests {
         assert_eq!(calls[0], Call::DieWithParent);
         assert_eq!(
             calls[1],
-            mount(Some("proc"), "/step/merged/proc", Some("proc"), nosuid, None)
+            Call::mount(Some("proc"), "/step/merged/proc", Some("proc"), nosuid, None)
         );
         assert_eq!(
             calls[2],
-            mount(
+            Call::mount(
                 Some("tmpfs"),
                 "/step/merged/dev",
                 Some("tmpfs"),
@@ -456,7 +446,7 @@ mod tests {
         );
         assert_eq!(
             calls.last().unwrap(),
-            &mount(
+            &Call::mount(
                 Some("shm"),
                 "/step/merged/dev/shm",
                 Some("tmpfs"),

@@ -231,15 +231,7 @@ mod tests {
         std::fs::write(root.path().join("proc/keys"), "").unwrap();
         let sys = Recording::new(root.path());
         protect_paths(&sys, root.path()).unwrap();
-        let mount = |source: Option<&str>, target: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>| {
-            Call::Mount {
-                source: source.map(str::to_string),
-                target: target.to_string(),
-                fstype: fstype.map(str::to_string),
-                flags,
-                data: data.map(str::to_string),
-            }
-        };
+        let mount = Call::mount;
         let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
         assert_eq!(
             sys.calls(),

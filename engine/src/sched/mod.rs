@@ -414,7 +414,7 @@ mod tests {
 
     use super::*;
     use crate::exec::Executor;
-    use crate::graph::{Network, Node, Origin, RunOp};
+    use crate::graph::{Node, Origin, RunOp};
 
     /// Records the steps it runs; fails the ones named in `fail`; cancels
     /// the build when it runs `cancel_at`.
@@ -484,17 +484,7 @@ mod tests {
             .unwrap();
         let mut ids = Vec::new();
         for (i, (cmd, parent)) in steps.iter().enumerate() {
-            let run = RunOp {
-                argv: vec![cmd.to_string()],
-                env: Vec::new(),
-                user: None,
-                network: Network::None,
-                caches: Vec::new(),
-                secrets: Vec::new(),
-                mounts: Vec::new(),
-                timeout: None,
-                insecure: false,
-            };
+            let run = RunOp::new(vec![cmd.to_string()]);
             let id = g
                 .add(Node {
                     op: Op::Run(run),

@@ -38,6 +38,19 @@ pub enum Call {
     InstallSeccomp,
 }
 
+impl Call {
+    /// A recorded mount, as tests write it.
+    pub fn mount(source: Option<&str>, target: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Call {
+        Call::Mount {
+            source: source.map(str::to_string),
+            target: target.to_string(),
+            fstype: fstype.map(str::to_string),
+            flags,
+            data: data.map(str::to_string),
+        }
+    }
+}
+
 /// Records calls; paths under `root` are shown relative to it (`/` alone for the root).
 pub struct Recording {
     root: PathBuf,
