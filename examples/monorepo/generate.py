@@ -42,7 +42,7 @@ def main():
             f"FROM busybox AS svc{s}\n"
             f"COPY lib /lib/shared\n"
             f"COPY services/svc{s} /app\n"
-            f"RUN find /app /lib/shared -type f | wc -l > /app/.count\n"
+            f"RUN find /app /lib/shared -type f | wc -l > /tmp/count && mv /tmp/count /app/.count\n"
         )
     final = "FROM busybox\n" + "".join(f"COPY --from=svc{s} /app/.count /counts/svc{s}\n" for s in range(a.services))
     with open(os.path.join(a.out, "Dockerfile"), "w") as f:
