@@ -26,6 +26,8 @@ pub enum SelectError {
     Ignored(String, &'static str),
     #[error("`{0}` leaves the build context")]
     Escapes(String),
+    #[error("`{path}` goes through the symlink `{link}`, which leaves the build context")]
+    LinkEscapes { path: String, link: String },
     #[error("failed to read `{}` in the build context", .0.display())]
     Io(PathBuf, #[source] io::Error),
     #[error("failed to parse `{}`", .0.display())]
@@ -126,6 +128,40 @@ impl Context {
         &self.root
     }
 
+    /// Where `rel` is on the host, its directories' symlinks followed only
+    /// while they stay inside the context: a link that leaves it is an
+    /// error naming the link. The last component itself is not followed
+    /// (a selected symlink is copied as a symlink).
+    fn confined(&self, path: &str, rel: &Path) -> Result<PathBuf, SelectError> {
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            return Ok(self.root.join(rel));
+        };
+        if parent.as_os_str().is_empty() {
+            return Ok(self.root.join(rel));
+        }
+        let io = |p: &Path, e: io::Error| match e.kind() {
+            io::ErrorKind::NotFound => SelectError::NotFound(path.to_string()),
+            _ => SelectError::Io(p.to_path_buf(), e),
+        };
+        let real_root = fs::canonicalize(&self.root).map_err(|e| io(&self.root, e))?;
+        let real_parent = fs::canonicalize(self.root.join(parent)).map_err(|e| io(&self.root.join(parent), e))?;
+        if real_parent.starts_with(&real_root) {
+            return Ok(real_parent.join(name));
+        }
+        // Name the first directory on the way that is a link.
+        let mut walked = PathBuf::new();
+        for comp in parent.components() {
+            walked.push(comp);
+            if fs::symlink_metadata(self.root.join(&walked)).is_ok_and(|m| m.file_type().is_symlink()) {
+                break;
+            }
+        }
+        Err(SelectError::LinkEscapes {
+            path: path.to_string(),
+            link: walked.display().to_string(),
+        })
+    }
+
     fn ignored(&self, rel: &Path, is_dir: bool) -> bool {
         match &self.ignore {
             Some((gi, _)) => gi.matched_path_or_any_parents(rel, is_dir).is_ignore(),
@@ -140,7 +176,7 @@ impl Context {
         enc.u64(paths.len() as u64);
         for path in paths {
             let rel = clean_relative(path).ok_or_else(|| SelectError::Escapes(path.clone()))?;
-            let abs = self.root.join(&rel);
+            let abs = self.confined(path, &rel)?;
             let meta = fs::symlink_metadata(&abs).map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => SelectError::NotFound(path.clone()),
                 _ => SelectError::Io(abs.clone(), e),

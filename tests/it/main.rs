@@ -12,6 +12,7 @@ mod docs;
 mod errors;
 mod explain;
 mod golden;
+mod integrity;
 mod isolation;
 mod registry;
 mod run;

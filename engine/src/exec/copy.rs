@@ -82,7 +82,7 @@ fn copy_into_layer(
                 } else {
                     (dst_comps.clone(), false)
                 };
-                make_parents(&root, &target, &parent_view, src.is_dir)?;
+                make_parents(node, &root, &target, &parent_view, src.is_dir)?;
                 let target_host = host_path(&root, &target);
                 for entry in &src.entries {
                     if skip_root && entry.rel.as_os_str().is_empty() {
@@ -94,6 +94,18 @@ fn copy_into_layer(
                         (src.abs.join(&entry.rel), target_host.join(&entry.rel))
                     };
                     ctx.check_cancel()?;
+                    confined(node, &root, &to)?;
+                    if entry.kind == EntryKind::Dir
+                        && fs::symlink_metadata(&to).is_ok_and(|m| m.file_type().is_symlink())
+                    {
+                        // A directory onto a link an earlier source left: its
+                        // attributes would be set on whatever the link points at.
+                        let at = to.strip_prefix(&root).unwrap_or(&to).display();
+                        return Err(input_error(
+                            node,
+                            format!("copy would put the directory `/{at}` onto the symlink `/{at}` that an earlier source put in this layer"),
+                        ));
+                    }
                     if let EntryKind::File { hash, .. } = &entry.kind {
                         let mode = copy.chmod.unwrap_or(entry.mode);
                         place_file(ctx, node, &from, &to, hash, mode, owner, &mut shared_files)?;
@@ -156,7 +168,7 @@ fn copy_into_layer(
                 } else {
                     with(&dst_comps, &written)
                 };
-                make_parents(&root, &target, &parent_view, meta.is_dir())?;
+                make_parents(node, &root, &target, &parent_view, meta.is_dir())?;
                 let target_host = host_path(&root, &target);
                 let filled = fs::read_dir(&target_host).is_ok_and(|mut d| d.next().is_some());
                 if meta.is_dir() && (target.is_empty() || filled) {
@@ -168,6 +180,7 @@ fn copy_into_layer(
                     for entry in fs::read_dir(&staged).map_err(Error::io("read directory", &staged))? {
                         let entry = entry.map_err(Error::io("read directory", &staged))?;
                         let to = target_host.join(entry.file_name());
+                        confined(node, &root, &to)?;
                         crate::layer::remove_path(&to)?;
                         fs::rename(entry.path(), &to).map_err(Error::io("move", &to))?;
                         collect_tree(&to, &mut copied)?;
@@ -176,6 +189,7 @@ fn copy_into_layer(
                     if meta.is_dir() && fsview::exists(&target_host) {
                         fs::remove_dir(&target_host).map_err(Error::io("replace", &target_host))?;
                     }
+                    confined(node, &root, &target_host)?;
                     view.materialize(&comps, &target_host)?;
                     if meta.is_dir() {
                         let mut all = Vec::new();
@@ -237,7 +251,7 @@ fn place_file(
 /// Creates the parents of `target` in the layer (and `target` itself when
 /// it is a directory), with the attributes they have in the parent state,
 /// or root-owned 0755 when they are new.
-fn make_parents(root: &Path, target: &[String], parent: &View<'_>, target_is_dir: bool) -> Result<()> {
+fn make_parents(node: &Node, root: &Path, target: &[String], parent: &View<'_>, target_is_dir: bool) -> Result<()> {
     let upto = if target_is_dir {
         target.len()
     } else {
@@ -245,6 +259,7 @@ fn make_parents(root: &Path, target: &[String], parent: &View<'_>, target_is_dir
     };
     for i in 1..=upto {
         let host = host_path(root, &target[..i]);
+        confined(node, root, &host)?;
         if fsview::exists(&host) {
             continue;
         }
@@ -280,6 +295,34 @@ fn set_owner_and_mode(sys: &dyn Sys, paths: &[PathBuf], owner: (u32, u32), chmod
             None => continue,
         };
         sys.chmod(path, mode).map_err(Error::io("chmod", path))?;
+    }
+    Ok(())
+}
+
+/// Refuses a destination in the layer being assembled whose directories
+/// pass through a symlink: an earlier source of this copy may have put one
+/// there, and writing through it would write wherever it points, on the
+/// host. (Docker would follow such a link inside the image; strata refuses
+/// until its writes resolve inside the image root.)
+fn confined(node: &Node, root: &Path, to: &Path) -> Result<()> {
+    let Ok(rel) = to.strip_prefix(root) else {
+        return Err(input_error(node, format!("`{}` is outside the layer", to.display())));
+    };
+    let mut dir = root.to_path_buf();
+    let comps: Vec<_> = rel.components().collect();
+    for comp in &comps[..comps.len().saturating_sub(1)] {
+        dir.push(comp);
+        if fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            let link = dir.strip_prefix(root).unwrap_or(&dir);
+            return Err(input_error(
+                node,
+                format!(
+                    "copy would write `/{}` through the symlink `/{}` that an earlier source put in this layer",
+                    rel.display(),
+                    link.display()
+                ),
+            ));
+        }
     }
     Ok(())
 }

@@ -1,0 +1,77 @@
+//! Integrity: strata writes only inside its store and outputs. Hostile
+//! contexts try to make a copy write onto the host or read from outside
+//! the context; each attempt must fail with a message naming the link, and
+//! leave the host as it was.
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+
+use crate::common::*;
+
+#[test]
+fn a_copy_never_writes_through_a_symlink_an_earlier_source_put_in_the_layer() {
+    // d1/sub points at a host directory; d2/sub/pwned would land in it.
+    let host = tempfile::tempdir().unwrap();
+    fs::set_permissions(host.path(), fs::Permissions::from_mode(0o750)).unwrap();
+    let p = Project::new();
+    fs::create_dir_all(p.path("d1")).unwrap();
+    symlink(host.path(), p.path("d1/sub")).unwrap();
+    p.write("d2/sub/pwned", "owned\n");
+    p.recipe(r#"image("x", scratch().copy(ctx(["d1", "d2"]), "/app/"));"#);
+    let r = p.run(&["build"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "copy would put the directory `/app/sub` onto the symlink `/app/sub` that an earlier source put in this layer"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!host.path().join("pwned").exists(), "the copy wrote onto the host");
+    assert_eq!(owner_mode(host.path()).0, 0o750, "the host directory's mode changed");
+
+    // A file alone under the link (no directory entry of its own) is refused too.
+    let q = Project::new();
+    fs::create_dir_all(q.path("d1")).unwrap();
+    symlink(host.path(), q.path("d1/sub")).unwrap();
+    q.write("d2/sub/pwned", "owned\n");
+    q.recipe(
+        r#"image("x", scratch().copy(ctx(["d1", "d2/sub/pwned"]), "/app/").copy(ctx("d2/sub/pwned"), "/app/sub/"));"#,
+    );
+    let r = q.run(&["build"]);
+    assert!(
+        !host.path().join("pwned").exists(),
+        "the copy wrote onto the host: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn ctx_does_not_follow_a_symlink_out_of_the_context() {
+    let p = Project::new();
+    symlink("/etc", p.path("ctxdir")).unwrap();
+    p.recipe(r#"image("x", scratch().copy(ctx("ctxdir/hostname"), "/stolen"));"#);
+    let r = p.run(&["build"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("`ctxdir/hostname` goes through the symlink `ctxdir`, which leaves the build context"),
+        "{}",
+        r.stderr
+    );
+    assert!(p.ok(&["images"]).stdout.lines().count() <= 1, "an image was stored");
+}
+
+#[test]
+fn ctx_follows_a_symlink_that_stays_inside_the_context() {
+    let p = Project::new();
+    p.write("real/f.txt", "inside\n");
+    symlink("real", p.path("alias")).unwrap();
+    p.recipe(r#"image("x", scratch().copy(ctx("alias/f.txt"), "/f.txt"));"#);
+    p.ok(&["build"]);
+    let bundle = umoci_unpack(p.store.path(), "x");
+    assert_eq!(
+        fs::read_to_string(bundle.path().join("b/rootfs/f.txt")).unwrap(),
+        "inside\n"
+    );
+}
