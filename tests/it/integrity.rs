@@ -75,3 +75,17 @@ fn ctx_follows_a_symlink_that_stays_inside_the_context() {
         "inside\n"
     );
 }
+
+#[test]
+fn a_new_store_is_private_to_its_owner() {
+    let p = Project::new();
+    p.write("f.txt", "x\n");
+    p.recipe(r#"image("x", scratch().copy(ctx("f.txt"), "/f.txt"));"#);
+    let store = p.store.path().join("new-store");
+    p.ok(&["build", "--store", store.to_str().unwrap()]);
+    assert_eq!(
+        owner_mode(&store).0,
+        0o700,
+        "layers with setuid files must not be reachable by other users"
+    );
+}

@@ -150,6 +150,14 @@ fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dirs: &mut Vec<
                 reason: "bare `.wh.` whiteout",
             });
         }
+        if hidden == b"." || hidden == b".." {
+            // `.wh..` and `.wh...` would hide the directory itself, or its
+            // parent: outside what this entry may touch.
+            return Err(Error::UnsafeEntry {
+                path: display(&raw),
+                reason: "a whiteout of `.` or `..`",
+            });
+        }
         let target = path.with_file_name(std::ffi::OsStr::from_bytes(hidden));
         remove_any(&target)?;
         return sys::mknod_whiteout(&target).map_err(Error::io("create whiteout", target));
@@ -402,6 +410,35 @@ mod tests {
         });
         let (_dir, result) = unpack_bytes(&t);
         assert!(matches!(result, Err(Error::UnsafeEntry { .. })), "{result:?}");
+    }
+
+    #[test]
+    fn whiteouts_of_dot_and_dot_dot_are_refused_and_remove_nothing() {
+        for name in [&b"d/.wh.."[..], b"d/.wh...", b".wh..."] {
+            let t = tar_with(|b| {
+                let mut h = file_header(2);
+                b.append_data(&mut h, "d/kept", &b"hi"[..]).unwrap();
+                raw_entry(b, name, EntryType::Regular, None, b"");
+            });
+            let outer = tempfile::tempdir().unwrap();
+            let root = outer.path().join("layer");
+            fs::create_dir(&root).unwrap();
+            fs::write(outer.path().join("sibling"), "still here").unwrap();
+            let result = unpack(&t[..], &root);
+            assert!(
+                matches!(
+                    result,
+                    Err(Error::UnsafeEntry {
+                        reason: "a whiteout of `.` or `..`",
+                        ..
+                    })
+                ),
+                "{}: {result:?}",
+                String::from_utf8_lossy(name)
+            );
+            assert_eq!(fs::read(root.join("d/kept")).unwrap(), b"hi");
+            assert!(outer.path().join("sibling").exists());
+        }
     }
 
     #[test]

@@ -108,8 +108,15 @@ impl Store {
     }
 
     /// Opens (creating if needed) the store at `root` and removes scratch
-    /// space left by processes that are gone.
+    /// space left by processes that are gone. A store this process creates
+    /// is mode 0700: its layers hold setuid files and device nodes that
+    /// other users must not reach (the CVE-2021-41091 class).
     pub fn open(root: &Path) -> Result<Store> {
+        if !root.exists() {
+            fs::create_dir_all(root).map_err(Error::io("create store directory", root))?;
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(root, fs::Permissions::from_mode(0o700)).map_err(Error::io("chmod", root))?;
+        }
         for dir in [
             "blobs/sha256",
             "layers",
