@@ -89,3 +89,27 @@ fn a_new_store_is_private_to_its_owner() {
         "layers with setuid files must not be reachable by other users"
     );
 }
+
+#[test]
+fn secrets_are_masked_line_by_line_and_mounted_for_the_steps_user_alone() {
+    let p = busybox_project(
+        r#"image("s", from("rootfs:busybox.tar").user("65534").run("cat /run/secrets/token; stat -c '%a %u' /run/secrets/token > /tmp/mode; cat /tmp/mode",
+            #{ secrets: [#{ id: "token", file: "token.txt" }] }));"#,
+    );
+    p.write("token.txt", "first-line-9f3\r\nxyz\n");
+    let r = p.run(&["build", "--progress", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let outputs: Vec<String> = r
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "output")
+        .map(|e| e["line"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !r.stderr.contains("first-line-9f3") && !r.stderr.contains("xyz"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(outputs, ["****", "****", "400 65534"], "{}", r.stderr);
+}

@@ -131,7 +131,7 @@ fn setup_outside(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
                 sys.bind(&inside(&view, subpath), &target, true)
                     .map_err(ctx(format!("mount `{subpath}` at `{}`", m.target())))?;
             }
-            MountSpec::SecretEnv { var, .. } => {
+            MountSpec::SecretEnv { .. } | MountSpec::SecretFile { .. } => {
                 if !secrets_dir.exists() {
                     fs::create_dir(&secrets_dir).map_err(ctx("create secrets dir"))?;
                     sys.mount(
@@ -143,10 +143,20 @@ fn setup_outside(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
                     )
                     .map_err(ctx("mount secrets tmpfs"))?;
                 }
-                let value = std::env::var_os(var).ok_or_else(|| SetupError::SecretUnset(var.clone()))?;
+                let value = match m {
+                    MountSpec::SecretEnv { var, .. } => {
+                        let value = std::env::var_os(var).ok_or_else(|| SetupError::SecretUnset(var.clone()))?;
+                        std::os::unix::ffi::OsStrExt::as_bytes(value.as_os_str()).to_vec()
+                    }
+                    MountSpec::SecretFile { source, .. } => {
+                        fs::read(source).map_err(ctx(format!("read secret `{}`", source.display())))?
+                    }
+                    _ => unreachable!("secret mounts only"),
+                };
+                // In the sandbox's own tmpfs, readable by the step's user alone.
                 let file = secrets_dir.join(i.to_string());
-                fs::write(&file, std::os::unix::ffi::OsStrExt::as_bytes(value.as_os_str()))
-                    .map_err(ctx("write secret"))?;
+                fs::write(&file, value).map_err(ctx("write secret"))?;
+                sys.lchown(&file, spec.uid, spec.gid).map_err(ctx("chown secret"))?;
                 sys.chmod(&file, 0o400).map_err(ctx("chmod secret"))?;
                 sys.bind(&file, &target, true)
                     .map_err(ctx(format!("mount secret at `{}`", m.target())))?;

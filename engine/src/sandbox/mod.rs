@@ -367,14 +367,24 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
         .map_err(|e| Error::io("create pipe for", "run output")(std::io::Error::from_raw_os_error(e as i32)))
 }
 
+/// `line` with every line of every secret masked: a multi-line (or CRLF)
+/// value line by line, short values too, longer ones first so a value that
+/// contains another is masked whole.
 fn redact(line: &str, secrets: &[Vec<u8>]) -> String {
+    let mut parts: Vec<String> = secrets
+        .iter()
+        .flat_map(|s| {
+            String::from_utf8_lossy(s)
+                .split('\n')
+                .map(|l| l.trim_end_matches('\r').to_string())
+                .filter(|l| !l.trim().is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
     let mut out = line.to_string();
-    for s in secrets {
-        let s = String::from_utf8_lossy(s);
-        let s = s.trim_end_matches('\n');
-        if s.len() >= 4 {
-            out = out.replace(s, "****");
-        }
+    for part in parts {
+        out = out.replace(&part, "****");
     }
     out
 }
@@ -460,4 +470,17 @@ fn launch(ctx: &ExecCtx<'_>, exe: &Path, spec: &Path, timeout: Option<u64>, secr
             }
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn secrets_are_masked_line_by_line_short_ones_too() {
+        let secrets = vec![b"first-line\r\nsecond\n".to_vec(), b"xy".to_vec()];
+        assert_eq!(redact("got first-line and second", &secrets), "got **** and ****");
+        assert_eq!(redact("xy=1", &secrets), "****=1");
+        assert_eq!(redact("nothing here", &secrets), "nothing here");
+    }
 }

@@ -25,14 +25,17 @@ pub enum MountSpec {
     },
     /// A secret taken from the sandbox's environment variable `var`.
     SecretEnv { var: String, target: String },
+    /// A secret read from the host file `source`.
+    SecretFile { source: PathBuf, target: String },
 }
 
 impl MountSpec {
     pub fn target(&self) -> &str {
         match self {
-            MountSpec::Bind { target, .. } | MountSpec::Layers { target, .. } | MountSpec::SecretEnv { target, .. } => {
-                target
-            }
+            MountSpec::Bind { target, .. }
+            | MountSpec::Layers { target, .. }
+            | MountSpec::SecretEnv { target, .. }
+            | MountSpec::SecretFile { target, .. } => target,
         }
     }
 }

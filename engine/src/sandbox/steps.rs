@@ -75,10 +75,9 @@ pub fn run_step(
                 })?;
                 secrets.push(value);
                 mounts.push((
-                    MountSpec::Bind {
+                    MountSpec::SecretFile {
                         source: path.clone(),
                         target,
-                        readonly: true,
                     },
                     StubKind::File,
                 ));
