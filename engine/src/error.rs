@@ -115,6 +115,14 @@ impl Error {
         }
     }
 
+    /// The recipe's fault at `origin` (exit code 2).
+    pub fn input(origin: &Origin, message: impl Into<String>) -> Error {
+        Error::Input {
+            origin: origin.clone(),
+            message: message.into(),
+        }
+    }
+
     /// The recipe's fault at `origin`, keeping the cause.
     pub fn input_at(origin: &Origin, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
         Error::InputAt {

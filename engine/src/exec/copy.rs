@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{input_error, Executor, Inputs};
+use super::{Executor, Inputs};
 use crate::context::{EntryKind, Selection};
 use crate::error::{Error, Result};
 use crate::fsview::{self, join_image_path, View};
@@ -53,7 +53,9 @@ fn copy_into_layer(
             .and_then(|c| parent_view.lookup(&c))
             .is_some_and(|(_, m)| m.is_dir());
     let owner = match &copy.chown {
-        Some(spec) => fsview::resolve_user(&parent_view, spec).map_err(|e| input_error(node, format!("chown: {e}")))?,
+        Some(spec) => {
+            fsview::resolve_user(&parent_view, spec).map_err(|e| Error::input(&node.origin, format!("chown: {e}")))?
+        }
         None => (0, 0),
     };
 
@@ -101,8 +103,7 @@ fn copy_into_layer(
                         // A directory onto a link an earlier source left: its
                         // attributes would be set on whatever the link points at.
                         let at = to.strip_prefix(&root).unwrap_or(&to).display();
-                        return Err(input_error(
-                            node,
+                        return Err(Error::input(&node.origin,
                             format!("copy would put the directory `/{at}` onto the symlink `/{at}` that an earlier source put in this layer"),
                         ));
                     }
@@ -125,14 +126,14 @@ fn copy_into_layer(
             let sources: Vec<(Vec<String>, String)> = if fsview::is_glob(path) {
                 let matches = view.glob(path);
                 if matches.is_empty() {
-                    return Err(input_error(
-                        node,
+                    return Err(Error::input(
+                        &node.origin,
                         format!("`{path}` matches nothing in the source state"),
                     ));
                 }
                 if matches.len() > 1 && !dst_is_dir {
-                    return Err(input_error(
-                        node,
+                    return Err(Error::input(
+                        &node.origin,
                         format!(
                             "`{path}` matches {} paths: the destination must be a directory (end it with `/`)",
                             matches.len()
@@ -150,7 +151,9 @@ fn copy_into_layer(
                 let comps = view
                     .resolve(path, true)
                     .filter(|c| view.lookup(c).is_some())
-                    .ok_or_else(|| input_error(node, format!("`{path}` does not exist in the source state")))?;
+                    .ok_or_else(|| {
+                        Error::input(&node.origin, format!("`{path}` does not exist in the source state"))
+                    })?;
                 // The name as the recipe wrote it, even when it was a symlink we followed.
                 let written = fsview::components(path)
                     .last()
@@ -160,9 +163,9 @@ fn copy_into_layer(
                 vec![(comps, written)]
             };
             for (comps, written) in sources {
-                let (_, meta) = view
-                    .lookup(&comps)
-                    .ok_or_else(|| input_error(node, format!("`{path}` does not exist in the source state")))?;
+                let (_, meta) = view.lookup(&comps).ok_or_else(|| {
+                    Error::input(&node.origin, format!("`{path}` does not exist in the source state"))
+                })?;
                 let target = if meta.is_dir() || !dst_is_dir {
                     dst_comps.clone()
                 } else {
@@ -306,7 +309,10 @@ fn set_owner_and_mode(sys: &dyn Sys, paths: &[PathBuf], owner: (u32, u32), chmod
 /// until its writes resolve inside the image root.)
 fn confined(node: &Node, root: &Path, to: &Path) -> Result<()> {
     let Ok(rel) = to.strip_prefix(root) else {
-        return Err(input_error(node, format!("`{}` is outside the layer", to.display())));
+        return Err(Error::input(
+            &node.origin,
+            format!("`{}` is outside the layer", to.display()),
+        ));
     };
     let mut dir = root.to_path_buf();
     let comps: Vec<_> = rel.components().collect();
@@ -314,8 +320,8 @@ fn confined(node: &Node, root: &Path, to: &Path) -> Result<()> {
         dir.push(comp);
         if fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
             let link = dir.strip_prefix(root).unwrap_or(&dir);
-            return Err(input_error(
-                node,
+            return Err(Error::input(
+                &node.origin,
                 format!(
                     "copy would write `/{}` through the symlink `/{}` that an earlier source put in this layer",
                     rel.display(),
@@ -394,8 +400,8 @@ fn copy_verified(node: &Node, from: &Path, to: &Path, hash: &[u8; 32]) -> Result
         output.write_all(&buf[..n]).map_err(Error::io("write", to))?;
     }
     if hasher.finalize().as_bytes() != hash {
-        return Err(input_error(
-            node,
+        return Err(Error::input(
+            &node.origin,
             format!(
                 "`{}` changed while the build was reading it; run the build again",
                 from.display()

@@ -11,7 +11,7 @@ mod run;
 use std::collections::HashMap;
 
 use crate::context::Selection;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::graph::{BaseSource, Node, NodeId, Op};
 use crate::lock::DebianSet;
 use crate::step::ExecCtx;
@@ -44,13 +44,5 @@ pub fn executor(op: &Op) -> &'static dyn Executor {
         Op::Copy(_) => &copy::Copy,
         Op::Run(_) => &run::Run,
         Op::Scratch | Op::Meta(_) => unreachable!("metadata nodes make no layer"),
-    }
-}
-
-/// An error the recipe is to blame for, at the node's position.
-pub(crate) fn input_error(node: &Node, message: impl Into<String>) -> Error {
-    Error::Input {
-        origin: node.origin.clone(),
-        message: message.into(),
     }
 }

@@ -35,10 +35,7 @@ pub struct RunResult {
 /// Runs a command in an image (its layers read-only, a throwaway read-write
 /// layer on top), with the caller's standard input, output and error.
 pub fn run_image(store: &crate::store::Store, exe: &Path, image: &State, req: &RunImage) -> Result<RunResult> {
-    let input = |message: String| Error::Input {
-        origin: Default::default(),
-        message,
-    };
+    let input = |message: String| Error::input(&Default::default(), message);
     let lowers = image.layer_dirs(store);
     if let Some(missing) = image.config.rootfs.diff_ids.iter().find(|d| !store.has_layer(d)) {
         return Err(input(format!(

@@ -12,13 +12,6 @@ use crate::graph::{Network, Node, RunOp, SecretSource};
 use crate::step::ExecCtx;
 use crate::store::{LayerRef, Record, State};
 
-fn input_error(node: &Node, message: impl Into<String>) -> Error {
-    Error::Input {
-        origin: node.origin.clone(),
-        message: message.into(),
-    }
-}
-
 /// Executes a `run` node on top of `parent` and returns its record.
 pub fn run_step(
     ctx: &ExecCtx<'_>,
@@ -34,7 +27,7 @@ pub fn run_step(
 
     // User and environment, as the image defines them.
     let Identity { uid, gid, env, cwd } = identity(&view, &parent.config, run.user.as_deref(), &run.env, None)
-        .map_err(|e| input_error(node, format!("user: {e}")))?;
+        .map_err(|e| Error::input(&node.origin, format!("user: {e}")))?;
 
     let tmp = scratch(store)?;
     let dir = tmp.path().to_path_buf();
@@ -68,8 +61,8 @@ pub fn run_step(
         match &secret.source {
             SecretSource::File(path) => {
                 let value = fs::read(path).map_err(|e| {
-                    input_error(
-                        node,
+                    Error::input(
+                        &node.origin,
                         format!("secret `{}`: cannot read `{}`: {e}", secret.id, path.display()),
                     )
                 })?;
@@ -84,8 +77,8 @@ pub fn run_step(
             }
             SecretSource::Env(var) => {
                 let value = std::env::var_os(var).ok_or_else(|| {
-                    input_error(
-                        node,
+                    Error::input(
+                        &node.origin,
                         format!("secret `{}`: environment variable `{var}` is not set", secret.id),
                     )
                 })?;
@@ -108,8 +101,8 @@ pub fn run_step(
             .resolve(&bind.path, true)
             .filter(|c| source_view.lookup(c).is_some())
             .ok_or_else(|| {
-                input_error(
-                    node,
+                Error::input(
+                    &node.origin,
                     format!("mount source `{}` does not exist in its state", bind.path),
                 )
             })?;
