@@ -75,6 +75,8 @@ pub struct Selection {
 /// The build context directory with its ignore rules.
 pub struct Context {
     root: PathBuf,
+    /// `root` with its symlinks resolved: what every selected path must stay under.
+    real_root: PathBuf,
     ignore: Option<(Gitignore, &'static str)>,
 }
 
@@ -120,6 +122,7 @@ impl Context {
         }
         Ok(Context {
             root: root.to_path_buf(),
+            real_root: fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf()),
             ignore,
         })
     }
@@ -143,9 +146,8 @@ impl Context {
             io::ErrorKind::NotFound => SelectError::NotFound(path.to_string()),
             _ => SelectError::Io(p.to_path_buf(), e),
         };
-        let real_root = fs::canonicalize(&self.root).map_err(|e| io(&self.root, e))?;
         let real_parent = fs::canonicalize(self.root.join(parent)).map_err(|e| io(&self.root.join(parent), e))?;
-        if real_parent.starts_with(&real_root) {
+        if real_parent.starts_with(&self.real_root) {
             return Ok(real_parent.join(name));
         }
         // Name the first directory on the way that is a link.

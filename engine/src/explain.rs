@@ -69,7 +69,7 @@ pub fn facts(graph: &Graph, plan: &Plan, nodes: &[NodeId]) -> Vec<NodeFacts> {
     nodes
         .iter()
         .map(|&id| {
-            let node = &graph.node(id);
+            let node = graph.node(id);
             let origin = node.origin.to_string();
             let n = seen.entry(origin.clone()).or_insert(0);
             *n += 1;

@@ -90,7 +90,6 @@ pub fn build(
     let no_cache = opts.no_cache;
     let (compression, epoch) = (opts.compression, opts.epoch);
     let cache_to = !opts.cache_to.is_empty();
-    let registry = Client::new(opts.insecure_registries.clone());
     let scheduler = Scheduler::new(store, graph, opts, events, cancel);
     let plan = scheduler.plan(&nodes)?;
     let mut outcome = scheduler.run(&plan, &nodes);
@@ -167,7 +166,7 @@ pub fn build(
                 continue;
             };
             let desc = write_image(store, &outcome.states[node], compression, epoch)?;
-            report.pushed.push(push(store, &registry, &desc, reference)?);
+            report.pushed.push(push(store, scheduler.registry(), &desc, reference)?);
         }
     }
     report.errors = outcome.errors.into_iter().map(|(_, e)| e).collect();

@@ -58,7 +58,7 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
     let builder = Scheduler::new(store, &graph, opts, &quiet, &never);
     let plan = builder.plan(&nodes)?;
     let state = |id: usize| -> &'static str {
-        let node = &graph.node(id);
+        let node = graph.node(id);
         if !node.makes_layer() {
             return "meta";
         }
@@ -72,7 +72,7 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
             let nodes_json: Vec<_> = nodes
                 .iter()
                 .map(|&id| {
-                    let n = &graph.node(id);
+                    let n = graph.node(id);
                     json!({
                         "id": id,
                         "op": kind(&n.op),
@@ -104,7 +104,7 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
         Format::Dot => {
             crate::outln!("digraph strata {{\n  rankdir=BT;\n  node [shape=box, fontname=monospace];");
             for &id in &nodes {
-                let n = &graph.node(id);
+                let n = graph.node(id);
                 let label = format!(
                     "{}\\n{} [{}]",
                     n.description.replace('"', "\\\""),
@@ -125,7 +125,7 @@ pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
         }
         _ => {
             for &id in &nodes {
-                let n = &graph.node(id);
+                let n = graph.node(id);
                 let inputs: Vec<String> = n.inputs().iter().map(|i| format!("#{i}")).collect();
                 crate::outln!(
                     "#{id:<3} {} {:<7} {:<8} {}{}",

@@ -81,7 +81,7 @@ impl<'g> Progress<'g> {
     }
 
     fn describe(&self, node: usize) -> String {
-        let n = &self.graph.node(node);
+        let n = self.graph.node(node);
         format!("{} ({})", n.description, n.origin)
     }
 

@@ -95,11 +95,7 @@ pub(super) fn agent() -> ureq::Agent {
 }
 
 /// GETs `url` into `out`, with retries of transient failures.
-pub(super) fn fetch_into(
-    agent: &ureq::Agent,
-    url: &str,
-    out: &mut dyn std::io::Write,
-) -> std::result::Result<u64, FetchError> {
+fn fetch_into(agent: &ureq::Agent, url: &str, out: &mut dyn std::io::Write) -> std::result::Result<u64, FetchError> {
     let mut attempt = 0;
     loop {
         attempt += 1;

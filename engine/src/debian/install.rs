@@ -24,7 +24,7 @@ use super::{control, deb, DEBS_IN_SANDBOX, KEYRING, PATH};
 
 /// Names in `names` that `group` (one dependency's alternatives) can mean,
 /// through `provides` (virtual name → providers).
-pub(super) fn members<'a>(
+fn members<'a>(
     group: &'a [control::Alternative],
     names: &'a BTreeSet<String>,
     provides: &'a HashMap<String, Vec<String>>,
@@ -51,7 +51,7 @@ pub enum RoundsError {
 /// with dependency checks relaxed, as debootstrap and mmdebstrap do), then
 /// the rest in rounds so that every package's `Pre-Depends` are configured
 /// before it is unpacked and its `Depends` are installed with it or before.
-pub(super) fn rounds(controls: &BTreeMap<String, Stanza>) -> std::result::Result<Vec<Vec<String>>, RoundsError> {
+fn rounds(controls: &BTreeMap<String, Stanza>) -> std::result::Result<Vec<Vec<String>>, RoundsError> {
     let names: BTreeSet<String> = controls.keys().cloned().collect();
     let mut provides: HashMap<String, Vec<String>> = HashMap::new();
     for (name, c) in controls {
@@ -156,7 +156,7 @@ const UNREPRODUCIBLE: &[&str] = &[
     "/var/cache/debconf/passwords.dat-old",
 ];
 
-pub(super) fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<()> {
+fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
@@ -166,7 +166,7 @@ pub(super) fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<()> {
 }
 
 /// The environment of dpkg in the sandbox.
-pub(super) fn dpkg_env(ctx: &ExecCtx<'_>) -> Vec<String> {
+fn dpkg_env(ctx: &ExecCtx<'_>) -> Vec<String> {
     vec![
         format!("PATH={PATH}"),
         "DEBIAN_FRONTEND=noninteractive".into(),
@@ -180,7 +180,7 @@ pub(super) fn dpkg_env(ctx: &ExecCtx<'_>) -> Vec<String> {
 /// The dpkg script for an install plan: round 0 (the essential closure)
 /// with dependency checks relaxed, the others as they are; then the
 /// services policy and the files that record dates go.
-pub(super) fn dpkg_script(plan: &[Vec<String>], policy_in_script: bool) -> String {
+fn dpkg_script(plan: &[Vec<String>], policy_in_script: bool) -> String {
     let mut script = format!("set -e\ncd {DEBS_IN_SANDBOX}\n");
     if policy_in_script {
         script
@@ -199,7 +199,7 @@ pub(super) fn dpkg_script(plan: &[Vec<String>], policy_in_script: bool) -> Strin
 }
 
 /// Hard links of `packages`' .debs under short names in `dir`, for the sandbox.
-pub(super) fn stage_debs(dir: &Path, packages: &[&str], files: &BTreeMap<String, PathBuf>) -> Result<()> {
+fn stage_debs(dir: &Path, packages: &[&str], files: &BTreeMap<String, PathBuf>) -> Result<()> {
     fs::create_dir(dir).map_err(Error::io("create", dir))?;
     for name in packages {
         let path = &files[*name];
@@ -288,7 +288,7 @@ pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet)
 
 /// The base set: essential packages extracted (merged /usr), then every
 /// base package installed by dpkg in the sandbox.
-pub(super) fn build_base_layer(
+fn build_base_layer(
     ctx: &ExecCtx<'_>,
     node: &Node,
     set: &DebianSet,
@@ -324,7 +324,7 @@ pub(super) fn build_base_layer(
 }
 
 /// The requested packages, installed by dpkg on top of the base layer.
-pub(super) fn build_extras_layer(
+fn build_extras_layer(
     ctx: &ExecCtx<'_>,
     node: &Node,
     base_layer: &crate::digest::Digest,
@@ -338,7 +338,7 @@ pub(super) fn build_extras_layer(
 /// Installs `packages` with dpkg in the sandbox on `lowers`, into an upper
 /// directory that `prepare` fills first, and stores the result as a layer.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn install_layer(
+fn install_layer(
     ctx: &ExecCtx<'_>,
     node: &Node,
     packages: &[&str],

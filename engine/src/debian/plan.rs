@@ -18,7 +18,7 @@ use super::fetch::{agent, fetch, mirror, sha256_hex, verified_release};
 use super::{arch_of, fail, lock_name, resolve, variant_of, DebianError};
 
 /// Resolves the spec against the mirror's current index.
-pub(super) fn resolve_now(spec: &DebianBase, store: &Store, warn: &dyn Fn(String)) -> Result<DebianSet> {
+fn resolve_now(spec: &DebianBase, store: &Store, warn: &dyn Fn(String)) -> Result<DebianSet> {
     let mirror = mirror(spec)?;
     let arch = arch_of(spec);
     let variant = variant_of(spec)?;

@@ -18,7 +18,7 @@ type Done = (u64, io::Result<Vec<u8>>);
 
 /// A gzip encoder that compresses on the shared CPU pool.
 pub struct ParallelGzip<W: Write> {
-    inner: Option<W>,
+    inner: W,
     level: u32,
     buf: Vec<u8>,
     next_submit: u64,
@@ -26,7 +26,6 @@ pub struct ParallelGzip<W: Write> {
     pending: BTreeMap<u64, Vec<u8>>,
     done_tx: Sender<Done>,
     done: Receiver<Done>,
-    finished: bool,
     in_flight: usize,
     max_in_flight: usize,
 }
@@ -64,7 +63,7 @@ impl<W: Write> ParallelGzip<W> {
         let threads = threads.max(1);
         let (done_tx, done_rx) = mpsc::channel::<Done>();
         ParallelGzip {
-            inner: Some(inner),
+            inner,
             level,
             buf: Vec::with_capacity(CHUNK),
             next_submit: 0,
@@ -72,7 +71,6 @@ impl<W: Write> ParallelGzip<W> {
             pending: BTreeMap::new(),
             done_tx,
             done: done_rx,
-            finished: false,
             in_flight: 0,
             max_in_flight: threads * 2,
         }
@@ -84,9 +82,6 @@ impl<W: Write> ParallelGzip<W> {
         }
         while self.in_flight >= self.max_in_flight {
             self.collect_one()?;
-        }
-        if self.finished {
-            return Err(io::Error::other("gzip encoder finished"));
         }
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
         let (seq, level, tx) = (self.next_submit, self.level, self.done_tx.clone());
@@ -104,12 +99,8 @@ impl<W: Write> ParallelGzip<W> {
         let (seq, result) = self.done.recv().map_err(|_| io::Error::other("gzip workers stopped"))?;
         self.in_flight -= 1;
         self.pending.insert(seq, result?);
-        let inner = self
-            .inner
-            .as_mut()
-            .ok_or_else(|| io::Error::other("gzip encoder finished"))?;
         while let Some(member) = self.pending.remove(&self.next_write) {
-            inner.write_all(&member)?;
+            self.inner.write_all(&member)?;
             self.next_write += 1;
         }
         Ok(())
@@ -121,13 +112,12 @@ impl<W: Write> ParallelGzip<W> {
         if self.next_submit == 0 {
             // An empty stream is still one (empty) gzip member.
             let member = gzip_member(&[], self.level)?;
-            self.inner.as_mut().expect("not finished").write_all(&member)?;
+            self.inner.write_all(&member)?;
         }
         while self.in_flight > 0 {
             self.collect_one()?;
         }
-        self.finished = true;
-        Ok(self.inner.take().expect("not finished"))
+        Ok(self.inner)
     }
 }
 

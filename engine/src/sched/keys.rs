@@ -26,7 +26,7 @@ impl Scheduler<'_> {
         states: &HashMap<NodeId, State>,
         keys: &HashMap<NodeId, NodeKey>,
     ) -> Result<NodeKey> {
-        let node = &self.graph.node(id);
+        let node = self.graph.node(id);
         let planned = plan.keys[id].expect("planned");
         let inputs = node.inputs();
         if inputs.is_empty() {

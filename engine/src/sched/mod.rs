@@ -182,6 +182,11 @@ impl<'a> Scheduler<'a> {
         }
     }
 
+    /// The registry client of this build (its tokens serve pushes too).
+    pub fn registry(&self) -> &crate::registry::Client {
+        &self.registry
+    }
+
     /// Runs every layer node with `executor` instead of the executor of its
     /// kind (the scheduler's tests use a fake; a remote executor fits here).
     pub fn with_executor(mut self, executor: &'a dyn exec::Executor) -> Scheduler<'a> {
@@ -311,7 +316,7 @@ impl<'a> Scheduler<'a> {
         inputs: &HashMap<NodeId, State>,
         input_keys: &HashMap<NodeId, NodeKey>,
     ) -> Result<(State, bool, NodeKey)> {
-        let node = &self.graph.node(id);
+        let node = self.graph.node(id);
         if let Some((state, key)) = self.restored.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
             self.events.event(Event::Cached { node: id, key: *key });
             return Ok((state.clone(), false, *key));
@@ -381,7 +386,7 @@ impl<'a> Scheduler<'a> {
 
     /// Runs a node's executor after making sure its inputs' layers are here.
     fn execute(&self, id: NodeId, plan: &Plan, states: &HashMap<NodeId, State>) -> Result<Record> {
-        let node = &self.graph.node(id);
+        let node = self.graph.node(id);
         for state in states.values() {
             self.materialize(state, Some(id))?;
         }

@@ -53,7 +53,7 @@ impl Scheduler<'_> {
         // services are independent trees).
         let selections = self.select_all(&context, &cache, nodes);
         for &id in nodes {
-            let node = &self.graph.node(id);
+            let node = self.graph.node(id);
             let resolved = match &node.op {
                 Op::Base(crate::graph::BaseSource::Debian(spec)) => {
                     let warn = |message: String| self.events.event(Event::Warning { message });
@@ -82,10 +82,7 @@ impl Scheduler<'_> {
                     Resolved::Context(hash)
                 }
                 Op::Run(run) if run.insecure && !self.opts.allow_insecure => {
-                    return Err(Error::Input {
-                        origin: node.origin.clone(),
-                        message: "this `run` asks for security: \"insecure\" (every capability, all of /proc and /sys, no seccomp filter); allow it with `--allow insecure`".into(),
-                    });
+                    return Err(Error::input(&node.origin, "this `run` asks for security: \"insecure\" (every capability, all of /proc and /sys, no seccomp filter); allow it with `--allow insecure`"));
                 }
                 _ => Resolved::Nothing,
             };

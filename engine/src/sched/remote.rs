@@ -63,7 +63,7 @@ impl Scheduler<'_> {
                 continue;
             }
             keep.push(id);
-            let node = &self.graph.node(id);
+            let node = self.graph.node(id);
             let key = plan.keys[id].expect("planned");
             let local = matches!(self.store.record(&key), Ok(Some(_)));
             if node.makes_layer() && !local {
