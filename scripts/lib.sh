@@ -15,4 +15,4 @@ ensure_packages() {
 }
 
 # The packages strata's tests and examples use.
-STRATA_PACKAGES=(busybox-static skopeo umoci docker-registry apache2-utils procps python3 gpgv debian-archive-keyring)
+STRATA_PACKAGES=(busybox-static gcc libc6-dev skopeo umoci docker-registry apache2-utils procps python3 gpgv debian-archive-keyring)

@@ -155,6 +155,10 @@ pub struct RunOp {
     /// `security: "insecure"`: every capability, all of /proc and /sys, no
     /// seccomp filter; the build must say `--allow insecure`.
     pub insecure: bool,
+    /// `limits: #{ memory, pids, cpu }`; unset ones get the sandbox's
+    /// defaults. Not part of the key: a limit changes whether a step
+    /// finishes, not what it makes.
+    pub limits: crate::sys::cgroup::Limits,
 }
 
 impl RunOp {
@@ -171,6 +175,7 @@ impl RunOp {
             mounts: Vec::new(),
             timeout: None,
             insecure: false,
+            limits: Default::default(),
         }
     }
 }

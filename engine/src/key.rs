@@ -275,7 +275,7 @@ mod tests {
         #[test]
         fn run_key_changes_with_command_env_user_network(argv in proptest::collection::vec("[a-z ]{0,6}", 1..4), parent in any::<u8>()) {
             let run = |argv: Vec<String>, env: Vec<(String, String)>, user: Option<String>, network: Network| {
-                node(Op::Run(RunOp { argv, env, user, network, caches: vec![], secrets: vec![], mounts: vec![], timeout: None, insecure: false }), Some(0), 1, "")
+                node(Op::Run(RunOp { argv, env, user, network, caches: vec![], secrets: vec![], mounts: vec![], timeout: None, insecure: false, limits: Default::default() }), Some(0), 1, "")
             };
             let key = node_key(&run(argv.clone(), vec![], None, Network::None), &[parent_key(parent)], Resolved::Nothing);
             let mut longer = argv.clone();

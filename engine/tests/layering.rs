@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 /// Ranks, lowest first. A new module must be placed here.
 const RANKS: &[(&str, u32)] = &[
     ("digest", 0),
+    ("sys", 0),
     ("graph", 1),
     ("image", 1),
-    ("sys", 1),
     ("key", 2),
     ("registry", 2),
     ("events", 2),

@@ -180,6 +180,28 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// `tests/fixtures/probe.c` compiled statically, once per test run.
+pub fn probe_binary() -> &'static Path {
+    static PROBE: OnceLock<PathBuf> = OnceLock::new();
+    PROBE.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("isolation-probe");
+        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+        let built = Command::new("cc")
+            .args(["-static", "-O1", "-o"])
+            .arg(&tmp)
+            .arg(repo().join("tests/fixtures/probe.c"))
+            .output()
+            .unwrap();
+        assert!(
+            built.status.success(),
+            "cc -static probe.c failed (are gcc and libc6-dev installed?): {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        fs::rename(&tmp, &out).unwrap();
+        out
+    })
+}
+
 /// A busybox root filesystem tarball, made once per test run.
 pub fn busybox_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();

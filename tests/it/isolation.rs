@@ -24,6 +24,10 @@ const ATTEMPTS: &[(&str, &str)] = &[
     ("syslog", "dmesg"),
     ("set-clock", "date -s 2001-01-01"),
     ("proc-keys", "test -f /proc/keys"),
+    // The probe (tests/fixtures/probe.c) prints `NAME: ok` or `NAME: error`.
+    ("ptrace", "probe ptrace >&2"),
+    ("keyctl", "probe keyctl >&2"),
+    ("module", "probe module >&2"),
 ];
 
 /// Attempts that would change the host itself when they succeed (an
@@ -37,9 +41,16 @@ fn recipe(security: &str) -> String {
         .map(|(name, cmd)| format!("if ({cmd}) 2> /r/{name}; then echo ok >> /r/{name}; fi"))
         .collect();
     format!(
-        r#"image("probe", from("rootfs:busybox.tar").run("mkdir -p /r; {}; grep CapEff /proc/self/status > /r/caps; cat /proc/self/mountinfo > /r/mountinfo", #{{ security: "{security}" }}));"#,
+        r#"image("probe", from("rootfs:busybox.tar").copy(ctx("probe"), "/bin/probe").run("mkdir -p /r; {}; grep CapEff /proc/self/status > /r/caps; cat /proc/self/mountinfo > /r/mountinfo", #{{ security: "{security}" }}));"#,
         script.join("; ").replace('"', "\\\"")
     )
+}
+
+/// A busybox project with the probe in its context.
+fn probe_project(recipe: &str) -> Project {
+    let p = busybox_project(recipe);
+    fs::copy(probe_binary(), p.path("probe")).unwrap();
+    p
 }
 
 fn results(p: &Project) -> tempfile::TempDir {
@@ -52,7 +63,7 @@ fn read(bundle: &tempfile::TempDir, name: &str) -> String {
 
 #[test]
 fn a_step_cannot_reach_the_kernel_or_the_host() {
-    let p = busybox_project(&recipe("sandbox"));
+    let p = probe_project(&recipe("sandbox"));
     p.ok(&["build"]);
     let r = results(&p);
     let refused = [
@@ -69,6 +80,9 @@ fn a_step_cannot_reach_the_kernel_or_the_host() {
         ("unshare-mount", "unshare(0x20000): Operation not permitted"),
         ("syslog", "klogctl: Operation not permitted"),
         ("set-clock", "can't set date: Operation not permitted"),
+        ("ptrace", "ptrace: Operation not permitted"),
+        ("keyctl", "keyctl: Operation not permitted"),
+        ("module", "module: Operation not permitted"),
     ];
     for (name, error) in refused {
         let got = read(&r, name);
@@ -89,7 +103,7 @@ fn a_step_cannot_reach_the_kernel_or_the_host() {
 
 #[test]
 fn an_insecure_step_needs_the_flag_and_then_can_do_everything() {
-    let p = busybox_project(&recipe("insecure"));
+    let p = probe_project(&recipe("insecure"));
     let refused = p.run(&["build"]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(
@@ -119,6 +133,15 @@ fn an_insecure_step_needs_the_flag_and_then_can_do_everything() {
         "ok",
         "/proc/keys is not masked when insecure"
     );
+    assert!(read(&r, "ptrace").starts_with("ptrace: ok\n"), "{}", read(&r, "ptrace"));
+    assert!(read(&r, "keyctl").starts_with("keyctl: ok\n"), "{}", read(&r, "keyctl"));
+    // Garbage is no module: the kernel says so (or has no modules at all),
+    // past the permission check the sandbox fails.
+    let module = read(&r, "module");
+    assert!(
+        module.starts_with("module: ") && !module.contains("not permitted"),
+        "{module}"
+    );
     assert_ne!(read(&r, "caps").trim(), "CapEff:\t00000000a00425fb");
 }
 
@@ -143,4 +166,103 @@ fn the_host_stays_out_of_reach() {
         read(&r, "host")
     );
     assert!(read(&r, "store").contains("No such file"), "{}", read(&r, "store"));
+}
+
+/// Cgroups strata made for sandboxes (`strata-PID-N`) whose strata process
+/// is gone: none should outlive the build that made them.
+fn leftover_cgroups() -> Vec<String> {
+    let mut left = Vec::new();
+    let mut stack: Vec<std::path::PathBuf> = ["pids", "memory", "cpu", "unified"]
+        .iter()
+        .map(|h| std::path::Path::new("/sys/fs/cgroup").join(h))
+        .collect();
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("strata-").and_then(|r| r.split('-').next()) {
+                if !std::path::Path::new("/proc").join(pid).exists() {
+                    left.push(path.display().to_string());
+                }
+            }
+            stack.push(path);
+        }
+    }
+    left
+}
+
+/// A step that forks past its pids limit is stopped with a message that
+/// says so; without the limit the same step succeeds.
+#[test]
+fn a_fork_bomb_is_stopped_by_the_pids_limit() {
+    let spawn = "i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; echo spawned $i";
+    let p = busybox_project(&format!(
+        r#"image("bomb", from("rootfs:busybox.tar").run("{spawn}", #{{ limits: #{{ pids: 64 }} }}));"#
+    ));
+    let failed = p.run(&["build"]);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(
+        failed
+            .stderr
+            .contains("`run` failed: pids limit 64 reached (a process could not fork): i=0;"),
+        "{}",
+        failed.stderr
+    );
+    assert!(failed.stderr.contains("can't fork"), "{}", failed.stderr);
+    p.recipe(&format!(
+        r#"image("bomb", from("rootfs:busybox.tar").run("{spawn}", #{{ security: "insecure" }}));"#
+    ));
+    let ok = p.ok(&["build", "--allow", "insecure", "--progress", "json"]);
+    assert!(
+        ok.stderr.contains("spawned 200") || ok.stdout.contains("spawned 200"),
+        "{}",
+        ok.stderr
+    );
+    assert_eq!(
+        leftover_cgroups(),
+        Vec::<String>::new(),
+        "a sandbox's cgroup outlived its build"
+    );
+}
+
+/// A step that allocates past its memory limit is killed with a message
+/// that names the limit; without the limit the same step succeeds.
+#[test]
+fn a_memory_hog_is_killed_at_the_memory_limit() {
+    let hog = "dd if=/dev/zero of=/dev/null bs=200M count=1";
+    let p = busybox_project(&format!(
+        r#"image("hog", from("rootfs:busybox.tar").run("{hog}", #{{ limits: #{{ memory: "64m" }} }}));"#
+    ));
+    let failed = p.run(&["build"]);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(
+        failed
+            .stderr
+            .contains("`run` killed: memory limit 64 MiB reached: dd if=/dev/zero"),
+        "{}",
+        failed.stderr
+    );
+    p.recipe(&format!(
+        r#"image("hog", from("rootfs:busybox.tar").run("{hog}", #{{ security: "insecure" }}));"#
+    ));
+    p.ok(&["build", "--allow", "insecure"]);
+}
+
+#[test]
+fn limits_are_checked_in_the_recipe() {
+    let p = busybox_project(r#"image("x", from("rootfs:busybox.tar").run("true", #{ limits: #{ memory: "lots" } }));"#);
+    let r = p.run(&["build"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("limits: `memory` must be a size of at least 1 MiB like \"512m\" or \"2g\", not `lots`"),
+        "{}",
+        r.stderr
+    );
+    p.recipe(r#"image("x", from("rootfs:busybox.tar").run("true", #{ limits: #{ swap: 1 } }));"#);
+    let r = p.run(&["build"]);
+    assert!(r.stderr.contains("swap"), "{}", r.stderr);
 }

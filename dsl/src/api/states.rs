@@ -183,12 +183,78 @@ fn copy(
     Ok(State { node })
 }
 
+/// `limits: #{ memory: "2g", pids: 4096, cpu: 1.5 }`.
+fn run_limits(v: &Dynamic, pos: rhai::Position) -> Res<strata_engine::sys::cgroup::Limits> {
+    let map = v.clone().try_cast::<Map>().ok_or_else(|| {
+        runtime(
+            pos,
+            "run option `limits` must be a map like #{ memory: \"2g\", pids: 4096, cpu: 2 }",
+        )
+    })?;
+    check_options(&map, &["memory", "pids", "cpu"], "limits", pos)?;
+    let mut limits = strata_engine::sys::cgroup::Limits::default();
+    if let Some(m) = map.get("memory") {
+        let bytes = if let Ok(n) = m.as_int() {
+            u64::try_from(n).ok()
+        } else {
+            m.clone().into_string().ok().and_then(|s| parse_size(&s))
+        };
+        limits.memory = Some(bytes.filter(|b| *b >= 1 << 20).ok_or_else(|| {
+            runtime(
+                pos,
+                format!("limits: `memory` must be a size of at least 1 MiB like \"512m\" or \"2g\", not `{m}`"),
+            )
+        })?);
+    }
+    if let Some(p) = map.get("pids") {
+        limits.pids = Some(
+            p.as_int()
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| runtime(pos, format!("limits: `pids` must be a positive number, not `{p}`")))?,
+        );
+    }
+    if let Some(c) = map.get("cpu") {
+        let cpus = c.as_float().ok().or_else(|| c.as_int().ok().map(|n| n as f64));
+        limits.cpu_millis = Some(
+            cpus.filter(|c| *c >= 0.01 && *c <= 4096.0)
+                .map(|c| (c * 1000.0).round() as u64)
+                .ok_or_else(|| {
+                    runtime(
+                        pos,
+                        format!("limits: `cpu` must be a number of CPUs like 1.5, not `{c}`"),
+                    )
+                })?,
+        );
+    }
+    Ok(limits)
+}
+
+/// `512m`, `2g`, `2GiB`, `1.5G`, `1048576` (bytes).
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let digits = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (number, unit) = s.split_at(digits);
+    let number: f64 = number.parse().ok()?;
+    let scale: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return None,
+    };
+    let bytes = number * scale as f64;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
 fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts: Map) -> Res<State> {
     let pos = ctx.call_position();
     check_options(
         &opts,
         &[
-            "env", "user", "network", "cache", "secrets", "mounts", "timeout", "security",
+            "env", "user", "network", "cache", "secrets", "mounts", "timeout", "security", "limits",
         ],
         "run",
         pos,
@@ -206,6 +272,9 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
                 ))
             }
         };
+    }
+    if let Some(limits) = opts.get("limits") {
+        op.limits = run_limits(limits, pos)?;
     }
     if let Some(env) = opts.get("env") {
         let map = env
@@ -468,4 +537,20 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
         "run",
         move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic, opts: Map| run(&r, &ctx, s, cmd, opts),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_docker_style_units() {
+        assert_eq!(parse_size("512m"), Some(512 << 20));
+        assert_eq!(parse_size("2g"), Some(2 << 30));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("1.5G"), Some(3 << 29));
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_size("12 parsecs"), None);
+        assert_eq!(parse_size("-1g"), None);
+    }
 }

@@ -110,6 +110,8 @@ pub fn run_image(store: &crate::store::Store, exe: &Path, image: &State, req: &R
         mounts,
         sysfs: true,
         insecure: false,
+        limits: Default::default(),
+        origin: &Default::default(),
         io: Io::Terminal {
             interactive: req.interactive,
         },
@@ -117,6 +119,8 @@ pub fn run_image(store: &crate::store::Store, exe: &Path, image: &State, req: &R
     let code = match outcome {
         Outcome::Exited(code, _) => code,
         Outcome::TimedOut(_) | Outcome::Cancelled => 130,
+        // Killed by the kernel at a limit: SIGKILL's status.
+        Outcome::Limited(..) => 137,
     };
     Ok(RunResult { code, scratch })
 }

@@ -93,8 +93,13 @@ fn inside(root: &Path, image_path: &str) -> PathBuf {
 
 /// Namespaces, the overlay and every mount that does not need the new pid namespace.
 fn setup_outside(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
-    let mut flags =
-        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    // A cgroup namespace too: the step sees its own cgroup as `/`, never
+    // the host's hierarchy.
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
     if !spec.network_host {
         flags |= CloneFlags::CLONE_NEWNET;
     }
@@ -383,6 +388,7 @@ mod tests {
                         | CloneFlags::CLONE_NEWPID
                         | CloneFlags::CLONE_NEWUTS
                         | CloneFlags::CLONE_NEWIPC
+                        | CloneFlags::CLONE_NEWCGROUP
                         | CloneFlags::CLONE_NEWNET
                 ),
                 Call::mount(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None),

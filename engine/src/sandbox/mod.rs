@@ -32,13 +32,17 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::fsview::{self, View};
-use crate::graph::Node;
+use crate::graph::{Node, Origin};
 use crate::layer::{remove_path, OPAQUE_XATTR};
 use crate::step::ExecCtx;
+use crate::sys::cgroup::{self, Cgroup, Limits};
 use crate::sys::ns;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const TAIL_LINES: usize = 20;
+/// Processes and threads a sandbox may have unless its step says otherwise:
+/// far above what a parallel build needs, far below what stalls the host.
+pub const DEFAULT_PIDS: u64 = 16384;
 
 /// What a stub mount point is.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -83,7 +87,71 @@ pub(crate) struct Request<'a> {
     pub sysfs: bool,
     /// Skip the security profile (`security: "insecure"`, allowed by the build).
     pub insecure: bool,
+    /// The step's own limits; what it leaves unset gets [`default_limits`].
+    pub limits: Limits,
+    /// Where the command comes from (for errors about its limits).
+    pub origin: &'a Origin,
     pub io: Io<'a>,
+}
+
+/// The limits a sandbox gets for what its step leaves unset: [`DEFAULT_PIDS`]
+/// processes and three quarters of the host's memory (so a runaway step is
+/// stopped before the host's OOM killer picks a victim), CPU unlimited.
+pub fn default_limits() -> Limits {
+    let mem_total = fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    });
+    Limits {
+        memory: mem_total.map(|kb| kb * 1024 / 4 * 3),
+        pids: Some(DEFAULT_PIDS),
+        cpu_millis: None,
+    }
+}
+
+/// The cgroups for a sandbox: the step's limits over the defaults. A limit
+/// the step asked for that the host cannot apply is an error; a default
+/// that cannot be applied is a warning (once per process).
+fn limit_group(req_limits: Limits, origin: &Origin, io: &Io<'_>) -> Result<Cgroup> {
+    let defaults = default_limits();
+    let limits = Limits {
+        memory: req_limits.memory.or(defaults.memory),
+        pids: req_limits.pids.or(defaults.pids),
+        cpu_millis: req_limits.cpu_millis.or(defaults.cpu_millis),
+    };
+    let group = Cgroup::create(limits);
+    let asked: Vec<&str> = group
+        .missing()
+        .iter()
+        .copied()
+        .filter(|c| match *c {
+            "memory" => req_limits.memory.is_some(),
+            "pids" => req_limits.pids.is_some(),
+            _ => req_limits.cpu_millis.is_some(),
+        })
+        .collect();
+    if !asked.is_empty() {
+        return Err(Error::input(
+            origin,
+            format!(
+                "limits: the `{0}` cgroup controller is not available to strata on this host (not mounted, or not delegated to this user), so the step's `{0}` limit cannot be applied",
+                asked[0]
+            ),
+        ));
+    }
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !group.missing().is_empty() && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        if let Io::Captured { ctx, .. } = io {
+            ctx.event(Event::Warning {
+                message: format!(
+                    "steps run without the default {} limit: no usable cgroup controller for it on this host",
+                    group.missing().join(" and ")
+                ),
+            });
+        }
+    }
+    Ok(group)
 }
 
 /// Runs `req` and returns how the command ended. Stub mount points are
@@ -115,14 +183,18 @@ pub(crate) fn run(req: Request<'_>) -> Result<Outcome> {
     let spec_path = req.dir.join("spec.json");
     fs::write(&spec_path, serde_json::to_vec(&spec).expect("spec serialises"))
         .map_err(Error::io("write", &spec_path))?;
+    let group = limit_group(req.limits, req.origin, &req.io)?;
+    let mut command = Command::new(req.exe);
+    command.arg("__sandbox").arg(&spec_path);
+    let fds = group.procs_fds();
+    // SAFETY: between fork and exec the child only calls write(2).
+    unsafe {
+        command.pre_exec(move || cgroup::join(&fds));
+    }
     let outcome = match req.io {
-        Io::Captured { ctx, timeout, secrets } => launch(ctx, req.exe, &spec_path, timeout, secrets)?,
+        Io::Captured { ctx, timeout, secrets } => launch(ctx, command, timeout, secrets)?,
         Io::Terminal { .. } => {
-            let status = Command::new(req.exe)
-                .arg("__sandbox")
-                .arg(&spec_path)
-                .status()
-                .map_err(Error::io("start sandbox", req.exe))?;
+            let status = command.status().map_err(Error::io("start sandbox", req.exe))?;
             use std::os::unix::process::ExitStatusExt;
             Outcome::Exited(
                 status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
@@ -130,6 +202,8 @@ pub(crate) fn run(req: Request<'_>) -> Result<Outcome> {
             )
         }
     };
+    let outcome = limited(outcome, &group);
+    drop(group);
     for stub in stubs.iter().rev() {
         remove_if_empty_stub(stub)?;
     }
@@ -169,6 +243,11 @@ pub(crate) fn check(node: &Node, argv: &[String], timeout: Option<u64>, outcome:
             detail: indent_tail(&tail.join("\n")),
         }),
         Outcome::Cancelled => Err(Error::Interrupted),
+        Outcome::Limited(reason, tail) => Err(Error::Step {
+            origin: node.origin.clone(),
+            message: format!("`run` {reason}: {}", shown(argv)),
+            detail: indent_tail(&tail.join("\n")),
+        }),
     }
 }
 
@@ -360,6 +439,50 @@ pub(crate) enum Outcome {
     Exited(i32, Vec<String>),
     TimedOut(Vec<String>),
     Cancelled,
+    /// Failed or timed out after reaching a limit (the message says which).
+    Limited(String, Vec<String>),
+}
+
+/// `outcome`, said to be the limit's doing when the command failed and
+/// its cgroup reached one.
+fn limited(outcome: Outcome, group: &Cgroup) -> Outcome {
+    let failed = matches!(outcome, Outcome::Exited(code, _) if code != 0) || matches!(outcome, Outcome::TimedOut(_));
+    if !failed {
+        return outcome;
+    }
+    let limits = group.limits();
+    let message = if group.memory_exhausted() {
+        format!(
+            "killed: memory limit {} reached",
+            human_bytes(limits.memory.unwrap_or(0))
+        )
+    } else if group.pids_exhausted() {
+        format!(
+            "failed: pids limit {} reached (a process could not fork)",
+            limits.pids.unwrap_or(0)
+        )
+    } else {
+        return outcome;
+    };
+    match outcome {
+        Outcome::Exited(_, tail) | Outcome::TimedOut(tail) => Outcome::Limited(message, tail),
+        other => other,
+    }
+}
+
+/// `2 GiB`, `512 MiB`, `1536 KiB`, `100 bytes`.
+pub fn human_bytes(bytes: u64) -> String {
+    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes >= size && bytes.is_multiple_of(size) {
+            return format!("{} {unit}", bytes / size);
+        }
+    }
+    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes >= size {
+            return format!("{:.1} {unit}", bytes as f64 / size as f64);
+        }
+    }
+    format!("{bytes} bytes")
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -391,20 +514,22 @@ fn redact(line: &str, secrets: &[Vec<u8>]) -> String {
 
 /// Starts the sandbox and waits for it, streaming output and watching for
 /// cancellation and the timeout.
-fn launch(ctx: &ExecCtx<'_>, exe: &Path, spec: &Path, timeout: Option<u64>, secrets: &[Vec<u8>]) -> Result<Outcome> {
+fn launch(ctx: &ExecCtx<'_>, mut command: Command, timeout: Option<u64>, secrets: &[Vec<u8>]) -> Result<Outcome> {
     let (read, write) = pipe()?;
     let write2 = write
         .try_clone()
         .map_err(Error::io("duplicate pipe for", "run output"))?;
-    let mut child = Command::new(exe)
-        .arg("__sandbox")
-        .arg(spec)
+    let exe = PathBuf::from(command.get_program());
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::from(write))
         .stderr(Stdio::from(write2))
         .process_group(0)
         .spawn()
-        .map_err(Error::io("start sandbox", exe))?;
+        .map_err(Error::io("start sandbox", &exe))?;
+    // The command holds the pipe's write ends: the reader sees the end of
+    // the output only once they are closed here.
+    drop(command);
     let pgid = child.id() as libc::pid_t;
     let node_id = ctx.node;
     let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t));
@@ -459,7 +584,7 @@ fn launch(ctx: &ExecCtx<'_>, exe: &Path, spec: &Path, timeout: Option<u64>, secr
             }
         };
         let tail = reader.join().unwrap_or_default();
-        let status = status.map_err(Error::io("wait for sandbox", exe))?;
+        let status = status.map_err(Error::io("wait for sandbox", &exe))?;
         Ok(match killed {
             Some(true) => Outcome::TimedOut(tail),
             Some(false) => Outcome::Cancelled,
@@ -475,6 +600,14 @@ fn launch(ctx: &ExecCtx<'_>, exe: &Path, spec: &Path, timeout: Option<u64>, secr
 #[cfg(test)]
 mod tests {
     use super::redact;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(super::human_bytes(2 << 30), "2 GiB");
+        assert_eq!(super::human_bytes(64 << 20), "64 MiB");
+        assert_eq!(super::human_bytes(1536 << 20), "1.5 GiB");
+        assert_eq!(super::human_bytes(100), "100 bytes");
+    }
 
     #[test]
     fn secrets_are_masked_line_by_line_short_ones_too() {

@@ -134,6 +134,8 @@ pub fn run_step(
         mounts,
         sysfs: true,
         insecure: run.insecure,
+        limits: run.limits,
+        origin: &node.origin,
         io: Io::Captured {
             ctx,
             timeout: run.timeout,
@@ -198,6 +200,8 @@ pub fn run_in_root(
         mounts,
         sysfs: false,
         insecure: false,
+        limits: Default::default(),
+        origin: &node.origin,
         io: Io::Captured {
             ctx,
             timeout: None,
