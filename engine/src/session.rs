@@ -25,6 +25,8 @@ pub enum Output {
     Oci(PathBuf),
     /// `docker-archive:FILE`: a tarball `docker load` reads.
     DockerArchive(PathBuf),
+    /// `docker-archive:-`: the tarball on standard output.
+    DockerArchiveStdout,
 }
 
 /// What to do with the built targets.
@@ -144,7 +146,8 @@ pub fn build(
     for output in &exports.outputs {
         match output {
             Output::Oci(dir) => export::to_oci_dir(store, &images, dir)?,
-            Output::DockerArchive(file) => export::to_docker_archive(store, &images, file)?,
+            Output::DockerArchive(file) => export::to_docker_archive(store, &images, export::ArchiveSink::Path(file))?,
+            Output::DockerArchiveStdout => export::to_docker_archive(store, &images, export::ArchiveSink::Stdout)?,
         }
     }
     record_explanations(

@@ -1,6 +1,7 @@
 //! `strata build`: parse the flags, evaluate the recipe, hand the targets to
 //! `session::build`, print what it finished.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -81,11 +82,28 @@ pub enum LayerCompression {
 }
 
 fn parse_output(s: &str) -> Result<Output, CliError> {
+    let empty = |kind: &str, what: &str| {
+        CliError::Usage(format!(
+            "--output `{s}`: `{kind}:` needs a {what} (use `.` for the current directory)"
+        ))
+    };
     if let Some(dir) = s.strip_prefix("oci:") {
+        if dir.is_empty() {
+            return Err(empty("oci", "directory"));
+        }
         return Ok(Output::Oci(PathBuf::from(dir)));
     }
     if let Some(file) = s.strip_prefix("docker-archive:") {
-        return Ok(Output::DockerArchive(PathBuf::from(file)));
+        return match file {
+            "" => Err(CliError::Usage(format!(
+                "--output `{s}`: `docker-archive:` needs a file, or `-` for standard output"
+            ))),
+            "-" if std::io::stdout().is_terminal() => Err(CliError::Usage(
+                "--output docker-archive:- would write a tar archive to the terminal; redirect standard output (`| docker load`) or name a file".into(),
+            )),
+            "-" => Ok(Output::DockerArchiveStdout),
+            _ => Ok(Output::DockerArchive(PathBuf::from(file))),
+        };
     }
     Err(CliError::Usage(format!(
         "--output `{s}`: expected oci:DIR or docker-archive:FILE"
@@ -101,6 +119,21 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         LayerCompression::Zstd => Compression::Zstd,
     };
     let outputs: Vec<Output> = args.outputs.iter().map(|s| parse_output(s)).collect::<Result<_, _>>()?;
+    if outputs
+        .iter()
+        .filter(|o| matches!(o, Output::DockerArchiveStdout))
+        .count()
+        > 1
+    {
+        return Err(CliError::Usage("--output docker-archive:- can be given once".into()));
+    }
+    // The archive owns standard output; the results go to stderr instead.
+    let results_to_stderr = outputs.iter().any(|o| matches!(o, Output::DockerArchiveStdout));
+    if args.out_dir.as_os_str().is_empty() {
+        return Err(CliError::Usage(
+            "--out-dir needs a directory (use `.` for the current directory)".into(),
+        ));
+    }
     let epoch = source_date_epoch()?;
     let graph = args.recipe.load()?;
     let targets = graph
@@ -142,6 +175,10 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
     let report = session::build(store, &graph, &targets, opts, &exports, &progress, signals::cancelled())?;
     for finished in &report.finished {
         match finished {
+            Finished::Image { name, tags, digest } if results_to_stderr => {
+                eprintln!("{name}\t{}\t{digest}", tags.join(","))
+            }
+            Finished::Artifact { name, dir } if results_to_stderr => eprintln!("{name}\t{}", dir.display()),
             Finished::Image { name, tags, digest } => crate::outln!("{name}\t{}\t{digest}", tags.join(",")),
             Finished::Artifact { name, dir } => crate::outln!("{name}\t{}", dir.display()),
             Finished::Skipped { name } => eprintln!("skipped {name}: a step it needs failed"),

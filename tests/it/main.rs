@@ -14,6 +14,7 @@ mod explain;
 mod golden;
 mod integrity;
 mod isolation;
+mod outputs;
 mod registry;
 mod run;
 mod sched;

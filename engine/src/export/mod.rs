@@ -3,9 +3,10 @@
 //! tarball (`docker load` reads it; so do skopeo and podman), or, for
 //! artifact targets, plain files on the host.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -14,36 +15,44 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::fsview::{self, View};
 use crate::image::{self, Descriptor, Index};
-use crate::store::{blobs_of, read_image, read_json, State, Store};
+use crate::store::{blobs_of, read_image, State, Store};
+use crate::sys::confined::{self, Root};
 
+mod output;
 pub mod push;
 
 /// Writes images (each under its tags) into the OCI layout at `dir`,
-/// creating it or adding to it.
+/// creating it or adding to it. Every path inside `dir` is resolved within
+/// it (a symlink planted in the layout cannot lead a write outside), and
+/// every blob is checked against its digest before it leaves the store.
 pub fn to_oci_dir(store: &Store, images: &[(Vec<String>, Descriptor)], dir: &Path) -> Result<()> {
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).map_err(Error::io("create", &blobs))?;
-    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+    fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+    let root = Root::open(dir).map_err(Error::io("open output directory", dir))?;
+    let blobs_dir = dir.join("blobs/sha256");
+    let blobs = root
+        .mkdir_all("blobs/sha256", 0o755)
+        .map_err(Error::io("create", &blobs_dir))?;
+    root.replace_file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)
         .map_err(Error::io("write", dir.join("oci-layout")))?;
     let index_path = dir.join("index.json");
-    let mut index: Index = if index_path.exists() {
-        read_json(&index_path)?
-    } else {
-        Index::default()
+    let mut index: Index = match root.read("index.json").map_err(Error::io("read", &index_path))? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            path: index_path.clone(),
+            source,
+        })?,
+        None => Index::default(),
     };
     for (tags, desc) in images {
         let img = read_image(store, desc)?;
         for digest in blobs_of(&img) {
-            let dest = blobs.join(digest.hex());
-            if dest.exists() {
+            let dest = blobs_dir.join(digest.hex());
+            if blobs.exists(digest.hex()).map_err(Error::io("stat", &dest))? {
                 continue;
             }
-            let src = store.blob_path(&digest);
-            let tmp = blobs.join(format!(".{}.tmp", digest.hex()));
-            if fs::hard_link(&src, &tmp).is_err() {
-                fs::copy(&src, &tmp).map_err(Error::io("copy blob to", &tmp))?;
-            }
-            fs::rename(&tmp, &dest).map_err(Error::io("write", &dest))?;
+            store.verify_blob(&digest)?;
+            blobs
+                .link_or_copy(&store.blob_path(&digest), digest.hex())
+                .map_err(Error::io("write", &dest))?;
         }
         for tag in tags {
             index.manifests.retain(|d| d.ref_name() != Some(tag.as_str()));
@@ -52,9 +61,8 @@ pub fn to_oci_dir(store: &Store, images: &[(Vec<String>, Descriptor)], dir: &Pat
             index.manifests.push(d);
         }
     }
-    let tmp = dir.join(".index.json.tmp");
-    fs::write(&tmp, image::to_json(&index)).map_err(Error::io("write", &tmp))?;
-    fs::rename(&tmp, &index_path).map_err(Error::io("write", &index_path))
+    root.replace_file("index.json", &image::to_json(&index))
+        .map_err(Error::io("write", &index_path))
 }
 
 #[derive(Serialize)]
@@ -78,10 +86,34 @@ pub fn docker_tag(name: &str) -> Option<String> {
     })
 }
 
-/// Writes images into a docker-archive at `file`: `manifest.json` for
-/// classic `docker load`, plus an OCI layout (`oci-layout`, `index.json`,
+/// Where a docker-archive goes.
+pub enum ArchiveSink<'a> {
+    /// A path: a regular file (or none) is replaced atomically; a FIFO, a
+    /// character device or a symlink is opened and written through.
+    Path(&'a Path),
+    /// The process's standard output (`-o docker-archive:-`).
+    Stdout,
+}
+
+/// Writes images into a docker-archive: `manifest.json` for classic
+/// `docker load`, plus an OCI layout (`oci-layout`, `index.json`,
 /// `blobs/sha256/…`) like Docker ≥ 25's `docker save`. Deterministic bytes.
-pub fn to_docker_archive(store: &Store, images: &[(Vec<String>, Descriptor)], file: &Path) -> Result<()> {
+pub fn to_docker_archive(store: &Store, images: &[(Vec<String>, Descriptor)], sink: ArchiveSink<'_>) -> Result<()> {
+    match sink {
+        ArchiveSink::Stdout => {
+            let out = io::stdout().lock();
+            write_docker_archive(store, images, out, Path::new("standard output"))
+        }
+        ArchiveSink::Path(file) => output::write_to(file, |out| write_docker_archive(store, images, out, file)),
+    }
+}
+
+fn write_docker_archive<W: Write>(
+    store: &Store,
+    images: &[(Vec<String>, Descriptor)],
+    out: W,
+    file: &Path,
+) -> Result<()> {
     let mut entries = Vec::new();
     let mut index = Index::default();
     let mut all_blobs: BTreeMap<String, Digest> = BTreeMap::new();
@@ -112,11 +144,6 @@ pub fn to_docker_archive(store: &Store, images: &[(Vec<String>, Descriptor)], fi
             index.manifests.push(d);
         }
     }
-    let tmp = file.with_file_name(format!(
-        ".{}.tmp",
-        file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
-    ));
-    let out = File::create(&tmp).map_err(Error::io("create", &tmp))?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, out));
     let header = |size: u64, mode: u32, kind: tar::EntryType| {
         let mut h = tar::Header::new_ustar();
@@ -128,7 +155,7 @@ pub fn to_docker_archive(store: &Store, images: &[(Vec<String>, Descriptor)], fi
         h.set_mtime(0);
         h
     };
-    let add = |tar: &mut tar::Builder<BufWriter<File>>, name: &str, bytes: &[u8]| -> Result<()> {
+    let add = |tar: &mut tar::Builder<BufWriter<W>>, name: &str, bytes: &[u8]| -> Result<()> {
         let mut h = header(bytes.len() as u64, 0o644, tar::EntryType::Regular);
         tar.append_data(&mut h, name, bytes).map_err(Error::io("write", file))
     };
@@ -141,6 +168,7 @@ pub fn to_docker_archive(store: &Store, images: &[(Vec<String>, Descriptor)], fi
             .map_err(Error::io("write", file))?;
     }
     for digest in all_blobs.values() {
+        store.verify_blob(digest)?;
         let path = store.blob_path(digest);
         let blob = File::open(&path).map_err(Error::io("open", &path))?;
         let size = blob.metadata().map_err(Error::io("stat", &path))?.len();
@@ -149,13 +177,23 @@ pub fn to_docker_archive(store: &Store, images: &[(Vec<String>, Descriptor)], fi
             .map_err(Error::io("write", file))?;
     }
     let mut out = tar.into_inner().map_err(Error::io("write", file))?;
-    out.flush().map_err(Error::io("write", file))?;
-    drop(out);
-    fs::rename(&tmp, file).map_err(Error::io("write", file))
+    out.flush().map_err(Error::io("write", file))
 }
 
-/// Copies `path` of `state` to `out_dir`: a directory's contents, or a file
-/// under its own name. `out_dir` is replaced as a whole.
+/// What an artifact export wrote into its directory, relative paths.
+#[derive(Default, Serialize, serde::Deserialize)]
+struct ExportRecord {
+    files: BTreeSet<String>,
+    /// Directories the exports created (a directory that was there first is
+    /// never removed).
+    dirs: BTreeSet<String>,
+}
+
+/// Copies `path` of `state` into `out_dir`: a directory's contents, or a
+/// file under its own name. As BuildKit's local exporter does, files are
+/// written over what is there and nothing strata did not write is removed;
+/// what strata's previous export into `out_dir` wrote and this one does not
+/// is removed. Writes stay inside `out_dir` (see `sys::confined`).
 pub fn artifact(store: &Store, state: &State, path: &str, out_dir: &Path) -> Result<PathBuf> {
     let dirs = state.layer_dirs(store);
     let view = View { layers: &dirs };
@@ -176,26 +214,156 @@ pub fn artifact(store: &Store, state: &State, path: &str, out_dir: &Path) -> Res
             reason: "the pattern matches nothing in its state".into(),
         });
     }
-    let parent = out_dir.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
-    let staging = parent.join(format!(
-        ".{}.strata-{}",
-        out_dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-        std::process::id()
-    ));
-    crate::layer::remove_path(&staging)?;
-    fs::create_dir(&staging).map_err(Error::io("create", &staging))?;
+    fs::create_dir_all(out_dir).map_err(Error::io("create", out_dir))?;
+    let canonical = fs::canonicalize(out_dir).map_err(Error::io("resolve", out_dir))?;
+    let parent = canonical.parent().unwrap_or(Path::new("/"));
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(
+            ".{}.strata-",
+            canonical.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        ))
+        .tempdir_in(parent)
+        .map_err(Error::io("create a directory in", parent))?;
     for found in matches {
         let name = found.last().cloned().unwrap_or_default();
         let comps = view.resolve(&format!("/{}", found.join("/")), true).unwrap_or(found);
         let (_, meta) = view.lookup(&comps).ok_or_else(missing)?;
         if meta.is_dir() {
-            view.materialize(&comps, &staging)?;
+            view.materialize(&comps, staging.path())?;
         } else {
-            view.materialize(&comps, &staging.join(name))?;
+            view.materialize(&comps, &staging.path().join(name))?;
         }
     }
-    crate::layer::remove_path(out_dir)?;
-    fs::rename(&staging, out_dir).map_err(Error::io("write", out_dir))?;
+    let record_path = store.export_record_path(&canonical);
+    let previous: ExportRecord = match fs::read(&record_path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        Err(_) => ExportRecord::default(),
+    };
+    let root = Root::open(&canonical).map_err(Error::io("open", &canonical))?;
+    let top = root
+        .dir("")
+        .map_err(Error::io("open", &canonical))?
+        .ok_or_else(|| Error::io("open", &canonical)(io::Error::from(io::ErrorKind::NotFound)))?;
+    let mut merge = Merge {
+        out: &canonical,
+        previous: &previous,
+        now: ExportRecord::default(),
+        tree_dirs: BTreeSet::new(),
+    };
+    merge.dir(&top, staging.path(), "")?;
+    // What the previous export wrote and this one did not: files, then the
+    // directories it created, deepest first, when they are empty.
+    for rel in previous.files.difference(&merge.now.files) {
+        if let Some((dir, name)) = merge.locate(&root, rel) {
+            if dir
+                .stat(name)
+                .ok()
+                .flatten()
+                .is_some_and(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR)
+            {
+                dir.remove_file(name)
+                    .map_err(Error::io("remove", canonical.join(rel)))?;
+            }
+        }
+    }
+    let mut stale: Vec<&String> = previous.dirs.difference(&merge.tree_dirs).collect();
+    stale.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+    for rel in stale {
+        if let Some((dir, name)) = merge.locate(&root, rel) {
+            let _ = dir.remove_dir(name); // not empty: someone else's files are in it
+        }
+    }
+    let mut record = merge.now;
+    record
+        .dirs
+        .extend(previous.dirs.intersection(&merge.tree_dirs).cloned());
+    if let Some(dir) = record_path.parent() {
+        fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+    }
+    store.write_atomic(&record_path, &serde_json::to_vec(&record).expect("record serialises"))?;
     Ok(fsview::show(out_dir).into())
+}
+
+/// Moving a staged artifact into its directory, entry by entry.
+struct Merge<'a> {
+    out: &'a Path,
+    previous: &'a ExportRecord,
+    now: ExportRecord,
+    /// Every directory of the new tree (made now or found).
+    tree_dirs: BTreeSet<String>,
+}
+
+impl Merge<'_> {
+    fn dir(&mut self, dest: &confined::Dir, staged: &Path, rel: &str) -> Result<()> {
+        let mut entries: Vec<_> = fs::read_dir(staged)
+            .map_err(Error::io("read", staged))?
+            .collect::<io::Result<_>>()
+            .map_err(Error::io("read", staged))?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name();
+            let child_rel = if rel.is_empty() {
+                name.to_string_lossy().into_owned()
+            } else {
+                format!("{rel}/{}", name.to_string_lossy())
+            };
+            let shown = self.out.join(&child_rel);
+            let meta = fs::symlink_metadata(entry.path()).map_err(Error::io("stat", entry.path()))?;
+            if meta.is_dir() {
+                let sub = match dest.subdir(&name) {
+                    Ok(Some(sub)) => sub,
+                    Ok(None) => {
+                        dest.mkdir(&name, meta.permissions().mode() & 0o7777)
+                            .map_err(Error::io("create", &shown))?;
+                        self.now.dirs.insert(child_rel.clone());
+                        dest.subdir(&name)
+                            .map_err(Error::io("open", &shown))?
+                            .ok_or_else(|| Error::io("open", &shown)(io::Error::from(io::ErrorKind::NotFound)))?
+                    }
+                    Err(_) if self.previous.files.contains(&child_rel) => {
+                        // A file (or link) our last export wrote: ours to replace.
+                        dest.remove_file(&name).map_err(Error::io("remove", &shown))?;
+                        dest.mkdir(&name, meta.permissions().mode() & 0o7777)
+                            .map_err(Error::io("create", &shown))?;
+                        self.now.dirs.insert(child_rel.clone());
+                        dest.subdir(&name)
+                            .map_err(Error::io("open", &shown))?
+                            .ok_or_else(|| Error::io("open", &shown)(io::Error::from(io::ErrorKind::NotFound)))?
+                    }
+                    Err(_) => {
+                        return Err(Error::BadImage {
+                            what: shown.display().to_string(),
+                            reason: "the artifact has a directory here, and the file (or symlink) in the way was not written by strata: not replacing it".into(),
+                        })
+                    }
+                };
+                self.tree_dirs.insert(child_rel.clone());
+                self.dir(&sub, &entry.path(), &child_rel)?;
+            } else {
+                dest.take(staged, &name).map_err(|e| {
+                    if e.raw_os_error() == Some(libc::EISDIR) {
+                        Error::BadImage {
+                            what: shown.display().to_string(),
+                            reason: "the artifact has a file here, and a directory is in the way: not replacing it"
+                                .into(),
+                        }
+                    } else {
+                        Error::io("write", &shown)(e)
+                    }
+                })?;
+                self.now.files.insert(child_rel);
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory holding `rel` and its last name, if it is still there.
+    fn locate<'r>(&self, root: &Root, rel: &'r str) -> Option<(confined::Dir, &'r str)> {
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let mut dir = root.dir("").ok()??;
+        for comp in parent.split('/').filter(|c| !c.is_empty()) {
+            dir = dir.subdir(comp).ok()??;
+        }
+        Some((dir, name))
+    }
 }

@@ -605,7 +605,8 @@ mod tests {
     fn sizes_read_as_people_write_them() {
         assert_eq!(super::human_bytes(2 << 30), "2 GiB");
         assert_eq!(super::human_bytes(64 << 20), "64 MiB");
-        assert_eq!(super::human_bytes(1536 << 20), "1.5 GiB");
+        assert_eq!(super::human_bytes(1536 << 20), "1536 MiB");
+        assert_eq!(super::human_bytes((3 << 29) + 1), "1.5 GiB");
         assert_eq!(super::human_bytes(100), "100 bytes");
     }
 

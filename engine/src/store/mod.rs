@@ -224,9 +224,35 @@ impl Store {
         self.write_atomic(&self.root.join("sources").join(digest.hex()), text.as_bytes())
     }
 
+    /// Checks a blob of any size against its digest (streaming), before it
+    /// leaves the store: an export, a push, a hard link out.
+    pub fn verify_blob(&self, digest: &Digest) -> Result<()> {
+        let path = self.blob_path(digest);
+        let mut file = File::open(&path).map_err(Error::io("open blob", &path))?;
+        let mut hasher = sha2::Sha256::default();
+        io::copy(&mut file, &mut hasher).map_err(Error::io("read blob", &path))?;
+        let actual = Digest::from_hasher(hasher);
+        if &actual != digest {
+            return Err(Error::DigestMismatch {
+                what: path.display().to_string(),
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+
     /// Reads a small blob and checks it against its digest.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
         read_verified(&self.blob_path(digest), digest)
+    }
+
+    /// Where strata notes what it wrote into an artifact directory (the
+    /// canonical path `dir`), so its next export there can remove what it
+    /// no longer writes and nothing else.
+    pub fn export_record_path(&self, dir: &Path) -> PathBuf {
+        let key = Digest::of(dir.as_os_str().as_encoded_bytes());
+        self.root.join("exports").join(format!("{}.json", key.hex()))
     }
 
     // ---- layers ----

@@ -6,6 +6,7 @@
 //! recording fake in `fake` for unit tests.
 
 pub mod cgroup;
+pub mod confined;
 #[cfg(test)]
 pub mod fake;
 pub mod ns;
