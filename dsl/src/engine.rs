@@ -16,9 +16,20 @@ use crate::error::DslError;
 use crate::recorder::Recorder;
 
 pub fn evaluate(source: &str, name: &str, dir: &Path, args: &BTreeMap<String, String>) -> Result<Graph, DslError> {
+    evaluate_with(source, name, dir, args, &crate::Options::default()).map(|c| c.graph)
+}
+
+pub fn evaluate_with(
+    source: &str,
+    name: &str,
+    dir: &Path,
+    args: &BTreeMap<String, String>,
+    opts: &crate::Options,
+) -> Result<crate::Compiled, DslError> {
     let rec = Rc::new(RefCell::new(Recorder {
         graph: Graph::new(dir.to_path_buf()),
         args: args.clone(),
+        args_read: Default::default(),
         file: name.to_string(),
         dir: dir.to_path_buf(),
     }));
@@ -32,7 +43,11 @@ pub fn evaluate(source: &str, name: &str, dir: &Path, args: &BTreeMap<String, St
         .set_max_map_size(1 << 16)
         .set_max_modules(256)
         .set_strict_variables(true);
-    engine.set_module_resolver(crate::stdlib::Resolver::new(dir));
+    engine.set_module_resolver(crate::stdlib::Resolver::new(
+        dir,
+        &dir.join(name),
+        opts.allow_import_outside,
+    ));
     api::register(&mut engine, &rec);
 
     let sources: Rc<RefCell<BTreeMap<String, String>>> =
@@ -54,7 +69,11 @@ pub fn evaluate(source: &str, name: &str, dir: &Path, args: &BTreeMap<String, St
         text: None,
         cause: None,
     })?;
-    Ok(rec.into_inner().graph)
+    let rec = rec.into_inner();
+    Ok(crate::Compiled {
+        graph: rec.graph,
+        args_read: rec.args_read,
+    })
 }
 
 /// Finds the innermost error (inside function calls and modules) and its file.

@@ -13,14 +13,34 @@ mod stdlib;
 pub use api::SIGNATURES;
 pub use error::DslError;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use strata_engine::graph::Graph;
 
+/// How a recipe may be evaluated.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--allow-import-outside`: modules may come from outside the recipe's directory.
+    pub allow_import_outside: bool,
+}
+
+/// An evaluated recipe.
+pub struct Compiled {
+    pub graph: Graph,
+    /// The names the recipe read with `arg()` (a `--arg` not among them is
+    /// likely a typo).
+    pub args_read: BTreeSet<String>,
+}
+
 /// Evaluates the recipe at `path` with `--arg` values and returns its graph.
 /// The build context is the recipe's directory.
 pub fn compile(path: &Path, args: &BTreeMap<String, String>) -> Result<Graph, DslError> {
+    compile_with(path, args, &Options::default()).map(|c| c.graph)
+}
+
+/// [`compile`] with options, also saying which args the recipe read.
+pub fn compile_with(path: &Path, args: &BTreeMap<String, String>, opts: &Options) -> Result<Compiled, DslError> {
     let source = std::fs::read_to_string(path).map_err(|e| DslError::read(path, e))?;
     let dir = path
         .parent()
@@ -31,7 +51,7 @@ pub fn compile(path: &Path, args: &BTreeMap<String, String>) -> Result<Graph, Ds
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    compile_source(&source, &name, &dir, args)
+    engine::evaluate_with(&source, &name, &dir, args, opts)
 }
 
 /// Evaluates recipe text. `name` is how errors and history name the file;

@@ -1,7 +1,7 @@
 //! The per-evaluation collector that recipe functions write into.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -12,6 +12,8 @@ use strata_engine::graph::{Graph, Node, NodeId, Op, Origin, Target};
 pub struct Recorder {
     pub graph: Graph,
     pub args: BTreeMap<String, String>,
+    /// The names the recipe passed to `arg()`.
+    pub args_read: BTreeSet<String>,
     /// The main recipe's file name (used when Rhai reports no source).
     pub file: String,
     /// The recipe's directory: base of relative paths.

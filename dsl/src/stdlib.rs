@@ -2,9 +2,10 @@
 //! with `import "strata/NAME" as name;`, next to the project's own modules
 //! (`import "./common" as common;`, resolved beside the recipe).
 
-use std::path::Path;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-use rhai::module_resolvers::FileModuleResolver;
 use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
 
 /// `(name, source)` of every stdlib module.
@@ -34,16 +35,93 @@ pub fn source(path: &str) -> Option<&'static str> {
 }
 
 /// Resolves `strata/…` to the embedded modules and everything else to files
-/// relative to the recipe's directory.
+/// relative to the recipe's directory. A file module is evaluated once
+/// (later imports share it); an import of a module that is still being
+/// evaluated is a cycle, reported with its files; a module outside the
+/// recipe's directory is refused unless the build allows it (a hermetic
+/// build reads only its own tree).
 pub struct Resolver {
-    files: FileModuleResolver,
+    dir: PathBuf,
+    allow_outside: bool,
+    /// Files being evaluated, outermost first (the recipe itself at the bottom).
+    stack: RefCell<Vec<PathBuf>>,
+    done: RefCell<HashMap<PathBuf, Shared<Module>>>,
 }
 
 impl Resolver {
-    pub fn new(dir: &Path) -> Resolver {
+    /// `dir` is the recipe's (canonical) directory, `recipe` its file.
+    pub fn new(dir: &Path, recipe: &Path, allow_outside: bool) -> Resolver {
         Resolver {
-            files: FileModuleResolver::new_with_path(dir),
+            dir: dir.to_path_buf(),
+            allow_outside,
+            stack: RefCell::new(vec![recipe.to_path_buf()]),
+            done: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// How messages name a module file: relative to the recipe's directory.
+    fn shown(&self, path: &Path) -> String {
+        path.strip_prefix(&self.dir).unwrap_or(path).display().to_string()
+    }
+
+    fn resolve_file(&self, engine: &Engine, path: &str, pos: Position) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let runtime = |message: String| Box::new(EvalAltResult::ErrorRuntime(message.into(), pos));
+        let mut file = self.dir.join(path);
+        if file.extension().is_none_or(|e| e != "rhai") {
+            file.as_mut_os_string().push(".rhai");
+        }
+        let canonical = match std::fs::canonicalize(&file) {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Box::new(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos)))
+            }
+            Err(e) => {
+                return Err(runtime(format!(
+                    "cannot read module `{path}` ({}): {e}",
+                    file.display()
+                )))
+            }
+        };
+        if !self.allow_outside && !canonical.starts_with(&self.dir) {
+            return Err(runtime(format!(
+                "import `{path}` reads `{}`, outside the recipe's directory `{}`; a hermetic build reads only its own tree (move the module in, or build with --allow-import-outside)",
+                canonical.display(),
+                self.dir.display()
+            )));
+        }
+        if let Some(module) = self.done.borrow().get(&canonical) {
+            return Ok(module.clone());
+        }
+        {
+            let mut stack = self.stack.borrow_mut();
+            if let Some(at) = stack.iter().position(|p| *p == canonical) {
+                let cycle: Vec<String> = stack[at..]
+                    .iter()
+                    .chain(std::iter::once(&canonical))
+                    .map(|p| self.shown(p))
+                    .collect();
+                return Err(runtime(format!("import cycle: {}", cycle.join(" → "))));
+            }
+            stack.push(canonical.clone());
+        }
+        let result = (|| -> Result<Shared<Module>, Box<EvalAltResult>> {
+            let text = std::fs::read_to_string(&canonical)
+                .map_err(|e| runtime(format!("cannot read module `{path}` ({}): {e}", canonical.display())))?;
+            let in_module =
+                |err: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(path.to_string(), err, pos));
+            let mut ast = engine
+                .compile(text)
+                .map_err(|e| in_module(Box::new(EvalAltResult::ErrorParsing(*e.0, e.1))))?;
+            ast.set_source(path);
+            let module: Shared<Module> = Module::eval_ast_as_new(Scope::new(), &ast, engine)
+                .map_err(in_module)?
+                .into();
+            Ok(module)
+        })();
+        self.stack.borrow_mut().pop();
+        let module = result?;
+        self.done.borrow_mut().insert(canonical, module.clone());
+        Ok(module)
     }
 }
 
@@ -51,12 +129,12 @@ impl ModuleResolver for Resolver {
     fn resolve(
         &self,
         engine: &Engine,
-        source: Option<&str>,
+        _source: Option<&str>,
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
         if !path.starts_with("strata/") {
-            return self.files.resolve(engine, source, path, pos);
+            return self.resolve_file(engine, path, pos);
         }
         let text = self::source(path).ok_or_else(|| {
             let known: Vec<String> = MODULES.iter().map(|(n, _)| format!("strata/{n}")).collect();

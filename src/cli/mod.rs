@@ -77,6 +77,10 @@ pub struct RecipeArgs {
     /// A recipe argument, read by `arg(name, default)`.
     #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_kv)]
     pub args: Vec<(String, String)>,
+    /// Let the recipe import modules from outside its directory (a hermetic
+    /// build reads only its own tree).
+    #[arg(long)]
+    pub allow_import_outside: bool,
 }
 
 pub(crate) fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -135,9 +139,27 @@ pub enum CliError {
 }
 
 impl RecipeArgs {
+    /// Evaluates the recipe; a `--arg` it never read is a warning that
+    /// lists the args it does read.
     pub fn load(&self) -> Result<Graph, CliError> {
         let args: BTreeMap<String, String> = self.args.iter().cloned().collect();
-        Ok(strata_dsl::compile(&self.file, &args)?)
+        let opts = strata_dsl::Options {
+            allow_import_outside: self.allow_import_outside,
+        };
+        let compiled = strata_dsl::compile_with(&self.file, &args, &opts)?;
+        for name in args.keys().filter(|n| !compiled.args_read.contains(*n)) {
+            let read: Vec<String> = compiled.args_read.iter().map(|a| format!("`{a}`")).collect();
+            let reads = if read.is_empty() {
+                "it reads none".to_string()
+            } else {
+                format!("it reads {}", read.join(", "))
+            };
+            eprintln!(
+                "warning: --arg `{name}` is not read by {} ({reads})",
+                self.file.display()
+            );
+        }
+        Ok(compiled.graph)
     }
 }
 

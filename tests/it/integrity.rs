@@ -113,3 +113,91 @@ fn secrets_are_masked_line_by_line_and_mounted_for_the_steps_user_alone() {
     );
     assert_eq!(outputs, ["****", "****", "400 65534"], "{}", r.stderr);
 }
+
+#[test]
+fn an_import_cycle_is_an_error_naming_its_files() {
+    let p = Project::new();
+    p.write("lib/a.rhai", "import \"./lib/b\" as b;\nfn base() { scratch() }\n");
+    p.write("lib/b.rhai", "import \"./lib/a\" as a;\nfn base() { scratch() }\n");
+    p.recipe("import \"./lib/a\" as a;\nimage(\"x\", a::base());\n");
+    let r = p.run(&["build"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("import cycle: lib/a.rhai → lib/b.rhai → lib/a.rhai"),
+        "{}",
+        r.stderr
+    );
+    // The recipe importing itself is a cycle too.
+    p.recipe("import \"./strata\" as me;\nimage(\"x\", scratch());\n");
+    let r = p.run(&["build"]);
+    assert!(
+        r.stderr.contains("import cycle: strata.rhai → strata.rhai"),
+        "{}",
+        r.stderr
+    );
+    // A module imported twice (not a cycle) is evaluated once and shared.
+    p.write("lib/c.rhai", "fn base() { scratch().env(\"C\", \"1\") }\n");
+    p.write("lib/d.rhai", "import \"./lib/c\" as c;\nfn base() { c::base() }\n");
+    p.recipe(
+        "import \"./lib/c\" as c;\nimport \"./lib/d\" as d;\nimage(\"x\", d::base());\nimage(\"y\", c::base());\n",
+    );
+    p.ok(&["build"]);
+}
+
+#[test]
+fn imports_from_outside_the_project_need_the_flag() {
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("evil.rhai"), "fn base() { scratch() }\n").unwrap();
+    let p = Project::new();
+    let module = outside.path().join("evil");
+    p.recipe(&format!(
+        "import \"{}\" as e;\nimage(\"x\", e::base());\n",
+        module.display()
+    ));
+    let r = p.run(&["build"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "reads `{}`, outside the recipe's directory",
+            outside.path().join("evil.rhai").canonicalize().unwrap().display()
+        )) && r.stderr.contains("build with --allow-import-outside"),
+        "{}",
+        r.stderr
+    );
+    // A symlink that leads out, likewise.
+    fs::create_dir_all(p.path("lib")).unwrap();
+    symlink(outside.path().join("evil.rhai"), p.path("lib/linked.rhai")).unwrap();
+    p.recipe("import \"./lib/linked\" as e;\nimage(\"x\", e::base());\n");
+    let r = p.run(&["build"]);
+    assert!(r.stderr.contains("outside the recipe's directory"), "{}", r.stderr);
+    p.ok(&["build", "--allow-import-outside"]);
+}
+
+#[test]
+fn an_arg_the_recipe_never_reads_is_a_warning() {
+    let p = Project::new();
+    p.recipe("let v = arg(\"version\", \"1\");\nlet c = arg(\"channel\", \"stable\");\nimage(\"x\", scratch().env(\"V\", v).env(\"C\", c));\n");
+    let r = p.ok(&["build", "--arg", "verison=2", "--arg", "channel=beta"]);
+    assert!(
+        r.stderr
+            .contains("warning: --arg `verison` is not read by strata.rhai (it reads `channel`, `version`)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("`channel` is not read"), "{}", r.stderr);
+}
+
+#[test]
+fn a_relative_store_path_works() {
+    let p = busybox_project(r#"image("x", from("rootfs:busybox.tar").run("echo hi > /hi"));"#);
+    let out = p
+        .cmd(&["--store", "rel-store", "build"])
+        .env_remove("STRATA_HOME")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(p.path("rel-store/blobs/sha256").is_dir());
+    let out = p.cmd(&["build"]).env("STRATA_HOME", "rel-home").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(p.path("rel-home/blobs/sha256").is_dir());
+}

@@ -149,6 +149,7 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
     );
     let r = rec.clone();
     engine.register_fn("arg", move |name: &str, default: &str| -> String {
+        r.borrow_mut().args_read.insert(name.to_string());
         r.borrow()
             .args
             .get(name)

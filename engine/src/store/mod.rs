@@ -112,6 +112,9 @@ impl Store {
     /// is mode 0700: its layers hold setuid files and device nodes that
     /// other users must not reach (the CVE-2021-41091 class).
     pub fn open(root: &Path) -> Result<Store> {
+        // A relative root is taken from the current directory once, here:
+        // the sandbox runs elsewhere and must get absolute paths.
+        let root = &std::path::absolute(root).map_err(Error::io("resolve store directory", root))?;
         if !root.exists() {
             fs::create_dir_all(root).map_err(Error::io("create store directory", root))?;
             use std::os::unix::fs::PermissionsExt;
