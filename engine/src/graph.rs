@@ -127,6 +127,11 @@ pub struct SecretMount {
     /// Absolute path inside the sandbox (default `/run/secrets/ID`).
     pub target: String,
     pub source: SecretSource,
+    /// File mode (default 0400) and owner (default the step's user), as
+    /// BuildKit's `mode`, `uid` and `gid`.
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 /// A read-only bind of another state's path into a RUN.

@@ -164,6 +164,13 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
                     SecretSource::File(_) => "file",
                     SecretSource::Env(_) => "env",
                 });
+                if secret.mode.is_some() || secret.uid.is_some() || secret.gid.is_some() {
+                    // Only secrets with their own access carry it: existing keys stay.
+                    enc.str("access");
+                    for v in [secret.mode, secret.uid, secret.gid] {
+                        enc.u64(v.map_or(u64::MAX, u64::from));
+                    }
+                }
             }
             enc.u64(run.mounts.len() as u64);
             for mount in &run.mounts {

@@ -112,6 +112,24 @@ fn secrets_are_masked_line_by_line_and_mounted_for_the_steps_user_alone() {
         r.stderr
     );
     assert_eq!(outputs, ["****", "****", "400 65534"], "{}", r.stderr);
+
+    // `mode`, `uid` and `gid` say otherwise, as BuildKit's do.
+    p.recipe(
+        r#"image("s", from("rootfs:busybox.tar").user("65534").run("stat -c '%a %u %g' /run/secrets/token",
+            #{ secrets: [#{ id: "token", file: "token.txt", mode: "0440", uid: 0, gid: 65534 }] }));"#,
+    );
+    let r = p.run(&["build", "--progress", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains(r#""line":"440 0 65534""#), "{}", r.stderr);
+    p.recipe(
+        r#"image("s", from("rootfs:busybox.tar").run("true", #{ secrets: [#{ id: "t", file: "token.txt", uid: "root" }] }));"#,
+    );
+    let r = p.run(&["build"]);
+    assert!(
+        r.stderr.contains("secret `uid` must be a number, not `root`"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

@@ -373,7 +373,32 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| format!("/run/secrets/{id}"));
             check_image_path(&target, "secret target", pos)?;
-            op.secrets.push(SecretMount { id, target, source });
+            check_options(
+                &m,
+                &["id", "file", "env", "target", "mode", "uid", "gid"],
+                "a secret",
+                pos,
+            )?;
+            let mode = m.get("mode").map(|v| octal_mode(v, pos)).transpose()?;
+            let id_of = |key: &str| -> Res<Option<u32>> {
+                m.get(key)
+                    .map(|v| {
+                        v.as_int()
+                            .ok()
+                            .and_then(|n| u32::try_from(n).ok())
+                            .ok_or_else(|| runtime(pos, format!("secret `{key}` must be a number, not `{v}`")))
+                    })
+                    .transpose()
+            };
+            let (uid, gid) = (id_of("uid")?, id_of("gid")?);
+            op.secrets.push(SecretMount {
+                id,
+                target,
+                source,
+                mode,
+                uid,
+                gid,
+            });
         }
     }
     if let Some(mounts) = opts.get("mounts") {

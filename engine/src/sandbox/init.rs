@@ -161,8 +161,12 @@ fn setup_outside(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
                 // In the sandbox's own tmpfs, readable by the step's user alone.
                 let file = secrets_dir.join(i.to_string());
                 fs::write(&file, value).map_err(ctx("write secret"))?;
-                sys.lchown(&file, spec.uid, spec.gid).map_err(ctx("chown secret"))?;
-                sys.chmod(&file, 0o400).map_err(ctx("chmod secret"))?;
+                let access = match m {
+                    MountSpec::SecretEnv { access, .. } | MountSpec::SecretFile { access, .. } => *access,
+                    _ => unreachable!("secret mounts only"),
+                };
+                sys.lchown(&file, access.uid, access.gid).map_err(ctx("chown secret"))?;
+                sys.chmod(&file, access.mode).map_err(ctx("chmod secret"))?;
                 sys.bind(&file, &target, true)
                     .map_err(ctx(format!("mount secret at `{}`", m.target())))?;
             }

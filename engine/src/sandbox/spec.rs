@@ -24,9 +24,25 @@ pub enum MountSpec {
         target: String,
     },
     /// A secret taken from the sandbox's environment variable `var`.
-    SecretEnv { var: String, target: String },
+    SecretEnv {
+        var: String,
+        target: String,
+        access: SecretAccess,
+    },
     /// A secret read from the host file `source`.
-    SecretFile { source: PathBuf, target: String },
+    SecretFile {
+        source: PathBuf,
+        target: String,
+        access: SecretAccess,
+    },
+}
+
+/// A secret file's mode and owner inside the sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretAccess {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 impl MountSpec {

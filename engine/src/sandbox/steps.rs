@@ -58,6 +58,11 @@ pub fn run_step(
     }
     for secret in &run.secrets {
         let target = resolve(&secret.target);
+        let access = super::spec::SecretAccess {
+            mode: secret.mode.unwrap_or(0o400),
+            uid: secret.uid.unwrap_or(uid),
+            gid: secret.gid.unwrap_or(gid),
+        };
         match &secret.source {
             SecretSource::File(path) => {
                 let value = fs::read(path).map_err(|e| {
@@ -71,6 +76,7 @@ pub fn run_step(
                     MountSpec::SecretFile {
                         source: path.clone(),
                         target,
+                        access,
                     },
                     StubKind::File,
                 ));
@@ -87,6 +93,7 @@ pub fn run_step(
                     MountSpec::SecretEnv {
                         var: var.clone(),
                         target,
+                        access,
                     },
                     StubKind::File,
                 ));
