@@ -29,6 +29,9 @@ pub enum Error {
         expected: Digest,
         actual: Digest,
     },
+    /// A part of the store is not what strata wrote there.
+    #[error("the store's {what} is damaged ({reason}); `strata check --repair` removes what is damaged")]
+    Damaged { what: String, reason: String },
     /// An input image or archive is not what its format says.
     #[error("invalid image `{what}`: {reason}")]
     BadImage { what: String, reason: String },

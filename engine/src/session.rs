@@ -105,6 +105,7 @@ pub fn build(
         ..Report::default()
     };
     let mut images: Vec<(Vec<String>, Descriptor)> = Vec::new();
+    let mut new_tags: Vec<(String, Descriptor)> = Vec::new();
     for target in targets {
         let state = match &target.kind {
             TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } => outcome.states.get(node),
@@ -122,9 +123,7 @@ pub fn build(
         match &target.kind {
             TargetKind::Image { tags, .. } => {
                 let desc = write_image(store, state, compression, epoch)?;
-                for tag in tags {
-                    store.tag(tag, &desc)?;
-                }
+                new_tags.extend(tags.iter().map(|t| (t.clone(), desc.clone())));
                 report.finished.push(Finished::Image {
                     name: target.name.clone(),
                     tags: tags.clone(),
@@ -143,6 +142,8 @@ pub fn build(
             TargetKind::Group { .. } => {}
         }
     }
+    // Every tag of the build in one update of index.json.
+    store.tag_all(&new_tags)?;
     for output in &exports.outputs {
         match output {
             Output::Oci(dir) => export::to_oci_dir(store, &images, dir)?,

@@ -48,6 +48,12 @@ enum Command {
         #[arg(long)]
         caches: bool,
     },
+    /// Verify every blob, layer, record and tag of the store (`--repair` removes what is damaged).
+    Check {
+        /// Remove the damaged entries, so the next build rebuilds or re-fetches them.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Pin the recipe's registry bases in strata.lock (`--update` re-resolves them all).
     Lock(lock::LockArgs),
     /// Run a command in an image on a throwaway read-write layer (`--commit NAME` keeps it).
@@ -136,6 +142,9 @@ pub enum CliError {
     /// `strata run`: the command's own exit status, passed on silently.
     #[error("exit status {0}")]
     Exit(u8),
+    /// `strata check` found damage.
+    #[error("{0}")]
+    Damaged(String),
 }
 
 impl RecipeArgs {
@@ -182,6 +191,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Logout { registry } => push::logout(&registry),
         Command::Du => space::du(&store),
         Command::Gc { keep_days, caches } => space::gc(&store, keep_days, caches),
+        Command::Check { repair } => space::check(&store, repair),
         Command::Images => images::list(&store),
         Command::Inspect { image } => images::inspect(&store, &image),
         Command::History { image } => images::history(&store, &image),

@@ -51,3 +51,47 @@ pub fn gc(store: &Store, keep_days: f64, caches: bool) -> Result<(), CliError> {
     );
     Ok(())
 }
+
+/// `strata check [--repair]`: one line per damaged entry, then a summary;
+/// exit status 1 when something is damaged and not repaired.
+pub fn check(store: &Store, repair: bool) -> Result<(), CliError> {
+    // Alone in the store, as gc is: a build's half-written entries are not damage.
+    let guard = match store.hold(true, false)? {
+        Some(g) => g,
+        None => {
+            eprintln!("waiting for running builds to finish…");
+            store.hold(true, true)?.expect("a blocking lock is always taken")
+        }
+    };
+    let (checked, damage) = store::check(store)?;
+    for d in &damage {
+        crate::outln!(
+            "damaged {} {}: {} ({})",
+            d.kind.name(),
+            d.name,
+            d.reason,
+            d.path.display()
+        );
+    }
+    if repair && !damage.is_empty() {
+        store::repair(store, &damage)?;
+    }
+    drop(guard);
+    let summary = format!(
+        "checked {} blobs, {} layers, {} records, {} tags",
+        checked.blobs, checked.layers, checked.records, checked.tags
+    );
+    match (damage.len(), repair) {
+        (0, _) => {
+            crate::outln!("{summary}: all intact");
+            Ok(())
+        }
+        (n, true) => {
+            crate::outln!("{summary}: {n} damaged, removed; the next build rebuilds or re-fetches them");
+            Ok(())
+        }
+        (n, false) => Err(CliError::Damaged(format!(
+            "{summary}: {n} damaged; `strata check --repair` removes them"
+        ))),
+    }
+}

@@ -183,3 +183,210 @@ fn wait_for_records(p: &Project, than: usize) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// The intermediate stage makes 3,000 files that only a recent record keeps:
+/// `gc --keep-days 0` removes its layer, the next build makes it again.
+const GC_RECIPE: &str = r#"
+let big = from("rootfs:busybox.tar").run("mkdir /d && cd /d && i=0; while [ $i -lt 3000 ]; do echo $i > f$i; i=$((i+1)); done");
+image("counted", from("rootfs:busybox.tar").copy(big.path("/d"), "/e").run("ls /e | wc -l > /count"));
+"#;
+
+fn check(p: &Project) -> Run {
+    p.run(&["check"])
+}
+
+#[test]
+fn gc_killed_at_any_moment_leaves_every_layer_whole_or_gone() {
+    let p = busybox_project(GC_RECIPE);
+    let clean = busybox_project(GC_RECIPE).build_digest(&[], "counted");
+    // A fixed spread of kill points over gc's run (about 240 ms here).
+    let mut seed: u64 = 0x5eed;
+    for round in 0..24 {
+        p.ok(&["build"]);
+        let mut gc = p
+            .cmd(&["gc", "--keep-days", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let delay = Duration::from_micros((seed >> 33) % 250_000);
+        std::thread::sleep(delay);
+        let _ = gc.kill();
+        let _ = gc.wait();
+        let c = check(&p);
+        assert_eq!(
+            c.code, 0,
+            "round {round} (killed after {delay:?}): {}{}",
+            c.stdout, c.stderr
+        );
+        assert!(c.stdout.contains("all intact"), "{}", c.stdout);
+    }
+    assert_eq!(p.build_digest(&[], "counted"), clean);
+    let bundle = umoci_unpack(p.store.path(), "counted");
+    assert_eq!(
+        std::fs::read_to_string(bundle.path().join("b/rootfs/count"))
+            .unwrap()
+            .trim(),
+        "3000"
+    );
+}
+
+/// Truncates the last layer blob of the image tagged `tag`; returns its hex.
+fn damage_image_layer(p: &Project, tag: &str) -> String {
+    let store = p.store.path();
+    let read = |hex: &str| std::fs::read(store.join("blobs/sha256").join(hex)).unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(store.join("index.json")).unwrap()).unwrap();
+    let manifest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let manifest: serde_json::Value = serde_json::from_slice(&read(&manifest)).unwrap();
+    let hex = manifest["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let bytes = read(&hex);
+    std::fs::write(store.join("blobs/sha256").join(&hex), &bytes[..bytes.len() / 2]).unwrap();
+    hex
+}
+
+#[test]
+fn damage_is_found_by_check_and_by_the_next_command_and_repaired() {
+    let p = busybox_project(GC_RECIPE);
+    let digest = p.build_digest(&[], "counted");
+    let c = check(&p);
+    assert_eq!(c.code, 0, "{}{}", c.stdout, c.stderr);
+    assert!(c.stdout.contains("all intact"), "{}", c.stdout);
+
+    // A truncated layer blob: check names it; an export refuses to hand it out.
+    let hex = damage_image_layer(&p, "counted");
+    let c = check(&p);
+    assert_eq!(c.code, 1, "{}{}", c.stdout, c.stderr);
+    assert!(
+        c.stdout.contains(&format!("damaged blob sha256:{hex}: content of")),
+        "{}",
+        c.stdout
+    );
+    assert!(
+        c.stderr.contains("1 damaged; `strata check --repair` removes them"),
+        "{}",
+        c.stderr
+    );
+    let r = p.run(&["build", "-o", "oci:out"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&hex) && r.stderr.contains("hashes to"),
+        "{}",
+        r.stderr
+    );
+
+    // An emptied layer directory: the next build does not use it, check names it.
+    let layers = p.store.path().join("layers");
+    let emptied = std::fs::read_dir(&layers)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| d.is_dir() && d.join("d").is_dir())
+        .expect("the intermediate stage's layer");
+    std::fs::remove_dir_all(emptied.join("d")).unwrap();
+    let c = check(&p);
+    let layer_hex = emptied.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        c.stdout.contains(&format!(
+            "damaged layer sha256:{layer_hex}: its files differ from what was committed (0 entries, 3001 expected)"
+        )),
+        "{}",
+        c.stdout
+    );
+
+    // A corrupt record and a corrupt index.json.
+    let records = p.store.path().join("records");
+    let record = std::fs::read_dir(&records).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(&record, "{ not json").unwrap();
+    std::fs::write(p.store.path().join("index.json"), "{ \"manifests\": [").unwrap();
+    let r = p.run(&["images"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the store's tag list")
+            && r.stderr.contains("is damaged")
+            && r.stderr.contains("`strata check --repair` removes what is damaged"),
+        "{}",
+        r.stderr
+    );
+    let c = check(&p);
+    assert!(c.stdout.contains("damaged record "), "{}", c.stdout);
+    assert!(c.stdout.contains("damaged index index.json: "), "{}", c.stdout);
+    assert!(c.stderr.contains("4 damaged"), "{}", c.stderr);
+
+    let r = p.ok(&["check", "--repair"]);
+    assert!(r.stdout.contains("4 damaged, removed"), "{}", r.stdout);
+    assert!(p.store.path().join("index.json.damaged").exists());
+    let c = check(&p);
+    assert!(c.stdout.contains("all intact"), "{}{}", c.stdout, c.stderr);
+    // The next build makes what was removed again: the same image.
+    assert_eq!(p.build_digest(&[], "counted"), digest);
+    p.ok(&["build", "-o", "oci:out"]);
+    let c = check(&p);
+    assert!(c.stdout.contains("all intact"), "{}{}", c.stdout, c.stderr);
+}
+
+#[test]
+fn an_emptied_layer_is_never_used() {
+    let p = busybox_project(GC_RECIPE);
+    let digest = p.build_digest(&[], "counted");
+    let layers = p.store.path().join("layers");
+    for e in std::fs::read_dir(&layers).unwrap() {
+        let d = e.unwrap().path();
+        if d.is_dir() {
+            for f in std::fs::read_dir(&d).unwrap() {
+                let f = f.unwrap().path();
+                if f.is_dir() && !f.is_symlink() {
+                    std::fs::remove_dir_all(&f).unwrap();
+                } else {
+                    std::fs::remove_file(&f).unwrap();
+                }
+            }
+        }
+    }
+    // Every layer is empty now: the build unpacks or rebuilds each one.
+    let r = p.ok(&["build"]);
+    assert_eq!(digest_of(&r.stdout, "counted"), digest);
+    let bundle = umoci_unpack(p.store.path(), "counted");
+    assert_eq!(
+        std::fs::read_to_string(bundle.path().join("b/rootfs/count"))
+            .unwrap()
+            .trim(),
+        "3000"
+    );
+}
+
+#[test]
+fn sixty_thousand_tags_are_one_update_of_the_index() {
+    let p = Project::new();
+    p.write("a.txt", "a\n");
+    p.recipe(
+        r#"let tags = []; for i in 0..60000 { tags.push(`t${i}:v1`); }
+image("many", scratch().copy(ctx("a.txt"), "/a.txt"), #{ tags: tags });"#,
+    );
+    let r = p.ok(&["build"]);
+    assert!(
+        r.stdout.starts_with("many\tt0:v1,t1:v1,"),
+        "{}",
+        &r.stdout[..200.min(r.stdout.len())]
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.store.path().join("index.json")).unwrap()).unwrap();
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 60000);
+    let digests: std::collections::HashSet<&str> = manifests.iter().map(|m| m["digest"].as_str().unwrap()).collect();
+    assert_eq!(digests.len(), 1, "every tag names the one image");
+    let images = p.ok(&["images"]);
+    assert_eq!(images.stdout.lines().count(), 60001, "a header and one line per tag");
+}

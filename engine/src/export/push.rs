@@ -73,6 +73,9 @@ impl<'a> Pusher<'a> {
                 reason: "the blob is not in the store".into(),
             });
         }
+        // Checked before anything is sent, even when the registry has it:
+        // a damaged store must not think its pushes succeed.
+        self.store.verify_blob(&blob.digest)?;
         let from = self
             .store
             .blob_sources(&blob.digest)

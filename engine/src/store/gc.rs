@@ -147,7 +147,10 @@ pub fn gc(store: &Store, keep_days: f64, caches: bool) -> Result<GcReport> {
         .flatten()
     {
         let name = e.file_name().to_string_lossy().into_owned();
-        let hex = name.strip_suffix(".json").unwrap_or(&name);
+        let hex = name
+            .strip_suffix(".json")
+            .or_else(|| name.strip_suffix(".tree"))
+            .unwrap_or(&name);
         let Ok(diff_id) = format!("sha256:{hex}").parse::<Digest>() else {
             continue;
         };
@@ -158,9 +161,12 @@ pub fn gc(store: &Store, keep_days: f64, caches: bool) -> Result<GcReport> {
             continue;
         }
         report.bytes += size(&e.path());
-        crate::layer::remove_path(&e.path())?;
-        if !name.ends_with(".json") {
+        if e.path().is_dir() {
+            // Out of sight in one rename first: a kill leaves it whole or gone.
+            store.discard_dir(&e.path())?;
             report.layers += 1;
+        } else {
+            fs::remove_file(e.path()).map_err(Error::io("remove", e.path()))?;
         }
     }
 

@@ -33,10 +33,12 @@ use crate::image::{self, Descriptor, Index};
 use crate::layer::{Compression, HashWriter};
 use crate::sys;
 
+mod check;
 mod gc;
 mod images;
 mod layers;
 mod records;
+pub use check::{check, repair, Checked, Damage, DamageKind, TreeHash};
 pub use gc::{disk_usage, gc, DiskUsage, GcReport};
 pub use images::{blobs_of, read_image, write_image, State, StoredImage};
 pub use layers::{ensure_blob, import_layer, import_layer_from, write_layer};
@@ -268,23 +270,87 @@ impl Store {
         self.root.join("layers").join(format!("{}.json", diff_id.hex()))
     }
 
-    /// True when the layer is unpacked and has at least one blob.
-    pub fn has_layer(&self, diff_id: &Digest) -> bool {
-        self.layer_dir(diff_id).is_dir() && self.layer_blobs_path(diff_id).exists()
+    fn layer_tree_path(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("layers").join(format!("{}.tree", diff_id.hex()))
     }
 
-    /// Moves a finished layer directory into place. If another process got
-    /// there first, ours is discarded: both hold the same content.
+    /// The tree hash recorded when the layer was committed.
+    pub fn layer_tree(&self, diff_id: &Digest) -> Option<check::TreeHash> {
+        read_json(&self.layer_tree_path(diff_id)).ok()
+    }
+
+    /// True when the layer is unpacked, looks whole and has at least one
+    /// blob. "Looks whole" is the cheap check made on every use: as many
+    /// entries at its top as when it was committed (an emptied or half
+    /// removed directory fails it); `strata check` compares the whole tree.
+    pub fn has_layer(&self, diff_id: &Digest) -> bool {
+        let dir = self.layer_dir(diff_id);
+        if !dir.is_dir() || !self.layer_blobs_path(diff_id).exists() {
+            return false;
+        }
+        match self.layer_tree(diff_id) {
+            Some(tree) => fs::read_dir(&dir).is_ok_and(|entries| entries.count() as u64 == tree.top),
+            // Committed by a strata that wrote no tree hash.
+            None => !self.layer_tree_path(diff_id).exists(),
+        }
+    }
+
+    /// Moves a finished layer directory into place, with its tree hash. If
+    /// another process got there first, ours is discarded: both hold the
+    /// same content. A damaged directory in the way is discarded first.
     pub fn commit_layer_dir(&self, tmp_dir: &Path, diff_id: &Digest) -> Result<()> {
         let dest = self.layer_dir(diff_id);
-        if dest.is_dir() {
+        if dest.is_dir() && self.layer_looks_whole(diff_id) {
             return Ok(());
         }
+        let tree = check::tree_hash(tmp_dir)?;
+        let _guard = self.lock(&format!("layer-{}", diff_id.hex()))?;
+        if dest.exists() {
+            if self.layer_looks_whole(diff_id) {
+                return Ok(());
+            }
+            self.discard_dir(&dest)?;
+        }
+        self.write_durable(&self.layer_tree_path(diff_id), &image::to_json(&tree))?;
         match fs::rename(tmp_dir, &dest) {
             Ok(()) => Ok(()),
             Err(_) if dest.is_dir() => Ok(()),
             Err(e) => Err(Error::io("store layer", dest)(e)),
         }
+    }
+
+    fn layer_looks_whole(&self, diff_id: &Digest) -> bool {
+        match self.layer_tree(diff_id) {
+            Some(tree) => fs::read_dir(self.layer_dir(diff_id)).is_ok_and(|e| e.count() as u64 == tree.top),
+            None => false,
+        }
+    }
+
+    /// Takes a directory out of sight in one rename (into this process's
+    /// scratch space, which a later process removes if this one dies), then
+    /// deletes it: a kill at any instant leaves it whole or gone.
+    pub fn discard_dir(&self, dir: &Path) -> Result<()> {
+        let trash = self.tmp_dir()?;
+        let aside = trash.path().join("discarded");
+        match fs::rename(dir, &aside) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("move aside", dir)(e)),
+        }
+        crate::layer::remove_path(&aside)
+    }
+
+    /// Removes an unpacked layer (directory first, out of sight), its tree
+    /// hash and its blob list.
+    pub fn discard_layer(&self, diff_id: &Digest) -> Result<()> {
+        self.discard_dir(&self.layer_dir(diff_id))?;
+        for path in [self.layer_tree_path(diff_id), self.layer_blobs_path(diff_id)] {
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(Error::io("remove", &path)(e)),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// The blobs known for a layer.
@@ -319,7 +385,7 @@ impl Store {
 
     /// Tagged images: `(name, manifest descriptor)`.
     pub fn images(&self) -> Result<Vec<(String, Descriptor)>> {
-        let index: Index = read_json(&self.root.join("index.json"))?;
+        let index = self.read_index()?;
         Ok(index
             .manifests
             .into_iter()
@@ -334,18 +400,56 @@ impl Store {
 
     /// Points `name` at a manifest (replacing what it named before).
     pub fn tag(&self, name: &str, manifest: &Descriptor) -> Result<()> {
-        if self.image(name)?.is_some_and(|d| d.digest == manifest.digest) {
+        self.tag_all(&[(name.to_string(), manifest.clone())])
+    }
+
+    /// Points every name at its manifest in one update of `index.json`
+    /// (60,000 tags are one write, not 60,000).
+    pub fn tag_all(&self, tags: &[(String, Descriptor)]) -> Result<()> {
+        let current: std::collections::HashMap<String, Digest> =
+            self.images()?.into_iter().map(|(n, d)| (n, d.digest)).collect();
+        if tags.iter().all(|(n, d)| current.get(n) == Some(&d.digest)) {
             return Ok(());
         }
         let _guard = self.lock("index")?;
         let path = self.root.join("index.json");
-        let mut index: Index = read_json(&path)?;
-        index.manifests.retain(|d| d.ref_name() != Some(name));
-        let mut desc = manifest.clone();
-        desc.annotations = Some(BTreeMap::from([(image::REF_NAME.to_string(), name.to_string())]));
-        index.manifests.push(desc);
+        let mut index = self.read_index()?;
+        let names: std::collections::HashSet<&str> = tags.iter().map(|(n, _)| n.as_str()).collect();
+        index
+            .manifests
+            .retain(|d| d.ref_name().is_none_or(|n| !names.contains(n)));
+        let mut seen = std::collections::HashSet::new();
+        // The last descriptor given for a name wins.
+        for (name, manifest) in tags.iter().rev() {
+            if seen.insert(name.as_str()) {
+                let mut desc = manifest.clone();
+                desc.annotations = Some(BTreeMap::from([(image::REF_NAME.to_string(), name.clone())]));
+                index.manifests.push(desc);
+            }
+        }
         index.manifests.sort_by(|a, b| a.ref_name().cmp(&b.ref_name()));
         self.write_durable(&path, &image::to_json(&index))
+    }
+
+    /// Removes a tag.
+    pub fn untag(&self, name: &str) -> Result<()> {
+        let _guard = self.lock("index")?;
+        let path = self.root.join("index.json");
+        let mut index = self.read_index()?;
+        index.manifests.retain(|d| d.ref_name() != Some(name));
+        self.write_durable(&path, &image::to_json(&index))
+    }
+
+    /// `index.json`; damage is reported as such, with the way out.
+    fn read_index(&self) -> Result<Index> {
+        let path = self.root.join("index.json");
+        read_json(&path).map_err(|e| match e {
+            Error::Json { source, .. } => Error::Damaged {
+                what: format!("tag list `{}`", path.display()),
+                reason: source.to_string(),
+            },
+            other => other,
+        })
     }
 
     /// Marks this process as using the store until the guard is dropped:

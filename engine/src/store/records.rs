@@ -68,7 +68,11 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
-        let record: Record = read_json(&path)?;
+        // A damaged record is a miss: the node is built again and its record
+        // rewritten (`strata check` reports it meanwhile).
+        let Ok(record) = read_json::<Record>(&path) else {
+            return Ok(None);
+        };
         if record.layers.iter().all(|l| self.has_layer(&l.diff_id)) {
             // Used now: `gc --keep-days` counts from the last use.
             let _ = sys::touch(&path);

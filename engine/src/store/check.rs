@@ -1,0 +1,336 @@
+//! The store checks itself. Each unpacked layer carries a tree hash
+//! written when it was committed (`layers/<hex>.tree`: every entry's path,
+//! type, mode, owner, size, device, link target and extended attributes);
+//! a layer whose directory no longer matches it is damaged. `strata check`
+//! verifies every blob against its digest, every layer against its tree
+//! hash, every record and the tag list; `--repair` removes what is damaged
+//! so the next build rebuilds or re-fetches it (a damaged `index.json` is
+//! set aside and replaced by an empty one: its tags are lost, the images'
+//! blobs are not).
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{read_json, LayerBlobs, Record, Store};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::{Index, Manifest};
+
+/// What a layer's tree looked like when it was committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeHash {
+    /// blake3 over every entry, in path order.
+    pub tree: String,
+    /// Number of entries below the root.
+    pub entries: u64,
+    /// Number of entries directly in the root (checked on every use).
+    pub top: u64,
+}
+
+/// Hashes the tree at `root` (see the module's doc).
+pub fn tree_hash(root: &Path) -> Result<TreeHash> {
+    let mut hasher = blake3::Hasher::new();
+    let mut entries = 0;
+    let top = fs::read_dir(root).map_err(Error::io("read", root))?.count() as u64;
+    walk(root, root, &mut hasher, &mut entries)?;
+    Ok(TreeHash {
+        tree: hasher.finalize().to_hex().to_string(),
+        entries,
+        top,
+    })
+}
+
+fn walk(root: &Path, dir: &Path, hasher: &mut blake3::Hasher, entries: &mut u64) -> Result<()> {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .map_err(Error::io("read", dir))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<std::io::Result<_>>()
+        .map_err(Error::io("read", dir))?;
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        let meta = fs::symlink_metadata(&path).map_err(Error::io("stat", &path))?;
+        *entries += 1;
+        let rel = path.strip_prefix(root).unwrap_or(&path);
+        hasher.update(rel.as_os_str().as_bytes());
+        hasher.update(&[0]);
+        let size = if meta.is_file() { meta.len() } else { 0 };
+        for n in [
+            meta.mode() as u64,
+            meta.uid() as u64,
+            meta.gid() as u64,
+            size,
+            meta.rdev(),
+        ] {
+            hasher.update(&n.to_le_bytes());
+        }
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(&path).map_err(Error::io("read link", &path))?;
+            hasher.update(target.as_os_str().as_bytes());
+            hasher.update(&[0]);
+        }
+        let mut xattrs = crate::sys::llistxattr(&path).map_err(Error::io("list xattrs of", &path))?;
+        xattrs.sort();
+        for x in xattrs {
+            let value = crate::sys::lgetxattr(&path, &x).map_err(Error::io("read xattr of", &path))?;
+            hasher.update(x.as_bytes());
+            hasher.update(&[0]);
+            hasher.update(&value.unwrap_or_default());
+            hasher.update(&[0]);
+        }
+        if meta.is_dir() {
+            walk(root, &path, hasher, entries)?;
+        }
+    }
+    Ok(())
+}
+
+/// One damaged thing in the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    pub kind: DamageKind,
+    /// The blob digest, layer diff id, record key or tag.
+    pub name: String,
+    pub reason: String,
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DamageKind {
+    Blob,
+    Layer,
+    Record,
+    Tag,
+    /// `index.json` itself.
+    Index,
+}
+
+impl DamageKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DamageKind::Blob => "blob",
+            DamageKind::Layer => "layer",
+            DamageKind::Record => "record",
+            DamageKind::Tag => "tag",
+            DamageKind::Index => "index",
+        }
+    }
+}
+
+/// What `check` looked at.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    pub blobs: usize,
+    pub layers: usize,
+    pub records: usize,
+    pub tags: usize,
+}
+
+/// Verifies every blob, layer, record and tag; returns what is damaged.
+pub fn check(store: &Store) -> Result<(Checked, Vec<Damage>)> {
+    let root = store.root();
+    let mut checked = Checked::default();
+    let mut damage = Vec::new();
+
+    let blobs_dir = root.join("blobs/sha256");
+    let mut blob_names: Vec<_> = fs::read_dir(&blobs_dir)
+        .map_err(Error::io("read", &blobs_dir))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    blob_names.sort();
+    for name in &blob_names {
+        let path = blobs_dir.join(name);
+        let Ok(digest) = format!("sha256:{name}").parse::<Digest>() else {
+            damage.push(Damage {
+                kind: DamageKind::Blob,
+                name: name.clone(),
+                reason: "not named by a digest".into(),
+                path,
+            });
+            continue;
+        };
+        checked.blobs += 1;
+        if let Err(e) = store.verify_blob(&digest) {
+            damage.push(Damage {
+                kind: DamageKind::Blob,
+                name: digest.to_string(),
+                reason: e.to_string(),
+                path,
+            });
+        }
+    }
+
+    let layers_dir = root.join("layers");
+    let mut layer_names: Vec<_> = fs::read_dir(&layers_dir)
+        .map_err(Error::io("read", &layers_dir))?
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    layer_names.sort();
+    for hex in &layer_names {
+        let dir = layers_dir.join(hex);
+        let Ok(diff_id) = format!("sha256:{hex}").parse::<Digest>() else {
+            continue;
+        };
+        checked.layers += 1;
+        let mut bad = |reason: String| {
+            damage.push(Damage {
+                kind: DamageKind::Layer,
+                name: diff_id.to_string(),
+                reason,
+                path: dir.clone(),
+            })
+        };
+        if let Err(e) = read_json::<LayerBlobs>(&store.layer_blobs_path(&diff_id)) {
+            bad(format!("its blob list is unreadable: {e}"));
+            continue;
+        }
+        match store.layer_tree(&diff_id) {
+            None => bad("it has no tree hash (it was never committed whole)".into()),
+            Some(expected) => match tree_hash(&dir) {
+                Ok(actual) if actual == expected => {}
+                Ok(actual) => bad(format!(
+                    "its files differ from what was committed ({} entries, {} expected)",
+                    actual.entries, expected.entries
+                )),
+                Err(e) => bad(format!("unreadable: {e}")),
+            },
+        }
+    }
+
+    let records_dir = root.join("records");
+    let mut record_names: Vec<_> = fs::read_dir(&records_dir)
+        .map_err(Error::io("read", &records_dir))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    record_names.sort();
+    for name in &record_names {
+        let path = records_dir.join(name);
+        checked.records += 1;
+        if let Err(e) = read_json::<Record>(&path) {
+            damage.push(Damage {
+                kind: DamageKind::Record,
+                name: name.trim_end_matches(".json").to_string(),
+                reason: error_chain(&e),
+                path,
+            });
+        }
+    }
+
+    let index_path = root.join("index.json");
+    match read_json::<Index>(&index_path) {
+        Err(e) => damage.push(Damage {
+            kind: DamageKind::Index,
+            name: "index.json".into(),
+            reason: error_chain(&e),
+            path: index_path,
+        }),
+        Ok(index) => {
+            for desc in &index.manifests {
+                let name = desc.ref_name().unwrap_or("(untagged)").to_string();
+                checked.tags += 1;
+                if let Some(reason) = missing_part(store, &desc.digest) {
+                    damage.push(Damage {
+                        kind: DamageKind::Tag,
+                        name,
+                        reason,
+                        path: index_path.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok((checked, damage))
+}
+
+/// Why the image `manifest` cannot be used, if it cannot.
+fn missing_part(store: &Store, manifest: &Digest) -> Option<String> {
+    let bytes = match store.read_blob(manifest) {
+        Ok(b) => b,
+        Err(e) => return Some(format!("its manifest {manifest}: {e}")),
+    };
+    let Ok(m) = serde_json::from_slice::<Manifest>(&bytes) else {
+        return Some(format!("its manifest {manifest} is not an image manifest"));
+    };
+    std::iter::once(&m.config)
+        .chain(&m.layers)
+        .find(|d| !store.has_blob(&d.digest))
+        .map(|d| format!("its blob {} is missing", d.digest))
+}
+
+fn error_chain(e: &Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Removes every damaged entry; a damaged `index.json` is set aside as
+/// `index.json.damaged` and replaced by an empty one.
+pub fn repair(store: &Store, damage: &[Damage]) -> Result<()> {
+    let root = store.root();
+    for d in damage {
+        match d.kind {
+            DamageKind::Blob | DamageKind::Record => match fs::remove_file(&d.path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("remove", &d.path)(e)),
+                _ => {}
+            },
+            DamageKind::Layer => {
+                let diff_id: Digest = d.name.parse().map_err(|_| Error::BadImage {
+                    what: d.name.clone(),
+                    reason: "not a layer digest".into(),
+                })?;
+                store.discard_layer(&diff_id)?;
+            }
+            DamageKind::Index => {
+                let aside = root.join("index.json.damaged");
+                fs::rename(&d.path, &aside).map_err(Error::io("move aside", &d.path))?;
+                store.write_durable(&d.path, &crate::image::to_json(&Index::default()))?;
+            }
+            DamageKind::Tag => store.untag(&d.name)?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_tree_hash_sees_names_modes_sizes_and_links() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("d")).unwrap();
+        fs::write(dir.path().join("d/f"), "abc").unwrap();
+        std::os::unix::fs::symlink("d/f", dir.path().join("l")).unwrap();
+        let first = tree_hash(dir.path()).unwrap();
+        assert_eq!((first.entries, first.top), (3, 2));
+        assert_eq!(tree_hash(dir.path()).unwrap(), first, "stable");
+        let changed = |f: &dyn Fn()| {
+            f();
+            let h = tree_hash(dir.path()).unwrap();
+            assert_ne!(h.tree, first.tree);
+            h
+        };
+        changed(&|| fs::set_permissions(dir.path().join("d/f"), fs::Permissions::from_mode(0o600)).unwrap());
+        changed(&|| fs::write(dir.path().join("d/f"), "abcd").unwrap());
+        changed(&|| {
+            fs::remove_file(dir.path().join("l")).unwrap();
+            std::os::unix::fs::symlink("d", dir.path().join("l")).unwrap();
+        });
+        let gone = changed(&|| fs::remove_file(dir.path().join("d/f")).unwrap());
+        assert_eq!(gone.entries, 2);
+    }
+}
