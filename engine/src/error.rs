@@ -126,6 +126,19 @@ impl Error {
         }
     }
 
+    /// The message with every cause after it (`a: b: c`), for places that
+    /// fold an error into another's text and must not drop the reason.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
+    }
+
     /// The recipe's fault at `origin`, keeping the cause.
     pub fn input_at(origin: &Origin, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
         Error::InputAt {

@@ -219,3 +219,104 @@ fn a_relative_store_path_works() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(p.path("rel-home/blobs/sha256").is_dir());
 }
+
+/// A docker-archive whose manifest names its layers through symlinks in the
+/// archive: one to `/dev/zero` (it would be read until the disk is full),
+/// one through a link to `/` (it would import a host file as a layer).
+fn hostile_archive(p: &Project, layer: &str, links: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#;
+    fs::write(dir.path().join("config.json"), config).unwrap();
+    fs::write(
+        dir.path().join("manifest.json"),
+        format!(r#"[{{"Config":"config.json","RepoTags":["x:1"],"Layers":["{layer}"]}}]"#),
+    )
+    .unwrap();
+    for (name, target) in links {
+        symlink(target, dir.path().join(name)).unwrap();
+    }
+    let archive = p.path("hostile.tar");
+    let status = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(dir.path())
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    archive
+}
+
+#[test]
+fn a_hostile_docker_archive_reads_nothing_outside_itself() {
+    let p = Project::new();
+    p.recipe(r#"image("x", from("docker-archive:hostile.tar"));"#);
+    hostile_archive(&p, "lz", &[("lz", "/dev/zero")]);
+    let r = p.run(&["build"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("hostile.tar`: member `lz`: failed to open")
+            && r.stderr.contains("No such file or directory"),
+        "{}",
+        r.stderr
+    );
+    hostile_archive(&p, "r/etc/hostname", &[("r", "/")]);
+    let r = p.run(&["build"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("member `r/etc/hostname`: failed to open"),
+        "{}",
+        r.stderr
+    );
+    // Nothing of the host landed in the store.
+    let blobs: Vec<_> = fs::read_dir(p.store.path().join("blobs/sha256")).unwrap().collect();
+    assert!(blobs.is_empty(), "{blobs:?}");
+}
+
+#[test]
+fn a_hostile_oci_layout_reads_nothing_outside_itself() {
+    let p = busybox_project(r#"image("b", from("rootfs:busybox.tar"));"#);
+    p.ok(&["build", "-o", "oci:layout"]);
+    // Every blob of the layout becomes a link to /dev/zero.
+    let blobs = p.path("layout/blobs/sha256");
+    for e in fs::read_dir(&blobs).unwrap() {
+        let path = e.unwrap().path();
+        fs::remove_file(&path).unwrap();
+        symlink("/dev/zero", &path).unwrap();
+    }
+    let q = Project::new();
+    copy_tree(&p.path("layout"), &q.path("layout"));
+    q.recipe(r#"image("x", from("oci:layout"));"#);
+    let r = q.run(&["build"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("failed to open") && r.stderr.contains("layout/blobs/sha256/"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn unpack_errors_keep_their_cause() {
+    let p = Project::new();
+    let tar = fs::read(busybox_tar()).unwrap();
+    fs::write(p.path("cut.tar"), &tar[..tar.len() / 3 + 100]).unwrap();
+    p.recipe(r#"image("x", from("rootfs:cut.tar"));"#);
+    let r = p.run(&["build"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("not a readable root filesystem tar: failed to read tar entry")
+            && r.stderr.contains("unexpected EOF"),
+        "{}",
+        r.stderr
+    );
+    p.recipe(r#"image("x", from("rootfs:/dev/zero"));"#);
+    let r = p.run(&["build"]);
+    assert!(
+        r.stderr.contains("/dev/zero") && r.stderr.contains("not a regular file"),
+        "{}",
+        r.stderr
+    );
+}

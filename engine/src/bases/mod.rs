@@ -4,8 +4,8 @@
 //! build time its blobs are copied into the store, verified, and unpacked.
 
 use std::fs::{self, File};
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::io::{BufReader, Read};
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -17,7 +17,8 @@ use crate::image::{self, Descriptor, ImageConfig, Index, Manifest, Platform};
 use crate::layer::{self, Compression};
 use crate::lock::Lock;
 use crate::registry::{self, Client, Reference};
-use crate::store::{import_layer, write_layer, LayerRef, Record, Store};
+use crate::store::{import_layer_from, write_layer, LayerRef, Record, Store};
+use crate::sys::confined::Root;
 
 mod pull;
 pub use pull::pull;
@@ -62,10 +63,13 @@ pub fn identity(
             let digest = lock.digest(&name, || Ok(registry::resolve(client, &reference, platform)?.0))?;
             Ok(*digest.bytes())
         }
-        BaseSource::OciLayout { dir, tag } => Ok(*resolve_oci(dir, tag.as_deref())?.digest.bytes()),
+        BaseSource::OciLayout { dir, tag } => Ok(*resolve_oci(&Members::open(dir)?, tag.as_deref())?.digest.bytes()),
         BaseSource::Debian(_) => Err(debian_elsewhere()),
         BaseSource::DockerArchive { file } | BaseSource::Rootfs { file } => {
             let meta = fs::metadata(file).map_err(Error::io("read", file))?;
+            if !meta.is_file() {
+                return Err(bad(file, "not a regular file"));
+            }
             cache.hash_file(file, &meta).map_err(Error::io("read", file))
         }
     }
@@ -102,25 +106,77 @@ pub fn import(
     }
 }
 
-fn read_layout_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let bytes = fs::read(path).map_err(Error::io("read", path))?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-        path: path.to_path_buf(),
-        source,
-    })
+/// The largest JSON document (index, manifest, config) an import reads.
+const MAX_JSON: u64 = 16 << 20;
+
+/// A directory of someone else's (an OCI layout, an unpacked archive):
+/// members are read by name, symlinks resolve inside it (`sys::confined`),
+/// and only regular files are read, so a member that is a link to
+/// `/dev/zero` or to a host file reads nothing outside.
+struct Members<'a> {
+    dir: &'a Path,
+    root: Root,
 }
 
-fn read_layout_blob(dir: &Path, digest: &Digest) -> Result<Vec<u8>> {
-    crate::store::read_verified(&dir.join("blobs/sha256").join(digest.hex()), digest)
+impl<'a> Members<'a> {
+    fn open(dir: &'a Path) -> Result<Members<'a>> {
+        Ok(Members {
+            dir,
+            root: Root::open(dir).map_err(Error::io("open", dir))?,
+        })
+    }
+
+    fn file(&self, rel: &str) -> Result<File> {
+        let shown = self.dir.join(rel);
+        self.root.open_file(rel).map_err(Error::io("open", shown))
+    }
+
+    /// A member of at most `limit` bytes.
+    fn read(&self, rel: &str, limit: u64) -> Result<Vec<u8>> {
+        let shown = self.dir.join(rel);
+        let mut bytes = Vec::new();
+        self.file(rel)?
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(Error::io("read", &shown))?;
+        if bytes.len() as u64 > limit {
+            return Err(bad(&shown, format!("larger than {limit} bytes")));
+        }
+        Ok(bytes)
+    }
+
+    fn json<T: for<'de> Deserialize<'de>>(&self, rel: &str) -> Result<T> {
+        let bytes = self.read(rel, MAX_JSON)?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            path: self.dir.join(rel),
+            source,
+        })
+    }
+
+    /// A blob of an OCI layout, checked against its digest and size.
+    fn blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        let rel = format!("blobs/sha256/{}", desc.digest.hex());
+        let bytes = self.read(&rel, desc.size.min(MAX_JSON))?;
+        let actual = Digest::of(&bytes);
+        if actual != desc.digest {
+            return Err(Error::DigestMismatch {
+                what: self.dir.join(rel).display().to_string(),
+                expected: desc.digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
 }
 
 /// Finds the image manifest an `oci:DIR[:TAG]` names, descending into an
 /// index to the host's platform.
-fn resolve_oci(dir: &Path, tag: Option<&str>) -> Result<Descriptor> {
-    if !dir.join("oci-layout").exists() {
+fn resolve_oci(layout: &Members<'_>, tag: Option<&str>) -> Result<Descriptor> {
+    let dir = layout.dir;
+    if layout.file("oci-layout").is_err() {
         return Err(bad(dir, "not an OCI image layout (no `oci-layout` file)"));
     }
-    let index: Index = read_layout_json(&dir.join("index.json"))?;
+    let index: Index = layout.json("index.json")?;
     let desc = match tag {
         Some(tag) => index
             .manifests
@@ -143,35 +199,36 @@ fn resolve_oci(dir: &Path, tag: Option<&str>) -> Result<Descriptor> {
             }
         },
     };
-    descend_to_platform(dir, desc)
+    descend_to_platform(layout, desc)
 }
 
-fn descend_to_platform(dir: &Path, desc: Descriptor) -> Result<Descriptor> {
+fn descend_to_platform(layout: &Members<'_>, desc: Descriptor) -> Result<Descriptor> {
+    let dir = layout.dir;
     if desc.media_type != image::INDEX_MEDIA_TYPE && desc.media_type != image::DOCKER_LIST_MEDIA_TYPE {
         return Ok(desc);
     }
-    let nested: Index =
-        serde_json::from_slice(&read_layout_blob(dir, &desc.digest)?).map_err(|source| Error::Json {
-            path: dir.join("blobs/sha256").join(desc.digest.hex()),
-            source,
-        })?;
+    let nested: Index = serde_json::from_slice(&layout.blob(&desc)?).map_err(|source| Error::Json {
+        path: dir.join("blobs/sha256").join(desc.digest.hex()),
+        source,
+    })?;
     let chosen = nested.for_this_platform().cloned().ok_or_else(|| {
         bad(
             dir,
             format!("no image for linux/{} in index `{}`", image::host_arch(), desc.digest),
         )
     })?;
-    descend_to_platform(dir, chosen)
+    descend_to_platform(layout, chosen)
 }
 
 fn import_oci(store: &Store, dir: &Path, tag: Option<&str>) -> Result<Record> {
-    let desc = resolve_oci(dir, tag)?;
-    let manifest_bytes = read_layout_blob(dir, &desc.digest)?;
+    let layout = Members::open(dir)?;
+    let desc = resolve_oci(&layout, tag)?;
+    let manifest_bytes = layout.blob(&desc)?;
     let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|source| Error::Json {
         path: dir.join("blobs/sha256").join(desc.digest.hex()),
         source,
     })?;
-    let config_bytes = read_layout_blob(dir, &manifest.config.digest)?;
+    let config_bytes = layout.blob(&manifest.config)?;
     let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|source| Error::Json {
         path: dir.join("blobs/sha256").join(manifest.config.digest.hex()),
         source,
@@ -184,8 +241,11 @@ fn import_oci(store: &Store, dir: &Path, tag: Option<&str>) -> Result<Record> {
     }
     let mut layers = Vec::new();
     for (blob, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
-        let path = dir.join("blobs/sha256").join(blob.digest.hex());
-        import_layer(store, &path, Some(&blob.digest), diff_id)?;
+        let rel = format!("blobs/sha256/{}", blob.digest.hex());
+        if !store.has_layer(diff_id) {
+            let input = layout.file(&rel)?.take(blob.size);
+            import_layer_from(store, input, &dir.join(&rel), Some(&blob.digest), diff_id)?;
+        }
         layers.push(LayerRef {
             diff_id: diff_id.clone(),
         });
@@ -206,23 +266,32 @@ struct ArchiveManifest {
 fn import_docker_archive(store: &Store, file: &Path) -> Result<Record> {
     let tmp = store.tmp_dir()?;
     let input = File::open(file).map_err(Error::io("open", file))?;
-    layer::unpack(BufReader::new(input), tmp.path()).map_err(|e| bad(file, format!("not a readable tar: {e}")))?;
-    let entries: Vec<ArchiveManifest> = read_layout_json(&tmp.path().join("manifest.json"))
+    layer::unpack(BufReader::new(input), tmp.path())
+        .map_err(|e| bad(file, format!("not a readable tar: {}", e.chain())))?;
+    let archive = Members::open(tmp.path())?;
+    let entries: Vec<ArchiveManifest> = archive
+        .json("manifest.json")
         .map_err(|_| bad(file, "no readable manifest.json; is this a `docker save` archive?"))?;
     let entry = entries
         .first()
         .ok_or_else(|| bad(file, "manifest.json lists no image"))?;
-    let inside = |name: &str| -> Result<PathBuf> {
-        let rel = crate::context::clean_relative(name)
-            .ok_or_else(|| bad(file, format!("path `{name}` leaves the archive")))?;
-        Ok(tmp.path().join(rel))
+    // Members are named relative to the archive; a name that climbs out is
+    // refused, a symlink member resolves inside the archive (docker save
+    // links identical layers), and only regular files are read.
+    let inside = |name: &str| -> Result<String> {
+        crate::context::clean_relative(name)
+            .map(|rel| rel.to_string_lossy().into_owned())
+            .ok_or_else(|| bad(file, format!("path `{name}` leaves the archive")))
     };
-    let config_path = inside(&entry.config)?;
-    let config_bytes = fs::read(&config_path).map_err(Error::io("read", &config_path))?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|source| Error::Json {
-        path: config_path.clone(),
-        source,
-    })?;
+    let member = |name: &str| -> Result<File> {
+        archive
+            .file(&inside(name)?)
+            .map_err(|e| bad(file, format!("member `{name}`: {}", e.chain())))
+    };
+    let config_rel = inside(&entry.config)?;
+    let config: ImageConfig = archive
+        .json(&config_rel)
+        .map_err(|e| bad(file, format!("config `{}`: {}", entry.config, e.chain())))?;
     if config.rootfs.diff_ids.len() != entry.layers.len() {
         return Err(bad(
             file,
@@ -231,7 +300,9 @@ fn import_docker_archive(store: &Store, file: &Path) -> Result<Record> {
     }
     let mut layers = Vec::new();
     for (name, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
-        import_layer(store, &inside(name)?, None, diff_id)?;
+        if !store.has_layer(diff_id) {
+            import_layer_from(store, member(name)?, &file.join(name), None, diff_id)?;
+        }
         layers.push(LayerRef {
             diff_id: diff_id.clone(),
         });
@@ -250,7 +321,7 @@ fn import_rootfs(store: &Store, file: &Path, compression: Compression, epoch: i6
     let reader = Compression::decoder(input).map_err(Error::io("decompress", file))?;
     layer::unpack(reader, &root).map_err(|e| match e {
         Error::UnsafeEntry { .. } => e,
-        other => bad(file, format!("not a readable root filesystem tar: {other}")),
+        other => bad(file, format!("not a readable root filesystem tar: {}", other.chain())),
     })?;
     let diff_id = write_layer(store, &root, compression, epoch, &|_| {})?;
     Ok(Record {

@@ -218,7 +218,7 @@ pub fn check(store: &Store) -> Result<(Checked, Vec<Damage>)> {
             damage.push(Damage {
                 kind: DamageKind::Record,
                 name: name.trim_end_matches(".json").to_string(),
-                reason: error_chain(&e),
+                reason: e.chain(),
                 path,
             });
         }
@@ -229,7 +229,7 @@ pub fn check(store: &Store) -> Result<(Checked, Vec<Damage>)> {
         Err(e) => damage.push(Damage {
             kind: DamageKind::Index,
             name: "index.json".into(),
-            reason: error_chain(&e),
+            reason: e.chain(),
             path: index_path,
         }),
         Ok(index) => {
@@ -263,17 +263,6 @@ fn missing_part(store: &Store, manifest: &Digest) -> Option<String> {
         .chain(&m.layers)
         .find(|d| !store.has_blob(&d.digest))
         .map(|d| format!("its blob {} is missing", d.digest))
-}
-
-fn error_chain(e: &Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Removes every damaged entry; a damaged `index.json` is set aside as

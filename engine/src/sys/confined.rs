@@ -104,6 +104,25 @@ impl Root {
         }
     }
 
+    /// Opens the regular file `rel` for reading; symlinks on the way (the
+    /// last component's too) resolve inside the root, and anything but a
+    /// regular file at the end (a device, a FIFO, a directory) is refused.
+    pub fn open_file(&self, rel: impl AsRef<Path>) -> io::Result<File> {
+        let handle = self.root.resolve(rel.as_ref()).map_err(pathrs_error)?;
+        // The type is checked on the O_PATH handle: opening a FIFO would block.
+        let st = {
+            use std::os::fd::AsFd;
+            nix::sys::stat::fstat(handle.as_fd().as_raw_fd()).map_err(errno)?
+        };
+        if SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) != SFlag::S_IFREG {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("`{}` is not a regular file", rel.as_ref().display()),
+            ));
+        }
+        handle.reopen(pathrs::flags::OpenFlags::O_RDONLY).map_err(pathrs_error)
+    }
+
     /// The contents of the file `rel`, or `None` when there is none.
     pub fn read(&self, rel: impl AsRef<Path>) -> io::Result<Option<Vec<u8>>> {
         let (parent, name) = split(rel.as_ref())?;
@@ -351,6 +370,28 @@ mod tests {
         // Reading does not follow a final link either.
         symlink(&victim, tree.path().join("peek")).unwrap();
         assert!(root.read("peek").is_err());
+    }
+
+    #[test]
+    fn open_file_resolves_inside_and_takes_regular_files_only() {
+        let tree = tempfile::tempdir().unwrap();
+        fs::write(tree.path().join("real"), "inside").unwrap();
+        symlink("/dev/zero", tree.path().join("zero")).unwrap();
+        symlink("/etc/hostname", tree.path().join("host")).unwrap();
+        symlink("../../../../real", tree.path().join("up")).unwrap();
+        let root = Root::open(tree.path()).unwrap();
+        let mut text = String::new();
+        root.open_file("up").unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "inside", "a link resolves within the root");
+        assert_eq!(root.open_file("zero").unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(root.open_file("host").unwrap_err().kind(), io::ErrorKind::NotFound);
+        fs::create_dir(tree.path().join("dev")).unwrap();
+        nix::unistd::mkfifo(&tree.path().join("dev/fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(
+            root.open_file("dev/fifo").unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(root.open_file("dev").unwrap_err().kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]
