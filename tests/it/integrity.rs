@@ -320,3 +320,36 @@ fn unpack_errors_keep_their_cause() {
         r.stderr
     );
 }
+
+#[test]
+fn a_copy_resolves_its_destination_through_the_images_symlinks() {
+    // A merged-/usr base: /bin is a link to usr/bin.
+    let p = busybox_project(
+        r#"let merged = from("rootfs:busybox.tar").run("mkdir -p /usr/bin && mv /bin/* /usr/bin/ && rmdir /bin && ln -s usr/bin /bin");
+image("m", merged.copy(ctx("tool"), "/bin/tool").copy(ctx("tree"), "/").copy(ctx("tool"), "/bin/", #{ chmod: "0755" })
+    .run("test -L /bin && /bin/sh -c 'ls /bin/tool /bin/tool2 /bin/sh' > /seen"));"#,
+    );
+    p.write("tool", "#!/bin/sh\necho tool\n");
+    p.write("tree/bin/tool2", "#!/bin/sh\necho tool2\n");
+    p.ok(&["build"]);
+    let b = umoci_unpack(p.store.path(), "m");
+    let rootfs = b.path().join("b/rootfs");
+    assert!(
+        fs::symlink_metadata(rootfs.join("bin"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "/bin was replaced"
+    );
+    assert_eq!(
+        fs::read_link(rootfs.join("bin")).unwrap(),
+        std::path::Path::new("usr/bin")
+    );
+    for f in ["usr/bin/tool", "usr/bin/tool2", "usr/bin/sh"] {
+        assert!(rootfs.join(f).exists(), "{f} is missing");
+    }
+    assert_eq!(
+        fs::read_to_string(rootfs.join("seen")).unwrap(),
+        "/bin/sh\n/bin/tool\n/bin/tool2\n"
+    );
+}

@@ -44,14 +44,17 @@ fn copy_into_layer(
     let parent_view = View { layers: &parent_dirs };
     let workdir = parent.config.config.working_dir.clone().unwrap_or_else(|| "/".into());
     let dst = join_image_path(&workdir, &copy.dst);
-    let dst_comps = fsview::components(&dst);
     let dst_is_dir = copy.dst.ends_with('/')
         || copy.dst == "."
-        || dst_comps.is_empty()
+        || fsview::components(&dst).is_empty()
         || parent_view
             .resolve(&dst, true)
             .and_then(|c| parent_view.lookup(&c))
             .is_some_and(|(_, m)| m.is_dir());
+    // As Docker's COPY does, the destination resolves through the parent
+    // image's symlinks (inside the image): `/bin/tool` on a merged-/usr base
+    // is `usr/bin/tool`, and `/bin` stays the link it is.
+    let dst_comps = parent_view.resolve_lenient(&dst, dst_is_dir);
     let owner = match &copy.chown {
         Some(spec) => {
             fsview::resolve_user(&parent_view, spec).map_err(|e| Error::input(&node.origin, format!("chown: {e}")))?
@@ -86,6 +89,9 @@ fn copy_into_layer(
                 };
                 make_parents(node, &root, &target, &parent_view, src.is_dir)?;
                 let target_host = host_path(&root, &target);
+                // Where each directory of the source lands: through the
+                // parent image's symlinks, as the destination itself.
+                let mut landed: HashMap<PathBuf, Vec<String>> = HashMap::from([(PathBuf::new(), target.clone())]);
                 for entry in &src.entries {
                     if skip_root && entry.rel.as_os_str().is_empty() {
                         continue;
@@ -93,7 +99,27 @@ fn copy_into_layer(
                     let (from, to) = if entry.rel.as_os_str().is_empty() {
                         (src.abs.clone(), target_host.clone())
                     } else {
-                        (src.abs.join(&entry.rel), target_host.join(&entry.rel))
+                        let parent_rel = entry.rel.parent().unwrap_or(Path::new(""));
+                        let name = entry
+                            .rel
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        let parent = landed.get(parent_rel).cloned().unwrap_or_else(|| {
+                            let mut c = target.clone();
+                            c.extend(parent_rel.iter().map(|p| p.to_string_lossy().into_owned()));
+                            c
+                        });
+                        let mut comps = with(&parent, &name);
+                        if entry.kind == EntryKind::Dir {
+                            let resolved = parent_view.resolve_lenient(&format!("/{}", comps.join("/")), true);
+                            if resolved != comps {
+                                make_parents(node, &root, &resolved, &parent_view, true)?;
+                                comps = resolved;
+                            }
+                            landed.insert(entry.rel.clone(), comps.clone());
+                        }
+                        (src.abs.join(&entry.rel), host_path(&root, &comps))
                     };
                     ctx.check_cancel()?;
                     confined(node, &root, &to)?;

@@ -129,6 +129,35 @@ impl View<'_> {
         Some(done)
     }
 
+    /// Like [`View::resolve`] for a path that may not exist yet (a copy's
+    /// destination): symlinks are resolved as far as the image has the
+    /// path, the rest is taken as written. A final symlink is followed only
+    /// with `follow_last` and when it leads to a directory.
+    pub fn resolve_lenient(&self, path: &str, follow_last: bool) -> Vec<String> {
+        let comps = components(path);
+        for cut in (0..=comps.len()).rev() {
+            let (head, tail) = comps.split_at(cut);
+            let head_path = format!("/{}", head.join("/"));
+            let follow = if tail.is_empty() { follow_last } else { true };
+            let Some(mut resolved) = self.resolve(&head_path, follow) else {
+                continue;
+            };
+            if self.lookup(&resolved).is_none() && !head.is_empty() {
+                continue;
+            }
+            if tail.is_empty() && follow_last && !self.lookup(&resolved).is_some_and(|(_, m)| m.is_dir()) {
+                // A link to something that is not a directory is replaced, not followed.
+                match self.resolve(&head_path, false) {
+                    Some(unfollowed) => resolved = unfollowed,
+                    None => continue,
+                }
+            }
+            resolved.extend(tail.iter().cloned());
+            return resolved;
+        }
+        comps
+    }
+
     /// Names in the merged directory at `comps` (whiteouts and opaque
     /// directories respected), sorted.
     pub fn list(&self, comps: &[String]) -> Vec<String> {
