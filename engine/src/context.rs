@@ -32,6 +32,9 @@ pub enum SelectError {
     Io(PathBuf, #[source] io::Error),
     #[error("failed to parse `{}`", .0.display())]
     IgnoreFile(PathBuf, #[source] ignore::Error),
+    /// The build was cancelled while the selection was being hashed.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// What a selected entry is.
@@ -173,6 +176,17 @@ impl Context {
 
     /// Selects `paths` (relative to the context root) and hashes them.
     pub fn select(&self, paths: &[String], cache: &StatCache) -> Result<Selection, SelectError> {
+        self.select_until(paths, cache, &std::sync::atomic::AtomicBool::new(false))
+    }
+
+    /// [`Context::select`], stopping with [`SelectError::Interrupted`] soon
+    /// after `cancel` is set (it is checked before every entry).
+    pub fn select_until(
+        &self,
+        paths: &[String],
+        cache: &StatCache,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<Selection, SelectError> {
         let mut sources = Vec::new();
         let mut enc = KeyEncoder::new("context");
         enc.u64(paths.len() as u64);
@@ -188,7 +202,7 @@ impl Context {
                 return Err(SelectError::Ignored(path.clone(), file));
             }
             let mut entries = Vec::new();
-            self.walk(&abs, &rel, PathBuf::new(), &meta, cache, &mut entries)?;
+            self.walk(&abs, &rel, PathBuf::new(), &meta, (cache, cancel), &mut entries)?;
             enc.str(path).u64(meta.is_dir() as u64).u64(entries.len() as u64);
             for e in &entries {
                 enc.bytes(e.rel.as_os_str().as_bytes()).u64(e.mode as u64);
@@ -217,9 +231,12 @@ impl Context {
         ctx_rel: &Path,
         rel: PathBuf,
         meta: &fs::Metadata,
-        cache: &StatCache,
+        (cache, cancel): (&StatCache, &std::sync::atomic::AtomicBool),
         out: &mut Vec<ContextEntry>,
     ) -> Result<(), SelectError> {
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(SelectError::Interrupted);
+        }
         let ft = meta.file_type();
         let mode = meta.mode() & 0o7777;
         if ft.is_symlink() {
@@ -256,7 +273,14 @@ impl Context {
                 if self.ignored(&child_ctx_rel, meta.is_dir()) {
                     continue;
                 }
-                self.walk(&abs.join(&name), &child_ctx_rel, rel.join(&name), &meta, cache, out)?;
+                self.walk(
+                    &abs.join(&name),
+                    &child_ctx_rel,
+                    rel.join(&name),
+                    &meta,
+                    (cache, cancel),
+                    out,
+                )?;
             }
         }
         // Sockets, FIFOs and devices in a context are skipped, like Docker does.
@@ -473,6 +497,17 @@ mod tests {
         fs::remove_file(dir.path().join("src/l")).unwrap();
         std::os::unix::fs::symlink("y", dir.path().join("src/l")).unwrap();
         assert_ne!(hash(dir.path(), &["src"]), h3, "symlink target");
+    }
+
+    #[test]
+    fn a_cancelled_build_stops_hashing_its_context() {
+        let dir = setup();
+        let ctx = Context::open(dir.path()).unwrap();
+        let cancel = std::sync::atomic::AtomicBool::new(true);
+        let err = ctx
+            .select_until(&["src".to_string()], &StatCache::default(), &cancel)
+            .unwrap_err();
+        assert!(matches!(err, SelectError::Interrupted), "{err}");
     }
 
     #[test]

@@ -94,7 +94,16 @@ pub fn build(
     let cache_to = !opts.cache_to.is_empty();
     let scheduler = Scheduler::new(store, graph, opts, events, cancel);
     let plan = scheduler.plan(&nodes)?;
-    let mut outcome = scheduler.run(&plan, &nodes);
+    // The states the session needs afterwards: its targets' (all of them
+    // when every node's result is pushed to a cache).
+    let keep: HashSet<usize> = targets
+        .iter()
+        .filter_map(|t| match &t.kind {
+            TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } => Some(*node),
+            TargetKind::Group { .. } => None,
+        })
+        .collect();
+    let mut outcome = scheduler.run_keeping(&plan, &nodes, (!cache_to).then_some(&keep));
     if !outcome.errors.is_empty() && !keep_going {
         // Nothing is exported from a failed build unless asked to keep going.
         outcome.states.clear();
@@ -107,6 +116,9 @@ pub fn build(
     let mut images: Vec<(Vec<String>, Descriptor)> = Vec::new();
     let mut new_tags: Vec<(String, Descriptor)> = Vec::new();
     for target in targets {
+        if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
         let state = match &target.kind {
             TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } => outcome.states.get(node),
             TargetKind::Group { .. } => continue,
@@ -145,6 +157,9 @@ pub fn build(
     // Every tag of the build in one update of index.json.
     store.tag_all(&new_tags)?;
     for output in &exports.outputs {
+        if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
         match output {
             Output::Oci(dir) => export::to_oci_dir(store, &images, dir)?,
             Output::DockerArchive(file) => export::to_docker_archive(store, &images, export::ArchiveSink::Path(file))?,
@@ -166,6 +181,9 @@ pub fn build(
     }
     if outcome.errors.is_empty() {
         for (name, reference) in &exports.pushes {
+            if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::Interrupted);
+            }
             let Some(TargetKind::Image { node, .. }) = targets.iter().find(|t| &t.name == name).map(|t| &t.kind) else {
                 continue;
             };

@@ -155,3 +155,23 @@ fn a_fully_cached_build_writes_nothing_and_no_cache_rebuilds_everything() {
         all.stderr
     );
 }
+
+/// A generated recipe of 100,000 chained steps: states are handed down the
+/// chain, not copied, so planning and building stay linear (a copy per
+/// step once made 1,000 steps cost 118 MB and 6,000 steps 3.6 GB).
+#[test]
+fn a_hundred_thousand_step_chain_builds() {
+    let p = Project::new();
+    p.recipe(
+        r#"let s = scratch();
+for i in 0..100000 { s = s.env(`K${i % 7}`, `${i}`); }
+image("long", s);"#,
+    );
+    let r = p.ok(&["build", "--progress", "plain"]);
+    assert!(r.stderr.contains("finished in"), "{}", r.stderr);
+    let config = p.ok(&["inspect", "long"]);
+    let v: serde_json::Value = serde_json::from_str(&config.stdout).unwrap();
+    let env = v["config"]["config"]["Env"].as_array().unwrap();
+    assert!(env.iter().any(|e| e == "K4=99999"), "{env:?}");
+    assert_eq!(v["config"]["history"].as_array().unwrap().len(), 100000);
+}

@@ -19,11 +19,11 @@ impl Scheduler<'_> {
         }
     }
 
-    pub(super) fn fold_layer(&self, node: &Node, parent: Option<&State>, record: &Record) -> State {
+    pub(super) fn fold_layer(&self, node: &Node, parent: Option<State>, record: &Record) -> State {
         match (&node.op, &record.config) {
             (Op::Base(_), Some(config)) => State { config: config.clone() },
             _ => {
-                let mut config = parent.map(|p| p.config.clone()).unwrap_or_else(ImageConfig::empty);
+                let mut config = parent.map(|p| p.config).unwrap_or_else(ImageConfig::empty);
                 config.created = Some(image::rfc3339(self.opts.epoch));
                 for layer in &record.layers {
                     config.rootfs.diff_ids.push(layer.diff_id.clone());
@@ -34,8 +34,8 @@ impl Scheduler<'_> {
         }
     }
 
-    pub(super) fn fold_meta(&self, node: &Node, parent: Option<&State>) -> State {
-        let mut config = parent.map(|p| p.config.clone()).unwrap_or_else(ImageConfig::empty);
+    pub(super) fn fold_meta(&self, node: &Node, parent: Option<State>) -> State {
+        let mut config = parent.map(|p| p.config).unwrap_or_else(ImageConfig::empty);
         config.created = Some(image::rfc3339(self.opts.epoch));
         let c = &mut config.config;
         match &node.op {

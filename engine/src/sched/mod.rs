@@ -155,6 +155,8 @@ struct Schedule {
     stop: bool,
     waiting: HashMap<NodeId, usize>,
     outcome: Outcome,
+    /// Dependents of each node that have not taken its state yet.
+    consumers: HashMap<NodeId, usize>,
 }
 
 impl<'a> Scheduler<'a> {
@@ -200,6 +202,14 @@ impl<'a> Scheduler<'a> {
     /// store). After a failure no new node starts unless `keep_going`, in
     /// which case everything that does not depend on a failure still builds.
     pub fn run(&self, plan: &Plan, nodes: &[NodeId]) -> Outcome {
+        self.run_keeping(plan, nodes, None)
+    }
+
+    /// [`Scheduler::run`], keeping in the outcome only the states of `keep`
+    /// (all when `None`): a state no later node and no target needs is
+    /// dropped, or handed to its last dependent without a copy, so a long
+    /// chain of steps costs memory and time linear in its length.
+    pub fn run_keeping(&self, plan: &Plan, nodes: &[NodeId], keep: Option<&HashSet<NodeId>>) -> Outcome {
         let nodes = &self.restore(plan, nodes);
         self.events.event(Event::Planned { total: nodes.len() });
         let wanted: HashSet<NodeId> = nodes.iter().copied().collect();
@@ -222,18 +232,20 @@ impl<'a> Scheduler<'a> {
             }
             waiting.insert(id, inputs.len());
         }
+        let consumers: HashMap<NodeId, usize> = dependents.iter().map(|(id, d)| (*id, d.len())).collect();
         let shared = Mutex::new(Schedule {
             ready,
             running: 0,
             stop: false,
             outcome: Outcome::default(),
             waiting,
+            consumers,
         });
         let wake = Condvar::new();
         let workers = self.opts.jobs.max(1).min(nodes.len().max(1));
         std::thread::scope(|scope| {
             for _ in 0..workers {
-                scope.spawn(|| self.worker(plan, &shared, &wake, &dependents));
+                scope.spawn(|| self.worker(plan, &shared, &wake, &dependents, keep));
             }
         });
         let mut outcome = shared.into_inner().unwrap_or_else(|e| e.into_inner()).outcome;
@@ -243,7 +255,14 @@ impl<'a> Scheduler<'a> {
         outcome
     }
 
-    fn worker(&self, plan: &Plan, shared: &Mutex<Schedule>, wake: &Condvar, dependents: &HashMap<NodeId, Vec<NodeId>>) {
+    fn worker(
+        &self,
+        plan: &Plan,
+        shared: &Mutex<Schedule>,
+        wake: &Condvar,
+        dependents: &HashMap<NodeId, Vec<NodeId>>,
+        keep: Option<&HashSet<NodeId>>,
+    ) {
         loop {
             let (id, inputs, input_keys) = {
                 let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
@@ -255,10 +274,25 @@ impl<'a> Scheduler<'a> {
                     if let Some(id) = s.ready.pop_front() {
                         s.running += 1;
                         let ids = self.graph.node(id).inputs();
-                        let inputs: HashMap<NodeId, State> = ids
-                            .iter()
-                            .filter_map(|i| s.outcome.states.get(i).map(|st| (*i, st.clone())))
-                            .collect();
+                        let mut inputs: HashMap<NodeId, State> = HashMap::new();
+                        for &i in &ids {
+                            if inputs.contains_key(&i) {
+                                continue;
+                            }
+                            let left = s.consumers.get_mut(&i).map(|n| {
+                                *n -= 1;
+                                *n
+                            });
+                            let last = left == Some(0) && keep.is_some_and(|k| !k.contains(&i));
+                            let state = if last {
+                                s.outcome.states.remove(&i)
+                            } else {
+                                s.outcome.states.get(&i).cloned()
+                            };
+                            if let Some(state) = state {
+                                inputs.insert(i, state);
+                            }
+                        }
                         let keys: HashMap<NodeId, NodeKey> = ids
                             .iter()
                             .filter_map(|i| s.outcome.keys.get(i).map(|k| (*i, *k)))
@@ -271,7 +305,7 @@ impl<'a> Scheduler<'a> {
             let result = if self.cancel.load(Ordering::SeqCst) {
                 Err(Error::Interrupted)
             } else {
-                self.process(id, plan, &inputs, &input_keys)
+                self.process(id, plan, inputs, &input_keys)
                     .map_err(|e| e.at(&self.graph.node(id).origin))
             };
             let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
@@ -313,7 +347,7 @@ impl<'a> Scheduler<'a> {
         &self,
         id: NodeId,
         plan: &Plan,
-        inputs: &HashMap<NodeId, State>,
+        mut inputs: HashMap<NodeId, State>,
         input_keys: &HashMap<NodeId, NodeKey>,
     ) -> Result<(State, bool, NodeKey)> {
         let node = self.graph.node(id);
@@ -321,10 +355,12 @@ impl<'a> Scheduler<'a> {
             self.events.event(Event::Cached { node: id, key: *key });
             return Ok((state.clone(), false, *key));
         }
-        let key = self.effective_key(id, plan, inputs, input_keys)?;
+        let key = self.effective_key(id, plan, &inputs, input_keys)?;
         let planned = plan.keys[id].expect("planned");
-        let parent = node.parent.and_then(|p| inputs.get(&p));
         if !node.makes_layer() {
+            // The parent's state becomes this one's: moved when this node
+            // was its last consumer, else a copy.
+            let parent = node.parent.and_then(|p| inputs.remove(&p));
             let state = self.fold_meta(node, parent);
             self.events.event(Event::Cached { node: id, key });
             return Ok((state, false, key));
@@ -358,7 +394,7 @@ impl<'a> Scheduler<'a> {
                     }
                     None => {
                         self.events.event(Event::Started { node: id, key });
-                        let record = self.execute(id, plan, inputs)?;
+                        let record = self.execute(id, plan, &inputs)?;
                         self.store.put_record(&key, &record)?;
                         if planned != key {
                             // Filed under the planned key too, so `graph` and the
@@ -381,6 +417,7 @@ impl<'a> Scheduler<'a> {
             // A hit by content under a new planned key: file it there too.
             self.store.put_record(&planned, &record)?;
         }
+        let parent = node.parent.and_then(|p| inputs.remove(&p));
         Ok((self.fold_layer(node, parent, &record), executed, key))
     }
 

@@ -53,6 +53,9 @@ impl Scheduler<'_> {
         // services are independent trees).
         let selections = self.select_all(&context, &cache, nodes);
         for &id in nodes {
+            if self.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::Interrupted);
+            }
             let node = self.graph.node(id);
             let resolved = match &node.op {
                 Op::Base(crate::graph::BaseSource::Debian(spec)) => {
@@ -75,6 +78,7 @@ impl Scheduler<'_> {
                 }) => {
                     let selection = match &selections[paths] {
                         Ok(selection) => Arc::clone(selection),
+                        Err(e) if matches!(**e, SelectError::Interrupted) => return Err(Error::Interrupted),
                         Err(e) => return Err(Error::input_at(&node.origin, Arc::clone(e))),
                     };
                     let hash = selection.hash;
@@ -135,7 +139,10 @@ impl Scheduler<'_> {
             .map(|paths| {
                 (
                     paths.clone(),
-                    context.select(paths, cache).map(Arc::new).map_err(Arc::new),
+                    context
+                        .select_until(paths, cache, self.cancel)
+                        .map(Arc::new)
+                        .map_err(Arc::new),
                 )
             })
             .collect()
