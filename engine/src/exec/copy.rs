@@ -17,6 +17,7 @@ use crate::fsview::{self, join_image_path, View};
 use crate::graph::{CopyOp, CopySource, Node, NodeId, Op};
 use crate::step::ExecCtx;
 use crate::store::{Record, State};
+use crate::sys::confined::Checked;
 use crate::sys::{self, Sys};
 
 /// Executes `copy` nodes.
@@ -66,6 +67,7 @@ fn copy_into_layer(
     let root = tmp.path().join("layer");
     fs::create_dir(&root).map_err(Error::io("create", &root))?;
     fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).map_err(Error::io("chmod", &root))?;
+    let mut checked = Checked::open(&root).map_err(Error::io("open", &root))?;
     let mut copied: Vec<PathBuf> = Vec::new();
     // Store files already linked into this layer (each may appear once per layer).
     let mut shared_files: HashSet<PathBuf> = HashSet::new();
@@ -87,7 +89,7 @@ fn copy_into_layer(
                 } else {
                     (dst_comps.clone(), false)
                 };
-                make_parents(node, &root, &target, &parent_view, src.is_dir)?;
+                make_parents(node, &mut checked, &root, &target, &parent_view, src.is_dir)?;
                 let target_host = host_path(&root, &target);
                 // Where each directory of the source lands: through the
                 // parent image's symlinks, as the destination itself.
@@ -114,7 +116,7 @@ fn copy_into_layer(
                         if entry.kind == EntryKind::Dir {
                             let resolved = parent_view.resolve_lenient(&format!("/{}", comps.join("/")), true);
                             if resolved != comps {
-                                make_parents(node, &root, &resolved, &parent_view, true)?;
+                                make_parents(node, &mut checked, &root, &resolved, &parent_view, true)?;
                                 comps = resolved;
                             }
                             landed.insert(entry.rel.clone(), comps.clone());
@@ -122,7 +124,7 @@ fn copy_into_layer(
                         (src.abs.join(&entry.rel), host_path(&root, &comps))
                     };
                     ctx.check_cancel()?;
-                    confined(node, &root, &to)?;
+                    confined(node, &mut checked, &root, &to)?;
                     if entry.kind == EntryKind::Dir
                         && fs::symlink_metadata(&to).is_ok_and(|m| m.file_type().is_symlink())
                     {
@@ -197,7 +199,7 @@ fn copy_into_layer(
                 } else {
                     with(&dst_comps, &written)
                 };
-                make_parents(node, &root, &target, &parent_view, meta.is_dir())?;
+                make_parents(node, &mut checked, &root, &target, &parent_view, meta.is_dir())?;
                 let target_host = host_path(&root, &target);
                 let filled = fs::read_dir(&target_host).is_ok_and(|mut d| d.next().is_some());
                 if meta.is_dir() && (target.is_empty() || filled) {
@@ -209,7 +211,7 @@ fn copy_into_layer(
                     for entry in fs::read_dir(&staged).map_err(Error::io("read directory", &staged))? {
                         let entry = entry.map_err(Error::io("read directory", &staged))?;
                         let to = target_host.join(entry.file_name());
-                        confined(node, &root, &to)?;
+                        confined(node, &mut checked, &root, &to)?;
                         crate::layer::remove_path(&to)?;
                         fs::rename(entry.path(), &to).map_err(Error::io("move", &to))?;
                         collect_tree(&to, &mut copied)?;
@@ -218,7 +220,7 @@ fn copy_into_layer(
                     if meta.is_dir() && fsview::exists(&target_host) {
                         fs::remove_dir(&target_host).map_err(Error::io("replace", &target_host))?;
                     }
-                    confined(node, &root, &target_host)?;
+                    confined(node, &mut checked, &root, &target_host)?;
                     view.materialize(&comps, &target_host)?;
                     if meta.is_dir() {
                         let mut all = Vec::new();
@@ -280,7 +282,14 @@ fn place_file(
 /// Creates the parents of `target` in the layer (and `target` itself when
 /// it is a directory), with the attributes they have in the parent state,
 /// or root-owned 0755 when they are new.
-fn make_parents(node: &Node, root: &Path, target: &[String], parent: &View<'_>, target_is_dir: bool) -> Result<()> {
+fn make_parents(
+    node: &Node,
+    checked: &mut Checked,
+    root: &Path,
+    target: &[String],
+    parent: &View<'_>,
+    target_is_dir: bool,
+) -> Result<()> {
     let upto = if target_is_dir {
         target.len()
     } else {
@@ -288,7 +297,7 @@ fn make_parents(node: &Node, root: &Path, target: &[String], parent: &View<'_>, 
     };
     for i in 1..=upto {
         let host = host_path(root, &target[..i]);
-        confined(node, root, &host)?;
+        confined(node, checked, root, &host)?;
         if fsview::exists(&host) {
             continue;
         }
@@ -331,32 +340,33 @@ fn set_owner_and_mode(sys: &dyn Sys, paths: &[PathBuf], owner: (u32, u32), chmod
 /// Refuses a destination in the layer being assembled whose directories
 /// pass through a symlink: an earlier source of this copy may have put one
 /// there, and writing through it would write wherever it points, on the
-/// host. (Docker would follow such a link inside the image; strata refuses
-/// until its writes resolve inside the image root.)
-fn confined(node: &Node, root: &Path, to: &Path) -> Result<()> {
+/// host. The check is `sys::confined::Checked` (`pathrs`, no symlink on any
+/// path), each directory once. (Docker would follow such a link inside the
+/// image; strata refuses.)
+fn confined(node: &Node, checked: &mut Checked, root: &Path, to: &Path) -> Result<()> {
     let Ok(rel) = to.strip_prefix(root) else {
         return Err(Error::input(
             &node.origin,
             format!("`{}` is outside the layer", to.display()),
         ));
     };
-    let mut dir = root.to_path_buf();
-    let comps: Vec<_> = rel.components().collect();
-    for comp in &comps[..comps.len().saturating_sub(1)] {
-        dir.push(comp);
-        if fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
-            let link = dir.strip_prefix(root).unwrap_or(&dir);
-            return Err(Error::input(
-                &node.origin,
-                format!(
-                    "copy would write `/{}` through the symlink `/{}` that an earlier source put in this layer",
-                    rel.display(),
-                    link.display()
-                ),
-            ));
+    match checked.parents(rel, None) {
+        Ok(None) => {
+            // `to` itself is about to be (re)written: what was known of it
+            // and below it no longer holds.
+            checked.forget(rel);
+            Ok(())
         }
+        Ok(Some(link)) => Err(Error::input(
+            &node.origin,
+            format!(
+                "copy would write `/{}` through the symlink `/{}` that an earlier source put in this layer",
+                rel.display(),
+                link.display()
+            ),
+        )),
+        Err(e) => Err(Error::io("check the parents of", to)(e)),
     }
-    Ok(())
 }
 
 fn with(comps: &[String], name: &str) -> Vec<String> {

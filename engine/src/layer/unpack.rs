@@ -22,6 +22,7 @@ use super::OPAQUE_XATTR;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::sys;
+use crate::sys::confined::Checked;
 
 /// What an unpacked tar was.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,12 +37,13 @@ pub struct UnpackStats {
 pub fn unpack<R: Read>(input: R, root: &Path) -> Result<UnpackStats> {
     let mut hashed = HashReader::new(input);
     let mut dirs: Vec<(PathBuf, u64)> = Vec::new();
+    let mut parents = Checked::open(root).map_err(Error::io("open", root))?;
     {
         let mut archive = tar::Archive::new(&mut hashed);
         let entries = archive.entries().map_err(Error::io("read tar in", root))?;
         for entry in entries {
             let mut entry = entry.map_err(Error::io("read tar entry into", root))?;
-            unpack_entry(&mut entry, root, &mut dirs)?;
+            unpack_entry(&mut entry, root, &mut parents, &mut dirs)?;
         }
     }
     // Directory mtimes last: creating children changes them.
@@ -88,28 +90,24 @@ fn join(root: &Path, parts: &[Vec<u8>]) -> PathBuf {
     p
 }
 
-/// Makes sure every parent of `parts` is a real directory inside `root`,
-/// creating missing ones; refuses a path through a symlink or a file.
-fn ensure_parents(root: &Path, parts: &[Vec<u8>], raw: &[u8]) -> Result<()> {
-    let mut p = root.to_path_buf();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        p.push(std::ffi::OsStr::from_bytes(part));
-        match fs::symlink_metadata(&p) {
-            Ok(meta) if meta.file_type().is_dir() => {}
-            Ok(_) => {
-                return Err(Error::UnsafeEntry {
-                    path: display(raw),
-                    reason: "path passes through a symlink or a non-directory",
-                })
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir(&p).map_err(Error::io("create directory", &p))?;
-                fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).map_err(Error::io("chmod", &p))?;
-            }
-            Err(e) => return Err(Error::io("stat", &p)(e)),
-        }
+/// Makes sure every parent of `parts` is a real directory reached without
+/// a symlink (`sys::confined::Checked`: `pathrs` with `RESOLVE_NO_SYMLINKS`),
+/// creating missing ones (0755, root-owned); refuses a path through a
+/// symlink or a file.
+fn ensure_parents(parents: &mut Checked, parts: &[Vec<u8>], raw: &[u8]) -> Result<()> {
+    let rel = rel_path(parts);
+    match parents.parents(&rel, Some(0o755)) {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => Err(Error::UnsafeEntry {
+            path: display(raw),
+            reason: "path passes through a symlink or a non-directory",
+        }),
+        Err(e) => Err(Error::io("create the parents of", rel)(e)),
     }
-    Ok(())
+}
+
+fn rel_path(parts: &[Vec<u8>]) -> PathBuf {
+    parts.iter().map(|p| std::ffi::OsStr::from_bytes(p)).collect()
 }
 
 /// Removes whatever is at `path` (nothing there is fine).
@@ -122,7 +120,12 @@ pub(crate) fn remove_any(path: &Path) -> Result<()> {
     }
 }
 
-fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dirs: &mut Vec<(PathBuf, u64)>) -> Result<()> {
+fn unpack_entry<R: Read>(
+    entry: &mut tar::Entry<R>,
+    root: &Path,
+    parents: &mut Checked,
+    dirs: &mut Vec<(PathBuf, u64)>,
+) -> Result<()> {
     let raw = entry.path_bytes().into_owned();
     let kind = entry.header().entry_type();
     if matches!(
@@ -136,7 +139,7 @@ fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dirs: &mut Vec<
         // The root entry (`./`): the layer root's attributes are not ours to set.
         return Ok(());
     };
-    ensure_parents(root, &parts, &raw)?;
+    ensure_parents(parents, &parts, &raw)?;
     let path = join(root, &parts);
 
     if name == b".wh..wh..opq" {
@@ -159,6 +162,9 @@ fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dirs: &mut Vec<
             });
         }
         let target = path.with_file_name(std::ffi::OsStr::from_bytes(hidden));
+        let mut hidden_parts = parts.clone();
+        *hidden_parts.last_mut().expect("a name") = hidden.to_vec();
+        parents.forget(&rel_path(&hidden_parts));
         remove_any(&target)?;
         return sys::mknod_whiteout(&target).map_err(Error::io("create whiteout", target));
     }
@@ -174,6 +180,7 @@ fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dirs: &mut Vec<
         match existing {
             Some(meta) if meta.file_type().is_dir() => {}
             Some(_) => {
+                parents.forget(&rel_path(&parts));
                 remove_any(&path)?;
                 fs::create_dir(&path).map_err(Error::io("create directory", &path))?;
             }
@@ -185,6 +192,7 @@ fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dirs: &mut Vec<
         return Ok(());
     }
     if existing.is_some() {
+        parents.forget(&rel_path(&parts));
         remove_any(&path)?;
     }
     match kind {
@@ -220,22 +228,10 @@ fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dirs: &mut Vec<
                     reason: "hardlink to the layer root",
                 });
             }
-            let mut parent = root.to_path_buf();
-            for part in &target_parts[..target_parts.len() - 1] {
-                parent.push(std::ffi::OsStr::from_bytes(part));
-                if !fs::symlink_metadata(&parent)
-                    .map(|m| m.file_type().is_dir())
-                    .unwrap_or(false)
-                {
-                    return Err(Error::UnsafeEntry {
-                        path: display(&raw),
-                        reason: "hardlink target is not an earlier entry of this layer",
-                    });
-                }
-            }
+            // Resolved without following any symlink, the last one included.
             let target = join(root, &target_parts);
-            match fs::symlink_metadata(&target) {
-                Ok(meta) if !meta.file_type().is_dir() => {}
+            match parents.lstat(&rel_path(&target_parts)) {
+                Ok(Some(st)) if st.st_mode & libc::S_IFMT != libc::S_IFDIR => {}
                 _ => {
                     return Err(Error::UnsafeEntry {
                         path: display(&raw),

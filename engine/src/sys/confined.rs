@@ -82,6 +82,40 @@ impl Root {
         Ok(Dir { fd: handle.into() })
     }
 
+    /// Opens `dir` as a root in which no path may pass through a symlink at
+    /// all (`RESOLVE_NO_SYMLINKS`): for directories strata fills itself
+    /// from hostile input, where a link is never a way to go.
+    pub fn open_strict(dir: &Path) -> io::Result<Root> {
+        let root = pathrs::Root::open(dir)
+            .map_err(pathrs_error)?
+            .with_resolver_flags(pathrs::flags::ResolverFlags::NO_SYMLINKS);
+        Ok(Root { root })
+    }
+
+    /// What is at `rel`, not following a final symlink: `None` when nothing
+    /// is; an error when a directory on the way is a symlink (strict roots)
+    /// or not a directory.
+    pub fn lstat(&self, rel: impl AsRef<Path>) -> io::Result<Option<FileStat>> {
+        match self.root.resolve_nofollow(rel.as_ref()) {
+            Ok(handle) => {
+                use std::os::fd::AsFd;
+                Ok(Some(nix::sys::stat::fstat(handle.as_fd().as_raw_fd()).map_err(errno)?))
+            }
+            Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::ENOENT)) => Ok(None),
+            Err(e) => Err(pathrs_error(e)),
+        }
+    }
+
+    /// Creates the directory `rel` (its parent must exist) with `mode`.
+    pub fn mkdir(&self, rel: impl AsRef<Path>, mode: u32) -> io::Result<()> {
+        self.root
+            .create(
+                rel.as_ref(),
+                &pathrs::InodeType::Directory(Permissions::from_mode(mode)),
+            )
+            .map_err(pathrs_error)
+    }
+
     /// The existing directory `rel`, or `None`.
     pub fn dir(&self, rel: impl AsRef<Path>) -> io::Result<Option<Dir>> {
         let rel = rel.as_ref();
@@ -137,6 +171,73 @@ impl Root {
     pub fn replace_file(&self, rel: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
         let (parent, name) = split(rel.as_ref())?;
         self.mkdir_all(parent, 0o755)?.write_file(name, bytes, 0o644)
+    }
+}
+
+/// A strict root (no symlink on any path) that remembers which of its
+/// directories it has checked, for writers that put many entries into one
+/// tree (the layer unpacker, a copy assembling a layer): each directory is
+/// checked once, until an entry replaces it.
+pub struct Checked {
+    root: Root,
+    dir: PathBuf,
+    verified: std::collections::HashSet<PathBuf>,
+}
+
+impl Checked {
+    pub fn open(dir: &Path) -> io::Result<Checked> {
+        Ok(Checked {
+            root: Root::open_strict(dir)?,
+            dir: dir.to_path_buf(),
+            verified: Default::default(),
+        })
+    }
+
+    /// Checks that every parent of `rel` is a directory reached without a
+    /// symlink; with `create`, a missing one is made with that mode
+    /// (whatever the umask). Returns the first parent that is a symlink or
+    /// not a directory, if there is one.
+    pub fn parents(&mut self, rel: &Path, create: Option<u32>) -> io::Result<Option<PathBuf>> {
+        let comps: Vec<_> = rel.components().collect();
+        let mut prefix = PathBuf::new();
+        for comp in &comps[..comps.len().saturating_sub(1)] {
+            prefix.push(comp);
+            if self.verified.contains(&prefix) {
+                continue;
+            }
+            match self.root.lstat(&prefix) {
+                Ok(Some(st)) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {}
+                Ok(Some(_)) => return Ok(Some(prefix)),
+                Ok(None) => match create {
+                    Some(mode) => {
+                        self.root.mkdir(&prefix, mode)?;
+                        std::fs::set_permissions(self.dir.join(&prefix), Permissions::from_mode(mode))?;
+                    }
+                    None => return Err(io::Error::from_raw_os_error(libc::ENOENT)),
+                },
+                // A link or a file further up: the loop would have stopped there.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) => {
+                    return Ok(Some(prefix))
+                }
+                Err(e) => return Err(e),
+            }
+            self.verified.insert(prefix.clone());
+        }
+        Ok(None)
+    }
+
+    /// What is at `rel`, not following a final symlink (see [`Root::lstat`]).
+    pub fn lstat(&self, rel: &Path) -> io::Result<Option<FileStat>> {
+        self.root.lstat(rel)
+    }
+
+    /// Forgets `rel` and everything below it (an entry is replacing it).
+    pub fn forget(&mut self, rel: &Path) {
+        // Every checked directory had its parents checked first: nothing
+        // below `rel` is known unless `rel` is.
+        if self.verified.contains(rel) {
+            self.verified.retain(|d| !d.starts_with(rel));
+        }
     }
 }
 
@@ -392,6 +493,24 @@ mod tests {
             io::ErrorKind::InvalidInput
         );
         assert_eq!(root.open_file("dev").unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_strict_root_refuses_every_symlink_on_the_way() {
+        let tree = tempfile::tempdir().unwrap();
+        fs::create_dir(tree.path().join("d")).unwrap();
+        symlink("d", tree.path().join("inside")).unwrap();
+        let root = Root::open_strict(tree.path()).unwrap();
+        assert!(root.lstat("d").unwrap().is_some());
+        // The link itself is seen; going through it is refused, even inside.
+        assert!(root.lstat("inside").unwrap().is_some());
+        assert_eq!(root.lstat("inside/x").unwrap_err().raw_os_error(), Some(libc::ELOOP));
+        assert_eq!(
+            root.mkdir("inside/new", 0o755).unwrap_err().raw_os_error(),
+            Some(libc::ELOOP)
+        );
+        root.mkdir("d/new", 0o755).unwrap();
+        assert!(tree.path().join("d/new").is_dir());
     }
 
     #[test]
