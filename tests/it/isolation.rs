@@ -13,7 +13,11 @@ use crate::common::*;
 const ATTEMPTS: &[(&str, &str)] = &[
     ("mknod-block", "mknod /tmp/blk b 7 0"),
     ("mount-tmpfs", "mkdir -p /mnt/t && mount -t tmpfs none /mnt/t"),
-    ("proc-sys-write", "echo 1 > /proc/sys/vm/overcommit_memory"),
+    // Writes back the value it reads: refused when sandboxed, a no-op when not.
+    (
+        "proc-sys-write",
+        "v=$(cat /proc/sys/vm/overcommit_memory) && echo $v > /proc/sys/vm/overcommit_memory",
+    ),
     ("remount-sys-rw", "mount -o remount,rw /sys"),
     (
         "cgroup-mount",
@@ -32,7 +36,7 @@ const ATTEMPTS: &[(&str, &str)] = &[
 
 /// Attempts that would change the host itself when they succeed (an
 /// insecure step really can set the host's clock): tried only sandboxed.
-const HOST_CHANGING: &[&str] = &["set-clock"];
+const HOST_CHANGING: &[&str] = &["set-clock", "remount-sys-rw"];
 
 fn recipe(security: &str) -> String {
     let script: Vec<String> = ATTEMPTS
@@ -116,6 +120,7 @@ fn an_insecure_step_needs_the_flag_and_then_can_do_everything() {
     let r = results(&p);
     for name in [
         "mknod-block",
+        "proc-sys-write",
         "mount-tmpfs",
         "cgroup-mount",
         "unshare-mount",
