@@ -261,6 +261,16 @@ pub struct Target {
     pub origin: Origin,
 }
 
+impl Target {
+    /// The node an image or artifact target exports (a group has none).
+    pub fn node(&self) -> Option<NodeId> {
+        match &self.kind {
+            TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } => Some(*node),
+            TargetKind::Group { .. } => None,
+        }
+    }
+}
+
 /// A whole evaluated recipe. Nodes are added only through [`Graph::add`],
 /// which checks that a node's inputs are already there, so the node list is
 /// always in topological order.
@@ -383,13 +393,7 @@ impl Graph {
 
     /// Every node the given targets need, in dependency order.
     pub fn nodes_for(&self, targets: &[&Target]) -> Vec<NodeId> {
-        let roots: Vec<NodeId> = targets
-            .iter()
-            .filter_map(|t| match &t.kind {
-                TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } => Some(*node),
-                TargetKind::Group { .. } => None,
-            })
-            .collect();
+        let roots: Vec<NodeId> = targets.iter().filter_map(|t| t.node()).collect();
         self.closure(&roots)
     }
 

@@ -96,13 +96,7 @@ pub fn build(
     let plan = scheduler.plan(&nodes)?;
     // The states the session needs afterwards: its targets' (all of them
     // when every node's result is pushed to a cache).
-    let keep: HashSet<usize> = targets
-        .iter()
-        .filter_map(|t| match &t.kind {
-            TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } => Some(*node),
-            TargetKind::Group { .. } => None,
-        })
-        .collect();
+    let keep: HashSet<usize> = targets.iter().filter_map(|t| t.node()).collect();
     let mut outcome = scheduler.run_keeping(&plan, &nodes, (!cache_to).then_some(&keep));
     if !outcome.errors.is_empty() && !keep_going {
         // Nothing is exported from a failed build unless asked to keep going.

@@ -29,3 +29,18 @@ pub fn untar(data: &[u8], dir: &Path) -> bool {
     }
     true
 }
+
+/// Imports `source` into the shared store; errors are expected, panics are not.
+pub fn import(source: strata_engine::graph::BaseSource) {
+    let client = strata_engine::registry::Client::new(Vec::new());
+    let _ = strata_engine::bases::import(
+        store(),
+        &source,
+        None,
+        &client,
+        &strata_engine::image::Platform::host(),
+        strata_engine::layer::Compression::Gzip,
+        0,
+        &|_, _| {},
+    );
+}

@@ -5,9 +5,6 @@
 
 use libfuzzer_sys::fuzz_target;
 use strata_engine::graph::BaseSource;
-use strata_engine::image::Platform;
-use strata_engine::layer::Compression;
-use strata_engine::registry::Client;
 
 #[path = "common.rs"]
 mod common;
@@ -17,15 +14,5 @@ fuzz_target!(|data: &[u8]| {
     let file = dir.path().join("archive.tar");
     std::fs::write(&file, data).unwrap();
     let source = BaseSource::DockerArchive { file };
-    let client = Client::new(Vec::new());
-    let _ = strata_engine::bases::import(
-        common::store(),
-        &source,
-        None,
-        &client,
-        &Platform::host(),
-        Compression::Gzip,
-        0,
-        &|_, _| {},
-    );
+    common::import(source);
 });

@@ -5,9 +5,6 @@
 
 use libfuzzer_sys::fuzz_target;
 use strata_engine::graph::BaseSource;
-use strata_engine::image::Platform;
-use strata_engine::layer::Compression;
-use strata_engine::registry::Client;
 
 #[path = "common.rs"]
 mod common;
@@ -20,15 +17,5 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let source = BaseSource::OciLayout { dir: layout, tag: None };
-    let client = Client::new(Vec::new());
-    let _ = strata_engine::bases::import(
-        common::store(),
-        &source,
-        None,
-        &client,
-        &Platform::host(),
-        Compression::Gzip,
-        0,
-        &|_, _| {},
-    );
+    common::import(source);
 });

@@ -11,6 +11,9 @@ fuzz_target!(|data: &[u8]| {
     std::fs::create_dir(&root).unwrap();
     let _ = strata_engine::layer::unpack(data, &root);
     // Nothing beside the unpack directory.
-    let names: Vec<_> = std::fs::read_dir(outer.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(outer.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["layer"], "the unpacker wrote beside its root");
 });

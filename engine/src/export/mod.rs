@@ -310,25 +310,21 @@ impl Merge<'_> {
             let shown = self.out.join(&child_rel);
             let meta = fs::symlink_metadata(entry.path()).map_err(Error::io("stat", entry.path()))?;
             if meta.is_dir() {
+                let mut fresh = || -> Result<confined::Dir> {
+                    dest.mkdir(&name, meta.permissions().mode() & 0o7777)
+                        .map_err(Error::io("create", &shown))?;
+                    self.now.dirs.insert(child_rel.clone());
+                    dest.subdir(&name)
+                        .map_err(Error::io("open", &shown))?
+                        .ok_or_else(|| Error::io("open", &shown)(io::Error::from(io::ErrorKind::NotFound)))
+                };
                 let sub = match dest.subdir(&name) {
                     Ok(Some(sub)) => sub,
-                    Ok(None) => {
-                        dest.mkdir(&name, meta.permissions().mode() & 0o7777)
-                            .map_err(Error::io("create", &shown))?;
-                        self.now.dirs.insert(child_rel.clone());
-                        dest.subdir(&name)
-                            .map_err(Error::io("open", &shown))?
-                            .ok_or_else(|| Error::io("open", &shown)(io::Error::from(io::ErrorKind::NotFound)))?
-                    }
+                    Ok(None) => fresh()?,
                     Err(_) if self.previous.files.contains(&child_rel) => {
                         // A file (or link) our last export wrote: ours to replace.
                         dest.remove_file(&name).map_err(Error::io("remove", &shown))?;
-                        dest.mkdir(&name, meta.permissions().mode() & 0o7777)
-                            .map_err(Error::io("create", &shown))?;
-                        self.now.dirs.insert(child_rel.clone());
-                        dest.subdir(&name)
-                            .map_err(Error::io("open", &shown))?
-                            .ok_or_else(|| Error::io("open", &shown)(io::Error::from(io::ErrorKind::NotFound)))?
+                        fresh()?
                     }
                     Err(_) => {
                         return Err(Error::BadImage {

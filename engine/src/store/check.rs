@@ -137,13 +137,7 @@ pub fn check(store: &Store) -> Result<(Checked, Vec<Damage>)> {
     let mut damage = Vec::new();
 
     let blobs_dir = root.join("blobs/sha256");
-    let mut blob_names: Vec<_> = fs::read_dir(&blobs_dir)
-        .map_err(Error::io("read", &blobs_dir))?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    blob_names.sort();
-    for name in &blob_names {
+    for name in &sorted_names(&blobs_dir, false)? {
         let path = blobs_dir.join(name);
         let Ok(digest) = format!("sha256:{name}").parse::<Digest>() else {
             damage.push(Damage {
@@ -166,14 +160,7 @@ pub fn check(store: &Store) -> Result<(Checked, Vec<Damage>)> {
     }
 
     let layers_dir = root.join("layers");
-    let mut layer_names: Vec<_> = fs::read_dir(&layers_dir)
-        .map_err(Error::io("read", &layers_dir))?
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    layer_names.sort();
-    for hex in &layer_names {
+    for hex in &sorted_names(&layers_dir, true)? {
         let dir = layers_dir.join(hex);
         let Ok(diff_id) = format!("sha256:{hex}").parse::<Digest>() else {
             continue;
@@ -205,13 +192,7 @@ pub fn check(store: &Store) -> Result<(Checked, Vec<Damage>)> {
     }
 
     let records_dir = root.join("records");
-    let mut record_names: Vec<_> = fs::read_dir(&records_dir)
-        .map_err(Error::io("read", &records_dir))?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    record_names.sort();
-    for name in &record_names {
+    for name in &sorted_names(&records_dir, false)? {
         let path = records_dir.join(name);
         checked.records += 1;
         if let Err(e) = read_json::<Record>(&path) {
@@ -248,6 +229,18 @@ pub fn check(store: &Store) -> Result<(Checked, Vec<Damage>)> {
         }
     }
     Ok((checked, damage))
+}
+
+/// The names in `dir` (only its directories with `dirs`), sorted.
+fn sorted_names(dir: &Path, dirs: bool) -> Result<Vec<String>> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map_err(Error::io("read", dir))?
+        .flatten()
+        .filter(|e| !dirs || e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// Why the image `manifest` cannot be used, if it cannot.

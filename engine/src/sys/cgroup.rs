@@ -49,6 +49,22 @@ struct Homes {
     cpu: Option<Home>,
 }
 
+impl Homes {
+    /// Makes `home` the home of every controller `has` names (over one
+    /// already found only when `replace`).
+    fn assign(&mut self, home: &Home, has: impl Fn(&str) -> bool, replace: bool) {
+        for (slot, name) in [
+            (&mut self.memory, "memory"),
+            (&mut self.pids, "pids"),
+            (&mut self.cpu, "cpu"),
+        ] {
+            if has(name) && (replace || slot.is_none()) {
+                *slot = Some(home.clone());
+            }
+        }
+    }
+}
+
 fn homes() -> Homes {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let cgroups = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
@@ -104,15 +120,8 @@ fn find_homes(mountinfo: &str, cgroups: &str, controllers: &dyn Fn(&Path) -> Str
                         version: Version::V1,
                         dir,
                     };
-                    for (slot, name) in [
-                        (&mut homes.memory, "memory"),
-                        (&mut homes.pids, "pids"),
-                        (&mut homes.cpu, "cpu"),
-                    ] {
-                        if slot.is_none() && names.contains(&name) {
-                            *slot = Some(home.clone());
-                        }
-                    }
+                    // The first hierarchy that has a controller keeps it.
+                    homes.assign(&home, |c| names.contains(&c), false);
                 }
             }
             "cgroup2" => {
@@ -126,16 +135,8 @@ fn find_homes(mountinfo: &str, cgroups: &str, controllers: &dyn Fn(&Path) -> Str
                     version: Version::V2,
                     dir,
                 };
-                for (slot, name) in [
-                    (&mut homes.memory, "memory"),
-                    (&mut homes.pids, "pids"),
-                    (&mut homes.cpu, "cpu"),
-                ] {
-                    // A v2 controller wins over v1 (a host has it in one only).
-                    if available.contains(&name) {
-                        *slot = Some(home.clone());
-                    }
-                }
+                // A v2 controller wins over v1 (a host has it in one only).
+                homes.assign(&home, |c| available.contains(&c), true);
             }
             _ => {}
         }
