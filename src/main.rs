@@ -17,7 +17,10 @@ fn main() -> ExitCode {
     }
     let args = cli::Cli::parse();
     render::signals::install();
-    match cli::run(args) {
+    let result = cli::run(args);
+    // Out of the cgroup the builds ran in, which then goes.
+    strata_engine::sys::cgroup::leave_build();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(cli::CliError::Exit(code)) => ExitCode::from(code),
         Err(err) => {

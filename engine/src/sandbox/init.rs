@@ -93,13 +93,10 @@ fn inside(root: &Path, image_path: &str) -> PathBuf {
 
 /// Namespaces, the overlay and every mount that does not need the new pid namespace.
 fn setup_outside(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
-    // A cgroup namespace too: the step sees its own cgroup as `/`, never
-    // the host's hierarchy.
-    let mut flags = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWCGROUP;
+    // No cgroup namespace: on this kind of host (cgroup v1) creating one
+    // cost 3 ms per step, and Docker's default there is the host's too.
+    let mut flags =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if !spec.network_host {
         flags |= CloneFlags::CLONE_NEWNET;
     }
@@ -392,7 +389,6 @@ mod tests {
                         | CloneFlags::CLONE_NEWPID
                         | CloneFlags::CLONE_NEWUTS
                         | CloneFlags::CLONE_NEWIPC
-                        | CloneFlags::CLONE_NEWCGROUP
                         | CloneFlags::CLONE_NEWNET
                 ),
                 Call::mount(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None),

@@ -110,11 +110,31 @@ pub fn default_limits() -> Limits {
     }
 }
 
-/// The cgroups for a sandbox: the step's limits over the defaults. A limit
-/// the step asked for that the host cannot apply is an error; a default
-/// that cannot be applied is a warning (once per process).
-fn limit_group(req_limits: Limits, origin: &Origin, io: &Io<'_>) -> Result<Cgroup> {
+/// Where a sandbox's limits live.
+enum Group {
+    /// The step's own `limits`: a cgroup of its own, which the sandbox
+    /// joins between fork and exec.
+    Step(Cgroup),
+    /// Only the defaults: the build's cgroup, which strata itself is in, so
+    /// the sandbox is born there (no move per step). The counters before
+    /// the step tell whether it met a limit.
+    Build { limits: Limits, before: (u64, u64) },
+}
+
+/// The cgroup for a sandbox. A limit the step asked for that the host
+/// cannot apply is an error; a default that cannot be applied is a
+/// warning (once per process).
+fn limit_group(req_limits: Limits, origin: &Origin, io: &Io<'_>) -> Result<Group> {
     let defaults = default_limits();
+    if req_limits == Limits::default() {
+        let missing = cgroup::join_build(defaults);
+        warn_missing(&missing, io);
+        let limits = cgroup::build_limits().unwrap_or_default();
+        return Ok(Group::Build {
+            limits,
+            before: cgroup::build_counters(),
+        });
+    }
     let limits = Limits {
         memory: req_limits.memory.or(defaults.memory),
         pids: req_limits.pids.or(defaults.pids),
@@ -131,27 +151,31 @@ fn limit_group(req_limits: Limits, origin: &Origin, io: &Io<'_>) -> Result<Cgrou
             _ => req_limits.cpu_millis.is_some(),
         })
         .collect();
-    if !asked.is_empty() {
+    if let Some(controller) = asked.first() {
         return Err(Error::input(
             origin,
             format!(
-                "limits: the `{0}` cgroup controller is not available to strata on this host (not mounted, or not delegated to this user), so the step's `{0}` limit cannot be applied",
-                asked[0]
+                "limits: the `{controller}` cgroup controller is not available to strata on this host (not mounted, or not delegated to this user), so the step's `{controller}` limit cannot be applied"
             ),
         ));
     }
+    warn_missing(group.missing(), io);
+    Ok(Group::Step(group))
+}
+
+fn warn_missing(missing: &[&str], io: &Io<'_>) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !group.missing().is_empty() && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        if let Io::Captured { ctx, .. } = io {
-            ctx.event(Event::Warning {
-                message: format!(
-                    "steps run without the default {} limit: no usable cgroup controller for it on this host",
-                    group.missing().join(" and ")
-                ),
-            });
-        }
+    if missing.is_empty() || WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
     }
-    Ok(group)
+    if let Io::Captured { ctx, .. } = io {
+        ctx.event(Event::Warning {
+            message: format!(
+                "steps run without the default {} limit: no usable cgroup controller for it on this host",
+                missing.join(" and ")
+            ),
+        });
+    }
 }
 
 /// Runs `req` and returns how the command ended. Stub mount points are
@@ -186,10 +210,12 @@ pub(crate) fn run(req: Request<'_>) -> Result<Outcome> {
     let group = limit_group(req.limits, req.origin, &req.io)?;
     let mut command = Command::new(req.exe);
     command.arg("__sandbox").arg(&spec_path);
-    let fds = group.procs_fds();
-    // SAFETY: between fork and exec the child only calls write(2).
-    unsafe {
-        command.pre_exec(move || cgroup::join(&fds));
+    if let Group::Step(cg) = &group {
+        let fds = cg.procs_fds();
+        // SAFETY: between fork and exec the child only calls write(2).
+        unsafe {
+            command.pre_exec(move || cgroup::join(&fds));
+        }
     }
     let outcome = match req.io {
         Io::Captured { ctx, timeout, secrets } => launch(ctx, command, timeout, secrets)?,
@@ -445,20 +471,31 @@ pub(crate) enum Outcome {
 
 /// `outcome`, said to be the limit's doing when the command failed and
 /// its cgroup reached one.
-fn limited(outcome: Outcome, group: &Cgroup) -> Outcome {
+fn limited(outcome: Outcome, group: &Group) -> Outcome {
     let failed = matches!(outcome, Outcome::Exited(code, _) if code != 0) || matches!(outcome, Outcome::TimedOut(_));
     if !failed {
         return outcome;
     }
-    let limits = group.limits();
-    let message = if group.memory_exhausted() {
+    let (limits, memory, pids, whose) = match group {
+        Group::Step(cg) => (cg.limits(), cg.memory_exhausted(), cg.pids_exhausted(), ""),
+        Group::Build { limits, before } => {
+            let after = cgroup::build_counters();
+            (
+                *limits,
+                after.0 > before.0,
+                after.1 > before.1,
+                " (the default for all of a build's steps)",
+            )
+        }
+    };
+    let message = if memory {
         format!(
-            "killed: memory limit {} reached",
+            "killed: memory limit {}{whose} reached",
             human_bytes(limits.memory.unwrap_or(0))
         )
-    } else if group.pids_exhausted() {
+    } else if pids {
         format!(
-            "failed: pids limit {} reached (a process could not fork)",
+            "failed: pids limit {}{whose} reached (a process could not fork)",
             limits.pids.unwrap_or(0)
         )
     } else {

@@ -311,7 +311,9 @@ impl Store {
             }
             self.discard_dir(&dest)?;
         }
-        self.write_durable(&self.layer_tree_path(diff_id), &image::to_json(&tree))?;
+        // Not fsynced: a tree hash torn by a power loss makes its layer look
+        // damaged, and a damaged layer is made again.
+        self.write_atomic(&self.layer_tree_path(diff_id), &image::to_json(&tree))?;
         match fs::rename(tmp_dir, &dest) {
             Ok(()) => Ok(()),
             Err(_) if dest.is_dir() => Ok(()),

@@ -183,21 +183,15 @@ impl Cgroup {
     /// lacks, or whose cgroup cannot be created, is left out and named in
     /// [`Cgroup::missing`] with the reason.
     pub fn create(limits: Limits) -> Cgroup {
-        static HOMES: std::sync::OnceLock<Homes> = std::sync::OnceLock::new();
-        let homes = HOMES.get_or_init(|| {
-            let homes = homes();
-            sweep(&homes);
-            homes
-        });
-        Cgroup::create_in(homes, limits)
-    }
-
-    fn create_in(homes: &Homes, limits: Limits) -> Cgroup {
         let name = format!(
             "strata-{}-{}",
             std::process::id(),
             SEQUENCE.fetch_add(1, Ordering::Relaxed)
         );
+        Cgroup::create_in(known_homes(), limits, &name)
+    }
+
+    fn create_in(homes: &Homes, limits: Limits, name: &str) -> Cgroup {
         let mut cg = Cgroup {
             limits,
             dirs: Vec::new(),
@@ -219,7 +213,7 @@ impl Cgroup {
                 cg.missing.push(controller);
                 continue;
             };
-            let dir = home.dir.join(&name);
+            let dir = home.dir.join(name);
             let made = match cg.dirs.iter().find(|(_, d)| *d == dir) {
                 Some(_) => Ok(()),
                 None => cg.make(home.version, &home.dir, &dir),
@@ -305,26 +299,107 @@ impl Cgroup {
 
     /// Whether the kernel killed a process for reaching the memory limit.
     pub fn memory_exhausted(&self) -> bool {
-        let Some((version, dir)) = &self.memory else {
-            return false;
-        };
-        let (file, key) = match version {
-            Version::V1 => ("memory.oom_control", "oom_kill"),
-            Version::V2 => ("memory.events", "oom_kill"),
-        };
-        counter(&dir.join(file), key) > 0
+        self.oom_kills() > 0
     }
 
     /// Whether a fork or clone failed for reaching the pids limit.
     pub fn pids_exhausted(&self) -> bool {
+        self.fork_failures() > 0
+    }
+
+    fn oom_kills(&self) -> u64 {
+        let Some((version, dir)) = &self.memory else {
+            return 0;
+        };
+        let file = match version {
+            Version::V1 => "memory.oom_control",
+            Version::V2 => "memory.events",
+        };
+        counter(&dir.join(file), "oom_kill")
+    }
+
+    fn fork_failures(&self) -> u64 {
         self.pids
             .as_ref()
-            .is_some_and(|(_, dir)| counter(&dir.join("pids.events"), "max") > 0)
+            .map_or(0, |(_, dir)| counter(&dir.join("pids.events"), "max"))
     }
 
     pub fn limits(&self) -> Limits {
         self.limits
     }
+}
+
+/// Where the controllers are, found once per process (stale cgroups of
+/// dead strata processes are swept then).
+fn known_homes() -> &'static Homes {
+    static HOMES: std::sync::OnceLock<Homes> = std::sync::OnceLock::new();
+    HOMES.get_or_init(|| {
+        let homes = homes();
+        sweep(&homes);
+        homes
+    })
+}
+
+/// The cgroup the strata process itself moves into for its builds
+/// (`strata-PID-build`), so that every sandbox it starts is born in it:
+/// the default limits bound all of a build's steps together, at the cost
+/// of one move per process. (Moving each sandbox into a cgroup of its own
+/// costs an RCU grace period per step on cgroup v1, 1–3 ms here; only
+/// steps with their own `limits` pay it.)
+static BUILD: std::sync::Mutex<Option<Cgroup>> = std::sync::Mutex::new(None);
+
+/// Moves this process into its build cgroup with `limits` (once; later
+/// calls keep the first limits). Returns the controllers that could not
+/// be applied.
+pub fn join_build(limits: Limits) -> Vec<&'static str> {
+    let mut build = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(group) = build.as_ref() {
+        return group.missing.clone();
+    }
+    let name = format!("strata-{}-build", std::process::id());
+    let mut group = Cgroup::create_in(known_homes(), limits, &name);
+    if join(&group.procs_fds()).is_err() {
+        // Not movable (no permission): no limit can hold this process.
+        group.procs.clear();
+        return vec!["memory", "pids", "cpu"];
+    }
+    let missing = group.missing.clone();
+    *build = Some(group);
+    missing
+}
+
+/// The build cgroup's counters (memory limit kills, failed forks), to tell
+/// afterwards whether a step met a limit.
+pub fn build_counters() -> (u64, u64) {
+    let build = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(group) = build.as_ref() else { return (0, 0) };
+    (group.oom_kills(), group.fork_failures())
+}
+
+/// The limits of the build cgroup, if this process joined one.
+pub fn build_limits() -> Option<Limits> {
+    BUILD
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|g| g.limits)
+}
+
+/// Moves this process back where it came from and removes its build
+/// cgroup (at the end of a command; a killed process's is swept by the
+/// next one).
+pub fn leave_build() {
+    let mut build = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(group) = build.take() else { return };
+    for (_, dir) in &group.dirs {
+        if let Some(parent) = dir.parent() {
+            let _ = OpenOptions::new()
+                .write(true)
+                .open(parent.join("cgroup.procs"))
+                .and_then(|mut f| f.write_all(b"0"));
+        }
+    }
+    drop(group);
 }
 
 /// Removes the cgroups of strata processes that are gone (killed before
@@ -385,7 +460,7 @@ impl Drop for Cgroup {
                                 );
                             }
                         }
-                        std::thread::sleep(Duration::from_millis(10));
+                        std::thread::sleep(Duration::from_millis(1));
                     }
                     _ => break,
                 }
@@ -468,6 +543,7 @@ mod tests {
                 pids: None,
                 cpu_millis: Some(500),
             },
+            "strata-test",
         );
         assert_eq!(cg.missing(), ["memory", "cpu"]);
         assert!(!cg.memory_exhausted());
