@@ -145,6 +145,9 @@ pub enum CliError {
     /// `strata check` found damage.
     #[error("{0}")]
     Damaged(String),
+    /// A command that needs root, run by an ordinary user.
+    #[error("{0}")]
+    NeedsRoot(String),
 }
 
 impl RecipeArgs {
@@ -177,7 +180,25 @@ fn open_store(path: &Option<PathBuf>) -> Result<Store, CliError> {
     Ok(Store::open(Path::new(&root))?)
 }
 
+/// Commands that create files with their image owners, mount overlays and
+/// enter namespaces: root's work until rootless mode exists.
+fn needs_root(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Build(_) => Some("build"),
+        Command::Run(_) => Some("run"),
+        Command::Pull(_) => Some("pull"),
+        _ => None,
+    }
+}
+
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    if let Some(name) = needs_root(&cli.command) {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(CliError::NeedsRoot(format!(
+                "`strata {name}` needs root: its steps run in namespaces on overlay mounts and its layers keep their files' owners, which an ordinary user cannot create; rootless mode (user namespaces with /etc/subuid ranges) is not implemented yet. Run it as root, e.g. `sudo strata {name}`"
+            )));
+        }
+    }
     let store = open_store(&cli.store)?;
     match cli.command {
         Command::Build(args) => build::run(&store, *args),
