@@ -37,11 +37,35 @@ pub struct RunArgs {
     /// Keep what the command changed as a new image named NAME.
     #[arg(long, value_name = "NAME")]
     pub commit: Option<String>,
+    /// Memory limit for the command, like docker's (`512m`, `2g`).
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    pub memory: Option<u64>,
+    /// Most processes and threads the command may have.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pids: Option<u64>,
+    /// CPUs the command may use (`1.5`).
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
+    pub cpus: Option<u64>,
     /// Accepted for docker's habits; strata is interactive whenever stdin is a terminal.
     #[arg(short = 'i', long, hide = true)]
     pub interactive: bool,
     #[arg(short = 't', long, hide = true)]
     pub tty: bool,
+}
+
+fn parse_memory(s: &str) -> Result<u64, String> {
+    strata_engine::sys::cgroup::parse_size(s)
+        .filter(|b| *b >= 1 << 20)
+        .ok_or_else(|| format!("`{s}` is not a size of at least 1 MiB like 512m or 2g"))
+}
+
+/// CPUs as thousandths of a CPU.
+fn parse_cpus(s: &str) -> Result<u64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|c| (0.01..=4096.0).contains(c))
+        .map(|c| (c * 1000.0).round() as u64)
+        .ok_or_else(|| format!("`{s}` is not a number of CPUs like 1.5"))
 }
 
 /// `strata run --network`.
@@ -99,6 +123,11 @@ pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
         user: args.user.clone(),
         workdir: args.workdir.clone(),
         interactive,
+        limits: strata_engine::sys::cgroup::Limits {
+            memory: args.memory,
+            pids: args.pids,
+            cpu_millis: args.cpus,
+        },
     };
     // Ctrl-C is the command's (the terminal delivers it to the container, and
     // the sandbox stops it unless it is interactive). SIGTERM ends strata,
@@ -108,6 +137,9 @@ pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
         config: stored.config.clone(),
     };
     let result = run_image(store, &exe, &image_state, &request)?;
+    if let Some(limit) = &result.limit {
+        eprintln!("strata: the command {limit}");
+    }
     if let Some(name) = &args.commit {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

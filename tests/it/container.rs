@@ -195,3 +195,49 @@ fn run_of_an_image_without_a_command_says_so_without_a_position() {
     );
     assert!(!r.stderr.contains(":0:0"), "{}", r.stderr);
 }
+
+/// `--pids` and `--memory` give the command a cgroup of its own; meeting
+/// a limit passes the command's status on and says which limit it met.
+#[test]
+fn run_takes_limits_like_docker_run() {
+    let p = busybox_image();
+    let spawn = "i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; echo spawned";
+    let r = p.run(&["run", "--pids", "32", IMAGE, "--", "sh", "-c", spawn]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("strata: the command failed: pids limit 32 reached (a process could not fork)"),
+        "{}",
+        r.stderr
+    );
+    let r = p.run(&[
+        "run",
+        "--memory",
+        "64m",
+        IMAGE,
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=200M",
+        "count=1",
+    ]);
+    assert_eq!(r.code, 137, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("strata: the command killed: memory limit 64 MiB reached"),
+        "{}",
+        r.stderr
+    );
+    // Without limits the same command runs.
+    let r = p.ok(&["run", IMAGE, "--", "sh", "-c", spawn]);
+    assert!(r.stdout.contains("spawned"), "{}", r.stdout);
+    let r = p.run(&["run", "--memory", "lots", IMAGE]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("`lots` is not a size of at least 1 MiB like 512m or 2g"),
+        "{}",
+        r.stderr
+    );
+}

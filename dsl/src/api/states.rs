@@ -197,7 +197,10 @@ fn run_limits(v: &Dynamic, pos: rhai::Position) -> Res<strata_engine::sys::cgrou
         let bytes = if let Ok(n) = m.as_int() {
             u64::try_from(n).ok()
         } else {
-            m.clone().into_string().ok().and_then(|s| parse_size(&s))
+            m.clone()
+                .into_string()
+                .ok()
+                .and_then(|s| strata_engine::sys::cgroup::parse_size(&s))
         };
         limits.memory = Some(bytes.filter(|b| *b >= 1 << 20).ok_or_else(|| {
             runtime(
@@ -229,24 +232,6 @@ fn run_limits(v: &Dynamic, pos: rhai::Position) -> Res<strata_engine::sys::cgrou
         );
     }
     Ok(limits)
-}
-
-/// `512m`, `2g`, `2GiB`, `1.5G`, `1048576` (bytes).
-fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let digits = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (number, unit) = s.split_at(digits);
-    let number: f64 = number.parse().ok()?;
-    let scale: u64 = match unit.trim() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => return None,
-    };
-    let bytes = number * scale as f64;
-    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
 fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts: Map) -> Res<State> {
@@ -562,20 +547,4 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
         "run",
         move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic, opts: Map| run(&r, &ctx, s, cmd, opts),
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes_take_docker_style_units() {
-        assert_eq!(parse_size("512m"), Some(512 << 20));
-        assert_eq!(parse_size("2g"), Some(2 << 30));
-        assert_eq!(parse_size("2GiB"), Some(2 << 30));
-        assert_eq!(parse_size("1.5G"), Some(3 << 29));
-        assert_eq!(parse_size("1048576"), Some(1 << 20));
-        assert_eq!(parse_size("12 parsecs"), None);
-        assert_eq!(parse_size("-1g"), None);
-    }
 }

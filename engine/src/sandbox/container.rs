@@ -23,6 +23,8 @@ pub struct RunImage {
     pub workdir: Option<String>,
     /// Standard input is a terminal (Ctrl-C goes to the command).
     pub interactive: bool,
+    /// `--memory`, `--pids`, `--cpus`: a cgroup of its own; else the defaults.
+    pub limits: crate::sys::cgroup::Limits,
 }
 
 /// A finished `strata run`: the command's exit status, and the scratch
@@ -30,6 +32,8 @@ pub struct RunImage {
 pub struct RunResult {
     pub code: i32,
     pub scratch: tempfile::TempDir,
+    /// The limit the command met (`killed: memory limit 64 MiB reached`).
+    pub limit: Option<String>,
 }
 
 /// Runs a command in an image (its layers read-only, a throwaway read-write
@@ -110,17 +114,16 @@ pub fn run_image(store: &crate::store::Store, exe: &Path, image: &State, req: &R
         mounts,
         sysfs: true,
         insecure: false,
-        limits: Default::default(),
+        limits: req.limits,
         origin: &Default::default(),
         io: Io::Terminal {
             interactive: req.interactive,
         },
     })?;
-    let code = match outcome {
-        Outcome::Exited(code, _) => code,
-        Outcome::TimedOut(_) | Outcome::Cancelled => 130,
-        // Killed by the kernel at a limit: SIGKILL's status.
-        Outcome::Limited(..) => 137,
+    let (code, limit) = match outcome {
+        Outcome::Exited(code, _) => (code, None),
+        Outcome::TimedOut(_) | Outcome::Cancelled => (130, None),
+        Outcome::Limited(message, _, code) => (code, Some(message)),
     };
-    Ok(RunResult { code, scratch })
+    Ok(RunResult { code, scratch, limit })
 }

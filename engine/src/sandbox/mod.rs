@@ -269,7 +269,7 @@ pub(crate) fn check(node: &Node, argv: &[String], timeout: Option<u64>, outcome:
             detail: indent_tail(&tail.join("\n")),
         }),
         Outcome::Cancelled => Err(Error::Interrupted),
-        Outcome::Limited(reason, tail) => Err(Error::Step {
+        Outcome::Limited(reason, tail, _) => Err(Error::Step {
             origin: node.origin.clone(),
             message: format!("`run` {reason}: {}", shown(argv)),
             detail: indent_tail(&tail.join("\n")),
@@ -465,8 +465,9 @@ pub(crate) enum Outcome {
     Exited(i32, Vec<String>),
     TimedOut(Vec<String>),
     Cancelled,
-    /// Failed or timed out after reaching a limit (the message says which).
-    Limited(String, Vec<String>),
+    /// Failed or timed out after reaching a limit (the message says which),
+    /// with the exit status (137 for a timeout).
+    Limited(String, Vec<String>, i32),
 }
 
 /// `outcome`, said to be the limit's doing when the command failed and
@@ -502,7 +503,8 @@ fn limited(outcome: Outcome, group: &Group) -> Outcome {
         return outcome;
     };
     match outcome {
-        Outcome::Exited(_, tail) | Outcome::TimedOut(tail) => Outcome::Limited(message, tail),
+        Outcome::Exited(code, tail) => Outcome::Limited(message, tail, code),
+        Outcome::TimedOut(tail) => Outcome::Limited(message, tail, 137),
         other => other,
     }
 }

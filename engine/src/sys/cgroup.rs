@@ -164,6 +164,24 @@ fn unescape(s: &str) -> String {
     out
 }
 
+/// `512m`, `2g`, `2GiB`, `1.5G`, `1048576` (bytes).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let digits = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (number, unit) = s.split_at(digits);
+    let number: f64 = number.parse().ok()?;
+    let scale: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return None,
+    };
+    let bytes = number * scale as f64;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
 static SEQUENCE: AtomicUsize = AtomicUsize::new(0);
 
 /// One sandbox's cgroups (one per hierarchy), removed when dropped.
@@ -581,6 +599,17 @@ mod tests {
         assert_eq!(read(v2.path(), "memory.max"), "2147483648");
         assert_eq!(read(v2.path(), "pids.max"), "64");
         assert_eq!(read(v2.path(), "cpu.max"), "150000 100000");
+    }
+
+    #[test]
+    fn sizes_take_docker_style_units() {
+        assert_eq!(parse_size("512m"), Some(512 << 20));
+        assert_eq!(parse_size("2g"), Some(2 << 30));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("1.5G"), Some(3 << 29));
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_size("12 parsecs"), None);
+        assert_eq!(parse_size("-1g"), None);
     }
 
     #[test]
