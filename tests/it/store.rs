@@ -5,6 +5,15 @@ use std::time::Duration;
 
 use crate::common::*;
 
+/// Runs strata with `args`, its output discarded, and SIGKILLs it once
+/// `until` returns.
+fn killed(p: &Project, args: &[&str], until: impl FnOnce()) {
+    let mut child = p.cmd(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    until();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 fn big_context(p: &Project, files: usize) {
     for i in 0..files {
         p.write(&format!("data/f{i:04}.txt"), &format!("{i}\n").repeat(2000));
@@ -31,26 +40,11 @@ fn a_build_killed_at_any_moment_leaves_a_store_the_next_build_uses() {
     p.write("big.bin", &"x".repeat(30 << 20));
     p.recipe(r#"image("a", scratch().copy(ctx("data"), "/data").copy(ctx("big.bin"), "/big.bin"));"#);
     for delay_ms in [20, 80, 200] {
-        let mut child = p
-            .cmd(&["build"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
+        killed(&p, &["build"], || std::thread::sleep(Duration::from_millis(delay_ms)));
     }
     // Killed once the first step is recorded: the next build reuses it.
-    let mut child = p
-        .cmd(&["build", "--no-cache"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_records(&p, record_count(&p));
-    let _ = child.kill();
-    let _ = child.wait();
+    let records = record_count(&p);
+    killed(&p, &["build", "--no-cache"], || wait_for_records(&p, records));
     let r = p.ok(&["build"]);
     assert!(r.stdout.contains("a\ta\tsha256:"), "{}", r.stdout);
     assert!(r.stderr.contains("CACHED  copy(ctx([\"data\"])"), "{}", r.stderr);
@@ -203,17 +197,9 @@ fn gc_killed_at_any_moment_leaves_every_layer_whole_or_gone() {
     let mut seed: u64 = 0x5eed;
     for round in 0..24 {
         p.ok(&["build"]);
-        let mut gc = p
-            .cmd(&["gc", "--keep-days", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let delay = Duration::from_micros((seed >> 33) % 250_000);
-        std::thread::sleep(delay);
-        let _ = gc.kill();
-        let _ = gc.wait();
+        killed(&p, &["gc", "--keep-days", "0"], || std::thread::sleep(delay));
         let c = check(&p);
         assert_eq!(
             c.code, 0,

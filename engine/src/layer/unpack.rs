@@ -82,12 +82,9 @@ fn clean(raw: &[u8]) -> Result<Vec<Vec<u8>>> {
     Ok(parts)
 }
 
+/// `parts` below `root` (clean components, checked by `ensure_parents`).
 fn join(root: &Path, parts: &[Vec<u8>]) -> PathBuf {
-    let mut p = root.to_path_buf();
-    for part in parts {
-        p.push(std::ffi::OsStr::from_bytes(part));
-    }
-    p
+    root.join(rel_path(parts))
 }
 
 /// Makes sure every parent of `parts` is a real directory reached without

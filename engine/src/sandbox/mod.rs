@@ -97,17 +97,21 @@ pub(crate) struct Request<'a> {
 /// The limits a sandbox gets for what its step leaves unset: [`DEFAULT_PIDS`]
 /// processes and three quarters of the host's memory (so a runaway step is
 /// stopped before the host's OOM killer picks a victim), CPU unlimited.
+/// Read once per process: every sandbox asks.
 pub fn default_limits() -> Limits {
-    let mem_total = fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-        m.lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-    });
-    Limits {
-        memory: mem_total.map(|kb| kb * 1024 / 4 * 3),
-        pids: Some(DEFAULT_PIDS),
-        cpu_millis: None,
-    }
+    static DEFAULTS: std::sync::OnceLock<Limits> = std::sync::OnceLock::new();
+    *DEFAULTS.get_or_init(|| {
+        let mem_total = fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+        Limits {
+            memory: mem_total.map(|kb| kb * 1024 / 4 * 3),
+            pids: Some(DEFAULT_PIDS),
+            cpu_millis: None,
+        }
+    })
 }
 
 /// Where a sandbox's limits live.
@@ -141,17 +145,7 @@ fn limit_group(req_limits: Limits, origin: &Origin, io: &Io<'_>) -> Result<Group
         cpu_millis: req_limits.cpu_millis.or(defaults.cpu_millis),
     };
     let group = Cgroup::create(limits);
-    let asked: Vec<&str> = group
-        .missing()
-        .iter()
-        .copied()
-        .filter(|c| match *c {
-            "memory" => req_limits.memory.is_some(),
-            "pids" => req_limits.pids.is_some(),
-            _ => req_limits.cpu_millis.is_some(),
-        })
-        .collect();
-    if let Some(controller) = asked.first() {
+    if let Some(controller) = group.missing().iter().find(|c| req_limits.asks(c)) {
         return Err(Error::input(
             origin,
             format!(

@@ -284,15 +284,11 @@ impl Store {
     /// entries at its top as when it was committed (an emptied or half
     /// removed directory fails it); `strata check` compares the whole tree.
     pub fn has_layer(&self, diff_id: &Digest) -> bool {
-        let dir = self.layer_dir(diff_id);
-        if !dir.is_dir() || !self.layer_blobs_path(diff_id).exists() {
+        if !self.layer_dir(diff_id).is_dir() || !self.layer_blobs_path(diff_id).exists() {
             return false;
         }
-        match self.layer_tree(diff_id) {
-            Some(tree) => fs::read_dir(&dir).is_ok_and(|entries| entries.count() as u64 == tree.top),
-            // Committed by a strata that wrote no tree hash.
-            None => !self.layer_tree_path(diff_id).exists(),
-        }
+        // A layer committed by a strata that wrote no tree hash is taken as it is.
+        self.layer_looks_whole(diff_id) || !self.layer_tree_path(diff_id).exists()
     }
 
     /// Moves a finished layer directory into place, with its tree hash. If
@@ -321,6 +317,7 @@ impl Store {
         }
     }
 
+    /// As many entries at the layer's top as its tree hash recorded.
     fn layer_looks_whole(&self, diff_id: &Digest) -> bool {
         match self.layer_tree(diff_id) {
             Some(tree) => fs::read_dir(self.layer_dir(diff_id)).is_ok_and(|e| e.count() as u64 == tree.top),

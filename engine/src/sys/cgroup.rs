@@ -27,6 +27,18 @@ pub struct Limits {
     pub cpu_millis: Option<u64>,
 }
 
+impl Limits {
+    /// Whether these limits ask anything of `controller` (`memory`, `pids`, `cpu`).
+    pub fn asks(&self, controller: &str) -> bool {
+        match controller {
+            "memory" => self.memory.is_some(),
+            "pids" => self.pids.is_some(),
+            "cpu" => self.cpu_millis.is_some(),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Version {
     V1,
@@ -218,13 +230,8 @@ impl Cgroup {
             procs: Vec::new(),
             missing: Vec::new(),
         };
-        let wanted = [
-            ("memory", &homes.memory, limits.memory.is_some()),
-            ("pids", &homes.pids, limits.pids.is_some()),
-            ("cpu", &homes.cpu, limits.cpu_millis.is_some()),
-        ];
-        for (controller, home, wanted) in wanted {
-            if !wanted {
+        for (controller, home) in [("memory", &homes.memory), ("pids", &homes.pids), ("cpu", &homes.cpu)] {
+            if !limits.asks(controller) {
                 continue;
             }
             let Some(home) = home else {
@@ -364,43 +371,56 @@ fn known_homes() -> &'static Homes {
 /// of one move per process. (Moving each sandbox into a cgroup of its own
 /// costs an RCU grace period per step on cgroup v1, 1–3 ms here; only
 /// steps with their own `limits` pay it.)
-static BUILD: std::sync::Mutex<Option<Cgroup>> = std::sync::Mutex::new(None);
+static BUILD: std::sync::Mutex<Option<Build>> = std::sync::Mutex::new(None);
 
-/// Moves this process into its build cgroup with `limits` (once; later
-/// calls keep the first limits). Returns the controllers that could not
-/// be applied.
+/// The outcome of the one attempt per process to join the build cgroup.
+struct Build {
+    /// `None` when this process could not be moved into it.
+    group: Option<Cgroup>,
+    /// The controllers asked for that could not be applied.
+    missing: Vec<&'static str>,
+}
+
+/// Moves this process into its build cgroup with `limits` (tried once per
+/// process; later calls keep the first result). Returns the controllers
+/// that could not be applied.
 pub fn join_build(limits: Limits) -> Vec<&'static str> {
     let mut build = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(group) = build.as_ref() {
-        return group.missing.clone();
-    }
-    let name = format!("strata-{}-build", std::process::id());
-    let mut group = Cgroup::create_in(known_homes(), limits, &name);
-    if join(&group.procs_fds()).is_err() {
-        // Not movable (no permission): no limit can hold this process.
-        group.procs.clear();
-        return vec!["memory", "pids", "cpu"];
-    }
-    let missing = group.missing.clone();
-    *build = Some(group);
-    missing
+    let build = build.get_or_insert_with(|| {
+        let name = format!("strata-{}-build", std::process::id());
+        let mut group = Cgroup::create_in(known_homes(), limits, &name);
+        if join(&group.procs_fds()).is_err() {
+            // Not movable (no permission): no limit can hold this process.
+            group.procs.clear();
+            let missing = ["memory", "pids", "cpu"]
+                .into_iter()
+                .filter(|c| limits.asks(c))
+                .collect();
+            return Build { group: None, missing };
+        }
+        Build {
+            missing: group.missing.clone(),
+            group: Some(group),
+        }
+    });
+    build.missing.clone()
+}
+
+/// The build cgroup, when this process joined one.
+fn with_build<T>(f: impl FnOnce(&Cgroup) -> T) -> Option<T> {
+    let build = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    build.as_ref().and_then(|b| b.group.as_ref()).map(f)
 }
 
 /// The build cgroup's counters (memory limit kills, failed forks), to tell
 /// afterwards whether a step met a limit.
 pub fn build_counters() -> (u64, u64) {
-    let build = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(group) = build.as_ref() else { return (0, 0) };
-    (group.oom_kills(), group.fork_failures())
+    with_build(|group| (group.oom_kills(), group.fork_failures())).unwrap_or((0, 0))
 }
 
 /// The limits of the build cgroup, if this process joined one.
 pub fn build_limits() -> Option<Limits> {
-    BUILD
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .map(|g| g.limits)
+    with_build(|group| group.limits)
 }
 
 /// Moves this process back where it came from and removes its build
@@ -408,7 +428,9 @@ pub fn build_limits() -> Option<Limits> {
 /// next one).
 pub fn leave_build() {
     let mut build = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(group) = build.take() else { return };
+    let Some(group) = build.take().and_then(|b| b.group) else {
+        return;
+    };
     for (_, dir) in &group.dirs {
         if let Some(parent) = dir.parent() {
             let _ = OpenOptions::new()
