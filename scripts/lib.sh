@@ -15,4 +15,20 @@ ensure_packages() {
 }
 
 # The packages strata's tests and examples use.
-STRATA_PACKAGES=(busybox-static gcc libc6-dev skopeo umoci docker-registry apache2-utils procps python3 gpgv debian-archive-keyring)
+STRATA_PACKAGES=(busybox-static gcc libc6-dev skopeo umoci docker-registry apache2-utils procps python3 gpgv debian-archive-keyring uidmap)
+
+# ensure_rootless_user NAME: an ordinary user with 65536 subordinate uids
+# and gids (the rootless tests run strata as this user). Needs root.
+ensure_rootless_user() {
+  local name=$1
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  id "$name" >/dev/null 2>&1 || $sudo useradd --no-create-home --shell /usr/sbin/nologin "$name"
+  # A range after every other one in either file: no two users share ids.
+  if ! grep -q "^$name:" /etc/subuid 2>/dev/null || ! grep -q "^$name:" /etc/subgid 2>/dev/null; then
+    local start
+    start=$(cat /etc/subuid /etc/subgid 2>/dev/null | awk -F: 'BEGIN { m = 100000 } NF == 3 && $2 + $3 > m { m = $2 + $3 } END { print m }')
+    grep -q "^$name:" /etc/subuid 2>/dev/null || echo "$name:$start:65536" | $sudo tee -a /etc/subuid >/dev/null
+    grep -q "^$name:" /etc/subgid 2>/dev/null || echo "$name:$start:65536" | $sudo tee -a /etc/subgid >/dev/null
+  fi
+}

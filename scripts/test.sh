@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_packages "${STRATA_PACKAGES[@]}"
+# The rootless tests run strata as this ordinary user.
+export STRATA_TEST_ROOTLESS_USER=${STRATA_TEST_ROOTLESS_USER:-strata-test}
+ensure_rootless_user "$STRATA_TEST_ROOTLESS_USER"
 # The Debian tests serve a partial mirror on 127.0.0.1; it is made once
 # from the host's apt mirror (the only download the suite needs).
 export STRATA_TEST_DEBIAN_MIRROR=$PWD/.cache/debian-mirror

@@ -16,6 +16,11 @@ fn main() -> ExitCode {
         strata_engine::sandbox::init::main(std::path::Path::new(&raw[2]));
     }
     let args = cli::Cli::parse();
+    // Before any thread exists: the kernel moves only single-threaded
+    // processes into a new user namespace.
+    if let Err(err) = cli::enter_rootless(&args) {
+        return ExitCode::from(render::diagnostics::report(&err));
+    }
     render::signals::install();
     let result = cli::run(args);
     // Out of the cgroup the builds ran in, which then goes.

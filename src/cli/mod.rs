@@ -145,9 +145,10 @@ pub enum CliError {
     /// `strata check` found damage.
     #[error("{0}")]
     Damaged(String),
-    /// A command that needs root, run by an ordinary user.
+    /// A command that needs strata's user namespace, which an ordinary
+    /// user's strata could not enter.
     #[error("{0}")]
-    NeedsRoot(String),
+    Rootless(String),
 }
 
 impl RecipeArgs {
@@ -180,25 +181,39 @@ fn open_store(path: &Option<PathBuf>) -> Result<Store, CliError> {
     Ok(Store::open(Path::new(&root))?)
 }
 
-/// Commands that create files with their image owners, mount overlays and
-/// enter namespaces: root's work until rootless mode exists.
-fn needs_root(command: &Command) -> Option<&'static str> {
+/// Commands that create files with their image owners, mount overlays or
+/// remove what they created: as an ordinary user, only in strata's user
+/// namespace.
+fn needs_namespace(command: &Command) -> Option<&'static str> {
     match command {
         Command::Build(_) => Some("build"),
         Command::Run(_) => Some("run"),
         Command::Pull(_) => Some("pull"),
+        Command::Lock(_) => Some("lock"),
+        Command::Gc { .. } => Some("gc"),
+        Command::Check { .. } => Some("check"),
         _ => None,
     }
 }
 
-pub fn run(cli: Cli) -> Result<(), CliError> {
-    if let Some(name) = needs_root(&cli.command) {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(CliError::NeedsRoot(format!(
-                "`strata {name}` needs root: its steps run in namespaces on overlay mounts and its layers keep their files' owners, which an ordinary user cannot create; rootless mode (user namespaces with /etc/subuid ranges) is not implemented yet. Run it as root, e.g. `sudo strata {name}`"
-            )));
-        }
+/// Rootless mode: an ordinary user's strata moves into a user namespace of
+/// its own before it starts a thread (see `sys::userns`). The commands
+/// that need it fail when it cannot be had, saying why; the others (which
+/// only read the store or talk to registries) then run as the user.
+pub fn enter_rootless(cli: &Cli) -> Result<(), CliError> {
+    if nix::unistd::geteuid().is_root() || matches!(cli.command, Command::Login(_) | Command::Logout { .. }) {
+        return Ok(());
     }
+    match strata_engine::sys::userns::enter() {
+        Ok(()) => Ok(()),
+        Err(e) => match needs_namespace(&cli.command) {
+            Some(name) => Err(CliError::Rootless(format!("`strata {name}` as an ordinary user: {e}"))),
+            None => Ok(()),
+        },
+    }
+}
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
     let store = open_store(&cli.store)?;
     match cli.command {
         Command::Build(args) => build::run(&store, *args),

@@ -20,7 +20,7 @@ pub fn exit_code(err: &CliError) -> u8 {
         CliError::Recipe(_) | CliError::Usage(_) | CliError::Epoch(_) | CliError::Platform(_) => 2,
         CliError::Engine(e) if e.is_input() => 2,
         CliError::Engine(e) if e.is_interrupted() => 130,
-        CliError::Engine(_) | CliError::Damaged(_) | CliError::NeedsRoot(_) => 1,
+        CliError::Engine(_) | CliError::Damaged(_) | CliError::Rootless(_) => 1,
     }
 }
 

@@ -167,30 +167,3 @@ fn flags_with_fixed_values_list_them() {
         bad.stderr
     );
 }
-
-/// Until rootless mode exists, an ordinary user is told so, not handed a
-/// bare EPERM from the first chown.
-#[test]
-fn an_ordinary_user_is_told_that_building_needs_root() {
-    let p = Project::new();
-    p.write("a.txt", "a\n");
-    p.recipe(r#"image("x", scratch().copy(ctx("a.txt"), "/a.txt"));"#);
-    for command in ["build", "run", "pull"] {
-        let out = std::process::Command::new("setpriv")
-            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_strata"))
-            .arg(command)
-            .args(if command == "build" { vec![] } else { vec!["x"] })
-            .current_dir(p.dir.path())
-            .env("STRATA_HOME", "/nonexistent/strata")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
-        assert!(
-            stderr.contains(&format!("`strata {command}` needs root"))
-                && stderr.contains("rootless mode (user namespaces with /etc/subuid ranges) is not implemented yet"),
-            "{command}: {stderr}"
-        );
-    }
-}

@@ -11,6 +11,42 @@ use std::sync::OnceLock;
 pub struct Project {
     pub dir: tempfile::TempDir,
     pub store: tempfile::TempDir,
+    /// Set by [`Project::rootless`]: who runs strata, and a link to the
+    /// binary where that user can reach it.
+    rootless: Option<(User, tempfile::TempDir)>,
+}
+
+/// An ordinary user.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The ordinary user rootless tests run strata as: `$STRATA_TEST_ROOTLESS_USER`,
+/// else `strata-test`, which scripts/test.sh creates with ranges in
+/// /etc/subuid and /etc/subgid.
+pub fn rootless_user() -> User {
+    let name = std::env::var("STRATA_TEST_ROOTLESS_USER").unwrap_or_else(|_| "strata-test".into());
+    let user = nix::unistd::User::from_name(&name).ok().flatten().unwrap_or_else(|| {
+        panic!("no user `{name}`: run the tests through scripts/test.sh, which creates it with subordinate ids")
+    });
+    User {
+        name,
+        uid: user.uid.as_raw(),
+        gid: user.gid.as_raw(),
+    }
+}
+
+/// `chown -R uid:gid path`, symlinks themselves.
+pub fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).unwrap();
+    if fs::symlink_metadata(path).unwrap().is_dir() {
+        for entry in fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), uid, gid);
+        }
+    }
 }
 
 impl Project {
@@ -18,6 +54,35 @@ impl Project {
         Project {
             dir: tempfile::tempdir().unwrap(),
             store: tempfile::tempdir().unwrap(),
+            rootless: None,
+        }
+    }
+
+    /// The project (its files so far, its store) handed to `user`, who
+    /// runs strata from now on: rootless, with the default store
+    /// (`$XDG_DATA_HOME/strata`, here inside `store`).
+    pub fn rootless(mut self, user: &User) -> Project {
+        let bin = tempfile::tempdir().unwrap();
+        let exe = Path::new(env!("CARGO_BIN_EXE_strata"));
+        // A link where the user can reach it (the build tree may be root's
+        // alone); a copy across filesystems.
+        if fs::hard_link(exe, bin.path().join("strata")).is_err() {
+            fs::copy(exe, bin.path().join("strata")).unwrap();
+        }
+        fs::set_permissions(bin.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir_all(self.store.path().join("home")).unwrap();
+        chown_tree(self.dir.path(), user.uid, user.gid);
+        chown_tree(self.store.path(), user.uid, user.gid);
+        self.rootless = Some((user.clone(), bin));
+        self
+    }
+
+    /// The store strata uses: `$STRATA_HOME` as root, the user's default
+    /// `$XDG_DATA_HOME/strata` rootless.
+    pub fn store_root(&self) -> PathBuf {
+        match &self.rootless {
+            Some(_) => self.store.path().join("strata"),
+            None => self.store.path().to_path_buf(),
         }
     }
 
@@ -44,6 +109,9 @@ impl Project {
         let path = self.path(rel);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, content).unwrap();
+        if let Some((user, _)) = &self.rootless {
+            chown_tree(self.dir.path(), user.uid, user.gid);
+        }
         self
     }
 
@@ -53,10 +121,25 @@ impl Project {
 
     /// `strata ARGS` in the project directory with this project's store.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        let mut c = match &self.rootless {
+            None => {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+                c.env("STRATA_HOME", self.store.path());
+                c
+            }
+            Some((user, bin)) => {
+                let mut c = Command::new("setpriv");
+                c.args(["--reuid", &user.uid.to_string(), "--regid", &user.gid.to_string()])
+                    .arg("--init-groups")
+                    .arg(bin.path().join("strata"))
+                    .env_remove("STRATA_HOME")
+                    .env("XDG_DATA_HOME", self.store.path())
+                    .env("HOME", self.store.path().join("home"));
+                c
+            }
+        };
         c.args(args)
             .current_dir(self.dir.path())
-            .env("STRATA_HOME", self.store.path())
             .env("DOCKER_CONFIG", self.docker_config())
             .env_remove("SOURCE_DATE_EPOCH")
             .env_remove("STRATA_DEBIAN_MIRROR");

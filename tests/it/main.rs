@@ -16,6 +16,7 @@ mod integrity;
 mod isolation;
 mod outputs;
 mod registry;
+mod rootless;
 mod run;
 mod sched;
 mod stdlib;

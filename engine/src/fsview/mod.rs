@@ -14,7 +14,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::layer::{remove_path, OPAQUE_XATTR};
+use crate::layer::{opaque_xattr, remove_path};
 use crate::sys;
 
 fn is_whiteout(meta: &fs::Metadata) -> bool {
@@ -22,7 +22,7 @@ fn is_whiteout(meta: &fs::Metadata) -> bool {
 }
 
 fn is_opaque(path: &Path) -> bool {
-    matches!(sys::lgetxattr(path, OPAQUE_XATTR), Ok(Some(v)) if v == b"y")
+    matches!(sys::lgetxattr(path, opaque_xattr()), Ok(Some(v)) if v == b"y")
 }
 
 fn lstat(path: &Path) -> Option<fs::Metadata> {
@@ -471,7 +471,7 @@ mod tests {
         fs::create_dir_all(l1.join("etc/conf.d")).unwrap();
         fs::write(l1.join("etc/a"), b"new").unwrap();
         sys::mknod_whiteout(&l1.join("etc/b")).unwrap();
-        sys::lsetxattr(&l1.join("etc/conf.d"), OPAQUE_XATTR, b"y").unwrap();
+        sys::lsetxattr(&l1.join("etc/conf.d"), opaque_xattr(), b"y").unwrap();
         fs::write(l1.join("etc/conf.d/y"), b"y").unwrap();
         let layers = vec![l0, l1];
         let view = View { layers: &layers };

@@ -15,8 +15,25 @@ pub use write::{write_tar, TarStats};
 
 use std::io::{self, BufRead, Read, Write};
 
-/// Overlay's xattr for an opaque directory (we mount as root, so `trusted.`).
-pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The prefix of overlay's own xattrs: `trusted.overlay.` as root,
+/// `user.overlay.` in rootless mode (overlay's `userxattr` option), where
+/// `trusted.*` would need root on the host.
+pub fn overlay_xattr_prefix() -> &'static str {
+    if crate::sys::userns::rootless() {
+        "user.overlay."
+    } else {
+        "trusted.overlay."
+    }
+}
+
+/// Overlay's xattr for an opaque directory.
+pub fn opaque_xattr() -> &'static str {
+    if crate::sys::userns::rootless() {
+        "user.overlay.opaque"
+    } else {
+        "trusted.overlay.opaque"
+    }
+}
 
 /// How a layer blob is compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

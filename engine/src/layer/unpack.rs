@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use tar::EntryType;
 
 use super::hashio::HashReader;
+use super::opaque_xattr;
 use super::write::create_new;
-use super::OPAQUE_XATTR;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::sys;
@@ -141,7 +141,7 @@ fn unpack_entry<R: Read>(
 
     if name == b".wh..wh..opq" {
         let dir = path.parent().unwrap_or(root).to_path_buf();
-        return sys::lsetxattr(&dir, OPAQUE_XATTR, b"y").map_err(Error::io("mark opaque", dir));
+        return sys::lsetxattr(&dir, opaque_xattr(), b"y").map_err(Error::io("mark opaque", dir));
     }
     if let Some(hidden) = name.strip_prefix(b".wh.") {
         if hidden.is_empty() {
@@ -237,6 +237,11 @@ fn unpack_entry<R: Read>(
                 }
             }
             fs::hard_link(&target, &path).map_err(Error::io("create hardlink", &path))?;
+            return Ok(());
+        }
+        EntryType::Char | EntryType::Block if sys::userns::rootless() => {
+            // A user namespace cannot create device nodes (as buildah's
+            // rootless mode, the layer is unpacked without them).
             return Ok(());
         }
         EntryType::Char | EntryType::Block | EntryType::Fifo => {
@@ -447,7 +452,7 @@ mod tests {
         let meta = fs::symlink_metadata(dir.path().join("etc/gone")).unwrap();
         assert!(meta.file_type().is_char_device() && meta.rdev() == 0);
         assert_eq!(
-            sys::lgetxattr(&dir.path().join("var"), OPAQUE_XATTR)
+            sys::lgetxattr(&dir.path().join("var"), opaque_xattr())
                 .unwrap()
                 .as_deref(),
             Some(&b"y"[..])
@@ -466,7 +471,7 @@ mod tests {
         std::os::unix::fs::symlink("tool", s.join("bin/link")).unwrap();
         sys::mknod_whiteout(&s.join("deleted")).unwrap();
         fs::create_dir(s.join("opaque")).unwrap();
-        sys::lsetxattr(&s.join("opaque"), OPAQUE_XATTR, b"y").unwrap();
+        sys::lsetxattr(&s.join("opaque"), opaque_xattr(), b"y").unwrap();
         let long = "d".repeat(120);
         fs::create_dir_all(s.join(&long)).unwrap();
         fs::write(s.join(&long).join("f".repeat(120)), b"long").unwrap();
@@ -486,7 +491,7 @@ mod tests {
             .file_type()
             .is_char_device());
         assert_eq!(
-            sys::lgetxattr(&d.join("opaque"), OPAQUE_XATTR).unwrap().as_deref(),
+            sys::lgetxattr(&d.join("opaque"), opaque_xattr()).unwrap().as_deref(),
             Some(&b"y"[..])
         );
         assert_eq!(fs::read(d.join(&long).join("f".repeat(120))).unwrap(), b"long");

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use tar::{EntryType, Header};
 
 use super::hashio::HashWriter;
-use super::OPAQUE_XATTR;
+use super::opaque_xattr;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::sys;
@@ -58,7 +58,7 @@ fn is_whiteout(meta: &fs::Metadata) -> bool {
 }
 
 fn is_opaque(path: &Path) -> Result<bool> {
-    Ok(sys::lgetxattr(path, OPAQUE_XATTR)
+    Ok(sys::lgetxattr(path, opaque_xattr())
         .map_err(Error::io("read xattrs of", path))?
         .as_deref()
         == Some(b"y"))

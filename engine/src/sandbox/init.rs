@@ -112,6 +112,7 @@ fn setup_outside(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
     let merged = spec.merged();
     mount_layers(
         sys,
+        spec.rootless,
         &spec.dir.join("l"),
         &spec.lowers,
         Some((&spec.upper(), &spec.work())),
@@ -129,7 +130,7 @@ fn setup_outside(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
             )))?,
             MountSpec::Layers { lowers, subpath, .. } => {
                 let view = spec.dir.join(format!("view{i}"));
-                mount_layers(sys, &spec.dir.join(format!("l{i}")), lowers, None, &view)?;
+                mount_layers(sys, spec.rootless, &spec.dir.join(format!("l{i}")), lowers, None, &view)?;
                 sys.bind(&inside(&view, subpath), &target, true)
                     .map_err(ctx(format!("mount `{subpath}` at `{}`", m.target())))?;
             }
@@ -176,6 +177,7 @@ fn setup_outside(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
 /// upper and work dir, else read-only.
 fn mount_layers(
     sys: &dyn Sys,
+    rootless: bool,
     links: &Path,
     lowers: &[PathBuf],
     upper: Option<(&Path, &Path)>,
@@ -195,7 +197,7 @@ fn mount_layers(
         names.insert(0, name);
     }
     fs::create_dir_all(at).map_err(ctx("create mount point"))?;
-    let (options, flags) = match upper {
+    let (mut options, flags) = match upper {
         Some((u, w)) => (
             overlay_options(&names, &u.display().to_string(), &w.display().to_string()),
             MsFlags::empty(),
@@ -208,11 +210,26 @@ fn mount_layers(
             )
         }
     };
+    if rootless {
+        // With `userxattr`, overlay takes no redirects to follow.
+        options = options.replace("redirect_dir=off", "redirect_dir=nofollow") + ",userxattr";
+    }
     let cwd = std::env::current_dir().map_err(ctx("getcwd"))?;
     sys.chdir(links).map_err(ctx("enter layer links"))?;
     let result = sys.mount(Some("overlay"), at, Some("overlay"), flags, Some(&options));
     sys.chdir(&cwd).map_err(ctx("leave layer links"))?;
-    result.map_err(ctx(format!("mount overlay of {} layers", lowers.len())))
+    let what = if rootless {
+        format!(
+            "mount overlay of {} layers (rootless builds need Linux 5.11 or later, where overlay can be mounted in a user namespace; this is {})",
+            lowers.len(),
+            fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|r| format!("Linux {}", r.trim()))
+                .unwrap_or_else(|_| "an unknown kernel".into())
+        )
+    } else {
+        format!("mount overlay of {} layers", lowers.len())
+    };
+    result.map_err(ctx(what))
 }
 
 /// PID 1 of the new pid namespace: /proc, /dev, pivot_root, user, exec.
@@ -242,7 +259,11 @@ fn mount_dev_and_proc(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     sys.mount(Some("proc"), &root.join("proc"), Some("proc"), nosuid, None)
         .map_err(ctx("mount /proc"))?;
-    if spec.sysfs {
+    if spec.sysfs && spec.rootless && spec.network_host {
+        // sysfs can only be mounted by the owner of the network namespace.
+        sys.bind(Path::new("/sys"), &root.join("sys"), true)
+            .map_err(ctx("mount /sys"))?;
+    } else if spec.sysfs {
         sys.mount(
             Some("sysfs"),
             &root.join("sys"),
@@ -270,6 +291,13 @@ fn mount_dev_and_proc(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
         ("tty", 5, 0),
     ] {
         let node = dev.join(name);
+        if spec.rootless {
+            // No device nodes in a user namespace: the host's, bound.
+            fs::File::create(&node).map_err(ctx(format!("create /dev/{name}")))?;
+            sys.bind(&Path::new("/dev").join(name), &node, false)
+                .map_err(ctx(format!("mount /dev/{name}")))?;
+            continue;
+        }
         sys.mknod(&node, SFlag::S_IFCHR, 0o666, major, minor)
             .map_err(ctx(format!("create /dev/{name}")))?;
         sys.chmod(&node, 0o666).map_err(ctx(format!("chmod /dev/{name}")))?;
@@ -371,6 +399,7 @@ mod tests {
             sysfs: false,
             interactive: false,
             insecure: false,
+            rootless: false,
         }
     }
 

@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::fsview::{self, View};
 use crate::graph::{Node, Origin};
-use crate::layer::{remove_path, OPAQUE_XATTR};
+use crate::layer::{opaque_xattr, remove_path};
 use crate::step::ExecCtx;
 use crate::sys::cgroup::{self, Cgroup, Limits};
 use crate::sys::ns;
@@ -165,8 +165,13 @@ fn warn_missing(missing: &[&str], io: &Io<'_>) {
     if let Io::Captured { ctx, .. } = io {
         ctx.event(Event::Warning {
             message: format!(
-                "steps run without the default {} limit: no usable cgroup controller for it on this host",
-                missing.join(" and ")
+                "steps run without the default {} limit: no usable cgroup controller for it on this host{}",
+                missing.join(" and "),
+                if crate::sys::userns::rootless() {
+                    " (rootless: none is delegated to this user)"
+                } else {
+                    ""
+                }
             ),
         });
     }
@@ -197,6 +202,7 @@ pub(crate) fn run(req: Request<'_>) -> Result<Outcome> {
         sysfs: req.sysfs && has_sys,
         interactive,
         insecure: req.insecure,
+        rootless: crate::sys::userns::rootless(),
     };
     let spec_path = req.dir.join("spec.json");
     fs::write(&spec_path, serde_json::to_vec(&spec).expect("spec serialises"))
@@ -442,7 +448,7 @@ fn remove_if_empty_stub(path: &Path) -> Result<()> {
 /// keeping only the opaque marker the layer format needs.
 fn strip_overlay_xattrs(dir: &Path) -> Result<()> {
     for name in crate::sys::llistxattr(dir).map_err(Error::io("list xattrs of", dir))? {
-        if name.starts_with("trusted.overlay.") && name != OPAQUE_XATTR {
+        if name.starts_with(crate::layer::overlay_xattr_prefix()) && name != opaque_xattr() {
             crate::sys::lremovexattr(dir, &name).map_err(Error::io("remove xattr from", dir))?;
         }
     }

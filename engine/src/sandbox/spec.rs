@@ -85,6 +85,11 @@ pub struct Spec {
     /// every capability, sees all of /proc and /sys, and has no seccomp filter.
     #[serde(default)]
     pub insecure: bool,
+    /// In strata's user namespace (rootless mode): overlay keeps its
+    /// markers in `user.*` xattrs, device nodes are bound from the host's
+    /// /dev, and a step on the host network gets the host's /sys read-only.
+    #[serde(default)]
+    pub rootless: bool,
 }
 
 impl Spec {

@@ -84,6 +84,11 @@ impl Recording {
 }
 
 impl Sys for Recording {
+    /// The recording mounts nothing: no flags to keep.
+    fn mount_flags(&self, _path: &Path) -> io::Result<MsFlags> {
+        Ok(MsFlags::empty())
+    }
+
     fn unshare(&self, flags: CloneFlags) -> io::Result<()> {
         self.push(Call::Unshare(flags))
     }

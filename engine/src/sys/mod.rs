@@ -10,6 +10,7 @@ pub mod confined;
 #[cfg(test)]
 pub mod fake;
 pub mod ns;
+pub mod userns;
 
 pub use ns::{Linux, Sys};
 

@@ -57,18 +57,25 @@ pub trait Sys: Sync {
     /// Installs a seccomp filter on this thread (and what it execs).
     fn install_seccomp(&self, filter: &seccompiler::BpfProgram) -> io::Result<()>;
 
-    /// A recursive bind mount, remounted read-only when asked.
+    /// The `nosuid`, `nodev` and `noexec` flags of the mount `path` is on.
+    fn mount_flags(&self, path: &Path) -> io::Result<MsFlags>;
+
+    /// A recursive bind mount, remounted read-only when asked. The remount
+    /// keeps the source's `nosuid`, `nodev` and `noexec`: in a user
+    /// namespace (rootless) the kernel refuses to clear flags a mount came
+    /// from the host with.
     fn bind(&self, source: &Path, target: &Path, readonly: bool) -> io::Result<()> {
         let src = source
             .to_str()
             .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         self.mount(Some(src), target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
         if readonly {
+            let kept = self.mount_flags(target)?;
             self.mount(
                 None,
                 target,
                 None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC | kept,
                 None,
             )?;
         }
@@ -97,6 +104,22 @@ impl Sys for Linux {
 
     fn umount(&self, target: &Path, flags: MntFlags) -> io::Result<()> {
         nix::mount::umount2(target, flags).map_err(errno)
+    }
+
+    fn mount_flags(&self, path: &Path) -> io::Result<MsFlags> {
+        use nix::sys::statvfs::FsFlags;
+        let flags = nix::sys::statvfs::statvfs(path).map_err(errno)?.flags();
+        let mut kept = MsFlags::empty();
+        for (st, ms) in [
+            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        ] {
+            if flags.contains(st) {
+                kept |= ms;
+            }
+        }
+        Ok(kept)
     }
 
     fn pivot_into(&self, new_root: &Path) -> io::Result<()> {
