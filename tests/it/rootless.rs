@@ -184,8 +184,18 @@ fn rootless_limits_and_missing_ranges_are_explained() {
     // Reading the store needs no namespace.
     assert_eq!(p.ok(&["images"]).stdout.lines().count(), 1);
 
-    // A step's own limit needs a cgroup, which this host does not give the user.
+    // An id beyond the user's range is named, not a bare EINVAL.
     let user = rootless_user();
+    let p = busybox_project(r#"image("x", from("rootfs:busybox.tar").user("100000").run("true"));"#).rootless(&user);
+    let r = p.run(&["build"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`run` could not start: switch to user 100000:100000: 100000:100000 is outside the ids of strata's rootless user namespace (uids 0 to 65536, gids 0 to 65536); a larger range in /etc/subuid and /etc/subgid gives it more"),
+        "{}",
+        r.stderr
+    );
+
+    // A step's own limit needs a cgroup, which this host does not give the user.
     let p = busybox_project(r#"image("x", from("rootfs:busybox.tar").run("true", #{ limits: #{ memory: "64m" } }));"#)
         .rootless(&user);
     let r = p.run(&["build"]);

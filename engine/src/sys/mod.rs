@@ -35,7 +35,8 @@ pub fn mknod_whiteout(path: &Path) -> io::Result<()> {
     mknod(path, libc::S_IFCHR, 0, 0)
 }
 
-/// `lchown`: changes owner without following a symlink.
+/// `lchown`: changes owner without following a symlink. In rootless mode
+/// an owner the namespace has no id for says so.
 pub fn lchown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
     nix::unistd::fchownat(
         None,
@@ -44,7 +45,10 @@ pub fn lchown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
         Some(nix::unistd::Gid::from_raw(gid)),
         nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
-    .map_err(errno)
+    .map_err(|e| match e {
+        nix::Error::EINVAL if userns::rootless() => userns::unmapped(uid, gid),
+        e => errno(e),
+    })
 }
 
 /// Sets atime and mtime to `secs` without following a symlink.

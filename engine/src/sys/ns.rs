@@ -193,10 +193,14 @@ impl Sys for Linux {
     }
 
     fn set_ids(&self, uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
+        let unmapped = |e: nix::Error| match e {
+            nix::Error::EINVAL if super::userns::rootless() => super::userns::unmapped(uid, gid),
+            e => errno(e),
+        };
         let groups: Vec<Gid> = groups.iter().map(|&g| Gid::from_raw(g)).collect();
-        nix::unistd::setgroups(&groups).map_err(errno)?;
-        nix::unistd::setgid(Gid::from_raw(gid)).map_err(errno)?;
-        nix::unistd::setuid(Uid::from_raw(uid)).map_err(errno)
+        nix::unistd::setgroups(&groups).map_err(unmapped)?;
+        nix::unistd::setgid(Gid::from_raw(gid)).map_err(unmapped)?;
+        nix::unistd::setuid(Uid::from_raw(uid)).map_err(unmapped)
     }
 
     fn umask(&self, mask: u32) {

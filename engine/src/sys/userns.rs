@@ -66,6 +66,32 @@ pub fn rootless() -> bool {
     })
 }
 
+/// The highest id `map` (a `uid_map` or `gid_map`) gives the namespace.
+fn highest_id(map: &str) -> Option<u64> {
+    map.lines()
+        .filter_map(|l| {
+            let f: Vec<u64> = l.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+            (f.len() == 3 && f[2] > 0).then(|| f[0] + f[2] - 1)
+        })
+        .max()
+}
+
+/// The error for an owner this namespace has no id for (the kernel says
+/// only EINVAL): which ids there are, and where more come from.
+pub fn unmapped(uid: u32, gid: u32) -> io::Error {
+    let highest = |file| {
+        fs::read_to_string(file)
+            .ok()
+            .and_then(|m| highest_id(&m))
+            .map_or_else(|| "?".to_string(), |h| h.to_string())
+    };
+    io::Error::other(format!(
+        "{uid}:{gid} is outside the ids of strata's rootless user namespace (uids 0 to {}, gids 0 to {}); a larger range in /etc/subuid and /etc/subgid gives it more",
+        highest("/proc/self/uid_map"),
+        highest("/proc/self/gid_map")
+    ))
+}
+
 /// The host's own map: every id to itself.
 fn is_identity_map(map: &str) -> bool {
     let fields: Vec<&str> = map.split_whitespace().collect();
@@ -255,6 +281,13 @@ mod tests {
         assert!(!is_identity_map(
             "         0       1000          1\n         1     100000      65536\n"
         ));
+    }
+
+    #[test]
+    fn the_highest_id_is_the_end_of_the_last_range() {
+        assert_eq!(highest_id("0 1000 1\n1 100000 65536\n"), Some(65536));
+        assert_eq!(highest_id("0 0 4294967295\n"), Some(4294967294));
+        assert_eq!(highest_id(""), None);
     }
 
     #[test]
