@@ -151,6 +151,17 @@ image("app", base.copy(ctx("a.txt"), "/a.txt").run("cat /a.txt > /b.txt && chown
         .ok(&["run", &image, "--", "sh", "-c", "cat /b.txt; stat -c %u:%g /b.txt"])
         .stdout;
     assert_eq!(out, "from the context\n42:42\n");
+    // A recipe on the pushed image, pinned by `strata lock`.
+    q.recipe(&format!(
+        r#"image("on-top", from("{image}").run("cat /b.txt > /c.txt"));"#
+    ));
+    q.ok(&["lock"]);
+    let lock = fs::read_to_string(q.path("strata.lock")).unwrap();
+    assert!(lock.contains(&format!("{}/team/app:v1", registry.addr)), "{lock}");
+    q.ok(&["build", "on-top"]);
+    let out = q.ok(&["run", "on-top", "--", "cat", "/c.txt"]).stdout;
+    assert_eq!(out, "from the context\n");
+
     let r = busybox_project(&fs::read_to_string(p.path("strata.rhai")).unwrap()).rootless(&user);
     r.write("a.txt", "from the context\n");
     let again = r.ok(&["build", "--cache-from", &cache, "--progress", "json"]);
