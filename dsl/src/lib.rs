@@ -5,6 +5,7 @@
 //! I/O here is reading the recipe and the modules it imports.
 
 mod api;
+pub mod dockerfile;
 mod engine;
 mod error;
 mod recorder;
@@ -63,4 +64,51 @@ pub fn compile_source(
     args: &BTreeMap<String, String>,
 ) -> Result<Graph, DslError> {
     engine::evaluate(source, name, dir, args)
+}
+
+/// A Dockerfile, converted to a recipe (see [`dockerfile`]) and evaluated:
+/// the graph's origins and any error point at the Dockerfile's lines.
+/// `target` (`--target`) picks the stage to build; the warnings are about
+/// what the conversion left out.
+pub fn compile_dockerfile(
+    path: &Path,
+    args: &BTreeMap<String, String>,
+    opts: &Options,
+    target: Option<&str>,
+) -> Result<(Compiled, Vec<String>), DslError> {
+    let text = std::fs::read_to_string(path).map_err(|e| DslError::read(path, e))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = std::fs::canonicalize(dir).map_err(|e| DslError::read(dir, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let at = |line: usize, message: String| DslError {
+        file: name.clone(),
+        line,
+        col: 1,
+        message,
+        text: Some(text.clone()),
+        cause: None,
+    };
+    let converted = dockerfile::convert(
+        &text,
+        &dockerfile::Options {
+            target,
+            context: Some(&dir),
+            source_name: &name,
+        },
+    )
+    .map_err(|e| at(e.line, e.message))?;
+    let line_of = |recipe_line: usize| converted.lines.get(recipe_line.wrapping_sub(1)).copied().unwrap_or(0);
+    let mut compiled = engine::evaluate_with(&converted.recipe, &name, &dir, args, opts)
+        .map_err(|e| at(line_of(e.line), e.message))?;
+    compiled.graph.remap_origins(|o| {
+        o.line = line_of(o.line as usize) as u32;
+        o.col = 1;
+    });
+    Ok((compiled, converted.warnings))
 }

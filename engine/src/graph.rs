@@ -323,6 +323,17 @@ impl Graph {
         &self.nodes[id]
     }
 
+    /// Rewrites every node's and target's origin (a frontend that
+    /// generated the recipe points them back at its own source).
+    pub fn remap_origins(&mut self, f: impl Fn(&mut Origin)) {
+        for node in &mut self.nodes {
+            f(&mut node.origin);
+        }
+        for target in &mut self.targets {
+            f(&mut target.origin);
+        }
+    }
+
     /// Every node, in the order they were added (inputs first).
     pub fn nodes(&self) -> &[Node] {
         &self.nodes

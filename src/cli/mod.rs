@@ -33,6 +33,8 @@ pub struct Cli {
 enum Command {
     /// Build targets of a recipe (all of them, or the `default` group, when none is named).
     Build(Box<build::BuildArgs>),
+    /// Print the recipe a Dockerfile becomes (what `strata build -f Dockerfile` builds).
+    Convert(ConvertArgs),
     /// Show the build graph with keys and cache state.
     Graph(graph::GraphArgs),
     /// Why the steps of a target's last build missed the cache.
@@ -77,16 +79,31 @@ enum Command {
 /// Options shared by commands that read a recipe.
 #[derive(clap::Args, Debug)]
 pub struct RecipeArgs {
-    /// The recipe file.
+    /// The recipe file (or a Dockerfile).
     #[arg(short = 'f', long = "file", default_value = "strata.rhai", value_name = "FILE")]
     pub file: PathBuf,
-    /// A recipe argument, read by `arg(name, default)`.
-    #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_kv)]
+    /// How to read FILE: `auto` takes a file named Dockerfile, Containerfile,
+    /// Dockerfile.* or *.Dockerfile as a Dockerfile, anything else as a recipe.
+    #[arg(long, value_enum, default_value_t = Frontend::Auto)]
+    pub frontend: Frontend,
+    /// Dockerfile: the stage to build (as `docker build --target`).
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// A recipe argument, read by `arg(name, default)`; a Dockerfile's ARG.
+    #[arg(long = "arg", visible_alias = "build-arg", value_name = "NAME=VALUE", value_parser = parse_kv)]
     pub args: Vec<(String, String)>,
     /// Let the recipe import modules from outside its directory (a hermetic
     /// build reads only its own tree).
     #[arg(long)]
     pub allow_import_outside: bool,
+}
+
+/// Which frontend reads the build file.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frontend {
+    Auto,
+    Recipe,
+    Dockerfile,
 }
 
 pub(crate) fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -159,7 +176,26 @@ impl RecipeArgs {
         let opts = strata_dsl::Options {
             allow_import_outside: self.allow_import_outside,
         };
-        let compiled = strata_dsl::compile_with(&self.file, &args, &opts)?;
+        let dockerfile = match self.frontend {
+            Frontend::Auto => strata_dsl::dockerfile::is_dockerfile(&self.file),
+            Frontend::Recipe => false,
+            Frontend::Dockerfile => true,
+        };
+        let compiled = if dockerfile {
+            let (compiled, warnings) =
+                strata_dsl::compile_dockerfile(&self.file, &args, &opts, self.target.as_deref())?;
+            for w in warnings {
+                eprintln!("warning: {}: {w}", self.file.display());
+            }
+            compiled
+        } else {
+            if let Some(target) = &self.target {
+                return Err(CliError::Usage(format!(
+                    "--target {target}: --target picks a Dockerfile's stage; a recipe's targets are named as arguments"
+                )));
+            }
+            strata_dsl::compile_with(&self.file, &args, &opts)?
+        };
         for name in args.keys().filter(|n| !compiled.args_read.contains(*n)) {
             let read: Vec<String> = compiled.args_read.iter().map(|a| format!("`{a}`")).collect();
             let reads = if read.is_empty() {
@@ -201,7 +237,12 @@ fn needs_namespace(command: &Command) -> Option<&'static str> {
 /// that need it fail when it cannot be had, saying why; the others (which
 /// only read the store or talk to registries) then run as the user.
 pub fn enter_rootless(cli: &Cli) -> Result<(), CliError> {
-    if nix::unistd::geteuid().is_root() || matches!(cli.command, Command::Login(_) | Command::Logout { .. }) {
+    if nix::unistd::geteuid().is_root()
+        || matches!(
+            cli.command,
+            Command::Login(_) | Command::Logout { .. } | Command::Convert(_)
+        )
+    {
         return Ok(());
     }
     match strata_engine::sys::userns::enter() {
@@ -214,10 +255,14 @@ pub fn enter_rootless(cli: &Cli) -> Result<(), CliError> {
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    if let Command::Convert(args) = cli.command {
+        return convert(args);
+    }
     let store = open_store(&cli.store)?;
     match cli.command {
         Command::Build(args) => build::run(&store, *args),
         Command::Graph(args) => graph::run(&store, args),
+        Command::Convert(_) => unreachable!("converted above"),
         Command::Explain(args) => explain::run(&store, args),
         Command::Lock(args) => lock::run(&store, args),
         Command::Pull(args) => pull::run(&store, args),
@@ -232,6 +277,51 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Inspect { image } => images::inspect(&store, &image),
         Command::History { image } => images::history(&store, &image),
     }
+}
+
+/// `strata convert`.
+#[derive(clap::Args, Debug)]
+pub struct ConvertArgs {
+    /// The Dockerfile.
+    #[arg(default_value = "Dockerfile", value_name = "DOCKERFILE")]
+    pub file: PathBuf,
+    /// The stage to make the image of (default: every stage no other uses).
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+}
+
+fn convert(args: ConvertArgs) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| CliError::Usage(format!("cannot read `{}`: {e}", args.file.display())))?;
+    let name = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = args.file.parent().filter(|p| !p.as_os_str().is_empty());
+    let converted = strata_dsl::dockerfile::convert(
+        &text,
+        &strata_dsl::dockerfile::Options {
+            target: args.target.as_deref(),
+            context: dir,
+            source_name: &name,
+        },
+    )
+    .map_err(|e| {
+        CliError::Recipe(strata_dsl::DslError {
+            file: name.clone(),
+            line: e.line,
+            col: 1,
+            message: e.message,
+            text: Some(text.clone()),
+            cause: None,
+        })
+    })?;
+    for w in converted.warnings {
+        eprintln!("warning: {name}: {w}");
+    }
+    print!("{}", converted.recipe);
+    Ok(())
 }
 
 /// Bytes for people: `512B`, `3.4kB`, `1.2GB`.

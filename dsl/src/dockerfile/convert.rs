@@ -1,0 +1,1052 @@
+//! Dockerfile instructions into a recipe: stages become variables, `COPY
+//! --from` becomes `state.path`, build args become `arg()`, every final
+//! stage becomes an `image()`. Variables are substituted here, as BuildKit
+//! does before it builds: an `ARG` becomes the recipe variable that holds
+//! its value, an `ENV` of the Dockerfile its value. Each line of the recipe
+//! remembers the Dockerfile line it came from, so errors name that line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::parse::{self, Dockerfile, Instruction};
+use super::words::{self, Part};
+use super::DockerfileError;
+
+/// What the conversion made.
+#[derive(Debug)]
+pub struct Converted {
+    pub recipe: String,
+    /// For each line of `recipe` (0-based), the Dockerfile line it came from (0: none).
+    pub lines: Vec<usize>,
+    pub warnings: Vec<String>,
+}
+
+/// How to convert.
+#[derive(Debug, Default)]
+pub struct Options<'a> {
+    /// `--target`: this stage becomes an image even when others use it.
+    pub target: Option<&'a str>,
+    /// The build context, for checks on ADD sources.
+    pub context: Option<&'a Path>,
+    /// What the recipe's header says it came from.
+    pub source_name: &'a str,
+}
+
+/// A value: known text, or a Rhai expression computed when the recipe runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Val {
+    Lit(String),
+    Expr(String),
+}
+
+impl Val {
+    fn rhai(&self) -> String {
+        match self {
+            Val::Lit(s) => quote(s),
+            Val::Expr(e) => e.clone(),
+        }
+    }
+
+    fn concat(parts: Vec<Val>) -> Val {
+        let mut out: Vec<Val> = Vec::new();
+        for p in parts {
+            match (out.last_mut(), p) {
+                (Some(Val::Lit(a)), Val::Lit(b)) => a.push_str(&b),
+                (_, Val::Lit(b)) if b.is_empty() => {}
+                (_, p) => out.push(p),
+            }
+        }
+        match out.len() {
+            0 => Val::Lit(String::new()),
+            1 => out.pop().expect("one part"),
+            _ => Val::Expr(out.iter().map(Val::rhai).collect::<Vec<_>>().join(" + ")),
+        }
+    }
+}
+
+/// A Rhai string literal.
+pub fn quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One stage as it is being converted.
+struct Stage {
+    var: String,
+    name: Option<String>,
+    /// The chained calls, each with its Dockerfile line.
+    calls: Vec<(String, usize)>,
+    /// The head of the chain (`from(…)`, `scratch()`, another stage's variable).
+    head: String,
+    head_line: usize,
+    /// ENV set by the Dockerfile in this stage's chain (inherited from a parent stage).
+    env: BTreeMap<String, Val>,
+    /// ARGs declared in this stage.
+    args: BTreeMap<String, Val>,
+    /// Whether everything below comes from scratch (no base image environment).
+    from_scratch: bool,
+    /// `SHELL`: the argv shell-form commands run with.
+    shell: Vec<String>,
+    /// Stages (by index) this one reads.
+    uses: BTreeSet<usize>,
+    workdir_set: bool,
+}
+
+struct Converter<'a> {
+    df: &'a Dockerfile,
+    opts: &'a Options<'a>,
+    /// `let NAME = arg(…)` lines at the top.
+    arg_lines: Vec<(String, usize)>,
+    arg_vars: BTreeSet<String>,
+    global_args: BTreeMap<String, Val>,
+    stages: Vec<Stage>,
+    warnings: Vec<String>,
+}
+
+/// The platform values BuildKit predefines (this build's only platform is the host's).
+fn platform_args() -> BTreeMap<String, String> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let mut m = BTreeMap::new();
+    for prefix in ["TARGET", "BUILD"] {
+        m.insert(format!("{prefix}PLATFORM"), format!("linux/{arch}"));
+        m.insert(format!("{prefix}OS"), "linux".into());
+        m.insert(format!("{prefix}ARCH"), arch.into());
+        m.insert(format!("{prefix}VARIANT"), String::new());
+    }
+    m
+}
+
+const RESERVED: [&str; 24] = [
+    "let", "const", "fn", "if", "else", "while", "loop", "for", "in", "do", "until", "return", "throw", "try", "catch",
+    "import", "export", "as", "private", "this", "true", "false", "switch", "break",
+];
+
+/// A Rhai identifier for `name`: lower case, `_` for the rest.
+fn ident(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    if RESERVED.contains(&s.as_str())
+        || ["ctx", "scratch", "from", "image", "arg", "group", "debian"].contains(&s.as_str())
+    {
+        s.push_str("_stage");
+    }
+    s
+}
+
+impl<'a> Converter<'a> {
+    fn err(line: usize, message: impl Into<String>) -> DockerfileError {
+        DockerfileError::at(line, message)
+    }
+
+    fn unique(&self, base: String) -> String {
+        let taken = |n: &str| self.arg_vars.contains(n) || self.stages.iter().any(|s| s.var == n);
+        if !taken(&base) {
+            return base;
+        }
+        (2..)
+            .map(|i| format!("{base}_{i}"))
+            .find(|n| !taken(n))
+            .expect("a free name")
+    }
+
+    /// The value of a word after substitution, in the current stage (or
+    /// the global scope for FROM).
+    fn word(&self, raw: &str, line: usize, stage: Option<&Stage>) -> Result<Val, DockerfileError> {
+        let parts = words::lex(raw, self.df.escape).map_err(|e| Self::err(line, format!("`{raw}`: {e}")))?;
+        self.parts(&parts, line, stage)
+    }
+
+    fn parts(&self, parts: &[Part], line: usize, stage: Option<&Stage>) -> Result<Val, DockerfileError> {
+        let mut vals = Vec::new();
+        for p in parts {
+            match p {
+                Part::Lit(s) => vals.push(Val::Lit(s.clone())),
+                Part::Var { name, op } => {
+                    let value = self.lookup(name, line, stage, op.is_some())?;
+                    vals.push(match op {
+                        None => value.unwrap_or(Val::Lit(String::new())),
+                        Some((op, word)) => {
+                            let word = self.parts(word, line, stage)?;
+                            apply_op(op, value, word)
+                        }
+                    });
+                }
+            }
+        }
+        Ok(Val::concat(vals))
+    }
+
+    /// A variable's value: the stage's ENV, then its ARGs (global ARGs in
+    /// FROM). `None` when unset.
+    fn lookup(
+        &self,
+        name: &str,
+        line: usize,
+        stage: Option<&Stage>,
+        has_op: bool,
+    ) -> Result<Option<Val>, DockerfileError> {
+        let Some(stage) = stage else {
+            return Ok(self.global_args.get(name).cloned());
+        };
+        if let Some(v) = stage.env.get(name) {
+            return Ok(Some(v.clone()));
+        }
+        if let Some(v) = stage.args.get(name) {
+            return Ok(Some(v.clone()));
+        }
+        if stage.from_scratch || has_op {
+            return Ok(None);
+        }
+        Err(Self::err(
+            line,
+            format!(
+                "`${name}` is not set by this Dockerfile; a value from the base image's environment cannot be substituted here yet (only in ENV)"
+            ),
+        ))
+    }
+
+    fn stage(&mut self) -> &mut Stage {
+        self.stages.last_mut().expect("a stage")
+    }
+
+    fn call(&mut self, text: String, line: usize) {
+        self.stage().calls.push((text, line));
+    }
+
+    /// `ARG` values: `(name, default)` pairs.
+    fn arg_pairs(&self, ins: &Instruction) -> Result<Vec<(String, Option<Val>)>, DockerfileError> {
+        let mut out = Vec::new();
+        for word in words::split_quoted(&ins.args, self.df.escape) {
+            let (name, default) = match word.split_once('=') {
+                Some((n, d)) => (n.to_string(), Some(d.to_string())),
+                None => (word.clone(), None),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(Self::err(ins.line, format!("ARG: `{name}` is not a valid name")));
+            }
+            let default = match default {
+                Some(d) => Some(self.word(&d, ins.line, self.stages.last())?),
+                None => None,
+            };
+            out.push((name, default));
+        }
+        if out.is_empty() {
+            return Err(Self::err(ins.line, "ARG needs a name"));
+        }
+        Ok(out)
+    }
+
+    /// A recipe variable holding `--arg NAME`, else `default`.
+    fn arg_var(&mut self, name: &str, default: &Val, line: usize) -> Val {
+        let var = self.unique(ident(name));
+        self.arg_vars.insert(var.clone());
+        self.arg_lines
+            .push((format!("let {var} = arg({}, {});", quote(name), default.rhai()), line));
+        Val::Expr(var)
+    }
+
+    fn global_arg(&mut self, ins: &Instruction) -> Result<(), DockerfileError> {
+        for (name, default) in self.arg_pairs(ins)? {
+            let default = default.unwrap_or(Val::Lit(String::new()));
+            let value = match platform_args().get(&name) {
+                Some(v) if default == Val::Lit(String::new()) => Val::Lit(v.clone()),
+                _ => self.arg_var(&name, &default, ins.line),
+            };
+            self.global_args.insert(name, value);
+        }
+        Ok(())
+    }
+
+    fn stage_arg(&mut self, ins: &Instruction) -> Result<(), DockerfileError> {
+        for (name, default) in self.arg_pairs(ins)? {
+            let value = match (
+                default,
+                self.global_args.get(&name).cloned(),
+                platform_args().get(&name),
+            ) {
+                // `ARG NAME` brings in the global ARG's value.
+                (None, Some(global), _) => global,
+                (None, None, Some(platform)) => Val::Lit(platform.clone()),
+                (default, _, _) => {
+                    let default = default.unwrap_or(Val::Lit(String::new()));
+                    self.arg_var(&name, &default, ins.line)
+                }
+            };
+            self.stage().args.insert(name, value);
+        }
+        Ok(())
+    }
+
+    fn from(&mut self, ins: &Instruction) -> Result<(), DockerfileError> {
+        for (flag, value) in &ins.flags {
+            match (flag.as_str(), value.as_deref()) {
+                ("platform", Some(v)) if v.contains("BUILDPLATFORM") || v.contains("TARGETPLATFORM") => {}
+                ("platform", Some(v)) => {
+                    let host = platform_args()["TARGETPLATFORM"].clone();
+                    let v = self.word(v, ins.line, None)?;
+                    if v != Val::Lit(host.clone()) {
+                        return Err(Self::err(
+                            ins.line,
+                            format!("FROM --platform: only this machine's platform ({host}) can be built yet"),
+                        ));
+                    }
+                }
+                _ => return Err(Self::err(ins.line, format!("FROM does not take --{flag}"))),
+            }
+        }
+        let words: Vec<&str> = ins.args.split_whitespace().collect();
+        let (image, name) = match words.as_slice() {
+            [image] => (*image, None),
+            [image, as_, name] if as_.eq_ignore_ascii_case("as") => (*image, Some(name.to_ascii_lowercase())),
+            _ => return Err(Self::err(ins.line, "FROM takes an image and optionally `AS name`")),
+        };
+        let image = self.word(image, ins.line, None)?;
+        let parent = match &image {
+            Val::Lit(i) => self
+                .stages
+                .iter()
+                .position(|s| s.name.as_deref() == Some(i.to_ascii_lowercase().as_str())),
+            Val::Expr(_) => None,
+        };
+        let var = self.unique(ident(name.as_deref().unwrap_or(&format!("stage{}", self.stages.len()))));
+        let shell = vec!["/bin/sh".to_string(), "-c".to_string()];
+        let stage = match parent {
+            Some(p) => {
+                let parent = &self.stages[p];
+                Stage {
+                    var,
+                    name,
+                    calls: Vec::new(),
+                    head: parent.var.clone(),
+                    head_line: ins.line,
+                    env: parent.env.clone(),
+                    args: BTreeMap::new(),
+                    from_scratch: parent.from_scratch,
+                    shell: parent.shell.clone(),
+                    uses: BTreeSet::from([p]),
+                    workdir_set: parent.workdir_set,
+                }
+            }
+            None => {
+                let scratch = image == Val::Lit("scratch".into());
+                let head = if scratch {
+                    "scratch()".to_string()
+                } else {
+                    format!("from({})", image.rhai())
+                };
+                Stage {
+                    var,
+                    name,
+                    calls: Vec::new(),
+                    head,
+                    head_line: ins.line,
+                    env: BTreeMap::new(),
+                    args: BTreeMap::new(),
+                    from_scratch: scratch,
+                    shell,
+                    uses: BTreeSet::new(),
+                    workdir_set: false,
+                }
+            }
+        };
+        self.stages.push(stage);
+        Ok(())
+    }
+
+    /// `KEY=VALUE` pairs (ENV, LABEL), or the old `KEY VALUE` form.
+    fn pairs(&self, ins: &Instruction) -> Result<Vec<(String, String)>, DockerfileError> {
+        let words = words::split_quoted(&ins.args, self.df.escape);
+        if words.is_empty() {
+            return Err(Self::err(ins.line, format!("{} needs arguments", ins.command)));
+        }
+        if !words[0].contains('=') {
+            // `ENV NAME value with spaces`
+            let rest = ins.args.trim_start()[words[0].len()..].trim().to_string();
+            return Ok(vec![(words[0].clone(), rest)]);
+        }
+        words
+            .into_iter()
+            .map(|w| match w.split_once('=') {
+                Some((k, v)) => Ok((k.to_string(), v.to_string())),
+                None => Err(Self::err(ins.line, format!("{}: `{w}` is not KEY=VALUE", ins.command))),
+            })
+            .collect()
+    }
+
+    fn env(&mut self, ins: &Instruction) -> Result<(), DockerfileError> {
+        let mut set = Vec::new();
+        for (key, raw) in self.pairs(ins)? {
+            let key = self
+                .word(&key, ins.line, self.stages.last())?
+                .lit()
+                .ok_or_else(|| Self::err(ins.line, "ENV: a variable's name cannot come from an ARG"))?;
+            let value = self.word(&raw, ins.line, self.stages.last())?;
+            self.stage().env.insert(key.clone(), value.clone());
+            set.push((key, value));
+        }
+        let call = match set.as_slice() {
+            [(k, v)] => format!(".env({}, {})", quote(k), v.rhai()),
+            _ => {
+                let shown: Vec<String> = set
+                    .iter()
+                    .map(|(k, v)| format!("{}: {}", rhai_key(k), v.rhai()))
+                    .collect();
+                format!(".env(#{{ {} }})", shown.join(", "))
+            }
+        };
+        self.call(call, ins.line);
+        Ok(())
+    }
+
+    fn run(&mut self, ins: &Instruction) -> Result<(), DockerfileError> {
+        let mut options: Vec<String> = Vec::new();
+        let mut caches = Vec::new();
+        let mut mounts = Vec::new();
+        for (flag, value) in &ins.flags {
+            let value = value.clone().unwrap_or_default();
+            match flag.as_str() {
+                "network" => match value.as_str() {
+                    "host" => options.push("network: \"host\"".into()),
+                    "none" | "default" => {}
+                    other => {
+                        return Err(Self::err(
+                            ins.line,
+                            format!("RUN --network={other}: only host, none and default"),
+                        ))
+                    }
+                },
+                "security" => match value.as_str() {
+                    "insecure" => options.push("security: \"insecure\"".into()),
+                    "sandbox" => {}
+                    other => {
+                        return Err(Self::err(
+                            ins.line,
+                            format!("RUN --security={other}: only insecure and sandbox"),
+                        ))
+                    }
+                },
+                "mount" => {
+                    let fields: BTreeMap<String, String> = value
+                        .split(',')
+                        .map(|kv| match kv.split_once('=') {
+                            Some((k, v)) => (k.trim().to_string(), v.trim().trim_matches('"').to_string()),
+                            None => (kv.trim().to_string(), "true".to_string()),
+                        })
+                        .collect();
+                    let target = fields
+                        .get("target")
+                        .or_else(|| fields.get("dst"))
+                        .or_else(|| fields.get("destination"))
+                        .cloned();
+                    match fields.get("type").map(String::as_str).unwrap_or("bind") {
+                        "cache" => {
+                            let target =
+                                target.ok_or_else(|| Self::err(ins.line, "RUN --mount=type=cache needs target="))?;
+                            let mut m = vec![format!("target: {}", quote(&target))];
+                            if let Some(id) = fields.get("id") {
+                                m.push(format!("id: {}", quote(id)));
+                            }
+                            if let Some(sharing) = fields.get("sharing") {
+                                m.push(format!("sharing: {}", quote(sharing)));
+                            }
+                            caches.push(format!("#{{ {} }}", m.join(", ")));
+                        }
+                        "bind" => {
+                            let target =
+                                target.ok_or_else(|| Self::err(ins.line, "RUN --mount=type=bind needs target="))?;
+                            let Some(from) = fields.get("from") else {
+                                return Err(Self::err(
+                                    ins.line,
+                                    "RUN --mount=type=bind from the build context is not supported yet (only from=STAGE)",
+                                ));
+                            };
+                            let source = fields
+                                .get("source")
+                                .or_else(|| fields.get("src"))
+                                .cloned()
+                                .unwrap_or_else(|| "/".into());
+                            let state = self.state_of(from, ins.line)?;
+                            mounts.push(format!(
+                                "#{{ source: {state}.path({}), target: {} }}",
+                                quote(&source),
+                                quote(&target)
+                            ));
+                        }
+                        other => {
+                            return Err(Self::err(
+                                ins.line,
+                                format!("RUN --mount=type={other} is not supported yet"),
+                            ))
+                        }
+                    }
+                }
+                other => return Err(Self::err(ins.line, format!("RUN does not take --{other}"))),
+            }
+        }
+        if !caches.is_empty() {
+            options.push(format!("cache: [{}]", caches.join(", ")));
+        }
+        if !mounts.is_empty() {
+            options.push(format!("mounts: [{}]", mounts.join(", ")));
+        }
+        // Build args in scope reach the command as environment variables.
+        let stage = self.stages.last().expect("a stage");
+        let env: Vec<String> = stage
+            .args
+            .iter()
+            .filter(|(k, _)| !stage.env.contains_key(*k))
+            .map(|(k, v)| format!("{}: {}", rhai_key(k), v.rhai()))
+            .collect();
+        if !env.is_empty() {
+            options.insert(0, format!("env: #{{ {} }}", env.join(", ")));
+        }
+        let command = match parse::json_array(&ins.args) {
+            Some(argv) if ins.heredocs.is_empty() => {
+                let items: Vec<String> = argv.iter().map(|a| quote(a)).collect();
+                format!("[{}]", items.join(", "))
+            }
+            _ => {
+                // `RUN <<EOF` alone: the heredoc is the script. Otherwise the
+                // heredocs feed the command, as the shell reads them.
+                let only_heredoc = ins.heredocs.len() == 1 && {
+                    let marker = ins.args.trim().trim_start_matches("<<").trim_start_matches('-');
+                    marker.trim_matches(['"', '\'']) == ins.heredocs[0].name
+                };
+                let mut script = ins.args.clone();
+                if only_heredoc {
+                    script = ins.heredocs[0].content.clone();
+                } else {
+                    for h in &ins.heredocs {
+                        write!(script, "\n{}{}", h.content, h.name).expect("write to a string");
+                    }
+                }
+                let shell = &stage.shell;
+                if shell == &["/bin/sh", "-c"] {
+                    quote(&script)
+                } else {
+                    let mut items: Vec<String> = shell.iter().map(|a| quote(a)).collect();
+                    items.push(quote(&script));
+                    format!("[{}]", items.join(", "))
+                }
+            }
+        };
+        let call = if options.is_empty() {
+            format!(".run({command})")
+        } else {
+            format!(".run({command}, #{{ {} }})", options.join(", "))
+        };
+        self.call(call, ins.line);
+        Ok(())
+    }
+
+    /// The recipe expression for `--from=X`: a stage's variable, or an image.
+    fn state_of(&mut self, from: &str, line: usize) -> Result<String, DockerfileError> {
+        let from_val = self.word(from, line, None)?;
+        let Val::Lit(from) = from_val else {
+            return Ok(format!("from({})", from_val.rhai()));
+        };
+        let lower = from.to_ascii_lowercase();
+        let here = self.stages.len() - 1;
+        let index = self.stages[..here]
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+            .or_else(|| from.parse::<usize>().ok().filter(|i| *i < here));
+        match index {
+            Some(i) => {
+                self.stage().uses.insert(i);
+                Ok(self.stages[i].var.clone())
+            }
+            None if from.parse::<usize>().is_ok() => {
+                Err(Self::err(line, format!("--from={from}: no earlier stage {from}")))
+            }
+            None => Ok(format!("from({})", quote(&from))),
+        }
+    }
+
+    fn copy(&mut self, ins: &Instruction) -> Result<(), DockerfileError> {
+        let add = ins.command == "ADD";
+        let mut from = None;
+        let mut options = Vec::new();
+        for (flag, value) in &ins.flags {
+            match (flag.as_str(), value) {
+                ("from", Some(v)) if !add => from = Some(v.clone()),
+                ("chown", Some(v)) => {
+                    let v = self.word(v, ins.line, self.stages.last())?;
+                    options.push(format!("chown: {}", v.rhai()));
+                }
+                ("chmod", Some(v)) => options.push(format!("chmod: {}", quote(v))),
+                ("link", _) => {}
+                (other, _) => {
+                    return Err(Self::err(
+                        ins.line,
+                        format!("{} --{other} is not supported yet", ins.command),
+                    ))
+                }
+            }
+        }
+        if !ins.heredocs.is_empty() {
+            return Err(Self::err(
+                ins.line,
+                format!("{} with a heredoc is not supported yet", ins.command),
+            ));
+        }
+        let raw: Vec<String> = match parse::json_array(&ins.args) {
+            Some(items) => items,
+            None => ins.args.split_whitespace().map(str::to_string).collect(),
+        };
+        if raw.len() < 2 {
+            return Err(Self::err(
+                ins.line,
+                format!("{} needs a source and a destination", ins.command),
+            ));
+        }
+        let mut vals = Vec::new();
+        for w in &raw {
+            vals.push(self.word(w, ins.line, self.stages.last())?);
+        }
+        let dest = vals.pop().expect("a destination");
+        let opts = if options.is_empty() {
+            String::new()
+        } else {
+            format!(", #{{ {} }}", options.join(", "))
+        };
+        match from {
+            Some(from) => {
+                let state = self.state_of(&from, ins.line)?;
+                for src in &vals {
+                    let call = format!(".copy({state}.path({}), {}{opts})", src.rhai(), dest.rhai());
+                    self.call(call, ins.line);
+                }
+            }
+            None => {
+                for src in &vals {
+                    if let Val::Lit(s) = src {
+                        if add && (s.contains("://") || s.starts_with("git@")) {
+                            return Err(Self::err(
+                                ins.line,
+                                format!("ADD from a URL (`{s}`) is not supported yet"),
+                            ));
+                        }
+                        if add && is_archive_name(s) {
+                            return Err(Self::err(
+                                ins.line,
+                                format!("ADD of an archive (`{s}`, which Docker extracts) is not supported yet"),
+                            ));
+                        }
+                        if s.contains(['*', '?', '[']) {
+                            return Err(Self::err(
+                                ins.line,
+                                format!(
+                                    "{} of a wildcard from the context (`{s}`) is not supported yet",
+                                    ins.command
+                                ),
+                            ));
+                        }
+                    }
+                }
+                let sources: Vec<String> = vals.iter().map(Val::rhai).collect();
+                let ctx = if sources.len() == 1 {
+                    format!("ctx({})", sources[0])
+                } else {
+                    format!("ctx([{}])", sources.join(", "))
+                };
+                let _ = self.opts.context;
+                self.call(format!(".copy({ctx}, {}{opts})", dest.rhai()), ins.line);
+            }
+        }
+        Ok(())
+    }
+
+    /// CMD and ENTRYPOINT: the exec form as it is, the shell form through the stage's shell.
+    fn command_form(&self, ins: &Instruction) -> String {
+        match parse::json_array(&ins.args) {
+            Some(argv) => {
+                let items: Vec<String> = argv.iter().map(|a| quote(a)).collect();
+                format!("[{}]", items.join(", "))
+            }
+            None => {
+                let stage = self.stages.last().expect("a stage");
+                let mut items: Vec<String> = stage.shell.iter().map(|a| quote(a)).collect();
+                items.push(quote(&ins.args));
+                format!("[{}]", items.join(", "))
+            }
+        }
+    }
+
+    fn instruction(&mut self, ins: &Instruction) -> Result<(), DockerfileError> {
+        let line = ins.line;
+        if ins.command != "FROM" && ins.command != "ARG" && self.stages.is_empty() {
+            return Err(Self::err(line, format!("{} before the first FROM", ins.command)));
+        }
+        if !ins.flags.is_empty() && !["FROM", "RUN", "COPY", "ADD"].contains(&ins.command.as_str()) {
+            return Err(Self::err(line, format!("{} takes no --flags", ins.command)));
+        }
+        match ins.command.as_str() {
+            "FROM" => self.from(ins)?,
+            "ARG" if self.stages.is_empty() => self.global_arg(ins)?,
+            "ARG" => self.stage_arg(ins)?,
+            "ENV" => self.env(ins)?,
+            "RUN" => self.run(ins)?,
+            "COPY" | "ADD" => self.copy(ins)?,
+            "WORKDIR" => {
+                let dir = self.word(ins.args.trim(), line, self.stages.last())?;
+                self.stage().workdir_set = true;
+                self.call(format!(".workdir({})", dir.rhai()), line);
+            }
+            "USER" => {
+                let user = self.word(ins.args.trim(), line, self.stages.last())?;
+                self.call(format!(".user({})", user.rhai()), line);
+            }
+            "CMD" => {
+                let argv = self.command_form(ins);
+                self.call(format!(".cmd({argv})"), line);
+            }
+            "ENTRYPOINT" => {
+                let argv = self.command_form(ins);
+                self.call(format!(".entrypoint({argv})"), line);
+            }
+            "EXPOSE" => {
+                for port in ins.args.split_whitespace() {
+                    let port = self.word(port, line, self.stages.last())?;
+                    self.call(format!(".expose({})", port.rhai()), line);
+                }
+            }
+            "VOLUME" => {
+                let paths = parse::json_array(&ins.args)
+                    .unwrap_or_else(|| ins.args.split_whitespace().map(str::to_string).collect());
+                for p in paths {
+                    let p = self.word(&p, line, self.stages.last())?;
+                    self.call(format!(".volume({})", p.rhai()), line);
+                }
+            }
+            "LABEL" => {
+                for (k, v) in self.pairs(ins)? {
+                    let k = self.word(&k, line, self.stages.last())?;
+                    let v = self.word(&v, line, self.stages.last())?;
+                    self.call(format!(".label({}, {})", k.rhai(), v.rhai()), line);
+                }
+            }
+            "STOPSIGNAL" => {
+                let sig = self.word(ins.args.trim(), line, self.stages.last())?;
+                self.call(format!(".stop_signal({})", sig.rhai()), line);
+            }
+            "SHELL" => {
+                let shell = parse::json_array(&ins.args).filter(|s| !s.is_empty()).ok_or_else(|| {
+                    Self::err(line, "SHELL takes a JSON array: SHELL [\"executable\", \"parameters\"]")
+                })?;
+                self.stage().shell = shell;
+                self.warnings.push(format!(
+                    "line {line}: SHELL applies to the RUN, CMD and ENTRYPOINT below it; the image's configuration does not record it"
+                ));
+            }
+            "MAINTAINER" => self.warnings.push(format!(
+                "line {line}: MAINTAINER is deprecated and left out (use LABEL maintainer=…)"
+            )),
+            "HEALTHCHECK" | "ONBUILD" => return Err(Self::err(line, format!("{} is not supported yet", ins.command))),
+            other => return Err(Self::err(line, format!("unknown instruction `{other}`"))),
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Converted, DockerfileError> {
+        if self.stages.is_empty() {
+            return Err(Self::err(1, "no FROM: a Dockerfile needs at least one stage"));
+        }
+        let mut lines: Vec<(String, usize)> = vec![(
+            format!("// Converted from {} by `strata convert`.", self.opts.source_name),
+            0,
+        )];
+        lines.extend(self.arg_lines.iter().cloned());
+        let used: BTreeSet<usize> = self.stages.iter().flat_map(|s| s.uses.iter().copied()).collect();
+        let last = self.stages.len() - 1;
+        let target = match self.opts.target {
+            Some(t) => Some(
+                self.stages
+                    .iter()
+                    .position(|s| s.name.as_deref() == Some(t.to_ascii_lowercase().as_str()))
+                    .ok_or_else(|| Self::err(1, format!("--target {t}: no stage named `{t}`")))?,
+            ),
+            None => None,
+        };
+        for stage in &self.stages {
+            lines.push((String::new(), 0));
+            if stage.calls.is_empty() {
+                lines.push((format!("let {} = {};", stage.var, stage.head), stage.head_line));
+                continue;
+            }
+            lines.push((format!("let {} = {}", stage.var, stage.head), stage.head_line));
+            let n = stage.calls.len();
+            for (i, (call, line)) in stage.calls.iter().enumerate() {
+                let end = if i + 1 == n { ";" } else { "" };
+                lines.push((format!("    {call}{end}"), *line));
+            }
+        }
+        lines.push((String::new(), 0));
+        let mut images = Vec::new();
+        for (i, stage) in self.stages.iter().enumerate() {
+            let wanted = match target {
+                Some(t) => i == t,
+                None => !used.contains(&i),
+            };
+            if wanted {
+                let name = stage.name.clone().unwrap_or_else(|| stage.var.clone());
+                lines.push((format!("image({}, {});", quote(&name), stage.var), stage.head_line));
+                images.push(name);
+            }
+        }
+        let default = match target {
+            Some(t) => self.stages[t]
+                .name
+                .clone()
+                .unwrap_or_else(|| self.stages[t].var.clone()),
+            None => self.stages[last]
+                .name
+                .clone()
+                .unwrap_or_else(|| self.stages[last].var.clone()),
+        };
+        if images.len() > 1 {
+            lines.push((format!("group(\"default\", [{}]);", quote(&default)), 0));
+        }
+        let recipe = lines.iter().map(|(l, _)| format!("{l}\n")).collect();
+        Ok(Converted {
+            recipe,
+            lines: lines.iter().map(|(_, n)| *n).collect(),
+            warnings: self.warnings,
+        })
+    }
+}
+
+impl Val {
+    fn lit(self) -> Option<String> {
+        match self {
+            Val::Lit(s) => Some(s),
+            Val::Expr(_) => None,
+        }
+    }
+}
+
+/// `${VAR:-word}` and friends on a value known now or when the recipe runs.
+fn apply_op(op: &str, value: Option<Val>, word: Val) -> Val {
+    let empty = Val::Lit(String::new());
+    match (op, value) {
+        (":-", None) | ("-", None) => word,
+        (":+", None) | ("+", None) => empty,
+        ("-", Some(v)) => v,
+        ("+", Some(_)) => word,
+        (":-", Some(Val::Lit(v))) => {
+            if v.is_empty() {
+                word
+            } else {
+                Val::Lit(v)
+            }
+        }
+        (":+", Some(Val::Lit(v))) => {
+            if v.is_empty() {
+                empty
+            } else {
+                word
+            }
+        }
+        (":-", Some(Val::Expr(e))) => Val::Expr(format!("(if {e} == \"\" {{ {} }} else {{ {e} }})", word.rhai())),
+        (_, Some(Val::Expr(e))) => Val::Expr(format!("(if {e} == \"\" {{ \"\" }} else {{ {} }})", word.rhai())),
+        (_, Some(v)) => v,
+        (_, None) => empty,
+    }
+}
+
+/// A map key in Rhai: bare when it is an identifier, quoted otherwise.
+fn rhai_key(k: &str) -> String {
+    if !k.is_empty()
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+    {
+        k.to_string()
+    } else {
+        quote(k)
+    }
+}
+
+fn is_archive_name(s: &str) -> bool {
+    [
+        ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst",
+    ]
+    .iter()
+    .any(|ext| s.ends_with(ext))
+}
+
+pub fn convert(df: &Dockerfile, opts: &Options<'_>) -> Result<Converted, DockerfileError> {
+    let mut c = Converter {
+        df,
+        opts,
+        arg_lines: Vec::new(),
+        arg_vars: BTreeSet::new(),
+        global_args: BTreeMap::new(),
+        stages: Vec::new(),
+        warnings: Vec::new(),
+    };
+    for (name, value) in platform_args() {
+        c.global_args.insert(name, Val::Lit(value));
+    }
+    for ins in &df.instructions {
+        c.instruction(ins)?;
+    }
+    c.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse::parse;
+    use super::*;
+
+    fn recipe(text: &str) -> String {
+        let df = parse(text).unwrap();
+        convert(
+            &df,
+            &Options {
+                source_name: "Dockerfile",
+                ..Options::default()
+            },
+        )
+        .unwrap()
+        .recipe
+    }
+
+    fn error(text: &str) -> DockerfileError {
+        convert(&parse(text).unwrap(), &Options::default()).unwrap_err()
+    }
+
+    #[test]
+    fn stages_become_variables_and_copy_from_becomes_path() {
+        let r = recipe(
+            "FROM debian:bookworm AS build\nRUN make\nFROM scratch\nCOPY --from=build --chown=1:1 /out/app /app\nCMD [\"/app\"]\n",
+        );
+        assert_eq!(
+            r,
+            "// Converted from Dockerfile by `strata convert`.\n\nlet build = from(\"debian:bookworm\")\n    .run(\"make\");\n\nlet stage1 = scratch()\n    .copy(build.path(\"/out/app\"), \"/app\", #{ chown: \"1:1\" })\n    .cmd([\"/app\"]);\n\nimage(\"stage1\", stage1);\n"
+        );
+    }
+
+    #[test]
+    fn args_are_recipe_args_and_reach_run_as_environment() {
+        let r = recipe("ARG BASE=busybox\nFROM ${BASE}:1.36\nARG MODE=release\nRUN make $MODE\nENV OUT=/out/${MODE}\n");
+        assert!(r.contains("let base = arg(\"BASE\", \"busybox\");"), "{r}");
+        assert!(r.contains("let mode = arg(\"MODE\", \"release\");"), "{r}");
+        assert!(r.contains("from(base + \":1.36\")"), "{r}");
+        assert!(r.contains(".run(\"make $MODE\", #{ env: #{ MODE: mode } })"), "{r}");
+        assert!(r.contains(".env(\"OUT\", \"/out/\" + mode)"), "{r}");
+    }
+
+    #[test]
+    fn env_values_substitute_the_dockerfiles_own_variables() {
+        let r = recipe("FROM scratch\nENV A=/opt B=\"$A/bin\" C=${A:+set} D=${NOPE:-dflt}\nWORKDIR $B\n");
+        assert!(
+            r.contains(".env(#{ A: \"/opt\", B: \"/opt/bin\", C: \"set\", D: \"dflt\" })"),
+            "{r}"
+        );
+        assert!(r.contains(".workdir(\"/opt/bin\")"), "{r}");
+    }
+
+    #[test]
+    fn an_unset_modifier_on_an_arg_is_decided_when_the_recipe_runs() {
+        let r = recipe("FROM scratch\nARG V\nLABEL v=${V:-none}\n");
+        assert!(
+            r.contains(".label(\"v\", (if v == \"\" { \"none\" } else { v }))"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn shell_form_commands_use_the_shell_and_heredocs_are_scripts() {
+        let r = recipe("FROM scratch\nSHELL [\"/bin/bash\", \"-eu\", \"-c\"]\nRUN <<EOF\necho a\nEOF\nCMD run it\n");
+        assert!(
+            r.contains(".run([\"/bin/bash\", \"-eu\", \"-c\", \"echo a\\n\"])"),
+            "{r}"
+        );
+        assert!(r.contains(".cmd([\"/bin/bash\", \"-eu\", \"-c\", \"run it\"])"), "{r}");
+        let r = recipe("FROM scratch\nRUN cat > /x <<EOF\nhi\nEOF\n");
+        assert!(r.contains(".run(\"cat > /x <<EOF\\nhi\\nEOF\")"), "{r}");
+    }
+
+    #[test]
+    fn run_mounts_network_and_security() {
+        let r = recipe(
+            "FROM scratch AS tools\nFROM scratch\nRUN --network=host --security=insecure --mount=type=cache,target=/c,sharing=shared --mount=type=bind,from=tools,source=/bin,target=/t true\n",
+        );
+        assert!(
+            r.contains(".run(\"true\", #{ network: \"host\", security: \"insecure\", cache: [#{ target: \"/c\", sharing: \"shared\" }], mounts: [#{ source: tools.path(\"/bin\"), target: \"/t\" }] })"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn the_target_stage_is_the_image() {
+        let df = parse("FROM scratch AS a\nFROM a AS b\nFROM scratch AS c\n").unwrap();
+        let r = convert(
+            &df,
+            &Options {
+                target: Some("a"),
+                ..Options::default()
+            },
+        )
+        .unwrap()
+        .recipe;
+        assert!(r.contains("image(\"a\", a);") && !r.contains("image(\"c\""), "{r}");
+        // Without one, every stage no other uses.
+        let r = recipe("FROM scratch AS a\nFROM a AS b\nFROM scratch AS c\n");
+        assert!(
+            r.contains("image(\"b\", b);\nimage(\"c\", c);\ngroup(\"default\", [\"c\"]);"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn what_is_not_supported_yet_is_an_error_at_its_line() {
+        let cases = [
+            ("FROM scratch\n\nHEALTHCHECK CMD true\n", 3, "HEALTHCHECK is not supported yet"),
+            ("FROM scratch\nONBUILD RUN x\n", 2, "ONBUILD is not supported yet"),
+            ("FROM scratch\nADD https://example.org/x /x\n", 2, "ADD from a URL (`https://example.org/x`) is not supported yet"),
+            ("FROM scratch\nADD a.tar.gz /\n", 2, "ADD of an archive (`a.tar.gz`, which Docker extracts) is not supported yet"),
+            ("FROM scratch\nCOPY --parents a /\n", 2, "COPY --parents is not supported yet"),
+            ("FROM scratch\nCOPY *.txt /\n", 2, "COPY of a wildcard from the context (`*.txt`) is not supported yet"),
+            ("FROM scratch\nRUN --mount=type=secret,id=x true\n", 2, "RUN --mount=type=secret is not supported yet"),
+            ("RUN true\n", 1, "RUN before the first FROM"),
+            ("FROM scratch\nCOPY --from=3 /a /b\n", 2, "--from=3: no earlier stage 3"),
+            (
+                "FROM debian\nWORKDIR $HOME\n",
+                2,
+                "`$HOME` is not set by this Dockerfile; a value from the base image's environment cannot be substituted here yet (only in ENV)",
+            ),
+        ];
+        for (text, line, message) in cases {
+            let e = error(text);
+            assert_eq!((e.line, e.message.as_str()), (line, message), "{text}");
+        }
+    }
+}
