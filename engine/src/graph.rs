@@ -189,6 +189,10 @@ impl RunOp {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MetaChange {
     Env(Vec<(String, String)>),
+    /// Environment values that read the state's environment when the
+    /// image is assembled: `${NAME}` is NAME's value (empty when unset),
+    /// `$$` a `$` (a Dockerfile's `ENV PATH=/x:$PATH` on a base image).
+    EnvExpand(Vec<(String, String)>),
     Workdir(String),
     User(String),
     Cmd(Vec<String>),

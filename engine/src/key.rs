@@ -187,6 +187,7 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
             next_input(&mut enc);
             match change {
                 MetaChange::Env(pairs) => enc.str("env").pairs(pairs),
+                MetaChange::EnvExpand(pairs) => enc.str("env-expand").pairs(pairs),
                 MetaChange::Workdir(p) => enc.str("workdir").str(p),
                 MetaChange::User(u) => enc.str("user").str(u),
                 MetaChange::Cmd(argv) => enc.str("cmd").strs(argv),

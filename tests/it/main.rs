@@ -8,6 +8,7 @@ mod bases;
 mod build;
 mod cli;
 mod debian;
+mod dockerfile;
 mod docs;
 mod errors;
 mod explain;

@@ -66,6 +66,43 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
     );
     let r = rec.clone();
     engine.register_fn(
+        "env",
+        move |ctx: NativeCallContext, s: &mut State, k: &str, v: Dynamic, opts: Map| -> Res<State> {
+            check_env_name(k, ctx.call_position())?;
+            let expand = expand_option(&opts, ctx.call_position())?;
+            let v = v.to_string();
+            let desc = format!("env({}, {}, #{{expand: {expand}}})", quote(k), quote(&v));
+            let pairs = vec![(k.to_string(), v)];
+            let change = if expand {
+                MetaChange::EnvExpand(pairs)
+            } else {
+                MetaChange::Env(pairs)
+            };
+            Ok(meta(&r, &ctx, s, change, desc))
+        },
+    );
+    let r = rec.clone();
+    engine.register_fn(
+        "env",
+        move |ctx: NativeCallContext, s: &mut State, vars: Map, opts: Map| -> Res<State> {
+            let expand = expand_option(&opts, ctx.call_position())?;
+            let mut pairs = Vec::new();
+            for (k, v) in vars {
+                check_env_name(&k, ctx.call_position())?;
+                pairs.push((k.to_string(), v.to_string()));
+            }
+            let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}: {}", quote(v))).collect();
+            let desc = format!("env(#{{{}}}, #{{expand: {expand}}})", shown.join(", "));
+            let change = if expand {
+                MetaChange::EnvExpand(pairs)
+            } else {
+                MetaChange::Env(pairs)
+            };
+            Ok(meta(&r, &ctx, s, change, desc))
+        },
+    );
+    let r = rec.clone();
+    engine.register_fn(
         "workdir",
         move |ctx: NativeCallContext, s: &mut State, dir: &str| -> Res<State> {
             if dir.is_empty() {
@@ -184,4 +221,19 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
             ))
         },
     );
+}
+
+/// `#{ expand: true }`: env values read the state's environment (`${NAME}`).
+fn expand_option(opts: &Map, pos: rhai::Position) -> Res<bool> {
+    for (k, v) in opts {
+        match k.as_str() {
+            "expand" => {
+                return v
+                    .as_bool()
+                    .map_err(|_| runtime(pos, "env option `expand` must be true or false"))
+            }
+            other => return Err(runtime(pos, format!("env takes the option `expand`, not `{other}`"))),
+        }
+    }
+    Ok(false)
 }

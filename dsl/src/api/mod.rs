@@ -51,7 +51,7 @@ pub const SIGNATURES: &[(&str, &str)] = &[
         "run",
         "state.run(\"shell command\" or [argv], #{env, user, network, cache, secrets, mounts, timeout})",
     ),
-    ("env", "state.env(name, value) or state.env(#{NAME: value})"),
+    ("env", "state.env(name, value) or state.env(#{NAME: value}), with #{expand: true} to read the state's environment (\"${PATH}\")"),
     ("workdir", "state.workdir(path)"),
     ("user", "state.user(\"name[:group]\" or \"uid[:gid]\")"),
     ("cmd", "state.cmd([argv]) or state.cmd(\"shell command\")"),

@@ -113,6 +113,11 @@ struct Converter<'a> {
     global_args: BTreeMap<String, Val>,
     stages: Vec<Stage>,
     warnings: Vec<String>,
+    /// Set while an ENV value is converted: a variable the Dockerfile does
+    /// not set is left to the engine (`${NAME}`, read from the base image's
+    /// environment); `expanded` records that one was.
+    in_env: bool,
+    expanded: std::cell::Cell<bool>,
 }
 
 /// The platform values BuildKit predefines (this build's only platform is the host's).
@@ -187,6 +192,7 @@ impl<'a> Converter<'a> {
         let mut vals = Vec::new();
         for p in parts {
             match p {
+                Part::Lit(s) if self.in_env => vals.push(Val::Lit(s.replace('$', "$$"))),
                 Part::Lit(s) => vals.push(Val::Lit(s.clone())),
                 Part::Var { name, op } => {
                     let value = self.lookup(name, line, stage, op.is_some())?;
@@ -221,13 +227,17 @@ impl<'a> Converter<'a> {
         if let Some(v) = stage.args.get(name) {
             return Ok(Some(v.clone()));
         }
-        if stage.from_scratch || has_op {
+        if stage.from_scratch {
             return Ok(None);
+        }
+        if self.in_env && !has_op {
+            self.expanded.set(true);
+            return Ok(Some(Val::Lit(format!("${{{name}}}"))));
         }
         Err(Self::err(
             line,
             format!(
-                "`${name}` is not set by this Dockerfile; a value from the base image's environment cannot be substituted here yet (only in ENV)"
+                "`${name}` is not set by this Dockerfile; a value from the base image's environment can only be read by a plain `$NAME` in ENV yet"
             ),
         ))
     }
@@ -401,28 +411,52 @@ impl<'a> Converter<'a> {
     }
 
     fn env(&mut self, ins: &Instruction) -> Result<(), DockerfileError> {
-        let mut set = Vec::new();
-        for (key, raw) in self.pairs(ins)? {
-            let key = self
-                .word(&key, ins.line, self.stages.last())?
-                .lit()
-                .ok_or_else(|| Self::err(ins.line, "ENV: a variable's name cannot come from an ARG"))?;
-            let value = self.word(&raw, ins.line, self.stages.last())?;
-            self.stage().env.insert(key.clone(), value.clone());
-            set.push((key, value));
+        let pairs = self.pairs(ins)?;
+        // Once with the engine's expansion allowed, to learn whether a
+        // value reads the base image's environment; else as plain values.
+        self.in_env = true;
+        self.expanded.set(false);
+        let converted = self.env_values(&pairs, ins.line);
+        self.in_env = false;
+        let mut set = converted?;
+        let expand = self.expanded.get();
+        if !expand {
+            set = self.env_values(&pairs, ins.line)?;
         }
+        for (key, value) in &set {
+            if expand {
+                // Known only when the image is assembled: later uses read it as the base's.
+                self.stage().env.remove(key);
+            } else {
+                self.stage().env.insert(key.clone(), value.clone());
+            }
+        }
+        let opts = if expand { ", #{ expand: true }" } else { "" };
         let call = match set.as_slice() {
-            [(k, v)] => format!(".env({}, {})", quote(k), v.rhai()),
+            [(k, v)] => format!(".env({}, {}{opts})", quote(k), v.rhai()),
             _ => {
                 let shown: Vec<String> = set
                     .iter()
                     .map(|(k, v)| format!("{}: {}", rhai_key(k), v.rhai()))
                     .collect();
-                format!(".env(#{{ {} }})", shown.join(", "))
+                format!(".env(#{{ {} }}{opts})", shown.join(", "))
             }
         };
         self.call(call, ins.line);
         Ok(())
+    }
+
+    fn env_values(&self, pairs: &[(String, String)], line: usize) -> Result<Vec<(String, Val)>, DockerfileError> {
+        let mut set = Vec::new();
+        for (key, raw) in pairs {
+            let key = match words::lex(key, self.df.escape).ok().as_deref() {
+                Some([Part::Lit(k)]) => k.clone(),
+                _ => return Err(Self::err(line, format!("ENV: `{key}` is not a variable name"))),
+            };
+            let value = self.word(raw, line, self.stages.last())?;
+            set.push((key, value));
+        }
+        Ok(set)
     }
 
     fn run(&mut self, ins: &Instruction) -> Result<(), DockerfileError> {
@@ -910,6 +944,8 @@ pub fn convert(df: &Dockerfile, opts: &Options<'_>) -> Result<Converted, Dockerf
         global_args: BTreeMap::new(),
         stages: Vec::new(),
         warnings: Vec::new(),
+        in_env: false,
+        expanded: std::cell::Cell::new(false),
     };
     for (name, value) in platform_args() {
         c.global_args.insert(name, Val::Lit(value));
@@ -965,12 +1001,29 @@ mod tests {
 
     #[test]
     fn env_values_substitute_the_dockerfiles_own_variables() {
-        let r = recipe("FROM scratch\nENV A=/opt B=\"$A/bin\" C=${A:+set} D=${NOPE:-dflt}\nWORKDIR $B\n");
+        // As Docker: the pairs of one ENV read the variables as they were before it.
+        let r = recipe("FROM scratch\nENV A=/opt B=\"$A/bin\" C=${A:+set} D=${NOPE:-dflt}\nENV E=$A/lib\nWORKDIR $E\n");
         assert!(
-            r.contains(".env(#{ A: \"/opt\", B: \"/opt/bin\", C: \"set\", D: \"dflt\" })"),
+            r.contains(".env(#{ A: \"/opt\", B: \"/bin\", C: \"\", D: \"dflt\" })"),
             "{r}"
         );
-        assert!(r.contains(".workdir(\"/opt/bin\")"), "{r}");
+        assert!(r.contains(".env(\"E\", \"/opt/lib\")"), "{r}");
+        assert!(r.contains(".workdir(\"/opt/lib\")"), "{r}");
+    }
+
+    #[test]
+    fn env_reads_the_base_images_environment_through_the_engine() {
+        let r = recipe("FROM debian\nENV PATH=/go/bin:$PATH COST='$5'\n");
+        assert!(
+            r.contains(".env(#{ COST: \"$$5\", PATH: \"/go/bin:${PATH}\" }, #{ expand: true })")
+                || r.contains(".env(#{ PATH: \"/go/bin:${PATH}\", COST: \"$$5\" }, #{ expand: true })"),
+            "{r}"
+        );
+        let r = recipe("FROM debian\nENV A=1\nENV B=$A\nWORKDIR /x/$B\n");
+        assert!(
+            r.contains(".env(\"B\", \"1\")") && r.contains(".workdir(\"/x/1\")"),
+            "{r}"
+        );
     }
 
     #[test]
@@ -1041,7 +1094,7 @@ mod tests {
             (
                 "FROM debian\nWORKDIR $HOME\n",
                 2,
-                "`$HOME` is not set by this Dockerfile; a value from the base image's environment cannot be substituted here yet (only in ENV)",
+                "`$HOME` is not set by this Dockerfile; a value from the base image's environment can only be read by a plain `$NAME` in ENV yet",
             ),
         ];
         for (text, line, message) in cases {

@@ -41,9 +41,13 @@ impl Scheduler<'_> {
         match &node.op {
             Op::Scratch => return State { config },
             Op::Meta(change) => match change {
-                MetaChange::Env(pairs) => {
+                MetaChange::Env(pairs) | MetaChange::EnvExpand(pairs) => {
+                    let expand = matches!(change, MetaChange::EnvExpand(_));
                     let mut env = c.env.take().unwrap_or_default();
+                    // Values read the environment as it was before this step.
+                    let before = env.clone();
                     for (k, v) in pairs {
+                        let v = if expand { expand_env(v, &before) } else { v.clone() };
                         env.retain(|kv| kv.split_once('=').map_or(kv.as_str(), |(name, _)| name) != k);
                         env.push(format!("{k}={v}"));
                     }
@@ -81,5 +85,45 @@ impl Scheduler<'_> {
         }
         config.history.push(self.history(node, true));
         State { config }
+    }
+}
+
+/// `${NAME}` in `value` replaced by NAME's value in `env` (`NAME=value`
+/// strings; empty when unset), `$$` by `$`; any other `$` stays.
+pub fn expand_env(value: &str, env: &[String]) -> String {
+    let lookup = |name: &str| {
+        env.iter()
+            .rev()
+            .find_map(|kv| kv.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
+            .unwrap_or("")
+    };
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some((name, tail)) = after.strip_prefix('{').and_then(|a| a.split_once('}')) {
+            out.push_str(lookup(name));
+            rest = tail;
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn expansion_reads_the_environment_before_the_step() {
+        let env = vec!["PATH=/usr/bin:/bin".to_string(), "EMPTY=".to_string()];
+        assert_eq!(super::expand_env("/go/bin:${PATH}", &env), "/go/bin:/usr/bin:/bin");
+        assert_eq!(super::expand_env("a${UNSET}b${EMPTY}c", &env), "abc");
+        assert_eq!(super::expand_env("cost $$5 and $HOME", &env), "cost $5 and $HOME");
     }
 }

@@ -1,0 +1,142 @@
+//! The Dockerfile frontend: `strata build -f Dockerfile` and `strata
+//! convert`, run as a user would.
+
+use std::fs;
+
+use crate::common::*;
+
+const DOCKERFILE: &str = r#"# syntax=docker/dockerfile:1
+ARG VERSION=1.0
+FROM rootfs:busybox.tar AS base
+ARG VERSION
+ENV APP_HOME=/opt/app \
+    GREETING="hello world"
+WORKDIR $APP_HOME
+COPY hello.txt ./
+RUN <<EOF
+echo "v$VERSION" > /opt/app/version
+echo $GREETING >> /opt/app/version
+EOF
+
+FROM base AS build
+RUN --mount=type=cache,target=/root/.cache,id=df-test mkdir -p /out && cp /opt/app/version /out/v && echo ${VERSION:-none} > /out/x
+
+FROM scratch
+ARG VERSION
+COPY --from=build /out/ /
+COPY --from=base --chmod=0755 /bin/busybox /bin/busybox
+LABEL org.opencontainers.image.version=${VERSION} maintainer="strata tests"
+EXPOSE 8080 53/udp
+USER 65534:65534
+WORKDIR /
+ENTRYPOINT ["/bin/busybox"]
+CMD cat /v
+"#;
+
+fn project() -> Project {
+    let p = busybox_project("");
+    fs::remove_file(p.path("strata.rhai")).unwrap();
+    p.write("Dockerfile", DOCKERFILE);
+    p.write("hello.txt", "hello\n");
+    p
+}
+
+#[test]
+fn a_multi_stage_dockerfile_builds_and_its_conversion_gives_the_same_image() {
+    let p = project();
+    let built = p.ok(&["build", "-f", "Dockerfile", "--build-arg", "VERSION=2.5"]);
+    let digest = digest_of(&built.stdout, "stage2");
+    assert!(built.stderr.contains("(Dockerfile:9:1)"), "{}", built.stderr);
+    let out = p.ok(&["run", "stage2"]).stdout;
+    assert_eq!(out, "v2.5\nhello world\n");
+    // The build arg is not in the `build` stage's scope: the shell's default.
+    assert_eq!(p.ok(&["run", "stage2", "--", "cat", "/x"]).stdout, "none\n");
+    let inspect: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "stage2"]).stdout).unwrap();
+    let config = &inspect["config"]["config"];
+    assert_eq!(config["Entrypoint"], serde_json::json!(["/bin/busybox"]));
+    assert_eq!(config["Cmd"], serde_json::json!(["/bin/sh", "-c", "cat /v"]));
+    assert_eq!(config["User"], "65534:65534");
+    assert_eq!(config["WorkingDir"], "/");
+    assert_eq!(
+        config["Labels"],
+        serde_json::json!({"org.opencontainers.image.version": "2.5", "maintainer": "strata tests"})
+    );
+    assert!(config["ExposedPorts"]["8080/tcp"].is_object() && config["ExposedPorts"]["53/udp"].is_object());
+    assert!(config.get("Env").is_none_or(|e| e.is_null()), "{config}");
+
+    // `strata convert` prints the recipe that builds the same image.
+    let recipe = p.ok(&["convert"]).stdout;
+    assert!(recipe.contains("let version = arg(\"VERSION\", \"1.0\");"), "{recipe}");
+    assert!(recipe.contains(".copy(build.path(\"/out/\"), \"/\")"), "{recipe}");
+    p.write("strata.rhai", &recipe);
+    let again = p.ok(&["build", "--arg", "VERSION=2.5"]);
+    assert_eq!(digest_of(&again.stdout, "stage2"), digest);
+    assert!(again.stderr.contains("0 built"), "{}", again.stderr);
+
+    // --target builds a stage other stages use.
+    let target = p.ok(&["build", "-f", "Dockerfile", "--target", "build"]);
+    digest_of(&target.stdout, "build");
+    assert_eq!(
+        p.ok(&["run", "build", "--", "cat", "/out/v"]).stdout,
+        "v1.0\nhello world\n"
+    );
+}
+
+#[test]
+fn dockerfile_errors_name_their_line() {
+    let p = project();
+    p.write("Dockerfile", "FROM rootfs:busybox.tar\n\nHEALTHCHECK CMD true\n");
+    let r = p.run(&["build", "-f", "Dockerfile"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Dockerfile:3:1: HEALTHCHECK is not supported yet"),
+        "{}",
+        r.stderr
+    );
+
+    p.write("build.Dockerfile", "FROM rootfs:busybox.tar\nRUN true\nRUN exit 3\n");
+    let r = p.run(&["build", "-f", "build.Dockerfile"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("build.Dockerfile:3:1: `run` failed with exit code 3: exit 3"),
+        "{}",
+        r.stderr
+    );
+
+    // Any name, with --frontend.
+    p.write(
+        "recipe.txt",
+        "FROM rootfs:busybox.tar\nCOPY --chown=nosuch hello.txt /\n",
+    );
+    let r = p.run(&["build", "-f", "recipe.txt", "--frontend", "dockerfile"]);
+    assert!(
+        r.stderr
+            .contains("recipe.txt:2:1: chown: user `nosuch` is not in the image's /etc/passwd"),
+        "{}",
+        r.stderr
+    );
+    let r = p.run(&["build", "--target", "x"]);
+    assert!(
+        r.stderr
+            .contains("--target x: --target picks a Dockerfile's stage; a recipe's targets are named as arguments"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn env_can_read_the_base_images_environment() {
+    let p = busybox_project(
+        r#"
+let base = from("rootfs:busybox.tar").env("PATH", "/usr/bin:/bin");
+image("x", base.env("PATH", "/opt/bin:${PATH}", #{ expand: true }).env("COST", "$$5", #{ expand: true }));
+"#,
+    );
+    p.ok(&["build"]);
+    let inspect: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "x"]).stdout).unwrap();
+    assert_eq!(
+        inspect["config"]["config"]["Env"],
+        serde_json::json!(["PATH=/opt/bin:/usr/bin:/bin", "COST=$5"])
+    );
+}
