@@ -225,15 +225,13 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
 
 /// `#{ expand: true }`: env values read the state's environment (`${NAME}`).
 fn expand_option(opts: &Map, pos: rhai::Position) -> Res<bool> {
-    for (k, v) in opts {
-        match k.as_str() {
-            "expand" => {
-                return v
-                    .as_bool()
-                    .map_err(|_| runtime(pos, "env option `expand` must be true or false"))
-            }
-            other => return Err(runtime(pos, format!("env takes the option `expand`, not `{other}`"))),
-        }
+    if let Some(other) = opts.keys().find(|k| k.as_str() != "expand") {
+        return Err(runtime(pos, format!("env takes the option `expand`, not `{other}`")));
     }
-    Ok(false)
+    match opts.get("expand") {
+        None => Ok(false),
+        Some(v) => v
+            .as_bool()
+            .map_err(|_| runtime(pos, "env option `expand` must be true or false")),
+    }
 }

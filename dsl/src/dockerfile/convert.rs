@@ -877,15 +877,6 @@ impl<'a> Converter<'a> {
     }
 }
 
-impl Val {
-    fn lit(self) -> Option<String> {
-        match self {
-            Val::Lit(s) => Some(s),
-            Val::Expr(_) => None,
-        }
-    }
-}
-
 /// `${VAR:-word}` and friends on a value known now or when the recipe runs.
 fn apply_op(op: &str, value: Option<Val>, word: Val) -> Val {
     let empty = Val::Lit(String::new());
