@@ -202,6 +202,25 @@ pub enum MetaChange {
     Label(String, String),
     Volume(String),
     StopSignal(String),
+    /// `None`: no health check (`["NONE"]`, turning off an inherited one).
+    Healthcheck(Option<Healthcheck>),
+    /// The shell Docker runs shell-form commands with (recorded in the configuration).
+    Shell(Vec<String>),
+    /// A trigger for images built on this one, as written (`RUN make`).
+    OnBuild(String),
+}
+
+/// A health check: Docker's `Healthcheck` in the image configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Healthcheck {
+    /// `["CMD", argv…]` or `["CMD-SHELL", command]`.
+    pub test: Vec<String>,
+    /// Durations in nanoseconds, as Docker stores them.
+    pub interval: Option<u64>,
+    pub timeout: Option<u64>,
+    pub start_period: Option<u64>,
+    pub start_interval: Option<u64>,
+    pub retries: Option<u64>,
 }
 
 /// What a node does.

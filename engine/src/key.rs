@@ -196,6 +196,17 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
                 MetaChange::Label(k, v) => enc.str("label").str(k).str(v),
                 MetaChange::Volume(p) => enc.str("volume").str(p),
                 MetaChange::StopSignal(s) => enc.str("stop_signal").str(s),
+                MetaChange::Healthcheck(None) => enc.str("healthcheck-none"),
+                MetaChange::Healthcheck(Some(h)) => {
+                    enc.str("healthcheck").strs(&h.test);
+                    for d in [h.interval, h.timeout, h.start_period, h.start_interval, h.retries] {
+                        // u64::MAX stands for unset: no real value is that long.
+                        enc.u64(d.unwrap_or(u64::MAX));
+                    }
+                    &mut enc
+                }
+                MetaChange::Shell(argv) => enc.str("shell").strs(argv),
+                MetaChange::OnBuild(trigger) => enc.str("onbuild").str(trigger),
             };
         }
     }

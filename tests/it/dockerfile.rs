@@ -29,7 +29,10 @@ LABEL org.opencontainers.image.version=${VERSION} maintainer="strata tests"
 EXPOSE 8080 53/udp
 USER 65534:65534
 WORKDIR /
+HEALTHCHECK --interval=30s --timeout=3s --retries=2 CMD ["/bin/busybox", "true"]
+ONBUILD RUN echo built on
 ENTRYPOINT ["/bin/busybox"]
+SHELL ["/bin/busybox", "sh", "-c"]
 CMD cat /v
 "#;
 
@@ -54,7 +57,13 @@ fn a_multi_stage_dockerfile_builds_and_its_conversion_gives_the_same_image() {
     let inspect: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "stage2"]).stdout).unwrap();
     let config = &inspect["config"]["config"];
     assert_eq!(config["Entrypoint"], serde_json::json!(["/bin/busybox"]));
-    assert_eq!(config["Cmd"], serde_json::json!(["/bin/sh", "-c", "cat /v"]));
+    assert_eq!(config["Cmd"], serde_json::json!(["/bin/busybox", "sh", "-c", "cat /v"]));
+    assert_eq!(config["Shell"], serde_json::json!(["/bin/busybox", "sh", "-c"]));
+    assert_eq!(config["OnBuild"], serde_json::json!(["RUN echo built on"]));
+    assert_eq!(
+        config["Healthcheck"],
+        serde_json::json!({"Test": ["CMD", "/bin/busybox", "true"], "Interval": 30_000_000_000u64, "Timeout": 3_000_000_000u64, "Retries": 2})
+    );
     assert_eq!(config["User"], "65534:65534");
     assert_eq!(config["WorkingDir"], "/");
     assert_eq!(
@@ -85,11 +94,15 @@ fn a_multi_stage_dockerfile_builds_and_its_conversion_gives_the_same_image() {
 #[test]
 fn dockerfile_errors_name_their_line() {
     let p = project();
-    p.write("Dockerfile", "FROM rootfs:busybox.tar\n\nHEALTHCHECK CMD true\n");
+    p.write(
+        "Dockerfile",
+        "FROM rootfs:busybox.tar\n\nADD https://example.org/x.txt /x.txt\n",
+    );
     let r = p.run(&["build", "-f", "Dockerfile"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains("Dockerfile:3:1: HEALTHCHECK is not supported yet"),
+        r.stderr
+            .contains("Dockerfile:3:1: ADD from a URL (`https://example.org/x.txt`) is not supported yet"),
         "{}",
         r.stderr
     );

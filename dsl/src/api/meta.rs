@@ -1,6 +1,7 @@
 //! Image configuration: `env`, `workdir`, `user`, `cmd`, `entrypoint`,
-//! `expose`, `label`, `volume`, `stop_signal`. Each adds a metadata node
-//! (no layer; an `empty_layer` history entry).
+//! `expose`, `label`, `volume`, `stop_signal`, and Docker's `healthcheck`,
+//! `shell` and `onbuild`. Each adds a metadata node (no layer; an
+//! `empty_layer` history entry).
 //!
 //! ```rhai
 //! let app = scratch()
@@ -12,11 +13,14 @@
 //!     .expose(8080)
 //!     .label("org.opencontainers.image.title", "app")
 //!     .volume("/data")
-//!     .stop_signal("SIGINT");
+//!     .stop_signal("SIGINT")
+//!     .healthcheck(["/bin/app", "--check"], #{ interval: "30s", timeout: "3s", retries: 3 })
+//!     .shell(["/bin/sh", "-eu", "-c"])
+//!     .onbuild("RUN /bin/app --prepare");
 //! ```
 
 use rhai::{Dynamic, Engine, Map, NativeCallContext};
-use strata_engine::graph::{MetaChange, Op};
+use strata_engine::graph::{Healthcheck, MetaChange, Op};
 
 use super::{argv, quote, quote_list, State};
 use crate::recorder::{runtime, Shared};
@@ -233,5 +237,162 @@ fn expand_option(opts: &Map, pos: rhai::Position) -> Res<bool> {
         Some(v) => v
             .as_bool()
             .map_err(|_| runtime(pos, "env option `expand` must be true or false")),
+    }
+}
+
+/// The health check, Docker's Healthcheck options and the shell and trigger
+/// settings.
+pub fn register_docker(engine: &mut Engine, rec: &Shared) {
+    let r = rec.clone();
+    engine.register_fn(
+        "healthcheck",
+        move |ctx: NativeCallContext, s: &mut State, test: Dynamic| -> Res<State> {
+            healthcheck(&r, &ctx, s, test, Map::new())
+        },
+    );
+    let r = rec.clone();
+    engine.register_fn(
+        "healthcheck",
+        move |ctx: NativeCallContext, s: &mut State, test: Dynamic, opts: Map| -> Res<State> {
+            healthcheck(&r, &ctx, s, test, opts)
+        },
+    );
+    let r = rec.clone();
+    engine.register_fn(
+        "no_healthcheck",
+        move |ctx: NativeCallContext, s: &mut State| -> Res<State> {
+            Ok(meta(
+                &r,
+                &ctx,
+                s,
+                MetaChange::Healthcheck(None),
+                "no_healthcheck()".into(),
+            ))
+        },
+    );
+    let r = rec.clone();
+    engine.register_fn(
+        "shell",
+        move |ctx: NativeCallContext, s: &mut State, shell: rhai::Array| -> Res<State> {
+            let shell = super::strings(&shell, "shell", ctx.call_position())?;
+            if shell.is_empty() {
+                return Err(runtime(ctx.call_position(), "shell must not be empty"));
+            }
+            let desc = format!("shell({})", quote_list(&shell));
+            Ok(meta(&r, &ctx, s, MetaChange::Shell(shell), desc))
+        },
+    );
+    let r = rec.clone();
+    engine.register_fn(
+        "onbuild",
+        move |ctx: NativeCallContext, s: &mut State, trigger: &str| -> Res<State> {
+            if trigger.trim().is_empty() {
+                return Err(runtime(ctx.call_position(), "onbuild needs an instruction"));
+            }
+            let desc = format!("onbuild({})", quote(trigger));
+            Ok(meta(&r, &ctx, s, MetaChange::OnBuild(trigger.to_string()), desc))
+        },
+    );
+}
+
+fn healthcheck(rec: &Shared, ctx: &NativeCallContext, s: &State, test: Dynamic, opts: Map) -> Res<State> {
+    let pos = ctx.call_position();
+    // A string is a shell command (CMD-SHELL), a list an argv (CMD).
+    let test = if test.is_string() {
+        vec!["CMD-SHELL".to_string(), test.to_string()]
+    } else {
+        let argv = argv(test, "healthcheck", pos)?;
+        std::iter::once("CMD".to_string()).chain(argv).collect()
+    };
+    let mut check = Healthcheck {
+        test,
+        ..Default::default()
+    };
+    for (k, v) in &opts {
+        let duration = || -> Res<u64> {
+            parse_duration(&v.to_string()).ok_or_else(|| {
+                runtime(
+                    pos,
+                    format!("healthcheck `{k}` is a duration like \"30s\" or \"1m30s\", not `{v}`"),
+                )
+            })
+        };
+        match k.as_str() {
+            "interval" => check.interval = Some(duration()?),
+            "timeout" => check.timeout = Some(duration()?),
+            "start_period" => check.start_period = Some(duration()?),
+            "start_interval" => check.start_interval = Some(duration()?),
+            "retries" => {
+                check.retries = Some(
+                    v.as_int()
+                        .ok()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .ok_or_else(|| runtime(pos, "healthcheck `retries` is a number"))?,
+                )
+            }
+            other => {
+                return Err(runtime(
+                    pos,
+                    format!(
+                        "healthcheck takes interval, timeout, start_period, start_interval and retries, not `{other}`"
+                    ),
+                ))
+            }
+        }
+    }
+    let mut desc = format!("healthcheck({}", quote_list(&check.test));
+    if !opts.is_empty() {
+        let shown: Vec<String> = opts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        desc.push_str(&format!(", #{{{}}}", shown.join(", ")));
+    }
+    desc.push(')');
+    Ok(meta(rec, ctx, s, MetaChange::Healthcheck(Some(check)), desc))
+}
+
+/// `30s`, `1m30s`, `500ms`, `1h` in nanoseconds (Go's duration syntax, as Docker's flags).
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    if rest == "0" {
+        return Some(0);
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale: f64 = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total = total.checked_add((number * scale).round() as u64)?;
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_read_as_docker_writes_them() {
+        assert_eq!(super::parse_duration("30s"), Some(30_000_000_000));
+        assert_eq!(super::parse_duration("1m30s"), Some(90_000_000_000));
+        assert_eq!(super::parse_duration("500ms"), Some(500_000_000));
+        assert_eq!(super::parse_duration("1.5h"), Some(5_400_000_000_000));
+        assert_eq!(super::parse_duration("0"), Some(0));
+        assert_eq!(super::parse_duration("30"), None);
+        assert_eq!(super::parse_duration("3x"), None);
     }
 }

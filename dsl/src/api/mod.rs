@@ -51,6 +51,9 @@ pub const SIGNATURES: &[(&str, &str)] = &[
         "run",
         "state.run(\"shell command\" or [argv], #{env, user, network, cache, secrets, mounts, timeout})",
     ),
+    ("healthcheck", "state.healthcheck(\"shell command\" or [argv]) or state.healthcheck(…, #{interval, timeout, start_period, start_interval, retries})"),
+    ("shell", "state.shell([\"/bin/sh\", \"-c\"])"),
+    ("onbuild", "state.onbuild(\"RUN make\")"),
     ("env", "state.env(name, value) or state.env(#{NAME: value}), with #{expand: true} to read the state's environment (\"${PATH}\")"),
     ("workdir", "state.workdir(path)"),
     ("user", "state.user(\"name[:group]\" or \"uid[:gid]\")"),
@@ -76,6 +79,7 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
     engine.register_type_with_name::<Ctx>("Ctx");
     states::register(engine, rec);
     meta::register(engine, rec);
+    meta::register_docker(engine, rec);
     targets::register(engine, rec);
 }
 

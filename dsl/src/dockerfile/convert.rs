@@ -718,6 +718,54 @@ impl<'a> Converter<'a> {
         Ok(())
     }
 
+    fn healthcheck(&mut self, ins: &Instruction) -> Result<(), DockerfileError> {
+        let args = ins.args.trim();
+        if args.eq_ignore_ascii_case("NONE") {
+            if !ins.flags.is_empty() {
+                return Err(Self::err(ins.line, "HEALTHCHECK NONE takes no options"));
+            }
+            self.call(".no_healthcheck()".into(), ins.line);
+            return Ok(());
+        }
+        let Some(command) = args
+            .strip_prefix("CMD")
+            .or_else(|| args.strip_prefix("cmd"))
+            .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
+        else {
+            return Err(Self::err(ins.line, "HEALTHCHECK takes `CMD command` or `NONE`"));
+        };
+        let command = command.trim();
+        let test = match parse::json_array(command) {
+            Some(argv) => list(&argv),
+            None => quote(command),
+        };
+        let mut options = Vec::new();
+        for (flag, value) in &ins.flags {
+            let value = value.clone().unwrap_or_default();
+            let key = match flag.as_str() {
+                "interval" | "timeout" | "retries" => flag.clone(),
+                "start-period" => "start_period".into(),
+                "start-interval" => "start_interval".into(),
+                other => return Err(Self::err(ins.line, format!("HEALTHCHECK does not take --{other}"))),
+            };
+            if key == "retries" {
+                let n: u64 = value
+                    .parse()
+                    .map_err(|_| Self::err(ins.line, format!("HEALTHCHECK --retries={value}: not a number")))?;
+                options.push(format!("retries: {n}"));
+            } else {
+                options.push(format!("{key}: {}", quote(&value)));
+            }
+        }
+        let call = if options.is_empty() {
+            format!(".healthcheck({test})")
+        } else {
+            format!(".healthcheck({test}, #{{ {} }})", options.join(", "))
+        };
+        self.call(call, ins.line);
+        Ok(())
+    }
+
     /// CMD and ENTRYPOINT: the exec form as it is, the shell form through the stage's shell.
     fn command_form(&self, ins: &Instruction) -> String {
         match parse::json_array(&ins.args) {
@@ -739,7 +787,7 @@ impl<'a> Converter<'a> {
         if ins.command != "FROM" && ins.command != "ARG" && self.stages.is_empty() {
             return Err(Self::err(line, format!("{} before the first FROM", ins.command)));
         }
-        if !ins.flags.is_empty() && !["FROM", "RUN", "COPY", "ADD"].contains(&ins.command.as_str()) {
+        if !ins.flags.is_empty() && !["FROM", "RUN", "COPY", "ADD", "HEALTHCHECK"].contains(&ins.command.as_str()) {
             return Err(Self::err(line, format!("{} takes no --flags", ins.command)));
         }
         match ins.command.as_str() {
@@ -795,15 +843,21 @@ impl<'a> Converter<'a> {
                 let shell = parse::json_array(&ins.args).filter(|s| !s.is_empty()).ok_or_else(|| {
                     Self::err(line, "SHELL takes a JSON array: SHELL [\"executable\", \"parameters\"]")
                 })?;
+                self.call(format!(".shell({})", list(&shell)), line);
                 self.stage().shell = shell;
-                self.warnings.push(format!(
-                    "line {line}: SHELL applies to the RUN, CMD and ENTRYPOINT below it; the image's configuration does not record it"
-                ));
             }
             "MAINTAINER" => self.warnings.push(format!(
                 "line {line}: MAINTAINER is deprecated and left out (use LABEL maintainer=…)"
             )),
-            "HEALTHCHECK" | "ONBUILD" => return Err(Self::err(line, format!("{} is not supported yet", ins.command))),
+            "HEALTHCHECK" => self.healthcheck(ins)?,
+            "ONBUILD" => {
+                let trigger = ins.args.trim();
+                let word = trigger.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                if ["ONBUILD", "FROM", "MAINTAINER", ""].contains(&word.as_str()) {
+                    return Err(Self::err(line, format!("ONBUILD cannot take `{word}`")));
+                }
+                self.call(format!(".onbuild({})", quote(trigger)), line);
+            }
             other => return Err(Self::err(line, format!("unknown instruction `{other}`"))),
         }
         Ok(())
@@ -904,6 +958,12 @@ fn apply_op(op: &str, value: Option<Val>, word: Val) -> Val {
         (_, Some(v)) => v,
         (_, None) => empty,
     }
+}
+
+/// A Rhai list of string literals.
+fn list(items: &[String]) -> String {
+    let items: Vec<String> = items.iter().map(|a| quote(a)).collect();
+    format!("[{}]", items.join(", "))
 }
 
 /// A map key in Rhai: bare when it is an identifier, quoted otherwise.
@@ -1039,6 +1099,25 @@ mod tests {
     }
 
     #[test]
+    fn healthcheck_shell_and_onbuild_are_configuration() {
+        let r = recipe(
+            "FROM scratch\nHEALTHCHECK --interval=5s --retries=3 CMD curl -f http://localhost/\nSHELL [\"/bin/ash\", \"-c\"]\nONBUILD RUN make\nFROM scratch\nHEALTHCHECK NONE\nHEALTHCHECK CMD [\"/bin/check\"]\n",
+        );
+        assert!(
+            r.contains(".healthcheck(\"curl -f http://localhost/\", #{ interval: \"5s\", retries: 3 })"),
+            "{r}"
+        );
+        assert!(
+            r.contains(".shell([\"/bin/ash\", \"-c\"])") && r.contains(".onbuild(\"RUN make\")"),
+            "{r}"
+        );
+        assert!(
+            r.contains(".no_healthcheck()") && r.contains(".healthcheck([\"/bin/check\"])"),
+            "{r}"
+        );
+    }
+
+    #[test]
     fn run_mounts_network_and_security() {
         let r = recipe(
             "FROM scratch AS tools\nFROM scratch\nRUN --network=host --security=insecure --mount=type=cache,target=/c,sharing=shared --mount=type=bind,from=tools,source=/bin,target=/t true\n",
@@ -1073,8 +1152,8 @@ mod tests {
     #[test]
     fn what_is_not_supported_yet_is_an_error_at_its_line() {
         let cases = [
-            ("FROM scratch\n\nHEALTHCHECK CMD true\n", 3, "HEALTHCHECK is not supported yet"),
-            ("FROM scratch\nONBUILD RUN x\n", 2, "ONBUILD is not supported yet"),
+            ("FROM scratch\n\nHEALTHCHECK true\n", 3, "HEALTHCHECK takes `CMD command` or `NONE`"),
+            ("FROM scratch\nONBUILD ONBUILD RUN x\n", 2, "ONBUILD cannot take `ONBUILD`"),
             ("FROM scratch\nADD https://example.org/x /x\n", 2, "ADD from a URL (`https://example.org/x`) is not supported yet"),
             ("FROM scratch\nADD a.tar.gz /\n", 2, "ADD of an archive (`a.tar.gz`, which Docker extracts) is not supported yet"),
             ("FROM scratch\nCOPY --parents a /\n", 2, "COPY --parents is not supported yet"),

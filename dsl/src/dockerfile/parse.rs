@@ -40,7 +40,7 @@ pub struct Dockerfile {
 }
 
 const HEREDOC_COMMANDS: [&str; 3] = ["RUN", "COPY", "ADD"];
-const FLAG_COMMANDS: [&str; 6] = ["FROM", "RUN", "COPY", "ADD", "HEALTHCHECK", "ONBUILD"];
+const FLAG_COMMANDS: [&str; 5] = ["FROM", "RUN", "COPY", "ADD", "HEALTHCHECK"];
 
 pub fn parse(text: &str) -> Result<Dockerfile, DockerfileError> {
     let lines: Vec<&str> = text.lines().collect();

@@ -80,6 +80,24 @@ impl Scheduler<'_> {
                         .insert(path.clone(), Empty {});
                 }
                 MetaChange::StopSignal(sig) => c.stop_signal = Some(sig.clone()),
+                MetaChange::Healthcheck(None) => {
+                    c.healthcheck = Some(image::Healthcheck {
+                        test: Some(vec!["NONE".into()]),
+                        ..Default::default()
+                    })
+                }
+                MetaChange::Healthcheck(Some(h)) => {
+                    c.healthcheck = Some(image::Healthcheck {
+                        test: Some(h.test.clone()),
+                        interval: h.interval,
+                        timeout: h.timeout,
+                        start_period: h.start_period,
+                        start_interval: h.start_interval,
+                        retries: h.retries,
+                    })
+                }
+                MetaChange::Shell(argv) => c.shell = Some(argv.clone()),
+                MetaChange::OnBuild(trigger) => c.on_build.get_or_insert_with(Vec::new).push(trigger.clone()),
             },
             _ => unreachable!("layer ops are folded by fold_layer"),
         }
