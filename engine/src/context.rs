@@ -22,6 +22,8 @@ use crate::key::KeyEncoder;
 pub enum SelectError {
     #[error("`{0}` is not in the build context")]
     NotFound(String),
+    #[error("`{0}` matches nothing in the build context")]
+    NoMatch(String),
     #[error("`{0}` is excluded by {1}")]
     Ignored(String, &'static str),
     #[error("`{0}` leaves the build context")]
@@ -80,7 +82,31 @@ pub struct Context {
     root: PathBuf,
     /// `root` with its symlinks resolved: what every selected path must stay under.
     real_root: PathBuf,
-    ignore: Option<(Gitignore, &'static str)>,
+    /// The rules, the file they came from, and their lines.
+    ignore: Option<(Gitignore, &'static str, Vec<String>)>,
+}
+
+/// `.dockerignore` lines as rules anchored at `root` (`!` re-includes).
+fn ignore_rules(root: &Path, lines: &[String]) -> Result<Gitignore, ignore::Error> {
+    let mut builder = GitignoreBuilder::new(root);
+    for line in lines {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (neg, pat) = match line.strip_prefix('!') {
+            Some(rest) => ("!", rest),
+            None => ("", line),
+        };
+        let pat = pat.trim_start_matches("./");
+        let anchored = if pat.starts_with('/') || pat.starts_with("**") {
+            pat.to_string()
+        } else {
+            format!("/{pat}")
+        };
+        builder.add_line(None, &format!("{neg}{anchored}"))?;
+    }
+    builder.build()
 }
 
 impl Context {
@@ -90,28 +116,8 @@ impl Context {
         for name in [".strataignore", ".dockerignore"] {
             let path = root.join(name);
             if let Ok(text) = fs::read_to_string(&path) {
-                let mut builder = GitignoreBuilder::new(root);
-                for line in text.lines() {
-                    let line = line.trim();
-                    if line.is_empty() || line.starts_with('#') {
-                        continue;
-                    }
-                    // .dockerignore patterns are anchored at the context root.
-                    let (neg, pat) = match line.strip_prefix('!') {
-                        Some(rest) => ("!", rest),
-                        None => ("", line),
-                    };
-                    let pat = pat.trim_start_matches("./");
-                    let anchored = if pat.starts_with('/') || pat.starts_with("**") {
-                        pat.to_string()
-                    } else {
-                        format!("/{pat}")
-                    };
-                    builder
-                        .add_line(None, &format!("{neg}{anchored}"))
-                        .map_err(|e| SelectError::IgnoreFile(path.clone(), e))?;
-                }
-                let gi = builder.build().map_err(|e| SelectError::IgnoreFile(path.clone(), e))?;
+                let lines: Vec<String> = text.lines().map(str::to_string).collect();
+                let gi = ignore_rules(root, &lines).map_err(|e| SelectError::IgnoreFile(path.clone(), e))?;
                 ignore = Some((
                     gi,
                     if name == ".strataignore" {
@@ -119,6 +125,7 @@ impl Context {
                     } else {
                         ".dockerignore"
                     },
+                    lines,
                 ));
                 break;
             }
@@ -127,6 +134,32 @@ impl Context {
             root: root.to_path_buf(),
             real_root: fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf()),
             ignore,
+        })
+    }
+
+    /// This context with `exclude` (`.dockerignore` lines relative to
+    /// `base`) after its own rules.
+    fn excluding(&self, base: &Path, exclude: &[String]) -> Result<Context, SelectError> {
+        let mut lines = self.ignore.as_ref().map(|(_, _, l)| l.clone()).unwrap_or_default();
+        for pattern in exclude {
+            let (neg, pat) = match pattern.strip_prefix('!') {
+                Some(rest) => ("!", rest),
+                None => ("", pattern.as_str()),
+            };
+            let pat = pat.trim_start_matches("./").trim_start_matches('/');
+            if base.as_os_str().is_empty() {
+                lines.push(format!("{neg}/{pat}"));
+            } else {
+                lines.push(format!("{neg}/{}/{pat}", base.display()));
+            }
+        }
+        let gi = ignore_rules(&self.root, &lines)
+            .map_err(|e| SelectError::IgnoreFile(PathBuf::from("copy's `exclude`"), e))?;
+        let file = self.ignore.as_ref().map_or("the copy's `exclude`", |(_, f, _)| *f);
+        Ok(Context {
+            root: self.root.clone(),
+            real_root: self.real_root.clone(),
+            ignore: Some((gi, file, lines)),
         })
     }
 
@@ -167,16 +200,72 @@ impl Context {
         })
     }
 
+    /// The context paths `pattern` matches (`*`, `?`, `[…]` in any
+    /// component; as Docker's, a `*` matches a leading dot too), sorted,
+    /// ignored entries left out.
+    fn expand(&self, pattern: &str) -> Result<Vec<String>, SelectError> {
+        let rel = clean_relative(pattern).ok_or_else(|| SelectError::Escapes(pattern.to_string()))?;
+        let mut found: Vec<PathBuf> = vec![PathBuf::new()];
+        for comp in rel.components() {
+            let part = comp.as_os_str().to_string_lossy().into_owned();
+            let mut next = Vec::new();
+            for base in found {
+                if !is_glob(&part) {
+                    next.push(base.join(&part));
+                    continue;
+                }
+                // The directory to list, its links followed only inside the context.
+                let dir = if base.as_os_str().is_empty() {
+                    self.root.clone()
+                } else {
+                    let at = self.confined(pattern, &base)?;
+                    match fs::canonicalize(&at) {
+                        Ok(real) if real.starts_with(&self.real_root) => real,
+                        Ok(_) => {
+                            return Err(SelectError::LinkEscapes {
+                                path: pattern.to_string(),
+                                link: base.display().to_string(),
+                            })
+                        }
+                        Err(_) => continue,
+                    }
+                };
+                let Ok(entries) = fs::read_dir(&dir) else { continue };
+                let mut names: Vec<(std::ffi::OsString, bool)> = Vec::new();
+                for entry in entries {
+                    let entry = entry.map_err(|e| SelectError::Io(dir.clone(), e))?;
+                    let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                    names.push((entry.file_name(), is_dir));
+                }
+                names.sort();
+                for (name, is_dir) in names {
+                    let candidate = base.join(&name);
+                    if glob_match(part.as_bytes(), name.as_bytes()) && !self.ignored(&candidate, is_dir) {
+                        next.push(candidate);
+                    }
+                }
+            }
+            found = next;
+        }
+        let mut out: Vec<String> = found
+            .into_iter()
+            .filter(|p| fs::symlink_metadata(self.root.join(p)).is_ok())
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     fn ignored(&self, rel: &Path, is_dir: bool) -> bool {
         match &self.ignore {
-            Some((gi, _)) => gi.matched_path_or_any_parents(rel, is_dir).is_ignore(),
+            Some((gi, _, _)) => gi.matched_path_or_any_parents(rel, is_dir).is_ignore(),
             None => false,
         }
     }
 
     /// Selects `paths` (relative to the context root) and hashes them.
     pub fn select(&self, paths: &[String], cache: &StatCache) -> Result<Selection, SelectError> {
-        self.select_until(paths, cache, &std::sync::atomic::AtomicBool::new(false))
+        self.select_until(paths, &[], cache, &std::sync::atomic::AtomicBool::new(false))
     }
 
     /// [`Context::select`], stopping with [`SelectError::Interrupted`] soon
@@ -184,25 +273,58 @@ impl Context {
     pub fn select_until(
         &self,
         paths: &[String],
+        exclude: &[String],
         cache: &StatCache,
         cancel: &std::sync::atomic::AtomicBool,
     ) -> Result<Selection, SelectError> {
         let mut sources = Vec::new();
         let mut enc = KeyEncoder::new("context");
-        enc.u64(paths.len() as u64);
+        // Patterns stand for what they match, in sorted order.
+        let mut expanded = Vec::new();
         for path in paths {
+            if is_glob(path) {
+                let matches = self.expand(path)?;
+                if matches.is_empty() {
+                    return Err(SelectError::NoMatch(path.clone()));
+                }
+                expanded.extend(matches);
+            } else {
+                expanded.push(path.clone());
+            }
+        }
+        enc.u64(expanded.len() as u64);
+        for path in &expanded {
             let rel = clean_relative(path).ok_or_else(|| SelectError::Escapes(path.clone()))?;
-            let abs = self.confined(path, &rel)?;
+            // A copy's own exclusions, as BuildKit's, are relative to each
+            // source directory (a file's own directory), after the ignore file.
+            let narrowed;
+            let this = if exclude.is_empty() {
+                self
+            } else {
+                let is_dir = fs::metadata(self.root.join(&rel)).is_ok_and(|m| m.is_dir());
+                let base = if is_dir {
+                    rel.clone()
+                } else {
+                    rel.parent().map(Path::to_path_buf).unwrap_or_default()
+                };
+                narrowed = self.excluding(&base, exclude)?;
+                &narrowed
+            };
+            let abs = this.confined(path, &rel)?;
             let meta = fs::symlink_metadata(&abs).map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => SelectError::NotFound(path.clone()),
                 _ => SelectError::Io(abs.clone(), e),
             })?;
             if !rel.as_os_str().is_empty() && self.ignored(&rel, meta.is_dir()) {
-                let file = self.ignore.as_ref().map(|(_, f)| *f).unwrap_or(".dockerignore");
+                let file = self.ignore.as_ref().map(|(_, f, _)| *f).unwrap_or(".dockerignore");
                 return Err(SelectError::Ignored(path.clone(), file));
             }
+            if !rel.as_os_str().is_empty() && this.ignored(&rel, meta.is_dir()) {
+                // Excluded by the copy itself: not selected.
+                continue;
+            }
             let mut entries = Vec::new();
-            self.walk(&abs, &rel, PathBuf::new(), &meta, (cache, cancel), &mut entries)?;
+            this.walk(&abs, &rel, PathBuf::new(), &meta, (cache, cancel), &mut entries)?;
             enc.str(path).u64(meta.is_dir() as u64).u64(entries.len() as u64);
             for e in &entries {
                 enc.bytes(e.rel.as_os_str().as_bytes()).u64(e.mode as u64);
@@ -285,6 +407,44 @@ impl Context {
         }
         // Sockets, FIFOs and devices in a context are skipped, like Docker does.
         Ok(())
+    }
+}
+
+/// True when `s` has glob wildcards.
+pub fn is_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Shell-style matching of one name: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`.
+pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    match (pattern.first(), name.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob_match(&pattern[1..], name) || (!name.is_empty() && glob_match(pattern, &name[1..])),
+        (Some(b'?'), Some(_)) => glob_match(&pattern[1..], &name[1..]),
+        (Some(b'['), Some(&c)) => {
+            let Some(end) = pattern.iter().skip(2).position(|&b| b == b']').map(|i| i + 2) else {
+                return c == b'[' && glob_match(&pattern[1..], &name[1..]);
+            };
+            let set = &pattern[1..end];
+            let (negate, set) = match set.first() {
+                Some(b'!') | Some(b'^') => (true, &set[1..]),
+                _ => (false, set),
+            };
+            let mut hit = false;
+            let mut i = 0;
+            while i < set.len() {
+                if i + 2 < set.len() && set[i + 1] == b'-' {
+                    hit |= set[i] <= c && c <= set[i + 2];
+                    i += 3;
+                } else {
+                    hit |= set[i] == c;
+                    i += 1;
+                }
+            }
+            hit != negate && glob_match(&pattern[end + 1..], &name[1..])
+        }
+        (Some(&p), Some(&c)) if p == c => glob_match(&pattern[1..], &name[1..]),
+        _ => false,
     }
 }
 
@@ -479,6 +639,49 @@ mod tests {
     }
 
     #[test]
+    fn patterns_select_what_they_match_sorted_without_ignored_entries() {
+        let dir = setup();
+        fs::create_dir_all(dir.path().join("src/.hidden")).unwrap();
+        fs::write(dir.path().join("src/.hidden/c.txt"), b"c").unwrap();
+        fs::write(dir.path().join("src/sub/skip.txt"), b"s").unwrap();
+        fs::write(dir.path().join(".dockerignore"), "src/sub/skip.txt\n").unwrap();
+        let ctx = Context::open(dir.path()).unwrap();
+        let selected = |paths: &[&str], exclude: &[&str]| -> Vec<String> {
+            let paths: Vec<String> = paths.iter().map(|s| s.to_string()).collect();
+            let exclude: Vec<String> = exclude.iter().map(|s| s.to_string()).collect();
+            let sel = ctx
+                .select_until(&paths, &exclude, &StatCache::default(), &AtomicBool::new(false))
+                .unwrap();
+            sel.sources
+                .iter()
+                .flat_map(|s| s.entries.iter().map(move |e| format!("{}/{}", s.path, e.rel.display())))
+                .collect()
+        };
+        // As Docker's (Go's filepath.Match), `*` matches a leading dot.
+        assert_eq!(
+            selected(&["src/*/*.txt"], &[]),
+            vec!["src/.hidden/c.txt/", "src/sub/b.txt/"]
+        );
+        assert_eq!(selected(&["src/[a]*"], &[]), vec!["src/a.txt/"]);
+        // A copy's own exclusions join the ignore file's.
+        assert_eq!(
+            selected(&["src"], &["**/b.txt", ".hidden"]),
+            vec!["src/", "src/a.txt", "src/sub"]
+        );
+        // Relative to each source: `*.txt` is the source directory's own.
+        assert_eq!(
+            selected(&["src"], &["*.txt"]),
+            vec!["src/", "src/.hidden", "src/.hidden/c.txt", "src/sub", "src/sub/b.txt"]
+        );
+        // An excluded source is not selected.
+        assert_eq!(selected(&["src/a.txt", "README"], &["a.txt"]), vec!["README/"]);
+        let err = ctx
+            .select_until(&["nope/*".into()], &[], &StatCache::default(), &AtomicBool::new(false))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "`nope/*` matches nothing in the build context");
+    }
+
+    #[test]
     fn content_mode_and_names_change_the_hash_but_mtime_does_not() {
         let dir = setup();
         let h0 = hash(dir.path(), &["src"]);
@@ -505,7 +708,7 @@ mod tests {
         let ctx = Context::open(dir.path()).unwrap();
         let cancel = std::sync::atomic::AtomicBool::new(true);
         let err = ctx
-            .select_until(&["src".to_string()], &StatCache::default(), &cancel)
+            .select_until(&["src".to_string()], &[], &StatCache::default(), &cancel)
             .unwrap_err();
         assert!(matches!(err, SelectError::Interrupted), "{err}");
     }

@@ -74,8 +74,10 @@ pub struct DebianBase {
 /// What a `copy` reads from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CopySource {
-    /// Paths relative to the build context; a directory selects its whole tree.
-    Context { paths: Vec<String> },
+    /// Paths relative to the build context (patterns match as the shell's);
+    /// a directory selects its whole tree; what matches `exclude` (as a
+    /// `.dockerignore` line) is left out.
+    Context { paths: Vec<String>, exclude: Vec<String> },
     /// An absolute path inside another state (multi-stage artifact passing).
     State { node: NodeId, path: String },
 }
@@ -90,6 +92,9 @@ pub struct CopyOp {
     pub chown: Option<String>,
     /// Permission bits applied to every copied file and directory.
     pub chmod: Option<u32>,
+    /// Each context source lands under its own path (`a/b/c.txt` at
+    /// `DST/a/b/c.txt`), as `COPY --parents`.
+    pub parents: bool,
 }
 
 /// Whether a RUN sees a network.

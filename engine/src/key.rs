@@ -125,8 +125,15 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
             enc.str("copy");
             next_input(&mut enc);
             match &copy.source {
-                CopySource::Context { paths } => {
+                CopySource::Context { paths, exclude } => {
                     enc.str("ctx").strs(paths);
+                    // Only copies that use them carry the markers: existing keys stay as they were.
+                    if !exclude.is_empty() {
+                        enc.str("exclude").strs(exclude);
+                    }
+                    if copy.parents {
+                        enc.str("parents");
+                    }
                     match resolved {
                         Resolved::Context(hash) => enc.hash(&hash),
                         _ => enc.u64(0),
@@ -234,10 +241,14 @@ mod tests {
 
     fn copy_op(paths: Vec<String>, dst: String, chown: Option<String>, chmod: Option<u32>) -> Op {
         Op::Copy(CopyOp {
-            source: CopySource::Context { paths },
+            source: CopySource::Context {
+                paths,
+                exclude: Vec::new(),
+            },
             dst,
             chown,
             chmod,
+            parents: false,
         })
     }
 

@@ -153,3 +153,47 @@ image("x", base.env("PATH", "/opt/bin:${PATH}", #{ expand: true }).env("COST", "
         serde_json::json!(["PATH=/opt/bin:/usr/bin:/bin", "COST=$5"])
     );
 }
+
+#[test]
+fn copy_takes_wildcards_parents_and_exclusions_from_the_context() {
+    let p = project();
+    p.write("services/api/package.json", "{\"name\": \"api\"}\n");
+    p.write("services/web/package.json", "{\"name\": \"web\"}\n");
+    p.write("services/web/README.md", "web\n");
+    p.write("services/web/src/main.js", "main\n");
+    p.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY --parents services/*/package.json /deps/\nCOPY --exclude=**/*.md --exclude=web/src services /all/\nCOPY services/w*/package.json /one.json\n",
+    );
+    let layout = p.path("out");
+    p.ok(&["build", "-f", "Dockerfile", "-o", &format!("oci:{}", layout.display())]);
+    let bundle = umoci_unpack(&layout, "stage0");
+    let root = bundle.path().join("b/rootfs");
+    let mut files: Vec<String> = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                files.push(e.path().strip_prefix(&root).unwrap().display().to_string());
+            }
+        }
+    }
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "all/api/package.json",
+            "all/web/package.json",
+            "deps/services/api/package.json",
+            "deps/services/web/package.json",
+            "one.json"
+        ]
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("one.json")).unwrap(),
+        "{\"name\": \"web\"}\n"
+    );
+}

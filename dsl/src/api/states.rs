@@ -148,7 +148,34 @@ fn copy(
     opts: Map,
 ) -> Res<State> {
     let pos = ctx.call_position();
-    check_options(&opts, &["chown", "chmod"], "copy", pos)?;
+    check_options(&opts, &["chown", "chmod", "parents", "exclude"], "copy", pos)?;
+    let mut src = src;
+    let parents = match opts.get("parents") {
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .map_err(|_| runtime(pos, "copy option `parents` must be true or false"))?,
+    };
+    let exclude = match opts.get("exclude") {
+        None => Vec::new(),
+        Some(v) => {
+            let list = v
+                .clone()
+                .try_cast::<rhai::Array>()
+                .ok_or_else(|| runtime(pos, "copy option `exclude` must be a list of patterns"))?;
+            super::strings(&list, "exclude", pos)?
+        }
+    };
+    match &mut src {
+        CopySource::Context { exclude: e, .. } => *e = exclude.clone(),
+        CopySource::State { .. } if parents || !exclude.is_empty() => {
+            return Err(runtime(
+                pos,
+                "copy options `parents` and `exclude` take a ctx() source (not another state's path) yet",
+            ))
+        }
+        CopySource::State { .. } => {}
+    }
     if dst.is_empty() {
         return Err(runtime(pos, "copy destination must not be empty"));
     }
@@ -167,6 +194,8 @@ fn copy(
         let parts: Vec<String> = [
             chown.as_ref().map(|c| format!("chown: {}", quote(c))),
             chmod.map(|m| format!("chmod: \"{m:04o}\"")),
+            parents.then(|| "parents: true".to_string()),
+            (!exclude.is_empty()).then(|| format!("exclude: {}", quote_list(&exclude))),
         ]
         .into_iter()
         .flatten()
@@ -178,6 +207,7 @@ fn copy(
         dst: dst.to_string(),
         chown,
         chmod,
+        parents,
     });
     let node = rec.borrow_mut().add(ctx, op, Some(state.node), desc);
     Ok(State { node })
@@ -491,7 +521,10 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
             rec,
             ctx,
             state,
-            CopySource::Context { paths: src.paths },
+            CopySource::Context {
+                paths: src.paths,
+                exclude: Vec::new(),
+            },
             desc,
             dst,
             opts,

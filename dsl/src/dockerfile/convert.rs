@@ -628,6 +628,8 @@ impl<'a> Converter<'a> {
         let add = ins.command == "ADD";
         let mut from = None;
         let mut options = Vec::new();
+        let mut parents = false;
+        let mut exclude: Vec<String> = Vec::new();
         for (flag, value) in &ins.flags {
             match (flag.as_str(), value) {
                 ("from", Some(v)) if !add => from = Some(v.clone()),
@@ -637,6 +639,13 @@ impl<'a> Converter<'a> {
                 }
                 ("chmod", Some(v)) => options.push(format!("chmod: {}", quote(v))),
                 ("link", _) => {}
+                ("parents", None) => parents = true,
+                ("parents", Some(v)) if v == "true" => parents = true,
+                ("parents", Some(v)) if v == "false" => {}
+                ("exclude", Some(v)) => {
+                    let v = self.word(v, ins.line, self.stages.last())?;
+                    exclude.push(v.rhai());
+                }
                 (other, _) => {
                     return Err(Self::err(
                         ins.line,
@@ -666,6 +675,18 @@ impl<'a> Converter<'a> {
             vals.push(self.word(w, ins.line, self.stages.last())?);
         }
         let dest = vals.pop().expect("a destination");
+        if from.is_some() && (parents || !exclude.is_empty()) {
+            return Err(Self::err(
+                ins.line,
+                "COPY --from with --parents or --exclude is not supported yet",
+            ));
+        }
+        if parents {
+            options.push("parents: true".into());
+        }
+        if !exclude.is_empty() {
+            options.push(format!("exclude: [{}]", exclude.join(", ")));
+        }
         let opts = if options.is_empty() {
             String::new()
         } else {
@@ -692,15 +713,6 @@ impl<'a> Converter<'a> {
                             return Err(Self::err(
                                 ins.line,
                                 format!("ADD of an archive (`{s}`, which Docker extracts) is not supported yet"),
-                            ));
-                        }
-                        if s.contains(['*', '?', '[']) {
-                            return Err(Self::err(
-                                ins.line,
-                                format!(
-                                    "{} of a wildcard from the context (`{s}`) is not supported yet",
-                                    ins.command
-                                ),
                             ));
                         }
                     }
@@ -1118,6 +1130,15 @@ mod tests {
     }
 
     #[test]
+    fn copy_wildcards_parents_and_exclude() {
+        let r = recipe("FROM scratch\nCOPY --parents --exclude=*.md --exclude=tests svc/*/pkg.json /app/\n");
+        assert!(
+            r.contains(".copy(ctx(\"svc/*/pkg.json\"), \"/app/\", #{ parents: true, exclude: [\"*.md\", \"tests\"] })"),
+            "{r}"
+        );
+    }
+
+    #[test]
     fn run_mounts_network_and_security() {
         let r = recipe(
             "FROM scratch AS tools\nFROM scratch\nRUN --network=host --security=insecure --mount=type=cache,target=/c,sharing=shared --mount=type=bind,from=tools,source=/bin,target=/t true\n",
@@ -1156,8 +1177,8 @@ mod tests {
             ("FROM scratch\nONBUILD ONBUILD RUN x\n", 2, "ONBUILD cannot take `ONBUILD`"),
             ("FROM scratch\nADD https://example.org/x /x\n", 2, "ADD from a URL (`https://example.org/x`) is not supported yet"),
             ("FROM scratch\nADD a.tar.gz /\n", 2, "ADD of an archive (`a.tar.gz`, which Docker extracts) is not supported yet"),
-            ("FROM scratch\nCOPY --parents a /\n", 2, "COPY --parents is not supported yet"),
-            ("FROM scratch\nCOPY *.txt /\n", 2, "COPY of a wildcard from the context (`*.txt`) is not supported yet"),
+            ("FROM scratch\nCOPY --from=x --parents a /\n", 2, "COPY --from with --parents or --exclude is not supported yet"),
+            ("FROM scratch\nCOPY --chmod a /\n", 2, "COPY --chmod is not supported yet"),
             ("FROM scratch\nRUN --mount=type=secret,id=x true\n", 2, "RUN --mount=type=secret is not supported yet"),
             ("RUN true\n", 1, "RUN before the first FROM"),
             ("FROM scratch\nCOPY --from=3 /a /b\n", 2, "--from=3: no earlier stage 3"),

@@ -77,7 +77,12 @@ fn copy_into_layer(
             let selection = selection.expect("context copies are planned");
             let many = selection.sources.len() > 1;
             for src in &selection.sources {
-                let (target, skip_root): (Vec<String>, bool) = if src.is_dir {
+                let (target, skip_root): (Vec<String>, bool) = if copy.parents {
+                    // `--parents`: the source's own path under the destination.
+                    let mut t = dst_comps.clone();
+                    t.extend(fsview::components(&src.path));
+                    (t, src.is_dir)
+                } else if src.is_dir {
                     (dst_comps.clone(), true)
                 } else if dst_is_dir || many {
                     let name = src

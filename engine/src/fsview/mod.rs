@@ -282,43 +282,7 @@ impl View<'_> {
     }
 }
 
-/// True when `s` has glob wildcards.
-pub fn is_glob(s: &str) -> bool {
-    s.contains(['*', '?', '['])
-}
-
-/// Shell-style matching of one name: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`.
-pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
-    match (pattern.first(), name.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob_match(&pattern[1..], name) || (!name.is_empty() && glob_match(pattern, &name[1..])),
-        (Some(b'?'), Some(_)) => glob_match(&pattern[1..], &name[1..]),
-        (Some(b'['), Some(&c)) => {
-            let Some(end) = pattern.iter().skip(2).position(|&b| b == b']').map(|i| i + 2) else {
-                return c == b'[' && glob_match(&pattern[1..], &name[1..]);
-            };
-            let set = &pattern[1..end];
-            let (negate, set) = match set.first() {
-                Some(b'!') | Some(b'^') => (true, &set[1..]),
-                _ => (false, set),
-            };
-            let mut hit = false;
-            let mut i = 0;
-            while i < set.len() {
-                if i + 2 < set.len() && set[i + 1] == b'-' {
-                    hit |= set[i] <= c && c <= set[i + 2];
-                    i += 3;
-                } else {
-                    hit |= set[i] == c;
-                    i += 1;
-                }
-            }
-            hit != negate && glob_match(&pattern[end + 1..], &name[1..])
-        }
-        (Some(&p), Some(&c)) if p == c => glob_match(&pattern[1..], &name[1..]),
-        _ => false,
-    }
-}
+pub use crate::context::{glob_match, is_glob};
 
 /// A hash of everything about the tree at `path` that a copy of it carries:
 /// names, types, modes, owners, mtimes, contents, link targets, devices.

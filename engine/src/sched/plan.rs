@@ -38,6 +38,9 @@ pub fn source_date_epoch() -> std::result::Result<i64, EpochError> {
     }
 }
 
+/// A context selection, or why it failed (shared by the copies that use it).
+type Selected = std::result::Result<Arc<Selection>, Arc<SelectError>>;
+
 impl Scheduler<'_> {
     /// Computes the keys of `nodes` (which must be closed under inputs, in order).
     pub fn plan(&self, nodes: &[NodeId]) -> Result<Plan> {
@@ -73,10 +76,10 @@ impl Scheduler<'_> {
                     Resolved::Base(identity)
                 }
                 Op::Copy(CopyOp {
-                    source: CopySource::Context { paths },
+                    source: CopySource::Context { paths, exclude },
                     ..
                 }) => {
-                    let selection = match &selections[paths] {
+                    let selection = match &selections[&(paths.clone(), exclude.clone())] {
                         Ok(selection) => Arc::clone(selection),
                         Err(e) if matches!(**e, SelectError::Interrupted) => return Err(Error::Interrupted),
                         Err(e) => return Err(Error::input_at(&node.origin, Arc::clone(e))),
@@ -119,28 +122,29 @@ impl Scheduler<'_> {
         context: &Context,
         cache: &StatCache,
         nodes: &[NodeId],
-    ) -> HashMap<Vec<String>, std::result::Result<Arc<Selection>, Arc<SelectError>>> {
-        let mut wanted: Vec<&Vec<String>> = Vec::new();
-        let mut seen: std::collections::HashSet<&Vec<String>> = std::collections::HashSet::new();
+    ) -> HashMap<(Vec<String>, Vec<String>), Selected> {
+        // By paths and exclusions.
+        let mut wanted: Vec<(&Vec<String>, &Vec<String>)> = Vec::new();
+        let mut seen: std::collections::HashSet<(&Vec<String>, &Vec<String>)> = std::collections::HashSet::new();
         for &id in nodes {
             if let Op::Copy(CopyOp {
-                source: CopySource::Context { paths },
+                source: CopySource::Context { paths, exclude },
                 ..
             }) = &self.graph.node(id).op
             {
-                if seen.insert(paths) {
-                    wanted.push(paths);
+                if seen.insert((paths, exclude)) {
+                    wanted.push((paths, exclude));
                 }
             }
         }
         // On the shared CPU pool: a monorepo's services are independent trees.
         wanted
             .into_par_iter()
-            .map(|paths| {
+            .map(|(paths, exclude)| {
                 (
-                    paths.clone(),
+                    (paths.clone(), exclude.clone()),
                     context
-                        .select_until(paths, cache, self.cancel)
+                        .select_until(paths, exclude, cache, self.cancel)
                         .map(Arc::new)
                         .map_err(Arc::new),
                 )
