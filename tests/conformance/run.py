@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""The conformance suite: every case of cases.py is built by BuildKit (the
+docker daemon's, DOCKER_BUILDKIT=1) and by `strata build -f Dockerfile`, both
+images are unpacked with umoci, and the trees and configurations compared:
+every path, type, mode (setuid/setgid/sticky included), uid/gid, symlink
+target, hard-link grouping, content hash and security.capability xattr, and
+Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, Volumes, Labels,
+StopSignal, Healthcheck, Shell and OnBuild. Timestamps and history text are
+not compared. Both builds start from the same base, a busybox image pushed to
+a registry on 127.0.0.1.
+
+Usage: run.py STRATA [--only NAME...] [--fast] [--keep]
+Prints a table and exits 1 when a case differs (or strata fails where
+BuildKit succeeds) and the difference is not in ALLOWED below."""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import cases as CASES  # noqa: E402
+
+DOCKER = "/usr/bin/docker"
+ENV = dict(os.environ, DOCKER_BUILDKIT="1")
+CONFIG_KEYS = ["Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels",
+               "StopSignal", "Healthcheck", "Shell", "OnBuild"]
+
+# Differences that are known and accepted: case name -> why.
+ALLOWED = {}
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, **kw)
+
+
+def must(cmd, **kw):
+    r = run(cmd, **kw)
+    if r.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{r.stdout[-2000:]}{r.stderr[-3000:]}")
+    return r.stdout
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_registry(scratch):
+    port = free_port()
+    cfg = os.path.join(scratch, "registry.yml")
+    with open(cfg, "w") as f:
+        f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {scratch}/registry\n"
+                f"http:\n  addr: 127.0.0.1:{port}\n")
+    proc = subprocess.Popen(["docker-registry", "serve", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("docker-registry did not start")
+
+
+def write_context(d, files):
+    """files: path -> str (a 0644 file) or a dict: {content, mode}, {symlink},
+    {dir, mode}, {hardlink: other path}, {fifo}."""
+    for path, spec in files.items():
+        p = os.path.join(d, path)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        if isinstance(spec, str):
+            spec = {"content": spec}
+        if "symlink" in spec:
+            os.symlink(spec["symlink"], p)
+        elif "hardlink" in spec:
+            os.link(os.path.join(d, spec["hardlink"]), p)
+        elif "dir" in spec:
+            os.makedirs(p, exist_ok=True)
+            os.chmod(p, spec.get("mode", 0o755))
+        else:
+            with open(p, "w") as f:
+                f.write(spec["content"])
+            os.chmod(p, spec.get("mode", 0o644))
+
+
+def snapshot(root):
+    """path -> description of everything a layer carries but timestamps."""
+    entries = {}
+    inodes = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in sorted(dirnames + filenames):
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, root)
+            st = os.lstat(p)
+            kind = {stat.S_IFDIR: "dir", stat.S_IFREG: "file", stat.S_IFLNK: "symlink", stat.S_IFIFO: "fifo",
+                    stat.S_IFCHR: "char", stat.S_IFBLK: "block", stat.S_IFSOCK: "socket"}[stat.S_IFMT(st.st_mode)]
+            e = {"type": kind, "mode": oct(stat.S_IMODE(st.st_mode)), "owner": f"{st.st_uid}:{st.st_gid}"}
+            if kind == "file":
+                with open(p, "rb") as f:
+                    e["sha256"] = hashlib.sha256(f.read()).hexdigest()[:16]
+                if st.st_nlink > 1:
+                    inodes.setdefault(st.st_ino, []).append(rel)
+            elif kind == "symlink":
+                e["target"] = os.readlink(p)
+            if kind != "symlink":
+                try:
+                    e["capability"] = os.getxattr(p, "security.capability", follow_symlinks=False).hex()
+                except OSError:
+                    pass
+            entries[rel] = e
+    for paths in inodes.values():
+        if len(paths) > 1:
+            first = sorted(paths)[0]
+            for rel in paths:
+                entries[rel]["hardlink-group"] = first
+    return entries
+
+
+def normal(v):
+    return None if v in (None, [], {}, "") else v
+
+
+def config_of(raw):
+    return {k: normal(raw.get(k)) for k in CONFIG_KEYS}
+
+
+def unpack(layout, tag, dest):
+    must(["umoci", "unpack", "--image", f"{layout}:{tag}", dest])
+    return os.path.join(dest, "rootfs")
+
+
+def build_docker(case, ctx, work, args):
+    tag = f"strata-conformance/{case['name']}:latest"
+    cmd = [DOCKER, "build", "--network", "host", "-q", "-t", tag]
+    for k, v in case.get("args", {}).items():
+        cmd += ["--build-arg", f"{k}={v}"]
+    if case.get("target"):
+        cmd += ["--target", case["target"]]
+    r = run(cmd + ["."], cwd=ctx)
+    if r.returncode != 0:
+        return None, None, (r.stderr.strip().splitlines() or ["failed"])[-1]
+    archive = os.path.join(work, "docker.tar")
+    must([DOCKER, "save", "-o", archive, tag])
+    layout = os.path.join(work, "docker-oci")
+    must(["skopeo", "copy", "--quiet", f"docker-archive:{archive}", f"oci:{layout}:img"])
+    rootfs = unpack(layout, "img", os.path.join(work, "docker-bundle"))
+    raw = json.loads(must([DOCKER, "inspect", tag]))[0]["Config"]
+    run([DOCKER, "rmi", "-f", tag])
+    return snapshot(rootfs), config_of(raw), None
+
+
+def build_strata(case, ctx, work, args):
+    store = os.path.join(work, "strata-store")
+    layout = os.path.join(work, "strata-oci")
+    cmd = [args.strata, "--store", store, "build", "-f", "Dockerfile", "-o", f"oci:{layout}", "--progress", "plain"]
+    for k, v in case.get("args", {}).items():
+        cmd += ["--build-arg", f"{k}={v}"]
+    if case.get("target"):
+        cmd += ["--target", case["target"]]
+    r = run(cmd, cwd=ctx)
+    if r.returncode != 0:
+        lines = [l for l in r.stderr.strip().splitlines() if l.startswith("error")] or r.stderr.strip().splitlines()
+        return None, None, (lines or ["failed"])[0]
+    names = [l.split("\t")[0] for l in r.stdout.splitlines() if l.count("\t") == 2]
+    if len(names) != 1:
+        return None, None, f"expected one image, strata built {names}"
+    rootfs = unpack(layout, names[0], os.path.join(work, "strata-bundle"))
+    raw = json.loads(must([args.strata, "--store", store, "inspect", names[0]]))["config"]["config"]
+    return snapshot(rootfs), config_of(raw), None
+
+
+def differences(a, b, limit=6):
+    out = []
+    for path in sorted(set(a) | set(b)):
+        if path not in b:
+            out.append(f"only BuildKit: /{path} {a[path]}")
+        elif path not in a:
+            out.append(f"only strata: /{path} {b[path]}")
+        elif a[path] != b[path]:
+            diff = {k: (a[path].get(k), b[path].get(k)) for k in set(a[path]) | set(b[path])
+                    if a[path].get(k) != b[path].get(k)}
+            out.append(f"/{path}: " + ", ".join(f"{k} {x!r} vs {y!r}" for k, (x, y) in sorted(diff.items())))
+        if len(out) >= limit:
+            out.append("…")
+            break
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("strata")
+    ap.add_argument("--only", nargs="*")
+    ap.add_argument("--fast", action="store_true", help="the cases marked fast only")
+    ap.add_argument("--keep", action="store_true", help="keep the work directories")
+    args = ap.parse_args()
+    args.strata = os.path.abspath(args.strata)
+    scratch = tempfile.mkdtemp(prefix="strata-conformance-")
+    registry, addr = start_registry(scratch)
+    results = []
+    try:
+        busybox = os.path.join(scratch, "busybox.tar")
+        must(["bash", os.path.join(REPO, "scripts", "make-busybox-rootfs.sh"), busybox])
+        base = f"{addr}/conformance/busybox:latest"
+        must([DOCKER, "import", "-c", 'CMD ["/bin/sh"]', "-c",
+              "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", busybox, base])
+        must([DOCKER, "push", base])
+        run([DOCKER, "rmi", base])
+        selected = [c for c in CASES.CASES
+                    if (not args.only or c["name"] in args.only) and (not args.fast or c.get("fast"))]
+        for case in selected:
+            work = os.path.join(scratch, case["name"])
+            ctx = os.path.join(work, "ctx")
+            os.makedirs(ctx)
+            files = dict(case.get("files", {}))
+            files["Dockerfile"] = case["dockerfile"].replace("{BASE}", base)
+            write_context(ctx, files)
+            d_tree, d_conf, d_err = build_docker(case, ctx, work, args)
+            s_tree, s_conf, s_err = build_strata(case, ctx, work, args)
+            if d_err and s_err:
+                status, notes = "both fail", [f"BuildKit: {d_err}", f"strata: {s_err}"]
+            elif d_err:
+                status, notes = "BuildKit fails", [d_err]
+            elif s_err:
+                status, notes = "strata fails", [s_err]
+            else:
+                notes = differences(d_tree, s_tree)
+                for k in CONFIG_KEYS:
+                    if d_conf[k] != s_conf[k]:
+                        notes.append(f"config {k}: {d_conf[k]!r} vs {s_conf[k]!r}")
+                status = "same" if not notes else "differs"
+            if status != "same" and case["name"] in ALLOWED:
+                status += " (allowed)"
+            results.append((case["name"], status, notes))
+            print(f"{case['name']:<40} {status}", flush=True)
+            for n in notes:
+                print(f"    {n}", flush=True)
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+    finally:
+        registry.kill()
+        registry.wait()
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    same = sum(1 for _, s, _ in results if s == "same")
+    print(f"\n{same} of {len(results)} cases give the same image")
+    bad = [n for n, s, _ in results if s in ("differs", "strata fails")]
+    if bad:
+        print("not conforming: " + ", ".join(bad))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
