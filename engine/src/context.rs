@@ -55,6 +55,9 @@ pub struct ContextEntry {
     pub kind: EntryKind,
     /// Permission bits (07777).
     pub mode: u32,
+    /// `(device, inode)` of a file with more than one link: files of a
+    /// selection that share it are hard links of each other in the layer.
+    pub inode: Option<(u64, u64)>,
 }
 
 /// One path of `ctx([...])` with everything it selects.
@@ -293,6 +296,7 @@ impl Context {
             }
         }
         enc.u64(expanded.len() as u64);
+        let mut linked: HashMap<(u64, u64), String> = HashMap::new();
         for path in &expanded {
             let rel = clean_relative(path).ok_or_else(|| SelectError::Escapes(path.clone()))?;
             // A copy's own exclusions, as BuildKit's, are relative to each
@@ -310,11 +314,28 @@ impl Context {
                 narrowed = self.excluding(&base, exclude)?;
                 &narrowed
             };
-            let abs = this.confined(path, &rel)?;
-            let meta = fs::symlink_metadata(&abs).map_err(|e| match e.kind() {
+            let mut abs = this.confined(path, &rel)?;
+            let mut meta = fs::symlink_metadata(&abs).map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => SelectError::NotFound(path.clone()),
                 _ => SelectError::Io(abs.clone(), e),
             })?;
+            if meta.file_type().is_symlink() {
+                // As Docker's COPY, a source that is itself a symlink is
+                // followed (inside the context): its target is copied under
+                // the link's name.
+                let real = fs::canonicalize(&abs).map_err(|e| match e.kind() {
+                    io::ErrorKind::NotFound => SelectError::NotFound(path.clone()),
+                    _ => SelectError::Io(abs.clone(), e),
+                })?;
+                if !real.starts_with(&self.real_root) {
+                    return Err(SelectError::LinkEscapes {
+                        path: path.clone(),
+                        link: path.clone(),
+                    });
+                }
+                meta = fs::symlink_metadata(&real).map_err(|e| SelectError::Io(real.clone(), e))?;
+                abs = real;
+            }
             if !rel.as_os_str().is_empty() && self.ignored(&rel, meta.is_dir()) {
                 let file = self.ignore.as_ref().map(|(_, f, _)| *f).unwrap_or(".dockerignore");
                 return Err(SelectError::Ignored(path.clone(), file));
@@ -328,6 +349,17 @@ impl Context {
             enc.str(path).u64(meta.is_dir() as u64).u64(entries.len() as u64);
             for e in &entries {
                 enc.bytes(e.rel.as_os_str().as_bytes()).u64(e.mode as u64);
+                if let Some(inode) = e.inode {
+                    // A hard link to an earlier file of the selection keys as one.
+                    match linked.get(&inode) {
+                        Some(first) => {
+                            enc.str("hardlink").str(first);
+                        }
+                        None => {
+                            linked.insert(inode, format!("{path}/{}", e.rel.display()));
+                        }
+                    }
+                }
                 match &e.kind {
                     EntryKind::File { size, hash } => enc.str("f").u64(*size).hash(hash),
                     EntryKind::Dir => enc.str("d"),
@@ -367,6 +399,7 @@ impl Context {
                 rel,
                 kind: EntryKind::Symlink { target },
                 mode,
+                inode: None,
             });
         } else if ft.is_file() {
             let hash = cache
@@ -376,12 +409,14 @@ impl Context {
                 rel,
                 kind: EntryKind::File { size: meta.len(), hash },
                 mode,
+                inode: (meta.nlink() > 1).then(|| (meta.dev(), meta.ino())),
             });
         } else if ft.is_dir() {
             out.push(ContextEntry {
                 rel: rel.clone(),
                 kind: EntryKind::Dir,
                 mode,
+                inode: None,
             });
             let mut children: Vec<(std::ffi::OsString, fs::Metadata)> = Vec::new();
             for entry in fs::read_dir(abs).map_err(|e| SelectError::Io(abs.to_path_buf(), e))? {

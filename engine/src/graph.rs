@@ -80,6 +80,9 @@ pub enum CopySource {
     Context { paths: Vec<String>, exclude: Vec<String> },
     /// An absolute path inside another state (multi-stage artifact passing).
     State { node: NodeId, path: String },
+    /// Nothing: the destination directory (and its parents) is created, as
+    /// `mkdir -p` (a Dockerfile's WORKDIR).
+    Mkdir,
 }
 
 /// A `copy` step: files into the parent state at `dst`.
@@ -169,6 +172,10 @@ pub struct RunOp {
     /// defaults. Not part of the key: a limit changes whether a step
     /// finishes, not what it makes.
     pub limits: crate::sys::cgroup::Limits,
+    /// Leave the directories made for cache and state mounts in the layer,
+    /// as BuildKit does (the Dockerfile frontend asks for it); by default
+    /// they leave no trace.
+    pub keep_mount_points: bool,
 }
 
 impl RunOp {
@@ -186,6 +193,7 @@ impl RunOp {
             timeout: None,
             insecure: false,
             limits: Default::default(),
+            keep_mount_points: false,
         }
     }
 }

@@ -122,7 +122,8 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
             };
         }
         Op::Copy(copy) => {
-            enc.str("copy");
+            // v2: owners as BuildKit gives them (state files keep theirs; new directories are `chown`'s).
+            enc.str("copy-v2");
             next_input(&mut enc);
             match &copy.source {
                 CopySource::Context { paths, exclude } => {
@@ -138,6 +139,9 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
                         Resolved::Context(hash) => enc.hash(&hash),
                         _ => enc.u64(0),
                     };
+                }
+                CopySource::Mkdir => {
+                    enc.str("mkdir");
                 }
                 CopySource::State { path, .. } => {
                     enc.str("state");
@@ -187,6 +191,9 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
             if run.insecure {
                 // Only insecure steps carry the marker: existing keys stay as they were.
                 enc.str("insecure");
+            }
+            if run.keep_mount_points {
+                enc.str("keep-mount-points");
             }
         }
         Op::Meta(change) => {
@@ -305,7 +312,7 @@ mod tests {
         #[test]
         fn run_key_changes_with_command_env_user_network(argv in proptest::collection::vec("[a-z ]{0,6}", 1..4), parent in any::<u8>()) {
             let run = |argv: Vec<String>, env: Vec<(String, String)>, user: Option<String>, network: Network| {
-                node(Op::Run(RunOp { argv, env, user, network, caches: vec![], secrets: vec![], mounts: vec![], timeout: None, insecure: false, limits: Default::default() }), Some(0), 1, "")
+                node(Op::Run(RunOp { argv, env, user, network, caches: vec![], secrets: vec![], mounts: vec![], timeout: None, insecure: false, limits: Default::default(), keep_mount_points: false }), Some(0), 1, "")
             };
             let key = node_key(&run(argv.clone(), vec![], None, Network::None), &[parent_key(parent)], Resolved::Nothing);
             let mut longer = argv.clone();

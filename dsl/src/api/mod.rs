@@ -54,6 +54,7 @@ pub const SIGNATURES: &[(&str, &str)] = &[
     ("healthcheck", "state.healthcheck(\"shell command\" or [argv]) or state.healthcheck(…, #{interval, timeout, start_period, start_interval, retries})"),
     ("shell", "state.shell([\"/bin/sh\", \"-c\"])"),
     ("onbuild", "state.onbuild(\"RUN make\")"),
+    ("mkdir", "state.mkdir(path) or state.mkdir(path, #{chown, chmod})"),
     ("env", "state.env(name, value) or state.env(#{NAME: value}), with #{expand: true} to read the state's environment (\"${PATH}\")"),
     ("workdir", "state.workdir(path)"),
     ("user", "state.user(\"name[:group]\" or \"uid[:gid]\")"),

@@ -168,13 +168,13 @@ fn copy(
     };
     match &mut src {
         CopySource::Context { exclude: e, .. } => *e = exclude.clone(),
-        CopySource::State { .. } if parents || !exclude.is_empty() => {
+        CopySource::State { .. } | CopySource::Mkdir if parents || !exclude.is_empty() => {
             return Err(runtime(
                 pos,
                 "copy options `parents` and `exclude` take a ctx() source (not another state's path) yet",
             ))
         }
-        CopySource::State { .. } => {}
+        CopySource::State { .. } | CopySource::Mkdir => {}
     }
     if dst.is_empty() {
         return Err(runtime(pos, "copy destination must not be empty"));
@@ -189,7 +189,13 @@ fn copy(
         ),
     };
     let chmod = opts.get("chmod").map(|v| octal_mode(v, pos)).transpose()?;
-    let mut desc = format!("copy({src_desc}, {})", quote(dst));
+    // `copy(SOURCE, DST` or `mkdir(DST`.
+    let call = if matches!(src, CopySource::Mkdir) {
+        format!("mkdir({}", quote(dst))
+    } else {
+        format!("copy({src_desc}, {}", quote(dst))
+    };
+    let mut desc = format!("{call})");
     if !opts.is_empty() {
         let parts: Vec<String> = [
             chown.as_ref().map(|c| format!("chown: {}", quote(c))),
@@ -200,7 +206,7 @@ fn copy(
         .into_iter()
         .flatten()
         .collect();
-        desc = format!("copy({src_desc}, {}, #{{{}}})", quote(dst), parts.join(", "));
+        desc = format!("{call}, #{{{}}})", parts.join(", "));
     }
     let op = Op::Copy(CopyOp {
         source: src,
@@ -269,7 +275,16 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
     check_options(
         &opts,
         &[
-            "env", "user", "network", "cache", "secrets", "mounts", "timeout", "security", "limits",
+            "env",
+            "user",
+            "network",
+            "cache",
+            "secrets",
+            "mounts",
+            "timeout",
+            "security",
+            "limits",
+            "keep_mount_points",
         ],
         "run",
         pos,
@@ -290,6 +305,11 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
     }
     if let Some(limits) = opts.get("limits") {
         op.limits = run_limits(limits, pos)?;
+    }
+    if let Some(keep) = opts.get("keep_mount_points") {
+        op.keep_mount_points = keep
+            .as_bool()
+            .map_err(|_| runtime(pos, "run option `keep_mount_points` must be true or false"))?;
     }
     if let Some(env) = opts.get("env") {
         let map = env
@@ -530,6 +550,22 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
             opts,
         )
     };
+    // `state.mkdir(path)`, `state.mkdir(path, #{ chown, chmod })`: a directory and its parents.
+    let r = rec.clone();
+    engine.register_fn(
+        "mkdir",
+        move |ctx: NativeCallContext, s: &mut State, path: &str| -> Res<State> {
+            copy(&r, &ctx, s, CopySource::Mkdir, String::new(), path, Map::new())
+        },
+    );
+    let r = rec.clone();
+    engine.register_fn(
+        "mkdir",
+        move |ctx: NativeCallContext, s: &mut State, path: &str, opts: Map| -> Res<State> {
+            copy(&r, &ctx, s, CopySource::Mkdir, String::new(), path, opts)
+        },
+    );
+
     let state_copy = |rec: &Shared, ctx: &NativeCallContext, state: &State, src: PathRef, dst: &str, opts: Map| {
         let desc = format!("<state>.path({})", quote(&src.path));
         copy(

@@ -102,6 +102,10 @@ struct Stage {
     /// Stages (by index) this one reads.
     uses: BTreeSet<usize>,
     workdir_set: bool,
+    /// The stage's own CMD so far (an ENTRYPOINT after it keeps it).
+    cmd_set: Option<String>,
+    /// The USER set in this stage's chain.
+    user: Option<Val>,
 }
 
 struct Converter<'a> {
@@ -362,14 +366,31 @@ impl<'a> Converter<'a> {
                     shell: parent.shell.clone(),
                     uses: BTreeSet::from([p]),
                     workdir_set: parent.workdir_set,
+                    cmd_set: None,
+                    user: parent.user.clone(),
                 }
             }
             None => {
                 let scratch = image == Val::Lit("scratch".into());
-                let head = if scratch {
-                    "scratch()".to_string()
-                } else {
-                    format!("from({})", image.rhai())
+                let named: Vec<(String, String)> = self
+                    .stages
+                    .iter()
+                    .filter_map(|s| s.name.clone().map(|n| (n, s.var.clone())))
+                    .collect();
+                let head = match &image {
+                    _ if scratch => "scratch()".to_string(),
+                    // An ARG names the image or an earlier stage: which one is
+                    // known when the recipe runs.
+                    Val::Expr(e) if !named.is_empty() => {
+                        let mut chain = String::from("(");
+                        for (i, (name, var)) in named.iter().enumerate() {
+                            let keyword = if i == 0 { "if" } else { " else if" };
+                            chain.push_str(&format!("{keyword} ({e}).to_lower() == {} {{ {var} }}", quote(name)));
+                        }
+                        chain.push_str(&format!(" else {{ from({e}) }})"));
+                        chain
+                    }
+                    _ => format!("from({})", image.rhai()),
                 };
                 Stage {
                     var,
@@ -381,8 +402,15 @@ impl<'a> Converter<'a> {
                     args: BTreeMap::new(),
                     from_scratch: scratch,
                     shell,
-                    uses: BTreeSet::new(),
+                    // A stage chosen by an ARG may be any earlier one.
+                    uses: if matches!(image, Val::Expr(_)) {
+                        (0..self.stages.len()).collect()
+                    } else {
+                        BTreeSet::new()
+                    },
                     workdir_set: false,
+                    cmd_set: None,
+                    user: None,
                 }
             }
         };
@@ -432,17 +460,10 @@ impl<'a> Converter<'a> {
             }
         }
         let opts = if expand { ", #{ expand: true }" } else { "" };
-        let call = match set.as_slice() {
-            [(k, v)] => format!(".env({}, {}{opts})", quote(k), v.rhai()),
-            _ => {
-                let shown: Vec<String> = set
-                    .iter()
-                    .map(|(k, v)| format!("{}: {}", rhai_key(k), v.rhai()))
-                    .collect();
-                format!(".env(#{{ {} }}{opts})", shown.join(", "))
-            }
-        };
-        self.call(call, ins.line);
+        // One call per pair, in the instruction's order (a map would sort them).
+        for (k, v) in &set {
+            self.call(format!(".env({}, {}{opts})", quote(k), v.rhai()), ins.line);
+        }
         Ok(())
     }
 
@@ -549,6 +570,10 @@ impl<'a> Converter<'a> {
         }
         if !mounts.is_empty() {
             options.push(format!("mounts: [{}]", mounts.join(", ")));
+        }
+        if !caches.is_empty() || !mounts.is_empty() {
+            // BuildKit leaves the mount points in the layer.
+            options.push("keep_mount_points: true".into());
         }
         // Build args in scope reach the command as environment variables.
         let stage = self.stages.last().expect("a stage");
@@ -813,18 +838,34 @@ impl<'a> Converter<'a> {
                 let dir = self.word(ins.args.trim(), line, self.stages.last())?;
                 self.stage().workdir_set = true;
                 self.call(format!(".workdir({})", dir.rhai()), line);
+                // As BuildKit, the directory is made, owned by the stage's USER.
+                let at = match &dir {
+                    Val::Lit(d) if d.starts_with('/') => dir.rhai(),
+                    _ => quote("."),
+                };
+                let call = match self.stage().user.clone() {
+                    Some(user) => format!(".mkdir({at}, #{{ chown: {} }})", user.rhai()),
+                    None => format!(".mkdir({at})"),
+                };
+                self.call(call, line);
             }
             "USER" => {
                 let user = self.word(ins.args.trim(), line, self.stages.last())?;
                 self.call(format!(".user({})", user.rhai()), line);
+                self.stage().user = Some(user);
             }
             "CMD" => {
                 let argv = self.command_form(ins);
                 self.call(format!(".cmd({argv})"), line);
+                self.stage().cmd_set = Some(argv);
             }
             "ENTRYPOINT" => {
                 let argv = self.command_form(ins);
                 self.call(format!(".entrypoint({argv})"), line);
+                // BuildKit resets only a CMD the stage did not set itself.
+                if let Some(cmd) = self.stage().cmd_set.clone() {
+                    self.call(format!(".cmd({cmd})"), line);
+                }
             }
             "EXPOSE" => {
                 for port in ins.args.split_whitespace() {
@@ -1067,10 +1108,11 @@ mod tests {
         // As Docker: the pairs of one ENV read the variables as they were before it.
         let r = recipe("FROM scratch\nENV A=/opt B=\"$A/bin\" C=${A:+set} D=${NOPE:-dflt}\nENV E=$A/lib\nWORKDIR $E\n");
         assert!(
-            r.contains(".env(#{ A: \"/opt\", B: \"/bin\", C: \"\", D: \"dflt\" })"),
+            r.contains(
+                ".env(\"A\", \"/opt\")\n    .env(\"B\", \"/bin\")\n    .env(\"C\", \"\")\n    .env(\"D\", \"dflt\")"
+            ),
             "{r}"
         );
-        assert!(r.contains(".env(\"E\", \"/opt/lib\")"), "{r}");
         assert!(r.contains(".workdir(\"/opt/lib\")"), "{r}");
     }
 
@@ -1078,8 +1120,7 @@ mod tests {
     fn env_reads_the_base_images_environment_through_the_engine() {
         let r = recipe("FROM debian\nENV PATH=/go/bin:$PATH COST='$5'\n");
         assert!(
-            r.contains(".env(#{ COST: \"$$5\", PATH: \"/go/bin:${PATH}\" }, #{ expand: true })")
-                || r.contains(".env(#{ PATH: \"/go/bin:${PATH}\", COST: \"$$5\" }, #{ expand: true })"),
+            r.contains(".env(\"PATH\", \"/go/bin:${PATH}\", #{ expand: true })\n    .env(\"COST\", \"$$5\", #{ expand: true })"),
             "{r}"
         );
         let r = recipe("FROM debian\nENV A=1\nENV B=$A\nWORKDIR /x/$B\n");
@@ -1139,12 +1180,25 @@ mod tests {
     }
 
     #[test]
+    fn an_arg_in_from_may_name_a_stage() {
+        let r = recipe("ARG STAGE=a\nFROM scratch AS a\nFROM scratch AS b\nFROM ${STAGE}\n");
+        assert!(
+            r.contains("let stage2 = (if (stage).to_lower() == \"a\" { a } else if (stage).to_lower() == \"b\" { b } else { from(stage) });"),
+            "{r}"
+        );
+        assert!(
+            r.contains("image(\"stage2\", stage2);") && !r.contains("image(\"a\""),
+            "{r}"
+        );
+    }
+
+    #[test]
     fn run_mounts_network_and_security() {
         let r = recipe(
             "FROM scratch AS tools\nFROM scratch\nRUN --network=host --security=insecure --mount=type=cache,target=/c,sharing=shared --mount=type=bind,from=tools,source=/bin,target=/t true\n",
         );
         assert!(
-            r.contains(".run(\"true\", #{ network: \"host\", security: \"insecure\", cache: [#{ target: \"/c\", sharing: \"shared\" }], mounts: [#{ source: tools.path(\"/bin\"), target: \"/t\" }] })"),
+            r.contains(".run(\"true\", #{ network: \"host\", security: \"insecure\", cache: [#{ target: \"/c\", sharing: \"shared\" }], mounts: [#{ source: tools.path(\"/bin\"), target: \"/t\" }], keep_mount_points: true })"),
             "{r}"
         );
     }

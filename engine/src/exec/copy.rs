@@ -56,12 +56,16 @@ fn copy_into_layer(
     // image's symlinks (inside the image): `/bin/tool` on a merged-/usr base
     // is `usr/bin/tool`, and `/bin` stays the link it is.
     let dst_comps = parent_view.resolve_lenient(&dst, dst_is_dir);
-    let owner = match &copy.chown {
-        Some(spec) => {
-            fsview::resolve_user(&parent_view, spec).map_err(|e| Error::input(&node.origin, format!("chown: {e}")))?
-        }
-        None => (0, 0),
+    // As BuildKit's COPY: context files, and every directory the copy
+    // creates, belong to `chown` or root; files from another state keep
+    // their owners unless `chown` says otherwise.
+    let chown = match &copy.chown {
+        Some(spec) => Some(
+            fsview::resolve_user(&parent_view, spec).map_err(|e| Error::input(&node.origin, format!("chown: {e}")))?,
+        ),
+        None => None,
     };
+    let owner = chown.unwrap_or((0, 0));
 
     let tmp = ctx.store.tmp_dir()?;
     let root = tmp.path().join("layer");
@@ -71,6 +75,8 @@ fn copy_into_layer(
     let mut copied: Vec<PathBuf> = Vec::new();
     // Store files already linked into this layer (each may appear once per layer).
     let mut shared_files: HashSet<PathBuf> = HashSet::new();
+    // Where the first of each group of hard-linked context files landed.
+    let mut hard_linked: HashMap<(u64, u64), PathBuf> = HashMap::new();
 
     match &copy.source {
         CopySource::Context { .. } => {
@@ -85,16 +91,17 @@ fn copy_into_layer(
                 } else if src.is_dir {
                     (dst_comps.clone(), true)
                 } else if dst_is_dir || many {
-                    let name = src
-                        .abs
+                    // The name as the recipe selected it (a followed link keeps its own).
+                    let name = Path::new(&src.path)
                         .file_name()
+                        .or(src.abs.file_name())
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default();
                     (with(&dst_comps, &name), false)
                 } else {
                     (dst_comps.clone(), false)
                 };
-                make_parents(node, &mut checked, &root, &target, &parent_view, src.is_dir)?;
+                make_parents(node, &mut checked, &root, &target, &parent_view, src.is_dir, owner)?;
                 let target_host = host_path(&root, &target);
                 // Where each directory of the source lands: through the
                 // parent image's symlinks, as the destination itself.
@@ -121,7 +128,7 @@ fn copy_into_layer(
                         if entry.kind == EntryKind::Dir {
                             let resolved = parent_view.resolve_lenient(&format!("/{}", comps.join("/")), true);
                             if resolved != comps {
-                                make_parents(node, &mut checked, &root, &resolved, &parent_view, true)?;
+                                make_parents(node, &mut checked, &root, &resolved, &parent_view, true, owner)?;
                                 comps = resolved;
                             }
                             landed.insert(entry.rel.clone(), comps.clone());
@@ -141,13 +148,28 @@ fn copy_into_layer(
                         ));
                     }
                     if let EntryKind::File { hash, .. } = &entry.kind {
+                        // Hard links among the sources stay hard links, as BuildKit keeps them.
+                        if let Some(first) = entry.inode.and_then(|i| hard_linked.get(&i)) {
+                            fs::hard_link(first, &to).map_err(Error::io("create hardlink", &to))?;
+                            continue;
+                        }
                         let mode = copy.chmod.unwrap_or(entry.mode);
                         place_file(ctx, node, &from, &to, hash, mode, owner, &mut shared_files)?;
+                        if let Some(inode) = entry.inode {
+                            hard_linked.insert(inode, to.clone());
+                        }
                         continue;
                     }
                     copy_context_entry(node, &from, &to, &entry.kind, entry.mode)?;
                     copied.push(to);
                 }
+            }
+        }
+        CopySource::Mkdir => {
+            make_parents(node, &mut checked, &root, &dst_comps, &parent_view, true, owner)?;
+            if let Some(mode) = copy.chmod {
+                let host = host_path(&root, &dst_comps);
+                fs::set_permissions(&host, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &host))?;
             }
         }
         CopySource::State { node: from, path } => {
@@ -204,7 +226,7 @@ fn copy_into_layer(
                 } else {
                     with(&dst_comps, &written)
                 };
-                make_parents(node, &mut checked, &root, &target, &parent_view, meta.is_dir())?;
+                make_parents(node, &mut checked, &root, &target, &parent_view, meta.is_dir(), owner)?;
                 let target_host = host_path(&root, &target);
                 let filled = fs::read_dir(&target_host).is_ok_and(|mut d| d.next().is_some());
                 if meta.is_dir() && (target.is_empty() || filled) {
@@ -230,7 +252,18 @@ fn copy_into_layer(
                     if meta.is_dir() {
                         let mut all = Vec::new();
                         collect_tree(&target_host, &mut all)?;
-                        // The destination directory keeps its own attributes; its contents are copied.
+                        // The destination directory is not the source's: it keeps the
+                        // attributes it has in the parent, or is new (0755, `owner`).
+                        let (mode, uid, gid) = match parent_view.lookup(&target) {
+                            Some((_, m)) if m.is_dir() => {
+                                use std::os::unix::fs::MetadataExt;
+                                (m.mode() & 0o7777, m.uid(), m.gid())
+                            }
+                            _ => (0o755, owner.0, owner.1),
+                        };
+                        sys::lchown(&target_host, uid, gid).map_err(Error::io("chown", &target_host))?;
+                        fs::set_permissions(&target_host, fs::Permissions::from_mode(mode))
+                            .map_err(Error::io("chmod", &target_host))?;
                         copied.extend(all.into_iter().skip(1));
                     } else {
                         copied.push(target_host);
@@ -240,7 +273,11 @@ fn copy_into_layer(
         }
     }
 
-    set_owner_and_mode(&sys::Linux, &copied, owner, copy.chmod)?;
+    let entry_owner = match &copy.source {
+        CopySource::Context { .. } => Some(owner),
+        CopySource::State { .. } | CopySource::Mkdir => chown,
+    };
+    set_owner_and_mode(&sys::Linux, &copied, entry_owner, copy.chmod)?;
     fsview::clamp_mtimes(&root, ctx.opts.epoch)?;
     let diff_id = crate::store::write_layer(ctx.store, &root, ctx.opts.compression, ctx.opts.epoch, &|bytes| {
         ctx.exporting(bytes)
@@ -286,7 +323,7 @@ fn place_file(
 
 /// Creates the parents of `target` in the layer (and `target` itself when
 /// it is a directory), with the attributes they have in the parent state,
-/// or root-owned 0755 when they are new.
+/// or 0755 and `owner` when they are new.
 fn make_parents(
     node: &Node,
     checked: &mut Checked,
@@ -294,6 +331,7 @@ fn make_parents(
     target: &[String],
     parent: &View<'_>,
     target_is_dir: bool,
+    owner: (u32, u32),
 ) -> Result<()> {
     let upto = if target_is_dir {
         target.len()
@@ -312,7 +350,7 @@ fn make_parents(
                 use std::os::unix::fs::MetadataExt;
                 (meta.mode() & 0o7777, meta.uid(), meta.gid())
             }
-            _ => (0o755, 0, 0),
+            _ => (0o755, owner.0, owner.1),
         };
         sys::lchown(&host, uid, gid).map_err(Error::io("chown", &host))?;
         fs::set_permissions(&host, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &host))?;
@@ -320,14 +358,16 @@ fn make_parents(
     Ok(())
 }
 
-/// Gives copied entries their owner, then their mode. The order matters:
-/// chown(2) clears the setuid and setgid bits, so the mode (the `chmod`
-/// asked for, or the entry's own when it holds those bits) is set after it.
-/// Symlinks keep their mode.
-fn set_owner_and_mode(sys: &dyn Sys, paths: &[PathBuf], owner: (u32, u32), chmod: Option<u32>) -> Result<()> {
+/// Gives copied entries their owner (`None`: they keep theirs), then their
+/// mode. The order matters: chown(2) clears the setuid and setgid bits, so
+/// the mode (the `chmod` asked for, or the entry's own when it holds those
+/// bits) is set after it. Symlinks keep their mode.
+fn set_owner_and_mode(sys: &dyn Sys, paths: &[PathBuf], owner: Option<(u32, u32)>, chmod: Option<u32>) -> Result<()> {
     for path in paths {
         let meta = fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
-        sys.lchown(path, owner.0, owner.1).map_err(Error::io("chown", path))?;
+        if let Some((uid, gid)) = owner {
+            sys.lchown(path, uid, gid).map_err(Error::io("chown", path))?;
+        }
         if meta.file_type().is_symlink() {
             continue;
         }
@@ -468,7 +508,7 @@ mod tests {
         let paths = vec![plain, setuid, link];
 
         let sys = Recording::new(dir.path());
-        set_owner_and_mode(&sys, &paths, (1000, 1000), None).unwrap();
+        set_owner_and_mode(&sys, &paths, Some((1000, 1000)), None).unwrap();
         assert_eq!(
             sys.calls(),
             vec![
@@ -480,7 +520,7 @@ mod tests {
         );
 
         let sys = Recording::new(dir.path());
-        set_owner_and_mode(&sys, &paths, (0, 0), Some(0o640)).unwrap();
+        set_owner_and_mode(&sys, &paths, Some((0, 0)), Some(0o640)).unwrap();
         assert_eq!(
             sys.calls(),
             vec![

@@ -113,6 +113,7 @@ pub fn run_image(store: &crate::store::Store, exe: &Path, image: &State, req: &R
         network_host: req.network_host,
         mounts,
         sysfs: true,
+        keep_mount_points: false,
         insecure: false,
         limits: req.limits,
         origin: &Default::default(),

@@ -85,6 +85,9 @@ pub(crate) struct Request<'a> {
     pub mounts: Vec<(MountSpec, StubKind)>,
     /// Mount /sys read-only when the image has the directory.
     pub sysfs: bool,
+    /// Leave the stubs made for `Bind` and `Layers` mounts (cache and state
+    /// mounts) in the layer, as BuildKit does.
+    pub keep_mount_points: bool,
     /// Skip the security profile (`security: "insecure"`, allowed by the build).
     pub insecure: bool,
     /// The step's own limits; what it leaves unset gets [`default_limits`].
@@ -185,7 +188,7 @@ pub(crate) fn run(req: Request<'_>) -> Result<Outcome> {
     let view = View { layers: &req.lowers };
     // Mount points the image lacks are created in the upperdir now, and
     // removed again afterwards, so they never reach the layer.
-    let (stubs, has_sys) = mount_points(&upper, &view, &req.mounts)?;
+    let (stubs, has_sys) = mount_points(&upper, &view, &req.mounts, req.keep_mount_points)?;
     let interactive = matches!(req.io, Io::Terminal { interactive: true });
     let spec = Spec {
         lowers: req.lowers.clone(),
@@ -383,17 +386,26 @@ pub(crate) fn host_name_files(resolve: &dyn Fn(&str) -> String) -> Vec<(MountSpe
 
 /// Makes the mount points (/proc, /dev, every mount's target) the image
 /// lacks as stubs in `upper`; returns them, and whether /sys can be mounted.
-fn mount_points(upper: &Path, view: &View<'_>, mounts: &[(MountSpec, StubKind)]) -> Result<(Vec<PathBuf>, bool)> {
+fn mount_points(
+    upper: &Path,
+    view: &View<'_>,
+    mounts: &[(MountSpec, StubKind)],
+    keep_mount_points: bool,
+) -> Result<(Vec<PathBuf>, bool)> {
     let sysfs = view
         .lookup(&fsview::components("/sys"))
         .is_some_and(|(_, m)| m.is_dir());
     let mut stubs: Vec<PathBuf> = Vec::new();
-    for (target, kind) in [("/proc", StubKind::Dir), ("/dev", StubKind::Dir)]
+    let mut kept: Vec<PathBuf> = Vec::new();
+    for (target, kind, keep) in [("/proc", StubKind::Dir), ("/dev", StubKind::Dir)]
         .into_iter()
-        .map(|(t, k)| (t.to_string(), k))
-        .chain(mounts.iter().map(|(m, k)| (m.target().to_string(), *k)))
+        .map(|(t, k)| (t.to_string(), k, false))
+        .chain(mounts.iter().map(|(m, k)| {
+            let keep = keep_mount_points && matches!(m, MountSpec::Bind { .. } | MountSpec::Layers { .. });
+            (m.target().to_string(), *k, keep)
+        }))
     {
-        make_stub(upper, view, &target, kind, &mut stubs)?;
+        make_stub(upper, view, &target, kind, if keep { &mut kept } else { &mut stubs })?;
     }
     Ok((stubs, sysfs))
 }
