@@ -14,7 +14,14 @@ if ! /usr/bin/docker info >/dev/null 2>&1; then
   started=$!
   for _ in $(seq 1 60); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 0.5; done
 fi
-stop() { if [ -n "$started" ]; then kill "$started" 2>/dev/null; wait "$started" 2>/dev/null || true; fi; }
+stop() {
+  if [ -n "$started" ]; then
+    # A daemon of our own: its build cache goes with it.
+    /usr/bin/docker builder prune -af >/dev/null 2>&1 || true
+    kill "$started" 2>/dev/null
+    wait "$started" 2>/dev/null || true
+  fi
+}
 trap stop EXIT
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 python3 tests/conformance/run.py "$target_dir/debug/strata" "$@"
