@@ -108,6 +108,7 @@ pub fn facts(graph: &Graph, plan: &Plan, nodes: &[NodeId]) -> Vec<NodeFacts> {
                         let from = match &s.source {
                             SecretSource::File(p) => format!("file {}", p.display()),
                             SecretSource::Env(v) => format!("env {v}"),
+                            SecretSource::Given => "the command line".to_string(),
                         };
                         facts.insert(format!("secret {}", s.id), format!("{from} at {}", s.target));
                     }

@@ -125,6 +125,9 @@ pub struct CacheMount {
 pub enum SecretSource {
     File(PathBuf),
     Env(String),
+    /// Given on the command line (`strata build --secret id=ID,src=FILE`),
+    /// as `docker build --secret`: the recipe names the id only.
+    Given,
 }
 
 /// A secret mounted as a file for one RUN; never in a layer, key or log.
@@ -140,6 +143,9 @@ pub struct SecretMount {
     pub mode: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// A `Given` secret the command line does not give fails the step when
+    /// required, else the step runs without it (BuildKit's default).
+    pub required: bool,
 }
 
 /// A read-only bind of another state's path into a RUN.

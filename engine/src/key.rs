@@ -174,6 +174,9 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
                 enc.str(match secret.source {
                     SecretSource::File(_) => "file",
                     SecretSource::Env(_) => "env",
+                    // Whether it is there is part of what the step sees.
+                    SecretSource::Given if secret.required => "given",
+                    SecretSource::Given => "optional",
                 });
                 if secret.mode.is_some() || secret.uid.is_some() || secret.gid.is_some() {
                     // Only secrets with their own access carry it: existing keys stay.

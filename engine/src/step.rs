@@ -25,6 +25,8 @@ pub struct ExecOptions {
     pub sandbox_exe: Option<PathBuf>,
     /// The platform registry bases are resolved for.
     pub platform: Platform,
+    /// Secrets given on the command line, by id (`File` or `Env` sources).
+    pub secrets: std::collections::BTreeMap<String, crate::graph::SecretSource>,
 }
 
 /// One running step's view of the build.

@@ -62,6 +62,10 @@ pub struct BuildArgs {
     /// `security: "insecure"` keep every capability (repeatable).
     #[arg(long, value_enum, value_name = "ENTITLEMENT")]
     pub allow: Vec<Entitlement>,
+    /// A secret for steps that name it by id alone (a Dockerfile's
+    /// `--mount=type=secret,id=ID`): `id=ID,src=FILE` or `id=ID,env=VARIABLE` (repeatable).
+    #[arg(long = "secret", value_name = "id=ID,src=FILE", value_parser = parse_secret)]
+    pub secrets: Vec<(String, strata_engine::graph::SecretSource)>,
     /// Stream every RUN step's output (otherwise only a failed step's last lines are shown).
     #[arg(long, short = 'v')]
     pub verbose: bool,
@@ -165,6 +169,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         recipe: args.recipe.file.clone(),
         lock_mode: if args.locked { LockMode::Locked } else { LockMode::Use },
         allow_insecure: args.allow.contains(&Entitlement::Insecure),
+        secrets: args.secrets.iter().cloned().collect(),
     };
     let exports = Exports {
         outputs,
@@ -232,4 +237,28 @@ fn push_targets(
         pushes.push((target.name.clone(), super::reference("--push", text)?));
     }
     Ok(pushes)
+}
+
+/// `id=ID,src=FILE` (also `source=`) or `id=ID,env=VARIABLE`.
+fn parse_secret(s: &str) -> Result<(String, strata_engine::graph::SecretSource), String> {
+    use strata_engine::graph::SecretSource;
+    let mut id = None;
+    let mut source = None;
+    for field in s.split(',') {
+        let (k, v) = field
+            .split_once('=')
+            .ok_or_else(|| format!("`{field}` is not KEY=VALUE (id=ID,src=FILE or id=ID,env=VARIABLE)"))?;
+        match k {
+            "id" => id = Some(v.to_string()),
+            "src" | "source" => {
+                let path = std::path::absolute(v).map_err(|e| format!("`{v}`: {e}"))?;
+                source = Some(SecretSource::File(path));
+            }
+            "env" => source = Some(SecretSource::Env(v.to_string())),
+            other => return Err(format!("unknown secret field `{other}` (id, src, env)")),
+        }
+    }
+    let id = id.filter(|i| !i.is_empty()).ok_or("a secret needs `id=`")?;
+    let source = source.ok_or_else(|| format!("secret `{id}` needs `src=FILE` or `env=VARIABLE`"))?;
+    Ok((id, source))
 }

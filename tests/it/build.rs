@@ -259,8 +259,10 @@ fn files_pass_between_states_and_chown_resolves_names_in_the_image() {
     p.ok(&["build", "-o", &format!("oci:{}", oci.display())]);
     let bundle = umoci_unpack(&oci, "slim");
     let r = bundle.path().join("b/rootfs");
-    // copy sets 0:0 unless chown is given, like Docker; chmod from the earlier copy stays.
-    assert_eq!(owner_mode(&r.join("app/app.txt")), (0o600, 0, 0));
+    // Files from another state keep their owners unless chown is given, as
+    // BuildKit's COPY --from; the directory the copy makes is root's.
+    assert_eq!(owner_mode(&r.join("app/app.txt")), (0o600, 65534, 65534));
+    assert_eq!(owner_mode(&r.join("app")), (0o755, 0, 0));
     assert!(r.join("bin/sh").is_file());
     assert!(p.path("out/bin/busybox").is_file());
 

@@ -197,3 +197,53 @@ fn copy_takes_wildcards_parents_and_exclusions_from_the_context() {
         "{\"name\": \"web\"}\n"
     );
 }
+
+#[test]
+fn secrets_come_from_the_command_line_and_never_reach_the_image() {
+    let p = project();
+    p.write("token.txt", "s3cret-value\n");
+    p.write(
+        "Dockerfile",
+        "FROM rootfs:busybox.tar\nRUN --mount=type=secret,id=tok,mode=0440 if [ -f /run/secrets/tok ]; then stat -c %a /run/secrets/tok > /had; else echo none > /had; fi\n",
+    );
+    // Not given: the step runs without it (BuildKit's default).
+    p.ok(&["build", "-f", "Dockerfile"]);
+    assert_eq!(p.ok(&["run", "stage0", "--", "cat", "/had"]).stdout, "none\n");
+    let given = p.ok(&[
+        "build",
+        "-f",
+        "Dockerfile",
+        "--no-cache",
+        "--secret",
+        "id=tok,src=token.txt",
+    ]);
+    assert!(!given.stderr.contains("s3cret-value"), "{}", given.stderr);
+    assert_eq!(p.ok(&["run", "stage0", "--", "cat", "/had"]).stdout, "440\n");
+    let layout = p.path("oci");
+    p.ok(&["build", "-f", "Dockerfile", "-o", &format!("oci:{}", layout.display())]);
+    let bundle = umoci_unpack(&layout, "stage0");
+    assert!(!bundle.path().join("b/rootfs/run/secrets/tok").exists());
+
+    // Required, or named by a recipe: missing is an error that says how to give it.
+    p.write(
+        "Dockerfile",
+        "FROM rootfs:busybox.tar\nRUN --mount=type=secret,id=tok,required=true true\n",
+    );
+    let r = p.run(&["build", "-f", "Dockerfile"]);
+    assert!(
+        r.stderr.contains("Dockerfile:2:1: secret `tok` is not given: pass `--secret id=tok,src=FILE` (or `env=VARIABLE`) to strata build"),
+        "{}",
+        r.stderr
+    );
+    p.write(
+        "strata.rhai",
+        r#"image("r", from("rootfs:busybox.tar").run("cat /run/secrets/tok > /dev/null", #{ secrets: [#{ id: "tok" }] }));"#,
+    );
+    assert!(p.run(&["build"]).stderr.contains("secret `tok` is not given"));
+    let given = p
+        .cmd(&["build", "--secret", "id=tok,env=STRATA_TEST_TOKEN"])
+        .env("STRATA_TEST_TOKEN", "from-env")
+        .output()
+        .unwrap();
+    assert!(given.status.success(), "{}", String::from_utf8_lossy(&given.stderr));
+}

@@ -386,9 +386,12 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
             .into_array()
             .map_err(|_| runtime(pos, "run option `secrets` must be a list"))?;
         for item in items {
-            let m = item
-                .try_cast::<Map>()
-                .ok_or_else(|| runtime(pos, "a secret is #{id, file} or #{id, env}"))?;
+            let m = item.try_cast::<Map>().ok_or_else(|| {
+                runtime(
+                    pos,
+                    "a secret is #{id, file}, #{id, env} or #{id} (given by `strata build --secret`)",
+                )
+            })?;
             let id = m
                 .get("id")
                 .map(|v| v.to_string())
@@ -396,12 +399,21 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
             let source = match (m.get("file"), m.get("env")) {
                 (Some(f), None) => SecretSource::File(rec.borrow().dir.join(f.to_string())),
                 (None, Some(e)) => SecretSource::Env(e.to_string()),
+                (None, None) => SecretSource::Given,
                 _ => {
                     return Err(runtime(
                         pos,
-                        format!("secret `{id}` needs exactly one of `file` or `env`"),
+                        format!(
+                            "secret `{id}` takes one of `file` or `env`, or neither (given by `strata build --secret`)"
+                        ),
                     ))
                 }
+            };
+            let required = match m.get("required") {
+                None => true,
+                Some(v) => v
+                    .as_bool()
+                    .map_err(|_| runtime(pos, "secret option `required` must be true or false"))?,
             };
             let target = m
                 .get("target")
@@ -410,7 +422,7 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
             check_image_path(&target, "secret target", pos)?;
             check_options(
                 &m,
-                &["id", "file", "env", "target", "mode", "uid", "gid"],
+                &["id", "file", "env", "target", "mode", "uid", "gid", "required"],
                 "a secret",
                 pos,
             )?;
@@ -433,6 +445,7 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
                 mode,
                 uid,
                 gid,
+                required,
             });
         }
     }

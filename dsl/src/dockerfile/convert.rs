@@ -484,6 +484,7 @@ impl<'a> Converter<'a> {
         let mut options: Vec<String> = Vec::new();
         let mut caches = Vec::new();
         let mut mounts = Vec::new();
+        let mut secrets = Vec::new();
         for (flag, value) in &ins.flags {
             let value = value.clone().unwrap_or_default();
             match flag.as_str() {
@@ -554,6 +555,28 @@ impl<'a> Converter<'a> {
                                 quote(&target)
                             ));
                         }
+                        "secret" => {
+                            let Some(id) = fields.get("id").cloned() else {
+                                return Err(Self::err(ins.line, "RUN --mount=type=secret needs id="));
+                            };
+                            if fields.contains_key("env") {
+                                return Err(Self::err(ins.line, "RUN --mount=type=secret,env= is not supported yet"));
+                            }
+                            let mut m = vec![format!("id: {}", quote(&id))];
+                            if let Some(target) = &target {
+                                m.push(format!("target: {}", quote(target)));
+                            }
+                            for key in ["mode", "uid", "gid"] {
+                                if let Some(v) = fields.get(key) {
+                                    let v = if key == "mode" { quote(v) } else { v.clone() };
+                                    m.push(format!("{key}: {v}"));
+                                }
+                            }
+                            // As BuildKit: a secret the build is not given is left out unless required.
+                            let required = fields.get("required").is_some_and(|v| v == "true");
+                            m.push(format!("required: {required}"));
+                            secrets.push(format!("#{{ {} }}", m.join(", ")));
+                        }
                         other => {
                             return Err(Self::err(
                                 ins.line,
@@ -570,6 +593,9 @@ impl<'a> Converter<'a> {
         }
         if !mounts.is_empty() {
             options.push(format!("mounts: [{}]", mounts.join(", ")));
+        }
+        if !secrets.is_empty() {
+            options.push(format!("secrets: [{}]", secrets.join(", ")));
         }
         if !caches.is_empty() || !mounts.is_empty() {
             // BuildKit leaves the mount points in the layer.
@@ -1193,6 +1219,15 @@ mod tests {
     }
 
     #[test]
+    fn secret_mounts_are_given_by_the_command_line() {
+        let r = recipe("FROM scratch\nRUN --mount=type=secret,id=npm,target=/root/.npmrc,mode=0440 --mount=type=secret,id=tok,required=true true\n");
+        assert!(
+            r.contains(".run(\"true\", #{ secrets: [#{ id: \"npm\", target: \"/root/.npmrc\", mode: \"0440\", required: false }, #{ id: \"tok\", required: true }] })"),
+            "{r}"
+        );
+    }
+
+    #[test]
     fn run_mounts_network_and_security() {
         let r = recipe(
             "FROM scratch AS tools\nFROM scratch\nRUN --network=host --security=insecure --mount=type=cache,target=/c,sharing=shared --mount=type=bind,from=tools,source=/bin,target=/t true\n",
@@ -1233,7 +1268,7 @@ mod tests {
             ("FROM scratch\nADD a.tar.gz /\n", 2, "ADD of an archive (`a.tar.gz`, which Docker extracts) is not supported yet"),
             ("FROM scratch\nCOPY --from=x --parents a /\n", 2, "COPY --from with --parents or --exclude is not supported yet"),
             ("FROM scratch\nCOPY --chmod a /\n", 2, "COPY --chmod is not supported yet"),
-            ("FROM scratch\nRUN --mount=type=secret,id=x true\n", 2, "RUN --mount=type=secret is not supported yet"),
+            ("FROM scratch\nRUN --mount=type=ssh true\n", 2, "RUN --mount=type=ssh is not supported yet"),
             ("RUN true\n", 1, "RUN before the first FROM"),
             ("FROM scratch\nCOPY --from=3 /a /b\n", 2, "--from=3: no earlier stage 3"),
             (

@@ -63,7 +63,25 @@ pub fn run_step(
             uid: secret.uid.unwrap_or(uid),
             gid: secret.gid.unwrap_or(gid),
         };
-        match &secret.source {
+        // A secret the command line gives: its source there, if any.
+        let source = match &secret.source {
+            SecretSource::Given => match ctx.opts.secrets.get(&secret.id) {
+                Some(given) => given,
+                None if secret.required => {
+                    return Err(Error::input(
+                        &node.origin,
+                        format!(
+                            "secret `{0}` is not given: pass `--secret id={0},src=FILE` (or `env=VARIABLE`) to strata build",
+                            secret.id
+                        ),
+                    ))
+                }
+                None => continue,
+            },
+            other => other,
+        };
+        match source {
+            SecretSource::Given => unreachable!("the command line gives files and variables"),
             SecretSource::File(path) => {
                 let value = fs::read(path).map_err(|e| {
                     Error::input(

@@ -62,6 +62,8 @@ pub struct BuildOptions {
     pub cache_to: Vec<Reference>,
     /// `--allow insecure`: steps may ask for `security: "insecure"`.
     pub allow_insecure: bool,
+    /// `--secret id=ID,src=FILE|env=VAR`: the sources of `Given` secrets.
+    pub secrets: std::collections::BTreeMap<String, crate::graph::SecretSource>,
 }
 
 impl BuildOptions {
@@ -72,6 +74,7 @@ impl BuildOptions {
             epoch: self.epoch,
             sandbox_exe: self.sandbox_exe.clone(),
             platform: self.platform.clone(),
+            secrets: self.secrets.clone(),
         }
     }
 }
@@ -92,6 +95,7 @@ impl Default for BuildOptions {
             cache_from: Vec::new(),
             cache_to: Vec::new(),
             allow_insecure: false,
+            secrets: Default::default(),
         }
     }
 }
