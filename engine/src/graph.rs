@@ -156,6 +156,15 @@ pub struct BindMount {
     pub target: String,
 }
 
+/// An empty tmpfs over `target` for one RUN (what is written there is not
+/// in the layer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TmpfsMount {
+    pub target: String,
+    /// Bytes; the kernel's default (half the memory) when unset.
+    pub size: Option<u64>,
+}
+
 /// A `run` step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunOp {
@@ -169,6 +178,7 @@ pub struct RunOp {
     pub caches: Vec<CacheMount>,
     pub secrets: Vec<SecretMount>,
     pub mounts: Vec<BindMount>,
+    pub tmpfs: Vec<TmpfsMount>,
     /// Seconds before the step is killed.
     pub timeout: Option<u64>,
     /// `security: "insecure"`: every capability, all of /proc and /sys, no
@@ -196,6 +206,7 @@ impl RunOp {
             caches: Vec::new(),
             secrets: Vec::new(),
             mounts: Vec::new(),
+            tmpfs: Vec::new(),
             timeout: None,
             insecure: false,
             limits: Default::default(),

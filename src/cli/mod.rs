@@ -298,12 +298,16 @@ fn convert(args: ConvertArgs) -> Result<(), CliError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let dir = args.file.parent().filter(|p| !p.as_os_str().is_empty());
+    let dir = args
+        .file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let converted = strata_dsl::dockerfile::convert(
         &text,
         &strata_dsl::dockerfile::Options {
             target: args.target.as_deref(),
-            context: dir,
+            context: Some(dir),
             source_name: &name,
         },
     )

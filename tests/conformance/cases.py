@@ -109,6 +109,12 @@ CASES = [
      "dockerfile": "FROM {BASE}\nRUN --mount=type=cache,target=/cache echo kept > /cache/f && cp /cache/f /out\n"},
     {"name": "run-bind-from-stage", "files": TREE,
      "dockerfile": "FROM {BASE} AS tools\nRUN mkdir /t && echo tool > /t/x\nFROM {BASE}\nRUN --mount=type=bind,from=tools,source=/t,target=/mnt/t cp /mnt/t/x /x\n"},
+    {"name": "run-tmpfs-mount", "files": TREE,
+     "dockerfile": "FROM {BASE}\nRUN --mount=type=tmpfs,target=/scratch echo gone > /scratch/f && ls /scratch > /listed\n"},
+    {"name": "run-bind-context", "fast": True, "files": TREE,
+     "dockerfile": "FROM {BASE}\nWORKDIR /src\nRUN --mount=type=bind,source=dir,target=/ctx-dir --mount=type=bind,source=a.txt,target=a.txt cat /ctx-dir/one.txt a.txt > /seen\n"},
+    {"name": "run-secret-mount-absent", "files": TREE,
+     "dockerfile": "FROM {BASE}\nRUN --mount=type=secret,id=nope if [ -e /run/secrets/nope ]; then echo yes; else echo no; fi > /secret-seen\n"},
     {"name": "run-workdir-user", "files": TREE,
      "dockerfile": "FROM {BASE}\nWORKDIR /home/app\nRUN chown 65534 . && touch made-by-root\nUSER nobody\nRUN id -u > /tmp/uid && touch /home/app/by-nobody\n"},
     # ARG, ENV and substitution

@@ -285,6 +285,7 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
             "security",
             "limits",
             "keep_mount_points",
+            "tmpfs",
         ],
         "run",
         pos,
@@ -305,6 +306,36 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
     }
     if let Some(limits) = opts.get("limits") {
         op.limits = run_limits(limits, pos)?;
+    }
+    if let Some(tmpfs) = opts.get("tmpfs") {
+        let items = tmpfs
+            .clone()
+            .into_array()
+            .map_err(|_| runtime(pos, "run option `tmpfs` must be a list of paths or #{target, size}"))?;
+        for item in items {
+            let (target, size) = if item.is_string() {
+                (item.to_string(), None)
+            } else {
+                let m = item
+                    .try_cast::<Map>()
+                    .ok_or_else(|| runtime(pos, "a tmpfs is a path or #{target, size}"))?;
+                check_options(&m, &["target", "size"], "a tmpfs", pos)?;
+                let target = m
+                    .get("target")
+                    .map(|v| v.to_string())
+                    .ok_or_else(|| runtime(pos, "a tmpfs needs a `target`"))?;
+                let size = match m.get("size") {
+                    None => None,
+                    Some(v) => Some(
+                        strata_engine::sys::cgroup::parse_size(&v.to_string())
+                            .ok_or_else(|| runtime(pos, format!("tmpfs `size` is a size like \"64m\", not `{v}`")))?,
+                    ),
+                };
+                (target, size)
+            };
+            check_image_path(&target, "tmpfs target", pos)?;
+            op.tmpfs.push(strata_engine::graph::TmpfsMount { target, size });
+        }
     }
     if let Some(keep) = opts.get("keep_mount_points") {
         op.keep_mount_points = keep

@@ -106,6 +106,8 @@ struct Stage {
     cmd_set: Option<String>,
     /// The USER set in this stage's chain.
     user: Option<Val>,
+    /// The WORKDIR set in this stage's chain (absolute), when known.
+    workdir: Option<Val>,
 }
 
 struct Converter<'a> {
@@ -368,6 +370,7 @@ impl<'a> Converter<'a> {
                     workdir_set: parent.workdir_set,
                     cmd_set: None,
                     user: parent.user.clone(),
+                    workdir: parent.workdir.clone(),
                 }
             }
             None => {
@@ -411,6 +414,7 @@ impl<'a> Converter<'a> {
                     workdir_set: false,
                     cmd_set: None,
                     user: None,
+                    workdir: None,
                 }
             }
         };
@@ -485,6 +489,7 @@ impl<'a> Converter<'a> {
         let mut caches = Vec::new();
         let mut mounts = Vec::new();
         let mut secrets = Vec::new();
+        let mut tmpfs = Vec::new();
         for (flag, value) in &ins.flags {
             let value = value.clone().unwrap_or_default();
             match flag.as_str() {
@@ -537,23 +542,28 @@ impl<'a> Converter<'a> {
                         "bind" => {
                             let target =
                                 target.ok_or_else(|| Self::err(ins.line, "RUN --mount=type=bind needs target="))?;
-                            let Some(from) = fields.get("from") else {
-                                return Err(Self::err(
-                                    ins.line,
-                                    "RUN --mount=type=bind from the build context is not supported yet (only from=STAGE)",
-                                ));
+                            let target = self.absolute(&target, ins.line)?;
+                            let source = fields.get("source").or_else(|| fields.get("src")).cloned();
+                            let from = match fields.get("from") {
+                                Some(from) => {
+                                    let state = self.state_of(from, ins.line)?;
+                                    let source = source.unwrap_or_else(|| "/".into());
+                                    format!("{state}.path({})", quote(&source))
+                                }
+                                // The build context: its files in a state of their own.
+                                None => self.context_state(source.as_deref().unwrap_or("."), ins.line)?,
                             };
-                            let source = fields
-                                .get("source")
-                                .or_else(|| fields.get("src"))
-                                .cloned()
-                                .unwrap_or_else(|| "/".into());
-                            let state = self.state_of(from, ins.line)?;
-                            mounts.push(format!(
-                                "#{{ source: {state}.path({}), target: {} }}",
-                                quote(&source),
-                                quote(&target)
-                            ));
+                            mounts.push(format!("#{{ source: {from}, target: {} }}", quote(&target)));
+                        }
+                        "tmpfs" => {
+                            let target =
+                                target.ok_or_else(|| Self::err(ins.line, "RUN --mount=type=tmpfs needs target="))?;
+                            let target = self.absolute(&target, ins.line)?;
+                            let mut m = vec![format!("target: {}", quote(&target))];
+                            if let Some(size) = fields.get("size").or_else(|| fields.get("tmpfs-size")) {
+                                m.push(format!("size: {}", quote(size)));
+                            }
+                            tmpfs.push(format!("#{{ {} }}", m.join(", ")));
                         }
                         "secret" => {
                             let Some(id) = fields.get("id").cloned() else {
@@ -597,7 +607,10 @@ impl<'a> Converter<'a> {
         if !secrets.is_empty() {
             options.push(format!("secrets: [{}]", secrets.join(", ")));
         }
-        if !caches.is_empty() || !mounts.is_empty() {
+        if !tmpfs.is_empty() {
+            options.push(format!("tmpfs: [{}]", tmpfs.join(", ")));
+        }
+        if !caches.is_empty() || !mounts.is_empty() || !tmpfs.is_empty() {
             // BuildKit leaves the mount points in the layer.
             options.push("keep_mount_points: true".into());
         }
@@ -649,6 +662,46 @@ impl<'a> Converter<'a> {
         };
         self.call(call, ins.line);
         Ok(())
+    }
+
+    /// A mount target: absolute, or under the WORKDIR this Dockerfile set.
+    fn absolute(&self, target: &str, line: usize) -> Result<String, DockerfileError> {
+        if target.starts_with('/') {
+            return Ok(target.to_string());
+        }
+        match &self.stages.last().expect("a stage").workdir {
+            Some(Val::Lit(dir)) => Ok(format!("{}/{}", dir.trim_end_matches('/'), target.trim_start_matches("./"))),
+            _ => Err(Self::err(
+                line,
+                format!("the relative mount target `{target}` needs a WORKDIR set by this Dockerfile (or an absolute target)"),
+            )),
+        }
+    }
+
+    /// A state holding `source` of the build context, and the path of it
+    /// to mount: a directory's contents at `/`, a file under its name.
+    fn context_state(&self, source: &str, line: usize) -> Result<String, DockerfileError> {
+        let clean = source.trim_start_matches("./").trim_end_matches('/');
+        if clean.is_empty() || clean == "." {
+            return Ok("scratch().copy(ctx(\".\"), \"/\").path(\"/\")".to_string());
+        }
+        let is_dir = self
+            .opts
+            .context
+            .map(|c| c.join(clean).is_dir())
+            .ok_or_else(|| Self::err(line, "a bind mount of the build context needs the context's directory"))?;
+        if is_dir {
+            Ok(format!("scratch().copy(ctx({}), \"/\").path(\"/\")", quote(clean)))
+        } else {
+            let name = clean.rsplit('/').next().unwrap_or(clean);
+            let at = format!("/{name}");
+            Ok(format!(
+                "scratch().copy(ctx({}), {}).path({})",
+                quote(clean),
+                quote(&at),
+                quote(&at)
+            ))
+        }
     }
 
     /// The recipe expression for `--from=X`: a stage's variable, or an image.
@@ -863,6 +916,14 @@ impl<'a> Converter<'a> {
             "WORKDIR" => {
                 let dir = self.word(ins.args.trim(), line, self.stages.last())?;
                 self.stage().workdir_set = true;
+                let joined = match (&dir, &self.stage().workdir) {
+                    (Val::Lit(d), _) if d.starts_with('/') => Some(dir.clone()),
+                    (Val::Lit(d), Some(Val::Lit(base))) => {
+                        Some(Val::Lit(format!("{}/{}", base.trim_end_matches('/'), d)))
+                    }
+                    _ => None,
+                };
+                self.stage().workdir = joined;
                 self.call(format!(".workdir({})", dir.rhai()), line);
                 // As BuildKit, the directory is made, owned by the stage's USER.
                 let at = match &dir {
@@ -1228,6 +1289,27 @@ mod tests {
     }
 
     #[test]
+    fn tmpfs_and_context_bind_mounts() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("go.mod"), "module x\n").unwrap();
+        let df = parse("FROM scratch\nWORKDIR /app\nRUN --mount=type=tmpfs,target=/tmp,size=64m --mount=type=bind,source=go.mod,target=go.mod --mount=type=bind,source=src,target=/s --mount=type=bind,target=/all true\n").unwrap();
+        let r = convert(
+            &df,
+            &Options {
+                context: Some(dir.path()),
+                ..Options::default()
+            },
+        )
+        .unwrap()
+        .recipe;
+        assert!(
+            r.contains("mounts: [#{ source: scratch().copy(ctx(\"go.mod\"), \"/go.mod\").path(\"/go.mod\"), target: \"/app/go.mod\" }, #{ source: scratch().copy(ctx(\"src\"), \"/\").path(\"/\"), target: \"/s\" }, #{ source: scratch().copy(ctx(\".\"), \"/\").path(\"/\"), target: \"/all\" }], tmpfs: [#{ target: \"/tmp\", size: \"64m\" }], keep_mount_points: true"),
+            "{r}"
+        );
+    }
+
+    #[test]
     fn run_mounts_network_and_security() {
         let r = recipe(
             "FROM scratch AS tools\nFROM scratch\nRUN --network=host --security=insecure --mount=type=cache,target=/c,sharing=shared --mount=type=bind,from=tools,source=/bin,target=/t true\n",
@@ -1269,6 +1351,11 @@ mod tests {
             ("FROM scratch\nCOPY --from=x --parents a /\n", 2, "COPY --from with --parents or --exclude is not supported yet"),
             ("FROM scratch\nCOPY --chmod a /\n", 2, "COPY --chmod is not supported yet"),
             ("FROM scratch\nRUN --mount=type=ssh true\n", 2, "RUN --mount=type=ssh is not supported yet"),
+            (
+                "FROM scratch\nRUN --mount=type=tmpfs,target=rel true\n",
+                2,
+                "the relative mount target `rel` needs a WORKDIR set by this Dockerfile (or an absolute target)",
+            ),
             ("RUN true\n", 1, "RUN before the first FROM"),
             ("FROM scratch\nCOPY --from=3 /a /b\n", 2, "--from=3: no earlier stage 3"),
             (

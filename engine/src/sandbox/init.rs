@@ -134,6 +134,17 @@ fn setup_outside(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
                 sys.bind(&inside(&view, subpath), &target, true)
                     .map_err(ctx(format!("mount `{subpath}` at `{}`", m.target())))?;
             }
+            MountSpec::Tmpfs { size, .. } => {
+                let data = size.map(|s| format!("size={s}"));
+                sys.mount(
+                    Some("tmpfs"),
+                    &target,
+                    Some("tmpfs"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                    data.as_deref(),
+                )
+                .map_err(ctx(format!("mount tmpfs at `{}`", m.target())))?
+            }
             MountSpec::SecretEnv { .. } | MountSpec::SecretFile { .. } => {
                 if !secrets_dir.exists() {
                     fs::create_dir(&secrets_dir).map_err(ctx("create secrets dir"))?;

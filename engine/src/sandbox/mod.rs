@@ -401,7 +401,13 @@ fn mount_points(
         .into_iter()
         .map(|(t, k)| (t.to_string(), k, false))
         .chain(mounts.iter().map(|(m, k)| {
-            let keep = keep_mount_points && matches!(m, MountSpec::Bind { .. } | MountSpec::Layers { .. });
+            // BuildKit leaves directories made for mounts, not files.
+            let keep = keep_mount_points
+                && *k == StubKind::Dir
+                && matches!(
+                    m,
+                    MountSpec::Bind { .. } | MountSpec::Layers { .. } | MountSpec::Tmpfs { .. }
+                );
             (m.target().to_string(), *k, keep)
         }))
     {

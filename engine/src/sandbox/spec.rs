@@ -23,6 +23,8 @@ pub enum MountSpec {
         subpath: String,
         target: String,
     },
+    /// An empty tmpfs.
+    Tmpfs { target: String, size: Option<u64> },
     /// A secret taken from the sandbox's environment variable `var`.
     SecretEnv {
         var: String,
@@ -50,6 +52,7 @@ impl MountSpec {
         match self {
             MountSpec::Bind { target, .. }
             | MountSpec::Layers { target, .. }
+            | MountSpec::Tmpfs { target, .. }
             | MountSpec::SecretEnv { target, .. }
             | MountSpec::SecretFile { target, .. } => target,
         }

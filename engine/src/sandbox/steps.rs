@@ -143,6 +143,15 @@ pub fn run_step(
             kind,
         ));
     }
+    for t in &run.tmpfs {
+        mounts.push((
+            MountSpec::Tmpfs {
+                target: resolve(&t.target),
+                size: t.size,
+            },
+            StubKind::Dir,
+        ));
+    }
     if run.network == Network::Host {
         mounts.extend(host_name_files(&resolve));
     }
