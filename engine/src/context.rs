@@ -17,6 +17,9 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use crate::key::KeyEncoder;
 
+/// strata's lock file, beside the recipe: never part of the build context.
+pub const LOCK_FILE: &str = "strata.lock";
+
 /// Why a selection failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {
@@ -260,6 +263,11 @@ impl Context {
     }
 
     fn ignored(&self, rel: &Path, is_dir: bool) -> bool {
+        // strata's own lock file is written beside the recipe by the build
+        // itself: were it in the context, `COPY .` would change once it exists.
+        if rel == Path::new(LOCK_FILE) {
+            return true;
+        }
         match &self.ignore {
             Some((gi, _, _)) => gi.matched_path_or_any_parents(rel, is_dir).is_ignore(),
             None => false,
@@ -335,6 +343,12 @@ impl Context {
                 }
                 meta = fs::symlink_metadata(&real).map_err(|e| SelectError::Io(real.clone(), e))?;
                 abs = real;
+            }
+            if rel == Path::new(LOCK_FILE) {
+                return Err(SelectError::Ignored(
+                    path.clone(),
+                    "strata (its lock file is never in the build context)",
+                ));
             }
             if !rel.as_os_str().is_empty() && self.ignored(&rel, meta.is_dir()) {
                 let file = self.ignore.as_ref().map(|(_, f, _)| *f).unwrap_or(".dockerignore");
@@ -671,6 +685,20 @@ mod tests {
         let ctx = Context::open(dir).unwrap();
         let paths: Vec<String> = paths.iter().map(|s| s.to_string()).collect();
         ctx.select(&paths, &StatCache::default()).unwrap().hash
+    }
+
+    #[test]
+    fn the_lock_file_beside_the_recipe_is_never_in_the_context() {
+        let dir = setup();
+        let before = hash(dir.path(), &["."]);
+        fs::write(dir.path().join("strata.lock"), "{}").unwrap();
+        assert_eq!(hash(dir.path(), &["."]), before);
+        let ctx = Context::open(dir.path()).unwrap();
+        let err = ctx.select(&["strata.lock".into()], &StatCache::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`strata.lock` is excluded by strata (its lock file is never in the build context)"
+        );
     }
 
     #[test]

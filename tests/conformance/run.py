@@ -6,7 +6,8 @@ every path, type, mode (setuid/setgid/sticky included), uid/gid, symlink
 target, hard-link grouping, content hash and security.capability xattr, and
 Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, Volumes, Labels,
 StopSignal, Healthcheck, Shell and OnBuild. Timestamps and history text are
-not compared. Both builds start from the same base, a busybox image pushed to
+not compared. Each case's `strata convert` output must build the image
+`strata build -f Dockerfile` built, digest for digest. Both builds start from the same base, a busybox image pushed to
 a registry on 127.0.0.1.
 
 Usage: run.py STRATA [--only NAME...] [--fast] [--keep]
@@ -170,9 +171,19 @@ def build_strata(case, ctx, work, args):
     if r.returncode != 0:
         lines = [l for l in r.stderr.strip().splitlines() if l.startswith("error")] or r.stderr.strip().splitlines()
         return None, None, (lines or ["failed"])[0]
-    names = [l.split("\t")[0] for l in r.stdout.splitlines() if l.count("\t") == 2]
+    lines = [l.split("\t") for l in r.stdout.splitlines() if l.count("\t") == 2]
+    names = [l[0] for l in lines]
     if len(names) != 1:
         return None, None, f"expected one image, strata built {names}"
+    # `strata convert` gave the recipe (written before either build, so both
+    # see the same context) that builds the same image.
+    again = [args.strata, "--store", store, "build", "-f", "converted.rhai", "--progress", "plain"]
+    for k, v in case.get("args", {}).items():
+        again += ["--arg", f"{k}={v}"]
+    r2 = run(again, cwd=ctx)
+    digests = [l.split("\t")[2] for l in r2.stdout.splitlines() if l.count("\t") == 2]
+    if r2.returncode != 0 or digests != [lines[0][2]]:
+        return None, None, f"the converted recipe built {digests or r2.stderr.strip()[-300:]}, not {lines[0][2]}"
     rootfs = unpack(layout, names[0], os.path.join(work, "strata-bundle"))
     raw = json.loads(must([args.strata, "--store", store, "inspect", names[0]]))["config"]["config"]
     return snapshot(rootfs), config_of(raw), None
@@ -223,6 +234,10 @@ def main():
             files = dict(case.get("files", {}))
             files["Dockerfile"] = case["dockerfile"].replace("{BASE}", base)
             write_context(ctx, files)
+            convert = [args.strata, "convert", "Dockerfile"] + (["--target", case["target"]] if case.get("target") else [])
+            converted = run(convert, cwd=ctx)
+            with open(os.path.join(ctx, "converted.rhai"), "w") as f:
+                f.write(converted.stdout)
             d_tree, d_conf, d_err = build_docker(case, ctx, work, args)
             s_tree, s_conf, s_err = build_strata(case, ctx, work, args)
             if d_err and s_err:
