@@ -98,6 +98,9 @@ pub struct CopyOp {
     /// Each context source lands under its own path (`a/b/c.txt` at
     /// `DST/a/b/c.txt`), as `COPY --parents`.
     pub parents: bool,
+    /// A context file that is a tar archive (plain, gzip, xz or zstd) is
+    /// unpacked into `dst`, as a Dockerfile's `ADD`.
+    pub extract: bool,
 }
 
 /// Whether a RUN sees a network.

@@ -135,6 +135,9 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
                     if copy.parents {
                         enc.str("parents");
                     }
+                    if copy.extract {
+                        enc.str("extract");
+                    }
                     match resolved {
                         Resolved::Context(hash) => enc.hash(&hash),
                         _ => enc.u64(0),
@@ -265,6 +268,7 @@ mod tests {
             chown,
             chmod,
             parents: false,
+            extract: false,
         })
     }
 

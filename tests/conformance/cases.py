@@ -16,6 +16,15 @@ TREE = {
     "data/y.txt": "y\n",
 }
 
+ARCHIVE = {
+    "pkg/": {"type": "dir", "mode": 0o750, "uid": 1000, "gid": 1000},
+    "pkg/bin/tool": {"content": "#!/bin/sh\necho tool\n", "mode": 0o755},
+    "pkg/bin/tool2": {"type": "link", "target": "pkg/bin/tool"},
+    "pkg/latest": {"type": "symlink", "target": "bin/tool"},
+    "pkg/data/www.txt": {"content": "www\n", "uid": 33, "gid": 33, "mode": 0o640},
+    "./top.txt": {"content": "top\n", "mode": 0o4755},
+}
+
 CASES = [
     # COPY: files, directories, destinations
     {"name": "copy-file", "fast": True, "files": TREE, "dockerfile": "FROM {BASE}\nCOPY a.txt /a.txt\n"},
@@ -70,6 +79,15 @@ CASES = [
      "dockerfile": "FROM {BASE}\nCOPY . /ctx/\n"},
     {"name": "dockerignore-directory", "files": {**TREE, ".dockerignore": "dir/sub\n"},
      "dockerfile": "FROM {BASE}\nCOPY dir /d\n"},
+    # ADD of local files and archives
+    {"name": "add-archives", "fast": True, "files": {
+        "pkg.tar.gz": {"tar": ARCHIVE, "compress": "gz"},
+        "plain.tar": {"tar": ARCHIVE},
+        "fake.tar": "not an archive\n",
+        "a.txt": "a\n",
+    }, "dockerfile": "FROM {BASE}\nADD pkg.tar.gz /opt/\nADD plain.tar /plain\nADD fake.tar a.txt /files/\n"},
+    {"name": "add-archive-chown", "files": {"pkg.tar.xz": {"tar": ARCHIVE, "compress": "xz"}},
+     "dockerfile": "FROM {BASE}\nADD --chown=7:8 pkg.tar.xz /x\n"},
     # multi-stage
     {"name": "from-stage-file", "fast": True, "files": TREE,
      "dockerfile": "FROM {BASE} AS build\nRUN mkdir /out && echo built > /out/app\nFROM {BASE}\nCOPY --from=build /out/app /usr/local/bin/app\n"},

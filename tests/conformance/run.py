@@ -80,7 +80,9 @@ def write_context(d, files):
         os.makedirs(os.path.dirname(p), exist_ok=True)
         if isinstance(spec, str):
             spec = {"content": spec}
-        if "symlink" in spec:
+        if "tar" in spec:
+            write_tar(p, spec["tar"], spec.get("compress", ""))
+        elif "symlink" in spec:
             os.symlink(spec["symlink"], p)
         elif "hardlink" in spec:
             os.link(os.path.join(d, spec["hardlink"]), p)
@@ -91,6 +93,30 @@ def write_context(d, files):
             with open(p, "w") as f:
                 f.write(spec["content"])
             os.chmod(p, spec.get("mode", 0o644))
+
+
+def write_tar(path, entries, compress):
+    """entries: name -> {type: file|dir|symlink|link, content, mode, uid, gid, target}."""
+    import io
+    import tarfile
+    with tarfile.open(path, "w:" + compress if compress else "w", format=tarfile.GNU_FORMAT) as t:
+        for name, e in entries.items():
+            info = tarfile.TarInfo(name)
+            info.mode = e.get("mode", 0o644)
+            info.uid, info.gid = e.get("uid", 0), e.get("gid", 0)
+            info.mtime = 1_600_000_000
+            kind = e.get("type", "file")
+            data = None
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+            elif kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, e["target"]
+            elif kind == "link":
+                info.type, info.linkname = tarfile.LNKTYPE, e["target"]
+            else:
+                data = e.get("content", "").encode()
+                info.size = len(data)
+            t.addfile(info, io.BytesIO(data) if data is not None else None)
 
 
 def snapshot(root):

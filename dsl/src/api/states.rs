@@ -148,7 +148,13 @@ fn copy(
     opts: Map,
 ) -> Res<State> {
     let pos = ctx.call_position();
-    check_options(&opts, &["chown", "chmod", "parents", "exclude"], "copy", pos)?;
+    check_options(&opts, &["chown", "chmod", "parents", "exclude", "extract"], "copy", pos)?;
+    let extract = match opts.get("extract") {
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .map_err(|_| runtime(pos, "copy option `extract` must be true or false"))?,
+    };
     let mut src = src;
     let parents = match opts.get("parents") {
         None => false,
@@ -168,10 +174,10 @@ fn copy(
     };
     match &mut src {
         CopySource::Context { exclude: e, .. } => *e = exclude.clone(),
-        CopySource::State { .. } | CopySource::Mkdir if parents || !exclude.is_empty() => {
+        CopySource::State { .. } | CopySource::Mkdir if parents || !exclude.is_empty() || extract => {
             return Err(runtime(
                 pos,
-                "copy options `parents` and `exclude` take a ctx() source (not another state's path) yet",
+                "copy options `parents`, `exclude` and `extract` take a ctx() source (not another state's path) yet",
             ))
         }
         CopySource::State { .. } | CopySource::Mkdir => {}
@@ -202,6 +208,7 @@ fn copy(
             chmod.map(|m| format!("chmod: \"{m:04o}\"")),
             parents.then(|| "parents: true".to_string()),
             (!exclude.is_empty()).then(|| format!("exclude: {}", quote_list(&exclude))),
+            extract.then(|| "extract: true".to_string()),
         ]
         .into_iter()
         .flatten()
@@ -214,6 +221,7 @@ fn copy(
         chown,
         chmod,
         parents,
+        extract,
     });
     let node = rec.borrow_mut().add(ctx, op, Some(state.node), desc);
     Ok(State { node })

@@ -6,6 +6,7 @@
 mod base;
 mod copy;
 mod debian;
+mod extract;
 mod run;
 
 use std::collections::HashMap;
