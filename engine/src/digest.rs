@@ -35,6 +35,10 @@ impl Digest {
     }
 
     /// The raw 32 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Digest {
+        Digest(bytes)
+    }
+
     pub fn bytes(&self) -> &[u8; 32] {
         &self.0
     }

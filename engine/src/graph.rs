@@ -83,6 +83,9 @@ pub enum CopySource {
     /// Nothing: the destination directory (and its parents) is created, as
     /// `mkdir -p` (a Dockerfile's WORKDIR).
     Mkdir,
+    /// A file downloaded from `url`, with this SHA-256 (hex) when the recipe
+    /// gives one (else pinned in `strata.lock`).
+    Fetch { url: String, sha256: Option<String> },
 }
 
 /// A `copy` step: files into the parent state at `dst`.
@@ -475,5 +478,27 @@ impl Graph {
             }
         }
         (0..self.nodes.len()).filter(|&i| needed[i]).collect()
+    }
+}
+
+/// The file name a URL's download gets in a directory destination: the
+/// last segment of its path.
+pub fn url_file_name(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    path.rsplit('/')
+        .find(|s| !s.is_empty() && !s.contains(':'))
+        .unwrap_or("download")
+        .to_string()
+}
+
+#[cfg(test)]
+mod url_tests {
+    #[test]
+    fn a_download_is_named_after_the_urls_last_segment() {
+        assert_eq!(
+            super::url_file_name("https://example.org/x/tool-1.2.tar.gz?sig=1"),
+            "tool-1.2.tar.gz"
+        );
+        assert_eq!(super::url_file_name("http://127.0.0.1:8000/"), "download");
     }
 }

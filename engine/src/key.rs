@@ -146,6 +146,14 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
                 CopySource::Mkdir => {
                     enc.str("mkdir");
                 }
+                CopySource::Fetch { url, .. } => {
+                    // The content by its digest (given or pinned), and the name it lands under.
+                    enc.str("fetch").str(&crate::graph::url_file_name(url));
+                    match resolved {
+                        Resolved::Context(hash) => enc.hash(&hash),
+                        _ => enc.u64(0),
+                    };
+                }
                 CopySource::State { path, .. } => {
                     enc.str("state");
                     next_input(&mut enc);

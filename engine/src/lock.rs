@@ -64,6 +64,9 @@ struct LockFile {
     images: BTreeMap<String, Digest>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     debian: BTreeMap<String, DebianSet>,
+    /// `fetch` URLs without a checksum in the recipe: URL → content digest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    urls: BTreeMap<String, Digest>,
 }
 
 #[derive(Default)]
@@ -155,6 +158,32 @@ impl Lock {
         }
     }
 
+    /// The pinned digest of what `url` serves, fetching it with `resolve`
+    /// when the lock lacks it (or when updating).
+    pub fn url(&self, url: &str, resolve: impl FnOnce() -> Result<Digest>) -> Result<Digest> {
+        let pinned = {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.used.insert(url.to_string());
+            s.file.urls.get(url).cloned()
+        };
+        match (pinned, self.mode) {
+            (Some(d), LockMode::Use | LockMode::Locked) => Ok(d),
+            (None, LockMode::Locked) => Err(Error::Lock(format!(
+                "`{url}` is not pinned in `{}` (--locked); run `strata lock`",
+                self.path.display()
+            ))),
+            _ => {
+                let digest = resolve()?;
+                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                if s.file.urls.get(url) != Some(&digest) {
+                    s.file.urls.insert(url.to_string(), digest.clone());
+                    s.changed = true;
+                }
+                Ok(digest)
+            }
+        }
+    }
+
     /// After planning: with `--locked`, entries the recipe no longer uses are
     /// an error; otherwise a changed lock is written (unused entries dropped
     /// when updating).
@@ -165,6 +194,7 @@ impl Lock {
             .images
             .keys()
             .chain(s.file.debian.keys())
+            .chain(s.file.urls.keys())
             .filter(|k| !s.used.contains(*k))
             .cloned()
             .collect();
@@ -180,6 +210,7 @@ impl Lock {
                 for k in unused {
                     s.file.images.remove(&k);
                     s.file.debian.remove(&k);
+                    s.file.urls.remove(&k);
                 }
                 s.changed = true;
             }

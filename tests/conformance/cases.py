@@ -88,6 +88,8 @@ CASES = [
     }, "dockerfile": "FROM {BASE}\nADD pkg.tar.gz /opt/\nADD plain.tar /plain\nADD fake.tar a.txt /files/\n"},
     {"name": "add-archive-chown", "files": {"pkg.tar.xz": {"tar": ARCHIVE, "compress": "xz"}},
      "dockerfile": "FROM {BASE}\nADD --chown=7:8 pkg.tar.xz /x\n"},
+    {"name": "add-url", "fast": True, "files": TREE,
+     "dockerfile": "FROM {BASE}\nADD {HTTP}/remote.txt /remote/\nADD {HTTP}/remote.txt /renamed.txt\n"},
     # multi-stage
     {"name": "from-stage-file", "fast": True, "files": TREE,
      "dockerfile": "FROM {BASE} AS build\nRUN mkdir /out && echo built > /out/app\nFROM {BASE}\nCOPY --from=build /out/app /usr/local/bin/app\n"},

@@ -242,6 +242,20 @@ def main():
     args.strata = os.path.abspath(args.strata)
     scratch = tempfile.mkdtemp(prefix="strata-conformance-")
     registry, addr = start_registry(scratch)
+    # Files for ADD of a URL, served on 127.0.0.1.
+    served = os.path.join(scratch, "http")
+    os.makedirs(served)
+    with open(os.path.join(served, "remote.txt"), "w") as f:
+        f.write("fetched over http\n")
+    http_port = free_port()
+    http = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", served,
+                             str(http_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", http_port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
     results = []
     try:
         busybox = os.path.join(scratch, "busybox.tar")
@@ -258,7 +272,8 @@ def main():
             ctx = os.path.join(work, "ctx")
             os.makedirs(ctx)
             files = dict(case.get("files", {}))
-            files["Dockerfile"] = case["dockerfile"].replace("{BASE}", base)
+            files["Dockerfile"] = case["dockerfile"].replace("{BASE}", base).replace(
+                "{HTTP}", f"http://127.0.0.1:{http_port}")
             write_context(ctx, files)
             convert = [args.strata, "convert", "Dockerfile"] + (["--target", case["target"]] if case.get("target") else [])
             converted = run(convert, cwd=ctx)
@@ -289,6 +304,8 @@ def main():
     finally:
         registry.kill()
         registry.wait()
+        http.kill()
+        http.wait()
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
     same = sum(1 for _, s, _ in results if s == "same")

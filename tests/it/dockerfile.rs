@@ -247,3 +247,53 @@ fn secrets_come_from_the_command_line_and_never_reach_the_image() {
         .unwrap();
     assert!(given.status.success(), "{}", String::from_utf8_lossy(&given.stderr));
 }
+
+#[test]
+fn fetched_files_are_verified_pinned_in_the_lock_and_kept() {
+    let files = tempfile::tempdir().unwrap();
+    fs::write(files.path().join("tool.txt"), "tool v1\n").unwrap();
+    let server = DebianMirror::serve(files.path());
+    let url = format!("{}/tool.txt", server.url);
+    let sha = tool("sha256sum", &[files.path().join("tool.txt").to_str().unwrap()])
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let p = project();
+    p.write(
+        "Dockerfile",
+        &format!("FROM rootfs:busybox.tar\nADD --checksum=sha256:{sha} {url} /opt/\nADD {url} /pinned.txt\n"),
+    );
+    p.ok(&["build", "-f", "Dockerfile"]);
+    let out = p.ok(&[
+        "run",
+        "stage0",
+        "--",
+        "sh",
+        "-c",
+        "cat /opt/tool.txt; stat -c %a /opt/tool.txt /pinned.txt",
+    ]);
+    assert_eq!(out.stdout, "tool v1\n600\n600\n");
+    // The URL without a checksum is pinned in strata.lock.
+    let lock: serde_json::Value = serde_json::from_str(&fs::read_to_string(p.path("strata.lock")).unwrap()).unwrap();
+    assert_eq!(lock["urls"][&url], format!("sha256:{sha}"));
+
+    // A checksum the download does not match stops the build.
+    let wrong = "0".repeat(64);
+    p.write(
+        "bad.Dockerfile",
+        &format!("FROM rootfs:busybox.tar\nADD --checksum=sha256:{wrong} {url} /x\n"),
+    );
+    let r = p.run(&["build", "-f", "bad.Dockerfile"]);
+    assert!(
+        r.stderr.contains(&format!(
+            "bad.Dockerfile:2:1: fetch `{url}`: the download hashes to sha256:{sha}, the recipe says sha256:{wrong}"
+        )),
+        "{}",
+        r.stderr
+    );
+
+    // With the server gone, the store's copy and the lock still build.
+    drop(server);
+    p.ok(&["build", "-f", "Dockerfile", "--no-cache"]);
+}

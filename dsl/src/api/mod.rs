@@ -30,6 +30,13 @@ pub struct Ctx {
     pub paths: Vec<String>,
 }
 
+/// `fetch(url)` / `fetch(url, #{sha256})`: a file from a URL, for `copy`.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    pub url: String,
+    pub sha256: Option<String>,
+}
+
 /// Every recipe function with its usage, for error hints and the docs.
 pub const SIGNATURES: &[(&str, &str)] = &[
     ("scratch", "scratch()"),
@@ -42,6 +49,7 @@ pub const SIGNATURES: &[(&str, &str)] = &[
         "debian(\"bookworm\", [packages]) or debian(suite, [packages], #{mirror, arch, variant})",
     ),
     ("ctx", "ctx(path) or ctx([paths])"),
+    ("fetch", "fetch(url) or fetch(url, #{sha256: \"hex\"})"),
     ("path", "state.path(\"/absolute/path\")"),
     (
         "copy",
@@ -78,6 +86,7 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
     engine.register_type_with_name::<State>("State");
     engine.register_type_with_name::<PathRef>("PathRef");
     engine.register_type_with_name::<Ctx>("Ctx");
+    engine.register_type_with_name::<Fetched>("Fetched");
     states::register(engine, rec);
     meta::register(engine, rec);
     meta::register_docker(engine, rec);

@@ -14,7 +14,7 @@ use strata_engine::graph::{
     BaseSource, BindMount, CacheMount, CopyOp, CopySource, Network, Op, RunOp, SecretMount, SecretSource,
 };
 
-use super::{argv, check_options, quote, quote_list, strings, type_name, Ctx, PathRef, State};
+use super::{argv, check_options, quote, quote_list, strings, type_name, Ctx, Fetched, PathRef, State};
 use crate::recorder::{runtime, Shared};
 
 type Res<T> = Result<T, Box<rhai::EvalAltResult>>;
@@ -174,13 +174,15 @@ fn copy(
     };
     match &mut src {
         CopySource::Context { exclude: e, .. } => *e = exclude.clone(),
-        CopySource::State { .. } | CopySource::Mkdir if parents || !exclude.is_empty() || extract => {
+        CopySource::State { .. } | CopySource::Mkdir | CopySource::Fetch { .. }
+            if parents || !exclude.is_empty() || extract =>
+        {
             return Err(runtime(
                 pos,
                 "copy options `parents`, `exclude` and `extract` take a ctx() source (not another state's path) yet",
             ))
         }
-        CopySource::State { .. } | CopySource::Mkdir => {}
+        CopySource::State { .. } | CopySource::Mkdir | CopySource::Fetch { .. } => {}
     }
     if dst.is_empty() {
         return Err(runtime(pos, "copy destination must not be empty"));
@@ -618,6 +620,39 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
         },
     );
 
+    engine.register_fn("fetch", move |ctx: NativeCallContext, url: &str| -> Res<Fetched> {
+        fetched(url, Map::new(), ctx.call_position())
+    });
+    engine.register_fn(
+        "fetch",
+        move |ctx: NativeCallContext, url: &str, opts: Map| -> Res<Fetched> { fetched(url, opts, ctx.call_position()) },
+    );
+    let fetch_copy = |rec: &Shared, ctx: &NativeCallContext, state: &State, src: Fetched, dst: &str, opts: Map| {
+        let desc = match &src.sha256 {
+            Some(h) => format!("fetch({}, #{{sha256: {}}})", quote(&src.url), quote(h)),
+            None => format!("fetch({})", quote(&src.url)),
+        };
+        let source = CopySource::Fetch {
+            url: src.url,
+            sha256: src.sha256,
+        };
+        copy(rec, ctx, state, source, desc, dst, opts)
+    };
+    let r = rec.clone();
+    engine.register_fn(
+        "copy",
+        move |ctx: NativeCallContext, s: &mut State, src: Fetched, dst: &str| {
+            fetch_copy(&r, &ctx, s, src, dst, Map::new())
+        },
+    );
+    let r = rec.clone();
+    engine.register_fn(
+        "copy",
+        move |ctx: NativeCallContext, s: &mut State, src: Fetched, dst: &str, opts: Map| {
+            fetch_copy(&r, &ctx, s, src, dst, opts)
+        },
+    );
+
     let state_copy = |rec: &Shared, ctx: &NativeCallContext, state: &State, src: PathRef, dst: &str, opts: Map| {
         let desc = format!("<state>.path({})", quote(&src.path));
         copy(
@@ -668,4 +703,31 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
         "run",
         move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic, opts: Map| run(&r, &ctx, s, cmd, opts),
     );
+}
+
+/// `fetch(url, #{ sha256 })`: an http(s) URL and an optional SHA-256 (hex,
+/// or `sha256:hex`).
+fn fetched(url: &str, opts: Map, pos: rhai::Position) -> Res<Fetched> {
+    check_options(&opts, &["sha256"], "fetch", pos)?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(runtime(
+            pos,
+            format!("fetch takes an http:// or https:// URL, not `{url}`"),
+        ));
+    }
+    let sha256 = match opts.get("sha256") {
+        None => None,
+        Some(v) => {
+            let hex = v.to_string();
+            let hex = hex.strip_prefix("sha256:").unwrap_or(&hex).to_ascii_lowercase();
+            if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(runtime(pos, format!("fetch `sha256` is 64 hex digits, not `{v}`")));
+            }
+            Some(hex)
+        }
+    };
+    Ok(Fetched {
+        url: url.to_string(),
+        sha256,
+    })
 }

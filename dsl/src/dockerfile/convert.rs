@@ -733,6 +733,7 @@ impl<'a> Converter<'a> {
         let mut from = None;
         let mut options = Vec::new();
         let mut parents = false;
+        let mut checksum: Option<String> = None;
         let mut exclude: Vec<String> = Vec::new();
         for (flag, value) in &ins.flags {
             match (flag.as_str(), value) {
@@ -742,6 +743,12 @@ impl<'a> Converter<'a> {
                     options.push(format!("chown: {}", v.rhai()));
                 }
                 ("chmod", Some(v)) => options.push(format!("chmod: {}", quote(v))),
+                ("checksum", Some(v)) if add => {
+                    let hex = v
+                        .strip_prefix("sha256:")
+                        .ok_or_else(|| Self::err(ins.line, format!("ADD --checksum={v}: only sha256:HEX checksums")))?;
+                    checksum = Some(hex.to_string());
+                }
                 ("link", _) => {}
                 ("parents", None) => parents = true,
                 ("parents", Some(v)) if v == "true" => parents = true,
@@ -811,15 +818,39 @@ impl<'a> Converter<'a> {
             None => {
                 for src in &vals {
                     if let Val::Lit(s) = src {
-                        if add && (s.contains("://") || s.starts_with("git@")) {
+                        let git = s.starts_with("git@") || s.ends_with(".git") || s.contains(".git#");
+                        if add && git {
                             return Err(Self::err(
                                 ins.line,
-                                format!("ADD from a URL (`{s}`) is not supported yet"),
+                                format!("ADD of a git repository (`{s}`) is not supported yet"),
                             ));
+                        }
+                        if add && s.contains("://") && !(s.starts_with("http://") || s.starts_with("https://")) {
+                            return Err(Self::err(ins.line, format!("ADD from `{s}`: only http(s) URLs")));
                         }
                     }
                 }
-                let sources: Vec<String> = vals.iter().map(Val::rhai).collect();
+                // URLs are fetched (pinned by their checksum, or in strata.lock).
+                let (urls, vals): (Vec<&Val>, Vec<&Val>) = vals.iter().partition(
+                    |v| matches!(v, Val::Lit(s) if add && (s.starts_with("http://") || s.starts_with("https://"))),
+                );
+                for url in urls {
+                    let fetch = match &checksum {
+                        Some(sum) => format!("fetch({}, #{{ sha256: {} }})", url.rhai(), quote(sum)),
+                        None => format!("fetch({})", url.rhai()),
+                    };
+                    let url_opts = opts.replace(", extract: true", "").replace("extract: true, ", "");
+                    let url_opts = if url_opts == ", #{ extract: true }" {
+                        String::new()
+                    } else {
+                        url_opts
+                    };
+                    self.call(format!(".copy({fetch}, {}{url_opts})", dest.rhai()), ins.line);
+                }
+                if vals.is_empty() {
+                    return Ok(());
+                }
+                let sources: Vec<String> = vals.iter().map(|v| v.rhai()).collect();
                 let ctx = if sources.len() == 1 {
                     format!("ctx({})", sources[0])
                 } else {
@@ -1300,6 +1331,29 @@ mod tests {
     }
 
     #[test]
+    fn add_of_a_url_is_a_fetch() {
+        let r = recipe(&format!(
+            "FROM scratch\nADD --checksum=sha256:{} https://example.org/tool.tgz /opt/\nADD http://example.org/a.txt local.txt /both/\n",
+            "ab".repeat(32)
+        ));
+        assert!(
+            r.contains(&format!(
+                ".copy(fetch(\"https://example.org/tool.tgz\", #{{ sha256: \"{}\" }}), \"/opt/\")",
+                "ab".repeat(32)
+            )),
+            "{r}"
+        );
+        assert!(
+            r.contains(".copy(fetch(\"http://example.org/a.txt\"), \"/both/\")"),
+            "{r}"
+        );
+        assert!(
+            r.contains(".copy(ctx(\"local.txt\"), \"/both/\", #{ extract: true })"),
+            "{r}"
+        );
+    }
+
+    #[test]
     fn run_mounts_network_and_security() {
         let r = recipe(
             "FROM scratch AS tools\nFROM scratch\nRUN --network=host --security=insecure --mount=type=cache,target=/c,sharing=shared --mount=type=bind,from=tools,source=/bin,target=/t true\n",
@@ -1336,7 +1390,7 @@ mod tests {
         let cases = [
             ("FROM scratch\n\nHEALTHCHECK true\n", 3, "HEALTHCHECK takes `CMD command` or `NONE`"),
             ("FROM scratch\nONBUILD ONBUILD RUN x\n", 2, "ONBUILD cannot take `ONBUILD`"),
-            ("FROM scratch\nADD https://example.org/x /x\n", 2, "ADD from a URL (`https://example.org/x`) is not supported yet"),
+            ("FROM scratch\nADD git@github.com:x/y.git /y\n", 2, "ADD of a git repository (`git@github.com:x/y.git`) is not supported yet"),
             ("FROM scratch\nCOPY --from=x --parents a /\n", 2, "COPY --from with --parents or --exclude is not supported yet"),
             ("FROM scratch\nCOPY --chmod a /\n", 2, "COPY --chmod is not supported yet"),
             ("FROM scratch\nRUN --mount=type=ssh true\n", 2, "RUN --mount=type=ssh is not supported yet"),

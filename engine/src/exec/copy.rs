@@ -11,10 +11,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{Executor, Inputs};
-use crate::context::{EntryKind, Selection};
+use crate::context::EntryKind;
 use crate::error::{Error, Result};
 use crate::fsview::{self, join_image_path, View};
-use crate::graph::{CopyOp, CopySource, Node, NodeId, Op};
+use crate::graph::{CopyOp, CopySource, Node, Op};
 use crate::step::ExecCtx;
 use crate::store::{Record, State};
 use crate::sys::confined::Checked;
@@ -29,7 +29,7 @@ impl Executor for Copy {
             unreachable!("the copy executor runs copy nodes")
         };
         let parent = inputs.parent.expect("copy has a parent");
-        copy_into_layer(ctx, node, copy, parent, inputs.selection, inputs.states)
+        copy_into_layer(ctx, node, copy, parent, inputs)
     }
 }
 
@@ -38,9 +38,9 @@ fn copy_into_layer(
     node: &Node,
     copy: &CopyOp,
     parent: &State,
-    selection: Option<&Selection>,
-    states: &HashMap<NodeId, State>,
+    inputs: &Inputs<'_>,
 ) -> Result<Record> {
+    let (selection, states) = (inputs.selection, inputs.states);
     let parent_dirs = parent.layer_dirs(ctx.store);
     let parent_view = View { layers: &parent_dirs };
     let workdir = parent.config.config.working_dir.clone().unwrap_or_else(|| "/".into());
@@ -173,6 +173,26 @@ fn copy_into_layer(
                 }
             }
         }
+        CopySource::Fetch { url, .. } => {
+            // The digest planning resolved (given, or pinned in strata.lock).
+            let digest = crate::digest::Digest::from_bytes(*inputs.base_identity.expect("fetches are planned"));
+            let digest = super::fetch::ensure(ctx.store, ctx.registry, &node.origin, url, Some(&digest))?;
+            let target = if dst_is_dir {
+                with(&dst_comps, &crate::graph::url_file_name(url))
+            } else {
+                dst_comps.clone()
+            };
+            make_parents(node, &mut checked, &root, &target, &parent_view, false, owner)?;
+            let to = host_path(&root, &target);
+            confined(node, &mut checked, &root, &to)?;
+            crate::layer::remove_path(&to)?;
+            let from = super::fetch::path(ctx.store, &digest);
+            fs::copy(&from, &to).map_err(Error::io("copy", &from))?;
+            sys::lchown(&to, owner.0, owner.1).map_err(Error::io("chown", &to))?;
+            // As Docker's ADD of a URL: readable by its owner alone, unless chmod says.
+            let mode = copy.chmod.unwrap_or(0o600);
+            fs::set_permissions(&to, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &to))?;
+        }
         CopySource::Mkdir => {
             make_parents(node, &mut checked, &root, &dst_comps, &parent_view, true, owner)?;
             if let Some(mode) = copy.chmod {
@@ -283,7 +303,7 @@ fn copy_into_layer(
 
     let entry_owner = match &copy.source {
         CopySource::Context { .. } => Some(owner),
-        CopySource::State { .. } | CopySource::Mkdir => chown,
+        CopySource::State { .. } | CopySource::Mkdir | CopySource::Fetch { .. } => chown,
     };
     set_owner_and_mode(&sys::Linux, &copied, entry_owner, copy.chmod)?;
     fsview::clamp_mtimes(&root, ctx.opts.epoch)?;

@@ -7,6 +7,7 @@ mod base;
 mod copy;
 mod debian;
 mod extract;
+pub mod fetch;
 mod run;
 
 use std::collections::HashMap;

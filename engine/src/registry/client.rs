@@ -135,6 +135,17 @@ impl Client {
         }
     }
 
+    /// Streams the body of a plain GET of `url` into `out` (a file of a
+    /// recipe's `fetch`, not a registry call).
+    pub fn download(&self, url: &str, out: &mut dyn std::io::Write) -> std::result::Result<u64, String> {
+        let resp = match self.agent.get(url).call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, _)) => return Err(format!("the server answered {code}")),
+            Err(e) => return Err(e.to_string()),
+        };
+        std::io::copy(&mut resp.into_reader(), out).map_err(|e| e.to_string())
+    }
+
     /// A client that uses these credentials instead of `config.json` (for `strata login`).
     pub fn with_credentials(insecure: Vec<String>, user: &str, pass: &str) -> Client {
         Client {

@@ -88,6 +88,21 @@ impl Scheduler<'_> {
                     plan.selections.insert(id, selection);
                     Resolved::Context(hash)
                 }
+                Op::Copy(CopyOp {
+                    source: CopySource::Fetch { url, sha256 },
+                    ..
+                }) => {
+                    let digest = match sha256 {
+                        Some(hex) => format!("sha256:{hex}")
+                            .parse::<crate::digest::Digest>()
+                            .map_err(|e| Error::input(&node.origin, format!("fetch `{url}`: {}", e.0)))?,
+                        None => lock.url(url, || {
+                            crate::exec::fetch::ensure(self.store, &self.registry, &node.origin, url, None)
+                        })?,
+                    };
+                    plan.base_identities.insert(id, *digest.bytes());
+                    Resolved::Context(*digest.bytes())
+                }
                 Op::Run(run) if run.insecure && !self.opts.allow_insecure => {
                     return Err(Error::input(&node.origin, "this `run` asks for security: \"insecure\" (every capability, all of /proc and /sys, no seccomp filter); allow it with `--allow insecure`"));
                 }
