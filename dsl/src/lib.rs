@@ -42,7 +42,14 @@ pub fn compile(path: &Path, args: &BTreeMap<String, String>) -> Result<Graph, Ds
 
 /// [`compile`] with options, also saying which args the recipe read.
 pub fn compile_with(path: &Path, args: &BTreeMap<String, String>, opts: &Options) -> Result<Compiled, DslError> {
-    let source = std::fs::read_to_string(path).map_err(|e| DslError::read(path, e))?;
+    let (source, dir, name) = read_build_file(path)?;
+    engine::evaluate_with(&source, &name, &dir, args, opts)
+}
+
+/// A recipe's or Dockerfile's text, its directory (the build context,
+/// canonical) and its file name (how errors name it).
+fn read_build_file(path: &Path) -> Result<(String, std::path::PathBuf, String), DslError> {
+    let text = std::fs::read_to_string(path).map_err(|e| DslError::read(path, e))?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -52,7 +59,7 @@ pub fn compile_with(path: &Path, args: &BTreeMap<String, String>, opts: &Options
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    engine::evaluate_with(&source, &name, &dir, args, opts)
+    Ok((text, dir, name))
 }
 
 /// Evaluates recipe text. `name` is how errors and history name the file;
@@ -76,16 +83,7 @@ pub fn compile_dockerfile(
     opts: &Options,
     target: Option<&str>,
 ) -> Result<(Compiled, Vec<String>), DslError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DslError::read(path, e))?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let dir = std::fs::canonicalize(dir).map_err(|e| DslError::read(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (text, dir, name) = read_build_file(path)?;
     let at = |line: usize, message: String| DslError {
         file: name.clone(),
         line,

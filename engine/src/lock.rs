@@ -106,82 +106,80 @@ impl Lock {
         })
     }
 
+    /// The entry `key` of one of the lock's maps, resolving it with
+    /// `resolve` when the lock lacks it (or when updating); with `--locked`
+    /// a missing entry is `missing()`.
+    fn pinned<T: Clone + PartialEq>(
+        &self,
+        key: &str,
+        map: fn(&mut LockFile) -> &mut BTreeMap<String, T>,
+        resolve: impl FnOnce() -> Result<T>,
+        missing: impl FnOnce() -> Error,
+    ) -> Result<T> {
+        let pinned = {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.used.insert(key.to_string());
+            map(&mut s.file).get(key).cloned()
+        };
+        match (pinned, self.mode) {
+            (Some(v), LockMode::Use | LockMode::Locked) => Ok(v),
+            (None, LockMode::Locked) => Err(missing()),
+            _ => {
+                let value = resolve()?;
+                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                if map(&mut s.file).get(key) != Some(&value) {
+                    map(&mut s.file).insert(key.to_string(), value.clone());
+                    s.changed = true;
+                }
+                Ok(value)
+            }
+        }
+    }
+
     /// The pinned package set called `name`, resolving it with `resolve`
     /// when the lock lacks it (or when updating).
     pub fn debian(&self, name: &str, resolve: impl FnOnce() -> Result<DebianSet>) -> Result<DebianSet> {
-        let pinned = {
-            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            s.used.insert(name.to_string());
-            s.file.debian.get(name).cloned()
-        };
-        match (pinned, self.mode) {
-            (Some(set), LockMode::Use | LockMode::Locked) => Ok(set),
-            (None, LockMode::Locked) => Err(Error::Lock(format!(
-                "`{name}` is not pinned in `{}` (--locked); run `strata lock`",
-                self.path.display()
-            ))),
-            _ => {
-                let set = resolve()?;
-                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                if s.file.debian.get(name) != Some(&set) {
-                    s.file.debian.insert(name.to_string(), set.clone());
-                    s.changed = true;
-                }
-                Ok(set)
-            }
-        }
+        self.pinned(
+            name,
+            |f| &mut f.debian,
+            resolve,
+            || {
+                Error::Lock(format!(
+                    "`{name}` is not pinned in `{}` (--locked); run `strata lock`",
+                    self.path.display()
+                ))
+            },
+        )
     }
 
     /// The pinned digest of `reference`, resolving it with `resolve` when the
     /// lock lacks it (or when updating).
     pub fn digest(&self, reference: &str, resolve: impl FnOnce() -> Result<Digest>) -> Result<Digest> {
-        let pinned = {
-            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            s.used.insert(reference.to_string());
-            s.file.images.get(reference).cloned()
-        };
-        match (pinned, self.mode) {
-            (Some(d), LockMode::Use | LockMode::Locked) => Ok(d),
-            (None, LockMode::Locked) => Err(Error::BadImage {
+        self.pinned(
+            reference,
+            |f| &mut f.images,
+            resolve,
+            || Error::BadImage {
                 what: reference.into(),
                 reason: format!("not pinned in `{}` (--locked); run `strata lock`", self.path.display()),
-            }),
-            _ => {
-                let digest = resolve()?;
-                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                if s.file.images.get(reference) != Some(&digest) {
-                    s.file.images.insert(reference.to_string(), digest.clone());
-                    s.changed = true;
-                }
-                Ok(digest)
-            }
-        }
+            },
+        )
     }
 
     /// The pinned digest of what `url` serves, fetching it with `resolve`
     /// when the lock lacks it (or when updating).
     pub fn url(&self, url: &str, resolve: impl FnOnce() -> Result<Digest>) -> Result<Digest> {
-        let pinned = {
-            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            s.used.insert(url.to_string());
-            s.file.urls.get(url).cloned()
-        };
-        match (pinned, self.mode) {
-            (Some(d), LockMode::Use | LockMode::Locked) => Ok(d),
-            (None, LockMode::Locked) => Err(Error::Lock(format!(
-                "`{url}` is not pinned in `{}` (--locked); run `strata lock`",
-                self.path.display()
-            ))),
-            _ => {
-                let digest = resolve()?;
-                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                if s.file.urls.get(url) != Some(&digest) {
-                    s.file.urls.insert(url.to_string(), digest.clone());
-                    s.changed = true;
-                }
-                Ok(digest)
-            }
-        }
+        self.pinned(
+            url,
+            |f| &mut f.urls,
+            resolve,
+            || {
+                Error::Lock(format!(
+                    "`{url}` is not pinned in `{}` (--locked); run `strata lock`",
+                    self.path.display()
+                ))
+            },
+        )
     }
 
     /// After planning: with `--locked`, entries the recipe no longer uses are

@@ -77,12 +77,7 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
             let v = v.to_string();
             let desc = format!("env({}, {}, #{{expand: {expand}}})", quote(k), quote(&v));
             let pairs = vec![(k.to_string(), v)];
-            let change = if expand {
-                MetaChange::EnvExpand(pairs)
-            } else {
-                MetaChange::Env(pairs)
-            };
-            Ok(meta(&r, &ctx, s, change, desc))
+            Ok(meta(&r, &ctx, s, env_change(pairs, expand), desc))
         },
     );
     let r = rec.clone();
@@ -97,12 +92,7 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
             }
             let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}: {}", quote(v))).collect();
             let desc = format!("env(#{{{}}}, #{{expand: {expand}}})", shown.join(", "));
-            let change = if expand {
-                MetaChange::EnvExpand(pairs)
-            } else {
-                MetaChange::Env(pairs)
-            };
-            Ok(meta(&r, &ctx, s, change, desc))
+            Ok(meta(&r, &ctx, s, env_change(pairs, expand), desc))
         },
     );
     let r = rec.clone();
@@ -225,6 +215,14 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
             ))
         },
     );
+}
+
+fn env_change(pairs: Vec<(String, String)>, expand: bool) -> MetaChange {
+    if expand {
+        MetaChange::EnvExpand(pairs)
+    } else {
+        MetaChange::Env(pairs)
+    }
 }
 
 /// `#{ expand: true }`: env values read the state's environment (`${NAME}`).
