@@ -96,13 +96,13 @@ fn dockerfile_errors_name_their_line() {
     let p = project();
     p.write(
         "Dockerfile",
-        "FROM rootfs:busybox.tar\n\nADD https://example.org/x.txt /x.txt\n",
+        "FROM rootfs:busybox.tar\n\nADD git@github.com:x/y.git /y\n",
     );
     let r = p.run(&["build", "-f", "Dockerfile"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("Dockerfile:3:1: ADD from a URL (`https://example.org/x.txt`) is not supported yet"),
+            .contains("Dockerfile:3:1: ADD of a git repository (`git@github.com:x/y.git`) is not supported yet"),
         "{}",
         r.stderr
     );
