@@ -104,6 +104,11 @@ pub fn compile_dockerfile(
     let line_of = |recipe_line: usize| converted.lines.get(recipe_line.wrapping_sub(1)).copied().unwrap_or(0);
     let mut compiled = engine::evaluate_with(&converted.recipe, &name, &dir, args, opts)
         .map_err(|e| at(line_of(e.line), e.message))?;
+    // BuildKit reads `NAME.dockerignore` beside a Dockerfile instead of the context's.
+    let own_ignore = dir.join(format!("{name}.dockerignore"));
+    if own_ignore.is_file() {
+        compiled.graph.ignore_file = Some(own_ignore);
+    }
     compiled.graph.remap_origins(|o| {
         o.line = line_of(o.line as usize) as u32;
         o.col = 1;

@@ -118,21 +118,25 @@ fn ignore_rules(root: &Path, lines: &[String]) -> Result<Gitignore, ignore::Erro
 impl Context {
     /// Opens the context at `root`, reading `.strataignore` or `.dockerignore`.
     pub fn open(root: &Path) -> Result<Context, SelectError> {
+        Context::open_with(root, None)
+    }
+
+    /// [`Context::open`], with `ignore_file` (when given) read instead of
+    /// the context's own ignore files.
+    pub fn open_with(root: &Path, ignore_file: Option<&Path>) -> Result<Context, SelectError> {
         let mut ignore = None;
-        for name in [".strataignore", ".dockerignore"] {
-            let path = root.join(name);
+        let candidates: Vec<(PathBuf, &'static str)> = match ignore_file {
+            Some(file) => vec![(file.to_path_buf(), "the Dockerfile's .dockerignore")],
+            None => vec![
+                (root.join(".strataignore"), ".strataignore"),
+                (root.join(".dockerignore"), ".dockerignore"),
+            ],
+        };
+        for (path, name) in candidates {
             if let Ok(text) = fs::read_to_string(&path) {
                 let lines: Vec<String> = text.lines().map(str::to_string).collect();
                 let gi = ignore_rules(root, &lines).map_err(|e| SelectError::IgnoreFile(path.clone(), e))?;
-                ignore = Some((
-                    gi,
-                    if name == ".strataignore" {
-                        ".strataignore"
-                    } else {
-                        ".dockerignore"
-                    },
-                    lines,
-                ));
+                ignore = Some((gi, name, lines));
                 break;
             }
         }

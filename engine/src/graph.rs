@@ -339,6 +339,9 @@ pub struct Graph {
     pub targets: Vec<Target>,
     /// The build context's root directory (the recipe's directory by default).
     pub context_dir: PathBuf,
+    /// An ignore file that replaces the context's `.dockerignore` (a
+    /// Dockerfile's own `NAME.dockerignore` beside it, as BuildKit reads).
+    pub ignore_file: Option<PathBuf>,
 }
 
 /// A node whose inputs are not in the graph yet.

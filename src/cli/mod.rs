@@ -324,6 +324,12 @@ fn convert(args: ConvertArgs) -> Result<(), CliError> {
     for w in converted.warnings {
         eprintln!("warning: {name}: {w}");
     }
+    let own_ignore = format!("{name}.dockerignore");
+    if dir.join(&own_ignore).is_file() {
+        eprintln!(
+            "warning: {own_ignore} applies to `strata build -f {name}`; the recipe reads the context's .strataignore or .dockerignore: copy it to .strataignore for the recipe to see the same files"
+        );
+    }
     print!("{}", converted.recipe);
     Ok(())
 }

@@ -77,6 +77,11 @@ CASES = [
     # .dockerignore
     {"name": "dockerignore-exceptions", "fast": True, "files": {**TREE, ".dockerignore": "*.txt\n!b.txt\ndata/*.log\n"},
      "dockerfile": "FROM {BASE}\nCOPY . /ctx/\n"},
+    # A recipe reads the context's .strataignore or .dockerignore: `strata
+    # convert` warns that Dockerfile.dockerignore would need to become one.
+    {"name": "dockerignore-of-the-dockerfile", "convert_differs": True, "files": {**TREE, ".dockerignore": "a.txt\n",
+                                                     "Dockerfile.dockerignore": "b.txt\ndata\n"},
+     "dockerfile": "FROM {BASE}\nCOPY . /ctx/\n"},
     {"name": "dockerignore-directory", "files": {**TREE, ".dockerignore": "dir/sub\n"},
      "dockerfile": "FROM {BASE}\nCOPY dir /d\n"},
     # ADD of local files and archives

@@ -206,12 +206,19 @@ def build_strata(case, ctx, work, args):
     again = [args.strata, "--store", store, "build", "-f", "converted.rhai", "--progress", "plain"]
     for k, v in case.get("args", {}).items():
         again += ["--arg", f"{k}={v}"]
+    if case.get("convert_differs"):
+        # Documented in the case: what a recipe cannot say yet.
+        return snapshot_and_config(layout, names[0], store, work, args)
     r2 = run(again, cwd=ctx)
     digests = [l.split("\t")[2] for l in r2.stdout.splitlines() if l.count("\t") == 2]
     if r2.returncode != 0 or digests != [lines[0][2]]:
         return None, None, f"the converted recipe built {digests or r2.stderr.strip()[-300:]}, not {lines[0][2]}"
-    rootfs = unpack(layout, names[0], os.path.join(work, "strata-bundle"))
-    raw = json.loads(must([args.strata, "--store", store, "inspect", names[0]]))["config"]["config"]
+    return snapshot_and_config(layout, names[0], store, work, args)
+
+
+def snapshot_and_config(layout, name, store, work, args):
+    rootfs = unpack(layout, name, os.path.join(work, "strata-bundle"))
+    raw = json.loads(must([args.strata, "--store", store, "inspect", name]))["config"]["config"]
     return snapshot(rootfs), config_of(raw), None
 
 

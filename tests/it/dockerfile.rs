@@ -297,3 +297,24 @@ fn fetched_files_are_verified_pinned_in_the_lock_and_kept() {
     drop(server);
     p.ok(&["build", "-f", "Dockerfile", "--no-cache"]);
 }
+
+#[test]
+fn a_dockerfiles_own_dockerignore_replaces_the_contexts() {
+    let p = project();
+    p.write(".dockerignore", "a.txt\n");
+    p.write("a.txt", "a\n");
+    p.write("b.txt", "b\n");
+    p.write("app.Dockerfile", "FROM rootfs:busybox.tar\nCOPY *.txt /ctx/\n");
+    p.write("app.Dockerfile.dockerignore", "b.txt\n");
+    let built = p.ok(&["build", "-f", "app.Dockerfile"]);
+    assert!(!built.stderr.contains("warning"), "{}", built.stderr);
+    let out = p.ok(&["run", "stage0", "--", "ls", "/ctx"]).stdout;
+    assert_eq!(out, "a.txt\nhello.txt\n");
+    let r = p.ok(&["convert", "app.Dockerfile"]);
+    assert!(
+        r.stderr
+            .contains("app.Dockerfile.dockerignore applies to `strata build -f app.Dockerfile`"),
+        "{}",
+        r.stderr
+    );
+}

@@ -48,7 +48,8 @@ impl Scheduler<'_> {
             keys: vec![None; self.graph.len()],
             ..Plan::default()
         };
-        let context = Context::open(&self.graph.context_dir).map_err(|e| Error::input_at(&Default::default(), e))?;
+        let context = Context::open_with(&self.graph.context_dir, self.graph.ignore_file.as_deref())
+            .map_err(|e| Error::input_at(&Default::default(), e))?;
         let cache_path = self.store.statcache_path();
         let cache = StatCache::load(&cache_path);
         let lock = crate::lock::Lock::open(&self.opts.recipe, self.opts.lock_mode)?;
