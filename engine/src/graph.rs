@@ -86,6 +86,8 @@ pub enum CopySource {
     /// A file downloaded from `url`, with this SHA-256 (hex) when the recipe
     /// gives one (else pinned in `strata.lock`).
     Fetch { url: String, sha256: Option<String> },
+    /// A file with this content (a Dockerfile's `COPY <<EOF`).
+    Text { content: String },
 }
 
 /// A `copy` step: files into the parent state at `dst`.

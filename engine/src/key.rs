@@ -146,6 +146,9 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
                 CopySource::Mkdir => {
                     enc.str("mkdir");
                 }
+                CopySource::Text { content } => {
+                    enc.str("text").str(content);
+                }
                 CopySource::Fetch { url, .. } => {
                     // The content by its digest (given or pinned), and the name it lands under.
                     enc.str("fetch").str(&crate::graph::url_file_name(url));

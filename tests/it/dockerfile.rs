@@ -318,3 +318,22 @@ fn a_dockerfiles_own_dockerignore_replaces_the_contexts() {
         r.stderr
     );
 }
+
+#[test]
+fn copy_heredocs_become_files() {
+    let p = project();
+    p.write(
+        "Dockerfile",
+        "FROM rootfs:busybox.tar\nCOPY --chmod=0755 <<EOF /usr/local/bin/hi\n#!/bin/sh\necho hi from a heredoc\nEOF\nCOPY <<A <<B /etc/notes/\none\nA\ntwo\nB\n",
+    );
+    p.ok(&["build", "-f", "Dockerfile"]);
+    let out = p.ok(&[
+        "run",
+        "stage0",
+        "--",
+        "sh",
+        "-c",
+        "hi; cat /etc/notes/A /etc/notes/B; stat -c %a /usr/local/bin/hi /etc/notes/A",
+    ]);
+    assert_eq!(out.stdout, "hi from a heredoc\none\ntwo\n755\n644\n");
+}

@@ -37,6 +37,12 @@ pub struct Fetched {
     pub sha256: Option<String>,
 }
 
+/// `text("content")`: a file's content, for `copy`.
+#[derive(Clone, Debug)]
+pub struct Text {
+    pub content: String,
+}
+
 /// Every recipe function with its usage, for error hints and the docs.
 pub const SIGNATURES: &[(&str, &str)] = &[
     ("scratch", "scratch()"),
@@ -50,6 +56,7 @@ pub const SIGNATURES: &[(&str, &str)] = &[
     ),
     ("ctx", "ctx(path) or ctx([paths])"),
     ("fetch", "fetch(url) or fetch(url, #{sha256: \"hex\"})"),
+    ("text", "text(\"file content\")"),
     ("path", "state.path(\"/absolute/path\")"),
     (
         "copy",
@@ -87,6 +94,7 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
     engine.register_type_with_name::<PathRef>("PathRef");
     engine.register_type_with_name::<Ctx>("Ctx");
     engine.register_type_with_name::<Fetched>("Fetched");
+    engine.register_type_with_name::<Text>("Text");
     states::register(engine, rec);
     meta::register(engine, rec);
     meta::register_docker(engine, rec);

@@ -14,7 +14,7 @@ use strata_engine::graph::{
     BaseSource, BindMount, CacheMount, CopyOp, CopySource, Network, Op, RunOp, SecretMount, SecretSource,
 };
 
-use super::{argv, check_options, quote, quote_list, strings, type_name, Ctx, Fetched, PathRef, State};
+use super::{argv, check_options, quote, quote_list, strings, type_name, Ctx, Fetched, PathRef, State, Text};
 use crate::recorder::{runtime, Shared};
 
 type Res<T> = Result<T, Box<rhai::EvalAltResult>>;
@@ -174,7 +174,7 @@ fn copy(
     };
     match &mut src {
         CopySource::Context { exclude: e, .. } => *e = exclude.clone(),
-        CopySource::State { .. } | CopySource::Mkdir | CopySource::Fetch { .. }
+        CopySource::State { .. } | CopySource::Mkdir | CopySource::Fetch { .. } | CopySource::Text { .. }
             if parents || !exclude.is_empty() || extract =>
         {
             return Err(runtime(
@@ -182,7 +182,7 @@ fn copy(
                 "copy options `parents`, `exclude` and `extract` take a ctx() source (not another state's path) yet",
             ))
         }
-        CopySource::State { .. } | CopySource::Mkdir | CopySource::Fetch { .. } => {}
+        CopySource::State { .. } | CopySource::Mkdir | CopySource::Fetch { .. } | CopySource::Text { .. } => {}
     }
     if dst.is_empty() {
         return Err(runtime(pos, "copy destination must not be empty"));
@@ -626,6 +626,34 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
     engine.register_fn(
         "fetch",
         move |ctx: NativeCallContext, url: &str, opts: Map| -> Res<Fetched> { fetched(url, opts, ctx.call_position()) },
+    );
+    engine.register_fn("text", |content: &str| Text {
+        content: content.to_string(),
+    });
+    let text_copy = |rec: &Shared, ctx: &NativeCallContext, state: &State, src: Text, dst: &str, opts: Map| {
+        let shown: String = src.content.chars().take(40).collect();
+        let desc = format!("text({})", quote(&shown));
+        copy(
+            rec,
+            ctx,
+            state,
+            CopySource::Text { content: src.content },
+            desc,
+            dst,
+            opts,
+        )
+    };
+    let r = rec.clone();
+    engine.register_fn(
+        "copy",
+        move |ctx: NativeCallContext, s: &mut State, src: Text, dst: &str| text_copy(&r, &ctx, s, src, dst, Map::new()),
+    );
+    let r = rec.clone();
+    engine.register_fn(
+        "copy",
+        move |ctx: NativeCallContext, s: &mut State, src: Text, dst: &str, opts: Map| {
+            text_copy(&r, &ctx, s, src, dst, opts)
+        },
     );
     let fetch_copy = |rec: &Shared, ctx: &NativeCallContext, state: &State, src: Fetched, dst: &str, opts: Map| {
         let desc = match &src.sha256 {

@@ -766,10 +766,7 @@ impl<'a> Converter<'a> {
             }
         }
         if !ins.heredocs.is_empty() {
-            return Err(Self::err(
-                ins.line,
-                format!("{} with a heredoc is not supported yet", ins.command),
-            ));
+            return self.copy_heredocs(ins, &options);
         }
         let raw: Vec<String> = match parse::json_array(&ins.args) {
             Some(items) => items,
@@ -859,6 +856,59 @@ impl<'a> Converter<'a> {
                 let _ = self.opts.context;
                 self.call(format!(".copy({ctx}, {}{opts})", dest.rhai()), ins.line);
             }
+        }
+        Ok(())
+    }
+
+    /// `COPY <<EOF /file` (and several: `COPY <<A <<B /dir/`): each heredoc
+    /// is a file, named after its delimiter in a directory destination.
+    fn copy_heredocs(&mut self, ins: &Instruction, options: &[String]) -> Result<(), DockerfileError> {
+        let words: Vec<&str> = ins.args.split_whitespace().collect();
+        let Some((dest, sources)) = words.split_last() else {
+            return Err(Self::err(ins.line, format!("{} needs a destination", ins.command)));
+        };
+        if sources.iter().any(|w| !w.starts_with("<<")) {
+            return Err(Self::err(
+                ins.line,
+                format!(
+                    "{} of heredocs and other sources at once is not supported yet",
+                    ins.command
+                ),
+            ));
+        }
+        let dest = self.word(dest, ins.line, self.stages.last())?;
+        let into_dir = ins.heredocs.len() > 1 || matches!(&dest, Val::Lit(d) if d.ends_with('/'));
+        let opts = if options.is_empty() {
+            String::new()
+        } else {
+            format!(", #{{ {} }}", options.join(", "))
+        };
+        for doc in &ins.heredocs {
+            if doc.expand && doc.content.contains('$') {
+                return Err(Self::err(
+                    ins.line,
+                    format!(
+                        "{}: variables in the heredoc `<<{}` are not supported yet (quote the delimiter: <<'{}')",
+                        ins.command, doc.name, doc.name
+                    ),
+                ));
+            }
+            let target = if into_dir {
+                Val::concat(vec![
+                    dest.clone(),
+                    Val::Lit(if matches!(&dest, Val::Lit(d) if d.ends_with('/')) {
+                        doc.name.clone()
+                    } else {
+                        format!("/{}", doc.name)
+                    }),
+                ])
+            } else {
+                dest.clone()
+            };
+            self.call(
+                format!(".copy(text({}), {}{opts})", quote(&doc.content), target.rhai()),
+                ins.line,
+            );
         }
         Ok(())
     }
@@ -1354,6 +1404,19 @@ mod tests {
     }
 
     #[test]
+    fn copy_heredocs_are_text_files() {
+        let r = recipe("FROM scratch\nCOPY --chmod=0755 <<EOF /usr/local/bin/hi\n#!/bin/sh\necho hi\nEOF\nCOPY <<A <<'B' /etc/\none\nA\n$two\nB\n");
+        assert!(
+            r.contains(".copy(text(\"#!/bin/sh\\necho hi\\n\"), \"/usr/local/bin/hi\", #{ chmod: \"0755\" })"),
+            "{r}"
+        );
+        assert!(
+            r.contains(".copy(text(\"one\\n\"), \"/etc/A\")\n    .copy(text(\"$two\\n\"), \"/etc/B\")"),
+            "{r}"
+        );
+    }
+
+    #[test]
     fn run_mounts_network_and_security() {
         let r = recipe(
             "FROM scratch AS tools\nFROM scratch\nRUN --network=host --security=insecure --mount=type=cache,target=/c,sharing=shared --mount=type=bind,from=tools,source=/bin,target=/t true\n",
@@ -1393,6 +1456,11 @@ mod tests {
             ("FROM scratch\nADD git@github.com:x/y.git /y\n", 2, "ADD of a git repository (`git@github.com:x/y.git`) is not supported yet"),
             ("FROM scratch\nCOPY --from=x --parents a /\n", 2, "COPY --from with --parents or --exclude is not supported yet"),
             ("FROM scratch\nCOPY --chmod a /\n", 2, "COPY --chmod is not supported yet"),
+            (
+                "FROM scratch\nCOPY <<EOF /x\n$HOME\nEOF\n",
+                2,
+                "COPY: variables in the heredoc `<<EOF` are not supported yet (quote the delimiter: <<'EOF')",
+            ),
             ("FROM scratch\nRUN --mount=type=ssh true\n", 2, "RUN --mount=type=ssh is not supported yet"),
             (
                 "FROM scratch\nRUN --mount=type=tmpfs,target=rel true\n",

@@ -193,6 +193,21 @@ fn copy_into_layer(
             let mode = copy.chmod.unwrap_or(0o600);
             fs::set_permissions(&to, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &to))?;
         }
+        CopySource::Text { content } => {
+            if dst_is_dir {
+                return Err(Error::input(
+                    &node.origin,
+                    format!("text() needs a file destination, not the directory `{}`", copy.dst),
+                ));
+            }
+            make_parents(node, &mut checked, &root, &dst_comps, &parent_view, false, owner)?;
+            let to = host_path(&root, &dst_comps);
+            confined(node, &mut checked, &root, &to)?;
+            fs::write(&to, content).map_err(Error::io("write", &to))?;
+            sys::lchown(&to, owner.0, owner.1).map_err(Error::io("chown", &to))?;
+            let mode = copy.chmod.unwrap_or(0o644);
+            fs::set_permissions(&to, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &to))?;
+        }
         CopySource::Mkdir => {
             make_parents(node, &mut checked, &root, &dst_comps, &parent_view, true, owner)?;
             if let Some(mode) = copy.chmod {
@@ -303,7 +318,7 @@ fn copy_into_layer(
 
     let entry_owner = match &copy.source {
         CopySource::Context { .. } => Some(owner),
-        CopySource::State { .. } | CopySource::Mkdir | CopySource::Fetch { .. } => chown,
+        CopySource::State { .. } | CopySource::Mkdir | CopySource::Fetch { .. } | CopySource::Text { .. } => chown,
     };
     set_owner_and_mode(&sys::Linux, &copied, entry_owner, copy.chmod)?;
     fsview::clamp_mtimes(&root, ctx.opts.epoch)?;
