@@ -486,6 +486,9 @@ impl<'a> Converter<'a> {
 
     fn run(&mut self, ins: &Instruction) -> Result<(), DockerfileError> {
         let mut options: Vec<String> = Vec::new();
+        // As BuildKit's, a Dockerfile's RUN reaches the network unless it says
+        // --network=none (a recipe's run is hermetic unless it asks).
+        let mut network = true;
         let mut caches = Vec::new();
         let mut mounts = Vec::new();
         let mut secrets = Vec::new();
@@ -494,8 +497,8 @@ impl<'a> Converter<'a> {
             let value = value.clone().unwrap_or_default();
             match flag.as_str() {
                 "network" => match value.as_str() {
-                    "host" => options.push("network: \"host\"".into()),
-                    "none" | "default" => {}
+                    "host" | "default" => network = true,
+                    "none" => network = false,
                     other => {
                         return Err(Self::err(
                             ins.line,
@@ -597,6 +600,9 @@ impl<'a> Converter<'a> {
                 }
                 other => return Err(Self::err(ins.line, format!("RUN does not take --{other}"))),
             }
+        }
+        if network {
+            options.insert(0, "network: \"host\"".into());
         }
         if !caches.is_empty() {
             options.push(format!("cache: [{}]", caches.join(", ")));
@@ -1247,7 +1253,7 @@ mod tests {
         );
         assert_eq!(
             r,
-            "// Converted from Dockerfile by `strata convert`.\n\nlet build = from(\"debian:bookworm\")\n    .run(\"make\");\n\nlet stage1 = scratch()\n    .copy(build.path(\"/out/app\"), \"/app\", #{ chown: \"1:1\" })\n    .cmd([\"/app\"]);\n\nimage(\"stage1\", stage1);\n"
+            "// Converted from Dockerfile by `strata convert`.\n\nlet build = from(\"debian:bookworm\")\n    .run(\"make\", #{ network: \"host\" });\n\nlet stage1 = scratch()\n    .copy(build.path(\"/out/app\"), \"/app\", #{ chown: \"1:1\" })\n    .cmd([\"/app\"]);\n\nimage(\"stage1\", stage1);\n"
         );
     }
 
@@ -1257,7 +1263,10 @@ mod tests {
         assert!(r.contains("let base = arg(\"BASE\", \"busybox\");"), "{r}");
         assert!(r.contains("let mode = arg(\"MODE\", \"release\");"), "{r}");
         assert!(r.contains("from(base + \":1.36\")"), "{r}");
-        assert!(r.contains(".run(\"make $MODE\", #{ env: #{ MODE: mode } })"), "{r}");
+        assert!(
+            r.contains(".run(\"make $MODE\", #{ env: #{ MODE: mode }, network: \"host\" })"),
+            "{r}"
+        );
         assert!(r.contains(".env(\"OUT\", \"/out/\" + mode)"), "{r}");
     }
 
@@ -1301,12 +1310,15 @@ mod tests {
     fn shell_form_commands_use_the_shell_and_heredocs_are_scripts() {
         let r = recipe("FROM scratch\nSHELL [\"/bin/bash\", \"-eu\", \"-c\"]\nRUN <<EOF\necho a\nEOF\nCMD run it\n");
         assert!(
-            r.contains(".run([\"/bin/bash\", \"-eu\", \"-c\", \"echo a\\n\"])"),
+            r.contains(".run([\"/bin/bash\", \"-eu\", \"-c\", \"echo a\\n\"], #{ network: \"host\" })"),
             "{r}"
         );
         assert!(r.contains(".cmd([\"/bin/bash\", \"-eu\", \"-c\", \"run it\"])"), "{r}");
         let r = recipe("FROM scratch\nRUN cat > /x <<EOF\nhi\nEOF\n");
-        assert!(r.contains(".run(\"cat > /x <<EOF\\nhi\\nEOF\")"), "{r}");
+        assert!(
+            r.contains(".run(\"cat > /x <<EOF\\nhi\\nEOF\", #{ network: \"host\" })"),
+            "{r}"
+        );
     }
 
     #[test]
@@ -1354,7 +1366,7 @@ mod tests {
     fn secret_mounts_are_given_by_the_command_line() {
         let r = recipe("FROM scratch\nRUN --mount=type=secret,id=npm,target=/root/.npmrc,mode=0440 --mount=type=secret,id=tok,required=true true\n");
         assert!(
-            r.contains(".run(\"true\", #{ secrets: [#{ id: \"npm\", target: \"/root/.npmrc\", mode: \"0440\", required: false }, #{ id: \"tok\", required: true }] })"),
+            r.contains(".run(\"true\", #{ network: \"host\", secrets: [#{ id: \"npm\", target: \"/root/.npmrc\", mode: \"0440\", required: false }, #{ id: \"tok\", required: true }] })"),
             "{r}"
         );
     }
@@ -1399,6 +1411,15 @@ mod tests {
         );
         assert!(
             r.contains(".copy(ctx(\"local.txt\"), \"/both/\", #{ extract: true })"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn a_dockerfiles_run_has_the_network_unless_it_says_none() {
+        let r = recipe("FROM scratch\nRUN --network=none true\nRUN --network=default false\n");
+        assert!(
+            r.contains(".run(\"true\")\n    .run(\"false\", #{ network: \"host\" })"),
             "{r}"
         );
     }
