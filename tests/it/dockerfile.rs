@@ -324,8 +324,13 @@ fn copy_heredocs_become_files() {
     let p = project();
     p.write(
         "Dockerfile",
-        "FROM rootfs:busybox.tar\nCOPY --chmod=0755 <<EOF /usr/local/bin/hi\n#!/bin/sh\necho hi from a heredoc\nEOF\nCOPY <<A <<B /etc/notes/\none\nA\ntwo\nB\n",
+        "FROM rootfs:busybox.tar\nARG WHAT=heredoc\nCOPY --chmod=0755 <<EOF /usr/local/bin/hi\n#!/bin/sh\necho hi from a ${WHAT}\nEOF\nCOPY <<A <<B /etc/notes/\none\nA\ntwo\nB\n",
     );
+    p.ok(&["build", "-f", "Dockerfile"]);
+    let other = p.ok(&["build", "-f", "Dockerfile", "--build-arg", "WHAT=build arg"]);
+    // The changed file and the copies after it.
+    assert!(other.stderr.contains("3 built, 1 cached"), "{}", other.stderr);
+    assert_eq!(p.ok(&["run", "stage0", "--", "hi"]).stdout, "hi from a build arg\n");
     p.ok(&["build", "-f", "Dockerfile"]);
     let out = p.ok(&[
         "run",

@@ -890,15 +890,14 @@ impl<'a> Converter<'a> {
             format!(", #{{ {} }}", options.join(", "))
         };
         for doc in &ins.heredocs {
-            if doc.expand && doc.content.contains('$') {
-                return Err(Self::err(
-                    ins.line,
-                    format!(
-                        "{}: variables in the heredoc `<<{}` are not supported yet (quote the delimiter: <<'{}')",
-                        ins.command, doc.name, doc.name
-                    ),
-                ));
-            }
+            // An unquoted delimiter: the content's variables are the stage's.
+            let content = if doc.expand {
+                let parts = words::lex_heredoc(&doc.content)
+                    .map_err(|e| Self::err(ins.line, format!("heredoc `<<{}`: {e}", doc.name)))?;
+                self.parts(&parts, ins.line, self.stages.last())?
+            } else {
+                Val::Lit(doc.content.clone())
+            };
             let target = if into_dir {
                 Val::concat(vec![
                     dest.clone(),
@@ -912,7 +911,7 @@ impl<'a> Converter<'a> {
                 dest.clone()
             };
             self.call(
-                format!(".copy(text({}), {}{opts})", quote(&doc.content), target.rhai()),
+                format!(".copy(text({}), {}{opts})", content.rhai(), target.rhai()),
                 ins.line,
             );
         }
@@ -1425,6 +1424,15 @@ mod tests {
     }
 
     #[test]
+    fn an_unquoted_copy_heredoc_takes_the_stages_variables() {
+        let r = recipe("FROM scratch\nARG NAME=world\nENV GREETING=hello\nCOPY <<EOF <<'RAW' /etc/\n$GREETING \"${NAME}\"\nEOF\n$GREETING\nRAW\n");
+        assert!(
+            r.contains(".copy(text(\"hello \\\"\" + name + \"\\\"\\n\"), \"/etc/EOF\")\n    .copy(text(\"$GREETING\\n\"), \"/etc/RAW\")"),
+            "{r}"
+        );
+    }
+
+    #[test]
     fn copy_heredocs_are_text_files() {
         let r = recipe("FROM scratch\nCOPY --chmod=0755 <<EOF /usr/local/bin/hi\n#!/bin/sh\necho hi\nEOF\nCOPY <<A <<'B' /etc/\none\nA\n$two\nB\n");
         assert!(
@@ -1477,11 +1485,6 @@ mod tests {
             ("FROM scratch\nADD git@github.com:x/y.git /y\n", 2, "ADD of a git repository (`git@github.com:x/y.git`) is not supported yet"),
             ("FROM scratch\nCOPY --from=x --parents a /\n", 2, "COPY --from with --parents or --exclude is not supported yet"),
             ("FROM scratch\nCOPY --chmod a /\n", 2, "COPY --chmod is not supported yet"),
-            (
-                "FROM scratch\nCOPY <<EOF /x\n$HOME\nEOF\n",
-                2,
-                "COPY: variables in the heredoc `<<EOF` are not supported yet (quote the delimiter: <<'EOF')",
-            ),
             ("FROM scratch\nRUN --mount=type=ssh true\n", 2, "RUN --mount=type=ssh is not supported yet"),
             (
                 "FROM scratch\nRUN --mount=type=tmpfs,target=rel true\n",

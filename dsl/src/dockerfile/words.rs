@@ -61,6 +61,27 @@ pub fn lex(word: &str, escape: char) -> Result<Vec<Part>, String> {
     Ok(merge(parts))
 }
 
+/// Lexes a heredoc's content as the shell reads an unquoted heredoc: only
+/// `$` expansions (and `\$`, `\\`) are special; quotes are text.
+pub fn lex_heredoc(content: &str) -> Result<Vec<Part>, String> {
+    let chars: Vec<char> = content.chars().collect();
+    let mut parts = Vec::new();
+    let mut pos = 0;
+    while pos < chars.len() {
+        let c = chars[pos];
+        pos += 1;
+        match c {
+            '\\' if matches!(chars.get(pos), Some('$' | '\\')) => {
+                push_lit(&mut parts, chars[pos]);
+                pos += 1;
+            }
+            '$' => parts.push(variable(&chars, &mut pos, '\\')?),
+            c => push_lit(&mut parts, c),
+        }
+    }
+    Ok(merge(parts))
+}
+
 fn push_lit(parts: &mut Vec<Part>, c: char) {
     if let Some(Part::Lit(s)) = parts.last_mut() {
         s.push(c);
@@ -217,6 +238,23 @@ mod tests {
             name: s.into(),
             op: None,
         }
+    }
+
+    #[test]
+    fn a_heredoc_expands_variables_and_keeps_quotes() {
+        assert_eq!(
+            lex_heredoc("say \"$WHO\" ${N:-1} \\$HOME 'x'\n").unwrap(),
+            vec![
+                lit("say \""),
+                var("WHO"),
+                lit("\" "),
+                Part::Var {
+                    name: "N".into(),
+                    op: Some((":-".into(), vec![lit("1")]))
+                },
+                lit(" $HOME 'x'\n")
+            ]
+        );
     }
 
     #[test]
