@@ -83,35 +83,66 @@ pub fn compile_dockerfile(
     opts: &Options,
     target: Option<&str>,
 ) -> Result<(Compiled, Vec<String>), DslError> {
-    let (text, dir, name) = read_build_file(path)?;
-    let at = |line: usize, message: String| DslError {
-        file: name.clone(),
-        line,
-        col: 1,
-        message,
-        text: Some(text.clone()),
-        cause: None,
-    };
-    let converted = dockerfile::convert(
-        &text,
-        &dockerfile::Options {
-            target,
-            context: Some(&dir),
-            source_name: &name,
-        },
-    )
-    .map_err(|e| at(e.line, e.message))?;
+    let (file, converted) = convert_file(path, target)?;
     let line_of = |recipe_line: usize| converted.lines.get(recipe_line.wrapping_sub(1)).copied().unwrap_or(0);
-    let mut compiled = engine::evaluate_with(&converted.recipe, &name, &dir, args, opts)
-        .map_err(|e| at(line_of(e.line), e.message))?;
+    let mut compiled = engine::evaluate_with(&converted.recipe, &file.name, &file.dir, args, opts)
+        .map_err(|e| file.error(line_of(e.line), e.message))?;
     // BuildKit reads `NAME.dockerignore` beside a Dockerfile instead of the context's.
-    let own_ignore = dir.join(format!("{name}.dockerignore"));
-    if own_ignore.is_file() {
-        compiled.graph.ignore_file = Some(own_ignore);
-    }
+    compiled.graph.ignore_file = file.own_ignore();
     compiled.graph.remap_origins(|o| {
         o.line = line_of(o.line as usize) as u32;
         o.col = 1;
     });
     Ok((compiled, converted.warnings))
+}
+
+/// The recipe the Dockerfile at `path` becomes (what `strata convert`
+/// prints), and the Dockerfile's own `NAME.dockerignore` when it has one
+/// (a recipe reads the context's instead).
+pub fn convert_dockerfile(
+    path: &Path,
+    target: Option<&str>,
+) -> Result<(dockerfile::Converted, Option<std::path::PathBuf>), DslError> {
+    let (file, converted) = convert_file(path, target)?;
+    Ok((converted, file.own_ignore()))
+}
+
+/// A Dockerfile as read: its text, directory (the context) and name.
+struct DockerfileSource {
+    text: String,
+    dir: std::path::PathBuf,
+    name: String,
+}
+
+impl DockerfileSource {
+    /// An error at `line` of the Dockerfile.
+    fn error(&self, line: usize, message: String) -> DslError {
+        DslError {
+            file: self.name.clone(),
+            line,
+            col: 1,
+            message,
+            text: Some(self.text.clone()),
+            cause: None,
+        }
+    }
+
+    fn own_ignore(&self) -> Option<std::path::PathBuf> {
+        Some(self.dir.join(format!("{}.dockerignore", self.name))).filter(|p| p.is_file())
+    }
+}
+
+fn convert_file(path: &Path, target: Option<&str>) -> Result<(DockerfileSource, dockerfile::Converted), DslError> {
+    let (text, dir, name) = read_build_file(path)?;
+    let file = DockerfileSource { text, dir, name };
+    let converted = dockerfile::convert(
+        &file.text,
+        &dockerfile::Options {
+            target,
+            context: Some(&file.dir),
+            source_name: &file.name,
+        },
+    )
+    .map_err(|e| file.error(e.line, e.message))?;
+    Ok((file, converted))
 }

@@ -692,6 +692,34 @@ mod tests {
     }
 
     #[test]
+    fn a_source_that_is_a_symlink_is_followed_only_inside_the_context() {
+        let dir = setup();
+        std::os::unix::fs::symlink("src/a.txt", dir.path().join("inside")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("outside")).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.path().join("etc-dir")).unwrap();
+        let ctx = Context::open(dir.path()).unwrap();
+        let sel = ctx.select(&["inside".into()], &StatCache::default()).unwrap();
+        assert_eq!(sel.sources[0].path, "inside");
+        assert!(matches!(
+            sel.sources[0].entries[0].kind,
+            EntryKind::File { size: 1, .. }
+        ));
+        let err = ctx.select(&["outside".into()], &StatCache::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`outside` goes through the symlink `outside`, which leaves the build context"
+        );
+        // A pattern cannot list a directory a symlink leads out to.
+        let err = ctx
+            .select(&["etc-dir/host*".into()], &StatCache::default())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`etc-dir/host*` goes through the symlink `etc-dir`, which leaves the build context"
+        );
+    }
+
+    #[test]
     fn the_lock_file_beside_the_recipe_is_never_in_the_context() {
         let dir = setup();
         let before = hash(dir.path(), &["."]);

@@ -291,43 +291,15 @@ pub struct ConvertArgs {
 }
 
 fn convert(args: ConvertArgs) -> Result<(), CliError> {
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|e| CliError::Usage(format!("cannot read `{}`: {e}", args.file.display())))?;
-    let name = args
-        .file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let dir = args
-        .file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let converted = strata_dsl::dockerfile::convert(
-        &text,
-        &strata_dsl::dockerfile::Options {
-            target: args.target.as_deref(),
-            context: Some(dir),
-            source_name: &name,
-        },
-    )
-    .map_err(|e| {
-        CliError::Recipe(strata_dsl::DslError {
-            file: name.clone(),
-            line: e.line,
-            col: 1,
-            message: e.message,
-            text: Some(text.clone()),
-            cause: None,
-        })
-    })?;
+    let (converted, own_ignore) = strata_dsl::convert_dockerfile(&args.file, args.target.as_deref())?;
+    let name = args.file.display();
     for w in converted.warnings {
         eprintln!("warning: {name}: {w}");
     }
-    let own_ignore = format!("{name}.dockerignore");
-    if dir.join(&own_ignore).is_file() {
+    if let Some(own) = own_ignore.as_ref().and_then(|p| p.file_name()) {
         eprintln!(
-            "warning: {own_ignore} applies to `strata build -f {name}`; the recipe reads the context's .strataignore or .dockerignore: copy it to .strataignore for the recipe to see the same files"
+            "warning: {} applies to `strata build -f {name}`; the recipe reads the context's .strataignore or .dockerignore: copy it to .strataignore for the recipe to see the same files",
+            own.to_string_lossy()
         );
     }
     print!("{}", converted.recipe);

@@ -589,21 +589,49 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
         },
     );
 
-    let ctx_copy = |rec: &Shared, ctx: &NativeCallContext, state: &State, src: Ctx, dst: &str, opts: Map| {
+    // `state.copy(SOURCE, DST)` and `state.copy(SOURCE, DST, #{…})`, for each kind of source.
+    register_copy(engine, rec, |src: Ctx| {
         let desc = format!("ctx({})", quote_list(&src.paths));
-        copy(
-            rec,
-            ctx,
-            state,
-            CopySource::Context {
-                paths: src.paths,
-                exclude: Vec::new(),
-            },
-            desc,
-            dst,
-            opts,
-        )
-    };
+        let source = CopySource::Context {
+            paths: src.paths,
+            exclude: Vec::new(),
+        };
+        (source, desc)
+    });
+    register_copy(engine, rec, |src: PathRef| {
+        let desc = format!("<state>.path({})", quote(&src.path));
+        let source = CopySource::State {
+            node: src.node,
+            path: src.path,
+        };
+        (source, desc)
+    });
+    register_copy(engine, rec, |src: Fetched| {
+        let desc = match &src.sha256 {
+            Some(h) => format!("fetch({}, #{{sha256: {}}})", quote(&src.url), quote(h)),
+            None => format!("fetch({})", quote(&src.url)),
+        };
+        let source = CopySource::Fetch {
+            url: src.url,
+            sha256: src.sha256,
+        };
+        (source, desc)
+    });
+    register_copy(engine, rec, |src: Text| {
+        let shown: String = src.content.chars().take(40).collect();
+        let desc = format!("text({})", quote(&shown));
+        (CopySource::Text { content: src.content }, desc)
+    });
+    engine.register_fn("fetch", move |ctx: NativeCallContext, url: &str| -> Res<Fetched> {
+        fetched(url, Map::new(), ctx.call_position())
+    });
+    engine.register_fn(
+        "fetch",
+        move |ctx: NativeCallContext, url: &str, opts: Map| -> Res<Fetched> { fetched(url, opts, ctx.call_position()) },
+    );
+    engine.register_fn("text", |content: &str| Text {
+        content: content.to_string(),
+    });
     // `state.mkdir(path)`, `state.mkdir(path, #{ chown, chmod })`: a directory and its parents.
     let r = rec.clone();
     engine.register_fn(
@@ -619,109 +647,6 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
             copy(&r, &ctx, s, CopySource::Mkdir, String::new(), path, opts)
         },
     );
-
-    engine.register_fn("fetch", move |ctx: NativeCallContext, url: &str| -> Res<Fetched> {
-        fetched(url, Map::new(), ctx.call_position())
-    });
-    engine.register_fn(
-        "fetch",
-        move |ctx: NativeCallContext, url: &str, opts: Map| -> Res<Fetched> { fetched(url, opts, ctx.call_position()) },
-    );
-    engine.register_fn("text", |content: &str| Text {
-        content: content.to_string(),
-    });
-    let text_copy = |rec: &Shared, ctx: &NativeCallContext, state: &State, src: Text, dst: &str, opts: Map| {
-        let shown: String = src.content.chars().take(40).collect();
-        let desc = format!("text({})", quote(&shown));
-        copy(
-            rec,
-            ctx,
-            state,
-            CopySource::Text { content: src.content },
-            desc,
-            dst,
-            opts,
-        )
-    };
-    let r = rec.clone();
-    engine.register_fn(
-        "copy",
-        move |ctx: NativeCallContext, s: &mut State, src: Text, dst: &str| text_copy(&r, &ctx, s, src, dst, Map::new()),
-    );
-    let r = rec.clone();
-    engine.register_fn(
-        "copy",
-        move |ctx: NativeCallContext, s: &mut State, src: Text, dst: &str, opts: Map| {
-            text_copy(&r, &ctx, s, src, dst, opts)
-        },
-    );
-    let fetch_copy = |rec: &Shared, ctx: &NativeCallContext, state: &State, src: Fetched, dst: &str, opts: Map| {
-        let desc = match &src.sha256 {
-            Some(h) => format!("fetch({}, #{{sha256: {}}})", quote(&src.url), quote(h)),
-            None => format!("fetch({})", quote(&src.url)),
-        };
-        let source = CopySource::Fetch {
-            url: src.url,
-            sha256: src.sha256,
-        };
-        copy(rec, ctx, state, source, desc, dst, opts)
-    };
-    let r = rec.clone();
-    engine.register_fn(
-        "copy",
-        move |ctx: NativeCallContext, s: &mut State, src: Fetched, dst: &str| {
-            fetch_copy(&r, &ctx, s, src, dst, Map::new())
-        },
-    );
-    let r = rec.clone();
-    engine.register_fn(
-        "copy",
-        move |ctx: NativeCallContext, s: &mut State, src: Fetched, dst: &str, opts: Map| {
-            fetch_copy(&r, &ctx, s, src, dst, opts)
-        },
-    );
-
-    let state_copy = |rec: &Shared, ctx: &NativeCallContext, state: &State, src: PathRef, dst: &str, opts: Map| {
-        let desc = format!("<state>.path({})", quote(&src.path));
-        copy(
-            rec,
-            ctx,
-            state,
-            CopySource::State {
-                node: src.node,
-                path: src.path,
-            },
-            desc,
-            dst,
-            opts,
-        )
-    };
-    let r = rec.clone();
-    engine.register_fn(
-        "copy",
-        move |ctx: NativeCallContext, s: &mut State, src: Ctx, dst: &str| ctx_copy(&r, &ctx, s, src, dst, Map::new()),
-    );
-    let r = rec.clone();
-    engine.register_fn(
-        "copy",
-        move |ctx: NativeCallContext, s: &mut State, src: Ctx, dst: &str, opts: Map| {
-            ctx_copy(&r, &ctx, s, src, dst, opts)
-        },
-    );
-    let r = rec.clone();
-    engine.register_fn(
-        "copy",
-        move |ctx: NativeCallContext, s: &mut State, src: PathRef, dst: &str| {
-            state_copy(&r, &ctx, s, src, dst, Map::new())
-        },
-    );
-    let r = rec.clone();
-    engine.register_fn(
-        "copy",
-        move |ctx: NativeCallContext, s: &mut State, src: PathRef, dst: &str, opts: Map| {
-            state_copy(&r, &ctx, s, src, dst, opts)
-        },
-    );
     let r = rec.clone();
     engine.register_fn("run", move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic| {
         run(&r, &ctx, s, cmd, Map::new())
@@ -730,6 +655,28 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
     engine.register_fn(
         "run",
         move |ctx: NativeCallContext, s: &mut State, cmd: Dynamic, opts: Map| run(&r, &ctx, s, cmd, opts),
+    );
+}
+
+/// Registers `state.copy(src, dst)` and `state.copy(src, dst, #{…})` for
+/// sources of type `T`; `source` gives the copy's source and how its
+/// description shows it.
+fn register_copy<T: rhai::Variant + Clone>(engine: &mut Engine, rec: &Shared, source: fn(T) -> (CopySource, String)) {
+    let r = rec.clone();
+    engine.register_fn(
+        "copy",
+        move |ctx: NativeCallContext, s: &mut State, src: T, dst: &str| -> Res<State> {
+            let (src, desc) = source(src);
+            copy(&r, &ctx, s, src, desc, dst, Map::new())
+        },
+    );
+    let r = rec.clone();
+    engine.register_fn(
+        "copy",
+        move |ctx: NativeCallContext, s: &mut State, src: T, dst: &str, opts: Map| -> Res<State> {
+            let (src, desc) = source(src);
+            copy(&r, &ctx, s, src, desc, dst, opts)
+        },
     );
 }
 

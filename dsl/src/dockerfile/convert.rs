@@ -101,7 +101,6 @@ struct Stage {
     shell: Vec<String>,
     /// Stages (by index) this one reads.
     uses: BTreeSet<usize>,
-    workdir_set: bool,
     /// The stage's own CMD so far (an ENTRYPOINT after it keeps it).
     cmd_set: Option<String>,
     /// The USER set in this stage's chain.
@@ -367,7 +366,6 @@ impl<'a> Converter<'a> {
                     from_scratch: parent.from_scratch,
                     shell: parent.shell.clone(),
                     uses: BTreeSet::from([p]),
-                    workdir_set: parent.workdir_set,
                     cmd_set: None,
                     user: parent.user.clone(),
                     workdir: parent.workdir.clone(),
@@ -411,7 +409,6 @@ impl<'a> Converter<'a> {
                     } else {
                         BTreeSet::new()
                     },
-                    workdir_set: false,
                     cmd_set: None,
                     user: None,
                     workdir: None,
@@ -661,12 +658,7 @@ impl<'a> Converter<'a> {
                 }
             }
         };
-        let call = if options.is_empty() {
-            format!(".run({command})")
-        } else {
-            format!(".run({command}, #{{ {} }})", options.join(", "))
-        };
-        self.call(call, ins.line);
+        self.call(format!(".run({command}{})", render_options(&options)), ins.line);
         Ok(())
     }
 
@@ -798,18 +790,10 @@ impl<'a> Converter<'a> {
         if parents {
             options.push("parents: true".into());
         }
-        if add && from.is_none() {
-            // ADD unpacks a local archive (known by its content); other files it copies.
-            options.push("extract: true".into());
-        }
         if !exclude.is_empty() {
             options.push(format!("exclude: [{}]", exclude.join(", ")));
         }
-        let opts = if options.is_empty() {
-            String::new()
-        } else {
-            format!(", #{{ {} }}", options.join(", "))
-        };
+        let opts = render_options(&options);
         match from {
             Some(from) => {
                 let state = self.state_of(&from, ins.line)?;
@@ -828,27 +812,20 @@ impl<'a> Converter<'a> {
                                 format!("ADD of a git repository (`{s}`) is not supported yet"),
                             ));
                         }
-                        if add && s.contains("://") && !(s.starts_with("http://") || s.starts_with("https://")) {
+                        if add && s.contains("://") && !is_url(s) {
                             return Err(Self::err(ins.line, format!("ADD from `{s}`: only http(s) URLs")));
                         }
                     }
                 }
                 // URLs are fetched (pinned by their checksum, or in strata.lock).
-                let (urls, vals): (Vec<&Val>, Vec<&Val>) = vals.iter().partition(
-                    |v| matches!(v, Val::Lit(s) if add && (s.starts_with("http://") || s.starts_with("https://"))),
-                );
+                let (urls, vals): (Vec<&Val>, Vec<&Val>) =
+                    vals.iter().partition(|v| matches!(v, Val::Lit(s) if add && is_url(s)));
                 for url in urls {
                     let fetch = match &checksum {
                         Some(sum) => format!("fetch({}, #{{ sha256: {} }})", url.rhai(), quote(sum)),
                         None => format!("fetch({})", url.rhai()),
                     };
-                    let url_opts = opts.replace(", extract: true", "").replace("extract: true, ", "");
-                    let url_opts = if url_opts == ", #{ extract: true }" {
-                        String::new()
-                    } else {
-                        url_opts
-                    };
-                    self.call(format!(".copy({fetch}, {}{url_opts})", dest.rhai()), ins.line);
+                    self.call(format!(".copy({fetch}, {}{opts})", dest.rhai()), ins.line);
                 }
                 if vals.is_empty() {
                     return Ok(());
@@ -859,7 +836,12 @@ impl<'a> Converter<'a> {
                 } else {
                     format!("ctx([{}])", sources.join(", "))
                 };
-                let _ = self.opts.context;
+                // ADD unpacks a local archive (known by its content); other files it copies.
+                let opts = if add {
+                    render_options(&[options, vec!["extract: true".to_string()]].concat())
+                } else {
+                    opts
+                };
                 self.call(format!(".copy({ctx}, {}{opts})", dest.rhai()), ins.line);
             }
         }
@@ -884,11 +866,7 @@ impl<'a> Converter<'a> {
         }
         let dest = self.word(dest, ins.line, self.stages.last())?;
         let into_dir = ins.heredocs.len() > 1 || matches!(&dest, Val::Lit(d) if d.ends_with('/'));
-        let opts = if options.is_empty() {
-            String::new()
-        } else {
-            format!(", #{{ {} }}", options.join(", "))
-        };
+        let opts = render_options(options);
         for doc in &ins.heredocs {
             // An unquoted delimiter: the content's variables are the stage's.
             let content = if doc.expand {
@@ -957,12 +935,7 @@ impl<'a> Converter<'a> {
                 options.push(format!("{key}: {}", quote(&value)));
             }
         }
-        let call = if options.is_empty() {
-            format!(".healthcheck({test})")
-        } else {
-            format!(".healthcheck({test}, #{{ {} }})", options.join(", "))
-        };
-        self.call(call, ins.line);
+        self.call(format!(".healthcheck({test}{})", render_options(&options)), ins.line);
         Ok(())
     }
 
@@ -999,7 +972,6 @@ impl<'a> Converter<'a> {
             "COPY" | "ADD" => self.copy(ins)?,
             "WORKDIR" => {
                 let dir = self.word(ins.args.trim(), line, self.stages.last())?;
-                self.stage().workdir_set = true;
                 let joined = match (&dir, &self.stage().workdir) {
                     (Val::Lit(d), _) if d.starts_with('/') => Some(dir.clone()),
                     (Val::Lit(d), Some(Val::Lit(base))) => {
@@ -1182,6 +1154,19 @@ fn apply_op(op: &str, value: Option<Val>, word: Val) -> Val {
         (_, Some(v)) => v,
         (_, None) => empty,
     }
+}
+
+/// `, #{ a, b }` for a call's options, or nothing.
+fn render_options(options: &[String]) -> String {
+    if options.is_empty() {
+        String::new()
+    } else {
+        format!(", #{{ {} }}", options.join(", "))
+    }
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
 }
 
 /// A Rhai list of string literals.

@@ -83,12 +83,17 @@ fn copy_into_layer(
             let selection = selection.expect("context copies are planned");
             let many = selection.sources.len() > 1;
             for src in &selection.sources {
-                if copy.extract && !src.is_dir && super::extract::is_archive(&src.abs)? {
+                let archive = if copy.extract && !src.is_dir {
+                    super::extract::archive_kind(&src.abs)?
+                } else {
+                    None
+                };
+                if let Some(kind) = archive {
                     // ADD of an archive: its entries into the destination directory.
                     make_parents(node, &mut checked, &root, &dst_comps, &parent_view, true, owner)?;
                     let dest = host_path(&root, &dst_comps);
                     let mut place = |p: &Path| confined(node, &mut checked, &root, p);
-                    super::extract::unpack(node, &src.abs, &dest, &mut place)?;
+                    super::extract::unpack(node, &src.abs, &kind, &dest, &mut place)?;
                     continue;
                 }
                 let (target, skip_root): (Vec<String>, bool) = if copy.parents {

@@ -18,7 +18,7 @@ use crate::sys;
 
 /// How an archive is compressed, from its first bytes.
 #[derive(Debug, PartialEq, Eq)]
-enum Kind {
+pub enum Kind {
     Tar,
     Gzip,
     Xz,
@@ -51,9 +51,9 @@ fn kind(path: &Path) -> io::Result<Option<Kind>> {
     })
 }
 
-/// True when the file is an archive `ADD` would unpack.
-pub fn is_archive(path: &Path) -> Result<bool> {
-    Ok(kind(path).map_err(Error::io("read", path))?.is_some())
+/// The kind of archive the file is, or `None` when `ADD` copies it as it is.
+pub fn archive_kind(path: &Path) -> Result<Option<Kind>> {
+    kind(path).map_err(Error::io("read", path))
 }
 
 /// The entry's path inside the destination, or `None` when it names the
@@ -75,21 +75,23 @@ fn inside(raw: &Path) -> std::result::Result<Option<PathBuf>, String> {
     Ok((!out.as_os_str().is_empty()).then_some(out))
 }
 
-/// Unpacks the archive at `archive` into the directory `dest` (inside the
-/// layer being assembled); `place` is called for every path before it is
-/// written (it refuses paths through symlinks). Returns what was written.
+/// Unpacks the archive at `archive` (of `kind`, from [`archive_kind`])
+/// into the directory `dest` (inside the layer being assembled); `place` is
+/// called for every path before it is written (it refuses paths through
+/// symlinks). Returns what was written.
 pub fn unpack(
     node: &Node,
     archive: &Path,
+    kind: &Kind,
     dest: &Path,
     place: &mut dyn FnMut(&Path) -> Result<()>,
 ) -> Result<Vec<PathBuf>> {
     let file = BufReader::new(fs::File::open(archive).map_err(Error::io("open", archive))?);
-    let reader: Box<dyn Read> = match kind(archive).map_err(Error::io("read", archive))? {
-        Some(Kind::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(file)),
-        Some(Kind::Xz) => Box::new(xz2::read::XzDecoder::new(file)),
-        Some(Kind::Zstd) => Box::new(zstd::stream::read::Decoder::new(file).map_err(Error::io("read", archive))?),
-        Some(Kind::Tar) | None => Box::new(file),
+    let reader: Box<dyn Read> = match kind {
+        Kind::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        Kind::Xz => Box::new(xz2::read::XzDecoder::new(file)),
+        Kind::Zstd => Box::new(zstd::stream::read::Decoder::new(file).map_err(Error::io("read", archive))?),
+        Kind::Tar => Box::new(file),
     };
     let bad = |message: String| Error::input(&node.origin, format!("ADD `{}`: {message}", archive.display()));
     let mut tar = tar::Archive::new(reader);
@@ -246,7 +248,7 @@ mod tests {
                     Err(e) => Err(Error::input(&node().origin, e.to_string())),
                 }
             };
-            let err = unpack(&node(), &archive, root.path(), &mut place).unwrap_err();
+            let err = unpack(&node(), &archive, &Kind::Tar, root.path(), &mut place).unwrap_err();
             assert!(err.to_string().contains("through evil"), "{what}: {err}");
             assert!(!Path::new("/etc/pwned").exists());
             assert!(!root.path().join("stolen").exists(), "{what}");
