@@ -82,8 +82,9 @@ pub fn compile_dockerfile(
     args: &BTreeMap<String, String>,
     opts: &Options,
     target: Option<&str>,
+    onbuild: Option<&OnBuildReader<'_>>,
 ) -> Result<(Compiled, Vec<String>), DslError> {
-    let (file, converted) = convert_file(path, target)?;
+    let (file, converted) = convert_file(path, target, Some(args), onbuild)?;
     let line_of = |recipe_line: usize| converted.lines.get(recipe_line.wrapping_sub(1)).copied().unwrap_or(0);
     let mut compiled = engine::evaluate_with(&converted.recipe, &file.name, &file.dir, args, opts)
         .map_err(|e| file.error(line_of(e.line), e.message))?;
@@ -102,8 +103,9 @@ pub fn compile_dockerfile(
 pub fn convert_dockerfile(
     path: &Path,
     target: Option<&str>,
+    onbuild: Option<&OnBuildReader<'_>>,
 ) -> Result<(dockerfile::Converted, Option<std::path::PathBuf>), DslError> {
-    let (file, converted) = convert_file(path, target)?;
+    let (file, converted) = convert_file(path, target, None, onbuild)?;
     Ok((converted, file.own_ignore()))
 }
 
@@ -132,15 +134,32 @@ impl DockerfileSource {
     }
 }
 
-fn convert_file(path: &Path, target: Option<&str>) -> Result<(DockerfileSource, dockerfile::Converted), DslError> {
+/// Reads a base image's ONBUILD triggers, for the Dockerfile frontend to run
+/// them (see `dockerfile::Options::onbuild`).
+pub type OnBuildReader<'a> = dyn Fn(&strata_engine::graph::BaseSource) -> Result<Vec<String>, String> + 'a;
+
+fn convert_file(
+    path: &Path,
+    target: Option<&str>,
+    args: Option<&BTreeMap<String, String>>,
+    onbuild: Option<&OnBuildReader<'_>>,
+) -> Result<(DockerfileSource, dockerfile::Converted), DslError> {
     let (text, dir, name) = read_build_file(path)?;
     let file = DockerfileSource { text, dir, name };
+    // FROM's image as `from()` reads it (a registry reference, or `rootfs:`,
+    // `oci:`, `docker-archive:` beside the Dockerfile).
+    let read = |image: &str| -> Result<Vec<String>, String> {
+        let source = api::states::parse_base(image, &file.dir)?;
+        onbuild.map_or(Ok(Vec::new()), |read| read(&source))
+    };
     let converted = dockerfile::convert(
         &file.text,
         &dockerfile::Options {
             target,
             context: Some(&file.dir),
             source_name: &file.name,
+            args,
+            onbuild: onbuild.map(|_| &read as &dockerfile::ReadTriggers),
         },
     )
     .map_err(|e| file.error(e.line, e.message))?;

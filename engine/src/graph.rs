@@ -246,6 +246,9 @@ pub enum MetaChange {
     Shell(Vec<String>),
     /// A trigger for images built on this one, as written (`RUN make`).
     OnBuild(String),
+    /// Drops the triggers inherited from the base (once a Dockerfile's
+    /// stage has run them).
+    NoOnBuild,
 }
 
 /// A health check: Docker's `Healthcheck` in the image configuration.

@@ -244,6 +244,7 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
                 }
                 MetaChange::Shell(argv) => enc.str("shell").strs(argv),
                 MetaChange::OnBuild(trigger) => enc.str("onbuild").str(trigger),
+                MetaChange::NoOnBuild => enc.str("onbuild-none"),
             };
         }
     }

@@ -139,7 +139,12 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         ));
     }
     let epoch = source_date_epoch()?;
-    let graph = args.recipe.load()?;
+    let graph = args.recipe.load(&super::BaseReading {
+        store,
+        insecure_registries: args.registry.insecure_registries.clone(),
+        platform: args.registry.platform()?,
+        mode: if args.locked { LockMode::Locked } else { LockMode::Use },
+    })?;
     let targets = graph
         .select_targets(&args.targets)
         .map_err(strata_engine::Error::from)?;

@@ -42,7 +42,12 @@ fn kind(op: &Op) -> &'static str {
 }
 
 pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
-    let graph = args.recipe.load()?;
+    let graph = args.recipe.load(&super::BaseReading {
+        store,
+        insecure_registries: Vec::new(),
+        platform: strata_engine::image::Platform::host(),
+        mode: strata_engine::lock::LockMode::Use,
+    })?;
     let targets = graph
         .select_targets(&args.targets)
         .map_err(strata_engine::Error::from)?;

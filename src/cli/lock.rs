@@ -21,13 +21,19 @@ pub struct LockArgs {
 }
 
 pub fn run(store: &Store, args: LockArgs) -> Result<(), CliError> {
-    let graph = args.recipe.load()?;
+    let mode = if args.update { LockMode::Update } else { LockMode::Use };
+    let graph = args.recipe.load(&super::BaseReading {
+        store,
+        insecure_registries: args.registry.insecure_registries.clone(),
+        platform: args.registry.platform()?,
+        mode,
+    })?;
     let nodes: Vec<usize> = (0..graph.len()).collect();
     let opts = BuildOptions {
         recipe: args.recipe.file.clone(),
         // Planning runs nothing: an insecure step is refused only by `build`.
         allow_insecure: true,
-        lock_mode: if args.update { LockMode::Update } else { LockMode::Use },
+        lock_mode: mode,
         platform: args.registry.platform()?,
         insecure_registries: args.registry.insecure_registries,
         ..BuildOptions::default()

@@ -168,10 +168,35 @@ pub enum CliError {
     Rootless(String),
 }
 
+/// How a Dockerfile's bases are read for their ONBUILD triggers: resolved
+/// and pinned in `strata.lock` as the build resolves them, their manifest
+/// and config kept in the store.
+pub struct BaseReading<'a> {
+    pub store: &'a Store,
+    pub insecure_registries: Vec<String>,
+    pub platform: strata_engine::image::Platform,
+    pub mode: strata_engine::lock::LockMode,
+}
+
+impl BaseReading<'_> {
+    /// The ONBUILD triggers of a Dockerfile's base.
+    fn onbuild(
+        &self,
+        lock: &strata_engine::lock::Lock,
+        source: &strata_engine::graph::BaseSource,
+    ) -> Result<Vec<String>, String> {
+        let client = strata_engine::registry::Client::new(self.insecure_registries.clone());
+        strata_engine::bases::config(self.store, source, &client, &self.platform, lock)
+            .map(|c| c.and_then(|c| c.config.on_build).unwrap_or_default())
+            .map_err(|e| format!("reading its ONBUILD triggers: {e}"))
+    }
+}
+
 impl RecipeArgs {
     /// Evaluates the recipe; a `--arg` it never read is a warning that
-    /// lists the args it does read.
-    pub fn load(&self) -> Result<Graph, CliError> {
+    /// lists the args it does read. A Dockerfile's bases are read for
+    /// their ONBUILD triggers through `bases`.
+    pub fn load(&self, bases: &BaseReading<'_>) -> Result<Graph, CliError> {
         let args: BTreeMap<String, String> = self.args.iter().cloned().collect();
         let opts = strata_dsl::Options {
             allow_import_outside: self.allow_import_outside,
@@ -182,8 +207,10 @@ impl RecipeArgs {
             Frontend::Dockerfile => true,
         };
         let compiled = if dockerfile {
+            let lock = strata_engine::lock::Lock::open(&self.file, bases.mode)?;
+            let read = |source: &strata_engine::graph::BaseSource| bases.onbuild(&lock, source);
             let (compiled, warnings) =
-                strata_dsl::compile_dockerfile(&self.file, &args, &opts, self.target.as_deref())?;
+                strata_dsl::compile_dockerfile(&self.file, &args, &opts, self.target.as_deref(), Some(&read))?;
             for w in warnings {
                 eprintln!("warning: {}: {w}", self.file.display());
             }
@@ -256,7 +283,7 @@ pub fn enter_rootless(cli: &Cli) -> Result<(), CliError> {
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Convert(args) = cli.command {
-        return convert(args);
+        return convert(cli.store.as_deref(), args);
     }
     let store = open_store(&cli.store)?;
     match cli.command {
@@ -288,10 +315,21 @@ pub struct ConvertArgs {
     /// The stage to make the image of (default: every stage no other uses).
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
-fn convert(args: ConvertArgs) -> Result<(), CliError> {
-    let (converted, own_ignore) = strata_dsl::convert_dockerfile(&args.file, args.target.as_deref())?;
+fn convert(store: Option<&Path>, args: ConvertArgs) -> Result<(), CliError> {
+    let store = open_store(&store.map(Path::to_path_buf))?;
+    let bases = BaseReading {
+        store: &store,
+        insecure_registries: args.registry.insecure_registries.clone(),
+        platform: args.registry.platform()?,
+        mode: strata_engine::lock::LockMode::Use,
+    };
+    let lock = strata_engine::lock::Lock::open(&args.file, bases.mode)?;
+    let read = |source: &strata_engine::graph::BaseSource| bases.onbuild(&lock, source);
+    let (converted, own_ignore) = strata_dsl::convert_dockerfile(&args.file, args.target.as_deref(), Some(&read))?;
     let name = args.file.display();
     for w in converted.warnings {
         eprintln!("warning: {name}: {w}");

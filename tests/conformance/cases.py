@@ -1,4 +1,5 @@
-"""The conformance cases: a Dockerfile ({BASE} is the busybox base) and its
+"""The conformance cases: a Dockerfile ({BASE} is the busybox base,
+{ONBUILD} that base with ONBUILD triggers, see run.py) and its
 context. A context entry is a string (a 0644 file) or a dict: {content,
 mode}, {symlink}, {dir, mode}, {hardlink}. `fast` marks the subset CI runs.
 
@@ -170,6 +171,13 @@ CASES = [
      "dockerfile": "FROM {BASE} AS a\nHEALTHCHECK CMD [\"/bin/true\"]\nFROM a\nHEALTHCHECK NONE\n"},
     {"name": "config-onbuild", "files": TREE,
      "dockerfile": "FROM {BASE}\nONBUILD RUN echo triggered > /t\nONBUILD COPY . /app\n"},
+    {"name": "onbuild-parent-stage", "files": TREE,
+     "dockerfile": "FROM {BASE} AS parent\nONBUILD RUN echo triggered > /t\nONBUILD COPY a.txt /app/\nRUN echo parent > /p\n"
+                   "FROM parent\nRUN cat /t /app/a.txt > /seen\n"},
+    {"name": "onbuild-base-image", "fast": True, "files": TREE,
+     "dockerfile": "FROM {ONBUILD}\nRUN cat /onbuild.txt /onbuild/a.txt > /seen && echo $TRIGGERED >> /seen\n"},
+    {"name": "onbuild-not-inherited", "files": TREE,
+     "dockerfile": "FROM {ONBUILD} AS child\nRUN echo child > /c\nFROM child\nRUN echo grandchild > /g\n"},
     {"name": "config-entrypoint-resets-cmd", "files": TREE,
      "dockerfile": "FROM {BASE}\nCMD [\"base-cmd\"]\nENTRYPOINT [\"/bin/echo\"]\n"},
     {"name": "config-maintainer", "files": TREE,

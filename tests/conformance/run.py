@@ -271,7 +271,16 @@ def main():
         must([DOCKER, "import", "-c", 'CMD ["/bin/sh"]', "-c",
               "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", busybox, base])
         must([DOCKER, "push", base])
-        run([DOCKER, "rmi", base])
+        # A base with ONBUILD triggers, built by BuildKit: both tools run them.
+        onbuild = f"{addr}/conformance/onbuild:latest"
+        onbuild_ctx = os.path.join(scratch, "onbuild-base")
+        os.makedirs(onbuild_ctx)
+        with open(os.path.join(onbuild_ctx, "Dockerfile"), "w") as f:
+            f.write(f"FROM {base}\nONBUILD RUN echo from-base > /onbuild.txt\nONBUILD COPY a.txt /onbuild/\n"
+                    "ONBUILD ENV TRIGGERED=yes\n")
+        must([DOCKER, "build", "--network", "host", "-q", "-t", onbuild, onbuild_ctx])
+        must([DOCKER, "push", onbuild])
+        run([DOCKER, "rmi", base, onbuild])
         selected = [c for c in CASES.CASES
                     if (not args.only or c["name"] in args.only) and (not args.fast or c.get("fast"))]
         for case in selected:
@@ -279,7 +288,7 @@ def main():
             ctx = os.path.join(work, "ctx")
             os.makedirs(ctx)
             files = dict(case.get("files", {}))
-            files["Dockerfile"] = case["dockerfile"].replace("{BASE}", base).replace(
+            files["Dockerfile"] = case["dockerfile"].replace("{BASE}", base).replace("{ONBUILD}", onbuild).replace(
                 "{HTTP}", f"http://127.0.0.1:{http_port}")
             write_context(ctx, files)
             convert = [args.strata, "convert", "Dockerfile"] + (["--target", case["target"]] if case.get("target") else [])

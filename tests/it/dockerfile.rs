@@ -342,3 +342,73 @@ fn copy_heredocs_become_files() {
     ]);
     assert_eq!(out.stdout, "hi from a heredoc\none\ntwo\n755\n644\n");
 }
+
+#[test]
+fn a_base_images_onbuild_triggers_run_in_the_dockerfile_that_uses_it() {
+    let registry = Registry::start();
+    let producer = busybox_project("");
+    fs::remove_file(producer.path("strata.rhai")).unwrap();
+    producer.write(
+        "Dockerfile",
+        "FROM rootfs:busybox.tar\nONBUILD COPY app.txt /app/\nONBUILD RUN cat /app/app.txt > /app/seen\nONBUILD ENV TRIGGERED=yes\n",
+    );
+    let base = format!("{}/team/onbuild:1", registry.addr);
+    producer.ok(&["build", "-f", "Dockerfile", "--push", &base]);
+
+    let p = Project::new();
+    p.write("Dockerfile", &format!("FROM {base}\nRUN echo own > /own\n"));
+    p.write("app.txt", "from the child's context\n");
+    let built = p.ok(&["build", "-f", "Dockerfile"]);
+    let digest = digest_of(&built.stdout, "stage0");
+    assert_eq!(
+        p.ok(&["run", "stage0", "--", "cat", "/app/seen"]).stdout,
+        "from the child's context\n"
+    );
+    let inspect: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "stage0"]).stdout).unwrap();
+    let config = &inspect["config"]["config"];
+    assert!(
+        config["Env"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("TRIGGERED=yes")),
+        "{config}"
+    );
+    // Triggers are for the direct child only.
+    assert!(config.get("OnBuild").is_none_or(|o| o.is_null()), "{config}");
+
+    // The conversion runs them too, and builds the same image.
+    let recipe = p.ok(&["convert"]).stdout;
+    assert!(
+        recipe.contains(".copy(ctx(\"app.txt\"), \"/app/\")") && recipe.contains(".no_onbuild()"),
+        "{recipe}"
+    );
+    p.write("strata.rhai", &recipe);
+    assert_eq!(p.build_digest(&[], "stage0"), digest);
+
+    // The base is pinned in strata.lock and its config kept in the store:
+    // with the registry gone the Dockerfile still builds.
+    drop(registry);
+    let again = p.ok(&["build", "-f", "Dockerfile"]);
+    assert_eq!(digest_of(&again.stdout, "stage0"), digest);
+}
+
+#[test]
+fn a_trigger_the_frontend_cannot_run_is_an_error_at_the_from_line() {
+    let registry = Registry::start();
+    let producer = busybox_project("");
+    fs::remove_file(producer.path("strata.rhai")).unwrap();
+    producer.write("Dockerfile", "FROM rootfs:busybox.tar\nONBUILD COPY --frm=x a /b\n");
+    let base = format!("{}/team/bad-onbuild:1", registry.addr);
+    producer.ok(&["build", "-f", "Dockerfile", "--push", &base]);
+    let p = Project::new();
+    p.write("Dockerfile", &format!("# a comment\nFROM {base}\n"));
+    let failed = p.run(&["build", "-f", "Dockerfile"]);
+    assert!(
+        failed.stderr.contains("Dockerfile:2")
+            && failed.stderr.contains(&format!(
+                "ONBUILD `COPY --frm=x a /b` of {base}: COPY does not take --frm"
+            )),
+        "{}",
+        failed.stderr
+    );
+}

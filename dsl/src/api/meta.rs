@@ -291,6 +291,13 @@ pub fn register_docker(engine: &mut Engine, rec: &Shared) {
             Ok(meta(&r, &ctx, s, MetaChange::OnBuild(trigger.to_string()), desc))
         },
     );
+    let r = rec.clone();
+    engine.register_fn(
+        "no_onbuild",
+        move |ctx: NativeCallContext, s: &mut State| -> Res<State> {
+            Ok(meta(&r, &ctx, s, MetaChange::NoOnBuild, "no_onbuild()".into()))
+        },
+    );
 }
 
 fn healthcheck(rec: &Shared, ctx: &NativeCallContext, s: &State, test: Dynamic, opts: Map) -> Res<State> {

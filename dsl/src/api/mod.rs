@@ -3,7 +3,7 @@
 //! recipe can keep using; none of them touches the filesystem.
 
 mod meta;
-mod states;
+pub(crate) mod states;
 mod targets;
 
 use rhai::{Array, Dynamic, Engine, Map, Position};
@@ -69,6 +69,7 @@ pub const SIGNATURES: &[(&str, &str)] = &[
     ("healthcheck", "state.healthcheck(\"shell command\" or [argv]) or state.healthcheck(…, #{interval, timeout, start_period, start_interval, retries})"),
     ("shell", "state.shell([\"/bin/sh\", \"-c\"])"),
     ("onbuild", "state.onbuild(\"RUN make\")"),
+    ("no_onbuild", "state.no_onbuild()"),
     ("mkdir", "state.mkdir(path) or state.mkdir(path, #{chown, chmod})"),
     ("env", "state.env(name, value) or state.env(#{NAME: value}), with #{expand: true} to read the state's environment (\"${PATH}\")"),
     ("workdir", "state.workdir(path)"),

@@ -20,8 +20,12 @@ use crate::recorder::{runtime, Shared};
 type Res<T> = Result<T, Box<rhai::EvalAltResult>>;
 
 fn base_source(rec: &Shared, reference: &str, ctx: &NativeCallContext) -> Res<BaseSource> {
-    let pos = ctx.call_position();
     let dir = rec.borrow().dir.clone();
+    parse_base(reference, &dir).map_err(|e| runtime(ctx.call_position(), e))
+}
+
+/// What `from(reference)` names, local files read from `dir`.
+pub(crate) fn parse_base(reference: &str, dir: &std::path::Path) -> Result<BaseSource, String> {
     let local = |p: &str| -> PathBuf { dir.join(p) };
     if let Some(rest) = reference.strip_prefix("oci:") {
         // `oci:DIR:REF`, split at the first `:` as skopeo does (REF may hold `/` and `:`).
@@ -38,7 +42,9 @@ fn base_source(rec: &Shared, reference: &str, ctx: &NativeCallContext) -> Res<Ba
         return Ok(BaseSource::Rootfs { file: local(file) });
     }
     strata_engine::registry::Reference::parse(reference).map_err(|e| {
-        runtime(pos, format!("{e}; bases are \"oci:DIR[:TAG]\", \"docker-archive:FILE\", \"rootfs:FILE.tar\" or a registry reference"))
+        format!(
+            "{e}; bases are \"oci:DIR[:TAG]\", \"docker-archive:FILE\", \"rootfs:FILE.tar\" or a registry reference"
+        )
     })?;
     Ok(BaseSource::Registry {
         reference: reference.to_string(),

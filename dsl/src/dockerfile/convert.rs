@@ -22,8 +22,11 @@ pub struct Converted {
     pub warnings: Vec<String>,
 }
 
+/// Reads the ONBUILD triggers of the image a FROM names.
+pub type ReadTriggers<'a> = dyn Fn(&str) -> Result<Vec<String>, String> + 'a;
+
 /// How to convert.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Options<'a> {
     /// `--target`: this stage becomes an image even when others use it.
     pub target: Option<&'a str>,
@@ -31,6 +34,13 @@ pub struct Options<'a> {
     pub context: Option<&'a Path>,
     /// What the recipe's header says it came from.
     pub source_name: &'a str,
+    /// `--build-arg` values: FROM lines whose image an ARG names are read
+    /// with them to find the base whose ONBUILD triggers to run.
+    pub args: Option<&'a BTreeMap<String, String>>,
+    /// Reads a base image's ONBUILD triggers (its config's `OnBuild`).
+    /// `None`: bases are not read, and their triggers are not run (a
+    /// warning says so when a stage may need them).
+    pub onbuild: Option<&'a ReadTriggers<'a>>,
 }
 
 /// A value: known text, or a Rhai expression computed when the recipe runs.
@@ -107,6 +117,8 @@ struct Stage {
     user: Option<Val>,
     /// The WORKDIR set in this stage's chain (absolute), when known.
     workdir: Option<Val>,
+    /// The stage's own ONBUILD triggers: a stage FROM this one runs them.
+    onbuild: Vec<String>,
 }
 
 struct Converter<'a> {
@@ -123,6 +135,10 @@ struct Converter<'a> {
     /// environment); `expanded` records that one was.
     in_env: bool,
     expanded: std::cell::Cell<bool>,
+    /// Global ARGs' values with `opts.args` applied (for FROM's image).
+    global_lits: BTreeMap<String, String>,
+    /// Set while FROM's image is read with `global_lits`.
+    literal: std::cell::Cell<bool>,
 }
 
 /// The platform values BuildKit predefines (this build's only platform is the host's).
@@ -224,6 +240,9 @@ impl<'a> Converter<'a> {
         has_op: bool,
     ) -> Result<Option<Val>, DockerfileError> {
         let Some(stage) = stage else {
+            if self.literal.get() {
+                return Ok(self.global_lits.get(name).cloned().map(Val::Lit));
+            }
             return Ok(self.global_args.get(name).cloned());
         };
         if let Some(v) = stage.env.get(name) {
@@ -255,8 +274,9 @@ impl<'a> Converter<'a> {
         self.stage().calls.push((text, line));
     }
 
-    /// `ARG` values: `(name, default)` pairs.
-    fn arg_pairs(&self, ins: &Instruction) -> Result<Vec<(String, Option<Val>)>, DockerfileError> {
+    /// `ARG` values: `(name, default, default as written)`.
+    #[allow(clippy::type_complexity)]
+    fn arg_pairs(&self, ins: &Instruction) -> Result<Vec<(String, Option<Val>, Option<String>)>, DockerfileError> {
         let mut out = Vec::new();
         for word in words::split_quoted(&ins.args, self.df.escape) {
             let (name, default) = match word.split_once('=') {
@@ -266,11 +286,11 @@ impl<'a> Converter<'a> {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(Self::err(ins.line, format!("ARG: `{name}` is not a valid name")));
             }
-            let default = match default {
-                Some(d) => Some(self.word(&d, ins.line, self.stages.last())?),
+            let value = match &default {
+                Some(d) => Some(self.word(d, ins.line, self.stages.last())?),
                 None => None,
             };
-            out.push((name, default));
+            out.push((name, value, default));
         }
         if out.is_empty() {
             return Err(Self::err(ins.line, "ARG needs a name"));
@@ -287,8 +307,52 @@ impl<'a> Converter<'a> {
         Val::Expr(var)
     }
 
+    /// `raw` in the global scope with the build's ARG values, when every
+    /// part of it is known.
+    fn literal_word(&self, raw: &str, line: usize) -> Option<String> {
+        self.literal.set(true);
+        let value = self.word(raw, line, None);
+        self.literal.set(false);
+        match value {
+            Ok(Val::Lit(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Runs a base's (or a parent stage's) ONBUILD triggers at the start of
+    /// the stage just begun, as BuildKit does, then drops them from the
+    /// stage's configuration (they are not inherited by grandchildren).
+    fn dispatch_triggers(&mut self, triggers: &[String], line: usize, from: &str) -> Result<(), DockerfileError> {
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        for trigger in triggers {
+            let fail = |message: String| Self::err(line, format!("ONBUILD `{trigger}` of {from}: {message}"));
+            let df = super::parse::parse(trigger).map_err(|e| fail(e.message))?;
+            let [ins] = df.instructions.as_slice() else {
+                return Err(fail("a trigger is one instruction".into()));
+            };
+            if ["ONBUILD", "FROM", "MAINTAINER"].contains(&ins.command.as_str()) {
+                return Err(fail(format!("ONBUILD cannot take `{}`", ins.command)));
+            }
+            let ins = Instruction { line, ..ins.clone() };
+            self.instruction(&ins).map_err(|e| fail(e.message))?;
+        }
+        self.call(".no_onbuild()".into(), line);
+        Ok(())
+    }
+
     fn global_arg(&mut self, ins: &Instruction) -> Result<(), DockerfileError> {
-        for (name, default) in self.arg_pairs(ins)? {
+        for (name, default, raw) in self.arg_pairs(ins)? {
+            let literal = match (self.opts.args.and_then(|a| a.get(&name)), &raw) {
+                (Some(given), _) => Some(given.clone()),
+                (None, Some(raw)) => self.literal_word(raw, ins.line),
+                (None, None) => Some(String::new()),
+            };
+            match literal {
+                Some(v) => self.global_lits.insert(name.clone(), v),
+                None => self.global_lits.remove(&name),
+            };
             let default = default.unwrap_or(Val::Lit(String::new()));
             let value = match platform_args().get(&name) {
                 Some(v) if default == Val::Lit(String::new()) => Val::Lit(v.clone()),
@@ -300,7 +364,7 @@ impl<'a> Converter<'a> {
     }
 
     fn stage_arg(&mut self, ins: &Instruction) -> Result<(), DockerfileError> {
-        for (name, default) in self.arg_pairs(ins)? {
+        for (name, default, _) in self.arg_pairs(ins)? {
             let value = match (
                 default,
                 self.global_args.get(&name).cloned(),
@@ -342,6 +406,7 @@ impl<'a> Converter<'a> {
             [image, as_, name] if as_.eq_ignore_ascii_case("as") => (*image, Some(name.to_ascii_lowercase())),
             _ => return Err(Self::err(ins.line, "FROM takes an image and optionally `AS name`")),
         };
+        let raw_image = image;
         let image = self.word(image, ins.line, None)?;
         let parent = match &image {
             Val::Lit(i) => self
@@ -369,6 +434,7 @@ impl<'a> Converter<'a> {
                     cmd_set: None,
                     user: parent.user.clone(),
                     workdir: parent.workdir.clone(),
+                    onbuild: Vec::new(),
                 }
             }
             None => {
@@ -412,10 +478,44 @@ impl<'a> Converter<'a> {
                     cmd_set: None,
                     user: None,
                     workdir: None,
+                    onbuild: Vec::new(),
                 }
             }
         };
+        let scratch = image == Val::Lit("scratch".into());
         self.stages.push(stage);
+        // ONBUILD triggers: a parent stage's own, or a base image's.
+        match parent {
+            Some(p) => {
+                let triggers = self.stages[p].onbuild.clone();
+                let from = format!("stage `{}`", self.stages[p].name.clone().unwrap_or_default());
+                self.dispatch_triggers(&triggers, ins.line, &from)?;
+            }
+            None if scratch => {}
+            None => {
+                let literal = match &image {
+                    Val::Lit(i) => Some(i.clone()),
+                    Val::Expr(_) => self.literal_word(raw_image, ins.line),
+                };
+                let stage = literal.as_deref().and_then(|i| {
+                    self.stages
+                        .iter()
+                        .position(|s| s.name.as_deref() == Some(i.to_ascii_lowercase().as_str()))
+                });
+                match (stage, literal, self.opts.onbuild) {
+                    // `FROM ${ARG}` naming an earlier stage.
+                    (Some(p), Some(image), _) => {
+                        let triggers = self.stages[p].onbuild.clone();
+                        self.dispatch_triggers(&triggers, ins.line, &format!("stage `{image}`"))?;
+                    }
+                    (None, Some(image), Some(read)) => {
+                        let triggers = read(&image).map_err(|e| Self::err(ins.line, format!("FROM {image}: {e}")))?;
+                        self.dispatch_triggers(&triggers, ins.line, &image)?;
+                    }
+                    _ => {}
+                }
+            }
+        }
         Ok(())
     }
 
@@ -755,12 +855,19 @@ impl<'a> Converter<'a> {
                     let v = self.word(v, ins.line, self.stages.last())?;
                     exclude.push(v.rhai());
                 }
-                (other, _) => {
+                ("from" | "chown" | "chmod" | "checksum" | "exclude", None) => {
+                    return Err(Self::err(ins.line, format!("{} --{flag} needs a value", ins.command)))
+                }
+                ("keep-git-dir", _) => {
                     return Err(Self::err(
                         ins.line,
-                        format!("{} --{other} is not supported yet", ins.command),
+                        format!(
+                            "{} --keep-git-dir: ADD of git repositories is not supported yet",
+                            ins.command
+                        ),
                     ))
                 }
+                (other, _) => return Err(Self::err(ins.line, format!("{} does not take --{other}", ins.command))),
             }
         }
         if !ins.heredocs.is_empty() {
@@ -1053,6 +1160,7 @@ impl<'a> Converter<'a> {
                     return Err(Self::err(line, format!("ONBUILD cannot take `{word}`")));
                 }
                 self.call(format!(".onbuild({})", quote(trigger)), line);
+                self.stage().onbuild.push(trigger.to_string());
             }
             other => return Err(Self::err(line, format!("unknown instruction `{other}`"))),
         }
@@ -1198,9 +1306,12 @@ pub fn convert(df: &Dockerfile, opts: &Options<'_>) -> Result<Converted, Dockerf
         warnings: Vec::new(),
         in_env: false,
         expanded: std::cell::Cell::new(false),
+        global_lits: BTreeMap::new(),
+        literal: std::cell::Cell::new(false),
     };
     for (name, value) in platform_args() {
-        c.global_args.insert(name, Val::Lit(value));
+        c.global_args.insert(name.clone(), Val::Lit(value.clone()));
+        c.global_lits.insert(name, value);
     }
     for ins in &df.instructions {
         c.instruction(ins)?;
@@ -1219,6 +1330,8 @@ mod tests {
             &df,
             &Options {
                 source_name: "Dockerfile",
+                args: None,
+                onbuild: None,
                 ..Options::default()
             },
         )
@@ -1303,6 +1416,86 @@ mod tests {
             r.contains(".run(\"cat > /x <<EOF\\nhi\\nEOF\", #{ network: \"host\" })"),
             "{r}"
         );
+    }
+
+    #[test]
+    fn a_parent_stages_onbuild_triggers_run_first_in_its_child() {
+        let r = recipe(
+            "FROM scratch AS parent\nONBUILD COPY a.txt /a.txt\nONBUILD LABEL seen=yes\nFROM parent\nLABEL own=1\n",
+        );
+        let child = &r[r.find("let stage1").expect("the child stage")..];
+        assert_eq!(
+            child.lines().take(5).collect::<Vec<_>>(),
+            [
+                "let stage1 = parent",
+                "    .copy(ctx(\"a.txt\"), \"/a.txt\")",
+                "    .label(\"seen\", \"yes\")",
+                "    .no_onbuild()",
+                "    .label(\"own\", \"1\");",
+            ],
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn a_base_images_onbuild_triggers_are_read_with_the_build_args() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let read = |image: &str| -> Result<Vec<String>, String> {
+            asked.borrow_mut().push(image.to_string());
+            Ok(vec!["RUN make".into(), "ENV BUILT=1".into()])
+        };
+        let args = BTreeMap::from([("TAG".to_string(), "2.0".to_string())]);
+        let df = parse("ARG TAG=1.0\nFROM registry.test/base:${TAG}\nRUN true\n").unwrap();
+        let r = convert(
+            &df,
+            &Options {
+                source_name: "Dockerfile",
+                args: Some(&args),
+                onbuild: Some(&read),
+                ..Options::default()
+            },
+        )
+        .unwrap()
+        .recipe;
+        assert_eq!(*asked.borrow(), ["registry.test/base:2.0"]);
+        let runs: Vec<&str> = r
+            .lines()
+            .filter(|l| l.contains(".run(") || l.contains("onbuild"))
+            .collect();
+        assert_eq!(runs.len(), 3, "{r}");
+        assert!(
+            runs[0].contains("make") && runs[1].contains("no_onbuild") && runs[2].contains("true"),
+            "{r}"
+        );
+        assert!(r.contains(".env(\"BUILT\", \"1\")"), "{r}");
+    }
+
+    #[test]
+    fn a_trigger_that_cannot_run_names_the_base_and_the_from_line() {
+        let read = |_: &str| -> Result<Vec<String>, String> { Ok(vec!["FROM other".into()]) };
+        let e = convert(
+            &parse("\nFROM registry.test/base\n").unwrap(),
+            &Options {
+                onbuild: Some(&read),
+                ..Options::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 2);
+        assert_eq!(
+            e.message,
+            "ONBUILD `FROM other` of registry.test/base: ONBUILD cannot take `FROM`"
+        );
+        let unreadable = |_: &str| -> Result<Vec<String>, String> { Err("registry down".into()) };
+        let e = convert(
+            &parse("FROM registry.test/base\n").unwrap(),
+            &Options {
+                onbuild: Some(&unreadable),
+                ..Options::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.message, "FROM registry.test/base: registry down");
     }
 
     #[test]
@@ -1469,7 +1662,9 @@ mod tests {
             ("FROM scratch\nONBUILD ONBUILD RUN x\n", 2, "ONBUILD cannot take `ONBUILD`"),
             ("FROM scratch\nADD git@github.com:x/y.git /y\n", 2, "ADD of a git repository (`git@github.com:x/y.git`) is not supported yet"),
             ("FROM scratch\nCOPY --from=x --parents a /\n", 2, "COPY --from with --parents or --exclude is not supported yet"),
-            ("FROM scratch\nCOPY --chmod a /\n", 2, "COPY --chmod is not supported yet"),
+            ("FROM scratch\nCOPY --chmod a /\n", 2, "COPY --chmod needs a value"),
+            ("FROM scratch\nCOPY --form=x a /\n", 2, "COPY does not take --form"),
+            ("FROM scratch\nADD --from=x a /\n", 2, "ADD does not take --from"),
             ("FROM scratch\nRUN --mount=type=ssh true\n", 2, "RUN --mount=type=ssh is not supported yet"),
             (
                 "FROM scratch\nRUN --mount=type=tmpfs,target=rel true\n",

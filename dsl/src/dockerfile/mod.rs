@@ -7,7 +7,7 @@ mod convert;
 mod parse;
 mod words;
 
-pub use convert::{Converted, Options};
+pub use convert::{Converted, Options, ReadTriggers};
 
 /// A Dockerfile the frontend cannot take, at its (1-based) line.
 #[derive(Debug, Clone, PartialEq, Eq)]

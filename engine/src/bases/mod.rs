@@ -75,6 +75,88 @@ pub fn identity(
     }
 }
 
+/// The configuration of a base, read without importing its layers: the
+/// Dockerfile frontend reads a base's `ONBUILD` triggers this way before it
+/// converts the stages that use it. A registry base is pinned through
+/// `lock` exactly as `identity` pins it, and its manifest and config are
+/// kept in the store (verified on every read), so the next build reads
+/// them without the registry. A root filesystem has no configuration.
+pub fn config(
+    store: &Store,
+    source: &BaseSource,
+    client: &Client,
+    platform: &Platform,
+    lock: &Lock,
+) -> Result<Option<ImageConfig>> {
+    match source {
+        BaseSource::Registry { reference: text } => {
+            let mut reference = Reference::parse(text)?;
+            if reference.digest.is_none() {
+                let name = if *platform == Platform::host() {
+                    text.clone()
+                } else {
+                    format!("{text} {platform}")
+                };
+                let digest = lock.digest(&name, || Ok(registry::resolve(client, &reference, platform)?.0))?;
+                reference.digest = Some(digest);
+            }
+            let pinned = reference.digest.clone().expect("pinned above");
+            let manifest_bytes = if store.has_blob(&pinned) {
+                store.read_blob(&pinned)?
+            } else {
+                let (_, bytes) = registry::resolve(client, &reference, platform)?;
+                store.put_blob(&bytes)?;
+                bytes
+            };
+            let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|source| Error::Json {
+                path: format!("the manifest of {reference}").into(),
+                source,
+            })?;
+            let digest = &manifest.config.digest;
+            let config_bytes = if store.has_blob(digest) {
+                store.read_blob(digest)?
+            } else {
+                let mut bytes = Vec::new();
+                client
+                    .blob(reference.api_host(), &reference.repository, &digest.to_string())
+                    .map_err(Error::Registry)?
+                    .take(MAX_JSON + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(Error::io("download the config of", reference.to_string()))?;
+                let actual = Digest::of(&bytes);
+                if &actual != digest {
+                    return Err(Error::DigestMismatch {
+                        what: format!("the config of {reference}"),
+                        expected: digest.clone(),
+                        actual,
+                    });
+                }
+                store.put_blob(&bytes)?;
+                bytes
+            };
+            let config = serde_json::from_slice(&config_bytes).map_err(|source| Error::Json {
+                path: format!("the config of {reference}").into(),
+                source,
+            })?;
+            Ok(Some(config))
+        }
+        BaseSource::OciLayout { dir, tag } => {
+            let layout = Members::open(dir)?;
+            let desc = resolve_oci(&layout, tag.as_deref())?;
+            let manifest: Manifest = serde_json::from_slice(&layout.blob(&desc)?).map_err(|source| Error::Json {
+                path: dir.join("blobs/sha256").join(desc.digest.hex()),
+                source,
+            })?;
+            let config = serde_json::from_slice(&layout.blob(&manifest.config)?).map_err(|source| Error::Json {
+                path: dir.join("blobs/sha256").join(manifest.config.digest.hex()),
+                source,
+            })?;
+            Ok(Some(config))
+        }
+        BaseSource::Debian(_) | BaseSource::DockerArchive { .. } | BaseSource::Rootfs { .. } => Ok(None),
+    }
+}
+
 /// Imports a base into the store and returns its record.
 /// `identity` is what planning resolved (for a registry base, the manifest
 /// digest); `progress` hears (bytes, total) of a registry download.

@@ -98,6 +98,7 @@ impl Scheduler<'_> {
                 }
                 MetaChange::Shell(argv) => c.shell = Some(argv.clone()),
                 MetaChange::OnBuild(trigger) => c.on_build.get_or_insert_with(Vec::new).push(trigger.clone()),
+                MetaChange::NoOnBuild => c.on_build = None,
             },
             _ => unreachable!("layer ops are folded by fold_layer"),
         }
