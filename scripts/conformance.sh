@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-ensure_packages docker.io docker-registry busybox-static skopeo umoci python3
+ensure_packages docker.io docker-registry busybox-static skopeo umoci python3 openssh-client
 cargo build --quiet
 started=""
 if ! /usr/bin/docker info >/dev/null 2>&1; then

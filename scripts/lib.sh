@@ -15,7 +15,7 @@ ensure_packages() {
 }
 
 # The packages strata's tests and examples use.
-STRATA_PACKAGES=(busybox-static gcc libc6-dev skopeo umoci docker-registry apache2-utils procps python3 gpgv debian-archive-keyring uidmap)
+STRATA_PACKAGES=(busybox-static gcc libc6-dev skopeo umoci docker-registry apache2-utils procps python3 gpgv debian-archive-keyring uidmap openssh-client)
 
 # ensure_rootless_user NAME: an ordinary user with 65536 subordinate uids
 # and gids (the rootless tests run strata as this user). Needs root.

@@ -156,6 +156,26 @@ pub struct SecretMount {
     pub required: bool,
 }
 
+/// The SSH agent the build is given (`strata build --ssh ID=SOCKET`),
+/// reachable by one RUN through a socket at `target`, as BuildKit's
+/// `--mount=type=ssh`. Neither the socket's path nor the agent's keys are
+/// part of the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SshMount {
+    pub id: String,
+    /// Absolute path of the socket inside the sandbox
+    /// (default `/run/buildkit/ssh_agent.N`).
+    pub target: String,
+    /// The socket's mode (default 0600) and owner (default root), as
+    /// BuildKit's `mode`, `uid` and `gid`.
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// An agent the command line does not give fails the step when
+    /// required, else the step runs without it (BuildKit's default).
+    pub required: bool,
+}
+
 /// A read-only bind of another state's path into a RUN.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BindMount {
@@ -185,6 +205,8 @@ pub struct RunOp {
     pub network: Network,
     pub caches: Vec<CacheMount>,
     pub secrets: Vec<SecretMount>,
+    /// SSH agent sockets; the first is `SSH_AUTH_SOCK` unless the step sets it.
+    pub ssh: Vec<SshMount>,
     pub mounts: Vec<BindMount>,
     pub tmpfs: Vec<TmpfsMount>,
     /// Seconds before the step is killed.
@@ -213,6 +235,7 @@ impl RunOp {
             network: Network::None,
             caches: Vec::new(),
             secrets: Vec::new(),
+            ssh: Vec::new(),
             mounts: Vec::new(),
             tmpfs: Vec::new(),
             timeout: None,

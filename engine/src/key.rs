@@ -212,6 +212,18 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
             if run.keep_mount_points {
                 enc.str("keep-mount-points");
             }
+            if !run.ssh.is_empty() {
+                // Which agent and where, never the socket's host path or the keys.
+                enc.str("ssh").u64(run.ssh.len() as u64);
+                for ssh in &run.ssh {
+                    enc.str(&ssh.id)
+                        .str(&ssh.target)
+                        .str(if ssh.required { "required" } else { "optional" });
+                    for v in [ssh.mode, ssh.uid, ssh.gid] {
+                        enc.u64(v.map_or(u64::MAX, u64::from));
+                    }
+                }
+            }
             if !run.tmpfs.is_empty() {
                 enc.str("tmpfs").u64(run.tmpfs.len() as u64);
                 for t in &run.tmpfs {
@@ -337,7 +349,7 @@ mod tests {
         #[test]
         fn run_key_changes_with_command_env_user_network(argv in proptest::collection::vec("[a-z ]{0,6}", 1..4), parent in any::<u8>()) {
             let run = |argv: Vec<String>, env: Vec<(String, String)>, user: Option<String>, network: Network| {
-                node(Op::Run(RunOp { argv, env, user, network, caches: vec![], secrets: vec![], mounts: vec![], tmpfs: vec![], timeout: None, insecure: false, limits: Default::default(), keep_mount_points: false }), Some(0), 1, "")
+                node(Op::Run(RunOp { argv, env, user, network, caches: vec![], secrets: vec![], ssh: vec![], mounts: vec![], tmpfs: vec![], timeout: None, insecure: false, limits: Default::default(), keep_mount_points: false }), Some(0), 1, "")
             };
             let key = node_key(&run(argv.clone(), vec![], None, Network::None), &[parent_key(parent)], Resolved::Nothing);
             let mut longer = argv.clone();

@@ -27,6 +27,8 @@ pub struct ExecOptions {
     pub platform: Platform,
     /// Secrets given on the command line, by id (`File` or `Env` sources).
     pub secrets: std::collections::BTreeMap<String, crate::graph::SecretSource>,
+    /// SSH agent sockets given on the command line, by id.
+    pub ssh: std::collections::BTreeMap<String, std::path::PathBuf>,
 }
 
 /// One running step's view of the build.

@@ -66,6 +66,11 @@ pub struct BuildArgs {
     /// `--mount=type=secret,id=ID`): `id=ID,src=FILE` or `id=ID,env=VARIABLE` (repeatable).
     #[arg(long = "secret", value_name = "id=ID,src=FILE", value_parser = parse_secret)]
     pub secrets: Vec<(String, strata_engine::graph::SecretSource)>,
+    /// An SSH agent for steps with an `ssh` mount (a Dockerfile's
+    /// `--mount=type=ssh`): `ID` for the agent of $SSH_AUTH_SOCK, or
+    /// `ID=SOCKET` (repeatable; the usual ID is `default`).
+    #[arg(long = "ssh", value_name = "ID[=SOCKET]", value_parser = parse_ssh)]
+    pub ssh: Vec<(String, std::path::PathBuf)>,
     /// Stream every RUN step's output (otherwise only a failed step's last lines are shown).
     #[arg(long, short = 'v')]
     pub verbose: bool,
@@ -175,6 +180,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         lock_mode: if args.locked { LockMode::Locked } else { LockMode::Use },
         allow_insecure: args.allow.contains(&Entitlement::Insecure),
         secrets: args.secrets.iter().cloned().collect(),
+        ssh: args.ssh.iter().cloned().collect(),
     };
     let exports = Exports {
         outputs,
@@ -245,6 +251,32 @@ fn push_targets(
 }
 
 /// `id=ID,src=FILE` (also `source=`) or `id=ID,env=VARIABLE`.
+fn parse_ssh(s: &str) -> Result<(String, std::path::PathBuf), String> {
+    let (id, socket) = match s.split_once('=') {
+        Some((id, socket)) => (id, std::path::PathBuf::from(socket)),
+        None => match std::env::var_os("SSH_AUTH_SOCK") {
+            Some(socket) => (s, std::path::PathBuf::from(socket)),
+            None => {
+                return Err(format!(
+                    "`{s}`: SSH_AUTH_SOCK is not set (start an agent: `eval $(ssh-agent)` and `ssh-add`), or give its socket: --ssh {s}=SOCKET"
+                ))
+            }
+        },
+    };
+    if id.is_empty() {
+        return Err(format!("`{s}` has no id (--ssh default or --ssh ID=SOCKET)"));
+    }
+    let socket = std::path::absolute(&socket).map_err(|e| format!("`{}`: {e}", socket.display()))?;
+    let meta = std::fs::metadata(&socket).map_err(|e| format!("ssh agent `{id}`: `{}`: {e}", socket.display()))?;
+    if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+        return Err(format!(
+            "ssh agent `{id}`: `{}` is not a socket; strata forwards an agent, not key files: `eval $(ssh-agent)`, `ssh-add KEY`, then --ssh {id}",
+            socket.display()
+        ));
+    }
+    Ok((id.to_string(), socket))
+}
+
 fn parse_secret(s: &str) -> Result<(String, strata_engine::graph::SecretSource), String> {
     use strata_engine::graph::SecretSource;
     let mut id = None;

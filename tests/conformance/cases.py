@@ -178,6 +178,14 @@ CASES = [
      "dockerfile": "FROM {ONBUILD}\nRUN cat /onbuild.txt /onbuild/a.txt > /seen && echo $TRIGGERED >> /seen\n"},
     {"name": "onbuild-not-inherited", "files": TREE,
      "dockerfile": "FROM {ONBUILD} AS child\nRUN echo child > /c\nFROM child\nRUN echo grandchild > /g\n"},
+    {"name": "run-ssh-mount", "ssh": True, "files": TREE,
+     "dockerfile": "FROM {BASE}\nRUN --mount=type=ssh test -S $SSH_AUTH_SOCK && echo $SSH_AUTH_SOCK > /sock\n"
+                   "RUN --mount=type=ssh,target=/root/agent.sock,mode=0644,uid=7 stat -c '%a %u' /root/agent.sock > /st\n"},
+    {"name": "run-bind-file-new-parents", "files": TREE,
+     "dockerfile": "FROM {BASE}\nRUN --mount=type=bind,source=a.txt,target=/new/dir/a.txt cat /new/dir/a.txt > /copy\n"},
+    {"name": "run-secret-mount-given", "secret": True, "files": TREE,
+     "dockerfile": "FROM {BASE}\nRUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /len\n"
+                   "RUN --mount=type=secret,id=tok,target=/etc/app/token,mode=0440,uid=5 stat -c '%a %u' /etc/app/token > /st\n"},
     {"name": "config-entrypoint-resets-cmd", "files": TREE,
      "dockerfile": "FROM {BASE}\nCMD [\"base-cmd\"]\nENTRYPOINT [\"/bin/echo\"]\n"},
     {"name": "config-maintainer", "files": TREE,

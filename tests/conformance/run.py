@@ -165,9 +165,20 @@ def unpack(layout, tag, dest):
     return os.path.join(dest, "rootfs")
 
 
+def given(case, args):
+    """What both builders are given on the command line: an SSH agent, a secret."""
+    out = []
+    if case.get("ssh"):
+        out += ["--ssh", f"default={args.agent}"]
+    if case.get("secret"):
+        out += ["--secret", f"id=tok,src={args.token}"]
+    return out
+
+
 def build_docker(case, ctx, work, args):
     tag = f"strata-conformance/{case['name']}:latest"
     cmd = [DOCKER, "build", "--network", "host", "-q", "-t", tag]
+    cmd += given(case, args)
     for k, v in case.get("args", {}).items():
         cmd += ["--build-arg", f"{k}={v}"]
     if case.get("target"):
@@ -189,6 +200,7 @@ def build_strata(case, ctx, work, args):
     store = os.path.join(work, "strata-store")
     layout = os.path.join(work, "strata-oci")
     cmd = [args.strata, "--store", store, "build", "-f", "Dockerfile", "-o", f"oci:{layout}", "--progress", "plain"]
+    cmd += given(case, args)
     for k, v in case.get("args", {}).items():
         cmd += ["--build-arg", f"{k}={v}"]
     if case.get("target"):
@@ -204,6 +216,7 @@ def build_strata(case, ctx, work, args):
     # `strata convert` gave the recipe (written before either build, so both
     # see the same context) that builds the same image.
     again = [args.strata, "--store", store, "build", "-f", "converted.rhai", "--progress", "plain"]
+    again += given(case, args)
     for k, v in case.get("args", {}).items():
         again += ["--arg", f"{k}={v}"]
     if case.get("convert_differs"):
@@ -263,6 +276,19 @@ def main():
             break
         except OSError:
             time.sleep(0.1)
+    # An SSH agent with one key, for the cases that mount it.
+    args.agent = os.path.join(scratch, "agent.sock")
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", args.agent], stdout=subprocess.DEVNULL)
+    for _ in range(100):
+        if os.path.exists(args.agent):
+            break
+        time.sleep(0.05)
+    must(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(scratch, "key")])
+    subprocess.run(["ssh-add", "-q", os.path.join(scratch, "key")], env=dict(ENV, SSH_AUTH_SOCK=args.agent),
+                   check=True, capture_output=True)
+    args.token = os.path.join(scratch, "token")
+    with open(args.token, "w") as f:
+        f.write("s3cr3t\n")
     results = []
     try:
         busybox = os.path.join(scratch, "busybox.tar")
@@ -322,6 +348,8 @@ def main():
         registry.wait()
         http.kill()
         http.wait()
+        agent.kill()
+        agent.wait()
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
     same = sum(1 for _, s, _ in results if s == "same")

@@ -412,3 +412,98 @@ fn a_trigger_the_frontend_cannot_run_is_an_error_at_the_from_line() {
         failed.stderr
     );
 }
+
+#[test]
+fn ssh_mounts_reach_the_agent_given_and_nothing_of_it_stays() {
+    let agent = SshAgent::start();
+    let p = busybox_project("");
+    fs::remove_file(p.path("strata.rhai")).unwrap();
+    fs::copy(probe_binary(), p.path("probe")).unwrap();
+    p.write(
+        "Dockerfile",
+        "FROM rootfs:busybox.tar\n\
+         COPY probe /bin/probe\n\
+         RUN --mount=type=ssh probe agent > /agent.txt\n\
+         RUN --mount=type=ssh,id=deploy,target=/run/deploy.sock,uid=1000,mode=0660 stat -c '%a %u' /run/deploy.sock > /deploy.txt\n\
+         RUN --mount=type=ssh,id=absent probe agent > /absent.txt\n",
+    );
+    let ssh = format!("default={}", agent.socket.display());
+    let deploy = format!("deploy={}", agent.socket.display());
+    let built = p.ok(&["build", "-f", "Dockerfile", "--ssh", &ssh, "--ssh", &deploy]);
+    let digest = digest_of(&built.stdout, "stage0");
+    let cat = |path: &str| p.ok(&["run", "stage0", "--", "cat", path]).stdout;
+    assert_eq!(cat("/agent.txt"), "agent: 1 identities at /run/buildkit/ssh_agent.0\n");
+    assert_eq!(cat("/deploy.txt"), "660 1000\n");
+    // Not required and not given: the step runs without it.
+    assert_eq!(cat("/absent.txt"), "agent: SSH_AUTH_SOCK is not set\n");
+    // As BuildKit: the directories made for the socket stay, the socket does not.
+    let listing = p
+        .ok(&[
+            "run",
+            "stage0",
+            "--",
+            "sh",
+            "-c",
+            "ls -a /run/buildkit /run/deploy.sock 2>&1; true",
+        ])
+        .stdout;
+    assert_eq!(
+        listing,
+        "ls: /run/deploy.sock: No such file or directory\n/run/buildkit:\n.\n..\n"
+    );
+
+    // The agent's socket is not part of the key: another path to the same
+    // agent builds the same image from the cache.
+    let link = p.path("other.sock");
+    std::os::unix::fs::symlink(&agent.socket, &link).unwrap();
+    let again = p.ok(&[
+        "build",
+        "-f",
+        "Dockerfile",
+        "--ssh",
+        &format!("default={}", link.display()),
+        "--ssh",
+        &deploy,
+    ]);
+    assert_eq!(digest_of(&again.stdout, "stage0"), digest);
+
+    // Required and not given: an error that says how to give it.
+    p.write(
+        "Dockerfile",
+        "FROM rootfs:busybox.tar\nRUN --mount=type=ssh,required=true true\n",
+    );
+    let failed = p.run(&["build", "-f", "Dockerfile"]);
+    assert!(
+        failed
+            .stderr
+            .contains("ssh agent `default` is not given: pass `--ssh default`"),
+        "{}",
+        failed.stderr
+    );
+    // A recipe names the agent by id.
+    p.recipe(
+        r#"image("r", from("rootfs:busybox.tar").copy(ctx("probe"), "/bin/probe").run("probe agent > /a", #{ ssh: ["default"] }));"#,
+    );
+    p.ok(&["build", "--ssh", &ssh]);
+    assert_eq!(
+        p.ok(&["run", "r", "--", "cat", "/a"]).stdout,
+        "agent: 1 identities at /run/buildkit/ssh_agent.0\n"
+    );
+    // A key file is not an agent.
+    let key = p.path("id_ed25519");
+    fs::write(&key, "not a socket").unwrap();
+    let refused = p.run(&[
+        "build",
+        "-f",
+        "Dockerfile",
+        "--ssh",
+        &format!("default={}", key.display()),
+    ]);
+    assert!(
+        refused
+            .stderr
+            .contains("is not a socket; strata forwards an agent, not key files"),
+        "{}",
+        refused.stderr
+    );
+}

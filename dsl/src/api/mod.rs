@@ -64,7 +64,7 @@ pub const SIGNATURES: &[(&str, &str)] = &[
     ),
     (
         "run",
-        "state.run(\"shell command\" or [argv], #{env, user, network, cache, secrets, mounts, timeout})",
+        "state.run(\"shell command\" or [argv], #{env, user, network, cache, secrets, ssh, mounts, tmpfs, timeout})",
     ),
     ("healthcheck", "state.healthcheck(\"shell command\" or [argv]) or state.healthcheck(…, #{interval, timeout, start_period, start_interval, retries})"),
     ("shell", "state.shell([\"/bin/sh\", \"-c\"])"),

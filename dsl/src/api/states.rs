@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use rhai::{Array, Dynamic, Engine, Map, NativeCallContext};
 use strata_engine::graph::{
-    BaseSource, BindMount, CacheMount, CopyOp, CopySource, Network, Op, RunOp, SecretMount, SecretSource,
+    BaseSource, BindMount, CacheMount, CopyOp, CopySource, Network, Op, RunOp, SecretMount, SecretSource, SshMount,
 };
 
 use super::{argv, check_options, quote, quote_list, strings, type_name, Ctx, Fetched, PathRef, State, Text};
@@ -296,6 +296,7 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
             "network",
             "cache",
             "secrets",
+            "ssh",
             "mounts",
             "timeout",
             "security",
@@ -492,6 +493,57 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
                 mode,
                 uid,
                 gid,
+                required,
+            });
+        }
+    }
+    if let Some(ssh) = opts.get("ssh") {
+        let items = ssh
+            .clone()
+            .into_array()
+            .map_err(|_| runtime(pos, "run option `ssh` must be a list"))?;
+        for (i, item) in items.into_iter().enumerate() {
+            let m = if item.is_string() {
+                Map::from([("id".into(), item)])
+            } else {
+                item.try_cast::<Map>()
+                    .ok_or_else(|| runtime(pos, "an ssh agent is \"ID\" or #{id, target, mode, uid, gid, required}"))?
+            };
+            check_options(
+                &m,
+                &["id", "target", "mode", "uid", "gid", "required"],
+                "an ssh agent",
+                pos,
+            )?;
+            let id = m.get("id").map(|v| v.to_string()).unwrap_or_else(|| "default".into());
+            let target = m
+                .get("target")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{i}"));
+            check_image_path(&target, "ssh target", pos)?;
+            let required = match m.get("required") {
+                None => true,
+                Some(v) => v
+                    .as_bool()
+                    .map_err(|_| runtime(pos, "ssh option `required` must be true or false"))?,
+            };
+            let mode = m.get("mode").map(|v| octal_mode(v, pos)).transpose()?;
+            let id_of = |key: &str| -> Res<Option<u32>> {
+                m.get(key)
+                    .map(|v| {
+                        v.as_int()
+                            .ok()
+                            .and_then(|n| u32::try_from(n).ok())
+                            .ok_or_else(|| runtime(pos, format!("ssh `{key}` must be a number, not `{v}`")))
+                    })
+                    .transpose()
+            };
+            op.ssh.push(SshMount {
+                id,
+                target,
+                mode,
+                uid: id_of("uid")?,
+                gid: id_of("gid")?,
                 required,
             });
         }

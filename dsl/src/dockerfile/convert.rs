@@ -589,6 +589,7 @@ impl<'a> Converter<'a> {
         let mut caches = Vec::new();
         let mut mounts = Vec::new();
         let mut secrets = Vec::new();
+        let mut ssh = Vec::new();
         let mut tmpfs = Vec::new();
         for (flag, value) in &ins.flags {
             let value = value.clone().unwrap_or_default();
@@ -687,12 +688,27 @@ impl<'a> Converter<'a> {
                             m.push(format!("required: {required}"));
                             secrets.push(format!("#{{ {} }}", m.join(", ")));
                         }
-                        other => {
-                            return Err(Self::err(
-                                ins.line,
-                                format!("RUN --mount=type={other} is not supported yet"),
-                            ))
+                        "ssh" => {
+                            if fields.contains_key("source") || fields.contains_key("src") {
+                                return Err(Self::err(ins.line, "RUN --mount=type=ssh takes no source"));
+                            }
+                            let id = fields.get("id").cloned().unwrap_or_else(|| "default".into());
+                            let mut m = vec![format!("id: {}", quote(&id))];
+                            if let Some(target) = &target {
+                                m.push(format!("target: {}", quote(&self.absolute(target, ins.line)?)));
+                            }
+                            for key in ["mode", "uid", "gid"] {
+                                if let Some(v) = fields.get(key) {
+                                    let v = if key == "mode" { quote(v) } else { v.clone() };
+                                    m.push(format!("{key}: {v}"));
+                                }
+                            }
+                            // As BuildKit: an agent the build is not given is left out unless required.
+                            let required = fields.get("required").is_some_and(|v| v == "true");
+                            m.push(format!("required: {required}"));
+                            ssh.push(format!("#{{ {} }}", m.join(", ")));
                         }
+                        other => return Err(Self::err(ins.line, format!("RUN --mount=type={other} is unknown"))),
                     }
                 }
                 other => return Err(Self::err(ins.line, format!("RUN does not take --{other}"))),
@@ -710,11 +726,15 @@ impl<'a> Converter<'a> {
         if !secrets.is_empty() {
             options.push(format!("secrets: [{}]", secrets.join(", ")));
         }
+        if !ssh.is_empty() {
+            options.push(format!("ssh: [{}]", ssh.join(", ")));
+        }
         if !tmpfs.is_empty() {
             options.push(format!("tmpfs: [{}]", tmpfs.join(", ")));
         }
-        if !caches.is_empty() || !mounts.is_empty() || !tmpfs.is_empty() {
-            // BuildKit leaves the mount points in the layer.
+        if !caches.is_empty() || !mounts.is_empty() || !tmpfs.is_empty() || !secrets.is_empty() || !ssh.is_empty() {
+            // BuildKit leaves the mount points in the layer (the directories
+            // made for a secret or an agent socket, not the file).
             options.push("keep_mount_points: true".into());
         }
         // Build args in scope reach the command as environment variables.
@@ -1549,6 +1569,15 @@ mod tests {
     }
 
     #[test]
+    fn ssh_mounts_reach_the_agents_the_command_line_gives() {
+        let r = recipe("FROM scratch\nRUN --mount=type=ssh --mount=type=ssh,id=deploy,target=/run/deploy.sock,mode=0666,uid=1000,required ssh-add -l\n");
+        assert!(
+            r.contains(".run(\"ssh-add -l\", #{ network: \"host\", ssh: [#{ id: \"default\", required: false }, #{ id: \"deploy\", target: \"/run/deploy.sock\", mode: \"0666\", uid: 1000, required: true }] })"),
+            "{r}"
+        );
+    }
+
+    #[test]
     fn tmpfs_and_context_bind_mounts() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("src")).unwrap();
@@ -1665,7 +1694,8 @@ mod tests {
             ("FROM scratch\nCOPY --chmod a /\n", 2, "COPY --chmod needs a value"),
             ("FROM scratch\nCOPY --form=x a /\n", 2, "COPY does not take --form"),
             ("FROM scratch\nADD --from=x a /\n", 2, "ADD does not take --from"),
-            ("FROM scratch\nRUN --mount=type=ssh true\n", 2, "RUN --mount=type=ssh is not supported yet"),
+            ("FROM scratch\nRUN --mount=type=ssh,src=/x true\n", 2, "RUN --mount=type=ssh takes no source"),
+            ("FROM scratch\nRUN --mount=type=sshh true\n", 2, "RUN --mount=type=sshh is unknown"),
             (
                 "FROM scratch\nRUN --mount=type=tmpfs,target=rel true\n",
                 2,

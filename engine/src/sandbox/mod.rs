@@ -12,6 +12,7 @@ mod container;
 pub mod init;
 mod profile;
 mod spec;
+mod ssh;
 mod steps;
 
 pub use container::{run_image, RunImage, RunResult};
@@ -49,6 +50,8 @@ pub const DEFAULT_PIDS: u64 = 16384;
 pub(crate) enum StubKind {
     Dir,
     File,
+    /// The host's resolv.conf or hosts: never left in a layer.
+    HostFile,
 }
 
 /// How the sandbox's standard streams are used.
@@ -379,7 +382,7 @@ pub(crate) fn host_name_files(resolve: &dyn Fn(&str) -> String) -> Vec<(MountSpe
                 target: resolve(file),
                 readonly: true,
             };
-            (bind, StubKind::File)
+            (bind, StubKind::HostFile)
         })
         .collect()
 }
@@ -396,32 +399,33 @@ fn mount_points(
         .lookup(&fsview::components("/sys"))
         .is_some_and(|(_, m)| m.is_dir());
     let mut stubs: Vec<PathBuf> = Vec::new();
-    let mut kept: Vec<PathBuf> = Vec::new();
     for (target, kind, keep) in [("/proc", StubKind::Dir), ("/dev", StubKind::Dir)]
         .into_iter()
         .map(|(t, k)| (t.to_string(), k, false))
         .chain(mounts.iter().map(|(m, k)| {
-            // BuildKit leaves directories made for mounts, not files.
-            let keep = keep_mount_points
-                && *k == StubKind::Dir
-                && matches!(
-                    m,
-                    MountSpec::Bind { .. } | MountSpec::Layers { .. } | MountSpec::Tmpfs { .. }
-                );
+            // BuildKit leaves the directories made for mounts (a cache's,
+            // a secret's parents), not files and not the host's name files.
+            let keep = keep_mount_points && *k != StubKind::HostFile;
             (m.target().to_string(), *k, keep)
         }))
     {
-        make_stub(upper, view, &target, kind, if keep { &mut kept } else { &mut stubs })?;
+        let (dirs, file) = make_stub(upper, view, &target, kind)?;
+        if !keep {
+            stubs.extend(dirs);
+        }
+        stubs.extend(file);
     }
     Ok((stubs, sysfs))
 }
 
 /// Creates `target` (and missing parents) in the upperdir when the image
 /// lacks it; new directories copy the attributes the image gives them.
-fn make_stub(upper: &Path, view: &View<'_>, target: &str, kind: StubKind, stubs: &mut Vec<PathBuf>) -> Result<()> {
+/// Returns the directories made (parents first) and the file made.
+fn make_stub(upper: &Path, view: &View<'_>, target: &str, kind: StubKind) -> Result<(Vec<PathBuf>, Option<PathBuf>)> {
+    let mut dirs = Vec::new();
     let comps = fsview::components(target);
     if view.lookup(&comps).is_some() {
-        return Ok(());
+        return Ok((dirs, None));
     }
     let mut host = upper.to_path_buf();
     for (i, c) in comps.iter().enumerate() {
@@ -430,8 +434,9 @@ fn make_stub(upper: &Path, view: &View<'_>, target: &str, kind: StubKind, stubs:
         if fsview::exists(&host) {
             continue;
         }
-        if last && kind == StubKind::File {
+        if last && kind != StubKind::Dir {
             File::create(&host).map_err(Error::io("create mount point", &host))?;
+            return Ok((dirs, Some(host)));
         } else {
             fs::create_dir(&host).map_err(Error::io("create mount point", &host))?;
             let (mode, uid, gid) = match view.lookup(&comps[..=i]) {
@@ -441,9 +446,9 @@ fn make_stub(upper: &Path, view: &View<'_>, target: &str, kind: StubKind, stubs:
             crate::sys::lchown(&host, uid, gid).map_err(Error::io("chown", &host))?;
             fs::set_permissions(&host, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &host))?;
         }
-        stubs.push(host.clone());
+        dirs.push(host.clone());
     }
-    Ok(())
+    Ok((dirs, None))
 }
 
 /// Removes a stub that is still an empty file or directory.

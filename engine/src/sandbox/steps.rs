@@ -26,7 +26,7 @@ pub fn run_step(
     let view = View { layers: &lowers };
 
     // User and environment, as the image defines them.
-    let Identity { uid, gid, env, cwd } = identity(&view, &parent.config, run.user.as_deref(), &run.env, None)
+    let Identity { uid, gid, mut env, cwd } = identity(&view, &parent.config, run.user.as_deref(), &run.env, None)
         .map_err(|e| Error::input(&node.origin, format!("user: {e}")))?;
 
     let tmp = scratch(store)?;
@@ -152,6 +152,48 @@ pub fn run_step(
             StubKind::Dir,
         ));
     }
+    // SSH agents: a socket of the step's own, forwarding to the agent given.
+    let mut agents: Vec<super::ssh::AgentProxy> = Vec::new();
+    for (i, ssh) in run.ssh.iter().enumerate() {
+        let Some(agent) = ctx.opts.ssh.get(&ssh.id) else {
+            if ssh.required {
+                return Err(Error::input(
+                    &node.origin,
+                    format!(
+                        "ssh agent `{0}` is not given: pass `--ssh {0}` (the agent of $SSH_AUTH_SOCK) or `--ssh {0}=SOCKET` to strata build",
+                        ssh.id
+                    ),
+                ));
+            }
+            continue;
+        };
+        let socket = dir.join(format!("ssh{i}.sock"));
+        let proxy = super::ssh::AgentProxy::start(
+            agent,
+            &socket,
+            ssh.uid.unwrap_or(0),
+            ssh.gid.unwrap_or(0),
+            ssh.mode.unwrap_or(0o600),
+        )
+        .map_err(|e| {
+            Error::input(
+                &node.origin,
+                format!("ssh agent `{}` at `{}`: {e}", ssh.id, agent.display()),
+            )
+        })?;
+        agents.push(proxy);
+        if !env.iter().any(|(k, _)| k == "SSH_AUTH_SOCK") {
+            env.push(("SSH_AUTH_SOCK".into(), ssh.target.clone()));
+        }
+        mounts.push((
+            MountSpec::Bind {
+                source: socket,
+                target: resolve(&ssh.target),
+                readonly: false,
+            },
+            StubKind::File,
+        ));
+    }
     if run.network == Network::Host {
         mounts.extend(host_name_files(&resolve));
     }
@@ -178,6 +220,7 @@ pub fn run_step(
         },
     })?;
     drop(cache_locks);
+    drop(agents);
     check(node, &run.argv, run.timeout, outcome)?;
     fsview::clamp_mtimes(&upper, ctx.opts.epoch)?;
     let diff_id = crate::store::write_layer(store, &upper, ctx.opts.compression, ctx.opts.epoch, &|bytes| {

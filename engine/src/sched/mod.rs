@@ -64,6 +64,8 @@ pub struct BuildOptions {
     pub allow_insecure: bool,
     /// `--secret id=ID,src=FILE|env=VAR`: the sources of `Given` secrets.
     pub secrets: std::collections::BTreeMap<String, crate::graph::SecretSource>,
+    /// `--ssh ID[=SOCKET]`: the agents `ssh` mounts reach.
+    pub ssh: std::collections::BTreeMap<String, std::path::PathBuf>,
 }
 
 impl BuildOptions {
@@ -75,6 +77,7 @@ impl BuildOptions {
             sandbox_exe: self.sandbox_exe.clone(),
             platform: self.platform.clone(),
             secrets: self.secrets.clone(),
+            ssh: self.ssh.clone(),
         }
     }
 }
@@ -96,6 +99,7 @@ impl Default for BuildOptions {
             cache_to: Vec::new(),
             allow_insecure: false,
             secrets: Default::default(),
+            ssh: Default::default(),
         }
     }
 }
