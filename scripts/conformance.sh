@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_packages docker.io docker-registry busybox-static skopeo umoci python3 openssh-client
 cargo build --quiet
+# The real-world cases' Debian bases and their apt-get come from it.
+ensure_debian_mirror
 started=""
 if ! /usr/bin/docker info >/dev/null 2>&1; then
   dockerd --iptables=false --bridge=none >/tmp/strata-conformance-dockerd.log 2>&1 &

@@ -17,6 +17,16 @@ ensure_packages() {
 # The packages strata's tests and examples use.
 STRATA_PACKAGES=(busybox-static gcc libc6-dev skopeo umoci docker-registry apache2-utils procps python3 gpgv debian-archive-keyring uidmap openssh-client)
 
+# ensure_debian_mirror: the partial Debian mirror the tests and the
+# conformance suite serve on 127.0.0.1 (made once from the host's apt
+# mirror, the only download either needs); exports its directory as
+# STRATA_TEST_DEBIAN_MIRROR.
+ensure_debian_mirror() {
+  export STRATA_TEST_DEBIAN_MIRROR=$PWD/.cache/debian-mirror
+  scripts/debian-mirror.sh "$STRATA_TEST_DEBIAN_MIRROR" bookworm \
+    "nginx" "ca-certificates tzdata" "python3 python3-venv" "cargo" "nodejs npm"
+}
+
 # ensure_rootless_user NAME: an ordinary user with 65536 subordinate uids
 # and gids (the rootless tests run strata as this user). Needs root.
 ensure_rootless_user() {

@@ -8,9 +8,6 @@ ensure_packages "${STRATA_PACKAGES[@]}"
 # The rootless tests run strata as this ordinary user.
 export STRATA_TEST_ROOTLESS_USER=${STRATA_TEST_ROOTLESS_USER:-strata-test}
 ensure_rootless_user "$STRATA_TEST_ROOTLESS_USER"
-# The Debian tests serve a partial mirror on 127.0.0.1; it is made once
-# from the host's apt mirror (the only download the suite needs).
-export STRATA_TEST_DEBIAN_MIRROR=$PWD/.cache/debian-mirror
-scripts/debian-mirror.sh "$STRATA_TEST_DEBIAN_MIRROR" bookworm \
-  "nginx" "ca-certificates tzdata" "python3 python3-venv" "cargo" "nodejs npm"
+# The Debian tests serve a partial mirror on 127.0.0.1.
+ensure_debian_mirror
 cargo test --workspace "$@"

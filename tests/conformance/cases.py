@@ -198,3 +198,289 @@ CASES = [
     {"name": "syntax-lowercase-instructions", "files": TREE,
      "dockerfile": "from {BASE}\ncopy a.txt /lower\nrun echo ok > /ok\n"},
 ]
+
+# Real-world Dockerfiles from well-known projects, as their repositories
+# have them (`real` names the file and commit), adapted only where the
+# suite must stay offline: FROM names a base available here ({BASE} is
+# busybox, {PROMBASE} busybox with a `nobody` group as Prometheus' base has
+# it; {DEBIAN}, {PYTHON} and {NGINX} are Debian bookworm bases strata
+# builds from the loopback mirror, with apt reading the same mirror), the
+# binaries they copy are stand-ins, and `adapted` says what else changed.
+# `ignore` lists the files that carry the time they were written.
+
+def stub(name):
+    return {"content": f"#!/bin/sh\necho {name} \"$@\"\n", "mode": 0o755}
+
+
+APT_LOGS = ["/var/log/*", "/var/log/apt/*", "/var/cache/ldconfig/aux-cache", "/var/cache/debconf/*-old",
+            "/var/lib/dpkg/*-old", "/var/cache/apt/*.bin"]
+
+REAL = [
+    {"name": "real-prometheus", "real": "prometheus/prometheus Dockerfile (v3, main)",
+     "files": {".build/linux-amd64/prometheus": stub("prometheus"), ".build/linux-amd64/promtool": stub("promtool"),
+               "documentation/examples/prometheus.yml": "global:\n  scrape_interval: 15s\n",
+               "LICENSE": "Apache License 2.0\n", "NOTICE": "The Prometheus systems and service monitoring server\n",
+               "npm_licenses.tar.bz2": {"tar": {"LICENSE": {"content": "MIT\n"}}, "compress": "bz2"}},
+     "dockerfile": """ARG ARCH="amd64"
+ARG OS="linux"
+FROM {PROMBASE}
+LABEL maintainer="The Prometheus Authors <prometheus-developers@googlegroups.com>"
+LABEL org.opencontainers.image.authors="The Prometheus Authors" \\
+      org.opencontainers.image.vendor="Prometheus" \\
+      org.opencontainers.image.title="Prometheus" \\
+      org.opencontainers.image.description="The Prometheus monitoring system and time series database" \\
+      org.opencontainers.image.source="https://github.com/prometheus/prometheus" \\
+      org.opencontainers.image.url="https://github.com/prometheus/prometheus" \\
+      org.opencontainers.image.documentation="https://prometheus.io/docs" \\
+      org.opencontainers.image.licenses="Apache License 2.0"
+
+ARG ARCH="amd64"
+ARG OS="linux"
+COPY .build/${OS}-${ARCH}/prometheus        /bin/prometheus
+COPY .build/${OS}-${ARCH}/promtool          /bin/promtool
+COPY documentation/examples/prometheus.yml  /etc/prometheus/prometheus.yml
+COPY LICENSE                                /LICENSE
+COPY NOTICE                                 /NOTICE
+COPY npm_licenses.tar.bz2                   /npm_licenses.tar.bz2
+
+WORKDIR /prometheus
+RUN chown -R nobody:nobody /etc/prometheus /prometheus && chmod g+w /prometheus
+
+USER       nobody
+EXPOSE     9090
+VOLUME     [ "/prometheus" ]
+ENTRYPOINT [ "/bin/prometheus" ]
+CMD        [ "--config.file=/etc/prometheus/prometheus.yml", \\
+             "--storage.tsdb.path=/prometheus" ]
+"""},
+    {"name": "real-node-exporter", "real": "prometheus/node_exporter Dockerfile @0c561fa1",
+     "files": {".build/linux-amd64/node_exporter": stub("node_exporter"), "LICENSE": "Apache License 2.0\n",
+               "README.md": "# Node exporter\n"},
+     "dockerfile": """ARG ARCH="amd64"
+ARG OS="linux"
+FROM {BASE}
+LABEL maintainer="The Prometheus Authors <prometheus-developers@googlegroups.com>"
+
+ARG ARCH="amd64"
+ARG OS="linux"
+COPY .build/${OS}-${ARCH}/node_exporter /bin/node_exporter
+
+# Add license files to the image
+COPY LICENSE README.md /license/
+
+EXPOSE      9100
+USER        nobody
+ENTRYPOINT  [ "/bin/node_exporter" ]
+"""},
+    {"name": "real-mysqld-exporter", "real": "prometheus/mysqld_exporter Dockerfile @205b0def",
+     "files": {".build/linux-amd64/mysqld_exporter": stub("mysqld_exporter")},
+     "dockerfile": """ARG ARCH="amd64"
+ARG OS="linux"
+FROM        {BASE}
+MAINTAINER  The Prometheus Authors <prometheus-developers@googlegroups.com>
+
+ARG ARCH="amd64"
+ARG OS="linux"
+COPY .build/${OS}-${ARCH}/mysqld_exporter /bin/mysqld_exporter
+
+USER        nobody
+EXPOSE      9104
+ENTRYPOINT  [ "/bin/mysqld_exporter" ]
+"""},
+    {"name": "real-thanos", "real": "thanos-io/thanos Dockerfile @001465ca",
+     "files": {"thanos_tmp_for_docker": stub("thanos")},
+     "dockerfile": """# By default we pin to amd64 sha. Use make docker to automatically adjust for arm64 versions.
+ARG SHA="fca3819d670cdaee0d785499fda202ea01c0640ca0803d26ae6dbf2a1c8c041c"
+FROM {BASE}
+LABEL maintainer="The Thanos Authors"
+
+COPY /thanos_tmp_for_docker /bin/thanos
+
+ENTRYPOINT [ "/bin/thanos" ]
+"""},
+    {"name": "real-coredns", "real": "coredns/coredns Dockerfile @0ee1feea",
+     "files": {"coredns": stub("coredns")},
+     "dockerfile": """FROM {DEBIAN}
+
+RUN apt-get update && apt-get -uy upgrade
+RUN apt-get -y install ca-certificates && update-ca-certificates
+
+FROM scratch
+# Allow Glog to log to disk
+COPY --from=0 /tmp /tmp
+COPY --from=0 /etc/ssl/certs /etc/ssl/certs
+
+ADD coredns /coredns
+
+EXPOSE 53 53/udp
+ENTRYPOINT ["/coredns"]
+"""},
+    {"name": "real-etcd", "real": "etcd-io/etcd Dockerfile-release.amd64 @1293f5d4",
+     "files": {"etcd": stub("etcd"), "etcdctl": stub("etcdctl"), "etcdutl": stub("etcdutl"),
+               "nsswitch.conf": "hosts: files dns\n"},
+     "dockerfile": """FROM --platform=linux/amd64 {BASE}
+
+ADD etcd /usr/local/bin/
+ADD etcdctl /usr/local/bin/
+ADD etcdutl /usr/local/bin/
+
+WORKDIR /var/etcd/
+WORKDIR /var/lib/etcd/
+
+# Alpine Linux doesn't use pam, which means that there is no /etc/nsswitch.conf,
+# but Golang relies on /etc/nsswitch.conf to check the order of DNS resolving
+# (see https://github.com/golang/go/commit/9dee7771f561cf6aee081c0af6658cc81fac3918)
+ADD nsswitch.conf /etc/nsswitch.conf
+
+EXPOSE 2379 2380
+
+# Define default command.
+CMD ["/usr/local/bin/etcd"]
+"""},
+    {"name": "real-jaeger-all-in-one", "real": "jaegertracing/jaeger cmd/all-in-one/Dockerfile @08dd3b17",
+     "files": {"all-in-one-linux": stub("all-in-one"),
+               "sampling_strategies.json": "{\"default_strategy\": {\"type\": \"probabilistic\", \"param\": 1}}\n"},
+     "dockerfile": """FROM {BASE}
+
+# Agent zipkin.thrift compact
+EXPOSE 5775/udp
+
+# Agent jaeger.thrift compact
+EXPOSE 6831/udp
+
+# Agent jaeger.thrift binary
+EXPOSE 6832/udp
+
+# Agent config HTTP
+EXPOSE 5778
+
+# Collector HTTP
+EXPOSE 14268
+
+# Collector gRPC
+EXPOSE 14250
+
+# Web HTTP
+EXPOSE 16686
+
+COPY all-in-one-linux /go/bin/
+COPY sampling_strategies.json /etc/jaeger/
+
+VOLUME ["/tmp"]
+ENTRYPOINT ["/go/bin/all-in-one-linux"]
+CMD ["--sampling.strategies-file=/etc/jaeger/sampling_strategies.json"]
+"""},
+    {"name": "real-distroless-python3", "real": "GoogleContainerTools/distroless examples/python3/Dockerfile @16e75585",
+     "adapted": "gcr.io/distroless/python3 is the same Python base",
+     "files": {"hello.py": "import os\nimport sys\nprint(os.listdir(sys.argv[1]))\n"},
+     "dockerfile": """FROM {PYTHON} AS build-env
+ADD . /app
+WORKDIR /app
+
+FROM {PYTHON}
+COPY --from=build-env /app /app
+WORKDIR /app
+CMD ["hello.py", "/etc"]
+"""},
+    {"name": "real-docker-init-python", "real": "the Python Dockerfile of `docker init` (docs.docker.com, Python guide)",
+     "adapted": "no `# syntax=docker/dockerfile:1` line (docker would fetch that frontend image from a registry)",
+     "ignore": ["/etc/*-"],
+     "files": {"requirements.txt": "# the app needs nothing beyond the standard library\n",
+               "app.py": "print('hello from the app')\n"},
+     "dockerfile": """# Comments are provided throughout this file to help you get started.
+# If you need more help, visit the Dockerfile reference guide at
+# https://docs.docker.com/go/dockerfile-reference/
+
+ARG PYTHON_VERSION=3.11.2
+FROM {PYTHON} as base
+
+# Prevents Python from writing pyc files.
+ENV PYTHONDONTWRITEBYTECODE=1
+
+# Keeps Python from buffering stdout and stderr to avoid situations where
+# the application crashes without emitting any logs due to buffering.
+ENV PYTHONUNBUFFERED=1
+
+WORKDIR /app
+
+# Create a non-privileged user that the app will run under.
+# See https://docs.docker.com/go/dockerfile-user-best-practices/
+ARG UID=10001
+RUN adduser \\
+    --disabled-password \\
+    --gecos "" \\
+    --home "/nonexistent" \\
+    --shell "/sbin/nologin" \\
+    --no-create-home \\
+    --uid "${UID}" \\
+    appuser
+
+# Download dependencies as a separate step to take advantage of Docker's caching.
+# Leverage a cache mount to /root/.cache/pip to speed up subsequent builds.
+# Leverage a bind mount to requirements.txt to avoid having to copy them into
+# into this layer.
+RUN --mount=type=cache,target=/root/.cache/pip \\
+    --mount=type=bind,source=requirements.txt,target=requirements.txt \\
+    python -m pip install -r requirements.txt
+
+# Switch to the non-privileged user to run the application.
+USER appuser
+
+# Copy the source code into the container.
+COPY . .
+
+# Expose the port that the application listens on.
+EXPOSE 8000
+
+# Run the application.
+CMD python3 -m uvicorn app:app --host=0.0.0.0 --port=8000
+"""},
+    {"name": "real-swagger-ui", "real": "swagger-api/swagger-ui Dockerfile @01e380e3",
+     "adapted": "`apk add nodejs …` became `apt-get install nodejs` (a Debian nginx base, not Alpine's)",
+     "ignore": APT_LOGS,
+     "files": {"docker/default.conf.template": "server { listen $PORT; }\n", "docker/cors.conf": "# cors\n",
+               "docker/embedding.conf": "# embedding\n", "dist/index.html": "<html>swagger</html>\n",
+               "dist/swagger-ui.js": "// ui\n", "dist/swagger-ui.css": "/* css */\n",
+               "docker/docker-entrypoint.d/40-swagger-ui.sh": stub("entrypoint"),
+               "docker/configurator/index.js": "module.exports = {}\n"},
+     "dockerfile": """# Looking for information on environment variables?
+# We don't declare them here — take a look at our docs.
+# https://github.com/swagger-api/swagger-ui/blob/master/docs/usage/configuration.md
+
+FROM {NGINX}
+
+LABEL maintainer="vladimir.gorej@gmail.com" \\
+      org.opencontainers.image.authors="vladimir.gorej@gmail.com" \\
+      org.opencontainers.image.url="docker.swagger.io/swaggerapi/swagger-ui" \\
+      org.opencontainers.image.source="https://github.com/swagger-api/swagger-ui" \\
+      org.opencontainers.image.description="SwaggerUI Docker image" \\
+      org.opencontainers.image.licenses="Apache-2.0"
+
+RUN apt-get update && apt-get install -y nodejs
+
+LABEL maintainer="char0n"
+
+ENV API_KEY="**None**" \\
+    SWAGGER_JSON="/app/swagger.json" \\
+    PORT="8080" \\
+    PORT_IPV6="" \\
+    BASE_URL="/" \\
+    SWAGGER_JSON_URL="" \\
+    CORS="true" \\
+    EMBEDDING="false"
+
+COPY --chown=nginx:nginx --chmod=0666 ./docker/default.conf.template ./docker/cors.conf ./docker/embedding.conf /etc/nginx/templates/
+
+COPY --chmod=0666 ./dist/* /usr/share/nginx/html/
+COPY --chmod=0555 ./docker/docker-entrypoint.d/ /docker-entrypoint.d/
+COPY --chmod=0666 ./docker/configurator /usr/share/nginx/configurator
+
+# Simulates running NGINX as a non root; in future we want to use nginxinc/nginx-unprivileged.
+# In future we will have separate unpriviledged images tagged as v5.1.2-unprivileged.
+RUN chmod 777 /usr/share/nginx/html/ /etc/nginx/conf.d/ /etc/nginx/conf.d/default.conf /var/cache/nginx/ /var/run/
+
+EXPOSE 8080
+"""},
+]
+
+CASES += REAL

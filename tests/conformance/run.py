@@ -14,6 +14,7 @@ Usage: run.py STRATA [--only NAME...] [--fast] [--keep]
 Prints a table and exits 1 when a case differs (or strata fails where
 BuildKit succeeds) and the difference is not in ALLOWED below."""
 import argparse
+import fnmatch
 import hashlib
 import json
 import os
@@ -165,6 +166,75 @@ def unpack(layout, tag, dest):
     return os.path.join(dest, "rootfs")
 
 
+BASES_RECIPE = r"""
+// The Debian bases of the real-world cases, built once by strata from the
+// loopback mirror and pushed for both builders: like the official images,
+// with apt reading the same mirror (no translations, no recommends: the
+// mirror holds what debian() installs).
+let mirror = "MIRROR";
+let apt = text("Acquire::Languages \"none\";\nAPT::Install-Recommends \"false\";\n");
+fn base(packages, apt, mirror) {
+    debian("bookworm", packages, #{ mirror: mirror }).copy(apt, "/etc/apt/apt.conf.d/99conformance")
+}
+let deb = base([], apt, mirror).cmd(["bash"]);
+let python = base(["python3", "python3-venv", "adduser"], apt, mirror)
+    .run("python3 -m venv /usr/local/python")
+    .env("PATH", "/usr/local/python/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    .env(#{ PIP_DISABLE_PIP_VERSION_CHECK: "1", PIP_NO_INDEX: "1" })
+    .cmd(["python3"]);
+let nginx = base(["nginx"], apt, mirror)
+    .run("groupadd --system --gid 101 nginx && useradd --system --gid nginx --no-create-home --home /nonexistent --shell /bin/false --uid 101 nginx && mkdir -p /var/cache/nginx /etc/nginx/templates /usr/share/nginx/html && echo 'server { listen 80; root /usr/share/nginx/html; }' > /etc/nginx/conf.d/default.conf")
+    .expose(80)
+    .stop_signal("SIGQUIT")
+    .cmd(["nginx", "-g", "daemon off;"]);
+image("debian", deb);
+image("python", python);
+image("nginx", nginx);
+"""
+
+
+def make_debian_bases(args, scratch, addr):
+    """Builds the Debian bases with strata from the loopback mirror and
+    pushes them; returns {placeholder: reference} and the mirror's server."""
+    mirror_dir = os.environ.get("STRATA_TEST_DEBIAN_MIRROR", os.path.join(REPO, ".cache", "debian-mirror"))
+    if not os.path.isdir(os.path.join(mirror_dir, "pool")):
+        sys.exit(f"no Debian mirror at {mirror_dir}: run scripts/conformance.sh (it makes one)")
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", mirror_dir,
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    work = os.path.join(scratch, "bases")
+    os.makedirs(work)
+    with open(os.path.join(work, "strata.rhai"), "w") as f:
+        f.write(BASES_RECIPE.replace("MIRROR", f"http://127.0.0.1:{port}"))
+    refs = {"{DEBIAN}": f"{addr}/conformance/debian:bookworm", "{PYTHON}": f"{addr}/conformance/python:3",
+            "{NGINX}": f"{addr}/conformance/nginx:1"}
+    cmd = [args.strata, "--store", os.path.join(work, "store"), "build", "--progress", "plain"]
+    for name, placeholder in [("debian", "{DEBIAN}"), ("python", "{PYTHON}"), ("nginx", "{NGINX}")]:
+        cmd += ["--push", f"{name}={refs[placeholder]}"]
+    must(cmd, cwd=work)
+    return refs, server
+
+
+def with_group(src, dest, group):
+    """A copy of the tarball `src` with /etc/group replaced."""
+    import io
+    import tarfile
+    with tarfile.open(src) as t, tarfile.open(dest, "w", format=tarfile.GNU_FORMAT) as out:
+        for m in t.getmembers():
+            if m.name in ("./etc/group", "etc/group"):
+                data = group.encode()
+                m.size = len(data)
+                out.addfile(m, io.BytesIO(data))
+            else:
+                out.addfile(m, t.extractfile(m) if m.isfile() else None)
+
+
 def given(case, args):
     """What both builders are given on the command line: an SSH agent, a secret."""
     out = []
@@ -290,7 +360,10 @@ def main():
     with open(args.token, "w") as f:
         f.write("s3cr3t\n")
     results = []
+    mirror = None
     try:
+        selected = [c for c in CASES.CASES
+                    if (not args.only or c["name"] in args.only) and (not args.fast or c.get("fast"))]
         busybox = os.path.join(scratch, "busybox.tar")
         must(["bash", os.path.join(REPO, "scripts", "make-busybox-rootfs.sh"), busybox])
         base = f"{addr}/conformance/busybox:latest"
@@ -307,17 +380,30 @@ def main():
         must([DOCKER, "build", "--network", "host", "-q", "-t", onbuild, onbuild_ctx])
         must([DOCKER, "push", onbuild])
         run([DOCKER, "rmi", base, onbuild])
-        selected = [c for c in CASES.CASES
-                    if (not args.only or c["name"] in args.only) and (not args.fast or c.get("fast"))]
+        placeholders = {"{BASE}": base, "{ONBUILD}": onbuild}
+        # Prometheus' busybox: the same, with a `nobody` group.
+        prom = f"{addr}/conformance/prometheus-busybox:latest"
+        prom_tar = os.path.join(scratch, "prometheus-busybox.tar")
+        with_group(busybox, prom_tar, "root:x:0:\nnobody:x:65534:\n")
+        must([DOCKER, "import", "-c", 'CMD ["/bin/sh"]', "-c",
+              "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", prom_tar, prom])
+        must([DOCKER, "push", prom])
+        run([DOCKER, "rmi", prom])
+        placeholders["{PROMBASE}"] = prom
+        if any(c.get("real") for c in selected):
+            debian_refs, mirror = make_debian_bases(args, scratch, addr)
+            placeholders.update(debian_refs)
         for case in selected:
             work = os.path.join(scratch, case["name"])
             ctx = os.path.join(work, "ctx")
             os.makedirs(ctx)
             files = dict(case.get("files", {}))
-            files["Dockerfile"] = case["dockerfile"].replace("{BASE}", base).replace("{ONBUILD}", onbuild).replace(
-                "{HTTP}", f"http://127.0.0.1:{http_port}")
+            dockerfile = case["dockerfile"].replace("{HTTP}", f"http://127.0.0.1:{http_port}")
+            for placeholder, ref in placeholders.items():
+                dockerfile = dockerfile.replace(placeholder, ref)
+            files["Dockerfile"] = dockerfile
             write_context(ctx, files)
-            convert = [args.strata, "convert", "Dockerfile"] + (["--target", case["target"]] if case.get("target") else [])
+            convert = [args.strata, "--store", os.path.join(work, "strata-store"), "convert", "Dockerfile"] + (["--target", case["target"]] if case.get("target") else [])
             converted = run(convert, cwd=ctx)
             with open(os.path.join(ctx, "converted.rhai"), "w") as f:
                 f.write(converted.stdout)
@@ -330,6 +416,11 @@ def main():
             elif s_err:
                 status, notes = "strata fails", [s_err]
             else:
+                # Files that carry the time they were written (apt's and
+                # dpkg's logs): the documented allow-list, per case.
+                for tree in (d_tree, s_tree):
+                    for path in [p for p in tree if any(fnmatch.fnmatch("/" + p, g) for g in case.get("ignore", []))]:
+                        del tree[path]
                 notes = differences(d_tree, s_tree)
                 for k in CONFIG_KEYS:
                     if d_conf[k] != s_conf[k]:
@@ -350,6 +441,9 @@ def main():
         http.wait()
         agent.kill()
         agent.wait()
+        if mirror:
+            mirror.kill()
+            mirror.wait()
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
     same = sum(1 for _, s, _ in results if s == "same")

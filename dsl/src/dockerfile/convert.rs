@@ -141,6 +141,9 @@ struct Converter<'a> {
     literal: std::cell::Cell<bool>,
 }
 
+/// The PATH BuildKit gives an image that has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// The platform values BuildKit predefines (this build's only platform is the host's).
 fn platform_args() -> BTreeMap<String, String> {
     let arch = match std::env::consts::ARCH {
@@ -389,8 +392,9 @@ impl<'a> Converter<'a> {
                 ("platform", Some(v)) if v.contains("BUILDPLATFORM") || v.contains("TARGETPLATFORM") => {}
                 ("platform", Some(v)) => {
                     let host = platform_args()["TARGETPLATFORM"].clone();
-                    let v = self.word(v, ins.line, None)?;
-                    if v != Val::Lit(host.clone()) {
+                    // Read with the build's ARG values: `--platform=linux/${ARCH}`.
+                    let v = self.literal_word(v, ins.line);
+                    if v.as_deref() != Some(host.as_str()) {
                         return Err(Self::err(
                             ins.line,
                             format!("FROM --platform: only this machine's platform ({host}) can be built yet"),
@@ -484,6 +488,15 @@ impl<'a> Converter<'a> {
         };
         let scratch = image == Val::Lit("scratch".into());
         self.stages.push(stage);
+        if scratch && parent.is_none() {
+            // BuildKit's empty image has the default PATH and `/` as its
+            // working directory.
+            self.call(format!(".env(\"PATH\", {})", quote(DEFAULT_PATH)), ins.line);
+            self.call(".workdir(\"/\")".into(), ins.line);
+            let stage = self.stage();
+            stage.env.insert("PATH".into(), Val::Lit(DEFAULT_PATH.into()));
+            stage.workdir = Some(Val::Lit("/".into()));
+        }
         // ONBUILD triggers: a parent stage's own, or a base image's.
         match parent {
             Some(p) => {
@@ -1370,7 +1383,7 @@ mod tests {
         );
         assert_eq!(
             r,
-            "// Converted from Dockerfile by `strata convert`.\n\nlet build = from(\"debian:bookworm\")\n    .run(\"make\", #{ network: \"host\" });\n\nlet stage1 = scratch()\n    .copy(build.path(\"/out/app\"), \"/app\", #{ chown: \"1:1\" })\n    .cmd([\"/app\"]);\n\nimage(\"stage1\", stage1);\n"
+            "// Converted from Dockerfile by `strata convert`.\n\nlet build = from(\"debian:bookworm\")\n    .run(\"make\", #{ network: \"host\" });\n\nlet stage1 = scratch()\n    .env(\"PATH\", \"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\")\n    .workdir(\"/\")\n    .copy(build.path(\"/out/app\"), \"/app\", #{ chown: \"1:1\" })\n    .cmd([\"/app\"]);\n\nimage(\"stage1\", stage1);\n"
         );
     }
 
@@ -1563,8 +1576,22 @@ mod tests {
     fn secret_mounts_are_given_by_the_command_line() {
         let r = recipe("FROM scratch\nRUN --mount=type=secret,id=npm,target=/root/.npmrc,mode=0440 --mount=type=secret,id=tok,required=true true\n");
         assert!(
-            r.contains(".run(\"true\", #{ network: \"host\", secrets: [#{ id: \"npm\", target: \"/root/.npmrc\", mode: \"0440\", required: false }, #{ id: \"tok\", required: true }] })"),
+            r.contains(".run(\"true\", #{ network: \"host\", secrets: [#{ id: \"npm\", target: \"/root/.npmrc\", mode: \"0440\", required: false }, #{ id: \"tok\", required: true }], keep_mount_points: true })"),
             "{r}"
+        );
+    }
+
+    #[test]
+    fn from_platform_is_read_with_the_args() {
+        let arch = &platform_args()["TARGETARCH"];
+        let r = recipe(&format!("ARG ARCH={arch}\nFROM --platform=linux/${{ARCH}} scratch\n"));
+        assert!(r.contains("scratch()"), "{r}");
+        let e = error("ARG ARCH=s390x\nFROM --platform=linux/${ARCH} scratch\n");
+        assert_eq!(e.line, 2);
+        assert!(
+            e.message.starts_with("FROM --platform: only this machine's platform"),
+            "{}",
+            e.message
         );
     }
 
@@ -1572,7 +1599,7 @@ mod tests {
     fn ssh_mounts_reach_the_agents_the_command_line_gives() {
         let r = recipe("FROM scratch\nRUN --mount=type=ssh --mount=type=ssh,id=deploy,target=/run/deploy.sock,mode=0666,uid=1000,required ssh-add -l\n");
         assert!(
-            r.contains(".run(\"ssh-add -l\", #{ network: \"host\", ssh: [#{ id: \"default\", required: false }, #{ id: \"deploy\", target: \"/run/deploy.sock\", mode: \"0666\", uid: 1000, required: true }] })"),
+            r.contains(".run(\"ssh-add -l\", #{ network: \"host\", ssh: [#{ id: \"default\", required: false }, #{ id: \"deploy\", target: \"/run/deploy.sock\", mode: \"0666\", uid: 1000, required: true }], keep_mount_points: true })"),
             "{r}"
         );
     }
@@ -1697,7 +1724,7 @@ mod tests {
             ("FROM scratch\nRUN --mount=type=ssh,src=/x true\n", 2, "RUN --mount=type=ssh takes no source"),
             ("FROM scratch\nRUN --mount=type=sshh true\n", 2, "RUN --mount=type=sshh is unknown"),
             (
-                "FROM scratch\nRUN --mount=type=tmpfs,target=rel true\n",
+                "FROM debian\nRUN --mount=type=tmpfs,target=rel true\n",
                 2,
                 "the relative mount target `rel` needs a WORKDIR set by this Dockerfile (or an absolute target)",
             ),

@@ -54,8 +54,14 @@ impl Scheduler<'_> {
                     c.env = Some(env);
                 }
                 MetaChange::Workdir(dir) => {
+                    // As BuildKit: an absolute path is kept as written (a
+                    // trailing slash too), a relative one joined and cleaned.
                     let base = c.working_dir.clone().unwrap_or_else(|| "/".into());
-                    c.working_dir = Some(fsview::join_image_path(&base, dir));
+                    c.working_dir = Some(if dir.starts_with('/') {
+                        dir.clone()
+                    } else {
+                        fsview::join_image_path(&base, dir)
+                    });
                 }
                 MetaChange::User(user) => c.user = Some(user.clone()),
                 MetaChange::Cmd(argv) => c.cmd = Some(argv.clone()),
