@@ -10,4 +10,7 @@ export STRATA_TEST_ROOTLESS_USER=${STRATA_TEST_ROOTLESS_USER:-strata-test}
 ensure_rootless_user "$STRATA_TEST_ROOTLESS_USER"
 # The Debian tests serve a partial mirror on 127.0.0.1.
 ensure_debian_mirror
+# The multi-platform tests build arm64 images under QEMU from this busybox.
+scripts/foreign-busybox.sh .cache/busybox-arm64.tar arm64
+export STRATA_TEST_BUSYBOX_ARM64=$PWD/.cache/busybox-arm64.tar
 cargo test --workspace "$@"

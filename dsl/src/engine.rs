@@ -32,6 +32,11 @@ pub fn evaluate_with(
         args_read: Default::default(),
         file: name.to_string(),
         dir: dir.to_path_buf(),
+        target_platform: opts
+            .platform
+            .clone()
+            .unwrap_or_else(strata_engine::image::Platform::host),
+        build_platform: strata_engine::image::Platform::host(),
     }));
     let mut engine = Engine::new();
     engine

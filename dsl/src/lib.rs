@@ -24,6 +24,9 @@ use strata_engine::graph::Graph;
 pub struct Options {
     /// `--allow-import-outside`: modules may come from outside the recipe's directory.
     pub allow_import_outside: bool,
+    /// The platform the recipe's states are for (`target_platform()`);
+    /// `None` is this machine's.
+    pub platform: Option<strata_engine::image::Platform>,
 }
 
 /// An evaluated recipe.
@@ -84,7 +87,7 @@ pub fn compile_dockerfile(
     target: Option<&str>,
     onbuild: Option<&OnBuildReader<'_>>,
 ) -> Result<(Compiled, Vec<String>), DslError> {
-    let (file, converted) = convert_file(path, target, Some(args), onbuild)?;
+    let (file, converted) = convert_file(path, target, Some(args), onbuild, opts.platform.clone())?;
     let line_of = |recipe_line: usize| converted.lines.get(recipe_line.wrapping_sub(1)).copied().unwrap_or(0);
     let mut compiled = engine::evaluate_with(&converted.recipe, &file.name, &file.dir, args, opts)
         .map_err(|e| file.error(line_of(e.line), e.message))?;
@@ -105,7 +108,7 @@ pub fn convert_dockerfile(
     target: Option<&str>,
     onbuild: Option<&OnBuildReader<'_>>,
 ) -> Result<(dockerfile::Converted, Option<std::path::PathBuf>), DslError> {
-    let (file, converted) = convert_file(path, target, None, onbuild)?;
+    let (file, converted) = convert_file(path, target, None, onbuild, None)?;
     Ok((converted, file.own_ignore()))
 }
 
@@ -143,6 +146,7 @@ fn convert_file(
     target: Option<&str>,
     args: Option<&BTreeMap<String, String>>,
     onbuild: Option<&OnBuildReader<'_>>,
+    platform: Option<strata_engine::image::Platform>,
 ) -> Result<(DockerfileSource, dockerfile::Converted), DslError> {
     let (text, dir, name) = read_build_file(path)?;
     let file = DockerfileSource { text, dir, name };
@@ -160,6 +164,7 @@ fn convert_file(
             source_name: &file.name,
             args,
             onbuild: onbuild.map(|_| &read as &dockerfile::ReadTriggers),
+            platform,
         },
     )
     .map_err(|e| file.error(e.line, e.message))?;

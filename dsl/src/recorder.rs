@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use rhai::{NativeCallContext, Position};
 use strata_engine::graph::{Graph, Node, NodeId, Op, Origin, Target};
+use strata_engine::image::Platform;
 
 /// What a recipe has declared so far.
 pub struct Recorder {
@@ -18,6 +19,10 @@ pub struct Recorder {
     pub file: String,
     /// The recipe's directory: base of relative paths.
     pub dir: PathBuf,
+    /// The platform states are for unless they ask for the build's.
+    pub target_platform: Platform,
+    /// This machine's platform (`build_platform()`).
+    pub build_platform: Platform,
 }
 
 pub type Shared = Rc<RefCell<Recorder>>;
@@ -38,7 +43,25 @@ impl Recorder {
         }
     }
 
+    /// A step on `parent`'s state (or, with none, a state for the target
+    /// platform).
     pub fn add(&mut self, ctx: &NativeCallContext, op: Op, parent: Option<NodeId>, description: String) -> NodeId {
+        let platform = match parent {
+            Some(p) => self.graph.node(p).platform.clone(),
+            None => self.target_platform.clone(),
+        };
+        self.add_for(ctx, op, parent, description, platform)
+    }
+
+    /// A node for `platform` (a base pinned to the build platform).
+    pub fn add_for(
+        &mut self,
+        ctx: &NativeCallContext,
+        op: Op,
+        parent: Option<NodeId>,
+        description: String,
+        platform: Platform,
+    ) -> NodeId {
         let origin = self.origin(ctx);
         // A recipe's states are values made by this recorder: their nodes are in the graph.
         self.graph
@@ -47,6 +70,7 @@ impl Recorder {
                 parent,
                 origin,
                 description,
+                platform,
             })
             .expect("a recipe's states are nodes of its graph")
     }

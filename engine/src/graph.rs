@@ -306,6 +306,10 @@ pub struct Node {
     pub origin: Origin,
     /// How the recipe wrote this step; becomes the history's `created_by`.
     pub description: String,
+    /// The platform the state is for: a base is resolved for it, a RUN
+    /// executes its binaries (under emulation when it is not the host's).
+    /// A node's children share its platform.
+    pub platform: crate::platform::Platform,
 }
 
 impl Node {
@@ -321,6 +325,23 @@ impl Node {
             _ => {}
         }
         inputs
+    }
+
+    /// Rewrites every node id this node reads through `f`.
+    fn remap(&mut self, f: impl Fn(NodeId) -> NodeId) {
+        self.parent = self.parent.map(&f);
+        match &mut self.op {
+            Op::Copy(CopyOp {
+                source: CopySource::State { node, .. },
+                ..
+            }) => *node = f(*node),
+            Op::Run(run) => {
+                for m in &mut run.mounts {
+                    m.node = f(m.node);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// True for steps that produce a filesystem layer.
@@ -346,6 +367,9 @@ pub struct Target {
     pub name: String,
     pub kind: TargetKind,
     pub origin: Origin,
+    /// In a build for several platforms, the platform of this variant of
+    /// the target (every platform has one, under the same name).
+    pub platform: Option<crate::platform::Platform>,
 }
 
 impl Target {
@@ -406,6 +430,77 @@ impl Graph {
         }
         self.nodes.push(node);
         Ok(id)
+    }
+
+    /// One graph from the graphs a recipe gave for each platform: equal
+    /// nodes (same step on the same inputs, for the same platform) are kept
+    /// once, so a build-platform stage or a shared base is built once, and
+    /// each target has one variant per platform.
+    pub fn merge(graphs: Vec<Graph>) -> Graph {
+        let mut graphs = graphs.into_iter();
+        let Some(mut merged) = graphs.next() else {
+            return Graph::default();
+        };
+        let mut seen: std::collections::HashMap<String, NodeId> = std::collections::HashMap::new();
+        let key = |n: &Node| format!("{:?}|{:?}|{:?}|{}", n.op, n.parent, n.platform, n.description);
+        for (id, node) in merged.nodes.iter().enumerate() {
+            seen.entry(key(node)).or_insert(id);
+        }
+        let first_platform = merged.nodes.first().map(|n| n.platform.clone());
+        let mut variants: Vec<Target> = Vec::new();
+        let mark = |targets: &mut Vec<Target>, platform: Option<crate::platform::Platform>| {
+            for t in targets.iter_mut() {
+                if !matches!(t.kind, TargetKind::Group { .. }) {
+                    t.platform = platform.clone();
+                }
+            }
+        };
+        for mut graph in graphs {
+            let mut ids: Vec<NodeId> = Vec::with_capacity(graph.nodes.len());
+            let platform = graph
+                .targets
+                .iter()
+                .find_map(|t| t.node())
+                .map(|n| graph.nodes[n].platform.clone());
+            for mut node in std::mem::take(&mut graph.nodes) {
+                node.remap(|i| ids[i]);
+                let id = *seen.entry(key(&node)).or_insert_with(|| {
+                    merged.nodes.push(node);
+                    merged.nodes.len() - 1
+                });
+                ids.push(id);
+            }
+            for mut target in graph.targets {
+                match &mut target.kind {
+                    TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } => *node = ids[*node],
+                    TargetKind::Group { .. } => continue,
+                }
+                target.platform = platform.clone();
+                variants.push(target);
+            }
+        }
+        let first = merged
+            .targets
+            .iter()
+            .find_map(|t| t.node())
+            .map(|n| merged.nodes[n].platform.clone())
+            .or(first_platform);
+        mark(&mut merged.targets, first);
+        merged.targets.extend(variants);
+        merged
+    }
+
+    /// The platforms of the targets' variants (one for a single-platform build).
+    pub fn platforms(&self) -> Vec<crate::platform::Platform> {
+        let mut out: Vec<crate::platform::Platform> = Vec::new();
+        for t in &self.targets {
+            if let Some(p) = &t.platform {
+                if !out.contains(p) {
+                    out.push(p.clone());
+                }
+            }
+        }
+        out
     }
 
     /// The node with this id.
@@ -484,8 +579,11 @@ impl Graph {
                 stack.pop();
             }
             _ => {
-                if !out.iter().any(|t| t.name == target.name) {
-                    out.push(target);
+                // Every platform's variant of the target.
+                for variant in self.targets.iter().filter(|t| t.name == target.name) {
+                    if !out.iter().any(|t| std::ptr::eq(*t, variant)) {
+                        out.push(variant);
+                    }
                 }
             }
         }

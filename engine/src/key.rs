@@ -102,6 +102,11 @@ pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> Node
         let key = inputs.next().expect("one key per input");
         enc.hash(&key.0);
     };
+    // A root's platform (its children's keys read it through their
+    // parent's): linux/amd64 roots keep the keys they had before platforms.
+    if node.parent.is_none() && node.platform.to_string() != "linux/amd64" {
+        enc.str("platform").str(&node.platform.to_string());
+    }
     match &node.op {
         Op::Scratch => {
             enc.str("scratch");
@@ -279,6 +284,7 @@ mod tests {
                 col: 1,
             },
             description: description.into(),
+            platform: crate::image::Platform::host(),
         }
     }
 

@@ -19,6 +19,7 @@ pub mod key;
 pub mod layer;
 pub mod lock;
 pub mod par;
+pub mod platform;
 pub mod registry;
 pub mod sandbox;
 pub mod sched;

@@ -94,6 +94,23 @@ pub fn build(
     let cache_to = !opts.cache_to.is_empty();
     let scheduler = Scheduler::new(store, graph, opts, events, cancel);
     let plan = scheduler.plan(&nodes)?;
+    // Steps for another architecture need their emulator: say how to get
+    // one before anything runs (a step already in the store needs none).
+    for &id in &nodes {
+        let node = graph.node(id);
+        let executes = matches!(
+            node.op,
+            crate::graph::Op::Run(_) | crate::graph::Op::Base(crate::graph::BaseSource::Debian(_))
+        );
+        if executes && !crate::sys::binfmt::is_native(&node.platform) {
+            let stored = plan.keys[id]
+                .as_ref()
+                .is_some_and(|k| matches!(store.record(k), Ok(Some(_))));
+            if !stored {
+                crate::sys::binfmt::check(&node.platform).map_err(|e| Error::input(&node.origin, e))?;
+            }
+        }
+    }
     // The states the session needs afterwards: its targets' (all of them
     // when every node's result is pushed to a cache).
     let keep: HashSet<usize> = targets.iter().filter_map(|t| t.node()).collect();
@@ -109,6 +126,10 @@ pub fn build(
     };
     let mut images: Vec<(Vec<String>, Descriptor)> = Vec::new();
     let mut new_tags: Vec<(String, Descriptor)> = Vec::new();
+    // Each image target's descriptor (an index for several platforms), by name.
+    let mut built: Vec<(String, Descriptor)> = Vec::new();
+    // The platforms' images of a multi-platform target: (name, tags, manifests).
+    let mut variants: Vec<(String, Vec<String>, Vec<Descriptor>)> = Vec::new();
     for target in targets {
         if cancel.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Error::Interrupted);
@@ -127,8 +148,16 @@ pub fn build(
         };
         scheduler.materialize(state, None)?;
         match &target.kind {
+            TargetKind::Image { tags, .. } if target.platform.is_some() => {
+                let desc = write_image(store, state, compression, epoch)?;
+                match variants.iter_mut().find(|(n, ..)| *n == target.name) {
+                    Some((_, _, manifests)) => manifests.push(desc),
+                    None => variants.push((target.name.clone(), tags.clone(), vec![desc])),
+                }
+            }
             TargetKind::Image { tags, .. } => {
                 let desc = write_image(store, state, compression, epoch)?;
+                built.push((target.name.clone(), desc.clone()));
                 new_tags.extend(tags.iter().map(|t| (t.clone(), desc.clone())));
                 report.finished.push(Finished::Image {
                     name: target.name.clone(),
@@ -138,7 +167,11 @@ pub fn build(
                 images.push((tags.clone(), desc));
             }
             TargetKind::Artifact { path, .. } => {
-                let dir = exports.out_dir.join(&target.name);
+                // Several platforms: a directory each, as BuildKit's local exporter.
+                let dir = match &target.platform {
+                    Some(p) => exports.out_dir.join(&target.name).join(p.to_string().replace('/', "_")),
+                    None => exports.out_dir.join(&target.name),
+                };
                 export::artifact(store, state, path, &dir)?;
                 report.finished.push(Finished::Artifact {
                     name: target.name.clone(),
@@ -147,6 +180,17 @@ pub fn build(
             }
             TargetKind::Group { .. } => {}
         }
+    }
+    for (name, tags, manifests) in variants {
+        let desc = crate::store::write_index(store, &manifests)?;
+        new_tags.extend(tags.iter().map(|t| (t.clone(), desc.clone())));
+        report.finished.push(Finished::Image {
+            name: name.clone(),
+            tags: tags.clone(),
+            digest: desc.digest.clone(),
+        });
+        built.push((name, desc.clone()));
+        images.push((tags, desc));
     }
     // Every tag of the build in one update of index.json.
     store.tag_all(&new_tags)?;
@@ -178,11 +222,10 @@ pub fn build(
             if cancel.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(Error::Interrupted);
             }
-            let Some(TargetKind::Image { node, .. }) = targets.iter().find(|t| &t.name == name).map(|t| &t.kind) else {
+            let Some((_, desc)) = built.iter().find(|(n, _)| n == name) else {
                 continue;
             };
-            let desc = write_image(store, &outcome.states[node], compression, epoch)?;
-            report.pushed.push(push(store, scheduler.registry(), &desc, reference)?);
+            report.pushed.push(push(store, scheduler.registry(), desc, reference)?);
         }
     }
     report.errors = outcome.errors.into_iter().map(|(_, e)| e).collect();
@@ -191,9 +234,22 @@ pub fn build(
 
 /// Pushes the image a manifest of the store describes.
 pub fn push(store: &Store, client: &Client, desc: &Descriptor, target: &Reference) -> Result<Pushed> {
-    let stored = read_image(store, desc)?;
     let pusher = Pusher::new(store, client);
-    let digest = pusher.image(&stored, target)?;
+    let digest = if crate::store::is_index(desc) {
+        // Each platform's image by its digest, then the index under the tag.
+        let by_digest = Reference {
+            tag: None,
+            digest: None,
+            ..target.clone()
+        };
+        for manifest in crate::store::manifests_of(store, desc)? {
+            pusher.image(&read_image(store, &manifest)?, &by_digest)?;
+        }
+        let bytes = store.read_blob(&desc.digest)?;
+        pusher.manifest(target, &desc.media_type, &bytes)?
+    } else {
+        pusher.image(&read_image(store, desc)?, target)?
+    };
     Ok(Pushed {
         reference: Reference {
             digest: None,

@@ -144,12 +144,27 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         ));
     }
     let epoch = source_date_epoch()?;
-    let graph = args.recipe.load(&super::BaseReading {
-        store,
-        insecure_registries: args.registry.insecure_registries.clone(),
-        platform: args.registry.platform()?,
-        mode: if args.locked { LockMode::Locked } else { LockMode::Use },
-    })?;
+    let platforms = args.registry.platforms()?;
+    if platforms.len() > 1
+        && outputs
+            .iter()
+            .any(|o| matches!(o, Output::DockerArchive(_) | Output::DockerArchiveStdout))
+    {
+        return Err(CliError::Usage(format!(
+            "--output docker-archive holds one platform's image, and --platform names {}: build one platform (--platform {}) or write an OCI layout (-o oci:DIR), which holds an image index",
+            platforms.len(),
+            platforms[0]
+        )));
+    }
+    let graph = args.recipe.load_for(
+        &super::BaseReading {
+            store,
+            insecure_registries: args.registry.insecure_registries.clone(),
+            platform: platforms[0].clone(),
+            mode: if args.locked { LockMode::Locked } else { LockMode::Use },
+        },
+        &platforms,
+    )?;
     let targets = graph
         .select_targets(&args.targets)
         .map_err(strata_engine::Error::from)?;
@@ -165,7 +180,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         sandbox_exe: std::env::current_exe().ok(),
         keep_going: args.keep_going,
         insecure_registries: args.registry.insecure_registries.clone(),
-        platform: args.registry.platform()?,
+        platform: platforms[0].clone(),
         cache_from: args
             .cache_from
             .iter()
@@ -224,11 +239,13 @@ fn push_targets(
     values: &[String],
     targets: &[&strata_engine::graph::Target],
 ) -> Result<Vec<(String, strata_engine::registry::Reference)>, CliError> {
-    let images: Vec<&strata_engine::graph::Target> = targets
-        .iter()
-        .copied()
-        .filter(|t| matches!(t.kind, TargetKind::Image { .. }))
-        .collect();
+    // One per name: a multi-platform target's variants are one image index.
+    let mut images: Vec<&strata_engine::graph::Target> = Vec::new();
+    for t in targets.iter().copied() {
+        if matches!(t.kind, TargetKind::Image { .. }) && !images.iter().any(|i| i.name == t.name) {
+            images.push(t);
+        }
+    }
     let mut pushes = Vec::new();
     for value in values {
         let named = value

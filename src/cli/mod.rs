@@ -74,6 +74,13 @@ enum Command {
     Inspect { image: String },
     /// Show an image's history: one row per step, with layer sizes.
     History { image: String },
+    /// List the QEMU emulators binfmt_misc has (steps for other platforms run through them);
+    /// `--install` registers the installed ones (as root).
+    Binfmt {
+        /// Register the qemu-user-static emulators of /usr/lib/binfmt.d with the F flag.
+        #[arg(long)]
+        install: bool,
+    },
 }
 
 /// Options shared by commands that read a recipe.
@@ -120,17 +127,40 @@ pub struct RegistryArgs {
     /// A registry (`host[:port]`) to reach over plain HTTP; loopback ones always are (repeatable).
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure_registries: Vec<String>,
-    /// The platform registry images are resolved for (default: linux on this machine's architecture).
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    /// The platform to build for and to resolve registry images for
+    /// (default: linux on this machine's architecture); `build` takes
+    /// several, comma-separated, and makes an image index per target.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT][,…]")]
     pub platform: Option<String>,
 }
 
 impl RegistryArgs {
+    /// The one platform of a command that takes one.
     pub fn platform(&self) -> Result<strata_engine::image::Platform, CliError> {
-        match &self.platform {
-            Some(p) => Ok(strata_engine::image::Platform::parse(p)?),
-            None => Ok(strata_engine::image::Platform::host()),
+        match self.platforms()?.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err(CliError::Usage(
+                "--platform: this command takes one platform (`strata build` takes several)".into(),
+            )),
         }
+    }
+
+    /// The platforms of `--platform a,b` (this machine's by default), without repeats.
+    pub fn platforms(&self) -> Result<Vec<strata_engine::image::Platform>, CliError> {
+        let Some(text) = &self.platform else {
+            return Ok(vec![strata_engine::image::Platform::host()]);
+        };
+        let mut out: Vec<strata_engine::image::Platform> = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let p = strata_engine::image::Platform::parse(part)?;
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        if out.is_empty() {
+            return Err(CliError::Usage("--platform needs a platform, e.g. linux/arm64".into()));
+        }
+        Ok(out)
     }
 
     pub fn client(&self) -> strata_engine::registry::Client {
@@ -193,13 +223,56 @@ impl BaseReading<'_> {
 }
 
 impl RecipeArgs {
-    /// Evaluates the recipe; a `--arg` it never read is a warning that
-    /// lists the args it does read. A Dockerfile's bases are read for
-    /// their ONBUILD triggers through `bases`.
+    /// Evaluates the recipe once per platform of `platforms` (its states
+    /// are for that platform) and merges the graphs: one target variant per
+    /// platform, nodes they share kept once.
+    pub fn load_for(
+        &self,
+        bases: &BaseReading<'_>,
+        platforms: &[strata_engine::image::Platform],
+    ) -> Result<Graph, CliError> {
+        if let [only] = platforms {
+            if *only == strata_engine::image::Platform::host() {
+                return self.load(bases);
+            }
+        }
+        let mut graphs = Vec::new();
+        for platform in platforms {
+            let reading = BaseReading {
+                store: bases.store,
+                insecure_registries: bases.insecure_registries.clone(),
+                platform: platform.clone(),
+                mode: bases.mode,
+            };
+            graphs.push(self.load_one(&reading, Some(platform.clone()), graphs.is_empty())?);
+        }
+        let mut merged = Graph::merge(graphs);
+        if platforms.len() == 1 {
+            // One platform, not this machine's: plain targets.
+            for t in &mut merged.targets {
+                t.platform = None;
+            }
+        }
+        Ok(merged)
+    }
+
+    /// Evaluates the recipe for this machine's platform; a `--arg` it never
+    /// read is a warning that lists the args it does read. A Dockerfile's
+    /// bases are read for their ONBUILD triggers through `bases`.
     pub fn load(&self, bases: &BaseReading<'_>) -> Result<Graph, CliError> {
+        self.load_one(bases, None, true)
+    }
+
+    fn load_one(
+        &self,
+        bases: &BaseReading<'_>,
+        platform: Option<strata_engine::image::Platform>,
+        warn: bool,
+    ) -> Result<Graph, CliError> {
         let args: BTreeMap<String, String> = self.args.iter().cloned().collect();
         let opts = strata_dsl::Options {
             allow_import_outside: self.allow_import_outside,
+            platform,
         };
         let dockerfile = match self.frontend {
             Frontend::Auto => strata_dsl::dockerfile::is_dockerfile(&self.file),
@@ -211,7 +284,7 @@ impl RecipeArgs {
             let read = |source: &strata_engine::graph::BaseSource| bases.onbuild(&lock, source);
             let (compiled, warnings) =
                 strata_dsl::compile_dockerfile(&self.file, &args, &opts, self.target.as_deref(), Some(&read))?;
-            for w in warnings {
+            for w in warnings.iter().filter(|_| warn) {
                 eprintln!("warning: {}: {w}", self.file.display());
             }
             compiled
@@ -223,7 +296,7 @@ impl RecipeArgs {
             }
             strata_dsl::compile_with(&self.file, &args, &opts)?
         };
-        for name in args.keys().filter(|n| !compiled.args_read.contains(*n)) {
+        for name in args.keys().filter(|n| warn && !compiled.args_read.contains(*n)) {
             let read: Vec<String> = compiled.args_read.iter().map(|a| format!("`{a}`")).collect();
             let reads = if read.is_empty() {
                 "it reads none".to_string()
@@ -267,7 +340,7 @@ pub fn enter_rootless(cli: &Cli) -> Result<(), CliError> {
     if nix::unistd::geteuid().is_root()
         || matches!(
             cli.command,
-            Command::Login(_) | Command::Logout { .. } | Command::Convert(_)
+            Command::Login(_) | Command::Logout { .. } | Command::Convert(_) | Command::Binfmt { .. }
         )
     {
         return Ok(());
@@ -285,11 +358,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Convert(args) = cli.command {
         return convert(cli.store.as_deref(), args);
     }
+    if let Command::Binfmt { install } = cli.command {
+        return binfmt(install);
+    }
     let store = open_store(&cli.store)?;
     match cli.command {
         Command::Build(args) => build::run(&store, *args),
         Command::Graph(args) => graph::run(&store, args),
         Command::Convert(_) => unreachable!("converted above"),
+        Command::Binfmt { .. } => unreachable!("listed above"),
         Command::Explain(args) => explain::run(&store, args),
         Command::Lock(args) => lock::run(&store, args),
         Command::Pull(args) => pull::run(&store, args),
@@ -304,6 +381,42 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Inspect { image } => images::inspect(&store, &image),
         Command::History { image } => images::history(&store, &image),
     }
+}
+
+/// `strata binfmt [--install]`.
+fn binfmt(install: bool) -> Result<(), CliError> {
+    use strata_engine::sys::binfmt;
+    if install {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(CliError::Usage(
+                "strata binfmt --install registers emulators for the whole machine: run it as root".into(),
+            ));
+        }
+        let registered = binfmt::install(std::path::Path::new(binfmt::BINFMT_D)).map_err(CliError::Usage)?;
+        if registered.is_empty() {
+            eprintln!("every installed emulator is already registered with the F flag");
+        } else {
+            eprintln!("registered: {}", registered.join(", "));
+        }
+    }
+    let handlers = binfmt::handlers();
+    if handlers.is_empty() {
+        crate::outln!(
+            "no binfmt_misc handlers: steps for other platforms cannot run here (apt-get install qemu-user-static; strata binfmt --install)"
+        );
+        return Ok(());
+    }
+    for h in handlers {
+        let state = if !h.enabled {
+            "disabled"
+        } else if h.flags.contains('F') {
+            "usable"
+        } else {
+            "no F flag: not usable in the sandbox (strata binfmt --install)"
+        };
+        crate::outln!("{}	{}	{}	{}", h.name, h.flags, h.interpreter, state);
+    }
+    Ok(())
 }
 
 /// `strata convert`.

@@ -82,7 +82,26 @@ impl<'g> Progress<'g> {
 
     fn describe(&self, node: usize) -> String {
         let n = self.graph.node(node);
-        format!("{} ({})", n.description, n.origin)
+        format!("{}{} ({})", n.description, self.platform_mark(node), n.origin)
+    }
+
+    /// ` [linux/arm64, emulated]` for a step QEMU runs, ` [linux/arm64]`
+    /// for another node of a foreign platform, nothing for the host's.
+    fn platform_mark(&self, node: usize) -> String {
+        let n = self.graph.node(node);
+        if strata_engine::sys::binfmt::is_native(&n.platform) {
+            return String::new();
+        }
+        let emulated = matches!(
+            n.op,
+            strata_engine::graph::Op::Run(_)
+                | strata_engine::graph::Op::Base(strata_engine::graph::BaseSource::Debian(_))
+        );
+        if emulated {
+            format!(" [{}, emulated]", n.platform)
+        } else {
+            format!(" [{}]", n.platform)
+        }
     }
 
     /// Prints lines (above the live block on a terminal).
@@ -184,7 +203,8 @@ impl EventSink for Progress<'_> {
                 Event::Planned { total } => json!({"event": "planned", "nodes": total}),
                 Event::Cached { node, key } => json!({"event": "cached", "node": node, "key": key.to_string()}),
                 Event::Started { node, key } => json!({"event": "started", "node": node, "key": key.to_string(),
-                    "description": self.graph.node(*node).description, "origin": self.graph.node(*node).origin.to_string()}),
+                    "description": self.graph.node(*node).description, "origin": self.graph.node(*node).origin.to_string(),
+                "platform": self.graph.node(*node).platform.to_string()}),
                 Event::Output { node, line } => json!({"event": "output", "node": node, "line": line}),
                 Event::Done { node, key, elapsed } => {
                     json!({"event": "done", "node": node, "key": key.to_string(), "elapsed_ms": elapsed.as_millis() as u64})
@@ -211,8 +231,9 @@ impl EventSink for Progress<'_> {
             Event::Started { .. } => None,
             Event::Output { line, .. } if self.verbose => Some(format!("        {line}")),
             Event::Done { node, elapsed, .. } => Some(format!(
-                "DONE    {} in {:.3}s",
+                "DONE    {}{} in {:.3}s",
                 self.graph.node(node).description,
+                self.platform_mark(node),
                 elapsed.as_secs_f64()
             )),
             Event::Failed { node, .. } => Some(format!("FAILED  {}", self.describe(node))),

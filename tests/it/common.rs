@@ -530,3 +530,27 @@ impl Drop for SshAgent {
         let _ = self.child.wait();
     }
 }
+
+/// The arm64 busybox root filesystem `scripts/foreign-busybox.sh` made
+/// (scripts/test.sh sets STRATA_TEST_BUSYBOX_ARM64), with the QEMU
+/// emulators registered (`strata binfmt --install`, once per run).
+pub fn arm64_busybox_tar() -> PathBuf {
+    static READY: OnceLock<PathBuf> = OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let tar = std::env::var("STRATA_TEST_BUSYBOX_ARM64").expect(
+                "STRATA_TEST_BUSYBOX_ARM64 is unset: run the tests through scripts/test.sh, which makes the arm64 busybox",
+            );
+            let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+                .args(["binfmt", "--install"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "strata binfmt --install: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            PathBuf::from(tar)
+        })
+        .clone()
+}

@@ -16,6 +16,7 @@ mod golden;
 mod integrity;
 mod isolation;
 mod outputs;
+mod platforms;
 mod registry;
 mod rootless;
 mod run;

@@ -54,7 +54,7 @@ pub(crate) fn parse_base(reference: &str, dir: &std::path::Path) -> Result<BaseS
 /// `debian(suite, packages, #{mirror, arch, variant})`: a native Debian base.
 fn debian(rec: &Shared, ctx: &NativeCallContext, suite: &str, packages: Array, opts: Map) -> Res<State> {
     let pos = ctx.call_position();
-    check_options(&opts, &["mirror", "arch", "variant"], "debian", pos)?;
+    check_options(&opts, &["mirror", "arch", "variant", "platform"], "debian", pos)?;
     let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
     if !valid(suite) {
         return Err(runtime(
@@ -100,19 +100,93 @@ fn debian(rec: &Shared, ctx: &NativeCallContext, suite: &str, packages: Array, o
             ));
         }
     }
+    // `arch` names the platform too; without it, the state's platform
+    // names the architecture (this machine's stays implicit, as before).
+    let arch = opt("arch")?;
+    let platform = match &arch {
+        Some(a) => debian_platform(a).ok_or_else(|| {
+            runtime(
+                pos,
+                format!(
+                    "debian arch `{a}` is not one strata knows (amd64, arm64, armhf, i386, ppc64el, s390x, riscv64)"
+                ),
+            )
+        })?,
+        None => platform_option(rec, &opts, "debian", pos)?,
+    };
+    let arch = arch.or_else(|| (platform != strata_engine::image::Platform::host()).then(|| debian_arch(&platform)));
     let spec = strata_engine::graph::DebianBase {
         suite: suite.to_string(),
         packages: packages.clone(),
         mirror,
-        arch: opt("arch")?,
+        arch,
         variant,
     };
     let desc = format!("debian({}, {})", quote(suite), quote_list(&packages));
     Ok(State {
         node: rec
             .borrow_mut()
-            .add(ctx, Op::Base(BaseSource::Debian(spec)), None, desc),
+            .add_for(ctx, Op::Base(BaseSource::Debian(spec)), None, desc, platform),
     })
+}
+
+/// The `platform` option of a base: `"target"` (the default), `"build"`
+/// (this machine's, as `FROM --platform=$BUILDPLATFORM`) or `OS/ARCH[/VARIANT]`.
+fn platform_option(rec: &Shared, opts: &Map, what: &str, pos: rhai::Position) -> Res<strata_engine::image::Platform> {
+    let r = rec.borrow();
+    match opts.get("platform") {
+        None => Ok(r.target_platform.clone()),
+        Some(v) => {
+            let text = v
+                .clone()
+                .into_string()
+                .map_err(|_| runtime(pos, format!("{what} option `platform` must be a string")))?;
+            match text.as_str() {
+                "target" => Ok(r.target_platform.clone()),
+                "build" => Ok(r.build_platform.clone()),
+                other => strata_engine::image::Platform::parse(other)
+                    .map_err(|e| runtime(pos, format!("{what} option `platform`: {e} (or \"build\", \"target\")"))),
+            }
+        }
+    }
+}
+
+/// Debian's name for a platform's architecture.
+pub(crate) fn debian_arch(p: &strata_engine::image::Platform) -> String {
+    match (p.architecture.as_str(), p.variant.as_deref()) {
+        ("arm", Some("v7")) | ("arm", None) => "armhf".into(),
+        ("arm", Some("v5")) => "armel".into(),
+        ("386", _) => "i386".into(),
+        ("ppc64le", _) => "ppc64el".into(),
+        (arch, _) => arch.into(),
+    }
+}
+
+/// The platform of a Debian architecture.
+fn debian_platform(arch: &str) -> Option<strata_engine::image::Platform> {
+    let (architecture, variant) = match arch {
+        "amd64" | "arm64" | "s390x" | "riscv64" => (arch, None),
+        "armhf" => ("arm", Some("v7")),
+        "armel" => ("arm", Some("v5")),
+        "i386" => ("386", None),
+        "ppc64el" => ("ppc64le", None),
+        _ => return None,
+    };
+    Some(strata_engine::image::Platform {
+        os: "linux".into(),
+        architecture: architecture.into(),
+        variant: variant.map(str::to_string),
+    })
+}
+
+/// A platform as a recipe sees it: `#{ os, arch, variant, platform }`.
+fn platform_map(p: &strata_engine::image::Platform) -> Map {
+    let mut m = Map::new();
+    m.insert("os".into(), p.os.clone().into());
+    m.insert("arch".into(), p.architecture.clone().into());
+    m.insert("variant".into(), p.variant.clone().unwrap_or_default().into());
+    m.insert("platform".into(), p.to_string().into());
+    m
 }
 
 fn check_ctx_path(p: &str, pos: rhai::Position) -> Res<()> {
@@ -598,12 +672,43 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
         }
     });
     let r = rec.clone();
+    engine.register_fn("scratch", move |ctx: NativeCallContext, opts: Map| -> Res<State> {
+        check_options(&opts, &["platform"], "scratch", ctx.call_position())?;
+        let platform = platform_option(&r, &opts, "scratch", ctx.call_position())?;
+        Ok(State {
+            node: r
+                .borrow_mut()
+                .add_for(&ctx, Op::Scratch, None, "scratch()".into(), platform),
+        })
+    });
+    let r = rec.clone();
     engine.register_fn("from", move |ctx: NativeCallContext, reference: &str| -> Res<State> {
         let source = base_source(&r, reference, &ctx)?;
         let desc = format!("from({})", quote(reference));
         Ok(State {
             node: r.borrow_mut().add(&ctx, Op::Base(source), None, desc),
         })
+    });
+    let r = rec.clone();
+    engine.register_fn(
+        "from",
+        move |ctx: NativeCallContext, reference: &str, opts: Map| -> Res<State> {
+            check_options(&opts, &["platform"], "from", ctx.call_position())?;
+            let source = base_source(&r, reference, &ctx)?;
+            let platform = platform_option(&r, &opts, "from", ctx.call_position())?;
+            let desc = format!("from({})", quote(reference));
+            Ok(State {
+                node: r.borrow_mut().add_for(&ctx, Op::Base(source), None, desc, platform),
+            })
+        },
+    );
+    let r = rec.clone();
+    engine.register_fn("target_platform", move || -> Map {
+        platform_map(&r.borrow().target_platform)
+    });
+    let r = rec.clone();
+    engine.register_fn("build_platform", move || -> Map {
+        platform_map(&r.borrow().build_platform)
     });
     let r = rec.clone();
     engine.register_fn(

@@ -80,6 +80,7 @@ fn image(rec: &Shared, ctx: &NativeCallContext, name: &str, state: &State, opts:
     r.add_target(
         ctx,
         Target {
+            platform: None,
             name: name.into(),
             kind: TargetKind::Image { node: state.node, tags },
             origin,
@@ -111,6 +112,7 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
             rec.add_target(
                 &ctx,
                 Target {
+                    platform: None,
                     name: name.into(),
                     kind,
                     origin,
@@ -140,6 +142,7 @@ pub fn register(engine: &mut Engine, rec: &Shared) {
             rec.add_target(
                 &ctx,
                 Target {
+                    platform: None,
                     name: name.into(),
                     kind: TargetKind::Group { members },
                     origin,

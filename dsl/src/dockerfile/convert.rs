@@ -12,6 +12,7 @@ use std::path::Path;
 use super::parse::{self, Dockerfile, Instruction};
 use super::words::{self, Part};
 use super::DockerfileError;
+use strata_engine::image::Platform;
 
 /// What the conversion made.
 #[derive(Debug)]
@@ -41,6 +42,9 @@ pub struct Options<'a> {
     /// `None`: bases are not read, and their triggers are not run (a
     /// warning says so when a stage may need them).
     pub onbuild: Option<&'a ReadTriggers<'a>>,
+    /// The platform this conversion is for (FROM lines read before the
+    /// build see its TARGET* values); `None` is this machine's.
+    pub platform: Option<Platform>,
 }
 
 /// A value: known text, or a Rhai expression computed when the recipe runs.
@@ -144,19 +148,31 @@ struct Converter<'a> {
 /// The PATH BuildKit gives an image that has none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The platform values BuildKit predefines (this build's only platform is the host's).
-fn platform_args() -> BTreeMap<String, String> {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
+/// The platform values BuildKit predefines, as the recipe reads them
+/// (`target_platform().arch`, …), so one recipe serves every platform.
+fn platform_args() -> BTreeMap<String, Val> {
     let mut m = BTreeMap::new();
-    for prefix in ["TARGET", "BUILD"] {
-        m.insert(format!("{prefix}PLATFORM"), format!("linux/{arch}"));
-        m.insert(format!("{prefix}OS"), "linux".into());
-        m.insert(format!("{prefix}ARCH"), arch.into());
-        m.insert(format!("{prefix}VARIANT"), String::new());
+    for (prefix, f) in [("TARGET", "target_platform()"), ("BUILD", "build_platform()")] {
+        for (suffix, field) in [
+            ("PLATFORM", "platform"),
+            ("OS", "os"),
+            ("ARCH", "arch"),
+            ("VARIANT", "variant"),
+        ] {
+            m.insert(format!("{prefix}{suffix}"), Val::Expr(format!("{f}.{field}")));
+        }
+    }
+    m
+}
+
+/// Their values in this conversion (for a FROM line read before the build).
+fn platform_lits(target: &Platform) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for (prefix, p) in [("TARGET", target.clone()), ("BUILD", Platform::host())] {
+        m.insert(format!("{prefix}PLATFORM"), p.to_string());
+        m.insert(format!("{prefix}OS"), p.os.clone());
+        m.insert(format!("{prefix}ARCH"), p.architecture.clone());
+        m.insert(format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default());
     }
     m
 }
@@ -358,7 +374,7 @@ impl<'a> Converter<'a> {
             };
             let default = default.unwrap_or(Val::Lit(String::new()));
             let value = match platform_args().get(&name) {
-                Some(v) if default == Val::Lit(String::new()) => Val::Lit(v.clone()),
+                Some(v) if default == Val::Lit(String::new()) => v.clone(),
                 _ => self.arg_var(&name, &default, ins.line),
             };
             self.global_args.insert(name, value);
@@ -375,7 +391,7 @@ impl<'a> Converter<'a> {
             ) {
                 // `ARG NAME` brings in the global ARG's value.
                 (None, Some(global), _) => global,
-                (None, None, Some(platform)) => Val::Lit(platform.clone()),
+                (None, None, Some(platform)) => platform.clone(),
                 (default, _, _) => {
                     let default = default.unwrap_or(Val::Lit(String::new()));
                     self.arg_var(&name, &default, ins.line)
@@ -387,23 +403,28 @@ impl<'a> Converter<'a> {
     }
 
     fn from(&mut self, ins: &Instruction) -> Result<(), DockerfileError> {
+        // `--platform`: the build's (a builder stage that cross-compiles),
+        // the target's (the default), or one named.
+        let mut platform: Option<String> = None;
         for (flag, value) in &ins.flags {
             match (flag.as_str(), value.as_deref()) {
-                ("platform", Some(v)) if v.contains("BUILDPLATFORM") || v.contains("TARGETPLATFORM") => {}
+                ("platform", Some(v)) if v.contains("BUILDPLATFORM") => platform = Some("build".into()),
+                ("platform", Some(v)) if v.contains("TARGETPLATFORM") => {}
                 ("platform", Some(v)) => {
-                    let host = platform_args()["TARGETPLATFORM"].clone();
                     // Read with the build's ARG values: `--platform=linux/${ARCH}`.
-                    let v = self.literal_word(v, ins.line);
-                    if v.as_deref() != Some(host.as_str()) {
-                        return Err(Self::err(
-                            ins.line,
-                            format!("FROM --platform: only this machine's platform ({host}) can be built yet"),
-                        ));
-                    }
+                    let literal = self.literal_word(v, ins.line).ok_or_else(|| {
+                        Self::err(ins.line, format!("FROM --platform={v}: the platform must be known before the build (a literal or a global ARG)"))
+                    })?;
+                    Platform::parse(&literal).map_err(|e| Self::err(ins.line, format!("FROM --platform: {e}")))?;
+                    platform = Some(literal);
                 }
                 _ => return Err(Self::err(ins.line, format!("FROM does not take --{flag}"))),
             }
         }
+        let with_platform = match &platform {
+            Some(p) => format!(", #{{ platform: {} }}", quote(p)),
+            None => String::new(),
+        };
         let words: Vec<&str> = ins.args.split_whitespace().collect();
         let (image, name) = match words.as_slice() {
             [image] => (*image, None),
@@ -449,6 +470,10 @@ impl<'a> Converter<'a> {
                     .filter_map(|s| s.name.clone().map(|n| (n, s.var.clone())))
                     .collect();
                 let head = match &image {
+                    _ if scratch && platform.is_some() => format!(
+                        "scratch(#{{ platform: {} }})",
+                        quote(platform.as_deref().unwrap_or_default())
+                    ),
                     _ if scratch => "scratch()".to_string(),
                     // An ARG names the image or an earlier stage: which one is
                     // known when the recipe runs.
@@ -458,10 +483,10 @@ impl<'a> Converter<'a> {
                             let keyword = if i == 0 { "if" } else { " else if" };
                             chain.push_str(&format!("{keyword} ({e}).to_lower() == {} {{ {var} }}", quote(name)));
                         }
-                        chain.push_str(&format!(" else {{ from({e}) }})"));
+                        chain.push_str(&format!(" else {{ from({e}{with_platform}) }})"));
                         chain
                     }
-                    _ => format!("from({})", image.rhai()),
+                    _ => format!("from({}{with_platform})", image.rhai()),
                 };
                 Stage {
                     var,
@@ -1342,10 +1367,8 @@ pub fn convert(df: &Dockerfile, opts: &Options<'_>) -> Result<Converted, Dockerf
         global_lits: BTreeMap::new(),
         literal: std::cell::Cell::new(false),
     };
-    for (name, value) in platform_args() {
-        c.global_args.insert(name.clone(), Val::Lit(value.clone()));
-        c.global_lits.insert(name, value);
-    }
+    c.global_args = platform_args();
+    c.global_lits = platform_lits(&opts.platform.clone().unwrap_or_else(Platform::host));
     for ins in &df.instructions {
         c.instruction(ins)?;
     }
@@ -1583,13 +1606,14 @@ mod tests {
 
     #[test]
     fn from_platform_is_read_with_the_args() {
-        let arch = &platform_args()["TARGETARCH"];
-        let r = recipe(&format!("ARG ARCH={arch}\nFROM --platform=linux/${{ARCH}} scratch\n"));
-        assert!(r.contains("scratch()"), "{r}");
-        let e = error("ARG ARCH=s390x\nFROM --platform=linux/${ARCH} scratch\n");
+        let r = recipe("ARG ARCH=arm64\nFROM --platform=linux/${ARCH} scratch\nFROM --platform=$BUILDPLATFORM busybox AS build\nARG TARGETARCH\nRUN echo $TARGETARCH\n");
+        assert!(r.contains("scratch(#{ platform: \"linux/arm64\" })"), "{r}");
+        assert!(r.contains("from(\"busybox\", #{ platform: \"build\" })"), "{r}");
+        assert!(r.contains("env: #{ TARGETARCH: target_platform().arch }"), "{r}");
+        let e = error("ARG ARCH\nFROM --platform=linux/${ARCH}/x/y scratch\n");
         assert_eq!(e.line, 2);
         assert!(
-            e.message.starts_with("FROM --platform: only this machine's platform"),
+            e.message.starts_with("FROM --platform: `linux//x/y` is not a platform"),
             "{}",
             e.message
         );

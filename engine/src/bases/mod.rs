@@ -63,7 +63,9 @@ pub fn identity(
             let digest = lock.digest(&name, || Ok(registry::resolve(client, &reference, platform)?.0))?;
             Ok(*digest.bytes())
         }
-        BaseSource::OciLayout { dir, tag } => Ok(*resolve_oci(&Members::open(dir)?, tag.as_deref())?.digest.bytes()),
+        BaseSource::OciLayout { dir, tag } => Ok(*resolve_oci(&Members::open(dir)?, tag.as_deref(), platform)?
+            .digest
+            .bytes()),
         BaseSource::Debian(_) => Err(debian_elsewhere()),
         BaseSource::DockerArchive { file } | BaseSource::Rootfs { file } => {
             let meta = fs::metadata(file).map_err(Error::io("read", file))?;
@@ -142,7 +144,7 @@ pub fn config(
         }
         BaseSource::OciLayout { dir, tag } => {
             let layout = Members::open(dir)?;
-            let desc = resolve_oci(&layout, tag.as_deref())?;
+            let desc = resolve_oci(&layout, tag.as_deref(), platform)?;
             let manifest: Manifest = serde_json::from_slice(&layout.blob(&desc)?).map_err(|source| Error::Json {
                 path: dir.join("blobs/sha256").join(desc.digest.hex()),
                 source,
@@ -179,13 +181,44 @@ pub fn import(
                 reference.digest = Some(format!("sha256:{}", hex::encode(id)).parse().expect("a sha256 digest"));
             }
             let (_, manifest) = registry::resolve(client, &reference, platform)?;
-            pull(store, client, &reference, &manifest, progress)
+            let record = pull(store, client, &reference, &manifest, progress)?;
+            check_platform(&reference.to_string(), record.config.as_ref(), platform)?;
+            Ok(record)
         }
-        BaseSource::OciLayout { dir, tag } => import_oci(store, dir, tag.as_deref()),
+        BaseSource::OciLayout { dir, tag } => {
+            let record = import_oci(store, dir, tag.as_deref(), platform)?;
+            check_platform(&format!("oci:{}", dir.display()), record.config.as_ref(), platform)?;
+            Ok(record)
+        }
         BaseSource::Debian(_) => Err(debian_elsewhere()),
-        BaseSource::DockerArchive { file } => import_docker_archive(store, file),
+        BaseSource::DockerArchive { file } => {
+            let record = import_docker_archive(store, file)?;
+            check_platform(
+                &format!("docker-archive:{}", file.display()),
+                record.config.as_ref(),
+                platform,
+            )?;
+            Ok(record)
+        }
         BaseSource::Rootfs { file } => import_rootfs(store, file, compression, epoch),
     }
+}
+
+/// A base whose configuration names another platform than the build's is
+/// an error: it is never relabelled.
+fn check_platform(what: &str, config: Option<&ImageConfig>, platform: &Platform) -> Result<()> {
+    let Some(config) = config else { return Ok(()) };
+    let have = config.platform();
+    let same = have.os == platform.os
+        && have.architecture == platform.architecture
+        && (have.variant.is_none() || platform.variant.is_none() || have.variant == platform.variant);
+    if same {
+        return Ok(());
+    }
+    Err(Error::BadImage {
+        what: what.to_string(),
+        reason: format!("it is an image for {have}, and this build is for {platform}"),
+    })
 }
 
 /// The largest JSON document (index, manifest, config) an import reads.
@@ -253,7 +286,7 @@ impl<'a> Members<'a> {
 
 /// Finds the image manifest an `oci:DIR[:TAG]` names, descending into an
 /// index to the host's platform.
-fn resolve_oci(layout: &Members<'_>, tag: Option<&str>) -> Result<Descriptor> {
+fn resolve_oci(layout: &Members<'_>, tag: Option<&str>, platform: &Platform) -> Result<Descriptor> {
     let dir = layout.dir;
     if layout.file("oci-layout").is_err() {
         return Err(bad(dir, "not an OCI image layout (no `oci-layout` file)"));
@@ -281,10 +314,10 @@ fn resolve_oci(layout: &Members<'_>, tag: Option<&str>) -> Result<Descriptor> {
             }
         },
     };
-    descend_to_platform(layout, desc)
+    descend_to_platform(layout, desc, platform)
 }
 
-fn descend_to_platform(layout: &Members<'_>, desc: Descriptor) -> Result<Descriptor> {
+fn descend_to_platform(layout: &Members<'_>, desc: Descriptor, platform: &Platform) -> Result<Descriptor> {
     let dir = layout.dir;
     if desc.media_type != image::INDEX_MEDIA_TYPE && desc.media_type != image::DOCKER_LIST_MEDIA_TYPE {
         return Ok(desc);
@@ -293,18 +326,16 @@ fn descend_to_platform(layout: &Members<'_>, desc: Descriptor) -> Result<Descrip
         path: dir.join("blobs/sha256").join(desc.digest.hex()),
         source,
     })?;
-    let chosen = nested.for_this_platform().cloned().ok_or_else(|| {
-        bad(
-            dir,
-            format!("no image for linux/{} in index `{}`", image::host_arch(), desc.digest),
-        )
-    })?;
-    descend_to_platform(layout, chosen)
+    let chosen = nested
+        .for_platform(platform)
+        .cloned()
+        .ok_or_else(|| bad(dir, format!("no image for {platform} in index `{}`", desc.digest)))?;
+    descend_to_platform(layout, chosen, platform)
 }
 
-fn import_oci(store: &Store, dir: &Path, tag: Option<&str>) -> Result<Record> {
+fn import_oci(store: &Store, dir: &Path, tag: Option<&str>, platform: &Platform) -> Result<Record> {
     let layout = Members::open(dir)?;
-    let desc = resolve_oci(&layout, tag)?;
+    let desc = resolve_oci(&layout, tag, platform)?;
     let manifest_bytes = layout.blob(&desc)?;
     let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|source| Error::Json {
         path: dir.join("blobs/sha256").join(desc.digest.hex()),

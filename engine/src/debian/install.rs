@@ -262,8 +262,8 @@ pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet)
         layers.push(build_extras_layer(ctx, node, &base_layer, &extras, &files)?);
     }
 
-    let mut config = ImageConfig::empty();
-    config.architecture = set.arch.clone();
+    // The platform's names (arm/v7 for Debian's armhf).
+    let mut config = ImageConfig::empty_for(&node.platform);
     config.created = Some(image::rfc3339(ctx.opts.epoch));
     config.config.env = Some(vec![format!("PATH={PATH}")]);
     config.config.cmd = Some(vec!["bash".into()]);

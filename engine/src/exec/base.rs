@@ -21,7 +21,7 @@ impl Executor for Import {
             source,
             inputs.base_identity,
             ctx.registry,
-            &ctx.opts.platform,
+            &node.platform,
             ctx.opts.compression,
             ctx.opts.epoch,
             &|bytes, total| {

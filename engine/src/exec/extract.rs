@@ -204,6 +204,7 @@ mod tests {
                 col: 1,
             },
             description: "ADD".into(),
+            platform: crate::image::Platform::host(),
         }
     }
 

@@ -43,8 +43,15 @@ pub fn to_oci_dir(store: &Store, images: &[(Vec<String>, Descriptor)], dir: &Pat
         None => Index::default(),
     };
     for (tags, desc) in images {
-        let img = read_image(store, desc)?;
-        for digest in blobs_of(&img) {
+        // An index (a multi-platform target): itself and each image it lists.
+        let mut digests = Vec::new();
+        if crate::store::is_index(desc) {
+            digests.push(desc.digest.clone());
+        }
+        for manifest in crate::store::manifests_of(store, desc)? {
+            digests.extend(blobs_of(&read_image(store, &manifest)?));
+        }
+        for digest in digests {
             let dest = blobs_dir.join(digest.hex());
             if blobs.exists(digest.hex()).map_err(Error::io("stat", &dest))? {
                 continue;
@@ -99,6 +106,12 @@ pub enum ArchiveSink<'a> {
 /// `docker load`, plus an OCI layout (`oci-layout`, `index.json`,
 /// `blobs/sha256/…`) like Docker ≥ 25's `docker save`. Deterministic bytes.
 pub fn to_docker_archive(store: &Store, images: &[(Vec<String>, Descriptor)], sink: ArchiveSink<'_>) -> Result<()> {
+    if let Some((tags, _)) = images.iter().find(|(_, d)| crate::store::is_index(d)) {
+        return Err(Error::BadImage {
+            what: tags.first().cloned().unwrap_or_default(),
+            reason: "a docker-archive holds one platform's image, and this target was built for several: build one platform (--platform linux/arm64) or write an OCI layout (-o oci:DIR)".into(),
+        });
+    }
     match sink {
         ArchiveSink::Stdout => {
             let out = io::stdout().lock();

@@ -23,7 +23,9 @@ impl Scheduler<'_> {
         match (&node.op, &record.config) {
             (Op::Base(_), Some(config)) => State { config: config.clone() },
             _ => {
-                let mut config = parent.map(|p| p.config).unwrap_or_else(ImageConfig::empty);
+                let mut config = parent
+                    .map(|p| p.config)
+                    .unwrap_or_else(|| ImageConfig::empty_for(&node.platform));
                 config.created = Some(image::rfc3339(self.opts.epoch));
                 for layer in &record.layers {
                     config.rootfs.diff_ids.push(layer.diff_id.clone());
@@ -35,7 +37,9 @@ impl Scheduler<'_> {
     }
 
     pub(super) fn fold_meta(&self, node: &Node, parent: Option<State>) -> State {
-        let mut config = parent.map(|p| p.config).unwrap_or_else(ImageConfig::empty);
+        let mut config = parent
+            .map(|p| p.config)
+            .unwrap_or_else(|| ImageConfig::empty_for(&node.platform));
         config.created = Some(image::rfc3339(self.opts.epoch));
         let c = &mut config.config;
         match &node.op {

@@ -530,6 +530,7 @@ mod tests {
                 parent: None,
                 origin: origin(1),
                 description: "scratch()".into(),
+                platform: crate::image::Platform::host(),
             })
             .unwrap();
         let mut ids = Vec::new();
@@ -541,6 +542,7 @@ mod tests {
                     parent: Some(parent.map_or(root, |p| ids[p])),
                     origin: origin(i as u32 + 2),
                     description: format!("run({cmd:?})"),
+                    platform: crate::image::Platform::host(),
                 })
                 .unwrap();
             ids.push(id);

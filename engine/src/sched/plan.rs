@@ -71,7 +71,7 @@ impl Scheduler<'_> {
                     Resolved::Base(identity)
                 }
                 Op::Base(source) => {
-                    let identity = bases::identity(source, &cache, &self.registry, &self.opts.platform, &lock)
+                    let identity = bases::identity(source, &cache, &self.registry, &node.platform, &lock)
                         .map_err(|e| Error::input_at(&node.origin, e))?;
                     plan.base_identities.insert(id, identity);
                     Resolved::Base(identity)

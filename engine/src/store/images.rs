@@ -61,8 +61,52 @@ pub struct StoredImage {
     pub config: image::ImageConfig,
 }
 
-/// Reads the image a manifest descriptor points at.
+/// Stores an image index of `manifests` (each with its platform) and
+/// returns its descriptor: a target built for several platforms.
+pub fn write_index(store: &Store, manifests: &[Descriptor]) -> Result<Descriptor> {
+    let index = image::Index {
+        manifests: manifests.to_vec(),
+        ..image::Index::default()
+    };
+    let bytes = image::to_json(&index);
+    let digest = store.put_blob(&bytes)?;
+    Ok(Descriptor::new(image::INDEX_MEDIA_TYPE, digest, bytes.len() as u64))
+}
+
+/// True when `descriptor` is an image index (a multi-platform target).
+pub fn is_index(descriptor: &Descriptor) -> bool {
+    descriptor.media_type == image::INDEX_MEDIA_TYPE || descriptor.media_type == image::DOCKER_LIST_MEDIA_TYPE
+}
+
+/// The manifests an index of the store lists (or the one manifest itself).
+pub fn manifests_of(store: &Store, descriptor: &Descriptor) -> Result<Vec<Descriptor>> {
+    if !is_index(descriptor) {
+        return Ok(vec![descriptor.clone()]);
+    }
+    let index: image::Index =
+        serde_json::from_slice(&store.read_blob(&descriptor.digest)?).map_err(|source| Error::Json {
+            path: store.blob_path(&descriptor.digest),
+            source,
+        })?;
+    Ok(index.manifests)
+}
+
+/// Reads the image a manifest descriptor points at; for an index, its
+/// entry for this machine's platform (else its first).
 pub fn read_image(store: &Store, descriptor: &Descriptor) -> Result<StoredImage> {
+    if is_index(descriptor) {
+        let manifests = manifests_of(store, descriptor)?;
+        let host = image::Platform::host();
+        let chosen = manifests
+            .iter()
+            .find(|d| d.platform.as_ref() == Some(&host))
+            .or(manifests.first())
+            .ok_or_else(|| Error::BadImage {
+                what: descriptor.digest.to_string(),
+                reason: "an image index with no image".into(),
+            })?;
+        return read_image(store, chosen);
+    }
     let manifest: Manifest =
         serde_json::from_slice(&store.read_blob(&descriptor.digest)?).map_err(|source| Error::Json {
             path: store.blob_path(&descriptor.digest),

@@ -5,6 +5,7 @@
 //! namespace, mount and process calls behind the [`Sys`] trait, with a
 //! recording fake in `fake` for unit tests.
 
+pub mod binfmt;
 pub mod cgroup;
 pub mod confined;
 #[cfg(test)]
