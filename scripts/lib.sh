@@ -24,7 +24,8 @@ STRATA_PACKAGES=(busybox-static gcc libc6-dev skopeo umoci docker-registry apach
 ensure_debian_mirror() {
   export STRATA_TEST_DEBIAN_MIRROR=$PWD/.cache/debian-mirror
   scripts/debian-mirror.sh "$STRATA_TEST_DEBIAN_MIRROR" bookworm \
-    "nginx" "ca-certificates tzdata" "python3 python3-venv" "cargo" "nodejs npm"
+    "nginx" "ca-certificates tzdata" "python3 python3-venv" "cargo" "nodejs npm" \
+    "gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
 }
 
 # ensure_rootless_user NAME: an ordinary user with 65536 subordinate uids

@@ -414,6 +414,11 @@ impl Drop for Registry {
     }
 }
 
+/// `mirror=URL`: the `--arg` the examples read their Debian mirror from.
+pub fn mirror_arg(mirror: &DebianMirror) -> String {
+    format!("mirror={}", mirror.url)
+}
+
 /// The partial Debian mirror `scripts/debian-mirror.sh` made, served by
 /// python's http.server on a free loopback port; every request is logged.
 pub struct DebianMirror {

@@ -251,3 +251,51 @@ fn a_base_for_another_platform_is_an_error_never_a_relabel() {
         refused.stderr
     );
 }
+
+#[test]
+fn the_multiarch_example_cross_compiles_on_the_build_platform() {
+    let mirror = DebianMirror::start();
+    let p = Project::example("multiarch");
+    let layout = p.path("out");
+    let built = p.ok(&[
+        "build",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--arg",
+        &mirror_arg(&mirror),
+        "-o",
+        &format!("oci:{}", layout.display()),
+        "--progress",
+        "plain",
+    ]);
+    // The toolchain is one native stage; nothing runs under emulation.
+    assert_eq!(built.stderr.matches("DONE    debian(").count(), 1, "{}", built.stderr);
+    assert!(!built.stderr.contains("emulated"), "{}", built.stderr);
+    let raw: serde_json::Value = serde_json::from_str(&tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci:{}:example/multiarch:latest", layout.display()),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(raw["manifests"].as_array().unwrap().len(), 2);
+    // Each platform's image runs its own binary: arm64's under QEMU.
+    arm64_busybox_tar();
+    p.ok(&["build", "--platform", "linux/arm64", "--arg", &mirror_arg(&mirror)]);
+    assert_eq!(
+        p.ok(&["run", "example/multiarch:latest"]).stdout,
+        "hello from aarch64\n"
+    );
+    p.ok(&["build", "--arg", &mirror_arg(&mirror)]);
+    let native = if cfg!(target_arch = "x86_64") {
+        "x86_64"
+    } else {
+        "aarch64"
+    };
+    assert_eq!(
+        p.ok(&["run", "example/multiarch:latest"]).stdout,
+        format!("hello from {native}\n")
+    );
+}

@@ -6,10 +6,6 @@ use std::fs;
 
 use crate::common::*;
 
-fn mirror_arg(mirror: &DebianMirror) -> String {
-    format!("mirror={}", mirror.url)
-}
-
 /// `(name, digest)` of every image a build printed.
 fn digests(stdout: &str) -> Vec<(String, String)> {
     stdout

@@ -7,10 +7,6 @@ use std::os::unix::process::CommandExt;
 
 use crate::common::*;
 
-fn mirror_arg(mirror: &DebianMirror) -> String {
-    format!("mirror={}", mirror.url)
-}
-
 #[test]
 fn rust_app_is_compiled_in_a_builder_and_ships_on_distroless_without_a_compiler() {
     let mirror = DebianMirror::start();
