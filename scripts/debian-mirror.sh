@@ -3,7 +3,8 @@
 # leave 127.0.0.1: the real, signed InRelease of a suite, its Packages index,
 # and the .debs of each `debian(SUITE, [PACKAGES])` request as strata
 # resolves it against the host's apt mirror. The tests serve it on loopback.
-# Usage: scripts/debian-mirror.sh DIR SUITE "PKG PKG" "PKG" ...   (one request per argument)
+# Usage: scripts/debian-mirror.sh DIR SUITE "PKG PKG" "PKG" ...   (one request per argument;
+# "arm64: PKG…" asks for another architecture, "arm64:" alone for its base set)
 set -euo pipefail
 dir=$1
 suite=$2
@@ -16,8 +17,13 @@ cargo build --quiet
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for request in "${requests[@]}"; do
-  list=$(printf '"%s", ' $request)
-  echo "debian(\"$suite\", [${list%, }]);" >>"$work/strata.rhai"
+  opts=""
+  case "$request" in
+    *:*) opts=", #{ arch: \"${request%%:*}\" }"; request=${request#*:} ;;
+  esac
+  list=""
+  [ -n "${request// /}" ] && list=$(printf '"%s", ' $request)
+  echo "debian(\"$suite\", [${list%, }]$opts);" >>"$work/strata.rhai"
 done
 echo 'image("x", scratch());' >>"$work/strata.rhai"
 STRATA_HOME="$work/store" target/debug/strata lock -f "$work/strata.rhai" >/dev/null
@@ -42,16 +48,16 @@ def get(rel, sha256=None):
     return data
 
 release = get(f"dists/{suite}/InRelease").decode()
-arch = entry["arch"]
+arches = sorted({e["arch"] for e in entries})
 for line in release.split("SHA256:", 1)[1].splitlines()[1:]:
     if not line.startswith(" "):
         break
     sha, _, path = line.split()
-    if path == f"main/binary-{arch}/Packages.xz":
+    if path in [f"main/binary-{a}/Packages.xz" for a in arches]:
         get(f"dists/{suite}/{path}", sha)
 files = {p["filename"]: p["sha256"] for e in entries for p in e["packages"]}
 for filename, sha256 in sorted(files.items()):
     get(filename, sha256)
-print(f"mirror in {out}: {len(files)} packages of {suite}/{arch}")
+print(f"mirror in {out}: {len(files)} packages of {suite} ({', '.join(arches)})")
 PY
 touch "$stamp"

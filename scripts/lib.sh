@@ -25,7 +25,7 @@ ensure_debian_mirror() {
   export STRATA_TEST_DEBIAN_MIRROR=$PWD/.cache/debian-mirror
   scripts/debian-mirror.sh "$STRATA_TEST_DEBIAN_MIRROR" bookworm \
     "nginx" "ca-certificates tzdata" "python3 python3-venv" "cargo" "nodejs npm" \
-    "gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+    "gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross" "arm64:"
 }
 
 # ensure_rootless_user NAME: an ordinary user with 65536 subordinate uids

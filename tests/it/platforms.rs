@@ -299,3 +299,42 @@ fn the_multiarch_example_cross_compiles_on_the_build_platform() {
         format!("hello from {native}\n")
     );
 }
+
+#[test]
+fn an_arm64_debian_base_is_pinned_and_configured_under_emulation() {
+    arm64_busybox_tar();
+    let mirror = DebianMirror::start();
+    let p = Project::new();
+    p.recipe(&format!(
+        r#"image("deb", debian("bookworm", [], #{{ mirror: "{}", arch: "arm64" }}).run("uname -m > /m && dpkg --print-architecture >> /m"));"#,
+        mirror.url
+    ));
+    // `arch` names the state's platform: no --platform needed.
+    let built = p.ok(&["build", "--progress", "plain"]);
+    assert!(
+        built
+            .stderr
+            .contains("debian(\"bookworm\", []) [linux/arm64, emulated]"),
+        "{}",
+        built.stderr
+    );
+    assert_eq!(p.ok(&["run", "deb", "--", "cat", "/m"]).stdout, "aarch64\narm64\n");
+    let inspect: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "deb"]).stdout).unwrap();
+    assert_eq!(inspect["config"]["architecture"], "arm64");
+    let lock: serde_json::Value = serde_json::from_str(&fs::read_to_string(p.path("strata.lock")).unwrap()).unwrap();
+    let set = lock["debian"].as_object().unwrap().values().next().unwrap();
+    assert_eq!(set["arch"], "arm64");
+    let packages = set["packages"].as_array().unwrap();
+    assert!(
+        packages
+            .iter()
+            .any(|pkg| pkg["name"] == "dpkg" && pkg["arch"] == "arm64"),
+        "{set}"
+    );
+    assert!(
+        packages
+            .iter()
+            .all(|pkg| pkg["arch"] == "arm64" || pkg["arch"] == "all"),
+        "{set}"
+    );
+}
