@@ -136,19 +136,20 @@ def interleave(n, runs):
     return out, rss
 
 
-def bench_workload(name, tag, workdir, store, cold_n, cached_n, check=True):
+def bench_workload(name, tag, workdir, store, cold_n, cached_n, check=True, platform=None):
     print(f"== {name}", flush=True)
     target = tag.split("/")[-1].split(":")[0]
+    plat = ["--platform", platform] if platform else []
     # First builds (warm bases, caches), not measured.
-    timed(strata_build(workdir, store, target), workdir)
-    timed(docker_build(workdir, tag), workdir)
+    timed(strata_build(workdir, store, target, plat), workdir)
+    timed(docker_build(workdir, tag, plat), workdir)
     cold, rss_cold = interleave(cold_n, [
-        ("strata", lambda: timed(strata_build(workdir, store, target, ["--no-cache"]), workdir)),
-        ("buildkit", lambda: timed(docker_build(workdir, tag, ["--no-cache"]), workdir)),
+        ("strata", lambda: timed(strata_build(workdir, store, target, ["--no-cache", *plat]), workdir)),
+        ("buildkit", lambda: timed(docker_build(workdir, tag, ["--no-cache", *plat]), workdir)),
     ])
     cached, rss_cached = interleave(cached_n, [
-        ("strata", lambda: timed(strata_build(workdir, store, target), workdir)),
-        ("buildkit", lambda: timed(docker_build(workdir, tag), workdir)),
+        ("strata", lambda: timed(strata_build(workdir, store, target, plat), workdir)),
+        ("buildkit", lambda: timed(docker_build(workdir, tag, plat), workdir)),
     ])
     row = {
         "workload": name,
@@ -162,6 +163,59 @@ def bench_workload(name, tag, workdir, store, cold_n, cached_n, check=True):
         if a != b:
             row["only_strata"] = sorted(a - b)[:20]
             row["only_buildkit"] = sorted(b - a)[:20]
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def platform_bases(scratch):
+    """For W6 and W7: QEMU's emulators registered, and two bases in a
+    loopback registry both tools pull from: an arm64 busybox (Debian's
+    busybox-static for arm64) and a Debian toolchain with gcc and the
+    aarch64 cross gcc (both made by strata from the host's apt sources)."""
+    arm64 = os.path.join(CACHE, "busybox-arm64.tar")
+    sh(["bash", os.path.join(REPO, "scripts", "foreign-busybox.sh"), arm64, "arm64"])
+    sh([STRATA, "binfmt", "--install"], stdout=subprocess.DEVNULL)
+    addr, registry = start_registry(os.path.join(scratch, "platform-registry"))
+    work = os.path.join(scratch, "platform-bases")
+    os.makedirs(work)
+    shutil.copy(arm64, os.path.join(work, "busybox-arm64.tar"))
+    with open(os.path.join(work, "strata.rhai"), "w") as f:
+        f.write('image("busybox-arm64", from("rootfs:busybox-arm64.tar", #{ platform: "linux/arm64" }));\n'
+                'image("toolchain", debian("bookworm", ["gcc", "libc6-dev", "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"]));\n')
+    print("building the arm64 busybox and the toolchain bases (once per run)...", flush=True)
+    sh([STRATA, "--store", os.path.join(work, "store"), "build", "--push", f"busybox-arm64={addr}/bench/busybox-arm64:latest",
+        "--push", f"toolchain={addr}/bench/toolchain:latest"], cwd=work, stdout=subprocess.DEVNULL)
+    return addr, registry
+
+
+def prepare_platform_workload(name, scratch, addr):
+    src = os.path.join(REPO, "bench", "workloads", name)
+    dst = os.path.join(scratch, name)
+    shutil.copytree(src, dst)
+    for f in ("Dockerfile", "strata.rhai"):
+        p = os.path.join(dst, f)
+        with open(p) as fh:
+            text = fh.read().replace("{REG}", addr)
+        with open(p, "w") as fh:
+            fh.write(text)
+    with open(os.path.join(dst, ".dockerignore"), "w") as f:
+        f.write("strata.rhai\n")
+    return dst
+
+
+def bench_two_platforms(workdir, store, runs):
+    """strata alone (docker 20.10's BuildKit has no multi-platform output
+    without buildx): W7 for linux/amd64 and linux/arm64 in one build."""
+    both = ["--platform", "linux/amd64,linux/arm64"]
+    timed(strata_build(workdir, store, "w7", both), workdir)
+    cold, rss = interleave(runs, [("strata", lambda: timed(strata_build(workdir, store, "w7", ["--no-cache", *both]), workdir))])
+    cached, _ = interleave(runs, [("strata", lambda: timed(strata_build(workdir, store, "w7", both), workdir))])
+    row = {
+        "workload": "w7-cross, linux/amd64 + linux/arm64 in one build (strata only)",
+        "cold": {"strata": summary(cold["strata"]), "buildkit": None},
+        "cached": {"strata": summary(cached["strata"]), "buildkit": None},
+        "strata_peak_rss_kib": rss["strata"],
+    }
     print(json.dumps(row), flush=True)
     return row
 
@@ -296,7 +350,9 @@ def ratio(a, b):
     return f"{a['median'] / b['median']:.3f}"
 
 
-def write_report(rows, meta, quick):
+def write_report(rows, meta, quick, partial=False):
+    """Writes the results JSON and BENCHMARKS.md: the whole file for a full
+    run, a section appended to it for `--only` (the other rows stay)."""
     stamp = meta["date"].replace(":", "").replace("-", "")[:15]
     path = os.path.join(REPO, "bench", "results", f"{stamp}-{meta['commit'][:10]}{'-quick' if quick else ''}.json")
     with open(path, "w") as f:
@@ -324,18 +380,25 @@ def write_report(rows, meta, quick):
             same = ("yes" if r.get("same_files") else f"NO ({r.get('only_strata')} / {r.get('only_buildkit')})") if i == 0 and "same_files" in r else ""
             lines.append(f"| {r['workload'] if i == 0 else ''} | {sc} | {fmt(s)} | {fmt(b)} | {ratio(s, b)} | {rss} | {same} |")
     lines.append("")
-    with open(os.path.join(REPO, "BENCHMARKS.md"), "w") as f:
-        f.write("\n".join(lines))
+    target = os.path.join(REPO, "BENCHMARKS.md")
+    if partial and os.path.exists(target):
+        names = ", ".join(r["workload"].split(" ")[0] for r in rows)
+        section = [f"## {meta['date'][:10]}: {names} (`bench/run.sh --only`)", ""] + lines[3:]
+        with open(target, "a") as f:
+            f.write("\n" + "\n".join(section))
+    else:
+        with open(target, "w") as f:
+            f.write("\n".join(lines))
     print("\n".join(lines))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="one cold and three cached runs, small monorepo, no W1")
-    ap.add_argument("--only", nargs="*", help="workload names to run (w1 w1n w2 w4 w5 monorepo cache)")
+    ap.add_argument("--only", nargs="*", help="workload names to run (w1 w1n w2 w4 w5 monorepo cache w6 w7)")
     a = ap.parse_args()
     cold_n, cached_n = (1, 3) if a.quick else (3, 5)
-    wanted = set(a.only or ["w1", "w1n", "w2", "w4", "w5", "monorepo", "cache"])
+    wanted = set(a.only or ["w1", "w1n", "w2", "w4", "w5", "monorepo", "cache", "w6", "w7"])
     if a.quick and not a.only:
         wanted -= {"w1", "w1n"}
     busybox, debian = ensure_bases(a.quick, bool(wanted & {"w1", "w1n"}))
@@ -360,7 +423,22 @@ def main():
             rows.append(bench_monorepo(busybox, scratch, store, 4 if a.quick else 8, 1 if a.quick else 3))
         if "cache" in wanted:
             rows.append(bench_registry_cache(busybox, scratch, 4 if a.quick else 8, 1 if a.quick else 5))
-    write_report(rows, meta, a.quick)
+        if wanted & {"w6", "w7"}:
+            addr, registry = platform_bases(scratch)
+            try:
+                if "w6" in wanted:
+                    work = prepare_platform_workload("w6-emulated", scratch, addr)
+                    rows.append(bench_workload("w6-emulated (linux/arm64 under QEMU)", "bench/w6:latest", work, store,
+                                               cold_n, cached_n, platform="linux/arm64"))
+                if "w7" in wanted:
+                    work = prepare_platform_workload("w7-cross", scratch, addr)
+                    rows.append(bench_workload("w7-cross (linux/arm64, compiled natively)", "bench/w7:latest", work,
+                                               store, cold_n, cached_n, platform="linux/arm64"))
+                    rows.append(bench_two_platforms(work, store, cold_n))
+            finally:
+                registry.kill()
+                registry.wait()
+    write_report(rows, meta, a.quick, bool(a.only))
 
 
 if __name__ == "__main__":

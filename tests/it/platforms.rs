@@ -338,3 +338,27 @@ fn an_arm64_debian_base_is_pinned_and_configured_under_emulation() {
         "{set}"
     );
 }
+
+#[test]
+fn a_registry_cache_restores_both_platforms_on_another_machine() {
+    let registry = Registry::start();
+    let cache = format!("{}/team/cache", registry.addr);
+    let p = two_busyboxes(UNAME);
+    let both = "linux/amd64,linux/arm64";
+    let first = p.ok(&["build", "--platform", both, "--cache-to", &cache]);
+    // Another machine: every node of both platforms hits (their keys name
+    // the platform), nothing runs, the same index.
+    let q = Project::new();
+    copy_tree(p.dir.path(), q.dir.path());
+    let second = q.ok(&[
+        "build",
+        "--platform",
+        both,
+        "--cache-from",
+        &cache,
+        "--progress",
+        "json",
+    ]);
+    assert!(!second.stderr.contains(r#""event":"started""#), "{}", second.stderr);
+    assert_eq!(digest_of(&second.stdout, "uname"), digest_of(&first.stdout, "uname"));
+}
