@@ -362,3 +362,43 @@ fn a_registry_cache_restores_both_platforms_on_another_machine() {
     assert!(!second.stderr.contains(r#""event":"started""#), "{}", second.stderr);
     assert_eq!(digest_of(&second.stdout, "uname"), digest_of(&first.stdout, "uname"));
 }
+
+/// Re-enables a binfmt_misc handler when dropped.
+struct Reenable(&'static str);
+
+impl Drop for Reenable {
+    fn drop(&mut self) {
+        let _ = fs::write(format!("/proc/sys/fs/binfmt_misc/{}", self.0), "1");
+    }
+}
+
+#[test]
+fn a_build_that_needs_a_disabled_emulator_stops_before_it_starts_and_says_how() {
+    arm64_busybox_tar();
+    // s390x: no other test builds for it.
+    let handler = "/proc/sys/fs/binfmt_misc/qemu-s390x";
+    assert!(
+        std::path::Path::new(handler).exists(),
+        "strata binfmt --install registers qemu-s390x"
+    );
+    let _restore = Reenable("qemu-s390x");
+    fs::write(handler, "0").unwrap();
+    let p = busybox_project(r#"image("x", from("rootfs:busybox.tar", #{ platform: "linux/s390x" }).run("true"));"#);
+    let failed = p.run(&["build", "--progress", "plain"]);
+    assert!(
+        failed
+            .stderr
+            .contains("steps for linux/s390x: the `qemu-s390x` handler is disabled"),
+        "{}",
+        failed.stderr
+    );
+    // Nothing ran: not even the base was imported.
+    assert!(!failed.stderr.contains("RUN "), "{}", failed.stderr);
+    let listed = p.ok(&["binfmt"]).stdout;
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("qemu-s390x\t") && l.ends_with("disabled")),
+        "{listed}"
+    );
+}
