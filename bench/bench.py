@@ -93,6 +93,10 @@ def normalize(names):
         if not n or n in IGNORED or n.split("/")[0] in {"dev", "proc", "sys"}:
             continue
         out.add(n)
+    # `docker create` makes /etc for its name files even in a scratch
+    # image: an /etc with nothing else left is that mount point's parent.
+    if "etc" in out and not any(n.startswith("etc/") for n in out):
+        out.discard("etc")
     return out
 
 
@@ -192,6 +196,9 @@ def prepare_platform_workload(name, scratch, addr):
     src = os.path.join(REPO, "bench", "workloads", name)
     dst = os.path.join(scratch, name)
     shutil.copytree(src, dst)
+    if name == "w7-cross":
+        # The program of examples/multiarch.
+        shutil.copy(os.path.join(REPO, "examples", "multiarch", "hello.c"), dst)
     for f in ("Dockerfile", "strata.rhai"):
         p = os.path.join(dst, f)
         with open(p) as fh:
@@ -382,8 +389,8 @@ def write_report(rows, meta, quick, partial=False):
     lines.append("")
     target = os.path.join(REPO, "BENCHMARKS.md")
     if partial and os.path.exists(target):
-        names = ", ".join(r["workload"].split(" ")[0] for r in rows)
-        section = [f"## {meta['date'][:10]}: {names} (`bench/run.sh --only`)", ""] + lines[3:]
+        names = ", ".join(dict.fromkeys(r["workload"].split(" ")[0].rstrip(",") for r in rows))
+        section = [f"## {meta['date'][:10]}: {names} (`bench/run.sh --only`)", ""] + lines[2:]
         with open(target, "a") as f:
             f.write("\n" + "\n".join(section))
     else:

@@ -360,6 +360,40 @@ fn run_limits(v: &Dynamic, pos: rhai::Position) -> Res<strata_engine::sys::cgrou
     Ok(limits)
 }
 
+/// A secret's or an agent socket's `mode`, `uid`, `gid` and `required`
+/// (default true).
+struct Access {
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    required: bool,
+}
+
+fn access(m: &Map, what: &str, pos: rhai::Position) -> Res<Access> {
+    let required = match m.get("required") {
+        None => true,
+        Some(v) => v
+            .as_bool()
+            .map_err(|_| runtime(pos, format!("{what} option `required` must be true or false")))?,
+    };
+    let id_of = |key: &str| -> Res<Option<u32>> {
+        m.get(key)
+            .map(|v| {
+                v.as_int()
+                    .ok()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| runtime(pos, format!("{what} `{key}` must be a number, not `{v}`")))
+            })
+            .transpose()
+    };
+    Ok(Access {
+        mode: m.get("mode").map(|v| octal_mode(v, pos)).transpose()?,
+        uid: id_of("uid")?,
+        gid: id_of("gid")?,
+        required,
+    })
+}
+
 fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts: Map) -> Res<State> {
     let pos = ctx.call_position();
     check_options(
@@ -531,12 +565,6 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
                     ))
                 }
             };
-            let required = match m.get("required") {
-                None => true,
-                Some(v) => v
-                    .as_bool()
-                    .map_err(|_| runtime(pos, "secret option `required` must be true or false"))?,
-            };
             let target = m
                 .get("target")
                 .map(|v| v.to_string())
@@ -548,18 +576,12 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
                 "a secret",
                 pos,
             )?;
-            let mode = m.get("mode").map(|v| octal_mode(v, pos)).transpose()?;
-            let id_of = |key: &str| -> Res<Option<u32>> {
-                m.get(key)
-                    .map(|v| {
-                        v.as_int()
-                            .ok()
-                            .and_then(|n| u32::try_from(n).ok())
-                            .ok_or_else(|| runtime(pos, format!("secret `{key}` must be a number, not `{v}`")))
-                    })
-                    .transpose()
-            };
-            let (uid, gid) = (id_of("uid")?, id_of("gid")?);
+            let Access {
+                mode,
+                uid,
+                gid,
+                required,
+            } = access(&m, "secret", pos)?;
             op.secrets.push(SecretMount {
                 id,
                 target,
@@ -595,29 +617,18 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{i}"));
             check_image_path(&target, "ssh target", pos)?;
-            let required = match m.get("required") {
-                None => true,
-                Some(v) => v
-                    .as_bool()
-                    .map_err(|_| runtime(pos, "ssh option `required` must be true or false"))?,
-            };
-            let mode = m.get("mode").map(|v| octal_mode(v, pos)).transpose()?;
-            let id_of = |key: &str| -> Res<Option<u32>> {
-                m.get(key)
-                    .map(|v| {
-                        v.as_int()
-                            .ok()
-                            .and_then(|n| u32::try_from(n).ok())
-                            .ok_or_else(|| runtime(pos, format!("ssh `{key}` must be a number, not `{v}`")))
-                    })
-                    .transpose()
-            };
+            let Access {
+                mode,
+                uid,
+                gid,
+                required,
+            } = access(&m, "ssh", pos)?;
             op.ssh.push(SshMount {
                 id,
                 target,
                 mode,
-                uid: id_of("uid")?,
-                gid: id_of("gid")?,
+                uid,
+                gid,
                 required,
             });
         }

@@ -79,6 +79,20 @@ impl Val {
     }
 }
 
+/// A secret's or an agent socket's `mode`, `uid`, `gid` and `required` as
+/// recipe options. As BuildKit, one the build is not given is left out
+/// unless required.
+fn access_options(fields: &BTreeMap<String, String>, m: &mut Vec<String>) {
+    for key in ["mode", "uid", "gid"] {
+        if let Some(v) = fields.get(key) {
+            let v = if key == "mode" { quote(v) } else { v.clone() };
+            m.push(format!("{key}: {v}"));
+        }
+    }
+    let required = fields.get("required").is_some_and(|v| v == "true");
+    m.push(format!("required: {required}"));
+}
+
 /// A Rhai string literal.
 pub fn quote(s: &str) -> String {
     let mut out = String::from("\"");
@@ -715,15 +729,7 @@ impl<'a> Converter<'a> {
                             if let Some(target) = &target {
                                 m.push(format!("target: {}", quote(target)));
                             }
-                            for key in ["mode", "uid", "gid"] {
-                                if let Some(v) = fields.get(key) {
-                                    let v = if key == "mode" { quote(v) } else { v.clone() };
-                                    m.push(format!("{key}: {v}"));
-                                }
-                            }
-                            // As BuildKit: a secret the build is not given is left out unless required.
-                            let required = fields.get("required").is_some_and(|v| v == "true");
-                            m.push(format!("required: {required}"));
+                            access_options(&fields, &mut m);
                             secrets.push(format!("#{{ {} }}", m.join(", ")));
                         }
                         "ssh" => {
@@ -735,15 +741,7 @@ impl<'a> Converter<'a> {
                             if let Some(target) = &target {
                                 m.push(format!("target: {}", quote(&self.absolute(target, ins.line)?)));
                             }
-                            for key in ["mode", "uid", "gid"] {
-                                if let Some(v) = fields.get(key) {
-                                    let v = if key == "mode" { quote(v) } else { v.clone() };
-                                    m.push(format!("{key}: {v}"));
-                                }
-                            }
-                            // As BuildKit: an agent the build is not given is left out unless required.
-                            let required = fields.get("required").is_some_and(|v| v == "true");
-                            m.push(format!("required: {required}"));
+                            access_options(&fields, &mut m);
                             ssh.push(format!("#{{ {} }}", m.join(", ")));
                         }
                         other => return Err(Self::err(ins.line, format!("RUN --mount=type={other} is unknown"))),
