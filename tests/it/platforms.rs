@@ -402,3 +402,15 @@ fn a_build_that_needs_a_disabled_emulator_stops_before_it_starts_and_says_how() 
         "{listed}"
     );
 }
+
+#[test]
+fn rootless_builds_the_same_index_under_emulation() {
+    let user = rootless_user();
+    let root = two_busyboxes(UNAME);
+    let both = "linux/amd64,linux/arm64";
+    let digest = digest_of(&root.ok(&["build", "--platform", both]).stdout, "uname");
+    let p = two_busyboxes(UNAME).rootless(&user);
+    let built = p.ok(&["build", "--platform", both, "--progress", "plain"]);
+    assert!(built.stderr.contains("[linux/arm64, emulated]"), "{}", built.stderr);
+    assert_eq!(digest_of(&built.stdout, "uname"), digest);
+}
