@@ -15,7 +15,7 @@ ensure_packages() {
 }
 
 # The packages strata's tests and examples use.
-STRATA_PACKAGES=(busybox-static gcc libc6-dev skopeo umoci docker-registry apache2-utils procps python3 gpgv debian-archive-keyring uidmap openssh-client qemu-user-static)
+STRATA_PACKAGES=(busybox-static gcc libc6-dev skopeo umoci docker-registry apache2-utils procps python3 gpgv debian-archive-keyring uidmap openssh-client qemu-user-static python3-venv)
 
 # ensure_debian_mirror: the partial Debian mirror the tests and the
 # conformance suite serve on 127.0.0.1 (made once from the host's apt
@@ -26,6 +26,19 @@ ensure_debian_mirror() {
   scripts/debian-mirror.sh "$STRATA_TEST_DEBIAN_MIRROR" bookworm \
     "nginx" "ca-certificates tzdata" "python3 python3-venv" "cargo" "nodejs npm" \
     "gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross" "arm64:"
+}
+
+# ensure_spdx_tools: pyspdxtools (the spdx-tools package) in a virtualenv
+# under .cache, which the SBOM tests validate documents with; exports its
+# path as STRATA_TEST_PYSPDXTOOLS.
+ensure_spdx_tools() {
+  local venv=$PWD/.cache/spdx-tools
+  if [ ! -x "$venv/bin/pyspdxtools" ]; then
+    echo "installing spdx-tools into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet spdx-tools
+  fi
+  export STRATA_TEST_PYSPDXTOOLS=$venv/bin/pyspdxtools
 }
 
 # ensure_rootless_user NAME: an ordinary user with 65536 subordinate uids

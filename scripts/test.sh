@@ -13,4 +13,6 @@ ensure_debian_mirror
 # The multi-platform tests build arm64 images under QEMU from this busybox.
 scripts/foreign-busybox.sh .cache/busybox-arm64.tar arm64
 export STRATA_TEST_BUSYBOX_ARM64=$PWD/.cache/busybox-arm64.tar
+# The SBOM tests check documents with pyspdxtools.
+ensure_spdx_tools
 cargo test --workspace "$@"

@@ -22,6 +22,7 @@ pub mod par;
 pub mod platform;
 pub mod registry;
 pub mod sandbox;
+pub mod sbom;
 pub mod sched;
 pub mod session;
 pub mod step;

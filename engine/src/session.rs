@@ -39,6 +39,9 @@ pub struct Exports {
     pub pushes: Vec<(String, Reference)>,
     /// The recipe's `--arg`s, kept with the explain records.
     pub args: Vec<(String, String)>,
+    /// `--sbom`: each image gets an SPDX SBOM, attached as BuildKit
+    /// attaches one (an attestation manifest in the image's index).
+    pub sbom: bool,
 }
 
 /// One target the session finished.
@@ -128,8 +131,10 @@ pub fn build(
     let mut new_tags: Vec<(String, Descriptor)> = Vec::new();
     // Each image target's descriptor (an index for several platforms), by name.
     let mut built: Vec<(String, Descriptor)> = Vec::new();
-    // The platforms' images of a multi-platform target: (name, tags, manifests).
-    let mut variants: Vec<(String, Vec<String>, Vec<Descriptor>)> = Vec::new();
+    // Images that become an index (several platforms, or attestations):
+    // (name, tags, [(manifest, SBOM statement)]).
+    #[allow(clippy::type_complexity)]
+    let mut variants: Vec<(String, Vec<String>, Vec<(Descriptor, Option<Vec<u8>>)>)> = Vec::new();
     for target in targets {
         if cancel.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Error::Interrupted);
@@ -148,11 +153,24 @@ pub fn build(
         };
         scheduler.materialize(state, None)?;
         match &target.kind {
-            TargetKind::Image { tags, .. } if target.platform.is_some() => {
+            TargetKind::Image { tags, node } if target.platform.is_some() || exports.sbom => {
                 let desc = write_image(store, state, compression, epoch)?;
+                let sbom = match exports.sbom {
+                    true => Some(sbom_statement(
+                        store,
+                        graph,
+                        &plan,
+                        *node,
+                        state,
+                        &desc,
+                        &target.name,
+                        epoch,
+                    )?),
+                    false => None,
+                };
                 match variants.iter_mut().find(|(n, ..)| *n == target.name) {
-                    Some((_, _, manifests)) => manifests.push(desc),
-                    None => variants.push((target.name.clone(), tags.clone(), vec![desc])),
+                    Some((_, _, manifests)) => manifests.push((desc, sbom)),
+                    None => variants.push((target.name.clone(), tags.clone(), vec![(desc, sbom)])),
                 }
             }
             TargetKind::Image { tags, .. } => {
@@ -181,7 +199,14 @@ pub fn build(
             TargetKind::Group { .. } => {}
         }
     }
-    for (name, tags, manifests) in variants {
+    for (name, tags, images_of) in variants {
+        let mut manifests: Vec<Descriptor> = images_of.iter().map(|(d, _)| d.clone()).collect();
+        for (desc, sbom) in &images_of {
+            if let Some(statement) = sbom {
+                let about = [(crate::sbom::SPDX_PREDICATE.to_string(), statement.clone())];
+                manifests.push(crate::store::write_attestation(store, desc, &about)?);
+            }
+        }
         let desc = crate::store::write_index(store, &manifests)?;
         new_tags.extend(tags.iter().map(|t| (t.clone(), desc.clone())));
         report.finished.push(Finished::Image {
@@ -230,6 +255,57 @@ pub fn build(
     }
     report.errors = outcome.errors.into_iter().map(|(_, e)| e).collect();
     Ok(report)
+}
+
+/// The SBOM of the image target `node` (its state `state`, stored as
+/// `manifest`), as an in-toto statement: the packages its layers hold, the
+/// `.deb` checksums its `debian()` bases pinned, the registry bases it
+/// builds on.
+#[allow(clippy::too_many_arguments)]
+fn sbom_statement(
+    store: &Store,
+    graph: &Graph,
+    plan: &Plan,
+    node: crate::graph::NodeId,
+    state: &crate::store::State,
+    manifest: &Descriptor,
+    name: &str,
+    epoch: i64,
+) -> Result<Vec<u8>> {
+    use crate::graph::{BaseSource, Op};
+    let layers: Vec<(crate::digest::Digest, PathBuf)> = state
+        .config
+        .rootfs
+        .diff_ids
+        .iter()
+        .map(|d| (d.clone(), store.layer_dir(d)))
+        .collect();
+    let mut packages = crate::sbom::scan(&layers);
+    let closure = graph.closure(&[node]);
+    let sets: Vec<&crate::lock::DebianSet> = closure
+        .iter()
+        .filter_map(|id| plan.debian_sets.get(id).map(|s| s.as_ref()))
+        .collect();
+    crate::sbom::add_debian_checksums(&mut packages, &sets);
+    let bases: Vec<crate::sbom::Base> = closure
+        .iter()
+        .filter_map(|&id| match &graph.node(id).op {
+            Op::Base(BaseSource::Registry { reference }) => {
+                plan.base_identities.get(&id).map(|identity| crate::sbom::Base {
+                    reference: reference.clone(),
+                    digest: crate::digest::Digest::from_bytes(*identity),
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    let doc = crate::sbom::spdx(name, &manifest.digest, &packages, &bases, &crate::image::rfc3339(epoch));
+    Ok(crate::sbom::statement(
+        name,
+        &manifest.digest,
+        crate::sbom::SPDX_PREDICATE,
+        doc,
+    ))
 }
 
 /// Pushes the image a manifest of the store describes.

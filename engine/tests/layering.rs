@@ -36,6 +36,7 @@ const RANKS: &[(&str, u32)] = &[
     ("exec", 10),
     ("sched", 11),
     ("explain", 12),
+    ("sbom", 12),
     ("session", 13),
 ];
 

@@ -71,6 +71,11 @@ pub struct BuildArgs {
     /// `ID=SOCKET` (repeatable; the usual ID is `default`).
     #[arg(long = "ssh", value_name = "ID[=SOCKET]", value_parser = parse_ssh)]
     pub ssh: Vec<(String, std::path::PathBuf)>,
+    /// Attach an SPDX SBOM to each image (an attestation manifest in its
+    /// index, as BuildKit's `--sbom`): every package its layers hold, with
+    /// the layer it came from; `strata sbom IMAGE` prints it.
+    #[arg(long)]
+    pub sbom: bool,
     /// Stream every RUN step's output (otherwise only a failed step's last lines are shown).
     #[arg(long, short = 'v')]
     pub verbose: bool,
@@ -202,6 +207,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         out_dir: args.out_dir.clone(),
         pushes,
         args: args.recipe.args.clone(),
+        sbom: args.sbom,
     };
     let report = session::build(store, &graph, &targets, opts, &exports, &progress, signals::cancelled())?;
     for finished in &report.finished {

@@ -7,6 +7,11 @@ use strata_engine::store::{read_image, StoredImage};
 use super::{human, CliError};
 
 pub(crate) fn find(store: &Store, name: &str) -> Result<StoredImage, CliError> {
+    Ok(read_image(store, &find_tag(store, name)?)?)
+}
+
+/// The descriptor `name` is tagged with (a manifest, or an index).
+fn find_tag(store: &Store, name: &str) -> Result<strata_engine::image::Descriptor, CliError> {
     let desc = match store.image(name)? {
         Some(d) => d,
         None => {
@@ -21,7 +26,7 @@ pub(crate) fn find(store: &Store, name: &str) -> Result<StoredImage, CliError> {
                 .ok_or_else(|| CliError::Usage(format!("no image named `{name}` in the store; see `strata images`")))?
         }
     };
-    Ok(read_image(store, &desc)?)
+    Ok(desc)
 }
 
 pub fn list(store: &Store) -> Result<(), CliError> {
@@ -45,6 +50,41 @@ pub fn inspect(store: &Store, name: &str) -> Result<(), CliError> {
         "config": img.config,
     });
     crate::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    Ok(())
+}
+
+/// `strata sbom IMAGE [--platform P]`: the SPDX document attached by
+/// `build --sbom`, for this machine's platform's image unless asked.
+pub fn sbom(store: &Store, name: &str, platform: Option<&str>) -> Result<(), CliError> {
+    use strata_engine::store::{attestations_of, is_attestation, manifests_of};
+    let tagged = find_tag(store, name)?;
+    let platform = match platform {
+        Some(p) => strata_engine::image::Platform::parse(p)?,
+        None => strata_engine::image::Platform::host(),
+    };
+    let images: Vec<_> = manifests_of(store, &tagged)?
+        .into_iter()
+        .filter(|d| !is_attestation(d))
+        .collect();
+    let image = images
+        .iter()
+        .find(|d| d.platform.as_ref() == Some(&platform))
+        .or(if images.len() == 1 { images.first() } else { None })
+        .ok_or_else(|| CliError::Usage(format!("`{name}` has no image for {platform}")))?;
+    let sbom = attestations_of(store, &tagged, &image.digest)?
+        .into_iter()
+        .find(|(kind, _)| kind == strata_engine::sbom::SPDX_PREDICATE)
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "`{name}` has no SBOM attached: build it with `strata build --sbom`"
+            ))
+        })?;
+    let statement: serde_json::Value = serde_json::from_slice(&sbom.1)
+        .map_err(|e| CliError::Usage(format!("the SBOM attached to `{name}` is not JSON: {e}")))?;
+    crate::outln!(
+        "{}",
+        serde_json::to_string_pretty(&statement["predicate"]).expect("JSON values serialize")
+    );
     Ok(())
 }
 

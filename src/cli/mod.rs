@@ -74,6 +74,13 @@ enum Command {
     Inspect { image: String },
     /// Show an image's history: one row per step, with layer sizes.
     History { image: String },
+    /// Print the SPDX SBOM attached to an image (`build --sbom`).
+    Sbom {
+        image: String,
+        /// The platform's image of a multi-platform one (default: this machine's).
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
+    },
     /// List the QEMU emulators binfmt_misc has (steps for other platforms run through them);
     /// `--install` registers the installed ones (as root).
     Binfmt {
@@ -380,6 +387,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Images => images::list(&store),
         Command::Inspect { image } => images::inspect(&store, &image),
         Command::History { image } => images::history(&store, &image),
+        Command::Sbom { image, platform } => images::sbom(&store, &image, platform.as_deref()),
     }
 }
 

@@ -20,6 +20,7 @@ mod platforms;
 mod registry;
 mod rootless;
 mod run;
+mod sbom;
 mod sched;
 mod stdlib;
 mod store;

@@ -106,12 +106,25 @@ pub enum ArchiveSink<'a> {
 /// `docker load`, plus an OCI layout (`oci-layout`, `index.json`,
 /// `blobs/sha256/…`) like Docker ≥ 25's `docker save`. Deterministic bytes.
 pub fn to_docker_archive(store: &Store, images: &[(Vec<String>, Descriptor)], sink: ArchiveSink<'_>) -> Result<()> {
-    if let Some((tags, _)) = images.iter().find(|(_, d)| crate::store::is_index(d)) {
-        return Err(Error::BadImage {
-            what: tags.first().cloned().unwrap_or_default(),
-            reason: "a docker-archive holds one platform's image, and this target was built for several: build one platform (--platform linux/arm64) or write an OCI layout (-o oci:DIR)".into(),
-        });
+    // An index holds one image per platform (and attestations, which
+    // `docker load` does not read): one platform's image goes in.
+    let mut plain = Vec::new();
+    for (tags, desc) in images {
+        let entries: Vec<Descriptor> = crate::store::manifests_of(store, desc)?
+            .into_iter()
+            .filter(|d| !crate::store::is_attestation(d))
+            .collect();
+        match entries.as_slice() {
+            [one] => plain.push((tags.clone(), one.clone())),
+            _ => {
+                return Err(Error::BadImage {
+                    what: tags.first().cloned().unwrap_or_default(),
+                    reason: "a docker-archive holds one platform's image, and this target was built for several: build one platform (--platform linux/arm64) or write an OCI layout (-o oci:DIR)".into(),
+                })
+            }
+        }
     }
+    let images = &plain[..];
     match sink {
         ArchiveSink::Stdout => {
             let out = io::stdout().lock();

@@ -73,6 +73,93 @@ pub fn write_index(store: &Store, manifests: &[Descriptor]) -> Result<Descriptor
     Ok(Descriptor::new(image::INDEX_MEDIA_TYPE, digest, bytes.len() as u64))
 }
 
+/// The annotations BuildKit marks an attestation manifest of an index with.
+pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
+/// An in-toto statement's media type, and the annotation naming its predicate.
+pub const IN_TOTO_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
+pub const PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+
+/// Stores an attestation manifest about the image `subject`, as BuildKit
+/// attaches them: one in-toto statement per layer (`(predicate type,
+/// statement bytes)`), platform `unknown/unknown`, and annotations that
+/// point at the subject. Returns its descriptor, ready for an index.
+pub fn write_attestation(store: &Store, subject: &Descriptor, statements: &[(String, Vec<u8>)]) -> Result<Descriptor> {
+    let mut layers = Vec::new();
+    let mut config = image::ImageConfig::empty_for(&image::Platform {
+        architecture: "unknown".into(),
+        os: "unknown".into(),
+        variant: None,
+    });
+    for (predicate_type, bytes) in statements {
+        let digest = store.put_blob(bytes)?;
+        let mut layer = Descriptor::new(IN_TOTO_MEDIA_TYPE, digest.clone(), bytes.len() as u64);
+        layer.annotations = Some(std::collections::BTreeMap::from([(
+            PREDICATE_TYPE.to_string(),
+            predicate_type.clone(),
+        )]));
+        config.rootfs.diff_ids.push(digest);
+        layers.push(layer);
+    }
+    let config_bytes = image::to_json(&config);
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(image::MANIFEST_MEDIA_TYPE.into()),
+        artifact_type: None,
+        config: Descriptor::new(
+            image::CONFIG_MEDIA_TYPE,
+            store.put_blob(&config_bytes)?,
+            config_bytes.len() as u64,
+        ),
+        layers,
+        annotations: None,
+    };
+    let bytes = image::to_json(&manifest);
+    let mut desc = Descriptor::new(image::MANIFEST_MEDIA_TYPE, store.put_blob(&bytes)?, bytes.len() as u64);
+    desc.platform = Some(config.platform());
+    desc.annotations = Some(std::collections::BTreeMap::from([
+        (REFERENCE_DIGEST.to_string(), subject.digest.to_string()),
+        (REFERENCE_TYPE.to_string(), ATTESTATION_MANIFEST.to_string()),
+    ]));
+    Ok(desc)
+}
+
+/// True for an index entry that is an attestation manifest.
+pub fn is_attestation(descriptor: &Descriptor) -> bool {
+    descriptor
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(REFERENCE_TYPE))
+        .is_some_and(|t| t == ATTESTATION_MANIFEST)
+}
+
+/// The statements (predicate type, bytes) attached to `manifest` in the
+/// store's index `index`.
+pub fn attestations_of(store: &Store, index: &Descriptor, manifest: &Digest) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for entry in manifests_of(store, index)? {
+        let about = entry.annotations.as_ref().and_then(|a| a.get(REFERENCE_DIGEST));
+        if !is_attestation(&entry) || about != Some(&manifest.to_string()) {
+            continue;
+        }
+        let m: Manifest = serde_json::from_slice(&store.read_blob(&entry.digest)?).map_err(|source| Error::Json {
+            path: store.blob_path(&entry.digest),
+            source,
+        })?;
+        for layer in m.layers {
+            let kind = layer
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(PREDICATE_TYPE))
+                .cloned()
+                .unwrap_or_default();
+            out.push((kind, store.read_blob(&layer.digest)?));
+        }
+    }
+    Ok(out)
+}
+
 /// True when `descriptor` is an image index (a multi-platform target).
 pub fn is_index(descriptor: &Descriptor) -> bool {
     descriptor.media_type == image::INDEX_MEDIA_TYPE || descriptor.media_type == image::DOCKER_LIST_MEDIA_TYPE
