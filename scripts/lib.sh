@@ -28,17 +28,18 @@ ensure_debian_mirror() {
     "gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross" "arm64:"
 }
 
-# ensure_spdx_tools: pyspdxtools (the spdx-tools package) in a virtualenv
-# under .cache, which the SBOM tests validate documents with; exports its
-# path as STRATA_TEST_PYSPDXTOOLS.
+# ensure_spdx_tools: pyspdxtools (the spdx-tools package) and jsonschema in
+# a virtualenv under .cache, which the attestation tests validate SBOMs and
+# provenance with; exports the virtualenv's bin directory as
+# STRATA_TEST_ATTEST_TOOLS.
 ensure_spdx_tools() {
-  local venv=$PWD/.cache/spdx-tools
-  if [ ! -x "$venv/bin/pyspdxtools" ]; then
-    echo "installing spdx-tools into $venv" >&2
+  local venv=$PWD/.cache/attest-tools
+  if [ ! -x "$venv/bin/pyspdxtools" ] || [ ! -x "$venv/bin/jsonschema" ]; then
+    echo "installing spdx-tools and jsonschema into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet spdx-tools
+    "$venv/bin/pip" install --quiet spdx-tools jsonschema
   fi
-  export STRATA_TEST_PYSPDXTOOLS=$venv/bin/pyspdxtools
+  export STRATA_TEST_ATTEST_TOOLS=$venv/bin
 }
 
 # ensure_rootless_user NAME: an ordinary user with 65536 subordinate uids

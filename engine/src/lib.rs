@@ -20,6 +20,7 @@ pub mod layer;
 pub mod lock;
 pub mod par;
 pub mod platform;
+pub mod provenance;
 pub mod registry;
 pub mod sandbox;
 pub mod sbom;

@@ -42,6 +42,8 @@ pub struct Exports {
     /// `--sbom`: each image gets an SPDX SBOM, attached as BuildKit
     /// attaches one (an attestation manifest in the image's index).
     pub sbom: bool,
+    /// `--provenance`: each image gets SLSA v1 provenance, attached the same way.
+    pub provenance: bool,
 }
 
 /// One target the session finished.
@@ -132,9 +134,13 @@ pub fn build(
     // Each image target's descriptor (an index for several platforms), by name.
     let mut built: Vec<(String, Descriptor)> = Vec::new();
     // Images that become an index (several platforms, or attestations):
-    // (name, tags, [(manifest, SBOM statement)]).
+    // (name, tags, [(manifest, its statements)]).
     #[allow(clippy::type_complexity)]
-    let mut variants: Vec<(String, Vec<String>, Vec<(Descriptor, Option<Vec<u8>>)>)> = Vec::new();
+    let mut variants: Vec<(String, Vec<String>, Vec<(Descriptor, Vec<(String, Vec<u8>)>)>)> = Vec::new();
+    let invocation = match exports.provenance {
+        true => Some(invocation(graph, &scheduler.opts.recipe, exports, compression, epoch)?),
+        false => None,
+    };
     for target in targets {
         if cancel.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Error::Interrupted);
@@ -153,24 +159,25 @@ pub fn build(
         };
         scheduler.materialize(state, None)?;
         match &target.kind {
-            TargetKind::Image { tags, node } if target.platform.is_some() || exports.sbom => {
+            TargetKind::Image { tags, node } if target.platform.is_some() || exports.sbom || exports.provenance => {
                 let desc = write_image(store, state, compression, epoch)?;
-                let sbom = match exports.sbom {
-                    true => Some(sbom_statement(
-                        store,
-                        graph,
-                        &plan,
-                        *node,
-                        state,
-                        &desc,
-                        &target.name,
-                        epoch,
-                    )?),
-                    false => None,
-                };
+                let mut statements = Vec::new();
+                if exports.sbom {
+                    let sbom = sbom_statement(store, graph, &plan, *node, state, &desc, &target.name, epoch)?;
+                    statements.push((crate::sbom::SPDX_PREDICATE.to_string(), sbom));
+                }
+                if let Some(invocation) = &invocation {
+                    let platform = graph.node(*node).platform.clone();
+                    let predicate =
+                        crate::provenance::predicate(graph, &plan, *node, &target.name, &platform, invocation);
+                    statements.push((
+                        crate::provenance::SLSA_PREDICATE.to_string(),
+                        crate::provenance::statement(&target.name, &desc.digest, predicate),
+                    ));
+                }
                 match variants.iter_mut().find(|(n, ..)| *n == target.name) {
-                    Some((_, _, manifests)) => manifests.push((desc, sbom)),
-                    None => variants.push((target.name.clone(), tags.clone(), vec![(desc, sbom)])),
+                    Some((_, _, manifests)) => manifests.push((desc, statements)),
+                    None => variants.push((target.name.clone(), tags.clone(), vec![(desc, statements)])),
                 }
             }
             TargetKind::Image { tags, .. } => {
@@ -201,10 +208,9 @@ pub fn build(
     }
     for (name, tags, images_of) in variants {
         let mut manifests: Vec<Descriptor> = images_of.iter().map(|(d, _)| d.clone()).collect();
-        for (desc, sbom) in &images_of {
-            if let Some(statement) = sbom {
-                let about = [(crate::sbom::SPDX_PREDICATE.to_string(), statement.clone())];
-                manifests.push(crate::store::write_attestation(store, desc, &about)?);
+        for (desc, statements) in &images_of {
+            if !statements.is_empty() {
+                manifests.push(crate::store::write_attestation(store, desc, statements)?);
             }
         }
         let desc = crate::store::write_index(store, &manifests)?;
@@ -255,6 +261,30 @@ pub fn build(
     }
     report.errors = outcome.errors.into_iter().map(|(_, e)| e).collect();
     Ok(report)
+}
+
+/// What the provenance says the build was asked: the recipe and its
+/// SHA256, the args, SOURCE_DATE_EPOCH and the compression.
+fn invocation(
+    graph: &Graph,
+    recipe: &Path,
+    exports: &Exports,
+    compression: crate::layer::Compression,
+    epoch: i64,
+) -> Result<crate::provenance::Invocation> {
+    let bytes = std::fs::read(recipe).map_err(Error::io("read", recipe))?;
+    let abs = std::path::absolute(recipe).unwrap_or_else(|_| recipe.to_path_buf());
+    let shown = abs
+        .strip_prefix(&graph.context_dir)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| recipe.to_path_buf());
+    Ok(crate::provenance::Invocation {
+        recipe: shown.display().to_string(),
+        recipe_sha256: crate::digest::Digest::of(&bytes).hex().to_string(),
+        args: exports.args.clone(),
+        epoch,
+        compression: format!("{compression:?}").to_lowercase(),
+    })
 }
 
 /// The SBOM of the image target `node` (its state `state`, stored as

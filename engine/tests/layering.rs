@@ -37,6 +37,7 @@ const RANKS: &[(&str, u32)] = &[
     ("sched", 11),
     ("explain", 12),
     ("sbom", 12),
+    ("provenance", 12),
     ("session", 13),
 ];
 

@@ -76,6 +76,11 @@ pub struct BuildArgs {
     /// the layer it came from; `strata sbom IMAGE` prints it.
     #[arg(long)]
     pub sbom: bool,
+    /// Attach SLSA v1 provenance to each image (an attestation manifest in
+    /// its index): the recipe, args, platform and every resolved input by
+    /// digest; `strata provenance IMAGE` prints it.
+    #[arg(long)]
+    pub provenance: bool,
     /// Stream every RUN step's output (otherwise only a failed step's last lines are shown).
     #[arg(long, short = 'v')]
     pub verbose: bool,
@@ -208,6 +213,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         pushes,
         args: args.recipe.args.clone(),
         sbom: args.sbom,
+        provenance: args.provenance,
     };
     let report = session::build(store, &graph, &targets, opts, &exports, &progress, signals::cancelled())?;
     for finished in &report.finished {

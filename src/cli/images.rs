@@ -53,9 +53,17 @@ pub fn inspect(store: &Store, name: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `strata sbom IMAGE [--platform P]`: the SPDX document attached by
-/// `build --sbom`, for this machine's platform's image unless asked.
-pub fn sbom(store: &Store, name: &str, platform: Option<&str>) -> Result<(), CliError> {
+/// `strata sbom IMAGE` and `strata provenance IMAGE` (`[--platform P]`):
+/// the predicate of the statement `build --sbom`/`--provenance` attached,
+/// for this machine's platform's image unless asked.
+pub fn attestation(
+    store: &Store,
+    name: &str,
+    platform: Option<&str>,
+    predicate_type: &str,
+    what: &str,
+    flag: &str,
+) -> Result<(), CliError> {
     use strata_engine::store::{attestations_of, is_attestation, manifests_of};
     let tagged = find_tag(store, name)?;
     let platform = match platform {
@@ -71,16 +79,16 @@ pub fn sbom(store: &Store, name: &str, platform: Option<&str>) -> Result<(), Cli
         .find(|d| d.platform.as_ref() == Some(&platform))
         .or(if images.len() == 1 { images.first() } else { None })
         .ok_or_else(|| CliError::Usage(format!("`{name}` has no image for {platform}")))?;
-    let sbom = attestations_of(store, &tagged, &image.digest)?
+    let found = attestations_of(store, &tagged, &image.digest)?
         .into_iter()
-        .find(|(kind, _)| kind == strata_engine::sbom::SPDX_PREDICATE)
+        .find(|(kind, _)| kind == predicate_type)
         .ok_or_else(|| {
             CliError::Usage(format!(
-                "`{name}` has no SBOM attached: build it with `strata build --sbom`"
+                "`{name}` has no {what} attached: build it with `strata build {flag}`"
             ))
         })?;
-    let statement: serde_json::Value = serde_json::from_slice(&sbom.1)
-        .map_err(|e| CliError::Usage(format!("the SBOM attached to `{name}` is not JSON: {e}")))?;
+    let statement: serde_json::Value = serde_json::from_slice(&found.1)
+        .map_err(|e| CliError::Usage(format!("the {what} attached to `{name}` is not JSON: {e}")))?;
     crate::outln!(
         "{}",
         serde_json::to_string_pretty(&statement["predicate"]).expect("JSON values serialize")

@@ -81,6 +81,13 @@ enum Command {
         #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
         platform: Option<String>,
     },
+    /// Print the SLSA provenance attached to an image (`build --provenance`).
+    Provenance {
+        image: String,
+        /// The platform's image of a multi-platform one (default: this machine's).
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
+    },
     /// List the QEMU emulators binfmt_misc has (steps for other platforms run through them);
     /// `--install` registers the installed ones (as root).
     Binfmt {
@@ -387,7 +394,22 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Images => images::list(&store),
         Command::Inspect { image } => images::inspect(&store, &image),
         Command::History { image } => images::history(&store, &image),
-        Command::Sbom { image, platform } => images::sbom(&store, &image, platform.as_deref()),
+        Command::Sbom { image, platform } => images::attestation(
+            &store,
+            &image,
+            platform.as_deref(),
+            strata_engine::sbom::SPDX_PREDICATE,
+            "SBOM",
+            "--sbom",
+        ),
+        Command::Provenance { image, platform } => images::attestation(
+            &store,
+            &image,
+            platform.as_deref(),
+            strata_engine::provenance::SLSA_PREDICATE,
+            "provenance",
+            "--provenance",
+        ),
     }
 }
 

@@ -1,19 +1,26 @@
-//! SBOMs: `strata build --sbom` attaches an SPDX 2.3 document to each image
-//! as BuildKit does (an attestation manifest in the image's index), and
-//! `strata sbom` prints it. Documents are checked with pyspdxtools.
+//! Attestations: `strata build --sbom` and `--provenance` attach an SPDX 2.3
+//! document and SLSA v1 provenance to each image as BuildKit does (an
+//! attestation manifest in the image's index); `strata sbom` and `strata
+//! provenance` print them. SBOMs are checked with pyspdxtools, provenance
+//! against a JSON schema of the SLSA v1 specification.
 
 use std::fs;
 
 use crate::common::*;
 
-/// Validates an SPDX JSON document with pyspdxtools (scripts/test.sh
-/// installs it and sets STRATA_TEST_PYSPDXTOOLS).
+/// The virtualenv with pyspdxtools and jsonschema (scripts/test.sh makes
+/// it and sets STRATA_TEST_ATTEST_TOOLS).
+fn attest_tools() -> std::path::PathBuf {
+    std::path::PathBuf::from(std::env::var("STRATA_TEST_ATTEST_TOOLS").expect(
+        "STRATA_TEST_ATTEST_TOOLS is unset: run the tests through scripts/test.sh, which installs spdx-tools and jsonschema",
+    ))
+}
+
+/// Validates an SPDX JSON document with pyspdxtools.
 fn assert_valid_spdx(doc: &str) {
-    let tool = std::env::var("STRATA_TEST_PYSPDXTOOLS")
-        .expect("STRATA_TEST_PYSPDXTOOLS is unset: run the tests through scripts/test.sh, which installs spdx-tools");
     let file = tempfile::Builder::new().suffix(".spdx.json").tempfile().unwrap();
     fs::write(file.path(), doc).unwrap();
-    let out = std::process::Command::new(tool)
+    let out = std::process::Command::new(attest_tools().join("pyspdxtools"))
         .arg("-i")
         .arg(file.path())
         .output()
@@ -185,4 +192,98 @@ fn registry_bases_are_named_by_digest_and_the_sbom_travels_with_a_push() {
         "{}",
         none.stderr
     );
+}
+
+/// Validates a provenance statement against the SLSA v1 schema of
+/// tests/fixtures.
+fn assert_valid_provenance(statement: &serde_json::Value) {
+    let file = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+    fs::write(file.path(), statement.to_string()).unwrap();
+    let schema = repo().join("tests/fixtures/slsa-provenance-v1.schema.json");
+    let out = std::process::Command::new(attest_tools().join("python3"))
+        .args([
+            "-c",
+            "import json, sys, jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))",
+        ])
+        .arg(file.path())
+        .arg(schema)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn provenance_lists_every_input_by_digest_and_secrets_by_id_only() {
+    let registry = Registry::start();
+    let producer = busybox_project(r#"image("base", from("rootfs:busybox.tar"));"#);
+    let base = format!("{}/team/base:1", registry.addr);
+    producer.ok(&["build", "--push", &base]);
+    let p = Project::new();
+    p.write("app.txt", "the app\n");
+    p.write("token.txt", "s3cr3t-value\n");
+    p.recipe(&format!(
+        r#"image("app", from("{base}").copy(ctx("app.txt"), "/app.txt").run("cat /run/secrets/token > /dev/null", #{{ secrets: [#{{ id: "token" }}] }}));"#
+    ));
+    // The context is a git checkout.
+    let commit = "89abcdef0123456789abcdef0123456789abcdef";
+    fs::create_dir_all(p.path(".git/refs/heads")).unwrap();
+    p.write(".git/HEAD", "ref: refs/heads/main\n");
+    p.write(".git/refs/heads/main", &format!("{commit}\n"));
+    p.write(
+        ".git/config",
+        "[remote \"origin\"]\n\turl = https://git.test/team/app.git\n",
+    );
+    let secret = format!("id=token,src={}", p.path("token.txt").display());
+    let build = [
+        "build",
+        "--provenance",
+        "--arg",
+        "mode=release",
+        "--secret",
+        secret.as_str(),
+    ];
+    p.ok(&build);
+    let printed = p.ok(&["provenance", "app"]).stdout;
+    assert!(
+        !printed.contains("s3cr3t-value"),
+        "a secret's value in the provenance: {printed}"
+    );
+    let predicate: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    // The whole statement, as attached, against the SLSA v1 schema.
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "app", "digest": {"sha256": "00"}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": predicate,
+    });
+    assert_valid_provenance(&statement);
+    let params = &predicate["buildDefinition"]["externalParameters"];
+    assert_eq!(params["recipe"], "strata.rhai");
+    assert_eq!(params["target"], "app");
+    assert_eq!(params["args"], serde_json::json!({"mode": "release"}));
+    assert_eq!(params["secrets"], serde_json::json!(["token"]));
+    let deps = predicate["buildDefinition"]["resolvedDependencies"].as_array().unwrap();
+    let recipe_sha = tool("sha256sum", &[p.path("strata.rhai").to_str().unwrap()])
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let expect = |dep: serde_json::Value| assert!(deps.contains(&dep), "{dep} not in {deps:?}");
+    expect(serde_json::json!({"uri": "file:strata.rhai", "digest": {"sha256": recipe_sha}}));
+    let lock: serde_json::Value = serde_json::from_str(&fs::read_to_string(p.path("strata.lock")).unwrap()).unwrap();
+    let pinned = lock["images"][&base]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    expect(serde_json::json!({"uri": format!("oci://{base}"), "digest": {"sha256": pinned}}));
+    expect(serde_json::json!({"uri": "git+https://git.test/team/app.git", "digest": {"gitCommit": commit}}));
+    assert!(
+        deps.iter()
+            .any(|d| d["name"] == "context:app.txt" && d["digest"]["blake3"].as_str().is_some_and(|h| h.len() == 64)),
+        "{deps:?}"
+    );
+    // Reproducible: the same build, the same provenance.
+    p.ok(&build);
+    assert_eq!(p.ok(&["provenance", "app"]).stdout, printed);
 }
