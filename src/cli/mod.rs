@@ -10,6 +10,7 @@ mod pull;
 mod push;
 mod run;
 mod space;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -88,6 +89,9 @@ enum Command {
         #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
         platform: Option<String>,
     },
+    /// Rebuild an image from the recipe here as its provenance says, in a fresh store with
+    /// nothing cached, and report the same digest or the first layer and files that differ.
+    Verify(verify::VerifyArgs),
     /// List the QEMU emulators binfmt_misc has (steps for other platforms run through them);
     /// `--install` registers the installed ones (as root).
     Binfmt {
@@ -342,6 +346,7 @@ fn needs_namespace(command: &Command) -> Option<&'static str> {
         Command::Lock(_) => Some("lock"),
         Command::Gc { .. } => Some("gc"),
         Command::Check { .. } => Some("check"),
+        Command::Verify(_) => Some("verify"),
         _ => None,
     }
 }
@@ -402,6 +407,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             "SBOM",
             "--sbom",
         ),
+        Command::Verify(args) => verify::run(&store, args),
         Command::Provenance { image, platform } => images::attestation(
             &store,
             &image,

@@ -287,3 +287,52 @@ fn provenance_lists_every_input_by_digest_and_secrets_by_id_only() {
     p.ok(&build);
     assert_eq!(p.ok(&["provenance", "app"]).stdout, printed);
 }
+
+#[test]
+fn verify_rebuilds_from_the_provenance_and_points_at_what_differs() {
+    let p = busybox_project(
+        r#"
+image("ok", from("rootfs:busybox.tar").run("echo same > /same"));
+image("stamp", from("rootfs:busybox.tar").run("echo same > /same").run("date +%s%N > /stamp && chmod 0600 /same"));
+"#,
+    );
+    p.ok(&["build", "--provenance", "--arg", "unused=1"]);
+    let ok = p.ok(&["verify", "ok"]);
+    assert!(ok.stdout.starts_with("same digest: sha256:"), "{}", ok.stdout);
+    assert!(ok.stdout.ends_with("rebuilds bit for bit\n"), "{}", ok.stdout);
+    // Made not reproducible on purpose: the first differing layer, and in it the files.
+    let differs = p.run(&["verify", "stamp"]);
+    assert_eq!(differs.code, 1, "{}", differs.stderr);
+    assert!(
+        differs
+            .stderr
+            .contains("layer 3 of 3 differs (run(\"date +%s%N > /stamp && chmod 0600 /same\"))"),
+        "{}",
+        differs.stderr
+    );
+    assert!(differs.stderr.contains("/stamp: content"), "{}", differs.stderr);
+    assert!(
+        !differs.stderr.contains("/same:"),
+        "only what differs: {}",
+        differs.stderr
+    );
+    // Another recipe than the provenance names is refused.
+    p.write("strata.rhai", "image(\"ok\", scratch());\n");
+    let changed = p.run(&["verify", "ok"]);
+    assert!(
+        changed
+            .stderr
+            .contains("is not the recipe the image was built from: sha256"),
+        "{}",
+        changed.stderr
+    );
+    // An image without provenance says how to get one.
+    p.ok(&["build"]);
+    let none = p.run(&["verify", "ok"]);
+    assert!(
+        none.stderr
+            .contains("`ok` has no provenance to verify against: build it with `strata build --provenance`"),
+        "{}",
+        none.stderr
+    );
+}
