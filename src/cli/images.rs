@@ -59,16 +59,37 @@ pub fn inspect(store: &Store, name: &str) -> Result<(), CliError> {
 pub fn attestation(
     store: &Store,
     name: &str,
-    platform: Option<&str>,
+    registry: &super::RegistryArgs,
     predicate_type: &str,
     what: &str,
     flag: &str,
 ) -> Result<(), CliError> {
     use strata_engine::store::{attestations_of, is_attestation, manifests_of};
-    let tagged = find_tag(store, name)?;
-    let platform = match platform {
-        Some(p) => strata_engine::image::Platform::parse(p)?,
-        None => strata_engine::image::Platform::host(),
+    let platform = registry.platform()?;
+    let none = || {
+        CliError::Usage(format!(
+            "`{name}` has no {what} attached: build it with `strata build {flag}`"
+        ))
+    };
+    let print = |bytes: &[u8]| -> Result<(), CliError> {
+        let statement: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| CliError::Usage(format!("the {what} attached to `{name}` is not JSON: {e}")))?;
+        crate::outln!(
+            "{}",
+            serde_json::to_string_pretty(&statement["predicate"]).expect("JSON values serialize")
+        );
+        Ok(())
+    };
+    let tagged = match find_tag(store, name) {
+        Ok(t) => t,
+        // Not in the store: a registry reference (`host/repo:tag`).
+        Err(e) if name.contains('/') => {
+            let reference = super::reference("IMAGE", name).map_err(|_| e)?;
+            let found = strata_engine::registry::attestation(&registry.client(), &reference, &platform, predicate_type)
+                .map_err(strata_engine::Error::from)?;
+            return print(&found.ok_or_else(none)?);
+        }
+        Err(e) => return Err(e),
     };
     let images: Vec<_> = manifests_of(store, &tagged)?
         .into_iter()
@@ -82,18 +103,8 @@ pub fn attestation(
     let found = attestations_of(store, &tagged, &image.digest)?
         .into_iter()
         .find(|(kind, _)| kind == predicate_type)
-        .ok_or_else(|| {
-            CliError::Usage(format!(
-                "`{name}` has no {what} attached: build it with `strata build {flag}`"
-            ))
-        })?;
-    let statement: serde_json::Value = serde_json::from_slice(&found.1)
-        .map_err(|e| CliError::Usage(format!("the {what} attached to `{name}` is not JSON: {e}")))?;
-    crate::outln!(
-        "{}",
-        serde_json::to_string_pretty(&statement["predicate"]).expect("JSON values serialize")
-    );
-    Ok(())
+        .ok_or_else(none)?;
+    print(&found.1)
 }
 
 pub fn history(store: &Store, name: &str) -> Result<(), CliError> {

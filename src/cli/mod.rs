@@ -75,19 +75,19 @@ enum Command {
     Inspect { image: String },
     /// Show an image's history: one row per step, with layer sizes.
     History { image: String },
-    /// Print the SPDX SBOM attached to an image (`build --sbom`).
+    /// Print the SPDX SBOM attached to an image of the store or a registry (`build --sbom`).
     Sbom {
+        /// An image of the store, or a registry reference.
         image: String,
-        /// The platform's image of a multi-platform one (default: this machine's).
-        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-        platform: Option<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
-    /// Print the SLSA provenance attached to an image (`build --provenance`).
+    /// Print the SLSA provenance attached to an image of the store or a registry (`build --provenance`).
     Provenance {
+        /// An image of the store, or a registry reference.
         image: String,
-        /// The platform's image of a multi-platform one (default: this machine's).
-        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-        platform: Option<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// Rebuild an image from the recipe here as its provenance says, in a fresh store with
     /// nothing cached, and report the same digest or the first layer and files that differ.
@@ -399,19 +399,19 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Images => images::list(&store),
         Command::Inspect { image } => images::inspect(&store, &image),
         Command::History { image } => images::history(&store, &image),
-        Command::Sbom { image, platform } => images::attestation(
+        Command::Sbom { image, registry } => images::attestation(
             &store,
             &image,
-            platform.as_deref(),
+            &registry,
             strata_engine::sbom::SPDX_PREDICATE,
             "SBOM",
             "--sbom",
         ),
         Command::Verify(args) => verify::run(&store, args),
-        Command::Provenance { image, platform } => images::attestation(
+        Command::Provenance { image, registry } => images::attestation(
             &store,
             &image,
-            platform.as_deref(),
+            &registry,
             strata_engine::provenance::SLSA_PREDICATE,
             "provenance",
             "--provenance",

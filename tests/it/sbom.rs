@@ -182,6 +182,17 @@ fn registry_bases_are_named_by_digest_and_the_sbom_travels_with_a_push() {
         })
         .collect();
     assert_eq!(types, ["image", "attestation-manifest"]);
+    // Read back from the registry by another machine: the same document.
+    let elsewhere = Project::new();
+    assert_eq!(elsewhere.ok(&["sbom", &app]).stdout, sbom);
+    let missing = elsewhere.run(&["provenance", &app]);
+    assert!(
+        missing
+            .stderr
+            .contains("has no provenance attached: build it with `strata build --provenance`"),
+        "{}",
+        missing.stderr
+    );
 
     // Without --sbom there is none, and strata says how to get one.
     p.ok(&["build"]);

@@ -76,3 +76,77 @@ pub fn resolve(
         reason: "indexes nested too deeply".into(),
     })
 }
+
+/// The in-toto statement of `predicate_type` attached (as BuildKit attaches
+/// attestations: an attestation manifest in the image's index) to the
+/// image for `platform` that `reference` names in its registry; `None`
+/// when there is none. Every manifest and blob read is checked against
+/// its digest.
+pub fn attestation(
+    client: &Client,
+    reference: &Reference,
+    platform: &Platform,
+    predicate_type: &str,
+) -> Result<Option<Vec<u8>>, RegistryError> {
+    let host = reference.api_host();
+    let repo = &reference.repository;
+    let (bytes, _) = client.manifest(host, repo, &reference.target())?;
+    let Ok(index) = serde_json::from_slice::<Index>(&bytes) else {
+        return Ok(None);
+    };
+    let Some(image) = index.for_platform(platform) else {
+        return Ok(None);
+    };
+    let about = image.digest.to_string();
+    let fetch =
+        |digest: &Digest, read: &dyn Fn() -> Result<Vec<u8>, RegistryError>| -> Result<Vec<u8>, RegistryError> {
+            let bytes = read()?;
+            let actual = Digest::of(&bytes);
+            if &actual != digest {
+                return Err(RegistryError::DigestMismatch {
+                    what: reference.to_string(),
+                    expected: digest.clone(),
+                    actual,
+                });
+            }
+            Ok(bytes)
+        };
+    for entry in &index.manifests {
+        let annotations = entry.annotations.clone().unwrap_or_default();
+        if annotations.get("vnd.docker.reference.type").map(String::as_str) != Some("attestation-manifest")
+            || annotations.get("vnd.docker.reference.digest") != Some(&about)
+        {
+            continue;
+        }
+        let manifest = fetch(&entry.digest, &|| {
+            Ok(client.manifest(host, repo, &entry.digest.to_string())?.0)
+        })?;
+        let manifest: image::Manifest = serde_json::from_slice(&manifest).map_err(|source| RegistryError::Json {
+            what: format!("the attestation manifest of {reference}"),
+            source,
+        })?;
+        for layer in manifest.layers {
+            let kind = layer
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("in-toto.io/predicate-type"));
+            if kind.map(String::as_str) != Some(predicate_type) {
+                continue;
+            }
+            let statement = fetch(&layer.digest, &|| {
+                let mut body = Vec::new();
+                let blob = client.blob(host, repo, &layer.digest.to_string())?;
+                std::io::Read::read_to_end(&mut std::io::Read::take(blob, 64 << 20), &mut body).map_err(|e| {
+                    RegistryError::Transport {
+                        registry: host.to_string(),
+                        repository: repo.clone(),
+                        reason: format!("reading the attestation of {reference}: {e}"),
+                    }
+                })?;
+                Ok(body)
+            })?;
+            return Ok(Some(statement));
+        }
+    }
+    Ok(None)
+}
