@@ -183,6 +183,9 @@ pub struct Descriptor {
     pub platform: Option<Platform>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// A referrer's type, in a referrers index (OCI 1.1).
+    #[serde(default, rename = "artifactType", skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
 }
 
 impl Descriptor {
@@ -193,6 +196,7 @@ impl Descriptor {
             size,
             platform: None,
             annotations: None,
+            artifact_type: None,
         }
     }
 
@@ -213,6 +217,9 @@ pub struct Manifest {
     pub artifact_type: Option<String>,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
+    /// The manifest this one is about (OCI 1.1 referrers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
 }

@@ -348,11 +348,28 @@ pub fn push(store: &Store, client: &Client, desc: &Descriptor, target: &Referenc
             digest: None,
             ..target.clone()
         };
-        for manifest in crate::store::manifests_of(store, desc)? {
-            pusher.image(&read_image(store, &manifest)?, &by_digest)?;
+        let manifests = crate::store::manifests_of(store, desc)?;
+        for manifest in &manifests {
+            pusher.image(&read_image(store, manifest)?, &by_digest)?;
         }
         let bytes = store.read_blob(&desc.digest)?;
-        pusher.manifest(target, &desc.media_type, &bytes)?
+        let digest = pusher.manifest(target, &desc.media_type, &bytes)?;
+        // Attestations are also OCI 1.1 referrers of the image they are about.
+        for attestation in manifests.iter().filter(|m| crate::store::is_attestation(m)) {
+            let Some(subject) = attestation
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("vnd.docker.reference.digest"))
+                .and_then(|d| d.parse::<crate::digest::Digest>().ok())
+            else {
+                continue;
+            };
+            let mut referrer = attestation.clone();
+            referrer.platform = None;
+            referrer.artifact_type = Some(crate::store::IN_TOTO_MEDIA_TYPE.into());
+            pusher.referrer(&by_digest, &subject, &referrer)?;
+        }
+        digest
     } else {
         pusher.image(&read_image(store, desc)?, target)?
     };

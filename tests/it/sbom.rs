@@ -182,6 +182,36 @@ fn registry_bases_are_named_by_digest_and_the_sbom_travels_with_a_push() {
         })
         .collect();
     assert_eq!(types, ["image", "attestation-manifest"]);
+    // And an OCI 1.1 referrer of the image: this registry has no referrers
+    // API, so the tag schema's index `sha256-<image digest>` lists it.
+    let image = raw["manifests"][0]["digest"].as_str().unwrap();
+    let attestation = raw["manifests"][1]["digest"].as_str().unwrap();
+    let referrers: serde_json::Value = serde_json::from_str(&tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/team/app:{}", registry.addr, image.replace(':', "-")),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(referrers["manifests"][0]["digest"], attestation);
+    assert_eq!(
+        referrers["manifests"][0]["artifactType"],
+        "application/vnd.in-toto+json"
+    );
+    let manifest: serde_json::Value = serde_json::from_str(&tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/team/app@{attestation}", registry.addr),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(manifest["subject"]["digest"], image);
     // Read back from the registry by another machine: the same document.
     let elsewhere = Project::new();
     assert_eq!(elsewhere.ok(&["sbom", &app]).stdout, sbom);
@@ -304,20 +334,22 @@ fn verify_rebuilds_from_the_provenance_and_points_at_what_differs() {
     let p = busybox_project(
         r#"
 image("ok", from("rootfs:busybox.tar").run("echo same > /same"));
-image("stamp", from("rootfs:busybox.tar").run("echo same > /same").run("date +%s%N > /stamp && chmod 0600 /same"));
+image("stamp", from("rootfs:busybox.tar").run("echo same > /same").run("date > /stamp && head -c 16 /dev/urandom | od -An -tx1 >> /stamp && chmod 0600 /same"));
 "#,
     );
     p.ok(&["build", "--provenance", "--arg", "unused=1"]);
     let ok = p.ok(&["verify", "ok"]);
     assert!(ok.stdout.starts_with("same digest: sha256:"), "{}", ok.stdout);
     assert!(ok.stdout.ends_with("rebuilds bit for bit\n"), "{}", ok.stdout);
-    // Made not reproducible on purpose: the first differing layer, and in it the files.
+    // Made not reproducible on purpose (the date, to the second, and random
+    // bytes, so that a rebuild within the same second differs too): the
+    // first differing layer, and in it the files.
     let differs = p.run(&["verify", "stamp"]);
     assert_eq!(differs.code, 1, "{}", differs.stderr);
     assert!(
         differs
             .stderr
-            .contains("layer 3 of 3 differs (run(\"date +%s%N > /stamp && chmod 0600 /same\"))"),
+            .contains("layer 3 of 3 differs (run(\"date > /stamp && head -c 16 /dev/urandom | od -An -tx1 >> /stamp && chmod 0600 /same\"))"),
         "{}",
         differs.stderr
     );

@@ -133,4 +133,32 @@ impl<'a> Pusher<'a> {
         let bytes = self.store.read_blob(&image.descriptor.digest)?;
         self.manifest(target, &image.descriptor.media_type, &bytes)
     }
+
+    /// Makes `referrer` (a manifest with a `subject`, already pushed) findable
+    /// from its subject, OCI 1.1's way: a registry with the referrers API
+    /// indexes it itself; for one without, the tag `sha256-<subject>` holds
+    /// an index of the subject's referrers (the tag schema fallback), to
+    /// which it is added.
+    pub fn referrer(&self, target: &Reference, subject: &Digest, referrer: &Descriptor) -> Result<()> {
+        let host = target.api_host();
+        let repo = &target.repository;
+        let api = format!("{repo}/referrers/{subject}");
+        if self.client.exists(host, repo, &api, "the referrers API")?.is_some() {
+            return Ok(());
+        }
+        let tag = format!("sha256-{}", subject.hex());
+        let mut index = match self.client.manifest(host, repo, &tag) {
+            Ok((bytes, _)) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            Err(crate::registry::RegistryError::Status { status: 404, .. }) => crate::image::Index::default(),
+            Err(e) => return Err(e.into()),
+        };
+        if index.manifests.iter().any(|d: &Descriptor| d.digest == referrer.digest) {
+            return Ok(());
+        }
+        index.manifests.push(referrer.clone());
+        let bytes = crate::image::to_json(&index);
+        self.client
+            .push_manifest(host, repo, &tag, crate::image::INDEX_MEDIA_TYPE, &bytes)?;
+        Ok(())
+    }
 }

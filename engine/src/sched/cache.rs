@@ -120,6 +120,7 @@ pub fn store(pusher: &Pusher, reference: &Reference, key: &NodeKey, entry: &Entr
         artifact_type: Some(ARTIFACT_TYPE.into()),
         config,
         layers: blobs,
+        subject: None,
         annotations: None,
     };
     let target = Reference {

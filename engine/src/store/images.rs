@@ -41,6 +41,7 @@ pub fn write_image(store: &Store, state: &State, compression: Compression, epoch
         artifact_type: None,
         config,
         layers,
+        subject: None,
         annotations: None,
     };
     let bytes = image::to_json(&manifest);
@@ -106,13 +107,19 @@ pub fn write_attestation(store: &Store, subject: &Descriptor, statements: &[(Str
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(image::MANIFEST_MEDIA_TYPE.into()),
-        artifact_type: None,
+        artifact_type: Some(IN_TOTO_MEDIA_TYPE.into()),
         config: Descriptor::new(
             image::CONFIG_MEDIA_TYPE,
             store.put_blob(&config_bytes)?,
             config_bytes.len() as u64,
         ),
         layers,
+        // OCI 1.1: a referrer of the image it is about.
+        subject: Some(Descriptor::new(
+            &subject.media_type,
+            subject.digest.clone(),
+            subject.size,
+        )),
         annotations: None,
     };
     let bytes = image::to_json(&manifest);
