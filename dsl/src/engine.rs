@@ -48,10 +48,12 @@ pub fn evaluate_with(
         .set_max_map_size(1 << 16)
         .set_max_modules(256)
         .set_strict_variables(true);
+    let loaded = Rc::new(RefCell::new(Vec::new()));
     engine.set_module_resolver(crate::stdlib::Resolver::new(
         dir,
         &dir.join(name),
         opts.allow_import_outside,
+        loaded.clone(),
     ));
     api::register(&mut engine, &rec);
 
@@ -74,7 +76,8 @@ pub fn evaluate_with(
         text: None,
         cause: None,
     })?;
-    let rec = rec.into_inner();
+    let mut rec = rec.into_inner();
+    rec.graph.modules = loaded.take();
     Ok(crate::Compiled {
         graph: rec.graph,
         args_read: rec.args_read,

@@ -46,16 +46,35 @@ pub struct Resolver {
     /// Files being evaluated, outermost first (the recipe itself at the bottom).
     stack: RefCell<Vec<PathBuf>>,
     done: RefCell<HashMap<PathBuf, Shared<Module>>>,
+    /// Every module loaded: (name, SHA256 of its text).
+    loaded: std::rc::Rc<RefCell<Vec<(String, String)>>>,
 }
 
 impl Resolver {
     /// `dir` is the recipe's (canonical) directory, `recipe` its file.
-    pub fn new(dir: &Path, recipe: &Path, allow_outside: bool) -> Resolver {
+    /// `loaded` hears of every module it loads.
+    pub fn new(
+        dir: &Path,
+        recipe: &Path,
+        allow_outside: bool,
+        loaded: std::rc::Rc<RefCell<Vec<(String, String)>>>,
+    ) -> Resolver {
         Resolver {
             dir: dir.to_path_buf(),
             allow_outside,
             stack: RefCell::new(vec![recipe.to_path_buf()]),
             done: RefCell::new(HashMap::new()),
+            loaded,
+        }
+    }
+
+    fn note(&self, name: String, text: &str) {
+        let mut loaded = self.loaded.borrow_mut();
+        if !loaded.iter().any(|(n, _)| *n == name) {
+            loaded.push((
+                name,
+                strata_engine::digest::Digest::of(text.as_bytes()).hex().to_string(),
+            ));
         }
     }
 
@@ -107,6 +126,7 @@ impl Resolver {
         let result = (|| -> Result<Shared<Module>, Box<EvalAltResult>> {
             let text = std::fs::read_to_string(&canonical)
                 .map_err(|e| runtime(format!("cannot read module `{path}` ({}): {e}", canonical.display())))?;
+            self.note(self.shown(&canonical), &text);
             let in_module =
                 |err: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(path.to_string(), err, pos));
             let mut ast = engine
@@ -143,6 +163,7 @@ impl ModuleResolver for Resolver {
                 pos,
             ))
         })?;
+        self.note(path.to_string(), text);
         let in_module = |err: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(path.to_string(), err, pos));
         let mut ast = engine
             .compile(text)

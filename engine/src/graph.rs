@@ -394,6 +394,9 @@ pub struct Graph {
     /// An ignore file that replaces the context's `.dockerignore` (a
     /// Dockerfile's own `NAME.dockerignore` beside it, as BuildKit reads).
     pub ignore_file: Option<PathBuf>,
+    /// The modules the recipe imported: (`strata/NAME` or the file relative
+    /// to the recipe's directory, SHA256 of its text), for the provenance.
+    pub modules: Vec<(String, String)>,
 }
 
 /// A node whose inputs are not in the graph yet.

@@ -110,6 +110,14 @@ pub fn predicate(
             _ => {}
         }
     }
+    for (module, sha256) in &graph.modules {
+        let uri = match module.strip_prefix("strata/") {
+            // Compiled into strata: named by the builder's version too.
+            Some(_) => format!("strata:{module}"),
+            None => format!("file:{module}"),
+        };
+        deps.push(json!({"uri": uri, "digest": {"sha256": sha256}}));
+    }
     if let Some((remote, commit)) = git_checkout(&graph.context_dir) {
         deps.push(json!({"uri": format!("git+{remote}"), "digest": {"gitCommit": commit}}));
     }

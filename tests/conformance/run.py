@@ -235,6 +235,36 @@ def with_group(src, dest, group):
                 out.addfile(m, t.extractfile(m) if m.isfile() else None)
 
 
+ATTESTED = "attested-image-pulls-in-docker"
+
+
+def attested_pull(args, scratch, busybox, addr):
+    """An image strata pushed with its SBOM and provenance attached (an
+    index with attestation manifests, as BuildKit's) pulls and runs in
+    docker: the attestations do not get in the way of the image."""
+    work = os.path.join(scratch, ATTESTED)
+    os.makedirs(work)
+    shutil.copy(busybox, os.path.join(work, "busybox.tar"))
+    with open(os.path.join(work, "strata.rhai"), "w") as f:
+        f.write('image("attested", from("rootfs:busybox.tar").run("echo hello from strata > /hello").cmd(["cat", "/hello"]));\n')
+    ref = f"{addr}/conformance/attested:1"
+    notes = []
+    r = run([args.strata, "--store", os.path.join(work, "store"), "build", "--sbom", "--provenance", "--push", ref], cwd=work)
+    if r.returncode != 0:
+        notes.append(f"strata: {r.stderr.strip()[-300:]}")
+    else:
+        pulled = run([DOCKER, "pull", "-q", ref])
+        ran = run([DOCKER, "run", "--rm", "--network", "none", ref]) if pulled.returncode == 0 else pulled
+        if ran.returncode != 0 or ran.stdout != "hello from strata\n":
+            notes.append(f"docker: {(ran.stderr or ran.stdout).strip()[-300:]}")
+        run([DOCKER, "rmi", "-f", ref])
+    status = "same" if not notes else "strata fails"
+    print(f"{ATTESTED:<40} {'pulls and runs' if not notes else status}", flush=True)
+    for n in notes:
+        print(f"    {n}", flush=True)
+    return (ATTESTED, status, notes)
+
+
 def given(case, args):
     """What both builders are given on the command line: an SSH agent, a secret."""
     out = []
@@ -434,6 +464,8 @@ def main():
                 print(f"    {n}", flush=True)
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)
+        if not args.only or ATTESTED in args.only:
+            results.append(attested_pull(args, scratch, busybox, addr))
     finally:
         registry.kill()
         registry.wait()

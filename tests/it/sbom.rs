@@ -262,8 +262,11 @@ fn provenance_lists_every_input_by_digest_and_secrets_by_id_only() {
     let p = Project::new();
     p.write("app.txt", "the app\n");
     p.write("token.txt", "s3cr3t-value\n");
+    p.write("common.rhai", "fn at() { \"/app.txt\" }\n");
     p.recipe(&format!(
-        r#"image("app", from("{base}").copy(ctx("app.txt"), "/app.txt").run("cat /run/secrets/token > /dev/null", #{{ secrets: [#{{ id: "token" }}] }}));"#
+        r#"import "./common" as common;
+import "strata/debian" as debian;
+image("app", from("{base}").copy(ctx("app.txt"), common::at()).run("cat /run/secrets/token > /dev/null", #{{ secrets: [#{{ id: "token" }}] }}));"#
     ));
     // The context is a git checkout.
     let commit = "89abcdef0123456789abcdef0123456789abcdef";
@@ -319,6 +322,14 @@ fn provenance_lists_every_input_by_digest_and_secrets_by_id_only() {
         .to_string();
     expect(serde_json::json!({"uri": format!("oci://{base}"), "digest": {"sha256": pinned}}));
     expect(serde_json::json!({"uri": "git+https://git.test/team/app.git", "digest": {"gitCommit": commit}}));
+    // The modules it imported, the stdlib's too.
+    let module_sha = tool("sha256sum", &[p.path("common.rhai").to_str().unwrap()])
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    expect(serde_json::json!({"uri": "file:common.rhai", "digest": {"sha256": module_sha}}));
+    assert!(deps.iter().any(|d| d["uri"] == "strata:strata/debian"), "{deps:?}");
     assert!(
         deps.iter()
             .any(|d| d["name"] == "context:app.txt" && d["digest"]["blake3"].as_str().is_some_and(|h| h.len() == 64)),
