@@ -11,7 +11,7 @@ pub(crate) fn find(store: &Store, name: &str) -> Result<StoredImage, CliError> {
 }
 
 /// The descriptor `name` is tagged with (a manifest, or an index).
-fn find_tag(store: &Store, name: &str) -> Result<strata_engine::image::Descriptor, CliError> {
+pub(crate) fn find_tag(store: &Store, name: &str) -> Result<strata_engine::image::Descriptor, CliError> {
     let desc = match store.image(name)? {
         Some(d) => d,
         None => {
@@ -64,7 +64,7 @@ pub fn attestation(
     what: &str,
     flag: &str,
 ) -> Result<(), CliError> {
-    use strata_engine::store::{attestations_of, is_attestation, manifests_of};
+    use strata_engine::store::attestations_of;
     let platform = registry.platform()?;
     let none = || {
         CliError::Usage(format!(
@@ -91,14 +91,7 @@ pub fn attestation(
         }
         Err(e) => return Err(e),
     };
-    let images: Vec<_> = manifests_of(store, &tagged)?
-        .into_iter()
-        .filter(|d| !is_attestation(d))
-        .collect();
-    let image = images
-        .iter()
-        .find(|d| d.platform.as_ref() == Some(&platform))
-        .or(if images.len() == 1 { images.first() } else { None })
+    let image = strata_engine::store::image_for(store, &tagged, &platform)?
         .ok_or_else(|| CliError::Usage(format!("`{name}` has no image for {platform}")))?;
     let found = attestations_of(store, &tagged, &image.digest)?
         .into_iter()

@@ -13,7 +13,7 @@ use strata_engine::image::Platform;
 use strata_engine::layer::Compression;
 use strata_engine::sched::BuildOptions;
 use strata_engine::session::{self, Exports, Finished};
-use strata_engine::store::{attestations_of, is_attestation, manifests_of, read_image, Store};
+use strata_engine::store::{attestations_of, read_image, Store};
 
 use super::{CliError, Frontend, RecipeArgs};
 
@@ -42,21 +42,12 @@ struct Claimed {
 }
 
 fn claimed(store: &Store, name: &str, platform: Option<&str>) -> Result<Claimed, CliError> {
-    let tagged = store
-        .image(name)?
-        .ok_or_else(|| CliError::Usage(format!("no image named `{name}` in the store; see `strata images`")))?;
+    let tagged = super::images::find_tag(store, name)?;
     let want = match platform {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
-    let images: Vec<_> = manifests_of(store, &tagged)?
-        .into_iter()
-        .filter(|d| !is_attestation(d))
-        .collect();
-    let image = images
-        .iter()
-        .find(|d| d.platform.as_ref() == Some(&want))
-        .or(if images.len() == 1 { images.first() } else { None })
+    let image = strata_engine::store::image_for(store, &tagged, &want)?
         .ok_or_else(|| CliError::Usage(format!("`{name}` has no image for {want}")))?;
     let (_, bytes) = attestations_of(store, &tagged, &image.digest)?
         .into_iter()

@@ -132,6 +132,23 @@ pub fn write_attestation(store: &Store, subject: &Descriptor, statements: &[(Str
     Ok(desc)
 }
 
+/// The image for `platform` a tag names: an index's entry for it
+/// (attestations aside), or the one image there is.
+pub fn image_for(store: &Store, tagged: &Descriptor, platform: &image::Platform) -> Result<Option<Descriptor>> {
+    let images: Vec<Descriptor> = manifests_of(store, tagged)?
+        .into_iter()
+        .filter(|d| !is_attestation(d))
+        .collect();
+    let matching = images.iter().find(|d| d.platform.as_ref() == Some(platform)).cloned();
+    Ok(matching.or_else(|| {
+        if images.len() == 1 {
+            images.into_iter().next()
+        } else {
+            None
+        }
+    }))
+}
+
 /// True for an index entry that is an attestation manifest.
 pub fn is_attestation(descriptor: &Descriptor) -> bool {
     descriptor

@@ -41,8 +41,8 @@ mod records;
 pub use check::{check, repair, Checked, Damage, DamageKind, TreeHash};
 pub use gc::{disk_usage, gc, DiskUsage, GcReport};
 pub use images::{
-    attestations_of, blobs_of, is_attestation, is_index, manifests_of, read_image, write_attestation, write_image,
-    write_index, State, StoredImage, IN_TOTO_MEDIA_TYPE, PREDICATE_TYPE,
+    attestations_of, blobs_of, image_for, is_attestation, is_index, manifests_of, read_image, write_attestation,
+    write_image, write_index, State, StoredImage, IN_TOTO_MEDIA_TYPE, PREDICATE_TYPE,
 };
 pub use layers::{ensure_blob, import_layer, import_layer_from, write_layer};
 pub use records::{LayerRef, Record};
