@@ -19,14 +19,13 @@ use super::{CliError, Frontend, RecipeArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
-    /// The image (in the store) whose provenance to check.
+    /// The image whose provenance to check: in the store, or a registry reference.
     pub image: String,
     /// The directory with the recipe and its context (default: here).
     #[arg(short = 'C', long = "directory", value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
-    /// The platform's image of a multi-platform one (default: this machine's).
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    pub platform: Option<String>,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 /// What the provenance says the build was.
@@ -41,22 +40,72 @@ struct Claimed {
     manifest: strata_engine::digest::Digest,
 }
 
-fn claimed(store: &Store, name: &str, platform: Option<&str>) -> Result<Claimed, CliError> {
-    let tagged = super::images::find_tag(store, name)?;
-    let want = match platform {
-        Some(p) => Platform::parse(p)?,
-        None => Platform::host(),
+/// The provenance of `name` for `want` (from the store, or from the
+/// registry a reference names) and the image's layers as built (a
+/// registry's image is pulled into the store for them).
+fn claimed(
+    store: &Store,
+    name: &str,
+    want: &Platform,
+    registry: &super::RegistryArgs,
+) -> Result<(Claimed, Vec<strata_engine::digest::Digest>), CliError> {
+    let none = || {
+        CliError::Usage(format!(
+            "`{name}` has no provenance to verify against: build it with `strata build --provenance`"
+        ))
     };
-    let image = strata_engine::store::image_for(store, &tagged, &want)?
-        .ok_or_else(|| CliError::Usage(format!("`{name}` has no image for {want}")))?;
-    let (_, bytes) = attestations_of(store, &tagged, &image.digest)?
-        .into_iter()
-        .find(|(kind, _)| kind == strata_engine::provenance::SLSA_PREDICATE)
-        .ok_or_else(|| {
-            CliError::Usage(format!(
-                "`{name}` has no provenance to verify against: build it with `strata build --provenance`"
-            ))
-        })?;
+    // The store's copy, when it has the provenance (a registry image
+    // pulled by an earlier verify is stored without its attestations).
+    let stored = match super::images::find_tag(store, name) {
+        Ok(tagged) => {
+            let image = strata_engine::store::image_for(store, &tagged, want)?
+                .ok_or_else(|| CliError::Usage(format!("`{name}` has no image for {want}")))?;
+            attestations_of(store, &tagged, &image.digest)?
+                .into_iter()
+                .find(|(kind, _)| kind == strata_engine::provenance::SLSA_PREDICATE)
+                .map(|(_, bytes)| (image, bytes))
+                .ok_or_else(none)
+        }
+        Err(e) => Err(e),
+    };
+    let (bytes, manifest, layers) = match stored {
+        Ok((image, bytes)) => {
+            let layers = read_image(store, &image)?.config.rootfs.diff_ids;
+            (bytes, image.digest, layers)
+        }
+        // Not in the store (with its provenance): a registry reference.
+        Err(e) if name.contains('/') => {
+            let reference = super::reference("IMAGE", name).map_err(|_| e)?;
+            let client = registry.client();
+            let bytes = strata_engine::registry::attestation(
+                &client,
+                &reference,
+                want,
+                strata_engine::provenance::SLSA_PREDICATE,
+            )
+            .map_err(strata_engine::Error::from)?
+            .ok_or_else(none)?;
+            let subject: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| CliError::Usage(format!("the provenance of `{name}` is not JSON: {e}")))?;
+            let manifest = format!(
+                "sha256:{}",
+                subject["subject"][0]["digest"]["sha256"].as_str().unwrap_or_default()
+            )
+            .parse::<strata_engine::digest::Digest>()
+            .map_err(|e| CliError::Usage(format!("the provenance of `{name}` names no image: {}", e.0)))?;
+            // The image as built, for the files of a layer that differs.
+            let pulled = session::pull(store, &client, name, want, 0, &|_, _| {})?;
+            let layers = read_image(store, &pulled)?.config.rootfs.diff_ids;
+            (bytes, manifest, layers)
+        }
+        Err(e) => return Err(e),
+    };
+    let claimed = parse(name, &bytes, manifest)?;
+    Ok((claimed, layers))
+}
+
+/// What a provenance statement says the build was.
+fn parse(name: &str, bytes: &[u8], manifest: strata_engine::digest::Digest) -> Result<Claimed, CliError> {
     let statement: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| CliError::Usage(format!("the provenance of `{name}` is not JSON: {e}")))?;
     let def = &statement["predicate"]["buildDefinition"];
@@ -96,12 +145,13 @@ fn claimed(store: &Store, name: &str, platform: Option<&str>) -> Result<Claimed,
         platform: Platform::parse(&text(&params["platform"], "platform")?)?,
         epoch: def["internalParameters"]["sourceDateEpoch"].as_i64().unwrap_or(0),
         compression,
-        manifest: image.digest.clone(),
+        manifest,
     })
 }
 
 pub fn run(store: &Store, args: VerifyArgs) -> Result<(), CliError> {
-    let claimed = claimed(store, &args.image, args.platform.as_deref())?;
+    let want = args.registry.platform()?;
+    let (claimed, built_layers) = claimed(store, &args.image, &want, &args.registry)?;
     let recipe = args.dir.join(&claimed.recipe);
     let bytes = std::fs::read(&recipe).map_err(|e| {
         CliError::Usage(format!(
@@ -138,7 +188,7 @@ pub fn run(store: &Store, args: VerifyArgs) -> Result<(), CliError> {
     let graph = recipe_args.load_for(
         &super::BaseReading {
             store: &rebuilt_store,
-            insecure_registries: Vec::new(),
+            insecure_registries: args.registry.insecure_registries.clone(),
             platform: claimed.platform.clone(),
             mode: strata_engine::lock::LockMode::Locked,
         },
@@ -155,6 +205,7 @@ pub fn run(store: &Store, args: VerifyArgs) -> Result<(), CliError> {
         platform: claimed.platform.clone(),
         recipe: recipe.clone(),
         lock_mode: strata_engine::lock::LockMode::Locked,
+        insecure_registries: args.registry.insecure_registries.clone(),
         ..BuildOptions::default()
     };
     let quiet = |_: strata_engine::events::Event| {};
@@ -184,13 +235,12 @@ pub fn run(store: &Store, args: VerifyArgs) -> Result<(), CliError> {
         return Ok(());
     }
     // Where it differs: the first layer, and the files in it.
-    let original = read_image(store, &image_descriptor(&claimed.manifest))?;
     let again = read_image(&rebuilt_store, &image_descriptor(&rebuilt))?;
     let mut lines = vec![format!(
         "differs: {} was built as {}, rebuilds as {rebuilt}",
         args.image, claimed.manifest
     )];
-    let (a, b) = (&original.config.rootfs.diff_ids, &again.config.rootfs.diff_ids);
+    let (a, b) = (&built_layers, &again.config.rootfs.diff_ids);
     match (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
         None => lines.push("every layer is the same: the configuration differs".into()),
         Some(i) => {

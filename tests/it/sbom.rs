@@ -390,3 +390,29 @@ image("stamp", from("rootfs:busybox.tar").run("echo same > /same").run("date > /
         none.stderr
     );
 }
+
+#[test]
+fn verify_reads_the_provenance_of_a_pushed_image_from_its_registry() {
+    let registry = Registry::start();
+    let p = busybox_project(r#"image("ok", from("rootfs:busybox.tar").run("echo same > /same"));"#);
+    let reference = format!("{}/team/ok:1", registry.addr);
+    p.ok(&["build", "--provenance", "--push", &reference]);
+    // Another machine with the same checkout and an empty store.
+    let q = Project::new();
+    copy_tree(p.dir.path(), q.dir.path());
+    let same = q.ok(&["verify", &reference]);
+    assert!(same.stdout.starts_with("same digest: sha256:"), "{}", same.stdout);
+    // Again: the image the first verify pulled does not hide the registry's provenance.
+    assert_eq!(q.ok(&["verify", &reference]).stdout, same.stdout);
+    // A checkout that changed since: the recipe is not the one built.
+    q.write(
+        "strata.rhai",
+        r#"image("ok", from("rootfs:busybox.tar").run("echo other > /same"));"#,
+    );
+    let changed = q.run(&["verify", &reference]);
+    assert!(
+        changed.stderr.contains("is not the recipe the image was built from"),
+        "{}",
+        changed.stderr
+    );
+}
