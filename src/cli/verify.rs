@@ -106,7 +106,7 @@ fn claimed(
 
 /// What a provenance statement says the build was.
 fn parse(name: &str, bytes: &[u8], manifest: strata_engine::digest::Digest) -> Result<Claimed, CliError> {
-    let statement: serde_json::Value = serde_json::from_slice(&bytes)
+    let statement: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| CliError::Usage(format!("the provenance of `{name}` is not JSON: {e}")))?;
     let def = &statement["predicate"]["buildDefinition"];
     let params = &def["externalParameters"];
