@@ -22,6 +22,7 @@ pub enum Kind {
     Deb,
     Python,
     Npm,
+    Cargo,
 }
 
 /// A package found in an image.
@@ -71,6 +72,7 @@ impl Package {
                 };
                 format!("pkg:npm/{name}@{}", purl_escape(&self.version))
             }
+            Kind::Cargo => format!("pkg:cargo/{}@{}", self.name, purl_escape(&self.version)),
         }
     }
 }
@@ -115,7 +117,7 @@ pub fn scan(layers: &[(Digest, PathBuf)]) -> Vec<Package> {
     for (diff_id, dir) in layers {
         let mut found = Vec::new();
         walk(dir, 0, &mut found);
-        for (kind, name, version) in found {
+        for (kind, name, version, sha256) in found {
             others.entry((kind, name.clone(), version.clone())).or_insert(Package {
                 kind,
                 name,
@@ -123,7 +125,7 @@ pub fn scan(layers: &[(Digest, PathBuf)]) -> Vec<Package> {
                 arch: None,
                 source: None,
                 layer: diff_id.clone(),
-                sha256: None,
+                sha256,
             });
         }
     }
@@ -157,9 +159,13 @@ fn dpkg_status(text: &str) -> Vec<Installed> {
     out
 }
 
-/// Finds `*.dist-info` under `site-packages`/`dist-packages` and
-/// `node_modules/*/package.json` below `dir` (not through symlinks).
-fn walk(dir: &Path, depth: usize, out: &mut Vec<(Kind, String, String)>) {
+/// A package a walk found: kind, name, version, SHA256 when known.
+type Found = (Kind, String, String, Option<String>);
+
+/// Finds `*.dist-info` under `site-packages`/`dist-packages`,
+/// `node_modules/*/package.json` and `Cargo.lock` files (a Rust binary's
+/// crates, as strata/rust ships them) below `dir` (not through symlinks).
+fn walk(dir: &Path, depth: usize, out: &mut Vec<Found>) {
     if depth > 12 {
         return;
     }
@@ -170,6 +176,12 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<(Kind, String, String)>) {
         .unwrap_or_default();
     for entry in entries.flatten() {
         let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_file() && entry.file_name() == "Cargo.lock" {
+            if let Ok(text) = fs::read_to_string(entry.path()) {
+                out.extend(cargo_lock(&text));
+            }
+            continue;
+        }
         if !kind.is_dir() {
             continue;
         }
@@ -180,7 +192,7 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<(Kind, String, String)>) {
                 .ok()
                 .and_then(|t| python_metadata(&t))
             {
-                out.push((Kind::Python, n, v));
+                out.push((Kind::Python, n, v, None));
             }
             continue;
         }
@@ -198,7 +210,7 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<(Kind, String, String)>) {
                     .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
                     .and_then(|j| Some((j["name"].as_str()?.to_string(), j["version"].as_str()?.to_string())))
                 {
-                    out.push((Kind::Npm, n, v));
+                    out.push((Kind::Npm, n, v, None));
                 }
                 walk(&p, depth + 1, out);
             }
@@ -206,6 +218,24 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<(Kind, String, String)>) {
         }
         walk(&path, depth + 1, out);
     }
+}
+
+/// The crates of a `Cargo.lock`: name, version and, for registry crates,
+/// the `.crate`'s SHA256.
+fn cargo_lock(text: &str) -> Vec<Found> {
+    let mut out = Vec::new();
+    for block in text.split("[[package]]").skip(1) {
+        let field = |key: &str| {
+            block.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+            })
+        };
+        if let (Some(name), Some(version)) = (field("name"), field("version")) {
+            out.push((Kind::Cargo, name, version, field("checksum")));
+        }
+    }
+    out
 }
 
 fn python_metadata(text: &str) -> Option<(String, String)> {
@@ -370,6 +400,12 @@ mod tests {
             "Metadata-Version: 2.1\nName: Flask\nVersion: 3.0.0\n\nbody\n",
         )
         .unwrap();
+        fs::create_dir_all(l2.join("usr/share/doc/server")).unwrap();
+        fs::write(
+            l2.join("usr/share/doc/server/Cargo.lock"),
+            "version = 3\n\n[[package]]\nname = \"itoa\"\nversion = \"1.0.9\"\nsource = \"registry+https://crates.test\"\nchecksum = \"af150ab688ff2122fcef229be89cb50dd66af9e01a4ff320cc137eecc9bacc38\"\n\n[[package]]\nname = \"server\"\nversion = \"0.1.0\"\n",
+        )
+        .unwrap();
         let npm = l2.join("app/node_modules/@scope/left-pad");
         fs::create_dir_all(&npm).unwrap();
         fs::write(
@@ -382,8 +418,21 @@ mod tests {
         let names: Vec<(&str, &Digest)> = found.iter().map(|p| (p.name.as_str(), &p.layer)).collect();
         assert_eq!(
             names,
-            [("libc6", &d1), ("nginx", &d2), ("Flask", &d2), ("@scope/left-pad", &d2)]
+            [
+                ("libc6", &d1),
+                ("nginx", &d2),
+                ("Flask", &d2),
+                ("@scope/left-pad", &d2),
+                ("itoa", &d2),
+                ("server", &d2)
+            ]
         );
+        assert_eq!(found[4].purl(), "pkg:cargo/itoa@1.0.9");
+        assert_eq!(
+            found[4].sha256.as_deref(),
+            Some("af150ab688ff2122fcef229be89cb50dd66af9e01a4ff320cc137eecc9bacc38")
+        );
+        assert_eq!(found[5].sha256, None);
         assert_eq!(found[0].purl(), "pkg:deb/debian/libc6@2.36-9?arch=amd64&upstream=glibc");
         assert_eq!(found[2].purl(), "pkg:pypi/flask@3.0.0");
         assert_eq!(found[3].purl(), "pkg:npm/%40scope/left-pad@1.3.0");

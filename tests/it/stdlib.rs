@@ -70,6 +70,18 @@ fn rust_app_is_compiled_in_a_builder_and_ships_on_distroless_without_a_compiler(
     p.recipe(&format!("// edited\n{recipe}"));
     let again = p.ok(&["build", "--arg", &mirror_arg(&mirror), "--progress", "json"]);
     assert!(again.stderr.contains(r#""built":0"#), "{}", again.stderr);
+    // With --sbom, the SBOM knows the binary's crates from the Cargo.lock
+    // shipped beside it.
+    p.ok(&["build", "--sbom", "--arg", &mirror_arg(&mirror)]);
+    let sbom: serde_json::Value = serde_json::from_str(&p.ok(&["sbom", "example/rust-app:latest"]).stdout).unwrap();
+    assert!(
+        sbom["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["externalRefs"][0]["referenceLocator"] == "pkg:cargo/hello-server@0.1.0"),
+        "{sbom}"
+    );
 }
 
 #[test]
