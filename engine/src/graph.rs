@@ -449,15 +449,7 @@ impl Graph {
         for (id, node) in merged.nodes.iter().enumerate() {
             seen.entry(key(node)).or_insert(id);
         }
-        let first_platform = merged.nodes.first().map(|n| n.platform.clone());
         let mut variants: Vec<Target> = Vec::new();
-        let mark = |targets: &mut Vec<Target>, platform: Option<crate::platform::Platform>| {
-            for t in targets.iter_mut() {
-                if !matches!(t.kind, TargetKind::Group { .. }) {
-                    t.platform = platform.clone();
-                }
-            }
-        };
         for mut graph in graphs {
             let mut ids: Vec<NodeId> = Vec::with_capacity(graph.nodes.len());
             let platform = graph
@@ -486,24 +478,12 @@ impl Graph {
             .targets
             .iter()
             .find_map(|t| t.node())
-            .map(|n| merged.nodes[n].platform.clone())
-            .or(first_platform);
-        mark(&mut merged.targets, first);
+            .map(|n| merged.nodes[n].platform.clone());
+        for t in merged.targets.iter_mut().filter(|t| t.node().is_some()) {
+            t.platform = first.clone();
+        }
         merged.targets.extend(variants);
         merged
-    }
-
-    /// The platforms of the targets' variants (one for a single-platform build).
-    pub fn platforms(&self) -> Vec<crate::platform::Platform> {
-        let mut out: Vec<crate::platform::Platform> = Vec::new();
-        for t in &self.targets {
-            if let Some(p) = &t.platform {
-                if !out.contains(p) {
-                    out.push(p.clone());
-                }
-            }
-        }
-        out
     }
 
     /// The node with this id.

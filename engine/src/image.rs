@@ -13,6 +13,14 @@ use crate::digest::Digest;
 
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+
+/// The annotations BuildKit marks an attestation manifest of an index with.
+pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
+/// An in-toto statement's media type, and the annotation naming its predicate.
+pub const IN_TOTO_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
+pub const PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";

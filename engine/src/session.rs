@@ -359,7 +359,7 @@ pub fn push(store: &Store, client: &Client, desc: &Descriptor, target: &Referenc
             let Some(subject) = attestation
                 .annotations
                 .as_ref()
-                .and_then(|a| a.get("vnd.docker.reference.digest"))
+                .and_then(|a| a.get(crate::image::REFERENCE_DIGEST))
                 .and_then(|d| d.parse::<crate::digest::Digest>().ok())
             else {
                 continue;

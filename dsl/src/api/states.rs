@@ -51,6 +51,28 @@ pub(crate) fn parse_base(reference: &str, dir: &std::path::Path) -> Result<BaseS
     })
 }
 
+/// `scratch(#{ platform })`: an empty state.
+fn scratch(rec: &Shared, ctx: &NativeCallContext, opts: Map) -> Res<State> {
+    check_options(&opts, &["platform"], "scratch", ctx.call_position())?;
+    let platform = platform_option(rec, &opts, "scratch", ctx.call_position())?;
+    Ok(State {
+        node: rec
+            .borrow_mut()
+            .add_for(ctx, Op::Scratch, None, "scratch()".into(), platform),
+    })
+}
+
+/// `from(reference, #{ platform })`: a base image.
+fn from(rec: &Shared, ctx: &NativeCallContext, reference: &str, opts: Map) -> Res<State> {
+    check_options(&opts, &["platform"], "from", ctx.call_position())?;
+    let source = base_source(rec, reference, ctx)?;
+    let platform = platform_option(rec, &opts, "from", ctx.call_position())?;
+    let desc = format!("from({})", quote(reference));
+    Ok(State {
+        node: rec.borrow_mut().add_for(ctx, Op::Base(source), None, desc, platform),
+    })
+}
+
 /// `debian(suite, packages, #{mirror, arch, variant})`: a native Debian base.
 fn debian(rec: &Shared, ctx: &NativeCallContext, suite: &str, packages: Array, opts: Map) -> Res<State> {
     let pos = ctx.call_position();
@@ -677,41 +699,21 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
 
 pub fn register(engine: &mut Engine, rec: &Shared) {
     let r = rec.clone();
-    engine.register_fn("scratch", move |ctx: NativeCallContext| -> State {
-        State {
-            node: r.borrow_mut().add(&ctx, Op::Scratch, None, "scratch()".into()),
-        }
+    engine.register_fn("scratch", move |ctx: NativeCallContext| -> Res<State> {
+        scratch(&r, &ctx, Map::new())
     });
     let r = rec.clone();
     engine.register_fn("scratch", move |ctx: NativeCallContext, opts: Map| -> Res<State> {
-        check_options(&opts, &["platform"], "scratch", ctx.call_position())?;
-        let platform = platform_option(&r, &opts, "scratch", ctx.call_position())?;
-        Ok(State {
-            node: r
-                .borrow_mut()
-                .add_for(&ctx, Op::Scratch, None, "scratch()".into(), platform),
-        })
+        scratch(&r, &ctx, opts)
     });
     let r = rec.clone();
     engine.register_fn("from", move |ctx: NativeCallContext, reference: &str| -> Res<State> {
-        let source = base_source(&r, reference, &ctx)?;
-        let desc = format!("from({})", quote(reference));
-        Ok(State {
-            node: r.borrow_mut().add(&ctx, Op::Base(source), None, desc),
-        })
+        from(&r, &ctx, reference, Map::new())
     });
     let r = rec.clone();
     engine.register_fn(
         "from",
-        move |ctx: NativeCallContext, reference: &str, opts: Map| -> Res<State> {
-            check_options(&opts, &["platform"], "from", ctx.call_position())?;
-            let source = base_source(&r, reference, &ctx)?;
-            let platform = platform_option(&r, &opts, "from", ctx.call_position())?;
-            let desc = format!("from({})", quote(reference));
-            Ok(State {
-                node: r.borrow_mut().add_for(&ctx, Op::Base(source), None, desc, platform),
-            })
-        },
+        move |ctx: NativeCallContext, reference: &str, opts: Map| -> Res<State> { from(&r, &ctx, reference, opts) },
     );
     let r = rec.clone();
     engine.register_fn("target_platform", move || -> Map {

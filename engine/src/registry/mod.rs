@@ -113,8 +113,8 @@ pub fn attestation(
         };
     for entry in &index.manifests {
         let annotations = entry.annotations.clone().unwrap_or_default();
-        if annotations.get("vnd.docker.reference.type").map(String::as_str) != Some("attestation-manifest")
-            || annotations.get("vnd.docker.reference.digest") != Some(&about)
+        if annotations.get(image::REFERENCE_TYPE).map(String::as_str) != Some(image::ATTESTATION_MANIFEST)
+            || annotations.get(image::REFERENCE_DIGEST) != Some(&about)
         {
             continue;
         }
@@ -126,10 +126,7 @@ pub fn attestation(
             source,
         })?;
         for layer in manifest.layers {
-            let kind = layer
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get("in-toto.io/predicate-type"));
+            let kind = layer.annotations.as_ref().and_then(|a| a.get(image::PREDICATE_TYPE));
             if kind.map(String::as_str) != Some(predicate_type) {
                 continue;
             }

@@ -74,13 +74,7 @@ pub fn write_index(store: &Store, manifests: &[Descriptor]) -> Result<Descriptor
     Ok(Descriptor::new(image::INDEX_MEDIA_TYPE, digest, bytes.len() as u64))
 }
 
-/// The annotations BuildKit marks an attestation manifest of an index with.
-pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
-pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
-pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
-/// An in-toto statement's media type, and the annotation naming its predicate.
-pub const IN_TOTO_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
-pub const PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+pub use image::{ATTESTATION_MANIFEST, IN_TOTO_MEDIA_TYPE, PREDICATE_TYPE, REFERENCE_DIGEST, REFERENCE_TYPE};
 
 /// Stores an attestation manifest about the image `subject`, as BuildKit
 /// attaches them: one in-toto statement per layer (`(predicate type,
