@@ -12,6 +12,15 @@ use serde_json::{json, Value};
 
 use crate::digest::Digest;
 use crate::lock::DebianSet;
+use crate::sys::confined::Root;
+
+/// A file of a layer as text, read inside the layer: a symlink (or a
+/// symlinked directory on the way) resolves within it, never to the host.
+fn read_in(root: &Root, rel: &Path) -> Option<String> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut root.open_file(rel).ok()?, &mut text).ok()?;
+    Some(text)
+}
 
 /// `(name, version, arch, source)` of an installed `.deb`.
 type Installed = (String, String, String, Option<String>);
@@ -90,7 +99,8 @@ pub fn scan(layers: &[(Digest, PathBuf)]) -> Vec<Package> {
     let mut seen_debs: BTreeMap<(String, String, String), Digest> = BTreeMap::new();
     let mut last_status: Option<Vec<Installed>> = None;
     for (diff_id, dir) in layers {
-        if let Ok(text) = fs::read_to_string(dir.join("var/lib/dpkg/status")) {
+        let Ok(root) = Root::open(dir) else { continue };
+        if let Some(text) = read_in(&root, Path::new("var/lib/dpkg/status")) {
             let installed = dpkg_status(&text);
             for (name, version, arch, _) in &installed {
                 seen_debs
@@ -115,8 +125,9 @@ pub fn scan(layers: &[(Digest, PathBuf)]) -> Vec<Package> {
     // Python and npm: what a layer adds, unless a later layer whites it out.
     let mut others: BTreeMap<(Kind, String, String), Package> = BTreeMap::new();
     for (diff_id, dir) in layers {
+        let Ok(root) = Root::open(dir) else { continue };
         let mut found = Vec::new();
-        walk(dir, 0, &mut found);
+        walk(&root, dir, dir, 0, &mut found);
         for (kind, name, version, sha256) in found {
             others.entry((kind, name.clone(), version.clone())).or_insert(Package {
                 kind,
@@ -165,7 +176,9 @@ type Found = (Kind, String, String, Option<String>);
 /// Finds `*.dist-info` under `site-packages`/`dist-packages`,
 /// `node_modules/*/package.json` and `Cargo.lock` files (a Rust binary's
 /// crates, as strata/rust ships them) below `dir` (not through symlinks).
-fn walk(dir: &Path, depth: usize, out: &mut Vec<Found>) {
+/// Files are read through `root` (the layer at `top`), so none leads out.
+fn walk(root: &Root, top: &Path, dir: &Path, depth: usize, out: &mut Vec<Found>) {
+    let rel = |p: &Path| p.strip_prefix(top).unwrap_or(p).to_path_buf();
     if depth > 12 {
         return;
     }
@@ -177,7 +190,7 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<Found>) {
     for entry in entries.flatten() {
         let Ok(kind) = entry.file_type() else { continue };
         if kind.is_file() && entry.file_name() == "Cargo.lock" {
-            if let Ok(text) = fs::read_to_string(entry.path()) {
+            if let Some(text) = read_in(root, &rel(&entry.path())) {
                 out.extend(cargo_lock(&text));
             }
             continue;
@@ -188,35 +201,38 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<Found>) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
         if name.ends_with(".dist-info") && (parent == "site-packages" || parent == "dist-packages") {
-            if let Some((n, v)) = fs::read_to_string(path.join("METADATA"))
-                .ok()
-                .and_then(|t| python_metadata(&t))
-            {
+            if let Some((n, v)) = read_in(root, &rel(&path.join("METADATA"))).and_then(|t| python_metadata(&t)) {
                 out.push((Kind::Python, n, v, None));
             }
             continue;
         }
         if parent == "node_modules" {
             let packages: Vec<PathBuf> = if name.starts_with('@') {
+                // Scoped packages: the scope's real directories only (a
+                // symlink there could lead the walk out of the layer).
                 fs::read_dir(&path)
-                    .map(|d| d.flatten().map(|e| e.path()).collect())
+                    .map(|d| {
+                        d.flatten()
+                            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                            .map(|e| e.path())
+                            .collect()
+                    })
                     .unwrap_or_default()
             } else {
                 vec![path.clone()]
             };
             for p in packages {
-                if let Some((n, v)) = fs::read(p.join("package.json"))
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                if let Some((n, v)) = read_in(root, &rel(&p.join("package.json")))
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
                     .and_then(|j| Some((j["name"].as_str()?.to_string(), j["version"].as_str()?.to_string())))
                 {
                     out.push((Kind::Npm, n, v, None));
                 }
-                walk(&p, depth + 1, out);
+                walk(root, top, &p, depth + 1, out);
             }
             continue;
         }
-        walk(&path, depth + 1, out);
+        walk(root, top, &path, depth + 1, out);
     }
 }
 
@@ -436,6 +452,38 @@ mod tests {
         assert_eq!(found[0].purl(), "pkg:deb/debian/libc6@2.36-9?arch=amd64&upstream=glibc");
         assert_eq!(found[2].purl(), "pkg:pypi/flask@3.0.0");
         assert_eq!(found[3].purl(), "pkg:npm/%40scope/left-pad@1.3.0");
+    }
+
+    #[test]
+    fn a_layers_symlinks_never_lead_the_scan_to_the_hosts_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host");
+        fs::create_dir_all(host.join("pkg")).unwrap();
+        fs::write(
+            host.join("status"),
+            "Package: host-secret\nStatus: install ok installed\nVersion: 1\n",
+        )
+        .unwrap();
+        fs::write(
+            host.join("pkg/package.json"),
+            r#"{"name": "host-secret", "version": "1.0.0"}"#,
+        )
+        .unwrap();
+        let layer = dir.path().join("layer");
+        fs::create_dir_all(layer.join("var/lib/dpkg")).unwrap();
+        std::os::unix::fs::symlink(host.join("status"), layer.join("var/lib/dpkg/status")).unwrap();
+        let pkg = layer.join("app/node_modules/evil");
+        fs::create_dir_all(&pkg).unwrap();
+        std::os::unix::fs::symlink(host.join("pkg/package.json"), pkg.join("package.json")).unwrap();
+        std::os::unix::fs::symlink(&host, layer.join("app/node_modules/linked")).unwrap();
+        fs::create_dir_all(layer.join("app/node_modules/@scope")).unwrap();
+        std::os::unix::fs::symlink(&host, layer.join("app/node_modules/@scope/pkg")).unwrap();
+        let site = layer.join("usr/lib/python3/dist-packages/evil-1.dist-info");
+        fs::create_dir_all(&site).unwrap();
+        fs::write(host.join("METADATA"), "Name: host-secret\nVersion: 1\n").unwrap();
+        std::os::unix::fs::symlink(host.join("METADATA"), site.join("METADATA")).unwrap();
+        let found = scan(&[(digest(b"layer"), layer)]);
+        assert!(found.iter().all(|p| p.name != "host-secret"), "{found:?}");
     }
 
     #[test]
