@@ -171,14 +171,16 @@ fn relative(root: &Path, p: &Path) -> String {
 
 /// The remote and commit of a git checkout at `dir` (read from `.git`, no
 /// git needed): `None` when it is not one.
+/// Every file is read inside the context (a `ref:` or a symlink in `.git`
+/// that points out of it reads nothing of the host's).
 fn git_checkout(dir: &Path) -> Option<(String, String)> {
-    let git = dir.join(".git");
-    let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
+    let root = crate::sys::confined::Root::open(dir).ok()?;
+    let read = |rel: &str| -> Option<String> { String::from_utf8(root.read(Path::new(".git").join(rel)).ok()??).ok() };
+    let head = read("HEAD")?;
     let commit = match head.trim().strip_prefix("ref: ") {
-        Some(r) => match std::fs::read_to_string(git.join(r)) {
-            Ok(c) => c.trim().to_string(),
-            Err(_) => std::fs::read_to_string(git.join("packed-refs"))
-                .ok()?
+        Some(r) => match read(r) {
+            Some(c) => c.trim().to_string(),
+            None => read("packed-refs")?
                 .lines()
                 .find_map(|l| l.strip_suffix(r).map(|c| c.trim().to_string()))?,
         },
@@ -187,7 +189,7 @@ fn git_checkout(dir: &Path) -> Option<(String, String)> {
     if commit.len() != 40 || !commit.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
-    let config = std::fs::read_to_string(git.join("config")).unwrap_or_default();
+    let config = read("config").unwrap_or_default();
     let mut in_origin = false;
     let mut remote = String::from("file:.");
     for line in config.lines().map(str::trim) {
@@ -227,5 +229,14 @@ mod tests {
             Some(("https://git.test/team/app.git".into(), commit.into()))
         );
         assert_eq!(git_checkout(&dir.path().join("none")), None);
+        // A ref that climbs out of the context reads nothing outside it.
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), format!("{commit}\n")).unwrap();
+        let escape = format!(
+            "ref: ../../../../../../../..{}\n",
+            outside.path().join("secret").display()
+        );
+        std::fs::write(git.join("HEAD"), escape).unwrap();
+        assert_eq!(git_checkout(dir.path()), None);
     }
 }
