@@ -227,6 +227,7 @@ pub fn digest_of(stdout: &str, name: &str) -> String {
 }
 
 /// A finished command.
+#[derive(Debug)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -558,4 +559,77 @@ pub fn arm64_busybox_tar() -> PathBuf {
             PathBuf::from(tar)
         })
         .clone()
+}
+
+/// A podman with storage of its own (vfs, in a temporary directory), so a
+/// test never touches the machine's images; everything it pulled or made is
+/// removed on drop.
+pub struct Podman {
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    pub fn new() -> Podman {
+        Podman {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `podman` with this instance's storage and the options a container in
+    /// a container needs (cgroupfs, events in a file).
+    pub fn command(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(self.dir.path().join("root"))
+            .arg("--runroot")
+            .arg(self.dir.path().join("run"))
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+            ]);
+        c
+    }
+
+    /// Runs podman with `args`; returns its stdout, failing the test with its stderr.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self
+            .command()
+            .args(args)
+            .output()
+            .expect("podman (Debian package podman) is installed");
+        assert!(
+            out.status.success(),
+            "podman {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `podman run --rm` of `image` with no network and limits this
+    /// machine lets a container raise to (podman's defaults exceed them).
+    pub fn run(&self, image: &str, argv: &[&str]) -> String {
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            image,
+        ];
+        args.extend_from_slice(argv);
+        self.ok(&args)
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.command().args(["system", "reset", "--force"]).output();
+    }
 }

@@ -149,7 +149,14 @@ fn registry_bases_are_named_by_digest_and_the_sbom_travels_with_a_push() {
     let p = Project::new();
     p.recipe(&format!(r#"image("app", from("{base}").run("echo hi > /hi"));"#));
     let app = format!("{}/team/app:1", registry.addr);
-    p.ok(&["build", "--sbom", "--push", &app]);
+    let pushed = p.ok(&["build", "--sbom", "--push", &app]);
+    let index = pushed
+        .stdout
+        .lines()
+        .chain(pushed.stderr.lines())
+        .find_map(|l| l.strip_prefix(&format!("pushed {app}@"))?.split(' ').next())
+        .unwrap_or_else(|| panic!("no pushed digest in {pushed:?}"))
+        .to_string();
     let sbom = p.ok(&["sbom", "app"]).stdout;
     assert_valid_spdx(&sbom);
     let doc: serde_json::Value = serde_json::from_str(&sbom).unwrap();
@@ -212,6 +219,15 @@ fn registry_bases_are_named_by_digest_and_the_sbom_travels_with_a_push() {
     ))
     .unwrap();
     assert_eq!(manifest["subject"]["digest"], image);
+    // The image alone still pulls and runs in podman (docker's pull of an
+    // attested image is in the conformance suite).
+    let podman = Podman::new();
+    podman.ok(&["pull", "--quiet", "--tls-verify=false", &app]);
+    assert_eq!(
+        podman.ok(&["image", "inspect", "--format", "{{.Digest}} {{.Architecture}}", &app]),
+        format!("{index} amd64\n")
+    );
+    assert_eq!(podman.run(&app, &["cat", "/hi"]), "hi\n");
     // Read back from the registry by another machine: the same document.
     let elsewhere = Project::new();
     assert_eq!(elsewhere.ok(&["sbom", &app]).stdout, sbom);
