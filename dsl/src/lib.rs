@@ -5,6 +5,7 @@
 //! I/O here is reading the recipe and the modules it imports.
 
 mod api;
+pub use api::targets::valid_tag;
 pub mod dockerfile;
 mod engine;
 mod error;

@@ -95,6 +95,9 @@ pub enum Error {
     /// A target does not exist.
     #[error(transparent)]
     Target(#[from] crate::graph::TargetError),
+    /// `--load` found no docker or podman, or it refused the images.
+    #[error("--load: {0}")]
+    Load(String),
 }
 
 /// The engine's result type.

@@ -36,6 +36,14 @@ pub struct Miss {
     pub origin: String,
     pub description: String,
     pub reasons: Vec<String>,
+    /// False for a step that changed without running: a metadata step
+    /// (a label, an env) or one whose new result was already in the store.
+    #[serde(default = "yes")]
+    pub ran: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What `strata explain` shows for a target.
@@ -45,6 +53,26 @@ pub struct BuildRecord {
     pub args: BTreeMap<String, String>,
     pub nodes: Vec<NodeFacts>,
     pub misses: Vec<Miss>,
+    /// How the `--arg`s differ from the previous build's.
+    #[serde(default)]
+    pub arg_changes: Vec<String>,
+}
+
+/// How `args` differ from `previous`'s: `version: 1.0 → 2.0`, `new X: v`, `no more X`.
+pub fn arg_changes(previous: Option<&BuildRecord>, args: &BTreeMap<String, String>) -> Vec<String> {
+    let Some(previous) = previous else { return Vec::new() };
+    let mut out = Vec::new();
+    for (k, v) in args {
+        match previous.args.get(k) {
+            None => out.push(format!("new --arg {k}={v}")),
+            Some(o) if o != v => out.push(format!("--arg {k}: {o} → {v}")),
+            _ => {}
+        }
+    }
+    for k in previous.args.keys().filter(|k| !args.contains_key(*k)) {
+        out.push(format!("no more --arg {k} (its default now)"));
+    }
+    out
 }
 
 /// Where a target's last build is recorded.
@@ -60,6 +88,61 @@ pub fn load(store: &Store, recipe: &Path, target: &str) -> Result<Option<BuildRe
         return Ok(None);
     }
     read_json(&path).map(Some)
+}
+
+/// Where the recipe positions of an image's history are kept: by the
+/// digest of its config (which holds the history), so any image with that
+/// config finds them.
+fn origins_path(store: &Store, config: &crate::digest::Digest) -> PathBuf {
+    store
+        .root()
+        .join("builds")
+        .join(format!("history-{}.json", &config.hex()[..32]))
+}
+
+/// Records, for the image whose config is `config` and whose target is
+/// `node`, where the recipe wrote each step of its chain: (the step's
+/// description, as its history's `created_by`; `file:line:col`). Not in
+/// the image itself: a moved line must not change a digest.
+pub fn record_origins(store: &Store, graph: &Graph, node: NodeId, config: &crate::digest::Digest) -> Result<()> {
+    let mut chain = Vec::new();
+    let mut at = Some(node);
+    while let Some(id) = at {
+        let n = graph.node(id);
+        chain.push((n.description.clone(), n.origin.to_string()));
+        at = n.parent;
+    }
+    chain.reverse();
+    let bytes = serde_json::to_vec(&chain).expect("origins serialise");
+    let path = origins_path(store, config);
+    if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
+        store.write_atomic(&path, &bytes)?;
+    }
+    Ok(())
+}
+
+/// Where the recipe wrote the step of each of `created_by` (an image's
+/// history, oldest first), when strata built the image: `None` for a step
+/// it did not record (a base's own history, an image built elsewhere).
+pub fn origins(store: &Store, config: &crate::digest::Digest, created_by: &[Option<String>]) -> Vec<Option<String>> {
+    let chain: Vec<(String, String)> = std::fs::read(origins_path(store, config))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    // Matched from the newest entry back, each step of the chain used once
+    // (a base's own entries come first and find nothing left), except that
+    // a step with several layers (a debian() base) has an entry for each.
+    let mut end = chain.len();
+    let mut out = vec![None; created_by.len()];
+    for (i, by) in created_by.iter().enumerate().rev() {
+        let Some(by) = by else { continue };
+        if let Some(pos) = chain[..end].iter().rposition(|(d, _)| d == by) {
+            out[i] = Some(chain[pos].1.clone());
+            let older_is_same = i > 0 && created_by[i - 1].as_deref() == Some(by.as_str());
+            end = if older_is_same { pos + 1 } else { pos };
+        }
+    }
+    out
 }
 
 /// The facts of `nodes` (closed under inputs, in order).
@@ -84,7 +167,11 @@ pub fn facts(graph: &Graph, plan: &Plan, nodes: &[NodeId]) -> Vec<NodeFacts> {
                     if let (CopySource::Context { .. }, Some(selection)) = (&copy.source, plan.selections.get(&id)) {
                         for src in &selection.sources {
                             for e in &src.entries {
-                                let path = Path::new(&src.path).join(&e.rel).display().to_string();
+                                // A file named on its own is its path (no `/` after it).
+                                let path = match e.rel.as_os_str().is_empty() {
+                                    true => src.path.trim_end_matches('/').to_string(),
+                                    false => Path::new(&src.path).join(&e.rel).display().to_string(),
+                                };
                                 let value = match &e.kind {
                                     EntryKind::File { hash, .. } => {
                                         format!("{} mode {:o}", hex::encode(&hash[..8]), e.mode)
@@ -167,8 +254,19 @@ pub fn explain(
     let cause = |i: usize| -> Vec<String> { reasons(i, current, &prev_by_place, previous.is_some(), no_cache, 0) };
     let mut misses: Vec<Miss> = Vec::new();
     for (i, node) in current.iter().enumerate() {
-        if !executed.contains(&i) {
-            continue;
+        let ran = executed.contains(&i);
+        if !ran {
+            // A step that did not run still changed the image when its own
+            // facts changed (a label from an arg); steps after it that
+            // changed only through it are not repeated.
+            let Some(previous) = previous else { continue };
+            let own_change = match prev_by_place.get(node.place.as_str()) {
+                Some(old) => old.key != node.key && !diff(&old.facts, &node.facts).is_empty(),
+                None => !previous.nodes.is_empty(),
+            };
+            if !own_change {
+                continue;
+            }
         }
         misses.push(Miss {
             origin: node
@@ -177,6 +275,7 @@ pub fn explain(
                 .map_or(node.place.clone(), |(o, _)| o.to_string()),
             description: node.description.clone(),
             reasons: cause(i),
+            ran,
         });
     }
     misses
@@ -252,6 +351,7 @@ mod tests {
                 nf("r:2:1#1", 2, vec![0], &[("step", "run")]),
             ],
             misses: vec![],
+            arg_changes: vec![],
         };
         let cur = vec![
             nf("r:1:1#1", 3, vec![], &[("file a", "9"), ("file c", "3")]),

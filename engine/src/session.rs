@@ -44,6 +44,8 @@ pub struct Exports {
     pub sbom: bool,
     /// `--provenance`: each image gets SLSA v1 provenance, attached the same way.
     pub provenance: bool,
+    /// `--load`: the image targets go into this docker or podman.
+    pub load: Option<export::load::Daemon>,
 }
 
 /// One target the session finished.
@@ -53,7 +55,8 @@ pub enum Finished {
     Image {
         name: String,
         tags: Vec<String>,
-        digest: crate::digest::Digest,
+        /// Its manifest, or its index when it has several platforms or attestations.
+        descriptor: Descriptor,
     },
     /// An artifact target, copied to `dir`.
     Artifact { name: String, dir: PathBuf },
@@ -76,6 +79,8 @@ pub struct Report {
     /// What `--cache-to` pushed, when asked.
     pub cache: Option<PushStats>,
     pub pushed: Vec<Pushed>,
+    /// What `--load`'s docker or podman said it loaded.
+    pub loaded: Vec<String>,
     /// Errors of failed steps, in the order they failed.
     pub errors: Vec<Error>,
     pub files_hashed: usize,
@@ -187,7 +192,7 @@ pub fn build(
                 report.finished.push(Finished::Image {
                     name: target.name.clone(),
                     tags: tags.clone(),
-                    digest: desc.digest.clone(),
+                    descriptor: desc.clone(),
                 });
                 images.push((tags.clone(), desc));
             }
@@ -218,7 +223,7 @@ pub fn build(
         report.finished.push(Finished::Image {
             name: name.clone(),
             tags: tags.clone(),
-            digest: desc.digest.clone(),
+            descriptor: desc.clone(),
         });
         built.push((name, desc.clone()));
         images.push((tags, desc));
@@ -233,6 +238,11 @@ pub fn build(
             Output::Oci(dir) => export::to_oci_dir(store, &images, dir)?,
             Output::DockerArchive(file) => export::to_docker_archive(store, &images, export::ArchiveSink::Path(file))?,
             Output::DockerArchiveStdout => export::to_docker_archive(store, &images, export::ArchiveSink::Stdout)?,
+        }
+    }
+    if let Some(daemon) = &exports.load {
+        if !images.is_empty() {
+            report.loaded = export::load::load(store, &images, daemon)?;
         }
     }
     record_explanations(
@@ -413,12 +423,18 @@ fn record_explanations(
             .collect();
         let previous = explain::load(store, &recipe, &target.name)?;
         let misses = explain::explain(previous.as_ref(), &facts, &executed, no_cache);
+        let args = exports.args.iter().cloned().collect();
         let record = explain::BuildRecord {
             target: target.name.clone(),
-            args: exports.args.iter().cloned().collect(),
+            arg_changes: explain::arg_changes(previous.as_ref(), &args),
+            args,
             nodes: facts,
             misses,
         };
+        if matches!(target.kind, TargetKind::Image { .. }) {
+            let config = crate::digest::Digest::of(&crate::image::to_json(&outcome.states[node].config));
+            explain::record_origins(store, graph, *node, &config)?;
+        }
         let bytes = serde_json::to_vec(&record).expect("explain records serialise");
         let path = explain::record_path(store, &recipe, &target.name);
         // A fully cached build writes nothing it already has.

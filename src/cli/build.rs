@@ -81,6 +81,21 @@ pub struct BuildArgs {
     /// digest; `strata provenance IMAGE` prints it.
     #[arg(long)]
     pub provenance: bool,
+    /// Also tag the image target as NAME (repeatable; the build must have one image target).
+    #[arg(long = "tag", short = 't', value_name = "NAME")]
+    pub tags: Vec<String>,
+    /// Put the image targets into the local docker or podman (its API
+    /// socket: DOCKER_HOST, /var/run/docker.sock, podman's; else `podman load`).
+    #[arg(long)]
+    pub load: bool,
+    /// Write the image's digest to FILE (with --load, the image ID docker
+    /// shows: its config's digest), as `docker build --iidfile`.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Write what was built to FILE as JSON with BuildKit's keys
+    /// (`containerimage.digest`, `image.name`, …; keyed by target with several).
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
     /// Stream every RUN step's output (otherwise only a failed step's last lines are shown).
     #[arg(long, short = 'v')]
     pub verbose: bool,
@@ -166,7 +181,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
             platforms[0]
         )));
     }
-    let graph = args.recipe.load_for(
+    let mut graph = args.recipe.load_for(
         &super::BaseReading {
             store,
             insecure_registries: args.registry.insecure_registries.clone(),
@@ -175,9 +190,23 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         },
         &platforms,
     )?;
+    add_tags(&mut graph, &args.targets, &args.tags)?;
     let targets = graph
         .select_targets(&args.targets)
         .map_err(strata_engine::Error::from)?;
+    let image_names = image_targets(&targets);
+    if args.iidfile.is_some() && image_names.len() != 1 {
+        return Err(CliError::Usage(format!(
+            "--iidfile holds one image's id, and the build has {} image targets ({}); name one target",
+            image_names.len(),
+            image_names.join(", ")
+        )));
+    }
+    // Found before anything is built: a build that cannot be loaded stops here.
+    let load = match args.load {
+        true => Some(strata_engine::export::load::find_daemon()?),
+        false => None,
+    };
     let pushes = push_targets(&args.push, &targets)?;
     let progress = Progress::new(args.progress, args.verbose, &graph);
     let opts = BuildOptions {
@@ -214,15 +243,18 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         args: args.recipe.args.clone(),
         sbom: args.sbom,
         provenance: args.provenance,
+        load,
     };
     let report = session::build(store, &graph, &targets, opts, &exports, &progress, signals::cancelled())?;
     for finished in &report.finished {
         match finished {
-            Finished::Image { name, tags, digest } if results_to_stderr => {
-                eprintln!("{name}\t{}\t{digest}", tags.join(","))
+            Finished::Image { name, tags, descriptor } if results_to_stderr => {
+                eprintln!("{name}\t{}\t{}", tags.join(","), descriptor.digest)
             }
             Finished::Artifact { name, dir } if results_to_stderr => eprintln!("{name}\t{}", dir.display()),
-            Finished::Image { name, tags, digest } => crate::outln!("{name}\t{}\t{digest}", tags.join(",")),
+            Finished::Image { name, tags, descriptor } => {
+                crate::outln!("{name}\t{}\t{}", tags.join(","), descriptor.digest)
+            }
             Finished::Artifact { name, dir } => crate::outln!("{name}\t{}", dir.display()),
             Finished::Skipped { name } => eprintln!("skipped {name}: a step it needs failed"),
         }
@@ -233,6 +265,10 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
     for pushed in &report.pushed {
         super::push::print_pushed(pushed);
     }
+    for loaded in &report.loaded {
+        eprintln!("{loaded}");
+    }
+    write_build_files(store, &args, &report)?;
     progress.finish(started.elapsed(), report.files_hashed, report.files_reused);
     let mut errors = report.errors.into_iter();
     match errors.next() {
@@ -244,6 +280,125 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
             Err(first.into())
         }
     }
+}
+
+/// The image targets among `targets`, once per name (a multi-platform
+/// target's variants are one image).
+fn image_targets(targets: &[&strata_engine::graph::Target]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for t in targets {
+        if matches!(t.kind, TargetKind::Image { .. }) && !names.contains(&t.name) {
+            names.push(t.name.clone());
+        }
+    }
+    names
+}
+
+/// `-t/--tag`: the extra names go to the one image target the build selects.
+fn add_tags(graph: &mut strata_engine::graph::Graph, selected: &[String], tags: &[String]) -> Result<(), CliError> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    if let Some(bad) = tags.iter().find(|t| !strata_dsl::valid_tag(t)) {
+        return Err(CliError::Usage(format!(
+            "--tag `{bad}` is not a valid image name (lowercase `repo/name:tag`)"
+        )));
+    }
+    let targets = graph.select_targets(selected).map_err(strata_engine::Error::from)?;
+    let names = image_targets(&targets);
+    let [name] = names.as_slice() else {
+        return Err(CliError::Usage(format!(
+            "--tag names one image, and the build has {} image targets{}; name the target to tag (strata build TARGET -t NAME)",
+            names.len(),
+            match names.is_empty() {
+                true => String::new(),
+                false => format!(" ({})", names.join(", ")),
+            }
+        )));
+    };
+    let name = name.clone();
+    for target in graph.targets.iter_mut().filter(|t| t.name == name) {
+        if let TargetKind::Image { tags: own, .. } = &mut target.kind {
+            for tag in tags {
+                if !own.contains(tag) {
+                    own.push(tag.clone());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--iidfile` and `--metadata-file`, as BuildKit writes them.
+fn write_build_files(store: &Store, args: &BuildArgs, report: &session::Report) -> Result<(), CliError> {
+    if args.iidfile.is_none() && args.metadata_file.is_none() {
+        return Ok(());
+    }
+    let mut entries = serde_json::Map::new();
+    let mut ids = Vec::new();
+    for finished in &report.finished {
+        let Finished::Image { name, tags, descriptor } = finished else {
+            continue;
+        };
+        let config = config_digest(store, descriptor)?;
+        let mut entry = serde_json::Map::new();
+        entry.insert("containerimage.digest".into(), descriptor.digest.to_string().into());
+        if let Some(config) = &config {
+            entry.insert("containerimage.config.digest".into(), config.to_string().into());
+        }
+        entry.insert(
+            "containerimage.descriptor".into(),
+            serde_json::json!({
+                "mediaType": descriptor.media_type,
+                "digest": descriptor.digest.to_string(),
+                "size": descriptor.size,
+            }),
+        );
+        entry.insert("image.name".into(), tags.join(",").into());
+        entries.insert(name.clone(), entry.into());
+        ids.push(match (args.load, config) {
+            (true, Some(config)) => config,
+            _ => descriptor.digest.clone(),
+        });
+    }
+    if let Some(file) = &args.iidfile {
+        if let [id] = ids.as_slice() {
+            std::fs::write(file, id.to_string()).map_err(strata_engine::Error::io("write", file))?;
+        }
+    }
+    if let Some(file) = &args.metadata_file {
+        // One image: its keys at the top, as `docker buildx build`; several:
+        // by target name, as `docker buildx bake`.
+        let doc = match entries.len() {
+            1 => entries.into_iter().next().map(|(_, v)| v).unwrap_or_default(),
+            _ => entries.into(),
+        };
+        let text = serde_json::to_string_pretty(&doc).expect("JSON values serialize");
+        std::fs::write(file, text + "\n").map_err(strata_engine::Error::io("write", file))?;
+    }
+    Ok(())
+}
+
+/// The config digest of an image manifest, or of an index's one image
+/// (attestations aside); none for an index of several platforms.
+fn config_digest(
+    store: &Store,
+    descriptor: &strata_engine::image::Descriptor,
+) -> Result<Option<strata_engine::digest::Digest>, CliError> {
+    let manifests: Vec<_> = strata_engine::store::manifests_of(store, descriptor)?
+        .into_iter()
+        .filter(|d| !strata_engine::store::is_attestation(d))
+        .collect();
+    let [manifest] = manifests.as_slice() else {
+        return Ok(None);
+    };
+    let bytes = store.read_blob(&manifest.digest)?;
+    let manifest: strata_engine::image::Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| strata_engine::Error::BadImage {
+            what: manifest.digest.to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok(Some(manifest.config.digest))
 }
 
 /// Pairs `--push` values with the image targets they name.

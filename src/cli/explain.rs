@@ -26,24 +26,43 @@ pub fn run(store: &Store, args: ExplainArgs) -> Result<(), CliError> {
             args.file.display()
         ))
     })?;
-    if record.misses.is_empty() {
+    for change in &record.arg_changes {
+        crate::outln!("{change}");
+    }
+    let (ran, changed): (Vec<_>, Vec<_>) = record.misses.iter().partition(|m| m.ran);
+    if ran.is_empty() && changed.is_empty() {
         crate::outln!(
             "every step of `{}` came from the cache in its last build",
             record.target
         );
         return Ok(());
     }
-    crate::outln!(
-        "{} of {} steps of `{}` missed the cache in its last build:",
-        record.misses.len(),
-        record.nodes.len(),
-        record.target
-    );
-    for miss in &record.misses {
+    if ran.is_empty() {
+        crate::outln!(
+            "no step of `{}` ran in its last build, but these changed:",
+            record.target
+        );
+    } else {
+        crate::outln!(
+            "{} of {} steps of `{}` missed the cache in its last build:",
+            ran.len(),
+            record.nodes.len(),
+            record.target
+        );
+        show(&ran);
+        if !changed.is_empty() {
+            crate::outln!("and these changed without running (metadata, or a result already in the store):");
+        }
+    }
+    show(&changed);
+    Ok(())
+}
+
+fn show(misses: &[&explain::Miss]) {
+    for miss in misses {
         crate::outln!("{} {}", miss.origin, miss.description);
         for reason in &miss.reasons {
             crate::outln!("    {reason}");
         }
     }
-    Ok(())
 }

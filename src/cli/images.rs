@@ -105,8 +105,14 @@ pub fn history(store: &Store, name: &str) -> Result<(), CliError> {
     crate::outln!("{:<12} {:>10}  CREATED BY", "LAYER", "SIZE");
     let mut layers = img.config.rootfs.diff_ids.iter();
     let mut rows = Vec::new();
-    for entry in &img.config.history {
-        let created_by = entry.created_by.clone().unwrap_or_default();
+    // Where the recipe wrote each step, when this store built the image.
+    let said: Vec<Option<String>> = img.config.history.iter().map(|h| h.created_by.clone()).collect();
+    let origins = strata_engine::explain::origins(store, &img.manifest.config.digest, &said);
+    for (entry, origin) in img.config.history.iter().zip(origins) {
+        let mut created_by = entry.created_by.clone().unwrap_or_default();
+        if let Some(origin) = origin {
+            created_by = format!("{created_by} ({origin})");
+        }
         if entry.empty_layer {
             rows.push(("-".to_string(), "0B".to_string(), created_by));
             continue;

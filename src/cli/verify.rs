@@ -226,7 +226,7 @@ pub fn run(store: &Store, args: VerifyArgs) -> Result<(), CliError> {
         .finished
         .iter()
         .find_map(|f| match f {
-            Finished::Image { name, digest, .. } if *name == claimed.target => Some(digest.clone()),
+            Finished::Image { name, descriptor, .. } if *name == claimed.target => Some(descriptor.digest.clone()),
             _ => None,
         })
         .ok_or_else(|| CliError::Usage(format!("the recipe built no image `{}`", claimed.target)))?;

@@ -59,7 +59,7 @@ fn images_from_oci_layouts_and_docker_archives_are_usable_bases() {
             inspect["config"]["config"]["Entrypoint"][0], "/usr/local/bin/greet",
             "{base}"
         );
-        assert_eq!(inspect["config"]["rootfs"]["diff_ids"].as_array().unwrap().len(), 4);
+        assert_eq!(inspect["config"]["rootfs"]["diff_ids"].as_array().unwrap().len(), 5);
     }
 }
 

@@ -24,7 +24,7 @@ fn hello_example_exports_valid_oci_and_docker_archive_images() {
         &["inspect", &format!("oci:{}:example/hello:latest", oci.display())],
     );
     let json: serde_json::Value = serde_json::from_str(&inspected).unwrap();
-    assert_eq!(json["Layers"].as_array().unwrap().len(), 3);
+    assert_eq!(json["Layers"].as_array().unwrap().len(), 4);
     assert_eq!(json["Env"][0], "GREETING=hello");
     tool("skopeo", &["inspect", &format!("docker-archive:{}", archive.display())]);
     let copied = p.path("copied");
@@ -53,6 +53,8 @@ fn hello_example_exports_valid_oci_and_docker_archive_images() {
     assert_eq!(
         files,
         vec![
+            "bin",
+            "bin/sh",
             "srv",
             "srv/hello.txt",
             "srv/www",
@@ -78,6 +80,12 @@ fn hello_example_exports_valid_oci_and_docker_archive_images() {
     let mut files2 = walk(&bundle2.path().join("b/rootfs"));
     files2.sort();
     assert_eq!(files2, files);
+
+    // It runs: in podman (docker's run of it is in the conformance suite).
+    let podman = Podman::new();
+    podman.ok(&["load", "--quiet", "--input", archive.to_str().unwrap()]);
+    assert_eq!(podman.run("example/hello:latest", &[]), "hello, world\n");
+    assert_eq!(podman.run("example/hello:latest", &["podman"]), "hello, podman\n");
 
     // The artifact target went to ./out/www.
     let mut art = walk(&p.path("out/www"));

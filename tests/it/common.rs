@@ -92,6 +92,10 @@ impl Project {
         copy_tree(&repo().join("examples").join(name), p.dir.path());
         // A lock left by a local run of the example is not part of it.
         let _ = fs::remove_file(p.path("strata.lock"));
+        // The examples on a busybox base read it from their directory.
+        if name == "hello" || name == "busybox" {
+            fs::copy(busybox_tar(), p.path("busybox.tar")).unwrap();
+        }
         p
     }
 
@@ -625,6 +629,61 @@ impl Podman {
         ];
         args.extend_from_slice(argv);
         self.ok(&args)
+    }
+}
+
+/// `podman system service` of a [`Podman`]: the Docker Engine API on a
+/// unix socket (what `DOCKER_HOST=unix://…` names), stopped on drop.
+pub struct PodmanService {
+    child: std::process::Child,
+    pub socket: PathBuf,
+}
+
+impl Podman {
+    pub fn service(&self) -> PodmanService {
+        let socket = self.dir.path().join("podman.sock");
+        let child = self
+            .command()
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", socket.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("podman (Debian package podman) is installed");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "podman system service did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        PodmanService { child, socket }
+    }
+
+    /// A directory holding a `podman` that is this instance (its storage
+    /// options first), for a PATH that finds it.
+    pub fn wrapper_dir(&self) -> PathBuf {
+        let dir = self.dir.path().join("bin");
+        fs::create_dir_all(&dir).unwrap();
+        let cmd = self.command();
+        let argv: Vec<String> = cmd.get_args().map(|a| format!("'{}'", a.to_string_lossy())).collect();
+        let real = tool("sh", &["-c", "command -v podman"]);
+        let script = dir.join("podman");
+        fs::write(
+            &script,
+            format!("#!/bin/sh\nexec {} {} \"$@\"\n", real.trim(), argv.join(" ")),
+        )
+        .unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+}
+
+impl Drop for PodmanService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

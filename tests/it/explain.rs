@@ -90,3 +90,28 @@ fn explain_names_changed_env_values_args_commands_and_bases() {
     let missing = p.run(&["explain", "nope"]);
     assert_eq!(missing.code, 2);
 }
+
+#[test]
+fn explain_names_a_label_that_changed_without_running_and_the_arg_behind_it() {
+    let p = Project::new();
+    p.write("src/b.txt", "one\n");
+    p.recipe(
+        r#"image("s", scratch().copy(ctx("src/b.txt"), "/b.txt").label("version", arg("version", "1")).cmd(["/b"]));"#,
+    );
+    p.ok(&["build"]);
+    p.ok(&["build", "--arg", "version=2"]);
+    let out = p.ok(&["explain", "s"]).stdout;
+    assert_eq!(
+        out,
+        "new --arg version=2\n\
+         no step of `s` ran in its last build, but these changed:\n\
+         strata.rhai:1:55 label(\"version\", \"2\")\n    \
+         step: label(\"version\", \"1\") → label(\"version\", \"2\")\n"
+    );
+    // A file named on its own has no slash after it.
+    p.write("src/b.txt", "two\n");
+    p.ok(&["build", "--arg", "version=2"]);
+    let out = p.ok(&["explain", "s"]).stdout;
+    assert!(out.contains("\n    changed src/b.txt\n"), "{out}");
+    assert!(!out.contains("src/b.txt/"), "{out}");
+}

@@ -227,3 +227,172 @@ fn a_damaged_blob_never_leaves_the_store() {
     }
     assert!(!p.path("x.tar").exists(), "a damaged archive was left behind");
 }
+
+#[test]
+fn tags_from_the_command_line_join_the_recipes_and_the_metadata_file_names_them() {
+    let p = project();
+    let meta = p.path("meta.json");
+    let iid = p.path("iid");
+    let run = p.ok(&[
+        "build",
+        "-t",
+        "team/x:dev",
+        "--tag",
+        "team/x:abc123",
+        "--iidfile",
+        iid.to_str().unwrap(),
+        "--metadata-file",
+        meta.to_str().unwrap(),
+    ]);
+    let digest = digest_of(&run.stdout, "x");
+    assert!(
+        run.stdout.contains("x\tx:1,team/x:dev,team/x:abc123\t"),
+        "{}",
+        run.stdout
+    );
+    let images = p.ok(&["images"]).stdout;
+    for tag in ["x:1", "team/x:dev", "team/x:abc123"] {
+        assert!(
+            images
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(tag) && l.contains(&digest[7..19])),
+            "{tag}:\n{images}"
+        );
+    }
+    assert_eq!(fs::read_to_string(&iid).unwrap(), digest);
+    let meta: serde_json::Value = serde_json::from_str(&fs::read_to_string(&meta).unwrap()).unwrap();
+    assert_eq!(meta["containerimage.digest"], digest.as_str());
+    assert_eq!(meta["image.name"], "x:1,team/x:dev,team/x:abc123");
+    assert_eq!(
+        meta["containerimage.descriptor"]["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    let inspect: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "x:1"]).stdout).unwrap();
+    assert_eq!(
+        meta["containerimage.config.digest"],
+        inspect["manifest"]["config"]["digest"]
+    );
+}
+
+#[test]
+fn a_tag_needs_one_image_target_and_a_valid_name() {
+    let p = project();
+    p.recipe(&format!(
+        "{RECIPE}\nimage(\"y\", scratch().copy(ctx(\"a.txt\"), \"/b\"));"
+    ));
+    let two = p.run(&["build", "-t", "team/x:dev"]);
+    assert_eq!(two.code, 2);
+    assert!(
+        two.stderr.contains("--tag names one image, and the build has 2 image targets (x, y); name the target to tag (strata build TARGET -t NAME)"),
+        "{}",
+        two.stderr
+    );
+    let bad = p.run(&["build", "x", "-t", "Team/X"]);
+    assert!(
+        bad.stderr
+            .contains("--tag `Team/X` is not a valid image name (lowercase `repo/name:tag`)"),
+        "{}",
+        bad.stderr
+    );
+    let iid = p.run(&["build", "--iidfile", "iid"]);
+    assert!(
+        iid.stderr
+            .contains("--iidfile holds one image's id, and the build has 2 image targets (x, y); name one target"),
+        "{}",
+        iid.stderr
+    );
+    // Several images: the metadata file is keyed by target, as bake's.
+    p.ok(&["build", "--metadata-file", "meta.json"]);
+    let meta: serde_json::Value = serde_json::from_str(&fs::read_to_string(p.path("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["x"]["image.name"], "x:1");
+    assert_eq!(meta["y"]["image.name"], "y");
+}
+
+#[test]
+fn load_puts_the_image_into_podman_through_its_api_socket_or_its_command() {
+    let podman = Podman::new();
+    let service = podman.service();
+    let p = busybox_project(
+        r#"image("app", from("rootfs:busybox.tar").run("echo loaded > /hi"), #{ tags: ["team/app:1"] });"#,
+    );
+    let iid = p.path("iid");
+    let run = p
+        .cmd(&[
+            "build",
+            "--load",
+            "-t",
+            "team/app:2",
+            "--iidfile",
+            iid.to_str().unwrap(),
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", service.socket.display()))
+        .output()
+        .unwrap();
+    let run = Run::from(run);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // podman names an image without a registry `localhost/…`.
+    assert!(
+        run.stderr
+            .contains("Loaded image: localhost/team/app:1,localhost/team/app:2"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(podman.run("team/app:2", &["cat", "/hi"]), "loaded\n");
+    // The iidfile has the image ID podman shows: the config's digest.
+    let id = podman.ok(&["image", "inspect", "--format", "{{.Id}}", "team/app:1"]);
+    assert_eq!(fs::read_to_string(&iid).unwrap(), format!("sha256:{}", id.trim()));
+    drop(service);
+
+    // No socket: `podman load` of the podman on PATH.
+    p.recipe(r#"image("app", from("rootfs:busybox.tar").run("echo again > /hi"), #{ tags: ["team/app:3"] });"#);
+    let path = format!("{}:{}", podman.wrapper_dir().display(), std::env::var("PATH").unwrap());
+    let run = Run::from(
+        p.cmd(&["build", "--load"])
+            .env_remove("DOCKER_HOST")
+            .env("XDG_RUNTIME_DIR", p.path("no-runtime"))
+            .env("PATH", &path)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    if !std::path::Path::new("/var/run/docker.sock").exists()
+        && !std::path::Path::new("/run/podman/podman.sock").exists()
+    {
+        assert_eq!(podman.run("team/app:3", &["cat", "/hi"]), "again\n");
+    }
+}
+
+#[test]
+fn load_without_docker_or_podman_says_what_to_start_before_building() {
+    let p = project();
+    let gone = p
+        .cmd(&["build", "--load"])
+        .env("DOCKER_HOST", format!("unix://{}", p.path("docker.sock").display()))
+        .output()
+        .unwrap();
+    let gone = Run::from(gone);
+    assert_eq!(gone.code, 1);
+    assert!(
+        gone.stderr.contains(&format!(
+            "--load: DOCKER_HOST names `{}`, and no socket is there: is the docker daemon (or `podman system service`) running?",
+            p.path("docker.sock").display()
+        )),
+        "{}",
+        gone.stderr
+    );
+    let tcp = Run::from(
+        p.cmd(&["build", "--load"])
+            .env("DOCKER_HOST", "tcp://10.0.0.1:2375")
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        tcp.stderr.contains(
+            "--load: DOCKER_HOST is `tcp://10.0.0.1:2375`; strata loads images through a local unix socket only"
+        ),
+        "{}",
+        tcp.stderr
+    );
+    // Nothing was built: the check comes first.
+    assert!(!p.ok(&["images"]).stdout.contains("x:1"));
+}

@@ -4,7 +4,7 @@
 
 mod meta;
 pub(crate) mod states;
-mod targets;
+pub(crate) mod targets;
 
 use rhai::{Array, Dynamic, Engine, Map, Position};
 use strata_engine::graph::NodeId;

@@ -32,6 +32,18 @@ fn check_name(name: &str, pos: rhai::Position) -> Res<()> {
 
 /// Validates an image reference used as a tag (`name[:tag]`, lowercase repository).
 fn check_tag(tag: &str, pos: rhai::Position) -> Res<()> {
+    if !valid_tag(tag) {
+        return Err(runtime(
+            pos,
+            format!("`{tag}` is not a valid image name (lowercase `repo/name:tag`)"),
+        ));
+    }
+    Ok(())
+}
+
+/// True for an image name a target may be tagged with (`repo/name[:tag]`,
+/// lowercase repository), in a recipe or by `strata build --tag`.
+pub fn valid_tag(tag: &str) -> bool {
     let (repo, version) = match tag.rsplit_once(':') {
         Some((r, v)) if !v.contains('/') => (r, Some(v)),
         _ => (tag, None),
@@ -49,13 +61,7 @@ fn check_tag(tag: &str, pos: rhai::Position) -> Res<()> {
             && v.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     });
-    if !repo_ok || !version_ok {
-        return Err(runtime(
-            pos,
-            format!("`{tag}` is not a valid image name (lowercase `repo/name:tag`)"),
-        ));
-    }
-    Ok(())
+    repo_ok && version_ok
 }
 
 fn image(rec: &Shared, ctx: &NativeCallContext, name: &str, state: &State, opts: Map) -> Res<()> {

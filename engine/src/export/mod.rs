@@ -18,6 +18,7 @@ use crate::image::{self, Descriptor, Index};
 use crate::store::{blobs_of, read_image, State, Store};
 use crate::sys::confined::{self, Root};
 
+pub mod load;
 mod output;
 pub mod push;
 
