@@ -182,6 +182,31 @@ impl Lock {
         )
     }
 
+    /// One line per pin, for `strata lock`: a registry base and its
+    /// digest, a `debian()` set (suite, architecture, variant, how many
+    /// packages, mirror), a fetched URL and its digest.
+    pub fn summary(&self) -> Vec<String> {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (reference, digest) in &s.file.images {
+            out.push(format!("image   {reference}  {digest}"));
+        }
+        for (name, set) in &s.file.debian {
+            out.push(format!(
+                "debian  {name}: {} {} ({}), {} packages from {}",
+                set.suite,
+                set.arch,
+                set.variant,
+                set.packages.len(),
+                set.mirror
+            ));
+        }
+        for (url, digest) in &s.file.urls {
+            out.push(format!("url     {url}  {digest}"));
+        }
+        out
+    }
+
     /// After planning: with `--locked`, entries the recipe no longer uses are
     /// an error; otherwise a changed lock is written (unused entries dropped
     /// when updating).

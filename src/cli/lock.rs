@@ -18,6 +18,10 @@ pub struct LockArgs {
     pub update: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// Print the whole lockfile, every package of every Debian set, instead
+    /// of a line per pin.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 pub fn run(store: &Store, args: LockArgs) -> Result<(), CliError> {
@@ -45,16 +49,22 @@ pub fn run(store: &Store, args: LockArgs) -> Result<(), CliError> {
         }
     };
     Scheduler::new(store, &graph, opts, &warnings, &never).plan(&nodes)?;
-    let lock = args
+    let file = args
         .recipe
         .file
         .parent()
         .unwrap_or(std::path::Path::new("."))
         .join("strata.lock");
-    if lock.exists() {
-        crate::out!("{}", std::fs::read_to_string(&lock).unwrap_or_default());
+    if !file.exists() {
+        crate::outln!("the recipe has no registry bases, Debian sets or URLs to pin");
+    } else if args.verbose {
+        crate::out!("{}", std::fs::read_to_string(&file).unwrap_or_default());
     } else {
-        crate::outln!("the recipe has no registry bases to pin");
+        let lock = strata_engine::lock::Lock::open(&args.recipe.file, LockMode::Use)?;
+        for line in lock.summary() {
+            crate::outln!("{line}");
+        }
+        crate::outln!("(written to {}; -v prints all of it)", file.display());
     }
     Ok(())
 }

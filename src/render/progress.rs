@@ -32,6 +32,8 @@ struct Screen {
     built: usize,
     /// The live block's line of each running step (tty mode).
     running: BTreeMap<usize, ProgressBar>,
+    /// The last quarter of each download a plain line was printed for.
+    downloads: BTreeMap<usize, u64>,
 }
 
 /// `--progress`: how the build's events are shown.
@@ -238,6 +240,20 @@ impl EventSink for Progress<'_> {
             )),
             Event::Failed { node, .. } => Some(format!("FAILED  {}", self.describe(node))),
             Event::Exported { target, destination } => Some(format!("EXPORT  {target} → {destination}")),
+            // A line when a download starts and at each quarter of it.
+            Event::Downloading { node, bytes, total } if self.mode == Mode::Plain => {
+                let quarter = (bytes * 4).checked_div(total).unwrap_or(4).min(4);
+                let last = screen.downloads.insert(node, quarter);
+                (last != Some(quarter)).then(|| {
+                    format!(
+                        "        downloading {} / {} ({}%) for {}",
+                        crate::cli::human(bytes),
+                        crate::cli::human(total),
+                        (bytes * 100).checked_div(total).unwrap_or(100),
+                        self.graph.node(node).description
+                    )
+                })
+            }
             Event::Warning { message } => Some(format!("WARNING {message}")),
             _ => None,
         };

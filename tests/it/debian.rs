@@ -15,8 +15,22 @@ fn the_nginx_example_is_pinned_configured_and_reproducible() {
     let arg = format!("mirror={}", mirror.url);
     let p = Project::example("nginx");
     // nginx -t, dpkg --audit and apt-get check run inside the image.
-    let first = p.ok(&["build", "nginx", "nginx-check", "--arg", &arg]);
+    let first = p.ok(&["build", "nginx", "nginx-check", "--arg", &arg, "--progress", "plain"]);
     let digest = digest_of(&first.stdout, "nginx");
+    // The download says how far it is (plain output: a line a quarter).
+    let downloads: Vec<&str> = first.stderr.lines().filter(|l| l.contains(" downloading ")).collect();
+    assert!(downloads.len() >= 2 && downloads.len() <= 6, "{}", first.stderr);
+    assert!(
+        downloads[0].starts_with("        downloading ")
+            && downloads[0].contains("for debian(\"bookworm\", [\"nginx\"]"),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        downloads.last().unwrap().contains(" (100%) for debian("),
+        "{}",
+        first.stderr
+    );
 
     let lock = lock_of(&p);
     let set = &lock["debian"]["bookworm/amd64 required: nginx"];
@@ -114,8 +128,18 @@ fn the_nginx_example_is_pinned_configured_and_reproducible() {
 
     // `strata lock --update` asks the mirror again.
     let before = mirror.requests().len();
-    q.ok(&["lock", "--update"]);
+    let summary = q.ok(&["lock", "--update"]).stdout;
     assert!(mirror.requests()[before..].iter().any(|r| r.ends_with("/InRelease")));
+    // A line per set, not a line per package; -v prints the lockfile.
+    assert_eq!(
+        summary,
+        format!(
+            "debian  bookworm/amd64 essential: bookworm amd64 (essential), {essential} packages from {}\n(written to strata.lock; -v prints all of it)\n",
+            mirror.url
+        )
+    );
+    let whole: serde_json::Value = serde_json::from_str(&q.ok(&["lock", "-v"]).stdout).unwrap();
+    assert_eq!(whole, lock_of(&q));
 }
 
 #[test]

@@ -122,6 +122,17 @@ fn strata_lock_pins_tags_to_digests_until_updated() {
     assert_eq!(p.build_digest(&["--locked"], "s"), first);
     let updated = p.ok(&["lock", "--update"]).stdout;
     assert!(!updated.contains(&pinned), "{updated}");
+    let moved = lock_of(&p)["images"][format!("{}/team/base:v1", registry.addr)]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        updated,
+        format!(
+            "image   {}/team/base:v1  {moved}\n(written to strata.lock; -v prints all of it)\n",
+            registry.addr
+        )
+    );
     assert_ne!(p.build_digest(&["--locked"], "s"), first);
 
     // --locked refuses a missing or a stale lock.
@@ -461,4 +472,8 @@ fn platform_picks_an_entry_of_a_multi_platform_index() {
     assert!(r.stderr.contains("no image for linux/s390x"), "{}", r.stderr);
     assert!(r.stderr.contains("linux/arm64"), "{}", r.stderr);
     assert_eq!(p.run(&["pull", &reference, "--platform", "arm64"]).code, 2);
+}
+
+fn lock_of(p: &Project) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(p.path("strata.lock")).unwrap()).unwrap()
 }
