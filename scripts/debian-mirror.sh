@@ -13,7 +13,8 @@ requests=("$@")
 stamp="$dir/.complete-$suite-$(printf '%s-' "${requests[@]}" | tr ' ' '+')"
 [ -f "$stamp" ] && exit 0
 cd "$(dirname "$0")/.."
-cargo build --quiet
+echo "== making the tests' partial Debian mirror in $dir (once; later runs reuse it)" >&2
+cargo build
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for request in "${requests[@]}"; do
@@ -26,6 +27,7 @@ for request in "${requests[@]}"; do
   echo "debian(\"$suite\", [${list%, }]$opts);" >>"$work/strata.rhai"
 done
 echo 'image("x", scratch());' >>"$work/strata.rhai"
+echo "resolving ${#requests[@]} package sets against the host's apt mirror" >&2
 STRATA_HOME="$work/store" target/debug/strata lock -f "$work/strata.rhai" >/dev/null
 python3 - "$dir" "$suite" "$work/strata.lock" <<'PY'
 import hashlib, json, os, sys, urllib.request
@@ -56,8 +58,10 @@ for line in release.split("SHA256:", 1)[1].splitlines()[1:]:
     if path in [f"main/binary-{a}/Packages.xz" for a in arches]:
         get(f"dists/{suite}/{path}", sha)
 files = {p["filename"]: p["sha256"] for e in entries for p in e["packages"]}
-for filename, sha256 in sorted(files.items()):
+for n, (filename, sha256) in enumerate(sorted(files.items()), 1):
     get(filename, sha256)
+    if n % 50 == 0 or n == len(files):
+        print(f"  {n} / {len(files)} packages", file=sys.stderr, flush=True)
 print(f"mirror in {out}: {len(files)} packages of {suite} ({', '.join(arches)})")
 PY
 touch "$stamp"

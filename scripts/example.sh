@@ -4,15 +4,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
+echo "== checking the Debian packages the examples use"
 ensure_packages "${STRATA_PACKAGES[@]}"
 
-cargo build --release --quiet
+echo "== building strata (cargo build --release; a few minutes the first time)"
+cargo build --release
 strata=$PWD/target/release/strata
+echo "strata is $strata (or: cargo install --path . puts it in ~/.cargo/bin)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export STRATA_HOME="$work/store"
 
 echo "== examples/hello: a scratch image and an artifact"
+[ -f examples/hello/busybox.tar ] || scripts/make-busybox-rootfs.sh examples/hello/busybox.tar
 "$strata" build -f examples/hello/strata.rhai --out-dir "$work/out" \
   --output "oci:$work/hello-oci" --output "docker-archive:$work/hello.tar"
 skopeo inspect --format 'skopeo sees {{.Digest}} with {{len .Layers}} layers' "oci:$work/hello-oci:example/hello:latest"

@@ -9,7 +9,8 @@ out=$1
 arch=$2
 [ -f "$out" ] && exit 0
 cd "$(dirname "$0")/.."
-cargo build --quiet
+echo "== making an $arch busybox for the multi-platform tests in $out (once)" >&2
+cargo build
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 printf 'debian("bookworm", ["busybox-static"], #{ arch: "%s" });\nimage("x", scratch());\n' "$arch" >"$work/strata.rhai"

@@ -9,9 +9,11 @@ ensure_packages() {
   [ ${#need[@]} -eq 0 ] && return 0
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "installing: ${need[*]}" >&2
+  echo "installing ${#need[@]} Debian packages: ${need[*]}" >&2
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # One line per download and per package set up; apt's status is kept.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${need[@]}" \
+    > >(grep --line-buffered -E '^(Get|Setting up)' >&2)
 }
 
 # The packages strata's tests and examples use.

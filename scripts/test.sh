@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
+echo "== checking the Debian packages the tests use" >&2
 ensure_packages "${STRATA_PACKAGES[@]}"
 # The rootless tests run strata as this ordinary user.
 export STRATA_TEST_ROOTLESS_USER=${STRATA_TEST_ROOTLESS_USER:-strata-test}
@@ -15,4 +16,5 @@ scripts/foreign-busybox.sh .cache/busybox-arm64.tar arm64
 export STRATA_TEST_BUSYBOX_ARM64=$PWD/.cache/busybox-arm64.tar
 # The SBOM tests check documents with pyspdxtools.
 ensure_spdx_tools
+echo "== building and running the tests (cargo test --workspace; the first build takes a few minutes)" >&2
 cargo test --workspace "$@"

@@ -41,7 +41,8 @@ ALLOWED = {}
 
 
 def run(cmd, **kw):
-    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, **kw)
+    kw.setdefault("env", ENV)
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
 def must(cmd, **kw):
@@ -265,6 +266,32 @@ def attested_pull(args, scratch, busybox, addr):
     return (ATTESTED, status, notes)
 
 
+HELLO = "hello-example-loads-and-runs-in-docker"
+
+
+def hello_in_docker(args, scratch, busybox):
+    """The README's first example goes into docker with `--load` (the
+    engine API on docker's socket) and runs as the README shows."""
+    work = os.path.join(scratch, HELLO)
+    shutil.copytree(os.path.join(REPO, "examples", "hello"), work)
+    shutil.copy(busybox, os.path.join(work, "busybox.tar"))
+    notes = []
+    env = dict(ENV, DOCKER_HOST="unix:///var/run/docker.sock")
+    r = run([args.strata, "--store", os.path.join(work, "store"), "build", "hello", "--load"], cwd=work, env=env)
+    if r.returncode != 0:
+        notes.append(f"strata: {r.stderr.strip()[-300:]}")
+    else:
+        ran = run([DOCKER, "run", "--rm", "--network", "none", "example/hello"])
+        if ran.returncode != 0 or ran.stdout != "hello, world\n":
+            notes.append(f"docker: {(ran.stderr or ran.stdout).strip()[-300:]}")
+        run([DOCKER, "rmi", "-f", "example/hello:latest", "example/hello:1.0"])
+    status = "same" if not notes else "strata fails"
+    print(f"{HELLO:<40} {'loads and runs' if not notes else status}", flush=True)
+    for n in notes:
+        print(f"    {n}", flush=True)
+    return (HELLO, status, notes)
+
+
 def given(case, args):
     """What both builders are given on the command line: an SSH agent, a secret."""
     out = []
@@ -466,6 +493,8 @@ def main():
                 shutil.rmtree(work, ignore_errors=True)
         if not args.only or ATTESTED in args.only:
             results.append(attested_pull(args, scratch, busybox, addr))
+        if not args.only or HELLO in args.only:
+            results.append(hello_in_docker(args, scratch, busybox))
     finally:
         registry.kill()
         registry.wait()
