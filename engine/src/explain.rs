@@ -202,6 +202,11 @@ pub fn facts(graph: &Graph, plan: &Plan, nodes: &[NodeId]) -> Vec<NodeFacts> {
                     for m in &run.mounts {
                         facts.insert(format!("mount {}", m.target), m.path.clone());
                     }
+                    // A secret that invalidates: its HMAC's first bytes, to
+                    // tell that it changed (never the value).
+                    for (secret, mac) in plan.secret_macs.get(&id).into_iter().flatten() {
+                        facts.insert(format!("secret-value {secret}"), hex::encode(&mac[..8]));
+                    }
                 }
                 _ => {}
             }
@@ -223,6 +228,9 @@ fn diff(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<S
             None if k.starts_with("file ") => out.push(format!("added {}", &k[5..])),
             None => out.push(format!("new {k}: {v}")),
             Some(o) if o != v && k.starts_with("file ") => out.push(format!("changed {}", &k[5..])),
+            Some(o) if o != v && k.starts_with("secret-value ") => {
+                out.push(format!("the value of secret `{}` changed", &k["secret-value ".len()..]))
+            }
             Some(o) if o != v && k == "base" => out.push(format!(
                 "base image changed: {} → {}",
                 &o[..12.min(o.len())],

@@ -154,6 +154,10 @@ pub struct SecretMount {
     /// A `Given` secret the command line does not give fails the step when
     /// required, else the step runs without it (BuildKit's default).
     pub required: bool,
+    /// The step's key takes an HMAC of the value (keyed by the store's own
+    /// secret key), so a changed secret re-runs the step; the value itself
+    /// never reaches a key, a record or the output.
+    pub invalidate: bool,
 }
 
 /// The SSH agent the build is given (`strata build --ssh ID=SOCKET`),

@@ -93,6 +93,17 @@ pub enum Resolved {
     Base([u8; 32]),
 }
 
+/// `key` of a RUN step that re-runs when its secrets change: it takes the
+/// HMAC of each (never the value; the HMAC's key stays in the store).
+pub fn with_secret_macs(key: NodeKey, macs: &[(String, [u8; 32])]) -> NodeKey {
+    let mut enc = KeyEncoder::new("secret-macs");
+    enc.hash(&key.0).u64(macs.len() as u64);
+    for (id, mac) in macs {
+        enc.str(id).hash(mac);
+    }
+    enc.finish()
+}
+
 /// The key of `node`, given the keys of its inputs (`input_keys[i]` is the key
 /// of `node.inputs()[i]`) and what was resolved about its outside inputs.
 pub fn node_key(node: &Node, input_keys: &[NodeKey], resolved: Resolved) -> NodeKey {

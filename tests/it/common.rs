@@ -412,6 +412,35 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Where the registry keeps what was pushed to it.
+    pub fn storage(&self) -> PathBuf {
+        self._dir.path().join("data")
+    }
+}
+
+/// Every regular file under `dir` whose bytes contain `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() {
+                stack.push(e.path());
+            } else if kind.is_file() {
+                if let Ok(bytes) = fs::read(e.path()) {
+                    if bytes.windows(needle.len()).any(|w| w == needle) {
+                        found.push(e.path());
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();

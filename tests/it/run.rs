@@ -481,3 +481,77 @@ fn a_shell_command_not_found_is_the_commands_failure() {
     );
     assert!(r.stderr.contains("no-such-command: not found"), "{}", r.stderr);
 }
+
+#[test]
+fn a_secret_that_invalidates_reruns_its_step_when_it_changes_and_stays_in_the_store() {
+    use std::os::unix::fs::PermissionsExt;
+    let registry = Registry::start();
+    let cache = format!("{}/team/cache", registry.addr);
+    let p = busybox_project(
+        r#"image("s", from("rootfs:busybox.tar")
+            .run("wc -c < /run/secrets/tok > /len", #{ secrets: [#{ id: "tok", file: "tok.txt", invalidate: true }] })
+            .run("cat /run/secrets/other > /dev/null; date +%s%N > /stamp", #{ secrets: [#{ id: "other", file: "other.txt" }] }));"#,
+    );
+    p.write("tok.txt", "first-secret-value");
+    p.write("other.txt", "other-secret-value");
+    let first = p.ok(&["build", "--cache-to", &cache, "--progress", "plain"]);
+    assert_eq!(first.stderr.matches("DONE    run(").count(), 2, "{}", first.stderr);
+
+    // Unchanged: both cached.
+    let again = p.ok(&["build", "--progress", "plain"]);
+    assert!(!again.stderr.contains("DONE    run("), "{}", again.stderr);
+
+    // The other secret changes: nothing re-runs (it does not invalidate).
+    p.write("other.txt", "changed-other-value");
+    let other = p.ok(&["build", "--progress", "plain"]);
+    assert!(!other.stderr.contains("DONE    run("), "{}", other.stderr);
+
+    // The invalidating secret changes: its step re-runs (and the one after it).
+    p.write("tok.txt", "second-secret-value!");
+    let changed = p.ok(&["build", "--progress", "plain"]);
+    assert!(
+        changed
+            .stderr
+            .contains("DONE    run(\"wc -c < /run/secrets/tok > /len\""),
+        "{}",
+        changed.stderr
+    );
+    let explain = p.ok(&["explain", "s"]).stdout;
+    assert!(explain.contains("the value of secret `tok` changed"), "{explain}");
+    let bundle = unpack_image(&p, "s");
+    assert_eq!(
+        fs::read_to_string(bundle.path().join("b/rootfs/len")).unwrap().trim(),
+        "20"
+    );
+
+    // The HMAC key: 32 bytes, 0600, in the store and nowhere else.
+    let key_file = p.store.path().join("secret.key");
+    let key = fs::read(&key_file).unwrap();
+    assert_eq!(key.len(), 32);
+    assert_eq!(fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    p.ok(&["build", "--cache-to", &cache]);
+    let key_hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    for needle in [
+        &key[..],
+        key_hex.as_bytes(),
+        b"second-secret-value",
+        b"first-secret-value",
+    ] {
+        assert_eq!(
+            files_containing(&registry.storage(), needle),
+            Vec::<std::path::PathBuf>::new()
+        );
+    }
+    // The values reach no file of the store but the key itself.
+    for needle in [
+        &b"second-secret-value"[..],
+        b"first-secret-value",
+        b"changed-other-value",
+    ] {
+        assert_eq!(
+            files_containing(p.store.path(), needle),
+            Vec::<std::path::PathBuf>::new()
+        );
+    }
+    assert_eq!(files_containing(p.store.path(), &key), vec![key_file]);
+}

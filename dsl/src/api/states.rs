@@ -594,10 +594,26 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
             check_image_path(&target, "secret target", pos)?;
             check_options(
                 &m,
-                &["id", "file", "env", "target", "mode", "uid", "gid", "required"],
+                &[
+                    "id",
+                    "file",
+                    "env",
+                    "target",
+                    "mode",
+                    "uid",
+                    "gid",
+                    "required",
+                    "invalidate",
+                ],
                 "a secret",
                 pos,
             )?;
+            let invalidate = match m.get("invalidate") {
+                None => false,
+                Some(v) => v
+                    .as_bool()
+                    .map_err(|_| runtime(pos, format!("secret `{id}`: `invalidate` must be true or false")))?,
+            };
             let Access {
                 mode,
                 uid,
@@ -612,6 +628,7 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
                 uid,
                 gid,
                 required,
+                invalidate,
             });
         }
     }

@@ -59,7 +59,11 @@ impl Scheduler<'_> {
             Some(selection) => Resolved::Context(selection.hash),
             None => Resolved::Nothing,
         };
-        Ok(node_key(node, &input_keys, resolved))
+        let key = node_key(node, &input_keys, resolved);
+        Ok(match plan.secret_macs.get(&id) {
+            Some(macs) => crate::key::with_secret_macs(key, macs),
+            None => key,
+        })
     }
 
     /// The key of the content at `path` in `state`, remembered per (layers, path).

@@ -115,6 +115,9 @@ pub struct Plan {
     pub base_identities: HashMap<NodeId, [u8; 32]>,
     /// The package sets of `debian(...)` bases.
     pub debian_sets: HashMap<NodeId, Arc<crate::lock::DebianSet>>,
+    /// HMACs of the secrets of RUN steps that ask to `invalidate` on them:
+    /// (secret id, HMAC under the store's key), folded into the step's key.
+    pub secret_macs: HashMap<NodeId, Vec<(String, [u8; 32])>>,
     /// Files hashed / taken from the stat cache while planning.
     pub files_hashed: usize,
     pub files_reused: usize,

@@ -115,6 +115,13 @@ impl Scheduler<'_> {
                 .map(|&i| plan.keys[i].expect("inputs are planned before their users"))
                 .collect();
             let mut key = node_key(node, &input_keys, resolved);
+            if let Op::Run(run) = &node.op {
+                let macs = self.secret_macs(node, run)?;
+                if !macs.is_empty() {
+                    key = crate::key::with_secret_macs(key, &macs);
+                    plan.secret_macs.insert(id, macs);
+                }
+            }
             if node.parent.is_none() {
                 // SOURCE_DATE_EPOCH shapes every layer (mtimes, created): it keys the roots.
                 key = crate::key::KeyEncoder::new("epoch")
@@ -130,6 +137,38 @@ impl Scheduler<'_> {
         // The stat cache only saves work; failing to write it is not a build failure.
         let _ = cache.save(&cache_path, self.store.root().join("tmp").as_path());
         Ok(plan)
+    }
+
+    /// The HMAC of each secret of `run` that says `invalidate`, read from
+    /// where the recipe or the command line says; a secret that is not
+    /// given counts as absent (the step itself then fails if it is required).
+    fn secret_macs(&self, node: &crate::graph::Node, run: &crate::graph::RunOp) -> Result<Vec<(String, [u8; 32])>> {
+        use crate::graph::SecretSource;
+        let mut macs = Vec::new();
+        for secret in run.secrets.iter().filter(|s| s.invalidate) {
+            let source = match &secret.source {
+                SecretSource::Given => self.opts.secrets.get(&secret.id),
+                other => Some(other),
+            };
+            let value = match source {
+                Some(SecretSource::File(path)) => Some(std::fs::read(path).map_err(|e| {
+                    Error::input(
+                        &node.origin,
+                        format!("secret `{}`: cannot read `{}`: {e}", secret.id, path.display()),
+                    )
+                })?),
+                Some(SecretSource::Env(var)) => {
+                    std::env::var_os(var).map(|v| std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec())
+                }
+                Some(SecretSource::Given) | None => None,
+            };
+            let mac = match value {
+                Some(value) => self.store.secret_mac(&value)?,
+                None => [0; 32],
+            };
+            macs.push((secret.id.clone(), mac));
+        }
+        Ok(macs)
     }
 
     /// Hashes every distinct context selection of `nodes`, in parallel.

@@ -470,6 +470,37 @@ impl Store {
         Ok(guard.expect("a blocking lock is always taken"))
     }
 
+    /// The HMAC-SHA256 of a secret's `value` under this store's own key:
+    /// 32 random bytes made on first use, kept mode 0600 in `secret.key`,
+    /// never pushed anywhere (the remote cache holds node results, not the
+    /// store's files). Keys of steps whose secrets say `invalidate` take it,
+    /// so a changed secret re-runs the step while its value (and anything
+    /// that would let another store test a guess of it) stays here.
+    pub fn secret_mac(&self, value: &[u8]) -> Result<[u8; 32]> {
+        let path = self.root.join("secret.key");
+        if !path.exists() {
+            let mut key = [0u8; 32];
+            File::open("/dev/urandom")
+                .and_then(|mut f| io::Read::read_exact(&mut f, &mut key))
+                .map_err(Error::io("read", "/dev/urandom"))?;
+            // A temporary file is 0600 from the start; the rename makes it whole.
+            create_once(&self.root, "secret.key", &key)?;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let meta = fs::metadata(&path).map_err(Error::io("stat", &path))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(Error::io("chmod", &path))?;
+        }
+        let key = fs::read(&path).map_err(Error::io("read", &path))?;
+        if key.len() != 32 {
+            return Err(Error::Damaged {
+                what: "secret key (secret.key)".into(),
+                reason: format!("it has {} bytes, not 32", key.len()),
+            });
+        }
+        Ok(crate::digest::hmac_sha256(&key, value))
+    }
+
     pub fn statcache_path(&self) -> PathBuf {
         self.root.join("statcache")
     }
