@@ -577,6 +577,35 @@ impl Graph {
         Ok(())
     }
 
+    /// `--shard I/N` (`index` from 1): a deterministic share of `targets`
+    /// (groups aside), balanced by how many nodes each needs. Targets are
+    /// taken largest first (then by name) and each goes to the shard with
+    /// the fewest nodes so far (then the lowest index); a target's platform
+    /// variants stay together. Returns the share and its node count.
+    pub fn shard<'a>(&self, targets: &[&'a Target], index: usize, count: usize) -> (Vec<&'a Target>, usize) {
+        let mut names: Vec<(&str, usize)> = Vec::new();
+        for t in targets.iter().filter(|t| t.node().is_some()) {
+            if names.iter().any(|(n, _)| *n == t.name) {
+                continue;
+            }
+            let variants: Vec<&Target> = targets.iter().copied().filter(|v| v.name == t.name).collect();
+            names.push((t.name.as_str(), self.nodes_for(&variants).len()));
+        }
+        names.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let mut load = vec![0usize; count.max(1)];
+        let mut mine = Vec::new();
+        for (name, weight) in names {
+            let shard = (0..load.len()).min_by_key(|&i| (load[i], i)).unwrap_or(0);
+            load[shard] += weight;
+            if shard + 1 == index {
+                mine.push(name.to_string());
+            }
+        }
+        let share: Vec<&Target> = targets.iter().copied().filter(|t| mine.contains(&t.name)).collect();
+        let nodes = self.nodes_for(&share).len();
+        (share, nodes)
+    }
+
     /// Every node the given targets need, in dependency order.
     pub fn nodes_for(&self, targets: &[&Target]) -> Vec<NodeId> {
         let roots: Vec<NodeId> = targets.iter().filter_map(|t| t.node()).collect();
@@ -616,5 +645,65 @@ mod url_tests {
             "tool-1.2.tar.gz"
         );
         assert_eq!(super::url_file_name("http://127.0.0.1:8000/"), "download");
+    }
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::*;
+
+    /// A graph with one chain of `len` nodes per (name, len).
+    fn graph(chains: &[(&str, usize)]) -> Graph {
+        let mut g = Graph::new(PathBuf::from("/"));
+        for (name, len) in chains {
+            let mut parent = None;
+            for i in 0..*len {
+                let node = Node {
+                    op: if i == 0 {
+                        Op::Scratch
+                    } else {
+                        Op::Meta(MetaChange::Label(format!("{name}{i}"), String::new()))
+                    },
+                    parent,
+                    origin: Origin::default(),
+                    description: format!("{name}{i}"),
+                    platform: crate::platform::Platform::host(),
+                };
+                parent = Some(g.add(node).unwrap());
+            }
+            g.targets.push(Target {
+                name: name.to_string(),
+                kind: TargetKind::Image {
+                    node: parent.unwrap(),
+                    tags: vec![],
+                },
+                origin: Origin::default(),
+                platform: None,
+            });
+        }
+        g
+    }
+
+    fn names(share: &[&Target]) -> Vec<String> {
+        share.iter().map(|t| t.name.clone()).collect()
+    }
+
+    #[test]
+    fn shards_split_every_target_once_balanced_by_nodes() {
+        let g = graph(&[("a", 9), ("b", 5), ("c", 4), ("d", 3), ("e", 1)]);
+        let all: Vec<&Target> = g.targets.iter().collect();
+        let shards: Vec<(Vec<String>, usize)> = (1..=2)
+            .map(|i| {
+                let (share, nodes) = g.shard(&all, i, 2);
+                (names(&share), nodes)
+            })
+            .collect();
+        // Largest first, each to the lighter shard (on a tie, the first):
+        // a→1 (9), b→2 (5), c→2 (9), d→1 (12), e→2 (10).
+        assert_eq!(shards[0], (vec!["a".to_string(), "d".into()], 12));
+        assert_eq!(shards[1], (vec!["b".to_string(), "c".into(), "e".into()], 10));
+        // The same again: deterministic; and a shard beyond the targets is empty.
+        assert_eq!(names(&g.shard(&all, 1, 2).0), shards[0].0);
+        assert!(g.shard(&all, 6, 6).0.is_empty());
     }
 }

@@ -96,6 +96,10 @@ pub struct BuildArgs {
     /// (`containerimage.digest`, `image.name`, …; keyed by target with several).
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
+    /// Build only shard I of N of the selected targets: a deterministic
+    /// share, balanced by their number of nodes (for CI runners in parallel).
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
     /// Stream every RUN step's output (otherwise only a failed step's last lines are shown).
     #[arg(long, short = 'v')]
     pub verbose: bool,
@@ -191,9 +195,33 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         &platforms,
     )?;
     add_tags(&mut graph, &args.targets, &args.tags)?;
-    let targets = graph
+    let mut targets = graph
         .select_targets(&args.targets)
         .map_err(strata_engine::Error::from)?;
+    if let Some((index, count)) = args.shard {
+        let names = |ts: &[&strata_engine::graph::Target]| {
+            let mut n: Vec<String> = ts
+                .iter()
+                .filter(|t| t.node().is_some())
+                .map(|t| t.name.clone())
+                .collect();
+            n.dedup();
+            n
+        };
+        let total = names(&targets).len();
+        let (share, nodes) = graph.shard(&targets, index, count);
+        let mine = names(&share);
+        if mine.is_empty() {
+            eprintln!("shard {index}/{count}: no targets ({total} targets for {count} shards)");
+            return Ok(());
+        }
+        eprintln!(
+            "shard {index}/{count}: {} of {total} targets ({nodes} nodes): {}",
+            mine.len(),
+            mine.join(", ")
+        );
+        targets = share;
+    }
     let image_names = image_targets(&targets);
     if args.iidfile.is_some() && image_names.len() != 1 {
         return Err(CliError::Usage(format!(
@@ -432,6 +460,17 @@ fn push_targets(
         pushes.push((target.name.clone(), super::reference("--push", text)?));
     }
     Ok(pushes)
+}
+
+/// `I/N` with 1 ≤ I ≤ N.
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let parsed = s
+        .split_once('/')
+        .and_then(|(i, n)| Some((i.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
+    match parsed {
+        Some((i, n)) if i >= 1 && i <= n => Ok((i, n)),
+        _ => Err(format!("`{s}` is not I/N with 1 ≤ I ≤ N (e.g. 2/4)")),
+    }
 }
 
 /// `id=ID,src=FILE` (also `source=`) or `id=ID,env=VARIABLE`.

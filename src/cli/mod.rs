@@ -1,6 +1,7 @@
 //! Command-line arguments and dispatch. Shared helpers: loading the recipe
 //! and opening the store.
 
+mod affected;
 mod build;
 mod explain;
 mod graph;
@@ -38,6 +39,8 @@ enum Command {
     Convert(ConvertArgs),
     /// Show the build graph with keys and cache state.
     Graph(graph::GraphArgs),
+    /// List the targets whose keys differ between a git revision's tree and the working tree.
+    Affected(affected::AffectedArgs),
     /// Why the steps of a target's last build missed the cache.
     Explain(explain::ExplainArgs),
     /// Space used by images, layers, cache mounts and records.
@@ -384,6 +387,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Build(args) => build::run(&store, *args),
         Command::Graph(args) => graph::run(&store, args),
+        Command::Affected(args) => affected::run(&store, args),
         Command::Convert(_) => unreachable!("converted above"),
         Command::Binfmt { .. } => unreachable!("listed above"),
         Command::Explain(args) => explain::run(&store, args),

@@ -6,6 +6,7 @@ mod container;
 
 mod bases;
 mod build;
+mod ci;
 mod cli;
 mod debian;
 mod dockerfile;
