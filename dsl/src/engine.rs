@@ -125,6 +125,26 @@ fn translate(err: &EvalAltResult, file: &str, dir: &Path, sources: &BTreeMap<Str
         .cloned()
         .or_else(|| crate::stdlib::source(&file).map(str::to_string))
         .or_else(|| std::fs::read_to_string(dir.join(&file)).ok());
+    // A Rhai keyword as a map's key (a cache mount's `export`) must be quoted.
+    let mut message = message;
+    if let (EvalAltResult::ErrorParsing(..), Some(text), Some(col)) = (inner, &text, pos.position()) {
+        let at: String = text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .unwrap_or("")
+            .chars()
+            .skip(col.saturating_sub(1))
+            .collect();
+        if let Some(word) = ["export", "import", "as", "fn", "private", "global"]
+            .into_iter()
+            .find(|w| {
+                at.strip_prefix(w)
+                    .is_some_and(|rest| rest.trim_start().starts_with(':'))
+            })
+        {
+            message = format!("{message}: `{word}` is a Rhai keyword; as a map key, quote it: \"{word}\":");
+        }
+    }
     DslError {
         file,
         line,
@@ -166,6 +186,19 @@ mod tests {
         assert_eq!((err.file.as_str(), err.line), ("strata.rhai", 2));
         assert!(err.message.starts_with("syntax error"), "{}", err.message);
         assert_eq!(err.source_line(), Some("let b = a.env(\"A\" \"1\");"), "{err}");
+    }
+
+    #[test]
+    fn a_keyword_as_a_map_key_says_to_quote_it() {
+        let err = compile("let a = #{ target: \"/c\", export: 1 };").unwrap_err();
+        assert!(
+            err.message
+                .ends_with(": `export` is a Rhai keyword; as a map key, quote it: \"export\":"),
+            "{}",
+            err.message
+        );
+        // Quoted, it is an ordinary key.
+        compile("let a = #{ target: \"/c\", \"export\": 1 };").unwrap();
     }
 
     #[test]

@@ -126,6 +126,11 @@ pub struct CacheMount {
     pub id: String,
     /// Let concurrent steps use the cache at once (default: one step at a time).
     pub shared: bool,
+    /// Context paths whose content names the mount's content (a lockfile):
+    /// `--cache-to` pushes the mount under their hash, `--cache-from`
+    /// restores it before the step runs when the step itself misses. Not
+    /// part of the step's key.
+    pub export: Option<Vec<String>>,
 }
 
 /// Where a secret's value comes from on the host.

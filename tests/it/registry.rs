@@ -477,3 +477,80 @@ fn platform_picks_an_entry_of_a_multi_platform_index() {
 fn lock_of(p: &Project) -> serde_json::Value {
     serde_json::from_str(&fs::read_to_string(p.path("strata.lock")).unwrap()).unwrap()
 }
+
+#[test]
+fn an_exported_cache_mount_travels_through_the_registry_keyed_by_its_lockfile() {
+    let registry = Registry::start();
+    let cache = format!("{}/team/cache", registry.addr);
+    // "Downloads" into the cache mount what the lockfile names, unless the
+    // mount has it already; the step has no network either way.
+    let p = busybox_project(
+        r#"let rev = arg("rev", "1");
+image("app", from("rootfs:busybox.tar").copy(ctx("deps.lock"), "/src/deps.lock").run(
+    `if [ -f /cache/deps/$(cat /src/deps.lock) ]; then echo "found $(cat /src/deps.lock) in the cache"; else echo "downloading $(cat /src/deps.lock)"; mkdir -p /cache/deps && echo payload > /cache/deps/$(cat /src/deps.lock); fi; echo ${rev} > /rev`,
+    #{ cache: [#{ target: "/cache", id: "deps", "export": ctx("deps.lock") }] }));"#,
+    );
+    p.write("deps.lock", "serde-1.0.200");
+    let first = p.ok(&["build", "-v", "--progress", "plain", "--cache-to", &cache]);
+    assert!(
+        first.stderr.contains("        downloading serde-1.0.200"),
+        "{}",
+        first.stderr
+    );
+
+    // Another machine; the step itself misses (another rev), its mount is
+    // restored from the registry before it runs.
+    let q = on_empty_store(&p);
+    let second = q.ok(&[
+        "build",
+        "-v",
+        "--progress",
+        "plain",
+        "--cache-from",
+        &cache,
+        "--arg",
+        "rev=2",
+    ]);
+    assert!(
+        second.stderr.contains(&format!(
+            "        restored cache mount `deps` from {}/team/cache",
+            registry.addr
+        )),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains("        found serde-1.0.200 in the cache"),
+        "{}",
+        second.stderr
+    );
+
+    // The lockfile changes: another key, nothing to restore, a download.
+    let r = on_empty_store(&p);
+    r.write("deps.lock", "serde-1.0.201");
+    let third = r.ok(&[
+        "build",
+        "-v",
+        "--progress",
+        "plain",
+        "--cache-from",
+        &cache,
+        "--arg",
+        "rev=3",
+    ]);
+    assert!(!third.stderr.contains("restored cache mount"), "{}", third.stderr);
+    assert!(
+        third.stderr.contains("        downloading serde-1.0.201"),
+        "{}",
+        third.stderr
+    );
+
+    // A mount pushed is a deterministic blob: pushed again from the third
+    // machine's content for the same key, nothing new is uploaded.
+    let tags = tool(
+        "skopeo",
+        &["list-tags", "--tls-verify=false", &format!("docker://{cache}")],
+    );
+    let mounts = tags.matches("strata-mount-").count();
+    assert_eq!(mounts, 1, "{tags}");
+}

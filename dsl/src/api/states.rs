@@ -527,11 +527,25 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
             .into_array()
             .map_err(|_| runtime(pos, "run option `cache` must be a list"))?;
         for item in items {
-            let (target, id, shared) = if item.is_string() {
+            let (target, id, shared, export) = if item.is_string() {
                 let t = item.into_string().unwrap_or_default();
-                (t.clone(), t, false)
+                (t.clone(), t, false, None)
             } else if let Some(m) = item.clone().try_cast::<Map>() {
-                check_options(&m, &["target", "id", "sharing"], "a cache mount", pos)?;
+                check_options(&m, &["target", "id", "sharing", "export"], "a cache mount", pos)?;
+                let export = match m.get("export") {
+                    None => None,
+                    Some(v) => Some(
+                        v.clone()
+                            .try_cast::<super::Ctx>()
+                            .ok_or_else(|| {
+                                runtime(
+                                    pos,
+                                    "a cache mount's `export` is the context files that name its content: ctx(\"Cargo.lock\")",
+                                )
+                            })?
+                            .paths,
+                    ),
+                };
                 let target = m
                     .get("target")
                     .map(|v| v.to_string())
@@ -547,7 +561,7 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
                         ))
                     }
                 };
-                (target, id, shared)
+                (target, id, shared, export)
             } else {
                 return Err(runtime(
                     pos,
@@ -555,7 +569,12 @@ fn run(rec: &Shared, ctx: &NativeCallContext, state: &State, cmd: Dynamic, opts:
                 ));
             };
             check_image_path(&target, "cache target", pos)?;
-            op.caches.push(CacheMount { target, id, shared });
+            op.caches.push(CacheMount {
+                target,
+                id,
+                shared,
+                export,
+            });
         }
     }
     if let Some(secrets) = opts.get("secrets") {

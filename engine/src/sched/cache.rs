@@ -131,3 +131,77 @@ pub fn store(pusher: &Pusher, reference: &Reference, key: &NodeKey, entry: &Entr
     pusher.manifest(&target, image::MANIFEST_MEDIA_TYPE, &image::to_json(&manifest))?;
     Ok(())
 }
+
+/// `artifactType` of an exported cache mount's manifest.
+pub const MOUNT_ARTIFACT_TYPE: &str = "application/vnd.strata.cache-mount.v1";
+/// Media type of its config blob: `{"id": MOUNT ID}`.
+pub const MOUNT_CONFIG_MEDIA_TYPE: &str = "application/vnd.strata.cache-mount.config.v1+json";
+
+/// The tag an exported cache mount's content is filed under.
+pub fn mount_tag(key: &NodeKey) -> String {
+    format!("strata-mount-{}", key.hex())
+}
+
+/// The blob (a deterministic tar, zstd) holding the cache mount filed
+/// under `key` in `reference`, if the registry has one.
+pub fn lookup_mount(client: &Client, reference: &Reference, key: &NodeKey) -> Result<Option<Descriptor>> {
+    let (bytes, _) = match client.manifest(reference.api_host(), &reference.repository, &mount_tag(key)) {
+        Ok(found) => found,
+        Err(RegistryError::Status { status: 404, .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let what = || format!("{}/{}:{}", reference.registry, reference.repository, mount_tag(key));
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::BadImage {
+        what: what(),
+        reason: e.to_string(),
+    })?;
+    match (manifest.artifact_type.as_deref(), manifest.layers.as_slice()) {
+        (Some(MOUNT_ARTIFACT_TYPE), [blob]) => Ok(Some(blob.clone())),
+        _ => Err(Error::BadImage {
+            what: what(),
+            reason: "not a strata cache mount (one layer, artifactType application/vnd.strata.cache-mount.v1)".into(),
+        }),
+    }
+}
+
+/// True when the cache repository already holds the mount filed under `key`.
+pub fn contains_mount(client: &Client, reference: &Reference, key: &NodeKey) -> Result<bool> {
+    let repo = &reference.repository;
+    let path = format!("{repo}/manifests/{}", mount_tag(key));
+    Ok(client
+        .exists(
+            reference.api_host(),
+            repo,
+            &path,
+            &format!("cache mount {}", mount_tag(key)),
+        )?
+        .is_some())
+}
+
+/// Pushes the mount `id`'s content (`blob`, in the store) under `key`.
+pub fn store_mount(pusher: &Pusher, reference: &Reference, key: &NodeKey, id: &str, blob: &Descriptor) -> Result<()> {
+    pusher.blobs(reference, std::slice::from_ref(blob))?;
+    let config_bytes = image::to_json(&serde_json::json!({ "id": id }));
+    let config = Descriptor::new(
+        MOUNT_CONFIG_MEDIA_TYPE,
+        pusher.store.put_blob(&config_bytes)?,
+        config_bytes.len() as u64,
+    );
+    pusher.blob(reference, &config)?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(image::MANIFEST_MEDIA_TYPE.into()),
+        artifact_type: Some(MOUNT_ARTIFACT_TYPE.into()),
+        config,
+        layers: vec![blob.clone()],
+        subject: None,
+        annotations: None,
+    };
+    let target = Reference {
+        tag: Some(mount_tag(key)),
+        digest: None,
+        ..reference.clone()
+    };
+    pusher.manifest(&target, image::MANIFEST_MEDIA_TYPE, &image::to_json(&manifest))?;
+    Ok(())
+}

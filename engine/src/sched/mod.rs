@@ -118,6 +118,9 @@ pub struct Plan {
     /// HMACs of the secrets of RUN steps that ask to `invalidate` on them:
     /// (secret id, HMAC under the store's key), folded into the step's key.
     pub secret_macs: HashMap<NodeId, Vec<(String, [u8; 32])>>,
+    /// The exportable cache mounts of RUN steps: (mount id, the key its
+    /// content is filed under: the id and the hash of its `export` files).
+    pub cache_exports: HashMap<NodeId, Vec<(String, NodeKey)>>,
     /// Files hashed / taken from the stat cache while planning.
     pub files_hashed: usize,
     pub files_reused: usize,
@@ -453,6 +456,7 @@ impl<'a> Scheduler<'a> {
             base_identity: plan.base_identities.get(&id),
             debian_set: plan.debian_sets.get(&id).map(|s| &**s),
         };
+        self.restore_cache_mounts(id, plan);
         let executor = self.executor.unwrap_or_else(|| exec::executor(&node.op));
         executor.execute(&ctx, node, &inputs)
     }

@@ -116,6 +116,10 @@ impl Scheduler<'_> {
                 .collect();
             let mut key = node_key(node, &input_keys, resolved);
             if let Op::Run(run) = &node.op {
+                let exports = self.cache_exports(&context, &cache, node, run)?;
+                if !exports.is_empty() {
+                    plan.cache_exports.insert(id, exports);
+                }
                 let macs = self.secret_macs(node, run)?;
                 if !macs.is_empty() {
                     key = crate::key::with_secret_macs(key, &macs);
@@ -137,6 +141,30 @@ impl Scheduler<'_> {
         // The stat cache only saves work; failing to write it is not a build failure.
         let _ = cache.save(&cache_path, self.store.root().join("tmp").as_path());
         Ok(plan)
+    }
+
+    /// The key of each exportable cache mount of `run`: its id and the
+    /// hash of the context files its `export` names.
+    fn cache_exports(
+        &self,
+        context: &Context,
+        cache: &StatCache,
+        node: &crate::graph::Node,
+        run: &crate::graph::RunOp,
+    ) -> Result<Vec<(String, NodeKey)>> {
+        let mut out = Vec::new();
+        for mount in &run.caches {
+            let Some(paths) = &mount.export else { continue };
+            let selection = context
+                .select_until(paths, &[], cache, self.cancel)
+                .map_err(|e| Error::input_at(&node.origin, e))?;
+            let key = crate::key::KeyEncoder::new("cache-mount")
+                .str(&mount.id)
+                .hash(&selection.hash)
+                .finish();
+            out.push((mount.id.clone(), key));
+        }
+        Ok(out)
     }
 
     /// The HMAC of each secret of `run` that says `invalidate`, read from

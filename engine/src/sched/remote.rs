@@ -189,6 +189,7 @@ impl Scheduler<'_> {
                 self.push_entry(&pusher, reference, tag, effective, state)
             })?;
         }
+        self.push_cache_mounts(plan, outcome, &pusher)?;
         Ok(pusher.stats())
     }
 
@@ -223,5 +224,157 @@ impl Scheduler<'_> {
             key: Some(effective.hex()),
         };
         cache::store(pusher, reference, tag, &entry)
+    }
+}
+
+/// Where the key of the content a cache mount holds is noted (beside it).
+fn mount_marker(dir: &Path) -> std::path::PathBuf {
+    dir.with_extension("key")
+}
+
+impl Scheduler<'_> {
+    /// Before a RUN step with exportable cache mounts runs (it missed): each
+    /// such mount whose content here is not the one its key names is
+    /// restored from the first `--cache-from` repository that has it. A
+    /// registry that fails, or a mount it lacks, is not an error: the step
+    /// runs with what the mount holds.
+    pub(super) fn restore_cache_mounts(&self, id: NodeId, plan: &Plan) {
+        let Some(exports) = plan.cache_exports.get(&id) else {
+            return;
+        };
+        if self.opts.cache_from.is_empty() {
+            return;
+        }
+        for (mount, key) in exports {
+            let dir = self.store.cache_mount_dir(mount);
+            if std::fs::read_to_string(mount_marker(&dir)).ok().as_deref() == Some(key.hex().as_str()) {
+                continue;
+            }
+            for reference in &self.opts.cache_from {
+                match self.restore_mount(&dir, reference, key) {
+                    Ok(true) => {
+                        self.events.event(Event::Output {
+                            node: id,
+                            line: format!(
+                                "restored cache mount `{mount}` from {}/{}",
+                                reference.registry, reference.repository
+                            ),
+                        });
+                        break;
+                    }
+                    Ok(false) => {}
+                    Err(e) => self.events.event(Event::Warning {
+                        message: format!(
+                            "cache mount `{mount}` from {}/{}: {}",
+                            reference.registry,
+                            reference.repository,
+                            e.chain()
+                        ),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Replaces the mount at `dir` with the content filed under `key` in
+    /// `reference`: downloaded and checked against its digest, unpacked by
+    /// the layer unpacker (nothing lands outside the new directory), then
+    /// swapped in under the mount's lock. False when the registry lacks it.
+    fn restore_mount(&self, dir: &Path, reference: &Reference, key: &NodeKey) -> Result<bool> {
+        let Some(blob) = super::cache::lookup_mount(&self.registry, reference, key)? else {
+            return Ok(false);
+        };
+        if !self.store.has_blob(&blob.digest) {
+            let mut body = self
+                .registry
+                .blob(reference.api_host(), &reference.repository, &blob.digest.to_string())?;
+            let mut writer = self.store.blob_writer()?;
+            std::io::copy(&mut body, &mut writer).map_err(crate::error::Error::io("download", dir))?;
+            let (digest, _) = writer.commit()?;
+            if digest != blob.digest {
+                return Err(crate::error::Error::DigestMismatch {
+                    what: format!("cache mount {}", super::cache::mount_tag(key)),
+                    expected: blob.digest,
+                    actual: digest,
+                });
+            }
+        }
+        self.store.verify_blob(&blob.digest)?;
+        let scratch = self.store.tmp_dir()?;
+        let fresh = scratch.path().join("mount");
+        std::fs::create_dir(&fresh).map_err(crate::error::Error::io("create", &fresh))?;
+        let path = self.store.blob_path(&blob.digest);
+        let file = std::fs::File::open(&path).map_err(crate::error::Error::io("open", &path))?;
+        let input = crate::layer::Compression::decoder(std::io::BufReader::new(file))
+            .map_err(crate::error::Error::io("decompress", &path))?;
+        crate::layer::unpack(input, &fresh)?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let _lock = self.store.lock(&format!("cache-{name}"))?;
+        if dir.exists() {
+            let old = scratch.path().join("old");
+            std::fs::rename(dir, &old).map_err(crate::error::Error::io("move aside", dir))?;
+        }
+        std::fs::rename(&fresh, dir).map_err(crate::error::Error::io("restore", dir))?;
+        self.store.write_atomic(&mount_marker(dir), key.hex().as_bytes())?;
+        Ok(true)
+    }
+
+    /// With `--cache-to`, pushes the content of each exportable cache mount
+    /// of the RUN steps that ran, under its key, where the repository lacks it.
+    pub(super) fn push_cache_mounts(
+        &self,
+        plan: &Plan,
+        outcome: &Outcome,
+        pusher: &crate::export::push::Pusher,
+    ) -> Result<()> {
+        let mut mounts: Vec<(&String, &NodeKey)> = outcome
+            .executed
+            .iter()
+            .filter_map(|id| plan.cache_exports.get(id))
+            .flatten()
+            .map(|(mount, key)| (mount, key))
+            .collect();
+        mounts.sort();
+        mounts.dedup();
+        for (mount, key) in mounts {
+            let dir = self.store.cache_mount_dir(mount);
+            let mut blob = None;
+            for reference in &self.opts.cache_to {
+                if super::cache::contains_mount(&self.registry, reference, key)? {
+                    continue;
+                }
+                if blob.is_none() {
+                    blob = Some(self.pack_mount(&dir)?);
+                }
+                if let Some(blob) = &blob {
+                    super::cache::store_mount(pusher, reference, key, mount, blob)?;
+                }
+            }
+            self.store.write_atomic(&mount_marker(&dir), key.hex().as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The mount at `dir` as a deterministic tar (sorted, numeric owners,
+    /// mtimes clamped to SOURCE_DATE_EPOCH), zstd-compressed, in the store.
+    fn pack_mount(&self, dir: &Path) -> Result<Descriptor> {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let _lock = self.store.lock(&format!("cache-{name}"))?;
+        let compression = crate::layer::Compression::Zstd;
+        let encoder = compression
+            .encoder(self.store.blob_writer()?)
+            .map_err(crate::error::Error::io("compress", dir))?;
+        let (encoder, _) = crate::layer::write_tar(dir, encoder, self.opts.epoch)?;
+        let (digest, size) = encoder
+            .finish_into()
+            .map_err(crate::error::Error::io("compress", dir))?
+            .commit()?;
+        Ok(Descriptor::new(compression.media_type(), digest, size))
     }
 }
