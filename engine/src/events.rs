@@ -32,6 +32,8 @@ pub enum Event {
     /// Something went wrong that does not fail the build (a cache registry
     /// that cannot be reached).
     Warning { message: String },
+    /// `--debug` opens (or closed) a shell in the node's sandbox.
+    Debugging { node: NodeId, message: String },
     /// A target was written somewhere (the store, a directory, an archive).
     Exported { target: String, destination: String },
 }

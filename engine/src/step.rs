@@ -29,6 +29,31 @@ pub struct ExecOptions {
     pub secrets: std::collections::BTreeMap<String, crate::graph::SecretSource>,
     /// SSH agent sockets given on the command line, by id.
     pub ssh: std::collections::BTreeMap<String, std::path::PathBuf>,
+    /// `--debug`: when to open a shell in a RUN step's sandbox.
+    pub debug: Option<Debug>,
+}
+
+/// `strata build --debug`: an interactive shell in a RUN step's sandbox
+/// (its parent state, mounts, env, user and workdir), on this terminal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Debug {
+    /// When a step fails (`--debug`).
+    OnError,
+    /// Before each step that runs (`--debug=before`), or only the one the
+    /// recipe writes at `FILE:LINE` / `LINE` (`--debug=before:strata.rhai:12`).
+    Before { file: Option<String>, line: Option<u32> },
+}
+
+impl Debug {
+    /// True when `--debug=before…` asks to stop before `node`.
+    pub fn stops_before(&self, node: &Node) -> bool {
+        match self {
+            Debug::OnError => false,
+            Debug::Before { file, line } => {
+                file.as_deref().is_none_or(|f| f == node.origin.file) && line.is_none_or(|l| l == node.origin.line)
+            }
+        }
+    }
 }
 
 /// One running step's view of the build.

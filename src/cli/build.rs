@@ -96,6 +96,13 @@ pub struct BuildArgs {
     /// (`containerimage.digest`, `image.name`, …; keyed by target with several).
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
+    /// Open a shell in a RUN step's sandbox on this terminal: `--debug`
+    /// when a step fails, `--debug=before` before each step that runs,
+    /// `--debug=before:[FILE:]LINE` before the step written there. Steps
+    /// run one at a time; Ctrl-C belongs to the shell.
+    #[arg(long, value_name = "WHEN", num_args = 0..=1, require_equals = true,
+          default_missing_value = "error", value_parser = parse_debug)]
+    pub debug: Option<strata_engine::step::Debug>,
     /// Build only shard I of N of the selected targets: a deterministic
     /// share, balanced by their number of nodes (for CI runners in parallel).
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
@@ -236,14 +243,31 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         false => None,
     };
     let pushes = push_targets(&args.push, &targets)?;
-    let progress = Progress::new(args.progress, args.verbose, &graph);
+    if args.debug.is_some() {
+        if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+            return Err(CliError::Usage(
+                "--debug opens a shell on this terminal, and standard input or error is not one: run it in a terminal (a CI job can give it one: script -qec \"strata build --debug\" /dev/null)".into(),
+            ));
+        }
+        // The shell owns Ctrl-C; SIGTERM still ends strata.
+        crate::render::signals::pass_to_container();
+    }
+    // A debug shell shares the terminal with nothing: plain lines, one step at a time.
+    let progress_mode = match args.debug {
+        Some(_) => ProgressMode::Plain,
+        None => args.progress,
+    };
+    let progress = Progress::new(progress_mode, args.verbose, &graph);
     let opts = BuildOptions {
         compression,
         epoch,
         no_cache: args.no_cache,
-        jobs: args
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(8, |n| (n.get() * 2).max(8))),
+        jobs: match args.debug {
+            Some(_) => 1,
+            None => args
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(8, |n| (n.get() * 2).max(8))),
+        },
         sandbox_exe: std::env::current_exe().ok(),
         keep_going: args.keep_going,
         insecure_registries: args.registry.insecure_registries.clone(),
@@ -263,6 +287,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         allow_insecure: args.allow.contains(&Entitlement::Insecure),
         secrets: args.secrets.iter().cloned().collect(),
         ssh: args.ssh.iter().cloned().collect(),
+        debug: args.debug.clone(),
     };
     let exports = Exports {
         outputs,
@@ -460,6 +485,24 @@ fn push_targets(
         pushes.push((target.name.clone(), super::reference("--push", text)?));
     }
     Ok(pushes)
+}
+
+/// `error`, `before`, `before:LINE` or `before:FILE:LINE`.
+fn parse_debug(s: &str) -> Result<strata_engine::step::Debug, String> {
+    use strata_engine::step::Debug;
+    let bad = || format!("`{s}`: --debug takes nothing (a shell when a step fails), `before`, or `before:[FILE:]LINE`");
+    match s {
+        "error" => return Ok(Debug::OnError),
+        "before" => return Ok(Debug::Before { file: None, line: None }),
+        _ => {}
+    }
+    let at = s.strip_prefix("before:").ok_or_else(bad)?;
+    let (file, line) = match at.rsplit_once(':') {
+        Some((file, line)) => (Some(file.to_string()), line),
+        None => (None, at),
+    };
+    let line = line.parse::<u32>().map_err(|_| bad())?;
+    Ok(Debug::Before { file, line: Some(line) })
 }
 
 /// `I/N` with 1 ≤ I ≤ N.

@@ -77,20 +77,6 @@ pub enum Network {
     Host,
 }
 
-/// `word` as a POSIX shell reads it back: as is when it is plain, else in
-/// single quotes (a `'` inside becomes `'\''`).
-fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./=:,@%+".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
-}
-
 fn volume(s: &str) -> Result<(PathBuf, String, bool), CliError> {
     let bad = || CliError::Usage(format!("-v `{s}`: expected HOST:PATH or HOST:PATH:ro"));
     let (rest, readonly) = match s.strip_suffix(":ro") {
@@ -151,7 +137,11 @@ pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
         let shown = if args.command.is_empty() {
             String::new()
         } else {
-            let words: Vec<String> = args.command.iter().map(|w| shell_quote(w)).collect();
+            let words: Vec<String> = args
+                .command
+                .iter()
+                .map(|w| strata_engine::sandbox::shell_quote(w))
+                .collect();
             format!(" -- {}", words.join(" "))
         };
         let upper = result.scratch.path().join("upper");

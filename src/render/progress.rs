@@ -217,6 +217,7 @@ impl EventSink for Progress<'_> {
                     json!({"event": "downloading", "node": node, "bytes": bytes, "total": total})
                 }
                 Event::Warning { message } => json!({"event": "warning", "message": message}),
+                Event::Debugging { node, message } => json!({"event": "debugging", "node": node, "message": message}),
                 Event::Exported { target, destination } => {
                     json!({"event": "exported", "target": target, "destination": destination})
                 }
@@ -255,6 +256,7 @@ impl EventSink for Progress<'_> {
                 })
             }
             Event::Warning { message } => Some(format!("WARNING {message}")),
+            Event::Debugging { message, .. } => Some(format!("DEBUG   {message}")),
             _ => None,
         };
         drop(screen);

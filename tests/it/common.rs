@@ -721,3 +721,24 @@ impl Drop for Podman {
         let _ = self.command().args(["system", "reset", "--force"]).output();
     }
 }
+
+/// Puts this machine's bash and the libraries it loads (as `ldd` names
+/// them) under `dir` at their paths, for a `copy(ctx("DIR/"), "/")` onto a
+/// busybox base: an image whose shell reads $HISTFILE.
+pub fn host_bash_into(dir: &Path) {
+    let mut files = vec![PathBuf::from("/bin/bash")];
+    for line in tool("ldd", &["/bin/bash"]).lines() {
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(path) = path.filter(|p| p.starts_with('/')) {
+            files.push(PathBuf::from(path));
+        }
+    }
+    for file in files {
+        let dest = dir.join(file.strip_prefix("/").unwrap());
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::copy(&file, &dest).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+}

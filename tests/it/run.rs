@@ -555,3 +555,157 @@ fn a_secret_that_invalidates_reruns_its_step_when_it_changes_and_stays_in_the_st
     }
     assert_eq!(files_containing(p.store.path(), &key), vec![key_file]);
 }
+
+/// Runs `strata ARGS` on a pseudo-terminal (`script`), typing each line
+/// of `input` once the terminal shows one more shell prompt (`$ `, `# `) than
+/// before it; returns the exit code and what the terminal showed.
+fn on_terminal(p: &Project, args: &str, input: &[&[u8]]) -> (i32, String) {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_strata"));
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(p.dir.path())
+        .env("STRATA_HOME", p.store.path())
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (util-linux) is installed");
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let shown = Arc::clone(&shown);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                shown.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let text = |shown: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&shown.lock().unwrap()).replace('\r', "");
+    let mut stdin = child.stdin.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut finished = None;
+    for (i, line) in input.iter().enumerate() {
+        while text(&shown).matches("$ ").count() + text(&shown).matches("# ").count() <= i {
+            if let Some(status) = child.try_wait().unwrap() {
+                finished = Some(status);
+                break;
+            }
+            assert!(Instant::now() < deadline, "no prompt {} in:\n{}", i + 1, text(&shown));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if finished.is_some() {
+            break;
+        }
+        stdin.write_all(line).unwrap();
+        stdin.flush().unwrap();
+    }
+    let status = loop {
+        if let Some(status) = finished.or_else(|| child.try_wait().unwrap()) {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("strata {args} did not finish on its terminal:\n{}", text(&shown));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    reader.join().unwrap();
+    (status.code().unwrap_or(-1), text(&shown))
+}
+
+const DEBUGGED: &str = r#"let s = from("rootfs:busybox.tar")
+    .env("FOO", "bar")
+    .workdir("/work")
+    .run("echo prepared > /prepared")
+    .user("nobody")
+    .run(`echo ran-$FOO; exit ${arg("code", "3")}`, #{ cache: ["/cache"] });
+image("s", s);"#;
+
+#[test]
+fn debug_opens_a_shell_in_the_failed_steps_sandbox_with_its_command_in_the_history() {
+    // A base whose shell is bash, which reads the command from $HISTFILE.
+    let p = busybox_project(&DEBUGGED.replace(".env(\"FOO\"", ".copy(ctx(\"bash/\"), \"/\").env(\"FOO\""));
+    host_bash_into(&p.path("bash"));
+    let (code, shown) = on_terminal(
+        &p,
+        "build --debug",
+        &[
+            b"echo \"user=$(id -u) pwd=$(pwd) foo=$FOO\"; ls -d /cache; cat /prepared; echo changed > /tmp/junk\n",
+            b"export FOO=fromshell\n",
+            // Up three times: past the two lines typed, to the step's
+            // command (first in the history); it exits the shell.
+            b"\x1b[A\x1b[A\x1b[A\n",
+        ],
+    );
+    assert_eq!(code, 1, "{shown}");
+    assert!(
+        shown.contains("DEBUG   strata.rhai:6:6: `run` failed with exit code 3"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("DEBUG   a shell (/bin/bash) in the step's sandbox"),
+        "{shown}"
+    );
+    assert!(shown.contains("DEBUG       echo ran-$FOO; exit 3\n"), "{shown}");
+    // Its user, workdir, env, mounts and parent state.
+    assert!(
+        shown.contains("\nuser=65534 pwd=/work foo=bar\n/cache\nprepared\n"),
+        "{shown}"
+    );
+    // The recalled command ran in the shell (the step itself said ran-bar).
+    assert!(shown.contains("\nran-fromshell\n"), "{shown}");
+    assert!(
+        shown.contains("DEBUG   strata.rhai:6:6: the shell exited; its changes are gone"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("`run` failed with exit code 3: echo ran-$FOO; exit 3"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn debug_before_stops_ahead_of_a_step_and_throws_the_shells_changes_away() {
+    let p = busybox_project(DEBUGGED);
+    let (code, shown) = on_terminal(
+        &p,
+        "build --arg code=0 --debug=before:strata.rhai:4",
+        &[b"test -e /prepared && echo has-prepared || echo no-prepared; echo junk > /junk; exit\n"],
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        shown.contains("DEBUG   strata.rhai:4:6: stopped before it runs"),
+        "{shown}"
+    );
+    assert!(shown.contains("\nno-prepared\n"), "{shown}");
+    // Only that step stopped; both ran; the shell's file is in no layer.
+    assert_eq!(shown.matches("DEBUG   strata.rhai:").count(), 2, "{shown}");
+    assert!(shown.contains("DEBUG       echo prepared > /prepared\n"), "{shown}");
+    let oci = p.path("oci");
+    p.ok(&["build", "--arg", "code=0", "-o", &format!("oci:{}", oci.display())]);
+    let bundle = umoci_unpack(&oci, "s");
+    let root = bundle.path().join("b/rootfs");
+    assert_eq!(fs::read_to_string(root.join("prepared")).unwrap(), "prepared\n");
+    assert!(!root.join("junk").exists());
+
+    // Without a terminal, --debug refuses and says how to get one.
+    let refused = p.run(&["build", "--debug"]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused
+            .stderr
+            .contains("--debug opens a shell on this terminal, and standard input or error is not one"),
+        "{}",
+        refused.stderr
+    );
+    let bad = p.run(&["build", "--debug=after"]);
+    assert!(bad.stderr.contains("`after`: --debug takes nothing"), "{}", bad.stderr);
+}

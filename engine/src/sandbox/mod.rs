@@ -363,6 +363,19 @@ pub(crate) fn scratch(store: &crate::store::Store) -> Result<tempfile::TempDir> 
     Ok(tmp)
 }
 
+/// `word` as a POSIX shell reads it back: as is when it is plain, else in
+/// single quotes (a `'` inside becomes `'\''`).
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./=:,@%+".contains(c));
+    match plain {
+        true => word.to_string(),
+        false => format!("'{}'", word.replace('\'', "'\\''")),
+    }
+}
+
 /// `target` with the image's symlinks resolved (as the mount must name it).
 pub(crate) fn in_image(view: &View<'_>, target: &str) -> String {
     match view.resolve(target, true) {

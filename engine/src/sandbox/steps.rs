@@ -197,17 +197,30 @@ pub fn run_step(
     if run.network == Network::Host {
         mounts.extend(host_name_files(&resolve));
     }
+    let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let sandbox = Sandbox {
+        exe: &exe,
+        lowers: &lowers,
+        mounts: &mounts,
+        env: &env,
+        cwd: &cwd,
+        uid,
+        gid,
+    };
+    if ctx.opts.debug.as_ref().is_some_and(|d| d.stops_before(node)) {
+        debug_shell(ctx, node, run, &sandbox, "stopped before it runs")?;
+    }
     let outcome = super::run(Request {
         exe: &exe,
         dir: &dir,
         lowers: lowers.clone(),
         argv: run.argv.clone(),
-        env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        cwd,
+        env: env.clone(),
+        cwd: cwd.clone(),
         uid,
         gid,
         network_host: run.network == Network::Host,
-        mounts,
+        mounts: mounts.clone(),
         sysfs: true,
         keep_mount_points: run.keep_mount_points,
         insecure: run.insecure,
@@ -219,9 +232,20 @@ pub fn run_step(
             secrets: &secrets,
         },
     })?;
+    let checked = check(node, &run.argv, run.timeout, outcome);
+    if let Err(e) = &checked {
+        let cancelled = ctx.cancel.load(std::sync::atomic::Ordering::SeqCst);
+        if ctx.opts.debug == Some(crate::step::Debug::OnError) && !cancelled {
+            let why = match e {
+                Error::Step { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            debug_shell(ctx, node, run, &sandbox, &why)?;
+        }
+    }
     drop(cache_locks);
     drop(agents);
-    check(node, &run.argv, run.timeout, outcome)?;
+    checked?;
     fsview::clamp_mtimes(&upper, ctx.opts.epoch)?;
     let diff_id = crate::store::write_layer(store, &upper, ctx.opts.compression, ctx.opts.epoch, &|bytes| {
         ctx.exporting(bytes)
@@ -230,6 +254,100 @@ pub fn run_step(
         layers: vec![LayerRef { diff_id }],
         config: None,
     })
+}
+
+/// How a RUN step's sandbox is set up, for a debug shell in the same one.
+struct Sandbox<'a> {
+    exe: &'a Path,
+    lowers: &'a [PathBuf],
+    mounts: &'a [(MountSpec, StubKind)],
+    env: &'a [String],
+    cwd: &'a str,
+    uid: u32,
+    gid: u32,
+}
+
+/// Where the debug shell finds the step's command in its history.
+const DEBUG_HISTORY: &str = "/.strata-debug-history";
+
+/// `--debug`: an interactive shell on this terminal in the step's sandbox
+/// (its parent state, mounts, env, user and workdir) on a throwaway upper
+/// directory, with the step's command in the shell's history (the up
+/// arrow recalls it). Whatever the shell changes is gone when it exits.
+fn debug_shell(ctx: &ExecCtx<'_>, node: &Node, run: &RunOp, sandbox: &Sandbox<'_>, why: &str) -> Result<()> {
+    let view = View { layers: sandbox.lowers };
+    let has = |path: &str| view.resolve(path, true).is_some_and(|c| view.lookup(&c).is_some());
+    let Some(shell) = ["/bin/bash", "/bin/sh"].into_iter().find(|s| has(s)) else {
+        ctx.event(crate::events::Event::Debugging {
+            node: ctx.node,
+            message: format!("{}: {why}, and the image has no /bin/sh to debug it with", node.origin),
+        });
+        return Ok(());
+    };
+    // The command as a shell reads it back: a shell step's own text.
+    let command = match run.argv.as_slice() {
+        [sh, c, text] if sh.ends_with("sh") && c == "-c" => text.clone(),
+        argv => argv.iter().map(|w| super::shell_quote(w)).collect::<Vec<_>>().join(" "),
+    };
+    let tmp = scratch(ctx.store)?;
+    let history = tmp.path().join("history");
+    fs::write(&history, format!("{command}\n")).map_err(Error::io("write", &history))?;
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&history, fs::Permissions::from_mode(0o644)).map_err(Error::io("chmod", &history))?;
+    let mut mounts = sandbox.mounts.to_vec();
+    mounts.push((
+        MountSpec::Bind {
+            source: history,
+            target: DEBUG_HISTORY.into(),
+            readonly: true,
+        },
+        StubKind::File,
+    ));
+    let mut env = sandbox.env.to_vec();
+    env.push(format!("HISTFILE={DEBUG_HISTORY}"));
+    if !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push(format!(
+            "TERM={}",
+            std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
+        ));
+    }
+    for message in [
+        format!("{}: {why}", node.origin),
+        format!(
+            "a shell ({shell}) in the step's sandbox: its parent state, mounts, env, user and workdir; \
+             what you change is thrown away when you exit. The step's command (the up arrow recalls it \
+             where the shell reads $HISTFILE, as bash does):"
+        ),
+        format!("    {command}"),
+    ] {
+        ctx.event(crate::events::Event::Debugging {
+            node: ctx.node,
+            message,
+        });
+    }
+    super::run(Request {
+        exe: sandbox.exe,
+        dir: tmp.path(),
+        lowers: sandbox.lowers.to_vec(),
+        argv: vec![shell.to_string(), "-i".into()],
+        env,
+        cwd: sandbox.cwd.to_string(),
+        uid: sandbox.uid,
+        gid: sandbox.gid,
+        network_host: run.network == Network::Host,
+        mounts,
+        sysfs: true,
+        keep_mount_points: false,
+        insecure: run.insecure,
+        limits: run.limits,
+        origin: &node.origin,
+        io: Io::Terminal { interactive: true },
+    })?;
+    ctx.event(crate::events::Event::Debugging {
+        node: ctx.node,
+        message: format!("{}: the shell exited; its changes are gone", node.origin),
+    });
+    Ok(())
 }
 
 /// Runs `argv` as root, network off, on an overlay of `lowers` (bottom

@@ -66,6 +66,8 @@ pub struct BuildOptions {
     pub secrets: std::collections::BTreeMap<String, crate::graph::SecretSource>,
     /// `--ssh ID[=SOCKET]`: the agents `ssh` mounts reach.
     pub ssh: std::collections::BTreeMap<String, std::path::PathBuf>,
+    /// `--debug`: when to open a shell in a RUN step's sandbox.
+    pub debug: Option<crate::step::Debug>,
 }
 
 impl BuildOptions {
@@ -78,6 +80,7 @@ impl BuildOptions {
             platform: self.platform.clone(),
             secrets: self.secrets.clone(),
             ssh: self.ssh.clone(),
+            debug: self.debug.clone(),
         }
     }
 }
@@ -100,6 +103,7 @@ impl Default for BuildOptions {
             allow_insecure: false,
             secrets: Default::default(),
             ssh: Default::default(),
+            debug: None,
         }
     }
 }
