@@ -154,17 +154,3 @@ pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
         code => Err(CliError::Exit(u8::try_from(code).unwrap_or(255))),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::shell_quote;
-
-    #[test]
-    fn history_words_are_quoted_so_a_shell_reads_them_back() {
-        assert_eq!(shell_quote("ls"), "ls");
-        assert_eq!(shell_quote("/etc/os-release"), "/etc/os-release");
-        assert_eq!(shell_quote("echo hi > /x"), "'echo hi > /x'");
-        assert_eq!(shell_quote("it's"), "'it'\\''s'");
-        assert_eq!(shell_quote(""), "''");
-    }
-}

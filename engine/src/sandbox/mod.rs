@@ -674,7 +674,16 @@ fn launch(ctx: &ExecCtx<'_>, mut command: Command, timeout: Option<u64>, secrets
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, shell_quote};
+
+    #[test]
+    fn words_are_quoted_so_a_shell_reads_them_back() {
+        assert_eq!(shell_quote("ls"), "ls");
+        assert_eq!(shell_quote("/etc/os-release"), "/etc/os-release");
+        assert_eq!(shell_quote("echo hi > /x"), "'echo hi > /x'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
 
     #[test]
     fn sizes_read_as_people_write_them() {
