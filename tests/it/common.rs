@@ -742,3 +742,8 @@ pub fn host_bash_into(dir: &Path) {
         fs::copy(&file, &dest).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     }
 }
+
+/// The project's `strata.lock`, parsed.
+pub fn lock_of(p: &Project) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(p.path("strata.lock")).unwrap()).unwrap()
+}

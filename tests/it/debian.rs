@@ -5,10 +5,6 @@ use std::fs;
 
 use crate::common::*;
 
-fn lock_of(p: &Project) -> serde_json::Value {
-    serde_json::from_str(&fs::read_to_string(p.path("strata.lock")).unwrap()).unwrap()
-}
-
 #[test]
 fn the_nginx_example_is_pinned_configured_and_reproducible() {
     let mirror = DebianMirror::start();

@@ -474,10 +474,6 @@ fn platform_picks_an_entry_of_a_multi_platform_index() {
     assert_eq!(p.run(&["pull", &reference, "--platform", "arm64"]).code, 2);
 }
 
-fn lock_of(p: &Project) -> serde_json::Value {
-    serde_json::from_str(&fs::read_to_string(p.path("strata.lock")).unwrap()).unwrap()
-}
-
 #[test]
 fn an_exported_cache_mount_travels_through_the_registry_keyed_by_its_lockfile() {
     let registry = Registry::start();

@@ -106,25 +106,44 @@ pub fn contains(client: &Client, reference: &Reference, key: &NodeKey) -> Result
 /// the manifest.
 pub fn store(pusher: &Pusher, reference: &Reference, key: &NodeKey, entry: &Entry) -> Result<()> {
     let blobs: Vec<Descriptor> = entry.layers.iter().map(|l| l.blob.clone()).collect();
-    pusher.blobs(reference, &blobs)?;
-    let entry_bytes = image::to_json(entry);
+    push_artifact(
+        pusher,
+        reference,
+        &tag(key),
+        ARTIFACT_TYPE,
+        (ENTRY_MEDIA_TYPE, &image::to_json(entry)),
+        blobs,
+    )
+}
+
+/// Pushes an artifact tagged `tag`: its layer blobs (from the store), its
+/// config `(media type, bytes)`, then a manifest with `artifact_type`.
+fn push_artifact(
+    pusher: &Pusher,
+    reference: &Reference,
+    tag: &str,
+    artifact_type: &str,
+    (config_type, config_bytes): (&str, &[u8]),
+    layers: Vec<Descriptor>,
+) -> Result<()> {
+    pusher.blobs(reference, &layers)?;
     let config = Descriptor::new(
-        ENTRY_MEDIA_TYPE,
-        pusher.store.put_blob(&entry_bytes)?,
-        entry_bytes.len() as u64,
+        config_type,
+        pusher.store.put_blob(config_bytes)?,
+        config_bytes.len() as u64,
     );
     pusher.blob(reference, &config)?;
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(image::MANIFEST_MEDIA_TYPE.into()),
-        artifact_type: Some(ARTIFACT_TYPE.into()),
+        artifact_type: Some(artifact_type.into()),
         config,
-        layers: blobs,
+        layers,
         subject: None,
         annotations: None,
     };
     let target = Reference {
-        tag: Some(tag(key)),
+        tag: Some(tag.to_string()),
         digest: None,
         ..reference.clone()
     };
@@ -180,28 +199,15 @@ pub fn contains_mount(client: &Client, reference: &Reference, key: &NodeKey) -> 
 
 /// Pushes the mount `id`'s content (`blob`, in the store) under `key`.
 pub fn store_mount(pusher: &Pusher, reference: &Reference, key: &NodeKey, id: &str, blob: &Descriptor) -> Result<()> {
-    pusher.blobs(reference, std::slice::from_ref(blob))?;
-    let config_bytes = image::to_json(&serde_json::json!({ "id": id }));
-    let config = Descriptor::new(
-        MOUNT_CONFIG_MEDIA_TYPE,
-        pusher.store.put_blob(&config_bytes)?,
-        config_bytes.len() as u64,
-    );
-    pusher.blob(reference, &config)?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(image::MANIFEST_MEDIA_TYPE.into()),
-        artifact_type: Some(MOUNT_ARTIFACT_TYPE.into()),
-        config,
-        layers: vec![blob.clone()],
-        subject: None,
-        annotations: None,
-    };
-    let target = Reference {
-        tag: Some(mount_tag(key)),
-        digest: None,
-        ..reference.clone()
-    };
-    pusher.manifest(&target, image::MANIFEST_MEDIA_TYPE, &image::to_json(&manifest))?;
-    Ok(())
+    push_artifact(
+        pusher,
+        reference,
+        &mount_tag(key),
+        MOUNT_ARTIFACT_TYPE,
+        (
+            MOUNT_CONFIG_MEDIA_TYPE,
+            &image::to_json(&serde_json::json!({ "id": id })),
+        ),
+        vec![blob.clone()],
+    )
 }
