@@ -271,3 +271,71 @@ fn limits_are_checked_in_the_recipe() {
     let r = p.run(&["build"]);
     assert!(r.stderr.contains("swap"), "{}", r.stderr);
 }
+
+/// The busybox rootfs plus device nodes a hostile base could carry: a
+/// character device (1,5: what /dev/zero is) and a block device (7,0: the
+/// host's first loop device).
+fn base_with_devices(p: &Project) {
+    let mut out = tar::Builder::new(fs::File::create(p.path("busybox.tar")).unwrap());
+    let mut src = tar::Archive::new(fs::File::open(busybox_tar()).unwrap());
+    for entry in src.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let header = entry.header().clone();
+        out.append(&header, &mut entry).unwrap();
+    }
+    for (name, kind, major, minor) in [
+        ("evil-zero", tar::EntryType::Char, 1, 5),
+        ("evil-disk", tar::EntryType::Block, 7, 0),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_path(name).unwrap();
+        h.set_mode(0o666);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_device_major(major).unwrap();
+        h.set_device_minor(minor).unwrap();
+        h.set_size(0);
+        h.set_cksum();
+        out.append(&h, std::io::empty()).unwrap();
+    }
+    out.finish().unwrap();
+}
+
+#[test]
+fn device_nodes_from_a_base_or_a_cache_do_not_open_in_a_step() {
+    let probe = |extra: &str| {
+        format!(
+            r#"image("probe", from("rootfs:busybox.tar").run("mkdir -p /r; (head -c 4 /evil-zero | od -An -tx1) > /r/zero 2>&1; (dd if=/evil-disk of=/dev/null bs=512 count=1) > /r/disk 2>&1; (head -c 4 /dev/zero | od -An -tx1) > /r/devzero 2>&1; (head -c 4 /c/evil | od -An -tx1) > /r/cache 2>&1; echo {extra}; true", #{{ cache: [#{{ target: "/c", id: "c" }}] }}));"#
+        )
+    };
+    let p = Project::new();
+    base_with_devices(&p);
+    p.recipe(&probe("1"));
+    p.ok(&["build"]);
+    let r = results(&p);
+    assert!(read(&r, "zero").contains("Permission denied"), "{}", read(&r, "zero"));
+    assert!(read(&r, "disk").contains("Permission denied"), "{}", read(&r, "disk"));
+    // The sandbox's own /dev still works.
+    assert_eq!(read(&r, "devzero").trim(), "00 00 00 00");
+
+    // A device node in a cache mount (as a hostile restored cache could
+    // carry one): it does not open either.
+    let caches: Vec<_> = fs::read_dir(p.store.path().join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|d| d.is_dir())
+        .collect();
+    let [cache] = caches.as_slice() else {
+        panic!("{caches:?}")
+    };
+    let node = std::ffi::CString::new(cache.join("evil").to_str().unwrap()).unwrap();
+    // SAFETY: mknod with a valid path; the test runs as root.
+    let made = unsafe { libc::mknod(node.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 5)) };
+    assert_eq!(made, 0, "{}", std::io::Error::last_os_error());
+    p.recipe(&probe("2"));
+    p.ok(&["build"]);
+    let r = results(&p);
+    assert!(read(&r, "cache").contains("Permission denied"), "{}", read(&r, "cache"));
+}

@@ -123,11 +123,24 @@ fn setup_outside(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
     for (i, m) in spec.mounts.iter().enumerate() {
         let target = inside(&merged, m.target());
         match m {
-            MountSpec::Bind { source, readonly, .. } => sys.bind(source, &target, *readonly).map_err(ctx(format!(
-                "mount `{}` at `{}`",
-                source.display(),
-                m.target()
-            )))?,
+            MountSpec::Bind { source, readonly, .. } => {
+                let what = || format!("mount `{}` at `{}`", source.display(), m.target());
+                let src = source
+                    .to_str()
+                    .ok_or_else(|| ctx(what())(std::io::Error::from(std::io::ErrorKind::InvalidInput)))?;
+                sys.mount(Some(src), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+                    .map_err(ctx(what()))?;
+                // No device node of a cache (or any bound path) opens: a
+                // restored cache or a host directory cannot hand a step the
+                // host's disk. Docker's device cgroup refuses them the same.
+                let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV;
+                if *readonly {
+                    flags |= MsFlags::MS_RDONLY;
+                }
+                let kept = sys.mount_flags(&target).map_err(ctx(what()))?;
+                sys.mount(None, &target, None, flags | kept, None)
+                    .map_err(ctx(what()))?;
+            }
             MountSpec::Layers { lowers, subpath, .. } => {
                 let view = spec.dir.join(format!("view{i}"));
                 mount_layers(sys, spec.rootless, &spec.dir.join(format!("l{i}")), lowers, None, &view)?;
@@ -208,16 +221,18 @@ fn mount_layers(
         names.insert(0, name);
     }
     fs::create_dir_all(at).map_err(ctx("create mount point"))?;
+    // nodev: a device node a layer carries (a hostile base's block device)
+    // does not open; /dev is a tmpfs of the sandbox's own with its six nodes.
     let (mut options, flags) = match upper {
         Some((u, w)) => (
             overlay_options(&names, &u.display().to_string(), &w.display().to_string()),
-            MsFlags::empty(),
+            MsFlags::MS_NODEV,
         ),
         None => {
             let lowers: Vec<&str> = names.iter().rev().map(String::as_str).collect();
             (
                 format!("lowerdir={},index=off,redirect_dir=off,metacopy=off", lowers.join(":")),
-                MsFlags::MS_RDONLY,
+                MsFlags::MS_RDONLY | MsFlags::MS_NODEV,
             )
         }
     };
@@ -439,7 +454,7 @@ mod tests {
                     Some("overlay"),
                     "/step/merged",
                     Some("overlay"),
-                    MsFlags::empty(),
+                    MsFlags::MS_NODEV,
                     Some(
                         "lowerdir=1:0,upperdir=/step/upper,workdir=/step/work,index=off,redirect_dir=off,metacopy=off"
                     )
@@ -456,7 +471,7 @@ mod tests {
                     None,
                     "/step/merged/root/.cache",
                     None,
-                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | MsFlags::MS_RDONLY,
                     None
                 ),
             ]
