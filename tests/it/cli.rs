@@ -47,10 +47,15 @@ fn images_inspect_and_history_read_the_store() {
 
     let history = p.ok(&["history", "example/hello:latest"]).stdout;
     let rows: Vec<&str> = history.lines().collect();
-    assert_eq!(rows.len(), 1 + 9, "{history}");
-    assert!(rows[1].contains("expose(\"8080/tcp\")"), "{history}");
+    assert_eq!(rows.len(), 1 + 10, "{history}");
     assert!(
-        rows.last().unwrap().contains("copy(ctx([\"site/\"]), \"/srv/www/\")"),
+        rows[1].ends_with("expose(\"8080/tcp\") (strata.rhai:18:6)"),
+        "{history}"
+    );
+    assert!(
+        rows.last()
+            .unwrap()
+            .ends_with("copy(<state>.path(\"/bin/busybox\"), \"/bin/sh\") (strata.rhai:9:6)"),
         "{history}"
     );
     assert!(!history.contains("<missing>"));
