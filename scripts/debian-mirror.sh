@@ -10,7 +10,8 @@ dir=$1
 suite=$2
 shift 2
 requests=("$@")
-stamp="$dir/.complete-$suite-$(printf '%s-' "${requests[@]}" | tr ' ' '+')"
+# (v2: made again when the resolver changed what it picks)
+stamp="$dir/.complete-v2-$suite-$(printf '%s-' "${requests[@]}" | tr ' ' '+')"
 [ -f "$stamp" ] && exit 0
 cd "$(dirname "$0")/.."
 echo "== making the tests' partial Debian mirror in $dir (once; later runs reuse it)" >&2

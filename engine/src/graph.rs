@@ -69,6 +69,11 @@ pub struct DebianBase {
     pub arch: Option<String>,
     /// `required` (the default) or `essential`.
     pub variant: Option<String>,
+    /// Install the requested packages' `Recommends` too (apt's default; off here).
+    pub recommends: bool,
+    /// Keep documentation, man pages, info and locales (off: a slim base, as
+    /// `debian:*-slim`, through dpkg's `path-exclude`).
+    pub docs: bool,
 }
 
 /// What a `copy` reads from.

@@ -46,6 +46,18 @@ fn the_nginx_example_is_pinned_configured_and_reproducible() {
     assert!(root.join("usr/sbin/nginx").exists());
     assert!(!root.join("usr/sbin/policy-rc.d").exists());
     assert!(!root.join("var/log/dpkg.log").exists());
+    // Slim, as debian:bookworm-slim: no manuals or docs but the copyright
+    // files, dpkg's excludes kept for later installs; merged /usr asserted
+    // by usr-is-merged, not usrmerge (and its perl).
+    assert!(!root.join("usr/share/man/man8/nginx.8.gz").exists());
+    assert!(root.join("usr/share/doc/nginx/copyright").exists());
+    assert!(!root.join("usr/share/doc/nginx/changelog.Debian.gz").exists());
+    assert!(fs::read_to_string(root.join("etc/dpkg/dpkg.cfg.d/excludes"))
+        .unwrap()
+        .contains("path-exclude /usr/share/man/*"));
+    let status = fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
+    assert!(status.contains("Package: usr-is-merged\n"), "usr-is-merged");
+    assert!(!status.contains("Package: usrmerge\n") && !status.contains("Package: perl\n"));
     assert_eq!(
         fs::read_link(root.join("bin")).unwrap(),
         std::path::Path::new("usr/bin")
@@ -104,7 +116,7 @@ fn the_nginx_example_is_pinned_configured_and_reproducible() {
     // Another recipe in that store: the .debs it needs are all there already.
     let before = mirror.requests().len();
     q.recipe(&format!(
-        r#"image("tiny", debian("bookworm", [], #{{ mirror: "{}", variant: "essential" }}).run("dpkg --audit && test -x /usr/bin/dpkg"));"#,
+        r#"image("tiny", debian("bookworm", [], #{{ mirror: "{}", variant: "essential", docs: true }}).run("dpkg --audit && test -x /usr/bin/dpkg && test -e /usr/share/man/man1/dpkg.1.gz && test ! -e /etc/dpkg/dpkg.cfg.d/excludes"));"#,
         mirror.url
     ));
     q.ok(&["build"]);

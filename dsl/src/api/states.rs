@@ -76,7 +76,21 @@ fn from(rec: &Shared, ctx: &NativeCallContext, reference: &str, opts: Map) -> Re
 /// `debian(suite, packages, #{mirror, arch, variant})`: a native Debian base.
 fn debian(rec: &Shared, ctx: &NativeCallContext, suite: &str, packages: Array, opts: Map) -> Res<State> {
     let pos = ctx.call_position();
-    check_options(&opts, &["mirror", "arch", "variant", "platform"], "debian", pos)?;
+    check_options(
+        &opts,
+        &["mirror", "arch", "variant", "platform", "recommends", "docs"],
+        "debian",
+        pos,
+    )?;
+    let flag = |key: &str| -> Res<bool> {
+        match opts.get(key) {
+            None => Ok(false),
+            Some(v) => v
+                .as_bool()
+                .map_err(|_| runtime(pos, format!("debian option `{key}` must be true or false"))),
+        }
+    };
+    let (recommends, docs) = (flag("recommends")?, flag("docs")?);
     let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
     if !valid(suite) {
         return Err(runtime(
@@ -143,6 +157,8 @@ fn debian(rec: &Shared, ctx: &NativeCallContext, suite: &str, packages: Array, o
         mirror,
         arch,
         variant,
+        recommends,
+        docs,
     };
     let desc = format!("debian({}, {})", quote(suite), quote_list(&packages));
     Ok(State {

@@ -177,10 +177,36 @@ fn dpkg_env(ctx: &ExecCtx<'_>) -> Vec<String> {
     ]
 }
 
+/// dpkg's excludes of a slim base, as the official `debian:*-slim` images
+/// have them (debuerreotype's slimify): documentation but its copyright
+/// files, man pages, info, groff and lintian data, and translations. Kept
+/// in the image, so packages a later step installs are slim too.
+const SLIM_EXCLUDES: &str = "\
+# A slim base, as debian:*-slim: strata's debian(…, #{ docs: true }) keeps these.
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/overrides/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/man/*
+";
+const SLIM_EXCLUDES_FILE: &str = "etc/dpkg/dpkg.cfg.d/excludes";
+
+/// What the excludes remove from files written before dpkg read them (the
+/// essential packages strata extracts itself).
+const SLIM_CLEANUP: &str = "\
+find /usr/share/doc -mindepth 1 ! -type d ! -name copyright -delete
+find /usr/share/doc -mindepth 1 -depth -type d -empty -delete
+rm -rf /usr/share/groff/* /usr/share/info/* /usr/share/linda/* /usr/share/lintian/overrides/* /usr/share/locale/* /usr/share/man/*
+";
+
 /// The dpkg script for an install plan: round 0 (the essential closure)
 /// with dependency checks relaxed, the others as they are; then the
-/// services policy and the files that record dates go.
-fn dpkg_script(plan: &[Vec<String>], policy_in_script: bool) -> String {
+/// services policy and the files that record dates go, and with `slim`
+/// what dpkg's excludes leave out.
+fn dpkg_script(plan: &[Vec<String>], policy_in_script: bool, slim: bool) -> String {
     let mut script = format!("set -e\ncd {DEBS_IN_SANDBOX}\n");
     if policy_in_script {
         script
@@ -192,6 +218,9 @@ fn dpkg_script(plan: &[Vec<String>], policy_in_script: bool) -> String {
         script.push_str(&format!("dpkg --install{force} {}\n", list.join(" ")));
     }
     script.push_str("dpkg --configure --pending\nrm -f /usr/sbin/policy-rc.d\n");
+    if slim {
+        script.push_str(SLIM_CLEANUP);
+    }
     for f in UNREPRODUCIBLE {
         script.push_str(&format!("rm -f {f}\n"));
     }
@@ -234,8 +263,9 @@ pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet)
         .collect();
 
     // The base layer, found by what it is made of.
-    let mut key = crate::key::KeyEncoder::new("debian-base-layer-v1");
+    let mut key = crate::key::KeyEncoder::new("debian-base-layer-v2");
     key.str(&set.mirror).str(&set.suite).str(&set.arch).str(&set.variant);
+    key.str(if spec.docs { "docs" } else { "slim" });
     for p in set.packages.iter().filter(|p| base.contains(p.name.as_str())) {
         key.str(&p.name).str(&p.version).str(&p.sha256);
     }
@@ -245,7 +275,7 @@ pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet)
         match store.record(&base_key)? {
             Some(record) if record.layers.len() == 1 => record.layers[0].diff_id.clone(),
             _ => {
-                let diff_id = build_base_layer(ctx, node, set, &base, &files)?;
+                let diff_id = build_base_layer(ctx, node, set, &base, &files, !spec.docs)?;
                 let record = Record {
                     layers: vec![LayerRef {
                         diff_id: diff_id.clone(),
@@ -294,10 +324,14 @@ fn build_base_layer(
     set: &DebianSet,
     base: &BTreeSet<&str>,
     files: &BTreeMap<String, PathBuf>,
+    slim: bool,
 ) -> Result<crate::digest::Digest> {
     let names: Vec<&str> = base.iter().copied().collect();
     let prepare = |upper: &Path, plan: &[Vec<String>]| -> Result<()> {
         deb::merged_usr(upper)?;
+        if slim {
+            write_file(&upper.join(SLIM_EXCLUDES_FILE), SLIM_EXCLUDES.as_bytes(), 0o644)?;
+        }
         for name in plan.first().into_iter().flatten() {
             deb::extract(&files[name], upper)?;
         }
@@ -320,7 +354,7 @@ fn build_base_layer(
             0o644,
         )
     };
-    install_layer(ctx, node, &names, files, Vec::new(), prepare, false)
+    install_layer(ctx, node, &names, files, Vec::new(), prepare, false, slim)
 }
 
 /// The requested packages, installed by dpkg on top of the base layer.
@@ -332,7 +366,8 @@ fn build_extras_layer(
     files: &BTreeMap<String, PathBuf>,
 ) -> Result<crate::digest::Digest> {
     let lowers = vec![ctx.store.layer_dir(base_layer)];
-    install_layer(ctx, node, extras, files, lowers, |_, _| Ok(()), true)
+    // The base's excludes (if any) apply as dpkg reads them from it.
+    install_layer(ctx, node, extras, files, lowers, |_, _| Ok(()), true, false)
 }
 
 /// Installs `packages` with dpkg in the sandbox on `lowers`, into an upper
@@ -346,6 +381,7 @@ fn install_layer(
     lowers: Vec<PathBuf>,
     prepare: impl FnOnce(&Path, &[Vec<String>]) -> Result<()>,
     policy_in_script: bool,
+    slim: bool,
 ) -> Result<crate::digest::Digest> {
     let store = ctx.store;
     let mut controls = BTreeMap::new();
@@ -368,7 +404,11 @@ fn install_layer(
         node,
         tmp.path(),
         lowers,
-        vec!["/bin/sh".into(), "-c".into(), dpkg_script(&plan, policy_in_script)],
+        vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            dpkg_script(&plan, policy_in_script, slim),
+        ],
         dpkg_env(ctx),
         vec![(debs, DEBS_IN_SANDBOX.into(), true)],
     )?;

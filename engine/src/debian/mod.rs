@@ -119,6 +119,7 @@ pub fn lock_name(spec: &DebianBase) -> String {
     .trim_end()
     .trim_end_matches(':')
     .to_string()
+        + if spec.recommends { " +recommends" } else { "" }
 }
 
 #[cfg(test)]
@@ -161,6 +162,8 @@ mod tests {
             mirror: None,
             arch: Some("amd64".into()),
             variant: None,
+            recommends: false,
+            docs: false,
         };
         assert_eq!(lock_name(&spec), "bookworm/amd64 required: curl nginx");
         let bare = DebianBase {
@@ -168,5 +171,10 @@ mod tests {
             ..spec
         };
         assert_eq!(lock_name(&bare), "bookworm/amd64 required");
+        let recommends = DebianBase {
+            recommends: true,
+            ..bare
+        };
+        assert_eq!(lock_name(&recommends), "bookworm/amd64 required +recommends");
     }
 }

@@ -85,7 +85,10 @@ fn resolve_now(spec: &DebianBase, store: &Store, warn: &dyn Fn(String)) -> Resul
         )
     })?;
     let universe = Universe::new(stanzas(&text), &arch).map_err(|e| fail(spec, e))?;
-    let resolution = resolve::resolve(&universe, variant, &spec.packages).map_err(|e| fail(spec, e))?;
+    let opts = resolve::Options {
+        recommends: spec.recommends,
+    };
+    let resolution = resolve::resolve_with(&universe, variant, &spec.packages, opts).map_err(|e| fail(spec, e))?;
     let base = resolution.base.into_iter().collect();
     let chosen = resolution.packages;
     Ok(DebianSet {
@@ -112,8 +115,9 @@ fn resolve_now(spec: &DebianBase, store: &Store, warn: &dyn Fn(String)) -> Resul
 /// the identity that keys the base.
 pub fn plan(spec: &DebianBase, store: &Store, lock: &Lock, warn: &dyn Fn(String)) -> Result<(DebianSet, [u8; 32])> {
     let set = lock.debian(&lock_name(spec), || resolve_now(spec, store, warn))?;
-    let mut enc = crate::key::KeyEncoder::new("debian-v1");
+    let mut enc = crate::key::KeyEncoder::new("debian-v2");
     enc.str(&set.mirror).str(&set.suite).str(&set.arch).str(&set.variant);
+    enc.str(if spec.docs { "docs" } else { "slim" });
     for p in &set.packages {
         enc.str(&p.name).str(&p.version).str(&p.arch).str(&p.sha256);
     }

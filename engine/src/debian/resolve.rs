@@ -1,8 +1,13 @@
-//! Choosing packages: the closure of the base set (priority `required`, or
-//! `Essential: yes` only) and the requested packages under `Depends` and
-//! `Pre-Depends`, with version constraints, alternatives and virtual
-//! packages (`Provides`). Deterministic: the same index and request always
-//! give the same set.
+//! Choosing packages as apt does: the closure of the base set (priority
+//! `required`, or `Essential: yes` only) and the requested packages under
+//! `Pre-Depends` and `Depends` (and `Recommends` when asked), with version
+//! constraints, alternatives, virtual packages and versioned `Provides`.
+//! Plain dependencies are followed first; an alternative (`a | b`) is
+//! decided afterwards, so one that is already selected, or that something
+//! else requires, wins; otherwise the first installable one (not in
+//! conflict with what is chosen). `Conflicts` and `Breaks` are checked; an
+//! error names the chain of dependencies that led to it. Deterministic: the
+//! same index and request always give the same set.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -20,7 +25,10 @@ pub struct Candidate {
     pub priority: String,
     pub essential: bool,
     pub depends: Vec<Vec<Alternative>>,
+    pub recommends: Vec<Vec<Alternative>>,
     pub provides: Vec<Alternative>,
+    /// `Conflicts` and `Breaks`: neither may be installed beside it.
+    pub conflicts: Vec<Alternative>,
 }
 
 /// Every candidate of an index, by name, and who provides what.
@@ -57,8 +65,20 @@ pub enum ResolveError {
         first: String,
         second: String,
     },
-    #[error("`{package}` depends on {dependency}, which no package in the index satisfies")]
-    Unsatisfiable { package: String, dependency: String },
+    #[error("`{package}` ({chain}) depends on {dependency}, which no package in the index satisfies")]
+    Unsatisfiable {
+        package: String,
+        dependency: String,
+        /// How the package came in: `the request → web → broken`.
+        chain: String,
+    },
+    /// `{package}` (how it came in) conflicts with `{other}` (how it came in): the relation.
+    #[error("{text}")]
+    Conflict {
+        package: String,
+        other: String,
+        text: String,
+    },
 }
 
 impl Universe {
@@ -73,28 +93,23 @@ impl Universe {
                 continue;
             }
             let name = get("Package");
-            let mut depends = Vec::new();
-            for field in ["Pre-Depends", "Depends"] {
-                if let Some(v) = s.get(field) {
-                    depends.extend(dependencies(v).map_err(|source| ResolveError::Field {
-                        package: name.clone(),
-                        field,
-                        source,
-                    })?);
+            let groups = |fields: &[&'static str]| -> Result<Vec<Vec<Alternative>>, ResolveError> {
+                let mut out = Vec::new();
+                for &field in fields {
+                    if let Some(v) = s.get(field) {
+                        out.extend(dependencies(v).map_err(|source| ResolveError::Field {
+                            package: name.clone(),
+                            field,
+                            source,
+                        })?);
+                    }
                 }
-            }
-            let provides: Vec<Alternative> = match s.get("Provides") {
-                Some(v) => dependencies(v)
-                    .map_err(|source| ResolveError::Field {
-                        package: name.clone(),
-                        field: "Provides",
-                        source,
-                    })?
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-                None => Vec::new(),
+                Ok(out)
             };
+            let depends = groups(&["Pre-Depends", "Depends"])?;
+            let recommends = groups(&["Recommends"])?;
+            let provides: Vec<Alternative> = groups(&["Provides"])?.into_iter().flatten().collect();
+            let conflicts: Vec<Alternative> = groups(&["Conflicts", "Breaks"])?.into_iter().flatten().collect();
             for p in &provides {
                 providers
                     .entry(p.name.clone())
@@ -110,7 +125,9 @@ impl Universe {
                 priority: get("Priority"),
                 essential: get("Essential") == "yes",
                 depends,
+                recommends,
                 provides,
+                conflicts,
                 name: name.clone(),
             };
             if candidate.filename.is_empty() || candidate.sha256.len() != 64 {
@@ -213,13 +230,39 @@ pub struct Resolution {
     pub base: BTreeSet<String>,
 }
 
+/// What to resolve besides the requested packages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Follow `Recommends` of the requested packages and what they pull in
+    /// (a recommendation nothing satisfies is skipped, as apt does).
+    pub recommends: bool,
+}
+
+/// The package strata's merged-/usr layout asserts: debootstrap adds it to
+/// the base set of such a system, so `usrmerge | usr-is-merged` is met
+/// without usrmerge (and the perl it needs).
+const MERGED_USR: &str = "usr-is-merged";
+
 /// Resolves the closure: first the variant's base set, then the requested
 /// packages on top of it (so the base set is the same whatever is asked for).
-/// The error names the package whose dependency cannot be met, and the
-/// dependency.
 pub fn resolve(universe: &Universe, variant: Variant, requested: &[String]) -> Result<Resolution, ResolveError> {
-    let mut chosen: BTreeMap<String, Candidate> = BTreeMap::new();
-    let mut queue: Vec<(Candidate, String)> = Vec::new();
+    resolve_with(universe, variant, requested, Options::default())
+}
+
+/// [`resolve`] with `opts`. The error names the package whose dependency
+/// cannot be met (or the two that conflict) and how each came in.
+pub fn resolve_with(
+    universe: &Universe,
+    variant: Variant,
+    requested: &[String],
+    opts: Options,
+) -> Result<Resolution, ResolveError> {
+    let mut state = Closure {
+        universe,
+        chosen: BTreeMap::new(),
+        why: BTreeMap::new(),
+        recommends: false,
+    };
     let mut base: Vec<&Candidate> = universe
         .by_name
         .values()
@@ -229,12 +272,14 @@ pub fn resolve(universe: &Universe, variant: Variant, requested: &[String]) -> R
             Variant::Essential => c.essential,
         })
         .collect();
-    base.sort_by(|a, b| a.name.cmp(&b.name));
-    for c in base {
-        queue.push((c.clone(), format!("the {variant:?} set").to_lowercase()));
+    if let Some(merged) = universe.by_name.get(MERGED_USR).and_then(|l| l.first()) {
+        base.push(merged);
     }
-    close(universe, &mut chosen, queue)?;
-    let base: BTreeSet<String> = chosen.keys().cloned().collect();
+    base.sort_by(|a, b| a.name.cmp(&b.name));
+    base.dedup_by(|a, b| a.name == b.name);
+    let set = format!("the {variant:?} set").to_lowercase();
+    state.close(base.into_iter().map(|c| (c.clone(), set.clone())).collect())?;
+    let base: BTreeSet<String> = state.chosen.keys().cloned().collect();
     let mut queue = Vec::new();
     for r in requested {
         let (name, version) = match r.split_once('=') {
@@ -274,65 +319,177 @@ pub fn resolve(universe: &Universe, variant: Variant, requested: &[String]) -> R
             })?;
         queue.push((candidate.clone(), "the request".into()));
     }
-    close(universe, &mut chosen, queue)?;
+    state.recommends = opts.recommends;
+    state.close(queue)?;
+    state.check_conflicts()?;
     Ok(Resolution {
-        packages: chosen.into_values().collect(),
+        packages: state.chosen.into_values().collect(),
         base,
     })
 }
 
-/// Adds `queue` and its dependencies to `chosen`, breadth first in a fixed
-/// order: the same input gives the same choices.
-fn close(
-    universe: &Universe,
-    chosen: &mut BTreeMap<String, Candidate>,
-    mut queue: Vec<(Candidate, String)>,
-) -> Result<(), ResolveError> {
-    let mut next = 0;
-    while next < queue.len() {
-        let (candidate, _) = queue[next].clone();
-        next += 1;
-        if let Some(existing) = chosen.get(&candidate.name) {
-            if existing.version != candidate.version {
-                return Err(ResolveError::TwoVersions {
-                    package: candidate.name.clone(),
-                    first: existing.version.clone(),
-                    second: candidate.version.clone(),
-                });
+/// A closure being built: what is chosen, and who pulled each package in.
+struct Closure<'a> {
+    universe: &'a Universe,
+    chosen: BTreeMap<String, Candidate>,
+    /// Package → the package (or "the request", "the required set") that pulled it in.
+    why: BTreeMap<String, String>,
+    /// Follow `Recommends` of what is added now.
+    recommends: bool,
+}
+
+impl Closure<'_> {
+    /// `the request → web → name`.
+    fn chain(&self, name: &str) -> String {
+        let mut path = vec![name.to_string()];
+        let mut at = name;
+        while let Some(parent) = self.why.get(at) {
+            path.push(parent.clone());
+            if path.len() > 32 || !self.why.contains_key(parent.as_str()) {
+                break;
             }
-            continue;
+            at = parent;
         }
-        chosen.insert(candidate.name.clone(), candidate.clone());
-        for group in &candidate.depends {
-            if group.iter().any(|alt| satisfied(alt, chosen)) {
-                continue;
-            }
-            // Something already queued may satisfy it.
-            let queued: BTreeMap<String, Candidate> =
-                queue[next..].iter().map(|(c, _)| (c.name.clone(), c.clone())).collect();
-            if group.iter().any(|alt| satisfied(alt, &queued)) {
-                continue;
-            }
-            let pick = group.iter().find_map(|alt| {
-                universe.real(alt).cloned().or_else(|| {
-                    // Like apt: the provider of the highest priority, then by name.
-                    let mut providers = universe.virtual_providers(alt);
-                    providers.sort_by(|a, b| (rank(&a.priority), &a.name).cmp(&(rank(&b.priority), &b.name)));
-                    providers.first().map(|c| (*c).clone())
-                })
-            });
-            match pick {
-                Some(c) => queue.push((c, candidate.name.clone())),
-                None => {
-                    return Err(ResolveError::Unsatisfiable {
-                        package: candidate.name.clone(),
-                        dependency: group.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" | "),
-                    })
+        path.reverse();
+        path.join(" → ")
+    }
+
+    /// Can `c` join what is chosen: no `Conflicts`/`Breaks` either way?
+    fn installable(&self, c: &Candidate) -> bool {
+        self.chosen
+            .values()
+            .filter(|o| o.name != c.name)
+            .all(|o| !c.conflicts.iter().any(|alt| hits(alt, o)) && !o.conflicts.iter().any(|alt| hits(alt, c)))
+    }
+
+    /// Adds `queue` and its dependencies, breadth first in a fixed order.
+    /// Plain dependencies first; alternatives once nothing else is left, so
+    /// that one already chosen or required by another package wins.
+    fn close(&mut self, mut queue: Vec<(Candidate, String)>) -> Result<(), ResolveError> {
+        let mut deferred: Vec<(String, Vec<Alternative>, bool)> = Vec::new();
+        let mut next = 0;
+        loop {
+            while next < queue.len() {
+                let (candidate, parent) = queue[next].clone();
+                next += 1;
+                if let Some(existing) = self.chosen.get(&candidate.name) {
+                    if existing.version != candidate.version {
+                        return Err(ResolveError::TwoVersions {
+                            package: candidate.name.clone(),
+                            first: existing.version.clone(),
+                            second: candidate.version.clone(),
+                        });
+                    }
+                    continue;
                 }
+                self.why.insert(candidate.name.clone(), parent);
+                self.chosen.insert(candidate.name.clone(), candidate.clone());
+                let recommended: &[Vec<Alternative>] = if self.recommends { &candidate.recommends } else { &[] };
+                for (group, required) in candidate
+                    .depends
+                    .iter()
+                    .map(|g| (g, true))
+                    .chain(recommended.iter().map(|g| (g, false)))
+                {
+                    if group.len() > 1 {
+                        deferred.push((candidate.name.clone(), group.clone(), required));
+                        continue;
+                    }
+                    if let Some(c) = self.pick(group, &queue[next..], required, &candidate.name)? {
+                        queue.push((c, candidate.name.clone()));
+                    }
+                }
+            }
+            if deferred.is_empty() {
+                return Ok(());
+            }
+            // The first alternative met; then what it pulls in, before the next.
+            let (owner, group, required) = deferred.remove(0);
+            if let Some(c) = self.pick(&group, &queue[next..], required, &owner)? {
+                queue.push((c, owner));
             }
         }
     }
-    Ok(())
+
+    /// What satisfies `group` for `owner`: nothing when something chosen or
+    /// queued already does; else the first alternative that is installable
+    /// (a real package, or the provider of the highest priority, then by
+    /// name). A required group nothing satisfies is an error.
+    fn pick(
+        &self,
+        group: &[Alternative],
+        queued: &[(Candidate, String)],
+        required: bool,
+        owner: &str,
+    ) -> Result<Option<Candidate>, ResolveError> {
+        if group.iter().any(|alt| satisfied(alt, &self.chosen)) {
+            return Ok(None);
+        }
+        let queued: BTreeMap<String, Candidate> = queued.iter().map(|(c, _)| (c.name.clone(), c.clone())).collect();
+        if group.iter().any(|alt| satisfied(alt, &queued)) {
+            return Ok(None);
+        }
+        let pick = group.iter().find_map(|alt| {
+            let real = self.universe.real(alt).filter(|c| self.installable(c)).cloned();
+            real.or_else(|| {
+                let mut providers = self.universe.virtual_providers(alt);
+                providers.retain(|c| self.installable(c));
+                providers.sort_by(|a, b| (rank(&a.priority), &a.name).cmp(&(rank(&b.priority), &b.name)));
+                providers.first().map(|c| (*c).clone())
+            })
+        });
+        match pick {
+            Some(c) => Ok(Some(c)),
+            None if !required => Ok(None),
+            None => Err(ResolveError::Unsatisfiable {
+                package: owner.to_string(),
+                dependency: group.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" | "),
+                chain: self.chain(owner),
+            }),
+        }
+    }
+
+    /// Every chosen pair checked against each other's `Conflicts`/`Breaks`.
+    fn check_conflicts(&self) -> Result<(), ResolveError> {
+        for c in self.chosen.values() {
+            for other in self.chosen.values().filter(|o| o.name != c.name) {
+                if let Some(rel) = c.conflicts.iter().find(|alt| hits(alt, other)) {
+                    return Err(ResolveError::Conflict {
+                        package: c.name.clone(),
+                        other: other.name.clone(),
+                        text: format!(
+                            "`{}` ({}) conflicts with `{}` ({}): Conflicts/Breaks: {rel}",
+                            c.name,
+                            self.chain(&c.name),
+                            other.name,
+                            self.chain(&other.name)
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Does the relation `alt` (a `Conflicts`/`Breaks` entry) name `c`: by its
+/// name and version, or (unversioned, or versioned against a versioned
+/// `Provides`) by what it provides?
+fn hits(alt: &Alternative, c: &Candidate) -> bool {
+    let by_name = alt.name == c.name
+        && alt
+            .version
+            .as_ref()
+            .is_none_or(|(rel, v)| satisfies(&c.version, *rel, v));
+    by_name
+        || c.provides.iter().any(|p| {
+            p.name == alt.name
+                && match (&alt.version, &p.version) {
+                    (None, _) => true,
+                    (Some((rel, v)), Some((_, pv))) => satisfies(pv, *rel, v),
+                    (Some(_), None) => false,
+                }
+        })
 }
 
 #[cfg(test)]
@@ -378,7 +535,7 @@ Package: arm-only\nVersion: 1\nArchitecture: arm64\nPriority: required\nFilename
         let e = resolve(&u, Variant::Required, &["broken".into()]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "`broken` depends on libc6 (>= 3.0), which no package in the index satisfies"
+            "`broken` (the request → broken) depends on libc6 (>= 3.0), which no package in the index satisfies"
         );
         let e = resolve(&u, Variant::Required, &["nope".into()]).unwrap_err();
         assert_eq!(e, ResolveError::NoSuchPackage { package: "nope".into() });
@@ -389,5 +546,129 @@ Package: arm-only\nVersion: 1\nArchitecture: arm64\nPriority: required\nFilename
         );
         let e = resolve(&u, Variant::Required, &["awk".into()]).unwrap();
         assert!(names(&e).contains(&"mawk"));
+    }
+
+    /// A universe from short stanzas: `name version [Field: value]…`, one
+    /// per line, fields separated by `; `.
+    fn small(lines: &[&str]) -> Universe {
+        let mut text = String::new();
+        for (i, line) in lines.iter().enumerate() {
+            let mut parts = line.split("; ");
+            let head = parts.next().unwrap();
+            let (name, version) = head.split_once(' ').unwrap();
+            text.push_str(&format!(
+                "Package: {name}\nVersion: {version}\nArchitecture: amd64\nFilename: pool/{name}.deb\nSHA256: {:064x}\nSize: 1\n",
+                i + 1
+            ));
+            let mut priority = "optional";
+            for field in parts {
+                if let Some(p) = field.strip_prefix("Priority: ") {
+                    priority = p;
+                    continue;
+                }
+                text.push_str(field);
+                text.push('\n');
+            }
+            text.push_str(&format!("Priority: {priority}\n\n"));
+        }
+        Universe::new(stanzas(&text), "amd64").unwrap()
+    }
+
+    fn extra(u: &Universe, request: &[&str], opts: Options) -> Result<Vec<String>, ResolveError> {
+        let request: Vec<String> = request.iter().map(|s| s.to_string()).collect();
+        let r = resolve_with(u, Variant::Essential, &request, opts)?;
+        Ok(r.packages
+            .into_iter()
+            .map(|c| c.name)
+            .filter(|n| !r.base.contains(n))
+            .collect())
+    }
+
+    #[test]
+    fn an_alternative_already_chosen_or_required_elsewhere_wins_over_the_first() {
+        let u = small(&[
+            "a 1; Depends: x | y, z",
+            "z 1; Depends: y",
+            "x 1",
+            "y 1",
+            "b 1; Depends: x | y",
+        ]);
+        // z requires y; a's `x | y` is decided after it: y, and no x.
+        assert_eq!(extra(&u, &["a"], Options::default()).unwrap(), ["a", "y", "z"]);
+        // Nothing else requires either: the first.
+        assert_eq!(extra(&u, &["b"], Options::default()).unwrap(), ["b", "x"]);
+        // Asked for by name, y is already chosen when b's group is decided.
+        assert_eq!(extra(&u, &["b", "y"], Options::default()).unwrap(), ["b", "y"]);
+    }
+
+    #[test]
+    fn merged_usr_is_asserted_so_usrmerge_and_its_perl_stay_out() {
+        let u = small(&[
+            "init-system-helpers 1.65; Priority: required; Essential: yes; Depends: usrmerge | usr-is-merged",
+            "usrmerge 37; Depends: perl",
+            "perl 5.36",
+            "usr-is-merged 37",
+        ]);
+        let r = resolve(&u, Variant::Essential, &[]).unwrap();
+        assert_eq!(names(&r), ["init-system-helpers", "usr-is-merged"]);
+    }
+
+    #[test]
+    fn conflicts_and_breaks_rule_out_an_alternative_or_fail_naming_both_chains() {
+        let u = small(&[
+            "a 1; Depends: x | y",
+            "x 1; Conflicts: base",
+            "y 1",
+            "base 1; Priority: required; Essential: yes",
+            "p 1; Depends: q",
+            "q 1; Breaks: r (<< 2)",
+            "r 1",
+            "s 1; Depends: r2",
+            "r2 1; Provides: r (= 1)",
+        ]);
+        // x conflicts with the base: the next alternative.
+        assert_eq!(extra(&u, &["a"], Options::default()).unwrap(), ["a", "y"]);
+        let e = extra(&u, &["p", "r"], Options::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`q` (the request → p → q) conflicts with `r` (the request → r): Conflicts/Breaks: r (<< 2)"
+        );
+        // A versioned Provides is hit by a versioned Breaks.
+        let e = extra(&u, &["p", "s"], Options::default()).unwrap_err();
+        assert!(
+            matches!(&e, ResolveError::Conflict { other, .. } if other == "r2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn versioned_provides_meet_only_what_they_provide() {
+        let u = small(&[
+            "app 1; Depends: virt (>= 2)",
+            "old 1; Provides: virt",
+            "new 1; Provides: virt (= 2)",
+            "plain 1; Depends: virt",
+        ]);
+        assert_eq!(extra(&u, &["app"], Options::default()).unwrap(), ["app", "new"]);
+        // An unversioned dependency takes either; the name decides.
+        assert_eq!(extra(&u, &["plain"], Options::default()).unwrap(), ["new", "plain"]);
+    }
+
+    #[test]
+    fn recommends_are_followed_only_when_asked_and_a_missing_one_is_skipped() {
+        let u = small(&["app 1; Recommends: helper, missing", "helper 1; Depends: lib", "lib 1"]);
+        assert_eq!(extra(&u, &["app"], Options::default()).unwrap(), ["app"]);
+        let with = extra(&u, &["app"], Options { recommends: true }).unwrap();
+        assert_eq!(with, ["app", "helper", "lib"]);
+    }
+
+    #[test]
+    fn an_unsatisfiable_dependency_names_the_chain_that_needs_it() {
+        let u = small(&["web 1; Depends: mid", "mid 1; Depends: gone (>= 2)"]);
+        let e = extra(&u, &["web"], Options::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`mid` (the request → web → mid) depends on gone (>= 2), which no package in the index satisfies"
+        );
     }
 }
