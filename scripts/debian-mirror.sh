@@ -10,8 +10,8 @@ dir=$1
 suite=$2
 shift 2
 requests=("$@")
-# (v2: made again when the resolver changed what it picks)
-stamp="$dir/.complete-v2-$suite-$(printf '%s-' "${requests[@]}" | tr ' ' '+')"
+# (v3: made again when what debian() reads changed: apt's choices, then the overlays)
+stamp="$dir/.complete-v3-$suite-$(printf '%s-' "${requests[@]}" | tr ' ' '+')"
 [ -f "$stamp" ] && exit 0
 cd "$(dirname "$0")/.."
 echo "== making the tests' partial Debian mirror in $dir (once; later runs reuse it)" >&2
@@ -30,14 +30,12 @@ done
 echo 'image("x", scratch());' >>"$work/strata.rhai"
 echo "resolving ${#requests[@]} package sets against the host's apt mirror" >&2
 STRATA_HOME="$work/store" target/debug/strata lock -f "$work/strata.rhai" >/dev/null
-python3 - "$dir" "$suite" "$work/strata.lock" <<'PY'
+python3 - "$dir" "$work/strata.lock" <<'PY'
 import hashlib, json, os, sys, urllib.request
-out, suite, lock = sys.argv[1], sys.argv[2], sys.argv[3]
+out, lock = sys.argv[1], sys.argv[2]
 entries = list(json.load(open(lock))["debian"].values())
-entry = entries[0]
-mirror = entry["mirror"]
 
-def get(rel, sha256=None):
+def get(mirror, rel, sha256=None):
     dest = os.path.join(out, rel)
     if sha256 and os.path.exists(dest) and hashlib.sha256(open(dest, "rb").read()).hexdigest() == sha256:
         return open(dest, "rb").read()
@@ -50,19 +48,31 @@ def get(rel, sha256=None):
     os.replace(dest + ".tmp", dest)
     return data
 
-release = get(f"dists/{suite}/InRelease").decode()
-arches = sorted({e["arch"] for e in entries})
-for line in release.split("SHA256:", 1)[1].splitlines()[1:]:
-    if not line.startswith(" "):
-        break
-    sha, _, path = line.split()
-    if path in [f"main/binary-{a}/Packages.xz" for a in arches]:
-        get(f"dists/{suite}/{path}", sha)
-files = {p["filename"]: p["sha256"] for e in entries for p in e["packages"]}
-for n, (filename, sha256) in enumerate(sorted(files.items()), 1):
-    get(filename, sha256)
+# Every suite the locks read (the suite and its -updates and -security
+# overlays), each from its own mirror, laid out in one tree: the tests
+# serve it as the mirror of all three.
+suites = {}
+for e in entries:
+    suites.setdefault(e["suite"], [e["mirror"], set()])[1].add(e["arch"])
+    for suite, mirror in e.get("overlays", {}).items():
+        suites.setdefault(suite, [mirror, set()])[1].add(e["arch"])
+for suite, (mirror, arches) in sorted(suites.items()):
+    release = get(mirror, f"dists/{suite}/InRelease").decode()
+    for line in release.split("SHA256:", 1)[1].splitlines()[1:]:
+        if not line.startswith(" "):
+            break
+        sha, _, path = line.split()
+        if path in [f"main/binary-{a}/Packages.xz" for a in arches]:
+            get(mirror, f"dists/{suite}/{path}", sha)
+files = {}
+for e in entries:
+    for p in e["packages"]:
+        mirror = e.get("overlays", {}).get(p.get("suite"), e["mirror"])
+        files[p["filename"]] = (mirror, p["sha256"])
+for n, (filename, (mirror, sha256)) in enumerate(sorted(files.items()), 1):
+    get(mirror, filename, sha256)
     if n % 50 == 0 or n == len(files):
         print(f"  {n} / {len(files)} packages", file=sys.stderr, flush=True)
-print(f"mirror in {out}: {len(files)} packages of {suite} ({', '.join(arches)})")
+print(f"mirror in {out}: {len(files)} packages of {', '.join(sorted(suites))}")
 PY
 touch "$stamp"

@@ -74,6 +74,43 @@ pub struct DebianBase {
     /// Keep documentation, man pages, info and locales (off: a slim base, as
     /// `debian:*-slim`, through dpkg's `path-exclude`).
     pub docs: bool,
+    /// Also read `SUITE-updates` and `SUITE-security` (both on by default;
+    /// sid, unstable and experimental have neither) and take the highest
+    /// version of each package across them.
+    pub updates: bool,
+    pub security: bool,
+    /// Where `SUITE-security` is served (default: the host's apt source
+    /// for it, else the mirror with `/debian` → `/debian-security`, else the mirror).
+    pub security_mirror: Option<String>,
+    /// Archive components (default `["main"]`).
+    pub components: Vec<String>,
+    /// A snapshot.debian.org-style instant (`20261101T000000Z`): every suite
+    /// is read from the archive as it was then, so a lock can be made again.
+    pub snapshot: Option<String>,
+    /// The snapshot archive's URL, `{archive}` (`debian`, `debian-security`)
+    /// and `{snapshot}` filled in (default snapshot.debian.org's).
+    pub snapshot_url: Option<String>,
+}
+
+impl DebianBase {
+    /// A spec with the defaults: `required`, slim, updates and security, `main`.
+    pub fn new(suite: &str, packages: Vec<String>) -> DebianBase {
+        DebianBase {
+            suite: suite.to_string(),
+            packages,
+            mirror: None,
+            arch: None,
+            variant: None,
+            recommends: false,
+            docs: false,
+            updates: true,
+            security: true,
+            security_mirror: None,
+            components: vec!["main".into()],
+            snapshot: None,
+            snapshot_url: None,
+        }
+    }
 }
 
 /// What a `copy` reads from.

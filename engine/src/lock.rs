@@ -40,6 +40,10 @@ pub struct LockedPackage {
     pub sha256: String,
     pub filename: String,
     pub size: u64,
+    /// The suite it came from when that is an overlay (`bookworm-security`);
+    /// absent for the set's own suite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
 }
 
 /// A resolved Debian package set.
@@ -55,6 +59,21 @@ pub struct DebianSet {
     /// Absent (older locks): one layer of everything.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub base: Vec<String>,
+    /// The overlay suites read besides `suite` (`bookworm-updates`,
+    /// `bookworm-security`), each with its mirror.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overlays: BTreeMap<String, String>,
+}
+
+impl DebianSet {
+    /// The mirror that serves `package`: its suite's.
+    pub fn mirror_of(&self, package: &LockedPackage) -> &str {
+        package
+            .suite
+            .as_ref()
+            .and_then(|s| self.overlays.get(s))
+            .map_or(self.mirror.as_str(), String::as_str)
+    }
 }
 
 #[derive(Default, Serialize, Deserialize)]

@@ -79,7 +79,7 @@ pub fn predicate(
                         deps.push(json!({
                             "uri": format!("pkg:deb/debian/{}@{}?arch={}", p.name, p.version, p.arch),
                             "digest": {"sha256": p.sha256},
-                            "downloadLocation": format!("{}/{}", set.mirror.trim_end_matches('/'), p.filename),
+                            "downloadLocation": format!("{}/{}", set.mirror_of(p).trim_end_matches('/'), p.filename),
                         }));
                     }
                 }

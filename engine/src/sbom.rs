@@ -510,8 +510,10 @@ mod tests {
                 sha256: "ab".repeat(32),
                 filename: "pool/main/n/nginx/nginx_1.22.1-9_amd64.deb".into(),
                 size: 1,
+                suite: None,
             }],
             base: Vec::new(),
+            overlays: Default::default(),
         };
         add_debian_checksums(&mut packages, &[&set]);
         let base = Base {

@@ -225,3 +225,86 @@ fn bad_requests_and_bad_mirrors_are_clear_errors() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("but the index says"), "{}", r.stderr);
 }
+
+#[test]
+fn security_and_updates_overlay_the_suite_and_a_snapshot_reads_the_archive_of_an_instant() {
+    let mirror = DebianMirror::start();
+    let p = Project::new();
+    p.recipe(&format!(
+        r#"image("x", debian("bookworm", [], #{{ mirror: "{}", variant: "essential" }}));"#,
+        mirror.url
+    ));
+    p.ok(&["lock"]);
+    // All three suites read, each InRelease verified; the newest version
+    // of each package wins, and the lock says where it came from.
+    for suite in ["bookworm", "bookworm-updates", "bookworm-security"] {
+        assert!(
+            mirror.requests().contains(&format!("/dists/{suite}/InRelease")),
+            "{suite}: {:?}",
+            mirror.requests()
+        );
+    }
+    let set = &lock_of(&p)["debian"]["bookworm/amd64 essential"];
+    assert_eq!(set["overlays"]["bookworm-security"], mirror.url.as_str());
+    let from_security: Vec<&serde_json::Value> = set["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["suite"] == "bookworm-security")
+        .collect();
+    assert!(!from_security.is_empty(), "{set}");
+    assert!(from_security
+        .iter()
+        .all(|p| p["filename"].as_str().unwrap().starts_with("pool/updates/")));
+    // Turned off, the suite alone.
+    let q = Project::new();
+    q.recipe(&format!(
+        r#"image("x", debian("bookworm", [], #{{ mirror: "{}", variant: "essential", updates: false, security: false }}));"#,
+        mirror.url
+    ));
+    q.ok(&["lock"]);
+    let alone = &lock_of(&q)["debian"]["bookworm/amd64 essential -updates -security"];
+    assert!(alone["overlays"].is_null(), "{alone}");
+    assert!(alone["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["suite"].is_null()));
+
+    // A snapshot archive for an instant (laid out as snapshot.debian.org's:
+    // archive/{archive}/{instant}/dists/…), the URL pattern given.
+    let archive = tempfile::tempdir().unwrap();
+    let real = std::env::var("STRATA_TEST_DEBIAN_MIRROR").unwrap();
+    for name in ["debian", "debian-security"] {
+        let dir = archive.path().join("archive").join(name);
+        fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&real, dir.join("20261101T000000Z")).unwrap();
+    }
+    let snapshots = DebianMirror::serve(archive.path());
+    let s = Project::new();
+    s.recipe(&format!(
+        r#"image("x", debian("bookworm", [], #{{ variant: "essential", snapshot: "20261101T000000Z", snapshot_url: "{}/archive/{{archive}}/{{snapshot}}" }}).run("dpkg --audit"));"#,
+        snapshots.url
+    ));
+    s.ok(&["build"]);
+    let requests = snapshots.requests();
+    for wanted in [
+        "/archive/debian/20261101T000000Z/dists/bookworm/InRelease",
+        "/archive/debian/20261101T000000Z/dists/bookworm-updates/InRelease",
+        "/archive/debian-security/20261101T000000Z/dists/bookworm-security/InRelease",
+    ] {
+        assert!(requests.iter().any(|r| r == wanted), "{wanted}: {requests:?}");
+    }
+    // The same instant gives the same packages as the mirror it was taken from.
+    let snap = &lock_of(&s)["debian"]["bookworm/amd64 essential @20261101T000000Z"];
+    assert_eq!(snap["packages"], set["packages"]);
+    let bad = Project::new();
+    bad.recipe(r#"image("x", debian("bookworm", [], #{ snapshot: "yesterday" }));"#);
+    let r = bad.run(&["lock"]);
+    assert!(
+        r.stderr
+            .contains("debian snapshot `yesterday` is not an instant like \"20261101T000000Z\""),
+        "{}",
+        r.stderr
+    );
+}

@@ -78,19 +78,33 @@ fn debian(rec: &Shared, ctx: &NativeCallContext, suite: &str, packages: Array, o
     let pos = ctx.call_position();
     check_options(
         &opts,
-        &["mirror", "arch", "variant", "platform", "recommends", "docs"],
+        &[
+            "mirror",
+            "arch",
+            "variant",
+            "platform",
+            "recommends",
+            "docs",
+            "updates",
+            "security",
+            "security_mirror",
+            "components",
+            "snapshot",
+            "snapshot_url",
+        ],
         "debian",
         pos,
     )?;
-    let flag = |key: &str| -> Res<bool> {
+    let flag = |key: &str, default: bool| -> Res<bool> {
         match opts.get(key) {
-            None => Ok(false),
+            None => Ok(default),
             Some(v) => v
                 .as_bool()
                 .map_err(|_| runtime(pos, format!("debian option `{key}` must be true or false"))),
         }
     };
-    let (recommends, docs) = (flag("recommends")?, flag("docs")?);
+    let (recommends, docs) = (flag("recommends", false)?, flag("docs", false)?);
+    let (updates, security) = (flag("updates", true)?, flag("security", true)?);
     let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
     if !valid(suite) {
         return Err(runtime(
@@ -128,14 +142,65 @@ fn debian(rec: &Shared, ctx: &NativeCallContext, suite: &str, packages: Array, o
         }
     }
     let mirror = opt("mirror")?.filter(|m| !m.is_empty());
-    if let Some(m) = &mirror {
-        if !m.starts_with("http://") && !m.starts_with("https://") {
+    let security_mirror = opt("security_mirror")?.filter(|m| !m.is_empty());
+    let snapshot_url = opt("snapshot_url")?.filter(|m| !m.is_empty());
+    for (key, m) in [
+        ("mirror", &mirror),
+        ("security_mirror", &security_mirror),
+        ("snapshot_url", &snapshot_url),
+    ] {
+        if let Some(m) = m {
+            if !m.starts_with("http://") && !m.starts_with("https://") {
+                return Err(runtime(
+                    pos,
+                    format!("debian {key} `{m}` must be an http:// or https:// URL"),
+                ));
+            }
+        }
+    }
+    if let Some(url) = &snapshot_url {
+        if !url.contains("{archive}") || !url.contains("{snapshot}") {
             return Err(runtime(
                 pos,
-                format!("debian mirror `{m}` must be an http:// or https:// URL"),
+                format!("debian snapshot_url `{url}` needs {{archive}} and {{snapshot}} (e.g. \"https://snapshot.debian.org/archive/{{archive}}/{{snapshot}}\")"),
             ));
         }
     }
+    let snapshot = opt("snapshot")?;
+    if let Some(instant) = &snapshot {
+        let b = instant.as_bytes();
+        let ok =
+            b.len() == 16 && b[8] == b'T' && b[15] == b'Z' && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
+        if !ok {
+            return Err(runtime(
+                pos,
+                format!("debian snapshot `{instant}` is not an instant like \"20261101T000000Z\""),
+            ));
+        }
+        if mirror.is_some() || security_mirror.is_some() {
+            return Err(runtime(
+                pos,
+                "debian `snapshot` reads the snapshot archive: give `snapshot_url`, not `mirror` or `security_mirror`",
+            ));
+        }
+    }
+    let components = match opts.get("components") {
+        None => vec!["main".to_string()],
+        Some(v) => {
+            let list = v
+                .clone()
+                .into_array()
+                .map_err(|_| runtime(pos, "debian option `components` must be a list of strings"))?;
+            let list = strings(&list, "debian components", pos)?;
+            if list.is_empty() || list.iter().any(|c| !valid(c)) {
+                return Err(runtime(
+                    pos,
+                    "debian `components` names the archive's components, like [\"main\", \"contrib\", \"non-free-firmware\"]",
+                ));
+            }
+            list
+        }
+    };
     // `arch` names the platform too; without it, the state's platform
     // names the architecture (this machine's stays implicit, as before).
     let arch = opt("arch")?;
@@ -159,6 +224,12 @@ fn debian(rec: &Shared, ctx: &NativeCallContext, suite: &str, packages: Array, o
         variant,
         recommends,
         docs,
+        updates,
+        security,
+        security_mirror,
+        components,
+        snapshot,
+        snapshot_url,
     };
     let desc = format!("debian({}, {})", quote(suite), quote_list(&packages));
     Ok(State {

@@ -208,8 +208,10 @@ pub(super) fn download(ctx: &ExecCtx<'_>, spec: &DebianBase, set: &DebianSet) ->
         .collect();
     let total: u64 = missing.iter().map(|p| p.size).sum();
     let done = AtomicU64::new(0);
-    // The mirror configured now serves the bytes; the lock's is the fallback.
-    let mirror = mirror(spec).unwrap_or_else(|_| set.mirror.clone());
+    // The mirrors configured now serve the bytes; the lock's are the fallback.
+    let now: std::collections::HashMap<String, String> = super::sources(spec)
+        .map(|list| list.into_iter().map(|s| (s.suite, s.mirror)).collect())
+        .unwrap_or_default();
     let agent = agent();
     // Partial downloads stay in this process's scratch space (gone with it).
     let scratch = store.tmp_dir()?;
@@ -217,6 +219,8 @@ pub(super) fn download(ctx: &ExecCtx<'_>, spec: &DebianBase, set: &DebianSet) ->
         if ctx.cancelled() {
             return Err(Error::Interrupted);
         }
+        let suite = p.suite.as_deref().unwrap_or(&set.suite);
+        let mirror = now.get(suite).map_or_else(|| set.mirror_of(p), String::as_str);
         let url = format!("{mirror}/{}", p.filename);
         let mut blob = tempfile::NamedTempFile::new_in(scratch.path())
             .map_err(Error::io("create temporary file in", scratch.path()))?;

@@ -266,6 +266,10 @@ pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet)
     let mut key = crate::key::KeyEncoder::new("debian-base-layer-v2");
     key.str(&set.mirror).str(&set.suite).str(&set.arch).str(&set.variant);
     key.str(if spec.docs { "docs" } else { "slim" });
+    for (suite, mirror) in &set.overlays {
+        key.str(suite).str(mirror);
+    }
+    key.strs(&spec.components);
     for p in set.packages.iter().filter(|p| base.contains(p.name.as_str())) {
         key.str(&p.name).str(&p.version).str(&p.sha256);
     }
@@ -275,7 +279,7 @@ pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet)
         match store.record(&base_key)? {
             Some(record) if record.layers.len() == 1 => record.layers[0].diff_id.clone(),
             _ => {
-                let diff_id = build_base_layer(ctx, node, set, &base, &files, !spec.docs)?;
+                let diff_id = build_base_layer(ctx, node, set, &base, &files, !spec.docs, &spec.components)?;
                 let record = Record {
                     layers: vec![LayerRef {
                         diff_id: diff_id.clone(),
@@ -325,6 +329,7 @@ fn build_base_layer(
     base: &BTreeSet<&str>,
     files: &BTreeMap<String, PathBuf>,
     slim: bool,
+    components: &[String],
 ) -> Result<crate::digest::Digest> {
     let names: Vec<&str> = base.iter().copied().collect();
     let prepare = |upper: &Path, plan: &[Vec<String>]| -> Result<()> {
@@ -344,10 +349,25 @@ fn build_base_layer(
             write_file(&upper.join(file), b"", 0o644)?;
         }
         write_file(&upper.join("usr/sbin/policy-rc.d"), b"#!/bin/sh\nexit 101\n", 0o755)?;
-        let sources = format!(
-            "Types: deb\nURIs: {}\nSuites: {}\nComponents: main\nSigned-By: {KEYRING}\n",
-            set.mirror, set.suite
-        );
+        // apt in a later step reads what the base was made from.
+        let mut by_mirror: Vec<(&str, Vec<&str>)> = vec![(set.mirror.as_str(), vec![set.suite.as_str()])];
+        for (suite, mirror) in &set.overlays {
+            match by_mirror.iter_mut().find(|(m, _)| m == mirror) {
+                Some((_, suites)) => suites.push(suite),
+                None => by_mirror.push((mirror, vec![suite])),
+            }
+        }
+        let sources: Vec<String> = by_mirror
+            .iter()
+            .map(|(mirror, suites)| {
+                format!(
+                    "Types: deb\nURIs: {mirror}\nSuites: {}\nComponents: {}\nSigned-By: {KEYRING}\n",
+                    suites.join(" "),
+                    components.join(" ")
+                )
+            })
+            .collect();
+        let sources = sources.join("\n");
         write_file(
             &upper.join("etc/apt/sources.list.d/debian.sources"),
             sources.as_bytes(),

@@ -104,6 +104,67 @@ fn variant_of(spec: &DebianBase) -> Result<Variant> {
     }
 }
 
+/// One suite a `debian()` base reads, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub suite: String,
+    pub mirror: String,
+}
+
+/// Suites with no `-updates` or `-security` overlay.
+const NO_OVERLAYS: &[&str] = &["sid", "unstable", "experimental", "rc-buggy"];
+
+/// The snapshot archive's URL for `archive` at `instant`.
+fn snapshot_mirror(spec: &DebianBase, instant: &str, archive: &str) -> String {
+    spec.snapshot_url
+        .as_deref()
+        .unwrap_or("https://snapshot.debian.org/archive/{archive}/{snapshot}")
+        .replace("{archive}", archive)
+        .replace("{snapshot}", instant)
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// The suites `spec` reads, its own first, each with its mirror: the suite,
+/// then `-updates` (same mirror) and `-security` (its own) unless turned off.
+pub fn sources(spec: &DebianBase) -> Result<Vec<Source>> {
+    let main = match &spec.snapshot {
+        Some(instant) => snapshot_mirror(spec, instant, "debian"),
+        None => mirror(spec)?,
+    };
+    let mut out = vec![Source {
+        suite: spec.suite.clone(),
+        mirror: main.clone(),
+    }];
+    if NO_OVERLAYS.contains(&spec.suite.as_str()) {
+        return Ok(out);
+    }
+    if spec.updates {
+        out.push(Source {
+            suite: format!("{}-updates", spec.suite),
+            mirror: main.clone(),
+        });
+    }
+    if spec.security {
+        let suite = format!("{}-security", spec.suite);
+        let mirror = match (&spec.snapshot, &spec.security_mirror) {
+            (Some(instant), _) => snapshot_mirror(spec, instant, "debian-security"),
+            (None, Some(m)) => m.trim_end_matches('/').to_string(),
+            // The host's source for it, unless the recipe named the main mirror.
+            (None, None) => apt_sources(std::path::Path::new("/etc/apt"))
+                .into_iter()
+                .find(|(_, suites)| spec.mirror.is_none() && suites.contains(&suite))
+                .map(|(uri, _)| uri.trim_end_matches('/').to_string())
+                .unwrap_or_else(|| match main.strip_suffix("/debian") {
+                    Some(root) => format!("{root}/debian-security"),
+                    None => main.clone(),
+                }),
+        };
+        out.push(Source { suite, mirror });
+    }
+    Ok(out)
+}
+
 /// The name a package set is filed under in `strata.lock`.
 pub fn lock_name(spec: &DebianBase) -> String {
     let mut packages = spec.packages.clone();
@@ -120,6 +181,13 @@ pub fn lock_name(spec: &DebianBase) -> String {
     .trim_end_matches(':')
     .to_string()
         + if spec.recommends { " +recommends" } else { "" }
+        + if spec.updates { "" } else { " -updates" }
+        + if spec.security { "" } else { " -security" }
+        + &match spec.components.as_slice() {
+            [main] if main == "main" => String::new(),
+            other => format!(" [{}]", other.join(" ")),
+        }
+        + &spec.snapshot.as_ref().map(|s| format!(" @{s}")).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -157,13 +225,8 @@ mod tests {
     #[test]
     fn lock_names_sort_and_deduplicate_the_request() {
         let spec = DebianBase {
-            suite: "bookworm".into(),
-            packages: vec!["nginx".into(), "curl".into(), "nginx".into()],
-            mirror: None,
             arch: Some("amd64".into()),
-            variant: None,
-            recommends: false,
-            docs: false,
+            ..DebianBase::new("bookworm", vec!["nginx".into(), "curl".into(), "nginx".into()])
         };
         assert_eq!(lock_name(&spec), "bookworm/amd64 required: curl nginx");
         let bare = DebianBase {
@@ -173,8 +236,61 @@ mod tests {
         assert_eq!(lock_name(&bare), "bookworm/amd64 required");
         let recommends = DebianBase {
             recommends: true,
-            ..bare
+            ..bare.clone()
         };
         assert_eq!(lock_name(&recommends), "bookworm/amd64 required +recommends");
+        let pinned = DebianBase {
+            security: false,
+            components: vec!["main".into(), "contrib".into()],
+            snapshot: Some("20261101T000000Z".into()),
+            ..bare
+        };
+        assert_eq!(
+            lock_name(&pinned),
+            "bookworm/amd64 required -security [main contrib] @20261101T000000Z"
+        );
+    }
+
+    #[test]
+    fn a_suite_reads_its_updates_and_security_overlays_unless_told_not_to() {
+        let spec = DebianBase {
+            mirror: Some("http://mirror.test/debian/".into()),
+            ..DebianBase::new("bookworm", vec![])
+        };
+        let suites = |s: &DebianBase| -> Vec<(String, String)> {
+            sources(s).unwrap().into_iter().map(|s| (s.suite, s.mirror)).collect()
+        };
+        assert_eq!(
+            suites(&spec),
+            [
+                ("bookworm".to_string(), "http://mirror.test/debian".to_string()),
+                ("bookworm-updates".into(), "http://mirror.test/debian".into()),
+                ("bookworm-security".into(), "http://mirror.test/debian-security".into()),
+            ]
+        );
+        let sid = DebianBase {
+            suite: "sid".into(),
+            ..spec.clone()
+        };
+        assert_eq!(suites(&sid).len(), 1);
+        let snapshot = DebianBase {
+            snapshot: Some("20261101T000000Z".into()),
+            snapshot_url: Some("http://snap.test/archive/{archive}/{snapshot}/".into()),
+            updates: false,
+            ..spec
+        };
+        assert_eq!(
+            suites(&snapshot),
+            [
+                (
+                    "bookworm".to_string(),
+                    "http://snap.test/archive/debian/20261101T000000Z".to_string()
+                ),
+                (
+                    "bookworm-security".into(),
+                    "http://snap.test/archive/debian-security/20261101T000000Z".into()
+                ),
+            ]
+        );
     }
 }

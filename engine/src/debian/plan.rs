@@ -14,49 +14,35 @@ use crate::graph::DebianBase;
 use crate::lock::{DebianSet, Lock, LockedPackage};
 use crate::store::Store;
 
-use super::fetch::{agent, fetch, mirror, sha256_hex, verified_release};
+use super::fetch::{agent, fetch, sha256_hex, verified_release};
 use super::{arch_of, fail, lock_name, resolve, variant_of, DebianError};
 
-/// Resolves the spec against the mirror's current index.
-fn resolve_now(spec: &DebianBase, store: &Store, warn: &dyn Fn(String)) -> Result<DebianSet> {
-    let mirror = mirror(spec)?;
-    let arch = arch_of(spec);
-    let variant = variant_of(spec)?;
-    let agent = agent();
-    let release_url = format!("{mirror}/dists/{}/InRelease", spec.suite);
-    let inrelease = fetch(&agent, &release_url).map_err(|e| fail(spec, e))?;
-    let release = verified_release(spec, &release_url, &inrelease, store, warn)?;
-    let fields = stanzas(&release).into_iter().next().unwrap_or_default();
-    let listed: HashMap<String, (String, u64)> = fields
-        .get("SHA256")
-        .map(|v| {
-            v.lines()
-                .filter_map(|l| {
-                    let mut w = l.split_whitespace();
-                    let (hash, size, path) = (w.next()?, w.next()?, w.next()?);
-                    Some((path.to_string(), (hash.to_string(), size.parse().ok()?)))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let (path, (hash, _)) = ["xz", "gz"]
-        .iter()
-        .find_map(|ext| {
-            let p = format!("main/binary-{arch}/Packages.{ext}");
-            listed.get(&p).map(|h| (p, h.clone()))
-        })
-        .ok_or_else(|| {
-            fail(
-                spec,
-                format!("`{release_url}` lists no Packages index for main/binary-{arch}"),
-            )
-        })?;
+/// The uncompressed `Packages` index of `component` in `suite` at `mirror`,
+/// as its verified `Release` lists it (kept in the store by its SHA256);
+/// `None` when the Release lists no such index.
+#[allow(clippy::too_many_arguments)]
+fn packages_index(
+    spec: &DebianBase,
+    store: &Store,
+    agent: &ureq::Agent,
+    mirror: &str,
+    suite: &str,
+    listed: &HashMap<String, (String, u64)>,
+    component: &str,
+    arch: &str,
+) -> Result<Option<String>> {
+    let Some((path, (hash, _))) = ["xz", "gz"].iter().find_map(|ext| {
+        let p = format!("{component}/binary-{arch}/Packages.{ext}");
+        listed.get(&p).map(|h| (p, h.clone()))
+    }) else {
+        return Ok(None);
+    };
     let cached = store.root().join("debian/index").join(&hash);
     let compressed = match fs::read(&cached) {
         Ok(bytes) if sha256_hex(&bytes) == hash => bytes,
         _ => {
-            let url = format!("{mirror}/dists/{}/{path}", spec.suite);
-            let bytes = fetch(&agent, &url).map_err(|e| fail(spec, e))?;
+            let url = format!("{mirror}/dists/{suite}/{path}");
+            let bytes = fetch(agent, &url).map_err(|e| fail(spec, e))?;
             let actual = sha256_hex(&bytes);
             if actual != hash {
                 return Err(fail(
@@ -84,7 +70,70 @@ fn resolve_now(spec: &DebianBase, store: &Store, warn: &dyn Fn(String)) -> Resul
             },
         )
     })?;
-    let universe = Universe::new(stanzas(&text), &arch).map_err(|e| fail(spec, e))?;
+    Ok(Some(text))
+}
+
+/// Resolves the spec against the mirrors' current indexes: the suite and
+/// its overlays, each `InRelease` verified, every component asked for.
+fn resolve_now(spec: &DebianBase, store: &Store, warn: &dyn Fn(String)) -> Result<DebianSet> {
+    let sources = super::sources(spec)?;
+    let arch = arch_of(spec);
+    let variant = variant_of(spec)?;
+    let agent = agent();
+    let mut indexes = Vec::new();
+    for source in &sources {
+        let release_url = format!("{}/dists/{}/InRelease", source.mirror, source.suite);
+        let inrelease = fetch(&agent, &release_url).map_err(|e| match e {
+            super::FetchError::Status { status: 404, .. } if source.suite != spec.suite => fail(
+                spec,
+                format!(
+                    "`{release_url}` answered 404: the mirror has no {} (turn it off with #{{ {}: false }}, or name its mirror{})",
+                    source.suite,
+                    if source.suite.ends_with("-security") { "security" } else { "updates" },
+                    if source.suite.ends_with("-security") { " with security_mirror" } else { "" }
+                ),
+            ),
+            e => fail(spec, e),
+        })?;
+        let release = verified_release(spec, &release_url, &inrelease, store, warn)?;
+        let fields = stanzas(&release).into_iter().next().unwrap_or_default();
+        let listed: HashMap<String, (String, u64)> = fields
+            .get("SHA256")
+            .map(|v| {
+                v.lines()
+                    .filter_map(|l| {
+                        let mut w = l.split_whitespace();
+                        let (hash, size, path) = (w.next()?, w.next()?, w.next()?);
+                        Some((path.to_string(), (hash.to_string(), size.parse().ok()?)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for component in &spec.components {
+            let text = packages_index(
+                spec,
+                store,
+                &agent,
+                &source.mirror,
+                &source.suite,
+                &listed,
+                component,
+                &arch,
+            )?;
+            match text {
+                Some(text) => indexes.push((source.suite.clone(), stanzas(&text))),
+                // An overlay may lack a component (security has no non-free-firmware at times).
+                None if source.suite != spec.suite => {}
+                None => {
+                    return Err(fail(
+                        spec,
+                        format!("`{release_url}` lists no Packages index for {component}/binary-{arch}"),
+                    ))
+                }
+            }
+        }
+    }
+    let universe = Universe::of_suites(indexes, &arch).map_err(|e| fail(spec, e))?;
     let opts = resolve::Options {
         recommends: spec.recommends,
     };
@@ -93,13 +142,18 @@ fn resolve_now(spec: &DebianBase, store: &Store, warn: &dyn Fn(String)) -> Resul
     let chosen = resolution.packages;
     Ok(DebianSet {
         base,
-        mirror,
+        mirror: sources[0].mirror.clone(),
+        overlays: sources[1..]
+            .iter()
+            .map(|s| (s.suite.clone(), s.mirror.clone()))
+            .collect(),
         suite: spec.suite.clone(),
         arch,
         variant: spec.variant.clone().unwrap_or_else(|| "required".into()),
         packages: chosen
             .into_iter()
             .map(|c| LockedPackage {
+                suite: (c.suite != spec.suite).then_some(c.suite),
                 name: c.name,
                 version: c.version,
                 arch: c.arch,
@@ -117,6 +171,10 @@ pub fn plan(spec: &DebianBase, store: &Store, lock: &Lock, warn: &dyn Fn(String)
     let set = lock.debian(&lock_name(spec), || resolve_now(spec, store, warn))?;
     let mut enc = crate::key::KeyEncoder::new("debian-v2");
     enc.str(&set.mirror).str(&set.suite).str(&set.arch).str(&set.variant);
+    for (suite, mirror) in &set.overlays {
+        enc.str(suite).str(mirror);
+    }
+    enc.strs(&spec.components);
     enc.str(if spec.docs { "docs" } else { "slim" });
     for p in &set.packages {
         enc.str(&p.name).str(&p.version).str(&p.arch).str(&p.sha256);

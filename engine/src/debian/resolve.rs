@@ -29,6 +29,8 @@ pub struct Candidate {
     pub provides: Vec<Alternative>,
     /// `Conflicts` and `Breaks`: neither may be installed beside it.
     pub conflicts: Vec<Alternative>,
+    /// The suite whose index lists it (`bookworm-security`).
+    pub suite: String,
 }
 
 /// Every candidate of an index, by name, and who provides what.
@@ -84,9 +86,19 @@ pub enum ResolveError {
 impl Universe {
     /// Builds the universe from `Packages` stanzas for `arch` (and `all`).
     pub fn new(stanzas: Vec<Stanza>, arch: &str) -> Result<Universe, ResolveError> {
+        Universe::of_suites(vec![(String::new(), stanzas)], arch)
+    }
+
+    /// The universe of several suites' indexes (the suite first, then its
+    /// overlays): each package's newest version across them comes first; an
+    /// equal version keeps the earlier suite's.
+    pub fn of_suites(suites: Vec<(String, Vec<Stanza>)>, arch: &str) -> Result<Universe, ResolveError> {
         let mut by_name: HashMap<String, Vec<Candidate>> = HashMap::new();
         let mut providers: HashMap<String, Vec<(String, Option<String>)>> = HashMap::new();
-        for s in stanzas {
+        for (suite, s) in suites
+            .into_iter()
+            .flat_map(|(suite, list)| list.into_iter().map(move |s| (suite.clone(), s)))
+        {
             let get = |k: &str| s.get(k).cloned().unwrap_or_default();
             let pkg_arch = get("Architecture");
             if pkg_arch != arch && pkg_arch != "all" {
@@ -128,6 +140,7 @@ impl Universe {
                 recommends,
                 provides,
                 conflicts,
+                suite,
                 name: name.clone(),
             };
             if candidate.filename.is_empty() || candidate.sha256.len() != 64 {
