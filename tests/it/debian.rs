@@ -47,6 +47,17 @@ fn the_nginx_example_is_pinned_configured_and_reproducible() {
         serde_json::json!(["nginx", "-g", "daemon off;"])
     );
     assert!(inspect["config"]["config"]["ExposedPorts"]["80/tcp"].is_object());
+    // The seed image serves: nginx started in it answers HTTP 200 on the
+    // sandbox's own loopback (bash's /dev/tcp; the image has no curl).
+    let served = p.ok(&[
+        "run",
+        "example/nginx:latest",
+        "--",
+        "bash",
+        "-c",
+        "nginx && exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && head -1 <&3",
+    ]);
+    assert!(served.stdout.starts_with("HTTP/1.1 200 OK"), "{}{}", served.stdout, served.stderr);
     let bundle = umoci_unpack(p.store.path(), "example/nginx:latest");
     let root = bundle.path().join("b/rootfs");
     assert!(root.join("usr/sbin/nginx").exists());
