@@ -57,7 +57,12 @@ fn the_nginx_example_is_pinned_configured_and_reproducible() {
         "-c",
         "nginx && exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && head -1 <&3",
     ]);
-    assert!(served.stdout.starts_with("HTTP/1.1 200 OK"), "{}{}", served.stdout, served.stderr);
+    assert!(
+        served.stdout.starts_with("HTTP/1.1 200 OK"),
+        "{}{}",
+        served.stdout,
+        served.stderr
+    );
     let bundle = umoci_unpack(p.store.path(), "example/nginx:latest");
     let root = bundle.path().join("b/rootfs");
     assert!(root.join("usr/sbin/nginx").exists());
