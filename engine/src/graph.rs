@@ -74,6 +74,8 @@ pub struct DebianBase {
     /// Keep documentation, man pages, info and locales (off: a slim base, as
     /// `debian:*-slim`, through dpkg's `path-exclude`).
     pub docs: bool,
+    /// Translations a slim base keeps (`/usr/share/locale/NAME`: `de`, `pt_BR`).
+    pub locales: Vec<String>,
     /// Also read `SUITE-updates` and `SUITE-security` (both on by default;
     /// sid, unstable and experimental have neither) and take the highest
     /// version of each package across them.
@@ -103,6 +105,7 @@ impl DebianBase {
             variant: None,
             recommends: false,
             docs: false,
+            locales: Vec::new(),
             updates: true,
             security: true,
             security_mirror: None,

@@ -305,7 +305,7 @@ fn security_and_updates_overlay_the_suite_and_a_snapshot_reads_the_archive_of_an
     let snapshots = DebianMirror::serve(archive.path());
     let s = Project::new();
     s.recipe(&format!(
-        r#"image("x", debian("bookworm", [], #{{ variant: "essential", snapshot: "20261101T000000Z", snapshot_url: "{}/archive/{{archive}}/{{snapshot}}" }}).run("dpkg --audit"));"#,
+        r#"image("x", debian("bookworm", [], #{{ variant: "essential", locales: ["de"], snapshot: "20261101T000000Z", snapshot_url: "{}/archive/{{archive}}/{{snapshot}}" }}).run("dpkg --audit && test -e /usr/share/locale/de/LC_MESSAGES/dpkg.mo && test ! -e /usr/share/locale/fr && grep -qF 'path-include /usr/share/locale/de/' /etc/dpkg/dpkg.cfg.d/excludes"));"#,
         snapshots.url
     ));
     s.ok(&["build"]);

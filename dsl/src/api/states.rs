@@ -91,6 +91,7 @@ fn debian(rec: &Shared, ctx: &NativeCallContext, suite: &str, packages: Array, o
             "components",
             "snapshot",
             "snapshot_url",
+            "locales",
         ],
         "debian",
         pos,
@@ -184,6 +185,26 @@ fn debian(rec: &Shared, ctx: &NativeCallContext, suite: &str, packages: Array, o
             ));
         }
     }
+    let locales = match opts.get("locales") {
+        None => Vec::new(),
+        Some(v) => {
+            let list = v
+                .clone()
+                .into_array()
+                .map_err(|_| runtime(pos, "debian option `locales` must be a list of strings"))?;
+            let list = strings(&list, "debian locales", pos)?;
+            if let Some(bad) = list
+                .iter()
+                .find(|l| l.is_empty() || !l.chars().all(|c| c.is_ascii_alphanumeric() || "_@.-".contains(c)))
+            {
+                return Err(runtime(
+                    pos,
+                    format!("debian locale `{bad}` is not a locale directory name (like \"de\" or \"pt_BR\")"),
+                ));
+            }
+            list
+        }
+    };
     let components = match opts.get("components") {
         None => vec!["main".to_string()],
         Some(v) => {
@@ -224,6 +245,7 @@ fn debian(rec: &Shared, ctx: &NativeCallContext, suite: &str, packages: Array, o
         variant,
         recommends,
         docs,
+        locales,
         updates,
         security,
         security_mirror,

@@ -179,34 +179,45 @@ fn dpkg_env(ctx: &ExecCtx<'_>) -> Vec<String> {
 
 /// dpkg's excludes of a slim base, as the official `debian:*-slim` images
 /// have them (debuerreotype's slimify): documentation but its copyright
-/// files, man pages, info, groff and lintian data, and translations. Kept
-/// in the image, so packages a later step installs are slim too.
-const SLIM_EXCLUDES: &str = "\
-# A slim base, as debian:*-slim: strata's debian(…, #{ docs: true }) keeps these.
-path-exclude /usr/share/doc/*
-path-include /usr/share/doc/*/copyright
-path-exclude /usr/share/groff/*
-path-exclude /usr/share/info/*
-path-exclude /usr/share/linda/*
-path-exclude /usr/share/lintian/overrides/*
-path-exclude /usr/share/locale/*
-path-exclude /usr/share/man/*
-";
+/// files, man pages, info, groff and lintian data, and translations but
+/// those of `locales`. Kept in the image, so packages a later step installs
+/// are slim too.
+fn slim_excludes(locales: &[String]) -> String {
+    let mut text = String::from(
+        "# A slim base, as debian:*-slim: strata's debian(…, #{ docs: true }) keeps these.\n\
+         path-exclude /usr/share/doc/*\n\
+         path-include /usr/share/doc/*/copyright\n\
+         path-exclude /usr/share/groff/*\n\
+         path-exclude /usr/share/info/*\n\
+         path-exclude /usr/share/linda/*\n\
+         path-exclude /usr/share/lintian/overrides/*\n\
+         path-exclude /usr/share/locale/*\n\
+         path-exclude /usr/share/man/*\n",
+    );
+    for locale in locales {
+        text.push_str(&format!("path-include /usr/share/locale/{locale}/*\n"));
+    }
+    text
+}
 const SLIM_EXCLUDES_FILE: &str = "etc/dpkg/dpkg.cfg.d/excludes";
 
 /// What the excludes remove from files written before dpkg read them (the
 /// essential packages strata extracts itself).
-const SLIM_CLEANUP: &str = "\
-find /usr/share/doc -mindepth 1 ! -type d ! -name copyright -delete
-find /usr/share/doc -mindepth 1 -depth -type d -empty -delete
-rm -rf /usr/share/groff/* /usr/share/info/* /usr/share/linda/* /usr/share/lintian/overrides/* /usr/share/locale/* /usr/share/man/*
-";
+fn slim_cleanup(locales: &[String]) -> String {
+    let kept: String = locales.iter().map(|l| format!(" ! -name '{l}'")).collect();
+    format!(
+        "find /usr/share/doc -mindepth 1 ! -type d ! -name copyright -delete\n\
+         find /usr/share/doc -mindepth 1 -depth -type d -empty -delete\n\
+         rm -rf /usr/share/groff/* /usr/share/info/* /usr/share/linda/* /usr/share/lintian/overrides/* /usr/share/man/*\n\
+         find /usr/share/locale -mindepth 1 -maxdepth 1{kept} -exec rm -rf {{}} +\n"
+    )
+}
 
 /// The dpkg script for an install plan: round 0 (the essential closure)
 /// with dependency checks relaxed, the others as they are; then the
 /// services policy and the files that record dates go, and with `slim`
 /// what dpkg's excludes leave out.
-fn dpkg_script(plan: &[Vec<String>], policy_in_script: bool, slim: bool) -> String {
+fn dpkg_script(plan: &[Vec<String>], policy_in_script: bool, slim: Option<&[String]>) -> String {
     let mut script = format!("set -e\ncd {DEBS_IN_SANDBOX}\n");
     if policy_in_script {
         script
@@ -218,8 +229,8 @@ fn dpkg_script(plan: &[Vec<String>], policy_in_script: bool, slim: bool) -> Stri
         script.push_str(&format!("dpkg --install{force} {}\n", list.join(" ")));
     }
     script.push_str("dpkg --configure --pending\nrm -f /usr/sbin/policy-rc.d\n");
-    if slim {
-        script.push_str(SLIM_CLEANUP);
+    if let Some(locales) = slim {
+        script.push_str(&slim_cleanup(locales));
     }
     for f in UNREPRODUCIBLE {
         script.push_str(&format!("rm -f {f}\n"));
@@ -265,7 +276,7 @@ pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet)
     // The base layer, found by what it is made of.
     let mut key = crate::key::KeyEncoder::new("debian-base-layer-v2");
     key.str(&set.mirror).str(&set.suite).str(&set.arch).str(&set.variant);
-    key.str(if spec.docs { "docs" } else { "slim" });
+    key.str(if spec.docs { "docs" } else { "slim" }).strs(&spec.locales);
     for (suite, mirror) in &set.overlays {
         key.str(suite).str(mirror);
     }
@@ -279,7 +290,8 @@ pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet)
         match store.record(&base_key)? {
             Some(record) if record.layers.len() == 1 => record.layers[0].diff_id.clone(),
             _ => {
-                let diff_id = build_base_layer(ctx, node, set, &base, &files, !spec.docs, &spec.components)?;
+                let slim = (!spec.docs).then_some(spec.locales.as_slice());
+                let diff_id = build_base_layer(ctx, node, set, &base, &files, slim, &spec.components)?;
                 let record = Record {
                     layers: vec![LayerRef {
                         diff_id: diff_id.clone(),
@@ -328,14 +340,18 @@ fn build_base_layer(
     set: &DebianSet,
     base: &BTreeSet<&str>,
     files: &BTreeMap<String, PathBuf>,
-    slim: bool,
+    slim: Option<&[String]>,
     components: &[String],
 ) -> Result<crate::digest::Digest> {
     let names: Vec<&str> = base.iter().copied().collect();
     let prepare = |upper: &Path, plan: &[Vec<String>]| -> Result<()> {
         deb::merged_usr(upper)?;
-        if slim {
-            write_file(&upper.join(SLIM_EXCLUDES_FILE), SLIM_EXCLUDES.as_bytes(), 0o644)?;
+        if let Some(locales) = slim {
+            write_file(
+                &upper.join(SLIM_EXCLUDES_FILE),
+                slim_excludes(locales).as_bytes(),
+                0o644,
+            )?;
         }
         for name in plan.first().into_iter().flatten() {
             deb::extract(&files[name], upper)?;
@@ -387,7 +403,7 @@ fn build_extras_layer(
 ) -> Result<crate::digest::Digest> {
     let lowers = vec![ctx.store.layer_dir(base_layer)];
     // The base's excludes (if any) apply as dpkg reads them from it.
-    install_layer(ctx, node, extras, files, lowers, |_, _| Ok(()), true, false)
+    install_layer(ctx, node, extras, files, lowers, |_, _| Ok(()), true, None)
 }
 
 /// Installs `packages` with dpkg in the sandbox on `lowers`, into an upper
@@ -401,7 +417,7 @@ fn install_layer(
     lowers: Vec<PathBuf>,
     prepare: impl FnOnce(&Path, &[Vec<String>]) -> Result<()>,
     policy_in_script: bool,
-    slim: bool,
+    slim: Option<&[String]>,
 ) -> Result<crate::digest::Digest> {
     let store = ctx.store;
     let mut controls = BTreeMap::new();

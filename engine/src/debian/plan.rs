@@ -175,7 +175,7 @@ pub fn plan(spec: &DebianBase, store: &Store, lock: &Lock, warn: &dyn Fn(String)
         enc.str(suite).str(mirror);
     }
     enc.strs(&spec.components);
-    enc.str(if spec.docs { "docs" } else { "slim" });
+    enc.str(if spec.docs { "docs" } else { "slim" }).strs(&spec.locales);
     for p in &set.packages {
         enc.str(&p.name).str(&p.version).str(&p.arch).str(&p.sha256);
     }
