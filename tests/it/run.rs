@@ -554,6 +554,13 @@ fn a_secret_that_invalidates_reruns_its_step_when_it_changes_and_stays_in_the_st
         );
     }
     assert_eq!(files_containing(p.store.path(), &key), vec![key_file]);
+
+    // Without the file, planning still works (`graph`); the step says what is missing.
+    fs::remove_file(p.path("tok.txt")).unwrap();
+    p.ok(&["graph"]);
+    let r = p.run(&["build"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("secret `tok`: cannot read"), "{}", r.stderr);
 }
 
 /// Runs `strata ARGS` on a pseudo-terminal (`script`), typing each line

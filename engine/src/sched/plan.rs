@@ -120,7 +120,7 @@ impl Scheduler<'_> {
                 if !exports.is_empty() {
                     plan.cache_exports.insert(id, exports);
                 }
-                let macs = self.secret_macs(node, run)?;
+                let macs = self.secret_macs(run)?;
                 if !macs.is_empty() {
                     key = crate::key::with_secret_macs(key, &macs);
                     plan.secret_macs.insert(id, macs);
@@ -170,7 +170,7 @@ impl Scheduler<'_> {
     /// The HMAC of each secret of `run` that says `invalidate`, read from
     /// where the recipe or the command line says; a secret that is not
     /// given counts as absent (the step itself then fails if it is required).
-    fn secret_macs(&self, node: &crate::graph::Node, run: &crate::graph::RunOp) -> Result<Vec<(String, [u8; 32])>> {
+    fn secret_macs(&self, run: &crate::graph::RunOp) -> Result<Vec<(String, [u8; 32])>> {
         use crate::graph::SecretSource;
         let mut macs = Vec::new();
         for secret in run.secrets.iter().filter(|s| s.invalidate) {
@@ -178,13 +178,11 @@ impl Scheduler<'_> {
                 SecretSource::Given => self.opts.secrets.get(&secret.id),
                 other => Some(other),
             };
+            // An unreadable file counts as absent here: the step itself
+            // says what is wrong when it runs (`strata graph` and `strata
+            // affected` plan without it).
             let value = match source {
-                Some(SecretSource::File(path)) => Some(std::fs::read(path).map_err(|e| {
-                    Error::input(
-                        &node.origin,
-                        format!("secret `{}`: cannot read `{}`: {e}", secret.id, path.display()),
-                    )
-                })?),
+                Some(SecretSource::File(path)) => std::fs::read(path).ok(),
                 Some(SecretSource::Env(var)) => {
                     std::env::var_os(var).map(|v| std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec())
                 }
