@@ -221,6 +221,13 @@ fn a_registry_cache_restores_every_node_on_an_empty_store() {
             "{name}"
         );
     }
+    // The restore is complete: a plain build afterwards (no --cache-from)
+    // runs nothing and gives the same digests.
+    let plain = q.ok(&["build", "--progress", "json"]);
+    assert!(!plain.stderr.contains(r#""event":"started""#), "{}", plain.stderr);
+    for name in ["busybox-hello", "tiny"] {
+        assert_eq!(digest_of(&plain.stdout, name), digest_of(&first.stdout, name), "{name}");
+    }
     // The restored images are whole: skopeo reads them, and umoci unpacks them.
     let bundle = umoci_unpack(q.store.path(), "example/busybox-hello:latest");
     assert_eq!(

@@ -366,6 +366,7 @@ fn import_oci(store: &Store, dir: &Path, tag: Option<&str>, platform: &Platform)
     Ok(Record {
         layers,
         config: Some(config),
+        restored: None,
     })
 }
 
@@ -423,6 +424,7 @@ fn import_docker_archive(store: &Store, file: &Path) -> Result<Record> {
     Ok(Record {
         layers,
         config: Some(config),
+        restored: None,
     })
 }
 
@@ -440,5 +442,6 @@ fn import_rootfs(store: &Store, file: &Path, compression: Compression, epoch: i6
     Ok(Record {
         layers: vec![LayerRef { diff_id }],
         config: None,
+        restored: None,
     })
 }

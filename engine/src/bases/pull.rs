@@ -109,5 +109,6 @@ pub fn pull(
     Ok(Record {
         layers,
         config: Some(config),
+        restored: None,
     })
 }

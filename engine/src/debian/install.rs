@@ -297,6 +297,7 @@ pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet)
                         diff_id: diff_id.clone(),
                     }],
                     config: None,
+                    restored: None,
                 };
                 store.put_record(&base_key, &record)?;
                 diff_id
@@ -329,6 +330,7 @@ pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet)
     Ok(Record {
         layers: layers.into_iter().map(|diff_id| LayerRef { diff_id }).collect(),
         config: Some(config),
+        restored: None,
     })
 }
 

@@ -333,6 +333,7 @@ fn copy_into_layer(
     Ok(Record {
         layers: vec![crate::store::LayerRef { diff_id }],
         config: None,
+        restored: None,
     })
 }
 

@@ -253,6 +253,7 @@ pub fn run_step(
     Ok(Record {
         layers: vec![LayerRef { diff_id }],
         config: None,
+        restored: None,
     })
 }
 

@@ -523,6 +523,7 @@ mod tests {
             Ok(Record {
                 layers: Vec::new(),
                 config: None,
+                restored: None,
             })
         }
     }

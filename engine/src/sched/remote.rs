@@ -35,7 +35,7 @@ impl Scheduler<'_> {
     /// Returns the nodes still to process (in order); remote hits among them
     /// carry their restored state.
     pub(super) fn restore(&self, plan: &Plan, nodes: &[NodeId]) -> Vec<NodeId> {
-        if self.opts.cache_from.is_empty() || self.opts.no_cache {
+        if self.opts.no_cache {
             return nodes.to_vec();
         }
         // The targets' nodes (a target's state may also feed another target),
@@ -65,8 +65,17 @@ impl Scheduler<'_> {
             keep.push(id);
             let node = self.graph.node(id);
             let key = plan.keys[id].expect("planned");
-            let local = matches!(self.store.record(&key), Ok(Some(_)));
-            if node.makes_layer() && !local {
+            let local = self.store.record(&key).ok().flatten();
+            // A result an earlier `--cache-from` build restored here carries
+            // its whole state: nothing below it is needed either.
+            if let Some(state) = local.as_ref().and_then(|r| self.restored_state(r)) {
+                self.restored
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, state);
+                continue;
+            }
+            if node.makes_layer() && local.is_none() && !self.opts.cache_from.is_empty() {
                 if let Some(state) = self.remote_lookup(&key) {
                     self.restored
                         .lock()
@@ -79,6 +88,28 @@ impl Scheduler<'_> {
         }
         keep.reverse();
         keep
+    }
+
+    /// The state a restored record carries, when every layer of it is here
+    /// (or can be downloaded from where this build found it).
+    fn restored_state(&self, record: &crate::store::Record) -> Option<(State, NodeKey)> {
+        let restored = record.restored.as_ref()?;
+        let remote = self.remote.layers.lock().unwrap_or_else(|e| e.into_inner());
+        let complete = restored
+            .state
+            .rootfs
+            .diff_ids
+            .iter()
+            .all(|d| self.store.has_layer(d) || remote.contains_key(d));
+        let key = parse_key(&restored.key)?;
+        complete.then(|| {
+            (
+                State {
+                    config: restored.state.clone(),
+                },
+                key,
+            )
+        })
     }
 
     /// Asks each `--cache-from` repository for `key`; a registry that fails
@@ -102,11 +133,20 @@ impl Scheduler<'_> {
                             .entry(layer.diff_id.clone())
                             .or_insert_with(|| (reference.clone(), layer.blob.clone()));
                     }
-                    // Kept locally too: valid once its layers are downloaded.
-                    let _ = self.store.put_record(key, &entry.record);
+                    // Kept locally too, with the whole state after the node, so
+                    // a later build here (with or without --cache-from) needs
+                    // nothing below it; valid once its layers are downloaded.
                     let effective = entry.key.as_deref().and_then(parse_key).unwrap_or(*key);
+                    let record = crate::store::Record {
+                        restored: Some(crate::store::Restored {
+                            state: entry.state.clone(),
+                            key: effective.hex(),
+                        }),
+                        ..entry.record.clone()
+                    };
+                    let _ = self.store.put_record(key, &record);
                     if effective != *key {
-                        let _ = self.store.put_record(&effective, &entry.record);
+                        let _ = self.store.put_record(&effective, &record);
                     }
                     return Some((State { config: entry.state }, effective));
                 }
@@ -205,9 +245,11 @@ impl Scheduler<'_> {
         if cache::contains(&self.registry, reference, tag)? {
             return Ok(());
         }
-        let Some(record) = self.store.record(effective)? else {
+        let Some(mut record) = self.store.record(effective)? else {
             return Ok(());
         };
+        // The entry carries the state itself; what this store noted stays here.
+        record.restored = None;
         self.materialize(state, None)?;
         let mut layers = Vec::new();
         for diff_id in &state.config.rootfs.diff_ids {

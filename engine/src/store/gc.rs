@@ -121,6 +121,7 @@ pub fn gc(store: &Store, keep_days: f64, caches: bool) -> Result<GcReport> {
                 Record {
                     layers: Vec::new(),
                     config: None,
+                    restored: None,
                 },
             ));
             continue;

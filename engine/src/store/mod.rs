@@ -45,7 +45,7 @@ pub use images::{
     write_image, write_index, State, StoredImage, IN_TOTO_MEDIA_TYPE, PREDICATE_TYPE,
 };
 pub use layers::{ensure_blob, import_layer, import_layer_from, write_layer};
-pub use records::{LayerRef, Record};
+pub use records::{LayerRef, Record, Restored};
 
 /// The blobs known to hold one layer.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

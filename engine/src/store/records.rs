@@ -27,6 +27,18 @@ pub struct Record {
     /// A base image's config; `None` for copy and run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ImageConfig>,
+    /// For a result a remote cache gave: the whole state after the node and
+    /// its effective key, so a later build here needs nothing below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<Restored>,
+}
+
+/// The state after a node restored from a remote cache, and its effective key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Restored {
+    pub state: ImageConfig,
+    /// 64 hex digits.
+    pub key: String,
 }
 
 impl Store {
