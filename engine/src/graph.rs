@@ -86,11 +86,11 @@ pub struct DebianBase {
     pub security_mirror: Option<String>,
     /// Archive components (default `["main"]`).
     pub components: Vec<String>,
-    /// A snapshot.debian.org-style instant (`20261101T000000Z`): every suite
+    /// An instant of Debian's snapshot archive (`20261101T000000Z`): every suite
     /// is read from the archive as it was then, so a lock can be made again.
     pub snapshot: Option<String>,
     /// The snapshot archive's URL, `{archive}` (`debian`, `debian-security`)
-    /// and `{snapshot}` filled in (default snapshot.debian.org's).
+    /// and `{snapshot}` filled in (else `$STRATA_DEBIAN_SNAPSHOT_URL`).
     pub snapshot_url: Option<String>,
 }
 

@@ -293,7 +293,7 @@ fn security_and_updates_overlay_the_suite_and_a_snapshot_reads_the_archive_of_an
         .iter()
         .all(|p| p["suite"].is_null()));
 
-    // A snapshot archive for an instant (laid out as snapshot.debian.org's:
+    // A snapshot archive for an instant (laid out as Debian's snapshot archive:
     // archive/{archive}/{instant}/dists/…), the URL pattern given.
     let archive = tempfile::tempdir().unwrap();
     let real = std::env::var("STRATA_TEST_DEBIAN_MIRROR").unwrap();

@@ -163,7 +163,7 @@ fn debian(rec: &Shared, ctx: &NativeCallContext, suite: &str, packages: Array, o
         if !url.contains("{archive}") || !url.contains("{snapshot}") {
             return Err(runtime(
                 pos,
-                format!("debian snapshot_url `{url}` needs {{archive}} and {{snapshot}} (e.g. \"https://snapshot.debian.org/archive/{{archive}}/{{snapshot}}\")"),
+                format!("debian snapshot_url `{url}` needs {{archive}} and {{snapshot}} (e.g. \"https://HOST/archive/{{archive}}/{{snapshot}}\")"),
             ));
         }
     }

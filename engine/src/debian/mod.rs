@@ -114,22 +114,31 @@ pub struct Source {
 /// Suites with no `-updates` or `-security` overlay.
 const NO_OVERLAYS: &[&str] = &["sid", "unstable", "experimental", "rc-buggy"];
 
-/// The snapshot archive's URL for `archive` at `instant`.
-fn snapshot_mirror(spec: &DebianBase, instant: &str, archive: &str) -> String {
-    spec.snapshot_url
-        .as_deref()
-        .unwrap_or("https://snapshot.debian.org/archive/{archive}/{snapshot}")
+/// The snapshot archive's URL for `archive` at `instant`: the recipe's
+/// `snapshot_url`, else `$STRATA_DEBIAN_SNAPSHOT_URL` (no built-in default,
+/// as there is no built-in default mirror).
+fn snapshot_mirror(spec: &DebianBase, instant: &str, archive: &str) -> Result<String> {
+    let env = std::env::var("STRATA_DEBIAN_SNAPSHOT_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let pattern = spec.snapshot_url.clone().or(env).ok_or_else(|| {
+        fail(
+            spec,
+            "a snapshot needs the snapshot archive's URL: #{ snapshot_url: \"https://HOST/archive/{archive}/{snapshot}\" } or STRATA_DEBIAN_SNAPSHOT_URL",
+        )
+    })?;
+    Ok(pattern
         .replace("{archive}", archive)
         .replace("{snapshot}", instant)
         .trim_end_matches('/')
-        .to_string()
+        .to_string())
 }
 
 /// The suites `spec` reads, its own first, each with its mirror: the suite,
 /// then `-updates` (same mirror) and `-security` (its own) unless turned off.
 pub fn sources(spec: &DebianBase) -> Result<Vec<Source>> {
     let main = match &spec.snapshot {
-        Some(instant) => snapshot_mirror(spec, instant, "debian"),
+        Some(instant) => snapshot_mirror(spec, instant, "debian")?,
         None => mirror(spec)?,
     };
     let mut out = vec![Source {
@@ -148,7 +157,7 @@ pub fn sources(spec: &DebianBase) -> Result<Vec<Source>> {
     if spec.security {
         let suite = format!("{}-security", spec.suite);
         let mirror = match (&spec.snapshot, &spec.security_mirror) {
-            (Some(instant), _) => snapshot_mirror(spec, instant, "debian-security"),
+            (Some(instant), _) => snapshot_mirror(spec, instant, "debian-security")?,
             (None, Some(m)) => m.trim_end_matches('/').to_string(),
             // The host's source for it, unless the recipe named the main mirror.
             (None, None) => apt_sources(std::path::Path::new("/etc/apt"))
@@ -273,6 +282,18 @@ mod tests {
             ..spec.clone()
         };
         assert_eq!(suites(&sid).len(), 1);
+        let unnamed = DebianBase {
+            snapshot: Some("20261101T000000Z".into()),
+            ..spec.clone()
+        };
+        if std::env::var_os("STRATA_DEBIAN_SNAPSHOT_URL").is_none() {
+            let e = sources(&unnamed).unwrap_err();
+            assert!(
+                e.chain().contains("a snapshot needs the snapshot archive's URL"),
+                "{}",
+                e.chain()
+            );
+        }
         let snapshot = DebianBase {
             snapshot: Some("20261101T000000Z".into()),
             snapshot_url: Some("http://snap.test/archive/{archive}/{snapshot}/".into()),
