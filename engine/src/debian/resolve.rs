@@ -182,37 +182,25 @@ impl Universe {
             return Vec::new();
         };
         list.iter()
-            .filter(|(_, provided)| match (&alt.version, provided) {
-                (None, _) => true,
-                (Some((rel, v)), Some(p)) => satisfies(p, *rel, v),
-                (Some(_), None) => false,
-            })
+            .filter(|(_, provided)| provision_meets(alt, provided.as_deref()))
             .filter_map(|(name, _)| self.by_name.get(name)?.first())
             .collect()
     }
 }
 
+/// Does a `Provides` of `alt.name` at `provided` (unversioned: `None`)
+/// meet `alt`? An unversioned one meets only unversioned relations.
+fn provision_meets(alt: &Alternative, provided: Option<&str>) -> bool {
+    match (&alt.version, provided) {
+        (None, _) => true,
+        (Some((rel, v)), Some(p)) => satisfies(p, *rel, v),
+        (Some(_), None) => false,
+    }
+}
+
 /// Is `alt` satisfied by something already chosen?
 fn satisfied(alt: &Alternative, chosen: &BTreeMap<String, Candidate>) -> bool {
-    if let Some(c) = chosen.get(&alt.name) {
-        if alt
-            .version
-            .as_ref()
-            .is_none_or(|(rel, v)| satisfies(&c.version, *rel, v))
-        {
-            return true;
-        }
-    }
-    chosen.values().any(|c| {
-        c.provides.iter().any(|p| {
-            p.name == alt.name
-                && match (&alt.version, &p.version) {
-                    (None, _) => true,
-                    (Some((rel, v)), Some((_, pv))) => satisfies(pv, *rel, v),
-                    (Some(_), None) => false,
-                }
-        })
-    })
+    chosen.values().any(|c| hits(alt, c))
 }
 
 /// Debian priorities, most important first.
@@ -485,9 +473,8 @@ impl Closure<'_> {
     }
 }
 
-/// Does the relation `alt` (a `Conflicts`/`Breaks` entry) name `c`: by its
-/// name and version, or (unversioned, or versioned against a versioned
-/// `Provides`) by what it provides?
+/// Does the relation `alt` (a dependency, or a `Conflicts`/`Breaks` entry)
+/// name `c`: by its name and version, or by what it provides?
 fn hits(alt: &Alternative, c: &Candidate) -> bool {
     let by_name = alt.name == c.name
         && alt
@@ -495,14 +482,9 @@ fn hits(alt: &Alternative, c: &Candidate) -> bool {
             .as_ref()
             .is_none_or(|(rel, v)| satisfies(&c.version, *rel, v));
     by_name
-        || c.provides.iter().any(|p| {
-            p.name == alt.name
-                && match (&alt.version, &p.version) {
-                    (None, _) => true,
-                    (Some((rel, v)), Some((_, pv))) => satisfies(pv, *rel, v),
-                    (Some(_), None) => false,
-                }
-        })
+        || c.provides
+            .iter()
+            .any(|p| p.name == alt.name && provision_meets(alt, p.version.as_ref().map(|(_, v)| v.as_str())))
 }
 
 #[cfg(test)]
