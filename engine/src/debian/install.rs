@@ -275,12 +275,7 @@ pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet)
 
     // The base layer, found by what it is made of.
     let mut key = crate::key::KeyEncoder::new("debian-base-layer-v2");
-    key.str(&set.mirror).str(&set.suite).str(&set.arch).str(&set.variant);
-    key.str(if spec.docs { "docs" } else { "slim" }).strs(&spec.locales);
-    for (suite, mirror) in &set.overlays {
-        key.str(suite).str(mirror);
-    }
-    key.strs(&spec.components);
+    super::encode_origin(&mut key, spec, set);
     for p in set.packages.iter().filter(|p| base.contains(p.name.as_str())) {
         key.str(&p.name).str(&p.version).str(&p.sha256);
     }

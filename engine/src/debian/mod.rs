@@ -174,6 +174,18 @@ pub fn sources(spec: &DebianBase) -> Result<Vec<Source>> {
     Ok(out)
 }
 
+/// What a base is made from besides its packages: mirrors and suites,
+/// architecture, variant, components and what slimming keeps. The base's
+/// identity and its base-set layer's key both take it.
+fn encode_origin(enc: &mut crate::key::KeyEncoder, spec: &DebianBase, set: &crate::lock::DebianSet) {
+    enc.str(&set.mirror).str(&set.suite).str(&set.arch).str(&set.variant);
+    for (suite, mirror) in &set.overlays {
+        enc.str(suite).str(mirror);
+    }
+    enc.strs(&spec.components);
+    enc.str(if spec.docs { "docs" } else { "slim" }).strs(&spec.locales);
+}
+
 /// The name a package set is filed under in `strata.lock`.
 pub fn lock_name(spec: &DebianBase) -> String {
     let mut packages = spec.packages.clone();

@@ -170,12 +170,7 @@ fn resolve_now(spec: &DebianBase, store: &Store, warn: &dyn Fn(String)) -> Resul
 pub fn plan(spec: &DebianBase, store: &Store, lock: &Lock, warn: &dyn Fn(String)) -> Result<(DebianSet, [u8; 32])> {
     let set = lock.debian(&lock_name(spec), || resolve_now(spec, store, warn))?;
     let mut enc = crate::key::KeyEncoder::new("debian-v2");
-    enc.str(&set.mirror).str(&set.suite).str(&set.arch).str(&set.variant);
-    for (suite, mirror) in &set.overlays {
-        enc.str(suite).str(mirror);
-    }
-    enc.strs(&spec.components);
-    enc.str(if spec.docs { "docs" } else { "slim" }).strs(&spec.locales);
+    super::encode_origin(&mut enc, spec, &set);
     for p in &set.packages {
         enc.str(&p.name).str(&p.version).str(&p.arch).str(&p.sha256);
     }
