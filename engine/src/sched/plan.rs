@@ -80,11 +80,7 @@ impl Scheduler<'_> {
                     source: CopySource::Context { paths, exclude },
                     ..
                 }) => {
-                    let selection = match &selections[&(paths.clone(), exclude.clone())] {
-                        Ok(selection) => Arc::clone(selection),
-                        Err(e) if matches!(**e, SelectError::Interrupted) => return Err(Error::Interrupted),
-                        Err(e) => return Err(Error::input_at(&node.origin, Arc::clone(e))),
-                    };
+                    let selection = selected(&selections, paths, exclude, node)?;
                     let hash = selection.hash;
                     plan.selections.insert(id, selection);
                     Resolved::Context(hash)
@@ -116,7 +112,7 @@ impl Scheduler<'_> {
                 .collect();
             let mut key = node_key(node, &input_keys, resolved);
             if let Op::Run(run) = &node.op {
-                let exports = self.cache_exports(&context, &cache, node, run)?;
+                let exports = cache_exports(&selections, node, run)?;
                 if !exports.is_empty() {
                     plan.cache_exports.insert(id, exports);
                 }
@@ -141,30 +137,6 @@ impl Scheduler<'_> {
         // The stat cache only saves work; failing to write it is not a build failure.
         let _ = cache.save(&cache_path, self.store.root().join("tmp").as_path());
         Ok(plan)
-    }
-
-    /// The key of each exportable cache mount of `run`: its id and the
-    /// hash of the context files its `export` names.
-    fn cache_exports(
-        &self,
-        context: &Context,
-        cache: &StatCache,
-        node: &crate::graph::Node,
-        run: &crate::graph::RunOp,
-    ) -> Result<Vec<(String, NodeKey)>> {
-        let mut out = Vec::new();
-        for mount in &run.caches {
-            let Some(paths) = &mount.export else { continue };
-            let selection = context
-                .select_until(paths, &[], cache, self.cancel)
-                .map_err(|e| Error::input_at(&node.origin, e))?;
-            let key = crate::key::KeyEncoder::new("cache-mount")
-                .str(&mount.id)
-                .hash(&selection.hash)
-                .finish();
-            out.push((mount.id.clone(), key));
-        }
-        Ok(out)
     }
 
     /// The HMAC of each secret of `run` that says `invalidate`, read from
@@ -204,17 +176,28 @@ impl Scheduler<'_> {
         cache: &StatCache,
         nodes: &[NodeId],
     ) -> HashMap<(Vec<String>, Vec<String>), Selected> {
-        // By paths and exclusions.
+        // By paths and exclusions: copies' sources, and the files that name
+        // exportable cache mounts' content (no exclusions).
+        let none: &Vec<String> = &Vec::new();
         let mut wanted: Vec<(&Vec<String>, &Vec<String>)> = Vec::new();
         let mut seen: std::collections::HashSet<(&Vec<String>, &Vec<String>)> = std::collections::HashSet::new();
         for &id in nodes {
-            if let Op::Copy(CopyOp {
-                source: CopySource::Context { paths, exclude },
-                ..
-            }) = &self.graph.node(id).op
-            {
-                if seen.insert((paths, exclude)) {
-                    wanted.push((paths, exclude));
+            let selections: Vec<(&Vec<String>, &Vec<String>)> = match &self.graph.node(id).op {
+                Op::Copy(CopyOp {
+                    source: CopySource::Context { paths, exclude },
+                    ..
+                }) => vec![(paths, exclude)],
+                Op::Run(run) => run
+                    .caches
+                    .iter()
+                    .filter_map(|c| c.export.as_ref())
+                    .map(|p| (p, none))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for selection in selections {
+                if seen.insert(selection) {
+                    wanted.push(selection);
                 }
             }
         }
@@ -232,4 +215,39 @@ impl Scheduler<'_> {
             })
             .collect()
     }
+}
+
+/// The selection `select_all` made of `paths` less `exclude`, or why it
+/// failed, as the error of `node`.
+fn selected(
+    selections: &HashMap<(Vec<String>, Vec<String>), Selected>,
+    paths: &[String],
+    exclude: &[String],
+    node: &crate::graph::Node,
+) -> Result<Arc<Selection>> {
+    match &selections[&(paths.to_vec(), exclude.to_vec())] {
+        Ok(selection) => Ok(Arc::clone(selection)),
+        Err(e) if matches!(**e, SelectError::Interrupted) => Err(Error::Interrupted),
+        Err(e) => Err(Error::input_at(&node.origin, Arc::clone(e))),
+    }
+}
+
+/// The key of each exportable cache mount of `run`: its id and the hash of
+/// the context files its `export` names (selected with the copies').
+fn cache_exports(
+    selections: &HashMap<(Vec<String>, Vec<String>), Selected>,
+    node: &crate::graph::Node,
+    run: &crate::graph::RunOp,
+) -> Result<Vec<(String, NodeKey)>> {
+    let mut out = Vec::new();
+    for mount in &run.caches {
+        let Some(paths) = &mount.export else { continue };
+        let selection = selected(selections, paths, &[], node)?;
+        let key = crate::key::KeyEncoder::new("cache-mount")
+            .str(&mount.id)
+            .hash(&selection.hash)
+            .finish();
+        out.push((mount.id.clone(), key));
+    }
+    Ok(out)
 }
