@@ -56,17 +56,40 @@ fn bad(reference: &Reference, key: &NodeKey, reason: impl Into<String>) -> Error
     }
 }
 
+/// The manifest tagged `tag` in `reference`: `None` when the registry does
+/// not have it; `bad_manifest` names what a manifest that does not parse is.
+fn manifest_at(
+    client: &Client,
+    reference: &Reference,
+    tag: &str,
+    bad_manifest: impl FnOnce(String) -> Error,
+) -> Result<Option<Manifest>> {
+    match client.manifest(reference.api_host(), &reference.repository, tag) {
+        Ok((bytes, _)) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| bad_manifest(e.to_string())),
+        Err(RegistryError::Status { status: 404, .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// True when `reference` already holds a manifest tagged `tag` (`what` names it in errors).
+fn has_tag(client: &Client, reference: &Reference, tag: &str, what: &str) -> Result<bool> {
+    let repo = &reference.repository;
+    let path = format!("{repo}/manifests/{tag}");
+    Ok(client
+        .exists(reference.api_host(), repo, &path, &format!("{what} {tag}"))?
+        .is_some())
+}
+
 /// Looks `key` up in the cache repository `reference`: `None` when the
 /// registry does not have it.
 pub fn lookup(client: &Client, reference: &Reference, key: &NodeKey) -> Result<Option<Entry>> {
     let host = reference.api_host();
     let repo = &reference.repository;
-    let manifest_bytes = match client.manifest(host, repo, &tag(key)) {
-        Ok((bytes, _)) => bytes,
-        Err(RegistryError::Status { status: 404, .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    let Some(manifest) = manifest_at(client, reference, &tag(key), |e| bad(reference, key, e))? else {
+        return Ok(None);
     };
-    let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|e| bad(reference, key, e.to_string()))?;
     if manifest.config.media_type != ENTRY_MEDIA_TYPE {
         return Err(bad(reference, key, "not a strata cache entry"));
     }
@@ -94,12 +117,7 @@ pub fn lookup(client: &Client, reference: &Reference, key: &NodeKey) -> Result<O
 
 /// True when the cache repository already holds `key`.
 pub fn contains(client: &Client, reference: &Reference, key: &NodeKey) -> Result<bool> {
-    let host = reference.api_host();
-    let repo = &reference.repository;
-    let path = format!("{repo}/manifests/{}", tag(key));
-    Ok(client
-        .exists(host, repo, &path, &format!("cache entry {}", tag(key)))?
-        .is_some())
+    has_tag(client, reference, &tag(key), "cache entry")
 }
 
 /// Pushes `entry` under `key`: layer blobs (from the store), the entry, then
@@ -164,16 +182,11 @@ pub fn mount_tag(key: &NodeKey) -> String {
 /// The blob (a deterministic tar, zstd) holding the cache mount filed
 /// under `key` in `reference`, if the registry has one.
 pub fn lookup_mount(client: &Client, reference: &Reference, key: &NodeKey) -> Result<Option<Descriptor>> {
-    let (bytes, _) = match client.manifest(reference.api_host(), &reference.repository, &mount_tag(key)) {
-        Ok(found) => found,
-        Err(RegistryError::Status { status: 404, .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
     let what = || format!("{}/{}:{}", reference.registry, reference.repository, mount_tag(key));
-    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::BadImage {
-        what: what(),
-        reason: e.to_string(),
-    })?;
+    let bad_manifest = |reason| Error::BadImage { what: what(), reason };
+    let Some(manifest) = manifest_at(client, reference, &mount_tag(key), bad_manifest)? else {
+        return Ok(None);
+    };
     match (manifest.artifact_type.as_deref(), manifest.layers.as_slice()) {
         (Some(MOUNT_ARTIFACT_TYPE), [blob]) => Ok(Some(blob.clone())),
         _ => Err(Error::BadImage {
@@ -185,16 +198,7 @@ pub fn lookup_mount(client: &Client, reference: &Reference, key: &NodeKey) -> Re
 
 /// True when the cache repository already holds the mount filed under `key`.
 pub fn contains_mount(client: &Client, reference: &Reference, key: &NodeKey) -> Result<bool> {
-    let repo = &reference.repository;
-    let path = format!("{repo}/manifests/{}", mount_tag(key));
-    Ok(client
-        .exists(
-            reference.api_host(),
-            repo,
-            &path,
-            &format!("cache mount {}", mount_tag(key)),
-        )?
-        .is_some())
+    has_tag(client, reference, &mount_tag(key), "cache mount")
 }
 
 /// Pushes the mount `id`'s content (`blob`, in the store) under `key`.

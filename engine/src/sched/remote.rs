@@ -1,4 +1,4 @@
-//! The remote cache: `--cache-from` lookups walked from the targets down,
+//! The remote cache: `--cache-from` lookups (and results restored earlier) walked from the targets down,
 //! lazy downloads of the layers a hit left behind, and `--cache-to` pushes
 //! of every node result a cache repository lacks.
 
@@ -29,11 +29,11 @@ fn parse_key(hex: &str) -> Option<NodeKey> {
 }
 
 impl Scheduler<'_> {
-    /// With `--cache-from`, walks from the targets' final nodes down: a node
-    /// whose result is neither in the store nor in a cache repository needs
-    /// its inputs; a remote hit does not, so nothing below it is looked at.
-    /// Returns the nodes still to process (in order); remote hits among them
-    /// carry their restored state.
+    /// Walks from the targets' final nodes down: a node whose result is
+    /// neither restored here earlier (a record with its whole state) nor in
+    /// a `--cache-from` repository needs its inputs; such a hit does not, so
+    /// nothing below it is looked at. Returns the nodes still to process (in
+    /// order); hits among them carry their restored state.
     pub(super) fn restore(&self, plan: &Plan, nodes: &[NodeId]) -> Vec<NodeId> {
         if self.opts.no_cache {
             return nodes.to_vec();
