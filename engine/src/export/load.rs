@@ -62,7 +62,7 @@ pub fn find_daemon() -> Result<Daemon> {
     if let Some(socket) = candidates.into_iter().find(|p| is_socket(p)) {
         return Ok(Daemon::Socket(socket));
     }
-    if podman_on_path() {
+    if crate::sys::find_on_path("podman").is_some() {
         return Ok(Daemon::PodmanCommand);
     }
     Err(Error::Load(
@@ -76,15 +76,6 @@ pub fn find_daemon() -> Result<Daemon> {
 
 fn is_socket(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
-}
-
-fn podman_on_path() -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| {
-            std::fs::metadata(dir.join("podman"))
-                .is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
-        })
-    })
 }
 
 /// Loads `images` (each under its tags) into `daemon`; returns what it

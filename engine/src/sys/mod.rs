@@ -15,6 +15,15 @@ pub mod userns;
 
 pub use ns::{Linux, Sys};
 
+/// The executable `tool` in `$PATH` (the usual directories without one).
+pub fn find_on_path(tool: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin:/usr/sbin:/sbin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
 use std::fs::File;
 use std::io;
 use std::path::Path;

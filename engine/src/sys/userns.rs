@@ -13,11 +13,10 @@
 //! keeps its markers in `user.overlay.*` xattrs there (`trusted.*` needs
 //! root on the host), and device nodes cannot be created.
 
-use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use nix::unistd::{ForkResult, Gid, Uid};
@@ -125,11 +124,6 @@ pub fn map_args(id: u32, range: Range) -> Vec<String> {
         .collect()
 }
 
-fn find_on_path(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/bin:/bin:/usr/sbin:/sbin"));
-    std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file())
-}
-
 /// The user's subordinate range from `file`.
 fn range_of(file: &'static str, kind: &'static str, name: Option<&str>, id: u32) -> Result<Range, RootlessError> {
     let text = fs::read_to_string(file).unwrap_or_default();
@@ -153,8 +147,8 @@ pub fn enter() -> Result<(), RootlessError> {
         .map(|u| u.name);
     let uids = range_of("/etc/subuid", "uid", name.as_deref(), uid)?;
     let gids = range_of("/etc/subgid", "gid", name.as_deref(), uid)?;
-    let newuidmap = find_on_path("newuidmap").ok_or(RootlessError::NoHelper("newuidmap"))?;
-    let newgidmap = find_on_path("newgidmap").ok_or(RootlessError::NoHelper("newgidmap"))?;
+    let newuidmap = super::find_on_path("newuidmap").ok_or(RootlessError::NoHelper("newuidmap"))?;
+    let newgidmap = super::find_on_path("newgidmap").ok_or(RootlessError::NoHelper("newgidmap"))?;
 
     let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RootlessError::Io(format!("pipe: {e}")));
     let (go_read, go_write) = pipe()?;
