@@ -229,7 +229,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         );
         targets = share;
     }
-    let image_names = image_targets(&targets);
+    let image_names = target_names(&image_targets(&targets));
     if args.iidfile.is_some() && image_names.len() != 1 {
         return Err(CliError::Usage(format!(
             "--iidfile holds one image's id, and the build has {} image targets ({}); name one target",
@@ -337,14 +337,19 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
 
 /// The image targets among `targets`, once per name (a multi-platform
 /// target's variants are one image).
-fn image_targets(targets: &[&strata_engine::graph::Target]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for t in targets {
-        if matches!(t.kind, TargetKind::Image { .. }) && !names.contains(&t.name) {
-            names.push(t.name.clone());
+fn image_targets<'a>(targets: &[&'a strata_engine::graph::Target]) -> Vec<&'a strata_engine::graph::Target> {
+    let mut images: Vec<&strata_engine::graph::Target> = Vec::new();
+    for t in targets.iter().copied() {
+        if matches!(t.kind, TargetKind::Image { .. }) && !images.iter().any(|i| i.name == t.name) {
+            images.push(t);
         }
     }
-    names
+    images
+}
+
+/// The names of `targets`.
+fn target_names(targets: &[&strata_engine::graph::Target]) -> Vec<String> {
+    targets.iter().map(|t| t.name.clone()).collect()
 }
 
 /// `-t/--tag`: the extra names go to the one image target the build selects.
@@ -358,7 +363,7 @@ fn add_tags(graph: &mut strata_engine::graph::Graph, selected: &[String], tags: 
         )));
     }
     let targets = graph.select_targets(selected).map_err(strata_engine::Error::from)?;
-    let names = image_targets(&targets);
+    let names = target_names(&image_targets(&targets));
     let [name] = names.as_slice() else {
         return Err(CliError::Usage(format!(
             "--tag names one image, and the build has {} image targets{}; name the target to tag (strata build TARGET -t NAME)",
@@ -459,13 +464,7 @@ fn push_targets(
     values: &[String],
     targets: &[&strata_engine::graph::Target],
 ) -> Result<Vec<(String, strata_engine::registry::Reference)>, CliError> {
-    // One per name: a multi-platform target's variants are one image index.
-    let mut images: Vec<&strata_engine::graph::Target> = Vec::new();
-    for t in targets.iter().copied() {
-        if matches!(t.kind, TargetKind::Image { .. }) && !images.iter().any(|i| i.name == t.name) {
-            images.push(t);
-        }
-    }
+    let images = image_targets(targets);
     let mut pushes = Vec::new();
     for value in values {
         let named = value
