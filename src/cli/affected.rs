@@ -9,11 +9,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::AtomicBool;
 
 use serde_json::json;
 use strata_engine::digest::NodeKey;
-use strata_engine::sched::{BuildOptions, Scheduler};
 use strata_engine::store::Store;
 
 use super::{CliError, RecipeArgs};
@@ -132,32 +130,17 @@ fn keys(
         args: like.args.clone(),
         allow_import_outside: like.allow_import_outside,
     };
-    let graph = recipe.load(&super::BaseReading {
-        store,
-        insecure_registries: Vec::new(),
-        platform: strata_engine::image::Platform::host(),
-        mode: strata_engine::lock::LockMode::Use,
-    })?;
-    let targets = graph.select_targets(selected).map_err(strata_engine::Error::from)?;
-    let nodes = graph.nodes_for(&targets);
-    let never = AtomicBool::new(false);
-    let quiet = |_: strata_engine::events::Event| {};
-    let opts = BuildOptions {
-        recipe: file.to_path_buf(),
-        // Planning runs nothing: an insecure step is refused only by `build`.
-        allow_insecure: true,
-        ..BuildOptions::default()
-    };
-    let plan = Scheduler::new(store, &graph, opts, &quiet, &never).plan(&nodes)?;
-    let mut out: BTreeMap<String, Vec<NodeKey>> = BTreeMap::new();
-    for t in targets {
-        if let Some(node) = t.node() {
-            out.entry(t.name.clone())
-                .or_default()
-                .push(plan.keys[node].expect("planned"));
+    recipe.with_plan(store, selected, |_, targets, _, plan| {
+        let mut out: BTreeMap<String, Vec<NodeKey>> = BTreeMap::new();
+        for t in targets {
+            if let Some(node) = t.node() {
+                out.entry(t.name.clone())
+                    .or_default()
+                    .push(plan.keys[node].expect("planned"));
+            }
         }
-    }
-    Ok(out)
+        Ok(out)
+    })
 }
 
 /// `git -C dir ARGS`, its output trimmed, or its error text.

@@ -1,10 +1,7 @@
 //! `strata graph`: the DAG with keys and cache state, as text, dot or JSON.
 
-use std::sync::atomic::AtomicBool;
-
 use serde_json::json;
 use strata_engine::graph::{Op, TargetKind};
-use strata_engine::sched::{BuildOptions, Scheduler};
 use strata_engine::store::Store;
 
 use super::{CliError, RecipeArgs};
@@ -42,123 +39,106 @@ fn kind(op: &Op) -> &'static str {
 }
 
 pub fn run(store: &Store, args: GraphArgs) -> Result<(), CliError> {
-    let graph = args.recipe.load(&super::BaseReading {
-        store,
-        insecure_registries: Vec::new(),
-        platform: strata_engine::image::Platform::host(),
-        mode: strata_engine::lock::LockMode::Use,
-    })?;
-    let targets = graph
-        .select_targets(&args.targets)
-        .map_err(strata_engine::Error::from)?;
-    let nodes = graph.nodes_for(&targets);
-    let never = AtomicBool::new(false);
-    let quiet = |_: strata_engine::events::Event| {};
-    let opts = BuildOptions {
-        recipe: args.recipe.file.clone(),
-        // Planning runs nothing: an insecure step is refused only by `build`.
-        allow_insecure: true,
-        ..BuildOptions::default()
-    };
-    let builder = Scheduler::new(store, &graph, opts, &quiet, &never);
-    let plan = builder.plan(&nodes)?;
-    let state = |id: usize| -> &'static str {
-        let node = graph.node(id);
-        if !node.makes_layer() {
-            return "meta";
-        }
-        match store.record(&plan.keys[id].expect("planned")) {
-            Ok(Some(_)) => "cached",
-            _ => "missing",
-        }
-    };
-    match args.format {
-        Format::Json => {
-            let nodes_json: Vec<_> = nodes
-                .iter()
-                .map(|&id| {
-                    let n = graph.node(id);
-                    json!({
-                        "id": id,
-                        "op": kind(&n.op),
-                        "description": n.description,
-                        "origin": n.origin.to_string(),
-                        "key": plan.keys[id].expect("planned").to_string(),
-                        "inputs": n.inputs(),
-                        "cache": state(id),
-                    })
-                })
-                .collect();
-            let targets_json: Vec<_> = targets
-                .iter()
-                .map(|t| match &t.kind {
-                    TargetKind::Image { node, tags } => {
-                        json!({"name": t.name, "kind": "image", "node": node, "tags": tags})
-                    }
-                    TargetKind::Artifact { node, path } => {
-                        json!({"name": t.name, "kind": "artifact", "node": node, "path": path})
-                    }
-                    TargetKind::Group { members } => {
-                        json!({"name": t.name, "kind": "group", "members": members})
-                    }
-                })
-                .collect();
-            let doc = json!({"nodes": nodes_json, "targets": targets_json});
-            crate::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-        }
-        Format::Dot => {
-            crate::outln!("digraph strata {{\n  rankdir=BT;\n  node [shape=box, fontname=monospace];");
-            for &id in &nodes {
-                let n = graph.node(id);
-                let label = format!(
-                    "{}\\n{} [{}]",
-                    n.description.replace('"', "\\\""),
-                    plan.keys[id].expect("planned").short(),
-                    state(id)
-                );
-                crate::outln!("  n{id} [label=\"{label}\"];");
-                for input in n.inputs() {
-                    crate::outln!("  n{id} -> n{input};");
+    args.recipe
+        .with_plan(store, &args.targets, |graph, targets, nodes, plan| {
+            let state = |id: usize| -> &'static str {
+                let node = graph.node(id);
+                if !node.makes_layer() {
+                    return "meta";
                 }
-            }
-            for t in &targets {
-                if let TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } = &t.kind {
-                    crate::outln!("  \"{}\" [shape=ellipse];\n  \"{}\" -> n{node};", t.name, t.name);
+                match store.record(&plan.keys[id].expect("planned")) {
+                    Ok(Some(_)) => "cached",
+                    _ => "missing",
                 }
-            }
-            crate::outln!("}}");
-        }
-        _ => {
-            for &id in &nodes {
-                let n = graph.node(id);
-                let inputs: Vec<String> = n.inputs().iter().map(|i| format!("#{i}")).collect();
-                crate::outln!(
-                    "#{id:<3} {} {:<7} {:<8} {}{}",
-                    plan.keys[id].expect("planned").short(),
-                    state(id),
-                    kind(&n.op),
-                    n.description,
-                    if inputs.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  <- {}", inputs.join(" "))
+            };
+            match args.format {
+                Format::Json => {
+                    let nodes_json: Vec<_> = nodes
+                        .iter()
+                        .map(|&id| {
+                            let n = graph.node(id);
+                            json!({
+                                "id": id,
+                                "op": kind(&n.op),
+                                "description": n.description,
+                                "origin": n.origin.to_string(),
+                                "key": plan.keys[id].expect("planned").to_string(),
+                                "inputs": n.inputs(),
+                                "cache": state(id),
+                            })
+                        })
+                        .collect();
+                    let targets_json: Vec<_> = targets
+                        .iter()
+                        .map(|t| match &t.kind {
+                            TargetKind::Image { node, tags } => {
+                                json!({"name": t.name, "kind": "image", "node": node, "tags": tags})
+                            }
+                            TargetKind::Artifact { node, path } => {
+                                json!({"name": t.name, "kind": "artifact", "node": node, "path": path})
+                            }
+                            TargetKind::Group { members } => {
+                                json!({"name": t.name, "kind": "group", "members": members})
+                            }
+                        })
+                        .collect();
+                    let doc = json!({"nodes": nodes_json, "targets": targets_json});
+                    crate::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+                }
+                Format::Dot => {
+                    crate::outln!("digraph strata {{\n  rankdir=BT;\n  node [shape=box, fontname=monospace];");
+                    for &id in nodes {
+                        let n = graph.node(id);
+                        let label = format!(
+                            "{}\\n{} [{}]",
+                            n.description.replace('"', "\\\""),
+                            plan.keys[id].expect("planned").short(),
+                            state(id)
+                        );
+                        crate::outln!("  n{id} [label=\"{label}\"];");
+                        for input in n.inputs() {
+                            crate::outln!("  n{id} -> n{input};");
+                        }
                     }
-                );
-            }
-            for t in &targets {
-                match &t.kind {
-                    TargetKind::Image { node, tags } => {
-                        crate::outln!("image {} = #{node} ({})", t.name, tags.join(", "))
+                    for t in targets {
+                        if let TargetKind::Image { node, .. } | TargetKind::Artifact { node, .. } = &t.kind {
+                            crate::outln!("  \"{}\" [shape=ellipse];\n  \"{}\" -> n{node};", t.name, t.name);
+                        }
                     }
-                    TargetKind::Artifact { node, path } => {
-                        crate::outln!("artifact {} = #{node}:{path}", t.name)
+                    crate::outln!("}}");
+                }
+                _ => {
+                    for &id in nodes {
+                        let n = graph.node(id);
+                        let inputs: Vec<String> = n.inputs().iter().map(|i| format!("#{i}")).collect();
+                        crate::outln!(
+                            "#{id:<3} {} {:<7} {:<8} {}{}",
+                            plan.keys[id].expect("planned").short(),
+                            state(id),
+                            kind(&n.op),
+                            n.description,
+                            if inputs.is_empty() {
+                                String::new()
+                            } else {
+                                format!("  <- {}", inputs.join(" "))
+                            }
+                        );
                     }
-                    TargetKind::Group { members } => {
-                        crate::outln!("group {} = {}", t.name, members.join(", "))
+                    for t in targets {
+                        match &t.kind {
+                            TargetKind::Image { node, tags } => {
+                                crate::outln!("image {} = #{node} ({})", t.name, tags.join(", "))
+                            }
+                            TargetKind::Artifact { node, path } => {
+                                crate::outln!("artifact {} = #{node}:{path}", t.name)
+                            }
+                            TargetKind::Group { members } => {
+                                crate::outln!("group {} = {}", t.name, members.join(", "))
+                            }
+                        }
                     }
                 }
             }
-        }
-    }
-    Ok(())
+            Ok(())
+        })
 }

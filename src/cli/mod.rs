@@ -280,6 +280,41 @@ impl RecipeArgs {
     /// Evaluates the recipe for this machine's platform; a `--arg` it never
     /// read is a warning that lists the args it does read. A Dockerfile's
     /// bases are read for their ONBUILD triggers through `bases`.
+    /// Evaluates the recipe for this machine and plans the nodes of the
+    /// `selected` targets (keys, nothing built), as `strata graph` and
+    /// `strata affected` show them; `f` gets the graph, the targets, their
+    /// nodes and the plan.
+    pub fn with_plan<R>(
+        &self,
+        store: &Store,
+        selected: &[String],
+        f: impl FnOnce(
+            &Graph,
+            &[&strata_engine::graph::Target],
+            &[usize],
+            &strata_engine::sched::Plan,
+        ) -> Result<R, CliError>,
+    ) -> Result<R, CliError> {
+        let graph = self.load(&BaseReading {
+            store,
+            insecure_registries: Vec::new(),
+            platform: strata_engine::image::Platform::host(),
+            mode: strata_engine::lock::LockMode::Use,
+        })?;
+        let targets = graph.select_targets(selected).map_err(strata_engine::Error::from)?;
+        let nodes = graph.nodes_for(&targets);
+        let never = std::sync::atomic::AtomicBool::new(false);
+        let quiet = |_: strata_engine::events::Event| {};
+        let opts = strata_engine::sched::BuildOptions {
+            recipe: self.file.clone(),
+            // Planning runs nothing: an insecure step is refused only by `build`.
+            allow_insecure: true,
+            ..strata_engine::sched::BuildOptions::default()
+        };
+        let plan = strata_engine::sched::Scheduler::new(store, &graph, opts, &quiet, &never).plan(&nodes)?;
+        f(&graph, &targets, &nodes, &plan)
+    }
+
     pub fn load(&self, bases: &BaseReading<'_>) -> Result<Graph, CliError> {
         self.load_one(bases, None, true)
     }
