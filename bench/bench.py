@@ -264,6 +264,96 @@ def bench_monorepo(busybox, scratch, store, services, runs):
     return row
 
 
+# ext4 without a journal does not reuse an inode freed in the last 30 s, and
+# scans past every such inode on each creation: a build right after wiping
+# a store of 100k files pays for the wipe. Users' empty stores are not
+# freshly wiped, so both tools get this long after their cleanup.
+SETTLE_S = 31
+
+
+def phases_of(cmd, cwd):
+    """Runs a strata build with --progress json; sums the `done` events'
+    phases (ms) per node kind (copy, run)."""
+    proc = subprocess.run(cmd + ["--progress", "json"], cwd=cwd, env=ENV, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    labels, totals = {}, {}
+    for line in proc.stderr.splitlines():
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if ev.get("event") == "started":
+            labels[ev["node"]] = ev.get("description", "")
+        if ev.get("event") == "done" and "phases_ms" in ev:
+            label = labels.get(ev["node"], "")
+            kind = "copy" if label.startswith("copy") else "run" if label.startswith("run") else "other"
+            t = totals.setdefault(kind, {"nodes": 0})
+            t["nodes"] += 1
+            for k, v in ev["phases_ms"].items():
+                t[k] = round(t.get(k, 0) + v, 1)
+    return totals
+
+
+def bench_monorepo_sizes(busybox, scratch, sizes, services, runs):
+    """The monorepo shape at several sizes: cold builds on an empty store
+    (strata's store removed, BuildKit after `docker builder prune -af`), then
+    no-op and one-file-changed builds; plus strata's phase breakdown."""
+    rows = []
+    for files in sizes:
+        print(f"== monorepo {services} x {files}", flush=True)
+        work = os.path.join(scratch, f"monorepo-{files}")
+        sh([sys.executable, os.path.join(REPO, "examples", "monorepo", "generate.py"), work, "--services", str(services),
+            "--files", str(files)], stdout=subprocess.DEVNULL)
+        shutil.copy(busybox, os.path.join(work, "busybox.tar"))
+        store = os.path.join(scratch, f"store-{files}")
+        sargs = ["build", "all", "--arg", f"services={services}"]
+        sbuild = lambda extra=(): timed([STRATA, "--store", store, *sargs, *extra], work)
+        dbuild = lambda extra=(): timed([DOCKER, "build", "-q", "--network", "host", "-t", "monorepo:all", *extra, "."], work)
+
+        def strata_empty():
+            shutil.rmtree(store, ignore_errors=True)
+            sh(["sync"])
+            time.sleep(SETTLE_S)
+            return sbuild()
+
+        def buildkit_empty():
+            sh([DOCKER, "builder", "prune", "-af"], stdout=subprocess.DEVNULL)
+            sh(["sync"])
+            time.sleep(SETTLE_S)
+            return dbuild()
+        empty, rss = interleave(runs, [("strata", strata_empty), ("buildkit", buildkit_empty)])
+        noop, _ = interleave(max(runs, 3), [("strata", sbuild), ("buildkit", dbuild)])
+        changed = os.path.join(work, "services", "svc0", "pkg00", "f00000.txt")
+        counter = [0]
+
+        def touch_then(fn):
+            def go():
+                counter[0] += 1
+                with open(changed, "a") as f:
+                    f.write(f"edit {counter[0]}\n")
+                return fn()
+            return go
+        one, _ = interleave(max(runs, 3), [("strata", touch_then(sbuild)), ("buildkit", touch_then(dbuild))])
+        shutil.rmtree(store, ignore_errors=True)
+        sh(["sync"])
+        time.sleep(SETTLE_S)
+        phases = phases_of([STRATA, "--store", store, *sargs], work)
+        row = {
+            "workload": f"monorepo, {services} services x {files:,} files",
+            "cold, empty store": {k: summary(v) for k, v in empty.items()},
+            "no-op": {k: summary(v) for k, v in noop.items()},
+            "one file changed": {k: summary(v) for k, v in one.items()},
+            "strata_peak_rss_kib": rss["strata"],
+            "strata_phases_ms": phases,
+        }
+        shutil.rmtree(store, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 def free_port():
     import socket
     with socket.socket() as sock:
@@ -324,8 +414,22 @@ def bench_registry_cache(busybox, scratch, services, runs):
             sh([DOCKER, "builder", "prune", "-af"], stdout=subprocess.DEVNULL)
             return timed([DOCKER, "build", "-q", "--network", "host", "--cache-from", image, "-t", "monorepo:restored", "."], work)
 
+        def buildkit_keep_context():
+            # Only the layer cache pruned: BuildKit keeps the context it was sent.
+            subprocess.run([DOCKER, "rmi", "-f", image, "monorepo:restored"], env=ENV, capture_output=True)
+            sh([DOCKER, "builder", "prune", "-af", "--filter", "type=regular"], stdout=subprocess.DEVNULL)
+            return timed([DOCKER, "build", "-q", "--network", "host", "--cache-from", image, "-t", "monorepo:restored", "."], work)
+
+        def strata_usable():
+            # Restored, then loaded into docker, where BuildKit's image already is.
+            store = os.path.join(scratch, f"cache-store-{len(stores)}")
+            stores.append(store)
+            return timed([STRATA, "--store", store, *args, "--cache-from", cache, "--load"], work)
+
         restore, _ = interleave(runs, [("strata", strata_restore), ("buildkit", buildkit_restore)])
         downloaded = blob_bytes(stores[-1])
+        kept, _ = interleave(runs, [("strata", strata_restore), ("buildkit", buildkit_keep_context)])
+        usable, _ = interleave(runs, [("strata", strata_usable), ("buildkit", buildkit_restore)])
         same = file_list_strata(stores[-1], "monorepo/counts:latest") == file_list_docker("monorepo:restored")
         for store in stores:
             shutil.rmtree(store, ignore_errors=True)
@@ -336,6 +440,8 @@ def bench_registry_cache(busybox, scratch, services, runs):
         "workload": f"registry cache (monorepo final image, {services} services)",
         "same_files": same,
         "restore on an empty store": {k: summary(v) for k, v in restore.items()},
+        "restore, BuildKit's context kept": {k: summary(v) for k, v in kept.items()},
+        "restore until usable in docker (strata --load)": {k: summary(v) for k, v in usable.items()},
         "strata_peak_rss_kib": 0,
         "strata_bytes_downloaded": downloaded,
     }
@@ -382,10 +488,18 @@ def write_report(rows, meta, quick, partial=False):
         for i, sc in enumerate(scenarios):
             s, b = r[sc]["strata"], r[sc]["buildkit"]
             rss = f"{r['strata_peak_rss_kib'] / 1024:.0f} MiB" if i == 0 and r["strata_peak_rss_kib"] else ""
-            if "strata_bytes_downloaded" in r:
+            if "strata_bytes_downloaded" in r and i == 0:
                 sc = f"{sc} (strata downloaded {r['strata_bytes_downloaded'] / 1e6:.1f} MB)"
             same = ("yes" if r.get("same_files") else f"NO ({r.get('only_strata')} / {r.get('only_buildkit')})") if i == 0 and "same_files" in r else ""
             lines.append(f"| {r['workload'] if i == 0 else ''} | {sc} | {fmt(s)} | {fmt(b)} | {ratio(s, b)} | {rss} | {same} |")
+    phased = [r for r in rows if r.get("strata_phases_ms")]
+    if phased:
+        lines += ["", "strata's phase breakdown (sum over nodes, ms, from `--progress json` `done` events, empty store):", "",
+                  "| workload | nodes | hash | write | run | tar | compress | digest |", "|---|---|---|---|---|---|---|---|"]
+        for r in phased:
+            for kind, t in sorted(r["strata_phases_ms"].items()):
+                cells = " | ".join(f"{t.get(k, 0):.0f}" for k in ["hash", "write", "run", "tar", "compress", "digest"])
+                lines.append(f"| {r['workload']} | {t['nodes']} {kind} | {cells} |")
     lines.append("")
     target = os.path.join(REPO, "BENCHMARKS.md")
     if partial and os.path.exists(target):
@@ -402,10 +516,10 @@ def write_report(rows, meta, quick, partial=False):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="one cold and three cached runs, small monorepo, no W1")
-    ap.add_argument("--only", nargs="*", help="workload names to run (w1 w1n w2 w4 w5 monorepo cache w6 w7)")
+    ap.add_argument("--only", nargs="*", help="workload names to run (w1 w1n w2 w4 w5 monorepo sizes cache w6 w7)")
     a = ap.parse_args()
     cold_n, cached_n = (1, 3) if a.quick else (3, 5)
-    wanted = set(a.only or ["w1", "w1n", "w2", "w4", "w5", "monorepo", "cache", "w6", "w7"])
+    wanted = set(a.only or ["w1", "w1n", "w2", "w4", "w5", "monorepo", "sizes", "cache", "w6", "w7"])
     if a.quick and not a.only:
         wanted -= {"w1", "w1n"}
     busybox, debian = ensure_bases(a.quick, bool(wanted & {"w1", "w1n"}))
@@ -428,6 +542,8 @@ def main():
                 rows.append(bench_workload(name, tag, work, store, cold_n, cached_n, check=not name.startswith("w1n")))
         if "monorepo" in wanted:
             rows.append(bench_monorepo(busybox, scratch, store, 4 if a.quick else 8, 1 if a.quick else 3))
+        if "sizes" in wanted:
+            rows += bench_monorepo_sizes(busybox, scratch, [1500, 6000] if a.quick else [1500, 6000, 24000], 6, 1 if a.quick else 3)
         if "cache" in wanted:
             rows.append(bench_registry_cache(busybox, scratch, 4 if a.quick else 8, 1 if a.quick else 5))
         if wanted & {"w6", "w7"}:

@@ -26,6 +26,8 @@ pub enum Event {
         node: NodeId,
         key: NodeKey,
         elapsed: Duration,
+        /// Where the time went (copy and run nodes).
+        phases: Phases,
     },
     /// The node failed.
     Failed { node: NodeId, message: String },
@@ -36,6 +38,37 @@ pub enum Event {
     Debugging { node: NodeId, message: String },
     /// A target was written somewhere (the store, a directory, an archive).
     Exported { target: String, destination: String },
+}
+
+/// Where a step's time went, phase by phase. Phases a step does not
+/// have stay zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// Checking context files against the content they were planned with, as
+    /// they are copied (copy).
+    pub hash: Duration,
+    /// Putting files into the new layer's directory, hashing excluded (copy).
+    pub write: Duration,
+    /// The command in its sandbox (run).
+    pub run: Duration,
+    /// Walking the layer directory into a tar, with its tree hash, digest excluded.
+    pub tar: Duration,
+    /// Compressing the layer (zero: layers are compressed when an output needs it).
+    pub compress: Duration,
+    /// sha256 of the tar: the layer's diff id.
+    pub digest: Duration,
+}
+
+impl Phases {
+    /// Adds another set of phases to this one.
+    pub fn add(&mut self, other: &Phases) {
+        self.hash += other.hash;
+        self.write += other.write;
+        self.run += other.run;
+        self.tar += other.tar;
+        self.compress += other.compress;
+        self.digest += other.digest;
+    }
 }
 
 /// Receives events; must be cheap and thread-safe.

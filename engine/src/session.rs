@@ -101,6 +101,16 @@ pub fn build(
     let keep_going = opts.keep_going;
     let no_cache = opts.no_cache;
     let (compression, epoch) = (opts.compression, opts.epoch);
+    // Images in the store keep their layers uncompressed (each layer's blob
+    // is its tar, by diff id), as Docker's image store does: a build
+    // compresses nothing. Outputs that want compressed blobs (`-o oci:`, a
+    // push) get them through `with_compression`, each layer once, kept.
+    // Attestations name the digest of the image they describe, so an image
+    // that carries them is stored as it will be pushed.
+    let stored = match exports.sbom || exports.provenance {
+        true => compression,
+        false => crate::layer::Compression::None,
+    };
     let cache_to = !opts.cache_to.is_empty();
     let scheduler = Scheduler::new(store, graph, opts, events, cancel);
     let plan = scheduler.plan(&nodes)?;
@@ -165,7 +175,7 @@ pub fn build(
         scheduler.materialize(state, None)?;
         match &target.kind {
             TargetKind::Image { tags, node } if target.platform.is_some() || exports.sbom || exports.provenance => {
-                let desc = write_image(store, state, compression, epoch)?;
+                let desc = write_image(store, state, stored)?;
                 let mut statements = Vec::new();
                 if exports.sbom {
                     let sbom = sbom_statement(store, graph, &plan, *node, state, &desc, &target.name, epoch)?;
@@ -186,7 +196,7 @@ pub fn build(
                 }
             }
             TargetKind::Image { tags, .. } => {
-                let desc = write_image(store, state, compression, epoch)?;
+                let desc = write_image(store, state, stored)?;
                 built.push((target.name.clone(), desc.clone()));
                 new_tags.extend(tags.iter().map(|t| (t.clone(), desc.clone())));
                 report.finished.push(Finished::Image {
@@ -235,7 +245,13 @@ pub fn build(
             return Err(Error::Interrupted);
         }
         match output {
-            Output::Oci(dir) => export::to_oci_dir(store, &images, dir)?,
+            Output::Oci(dir) => {
+                let mut compressed = Vec::new();
+                for (tags, desc) in &images {
+                    compressed.push((tags.clone(), crate::store::with_compression(store, desc, compression)?));
+                }
+                export::to_oci_dir(store, &compressed, dir)?
+            }
             Output::DockerArchive(file) => export::to_docker_archive(store, &images, export::ArchiveSink::Path(file))?,
             Output::DockerArchiveStdout => export::to_docker_archive(store, &images, export::ArchiveSink::Stdout)?,
         }
@@ -266,7 +282,9 @@ pub fn build(
             let Some((_, desc)) = built.iter().find(|(n, _)| n == name) else {
                 continue;
             };
-            report.pushed.push(push(store, scheduler.registry(), desc, reference)?);
+            report
+                .pushed
+                .push(push(store, scheduler.registry(), desc, reference, compression)?);
         }
     }
     report.errors = outcome.errors.into_iter().map(|(_, e)| e).collect();
@@ -293,7 +311,7 @@ fn invocation(
         recipe_sha256: crate::digest::Digest::of(&bytes).hex().to_string(),
         args: exports.args.clone(),
         epoch,
-        compression: format!("{compression:?}").to_lowercase(),
+        compression: compression.name().to_string(),
     })
 }
 
@@ -348,8 +366,16 @@ fn sbom_statement(
     ))
 }
 
-/// Pushes the image a manifest of the store describes.
-pub fn push(store: &Store, client: &Client, desc: &Descriptor, target: &Reference) -> Result<Pushed> {
+/// Pushes the image a manifest of the store describes, its layers in
+/// `compression` (made once per layer and kept).
+pub fn push(
+    store: &Store,
+    client: &Client,
+    desc: &Descriptor,
+    target: &Reference,
+    compression: crate::layer::Compression,
+) -> Result<Pushed> {
+    let desc = &crate::store::with_compression(store, desc, compression)?;
     let pusher = Pusher::new(store, client);
     let digest = if crate::store::is_index(desc) {
         // Each platform's image by its digest, then the index under the tag.
@@ -462,21 +488,12 @@ pub fn pull(
         reference: text.to_string(),
     };
     let compression = crate::layer::Compression::Gzip;
-    let record = crate::bases::import(
-        store,
-        &source,
-        Some(&identity),
-        client,
-        platform,
-        compression,
-        epoch,
-        progress,
-    )?;
+    let record = crate::bases::import(store, &source, Some(&identity), client, platform, epoch, progress)?;
     let config = record.config.ok_or_else(|| Error::BadImage {
         what: text.to_string(),
         reason: "the image has no config".into(),
     })?;
-    let desc = write_image(store, &crate::store::State { config }, compression, epoch)?;
+    let desc = write_image(store, &crate::store::State { config }, compression)?;
     store.tag(text, &desc)?;
     Ok(desc)
 }
@@ -492,8 +509,9 @@ pub fn commit(
     created_by: String,
     epoch: i64,
 ) -> Result<Descriptor> {
-    let compression = crate::layer::Compression::Gzip;
-    let diff_id = crate::store::write_layer(store, upper, compression, epoch, &|_| {})?;
+    // Kept uncompressed, as a build's images are in the store.
+    let compression = crate::layer::Compression::None;
+    let (diff_id, _) = crate::store::write_layer(store, upper, epoch, &|_| {})?;
     let mut config = image.clone();
     config.created = Some(crate::image::rfc3339(epoch));
     config.rootfs.diff_ids.push(diff_id);
@@ -503,7 +521,7 @@ pub fn commit(
         comment: Some("strata run --commit".into()),
         ..crate::image::History::default()
     });
-    let desc = write_image(store, &crate::store::State { config }, compression, epoch)?;
+    let desc = write_image(store, &crate::store::State { config }, compression)?;
     store.tag(name, &desc)?;
     Ok(desc)
 }

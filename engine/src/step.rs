@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventSink, Phases};
 use crate::graph::{Node, NodeId};
 use crate::image::Platform;
 use crate::layer::Compression;
@@ -67,12 +67,32 @@ pub struct ExecCtx<'a> {
     pub opts: &'a ExecOptions,
     /// The registry client (token cache shared by all steps).
     pub registry: &'a Client,
+    /// Where the step's time went so far (its `done` event reports it).
+    pub phases: std::sync::Mutex<Phases>,
 }
 
 impl ExecCtx<'_> {
     /// Sends an event.
     pub fn event(&self, event: Event) {
         self.events.event(event)
+    }
+
+    /// Adds to the step's phase times.
+    pub fn add_phases(&self, phases: Phases) {
+        self.phases.lock().unwrap_or_else(|e| e.into_inner()).add(&phases);
+    }
+
+    /// Commits `dir` as the step's new layer (`store::write_layer`), its
+    /// tar progress and phase times reported; returns the diff id.
+    pub fn commit_layer(&self, dir: &std::path::Path) -> Result<crate::digest::Digest> {
+        let (diff_id, times) =
+            crate::store::write_layer(self.store, dir, self.opts.epoch, &|bytes| self.exporting(bytes))?;
+        self.add_phases(Phases {
+            tar: times.tar,
+            digest: times.digest,
+            ..Phases::default()
+        });
+        Ok(diff_id)
     }
 
     /// Reports `bytes` of this step's layer tar written so far.

@@ -119,11 +119,24 @@ pub enum Entitlement {
     Insecure,
 }
 
-/// `--compression`.
+/// `--compression`: of the layer blobs an output gets (`-o oci:`, pushes,
+/// `--cache-to`); the store keeps layers uncompressed.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerCompression {
     Gzip,
     Zstd,
+    /// zstd level 1 on four threads: fast, for registries that take zstd.
+    ZstdFast,
+}
+
+impl LayerCompression {
+    pub fn engine(self) -> Compression {
+        match self {
+            LayerCompression::Gzip => Compression::Gzip,
+            LayerCompression::Zstd => Compression::Zstd,
+            LayerCompression::ZstdFast => Compression::ZstdFast,
+        }
+    }
 }
 
 fn parse_output(s: &str) -> Result<Output, CliError> {
@@ -159,10 +172,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
     let started = Instant::now();
     // Shared with other builds; `strata gc` waits until no build holds it.
     let _in_use = store.hold(false, true)?;
-    let compression = match args.compression {
-        LayerCompression::Gzip => Compression::Gzip,
-        LayerCompression::Zstd => Compression::Zstd,
-    };
+    let compression = args.compression.engine();
     let outputs: Vec<Output> = args.outputs.iter().map(|s| parse_output(s)).collect::<Result<_, _>>()?;
     if outputs
         .iter()

@@ -5,6 +5,7 @@ use std::io::Read;
 use base64::Engine as _;
 use strata_engine::export::push::PushStats;
 use strata_engine::image::Descriptor;
+use strata_engine::layer::Compression;
 use strata_engine::registry::{docker_config_dir, Client, Reference};
 use strata_engine::session::{self, Pushed};
 use strata_engine::store::Store;
@@ -17,6 +18,9 @@ pub struct PushArgs {
     pub image: String,
     /// Where to push it: `registry/repository[:tag]`.
     pub reference: String,
+    /// Compression of the pushed layer blobs (the store keeps layers uncompressed).
+    #[arg(long, value_enum, default_value_t = super::build::LayerCompression::Gzip)]
+    pub compression: super::build::LayerCompression,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -24,21 +28,33 @@ pub struct PushArgs {
 pub fn run(store: &Store, args: PushArgs) -> Result<(), CliError> {
     let target = super::reference("push", &args.reference)?;
     let client = args.registry.client();
-    push_image(store, &client, &args.image, &target)
+    push_image(store, &client, &args.image, &target, args.compression.engine())
 }
 
 /// Pushes a stored image by name.
-pub fn push_image(store: &Store, client: &Client, image: &str, target: &Reference) -> Result<(), CliError> {
+pub fn push_image(
+    store: &Store,
+    client: &Client,
+    image: &str,
+    target: &Reference,
+    compression: Compression,
+) -> Result<(), CliError> {
     let desc = store
         .image(image)?
         .ok_or_else(|| CliError::Usage(format!("no image `{image}` in the store (see `strata images`)")))?;
-    push_stored(store, client, &desc, target)
+    push_stored(store, client, &desc, target, compression)
 }
 
-/// Pushes the image a manifest of the store describes and prints
-/// `pushed REF@DIGEST` with what the push did.
-pub fn push_stored(store: &Store, client: &Client, desc: &Descriptor, target: &Reference) -> Result<(), CliError> {
-    print_pushed(&session::push(store, client, desc, target)?);
+/// Pushes the image a manifest of the store describes, its layers in
+/// `compression`, and prints `pushed REF@DIGEST` with what the push did.
+pub fn push_stored(
+    store: &Store,
+    client: &Client,
+    desc: &Descriptor,
+    target: &Reference,
+    compression: Compression,
+) -> Result<(), CliError> {
+    print_pushed(&session::push(store, client, desc, target, compression)?);
     Ok(())
 }
 

@@ -133,9 +133,8 @@ fn parse(name: &str, bytes: &[u8], manifest: strata_engine::digest::Digest) -> R
         })
         .unwrap_or_default();
     let compression = match def["internalParameters"]["compression"].as_str() {
-        Some("zstd") => Compression::Zstd,
-        Some("none") => Compression::None,
-        _ => Compression::Gzip,
+        Some(name) => Compression::parse(name).unwrap_or(Compression::Gzip),
+        None => Compression::Gzip,
     };
     Ok(Claimed {
         recipe,
@@ -226,10 +225,13 @@ pub fn run(store: &Store, args: VerifyArgs) -> Result<(), CliError> {
         .finished
         .iter()
         .find_map(|f| match f {
-            Finished::Image { name, descriptor, .. } if *name == claimed.target => Some(descriptor.digest.clone()),
+            Finished::Image { name, descriptor, .. } if *name == claimed.target => Some(descriptor.clone()),
             _ => None,
         })
         .ok_or_else(|| CliError::Usage(format!("the recipe built no image `{}`", claimed.target)))?;
+    // The store keeps layers uncompressed; the image was pushed in the
+    // compression its provenance names.
+    let rebuilt = strata_engine::store::with_compression(&rebuilt_store, &rebuilt, claimed.compression)?.digest;
     if rebuilt == claimed.manifest {
         crate::outln!("same digest: {rebuilt} rebuilds bit for bit");
         return Ok(());

@@ -208,8 +208,16 @@ impl EventSink for Progress<'_> {
                     "description": self.graph.node(*node).description, "origin": self.graph.node(*node).origin.to_string(),
                 "platform": self.graph.node(*node).platform.to_string()}),
                 Event::Output { node, line } => json!({"event": "output", "node": node, "line": line}),
-                Event::Done { node, key, elapsed } => {
-                    json!({"event": "done", "node": node, "key": key.to_string(), "elapsed_ms": elapsed.as_millis() as u64})
+                Event::Done {
+                    node,
+                    key,
+                    elapsed,
+                    phases,
+                } => {
+                    let ms = |d: &std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+                    json!({"event": "done", "node": node, "key": key.to_string(), "elapsed_ms": elapsed.as_millis() as u64,
+                        "phases_ms": {"hash": ms(&phases.hash), "write": ms(&phases.write), "run": ms(&phases.run),
+                            "tar": ms(&phases.tar), "compress": ms(&phases.compress), "digest": ms(&phases.digest)}})
                 }
                 Event::Failed { node, message } => json!({"event": "failed", "node": node, "message": message}),
                 Event::Exporting { node, bytes } => json!({"event": "exporting", "node": node, "bytes": bytes}),

@@ -155,7 +155,7 @@ fn flags_with_fixed_values_list_them() {
     assert!(
         bad.stderr
             .contains("invalid value 'brotli' for '--compression <COMPRESSION>'")
-            && bad.stderr.contains("[possible values: gzip, zstd]"),
+            && bad.stderr.contains("[possible values: gzip, zstd, zstd-fast]"),
         "{}",
         bad.stderr
     );

@@ -100,7 +100,7 @@ fn bad_options_are_usage_errors() {
         2,
         &[
             "invalid value 'lz4' for '--compression <COMPRESSION>'",
-            "[possible values: gzip, zstd]",
+            "[possible values: gzip, zstd, zstd-fast]",
         ],
     );
     fails_with(

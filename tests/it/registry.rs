@@ -277,7 +277,20 @@ fn pushed_images_are_what_skopeo_pulls_and_layers_in_the_cache_are_mounted() {
         "-o",
         &format!("oci:{}", layout.display()),
     ]);
-    let digest = digest_of(&built.stdout, "busybox-hello");
+    // The push compresses as the OCI layout did: the same manifest.
+    let index: serde_json::Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "example/busybox-hello:latest")
+        .map(|m| m["digest"].as_str().unwrap().to_string())
+        .unwrap();
+    assert_ne!(
+        digest,
+        digest_of(&built.stdout, "busybox-hello"),
+        "the store's image is uncompressed"
+    );
 
     // Every layer is in the cache repository already: mounted, not uploaded.
     let app = format!("{}/team/app:1", registry.addr);

@@ -102,7 +102,7 @@ fn deleted_files_are_absent_from_the_image_and_still_counted_in_the_earlier_laye
         .path()
         .join("blobs/sha256")
         .join(last.trim_start_matches("sha256:"));
-    let listing = tool("tar", &["tzf", blob.to_str().unwrap()]);
+    let listing = tool("tar", &["tf", blob.to_str().unwrap()]);
     assert!(listing.lines().any(|l| l == ".wh.big"), "{listing}");
     assert!(listing.lines().any(|l| l == "etc/conf.d/.wh..wh..opq"), "{listing}");
 }

@@ -169,7 +169,6 @@ pub fn import(
     identity: Option<&[u8; 32]>,
     client: &Client,
     platform: &Platform,
-    compression: Compression,
     epoch: i64,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Record> {
@@ -200,7 +199,7 @@ pub fn import(
             )?;
             Ok(record)
         }
-        BaseSource::Rootfs { file } => import_rootfs(store, file, compression, epoch),
+        BaseSource::Rootfs { file } => import_rootfs(store, file, epoch),
     }
 }
 
@@ -428,7 +427,7 @@ fn import_docker_archive(store: &Store, file: &Path) -> Result<Record> {
     })
 }
 
-fn import_rootfs(store: &Store, file: &Path, compression: Compression, epoch: i64) -> Result<Record> {
+fn import_rootfs(store: &Store, file: &Path, epoch: i64) -> Result<Record> {
     let tmp = store.tmp_dir()?;
     let root = tmp.path().join("layer");
     fs::create_dir(&root).map_err(Error::io("create", &root))?;
@@ -438,7 +437,7 @@ fn import_rootfs(store: &Store, file: &Path, compression: Compression, epoch: i6
         Error::UnsafeEntry { .. } => e,
         other => bad(file, format!("not a readable root filesystem tar: {}", other.chain())),
     })?;
-    let diff_id = write_layer(store, &root, compression, epoch, &|_| {})?;
+    let (diff_id, _) = write_layer(store, &root, epoch, &|_| {})?;
     Ok(Record {
         layers: vec![LayerRef { diff_id }],
         config: None,

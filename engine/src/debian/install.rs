@@ -445,10 +445,7 @@ fn install_layer(
         dpkg_env(ctx),
         vec![(debs, DEBS_IN_SANDBOX.into(), true)],
     )?;
-    crate::fsview::clamp_mtimes(&upper, ctx.opts.epoch)?;
-    crate::store::write_layer(store, &upper, ctx.opts.compression, ctx.opts.epoch, &|bytes| {
-        ctx.exporting(bytes)
-    })
+    ctx.commit_layer(&upper)
 }
 
 #[cfg(test)]

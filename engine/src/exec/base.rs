@@ -22,7 +22,6 @@ impl Executor for Import {
             inputs.base_identity,
             ctx.registry,
             &node.platform,
-            ctx.opts.compression,
             ctx.opts.epoch,
             &|bytes, total| {
                 ctx.event(Event::Downloading {

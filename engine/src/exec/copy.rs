@@ -67,6 +67,8 @@ fn copy_into_layer(
     };
     let owner = chown.unwrap_or((0, 0));
 
+    let placing = std::time::Instant::now();
+    let mut hashing = std::time::Duration::ZERO;
     let tmp = ctx.store.tmp_dir()?;
     let root = tmp.path().join("layer");
     fs::create_dir(&root).map_err(Error::io("create", &root))?;
@@ -167,13 +169,23 @@ fn copy_into_layer(
                             continue;
                         }
                         let mode = copy.chmod.unwrap_or(entry.mode);
-                        place_file(ctx, node, &from, &to, hash, mode, owner, &mut shared_files)?;
+                        place_file(
+                            ctx,
+                            node,
+                            &from,
+                            &to,
+                            hash,
+                            mode,
+                            owner,
+                            &mut shared_files,
+                            &mut hashing,
+                        )?;
                         if let Some(inode) = entry.inode {
                             hard_linked.insert(inode, to.clone());
                         }
                         continue;
                     }
-                    copy_context_entry(node, &from, &to, &entry.kind, entry.mode)?;
+                    copy_context_entry(&to, &entry.kind, entry.mode)?;
                     copied.push(to);
                 }
             }
@@ -326,10 +338,12 @@ fn copy_into_layer(
         CopySource::State { .. } | CopySource::Mkdir | CopySource::Fetch { .. } | CopySource::Text { .. } => chown,
     };
     set_owner_and_mode(&sys::Linux, &copied, entry_owner, copy.chmod)?;
-    fsview::clamp_mtimes(&root, ctx.opts.epoch)?;
-    let diff_id = crate::store::write_layer(ctx.store, &root, ctx.opts.compression, ctx.opts.epoch, &|bytes| {
-        ctx.exporting(bytes)
-    })?;
+    ctx.add_phases(crate::events::Phases {
+        hash: hashing,
+        write: placing.elapsed().saturating_sub(hashing),
+        ..Default::default()
+    });
+    let diff_id = ctx.commit_layer(&root)?;
     Ok(Record {
         layers: vec![crate::store::LayerRef { diff_id }],
         config: None,
@@ -353,18 +367,17 @@ fn place_file(
     mode: u32,
     owner: (u32, u32),
     used: &mut HashSet<PathBuf>,
+    hashing: &mut std::time::Duration,
 ) -> Result<()> {
     let epoch = ctx.opts.epoch;
     let pooled = ctx.store.pool_file(hash, mode, owner.0, owner.1, epoch);
-    if !used.contains(&pooled) && fs::hard_link(&pooled, to).is_ok() {
+    let fresh = !used.contains(&pooled);
+    if fresh && ctx.store.pool_has(&pooled) && fs::hard_link(&pooled, to).is_ok() {
         used.insert(pooled);
         return Ok(());
     }
-    copy_verified(node, from, to, hash)?;
-    sys::lchown(to, owner.0, owner.1).map_err(Error::io("chown", to))?;
-    fs::set_permissions(to, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", to))?;
-    sys::set_mtime(to, epoch).map_err(Error::io("set mtime of", to))?;
-    if !used.contains(&pooled) && ctx.store.add_to_pool(to, &pooled) {
+    copy_verified(node, from, to, hash, mode, owner, epoch, hashing)?;
+    if fresh && ctx.store.add_to_pool(to, &pooled) {
         used.insert(pooled);
     }
     Ok(())
@@ -494,9 +507,8 @@ fn collect_tree(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Copies one context entry, checking that a file still has the content
-/// that was hashed when the build was planned.
-fn copy_context_entry(node: &Node, from: &Path, to: &Path, kind: &EntryKind, mode: u32) -> Result<()> {
+/// Copies one context directory or symlink (files go through `place_file`).
+fn copy_context_entry(to: &Path, kind: &EntryKind, mode: u32) -> Result<()> {
     match kind {
         EntryKind::Dir => {
             if !fsview::exists(to) {
@@ -508,17 +520,45 @@ fn copy_context_entry(node: &Node, from: &Path, to: &Path, kind: &EntryKind, mod
             std::os::unix::fs::symlink(target, to).map_err(Error::io("create symlink", to))?;
             return Ok(());
         }
-        EntryKind::File { hash, .. } => copy_verified(node, from, to, hash)?,
+        EntryKind::File { .. } => unreachable!("context files are placed by place_file"),
     }
     fs::set_permissions(to, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", to))
 }
 
-/// Copies a context file, checking that it still has the content that was
-/// hashed when the build was planned.
-fn copy_verified(node: &Node, from: &Path, to: &Path, hash: &[u8; 32]) -> Result<()> {
-    crate::layer::remove_path(to)?;
+/// Copies a context file into the layer with its final owner, mode and
+/// mtime, checking that it still has the content that was hashed when the
+/// build was planned. The attributes are set through the new file's
+/// descriptor; a path an earlier source put there is replaced. The time
+/// spent hashing is added to `hashing`.
+#[allow(clippy::too_many_arguments)]
+fn copy_verified(
+    node: &Node,
+    from: &Path,
+    to: &Path,
+    hash: &[u8; 32],
+    mode: u32,
+    owner: (u32, u32),
+    epoch: i64,
+    hashing: &mut std::time::Duration,
+) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let create = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(to)
+    };
     let mut input = fs::File::open(from).map_err(Error::io("open", from))?;
-    let mut output = fs::File::create(to).map_err(Error::io("create", to))?;
+    let mut output = match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            crate::layer::remove_path(to)?;
+            create()
+        }
+        other => other,
+    }
+    .map_err(Error::io("create", to))?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -526,7 +566,9 @@ fn copy_verified(node: &Node, from: &Path, to: &Path, hash: &[u8; 32]) -> Result
         if n == 0 {
             break;
         }
+        let start = std::time::Instant::now();
         hasher.update(&buf[..n]);
+        *hashing += start.elapsed();
         output.write_all(&buf[..n]).map_err(Error::io("write", to))?;
     }
     if hasher.finalize().as_bytes() != hash {
@@ -538,6 +580,15 @@ fn copy_verified(node: &Node, from: &Path, to: &Path, hash: &[u8; 32]) -> Result
             ),
         ));
     }
+    // chown first: it clears setuid bits that chmod then sets.
+    std::os::unix::fs::fchown(&output, Some(owner.0), Some(owner.1)).map_err(Error::io("chown", to))?;
+    output
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(Error::io("chmod", to))?;
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch.max(0) as u64);
+    output
+        .set_times(fs::FileTimes::new().set_accessed(at).set_modified(at))
+        .map_err(Error::io("set mtime of", to))?;
     Ok(())
 }
 

@@ -377,21 +377,6 @@ pub(crate) fn copy_entry(src: &Path, dest: &Path, meta: &fs::Metadata) -> Result
     sys::set_mtime(dest, meta.mtime()).map_err(Error::io("set mtime of", dest))
 }
 
-/// Sets every mtime under `dir` (and `dir`) to at most `epoch`, children first.
-pub fn clamp_mtimes(dir: &Path, epoch: i64) -> Result<()> {
-    let meta = fs::symlink_metadata(dir).map_err(Error::io("stat", dir))?;
-    if meta.is_dir() {
-        for entry in fs::read_dir(dir).map_err(Error::io("read directory", dir))? {
-            let entry = entry.map_err(Error::io("read directory", dir))?;
-            clamp_mtimes(&entry.path(), epoch)?;
-        }
-    }
-    if meta.mtime() > epoch {
-        sys::set_mtime(dir, epoch).map_err(Error::io("set mtime of", dir))?;
-    }
-    Ok(())
-}
-
 /// True when `path` exists (without following a final symlink).
 pub fn exists(path: &Path) -> bool {
     lstat(path).is_some()

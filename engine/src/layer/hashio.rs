@@ -12,6 +12,8 @@ pub struct HashWriter<W> {
     inner: W,
     hasher: Sha256,
     count: u64,
+    /// Time spent hashing (not writing).
+    hashing: std::time::Duration,
 }
 
 impl<W: Write> HashWriter<W> {
@@ -20,7 +22,13 @@ impl<W: Write> HashWriter<W> {
             inner,
             hasher: Sha256::new(),
             count: 0,
+            hashing: std::time::Duration::ZERO,
         }
+    }
+
+    /// Time spent in sha256 so far.
+    pub fn hashing(&self) -> std::time::Duration {
+        self.hashing
     }
 
     /// The inner writer, the digest and the byte count of what went through.
@@ -32,7 +40,9 @@ impl<W: Write> HashWriter<W> {
 impl<W: Write> Write for HashWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
+        let start = std::time::Instant::now();
         self.hasher.update(&buf[..n]);
+        self.hashing += start.elapsed();
         self.count += n as u64;
         Ok(n)
     }

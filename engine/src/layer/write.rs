@@ -20,6 +20,7 @@ use tar::{EntryType, Header};
 
 use super::hashio::HashWriter;
 use super::opaque_xattr;
+use super::tree::{hash_entry, xattrs_of, TreeHash};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::sys;
@@ -35,15 +36,49 @@ pub struct TarStats {
 
 /// Writes the layer tar of `dir` into `out` and returns `out` with the tar's stats.
 pub fn write_tar<W: Write>(dir: &Path, out: W, epoch: i64) -> Result<(W, TarStats)> {
-    let mut writer = TarWriter {
-        builder: tar::Builder::new(HashWriter::new(out)),
-        epoch,
-        links: HashMap::new(),
+    let (out, stats, _, _) = TarWriter::new(out, epoch, None).run(dir)?;
+    Ok((out, stats))
+}
+
+/// What writing a new layer's tar found.
+#[derive(Clone, Debug)]
+pub struct NewLayer {
+    pub stats: TarStats,
+    /// Its tree hash, for the store.
+    pub tree: TreeHash,
+    /// Time spent in sha256 (the diff id), part of the walk's time.
+    pub digest_time: std::time::Duration,
+}
+
+/// Writes the tar of a layer directory strata has just made, in the same
+/// walk clamping its mtimes on disk to `epoch` (the directory then holds
+/// what unpacking the tar would give) and hashing its tree for the store
+/// (`store::check`): each entry is read once, not three times.
+pub fn write_new_layer<W: Write>(dir: &Path, out: W, epoch: i64) -> Result<(W, NewLayer)> {
+    let tree = Tree {
+        hasher: blake3::Hasher::new(),
+        entries: 0,
     };
-    writer.dir(dir, Path::new(""))?;
-    let hashed = writer.builder.into_inner().map_err(Error::io("finish tar of", dir))?;
-    let (out, diff_id, size) = hashed.finish();
-    Ok((out, TarStats { diff_id, size }))
+    let (out, stats, tree, digest_time) = TarWriter::new(out, epoch, Some(tree)).run(dir)?;
+    let tree = tree.expect("a new layer's tree is hashed");
+    let root = fs::symlink_metadata(dir).map_err(Error::io("stat", dir))?;
+    if root.mtime() > epoch {
+        sys::set_mtime(dir, epoch).map_err(Error::io("set mtime of", dir))?;
+    }
+    let top = fs::read_dir(dir).map_err(Error::io("read", dir))?.count() as u64;
+    let tree = TreeHash {
+        tree: tree.hasher.finalize().to_hex().to_string(),
+        entries: tree.entries,
+        top,
+    };
+    Ok((
+        out,
+        NewLayer {
+            stats,
+            tree,
+            digest_time,
+        },
+    ))
 }
 
 struct TarWriter<W: Write> {
@@ -51,6 +86,13 @@ struct TarWriter<W: Write> {
     epoch: i64,
     /// (dev, ino) of files with several links → the first path written.
     links: HashMap<(u64, u64), PathBuf>,
+    /// For a new layer: its tree hash so far (and mtimes are clamped on disk).
+    tree: Option<Tree>,
+}
+
+struct Tree {
+    hasher: blake3::Hasher,
+    entries: u64,
 }
 
 fn is_whiteout(meta: &fs::Metadata) -> bool {
@@ -65,6 +107,24 @@ fn is_opaque(path: &Path) -> Result<bool> {
 }
 
 impl<W: Write> TarWriter<W> {
+    fn new(out: W, epoch: i64, tree: Option<Tree>) -> TarWriter<W> {
+        TarWriter {
+            builder: tar::Builder::new(HashWriter::new(out)),
+            epoch,
+            links: HashMap::new(),
+            tree,
+        }
+    }
+
+    fn run(mut self, dir: &Path) -> Result<(W, TarStats, Option<Tree>, std::time::Duration)> {
+        self.dir(dir, Path::new(""))?;
+        let tree = self.tree.take();
+        let hashed = self.builder.into_inner().map_err(Error::io("finish tar of", dir))?;
+        let hashing = hashed.hashing();
+        let (out, diff_id, size) = hashed.finish();
+        Ok((out, TarStats { diff_id, size }, tree, hashing))
+    }
+
     fn header(&self, meta: &fs::Metadata, kind: EntryType) -> Header {
         let mut h = Header::new_gnu();
         h.set_entry_type(kind);
@@ -107,19 +167,43 @@ impl<W: Write> TarWriter<W> {
             }
         }
         for (name, meta) in &children {
+            let child_abs = abs.join(name_of(name));
+            let child_rel = rel.join(name_of(name));
+            // One list of the extended attributes serves the tar and the tree hash.
+            let xattrs = match self.tree.is_some() {
+                true => xattrs_of(&child_abs)?,
+                false => Vec::new(),
+            };
+            if let Some(tree) = &mut self.tree {
+                tree.entries += 1;
+                let target = match meta.file_type().is_symlink() {
+                    true => Some(fs::read_link(&child_abs).map_err(Error::io("read link", &child_abs))?),
+                    false => None,
+                };
+                hash_entry(&mut tree.hasher, &child_rel, meta, target.as_deref(), &xattrs);
+                if meta.mtime() > self.epoch {
+                    sys::set_mtime(&child_abs, self.epoch).map_err(Error::io("set mtime of", &child_abs))?;
+                }
+            }
             if is_whiteout(meta) {
                 continue;
             }
-            let child_abs = abs.join(name_of(name));
-            let child_rel = rel.join(name_of(name));
-            self.entry(&child_abs, &child_rel, meta)?;
+            let xattrs = self.tree.as_ref().map(|_| xattrs.as_slice());
+            self.entry(&child_abs, &child_rel, meta, xattrs)?;
         }
         Ok(())
     }
 
-    fn entry(&mut self, abs: &Path, rel: &Path, meta: &fs::Metadata) -> Result<()> {
+    /// One entry; `xattrs` are its extended attributes when already read.
+    fn entry(
+        &mut self,
+        abs: &Path,
+        rel: &Path,
+        meta: &fs::Metadata,
+        xattrs: Option<&[(String, Vec<u8>)]>,
+    ) -> Result<()> {
         let ft = meta.file_type();
-        self.xattrs(abs)?;
+        self.xattrs(abs, xattrs)?;
         if ft.is_dir() {
             let mut h = self.header(meta, EntryType::Directory);
             let mut name = rel.as_os_str().as_bytes().to_vec();
@@ -128,7 +212,11 @@ impl<W: Write> TarWriter<W> {
             self.builder
                 .append_data(&mut h, &name, io::empty())
                 .map_err(Error::io("write tar entry", rel))?;
-            if is_opaque(abs)? {
+            let opaque = match xattrs {
+                Some(all) => all.iter().any(|(n, v)| n == opaque_xattr() && v == b"y"),
+                None => is_opaque(abs)?,
+            };
+            if opaque {
                 self.whiteout(&rel.join(".wh..wh..opq"))?;
             }
             return self.dir(abs, rel);
@@ -187,8 +275,13 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Emits a PAX header carrying the file capabilities, if any.
-    fn xattrs(&mut self, abs: &Path) -> Result<()> {
-        if let Some(cap) = sys::lgetxattr(abs, "security.capability").map_err(Error::io("read xattrs of", abs))? {
+    fn xattrs(&mut self, abs: &Path, known: Option<&[(String, Vec<u8>)]>) -> Result<()> {
+        const CAP: &str = "security.capability";
+        let cap = match known {
+            Some(all) => all.iter().find(|(n, _)| n == CAP).map(|(_, v)| v.clone()),
+            None => sys::lgetxattr(abs, CAP).map_err(Error::io("read xattrs of", abs))?,
+        };
+        if let Some(cap) = cap {
             self.builder
                 .append_pax_extensions([("SCHILY.xattr.security.capability", cap.as_slice())])
                 .map_err(Error::io("write tar entry", abs))?;

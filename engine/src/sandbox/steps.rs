@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::{check, host_name_files, identity, in_image, scratch, Identity, Io, MountSpec, Request, StubKind};
 use crate::error::{Error, Result};
-use crate::fsview::{self, View};
+use crate::fsview::View;
 use crate::graph::{Network, Node, RunOp, SecretSource};
 use crate::step::ExecCtx;
 use crate::store::{LayerRef, Record, State};
@@ -210,6 +210,7 @@ pub fn run_step(
     if ctx.opts.debug.as_ref().is_some_and(|d| d.stops_before(node)) {
         debug_shell(ctx, node, run, &sandbox, "stopped before it runs")?;
     }
+    let running = std::time::Instant::now();
     let outcome = super::run(Request {
         exe: &exe,
         dir: &dir,
@@ -232,6 +233,10 @@ pub fn run_step(
             secrets: &secrets,
         },
     })?;
+    ctx.add_phases(crate::events::Phases {
+        run: running.elapsed(),
+        ..Default::default()
+    });
     let checked = check(node, &run.argv, run.timeout, outcome);
     if let Err(e) = &checked {
         let cancelled = ctx.cancel.load(std::sync::atomic::Ordering::SeqCst);
@@ -246,10 +251,7 @@ pub fn run_step(
     drop(cache_locks);
     drop(agents);
     checked?;
-    fsview::clamp_mtimes(&upper, ctx.opts.epoch)?;
-    let diff_id = crate::store::write_layer(store, &upper, ctx.opts.compression, ctx.opts.epoch, &|bytes| {
-        ctx.exporting(bytes)
-    })?;
+    let diff_id = ctx.commit_layer(&upper)?;
     Ok(Record {
         layers: vec![LayerRef { diff_id }],
         config: None,

@@ -21,7 +21,7 @@ use std::time::Instant;
 use crate::context::Selection;
 use crate::digest::NodeKey;
 use crate::error::{Error, Result};
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventSink, Phases};
 use crate::exec::{self, Inputs};
 use crate::graph::{Graph, NodeId, Op};
 use crate::image;
@@ -412,7 +412,7 @@ impl<'a> Scheduler<'a> {
                     }
                     None => {
                         self.events.event(Event::Started { node: id, key });
-                        let record = self.execute(id, plan, &inputs)?;
+                        let (record, phases) = self.execute(id, plan, &inputs)?;
                         self.store.put_record(&key, &record)?;
                         if planned != key {
                             // Filed under the planned key too, so `graph` and the
@@ -425,6 +425,7 @@ impl<'a> Scheduler<'a> {
                             node: id,
                             key,
                             elapsed: started.elapsed(),
+                            phases,
                         });
                         record
                     }
@@ -440,7 +441,7 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Runs a node's executor after making sure its inputs' layers are here.
-    fn execute(&self, id: NodeId, plan: &Plan, states: &HashMap<NodeId, State>) -> Result<Record> {
+    fn execute(&self, id: NodeId, plan: &Plan, states: &HashMap<NodeId, State>) -> Result<(Record, Phases)> {
         let node = self.graph.node(id);
         for state in states.values() {
             self.materialize(state, Some(id))?;
@@ -452,6 +453,7 @@ impl<'a> Scheduler<'a> {
             node: id,
             opts: &self.exec,
             registry: &self.registry,
+            phases: Default::default(),
         };
         let inputs = Inputs {
             parent: node.parent.map(|p| &states[&p]),
@@ -462,7 +464,8 @@ impl<'a> Scheduler<'a> {
         };
         self.restore_cache_mounts(id, plan);
         let executor = self.executor.unwrap_or_else(|| exec::executor(&node.op));
-        executor.execute(&ctx, node, &inputs)
+        let record = executor.execute(&ctx, node, &inputs)?;
+        Ok((record, ctx.phases.into_inner().unwrap_or_else(|e| e.into_inner())))
     }
 }
 

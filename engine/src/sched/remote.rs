@@ -253,7 +253,7 @@ impl Scheduler<'_> {
         self.materialize(state, None)?;
         let mut layers = Vec::new();
         for diff_id in &state.config.rootfs.diff_ids {
-            let blob = crate::store::ensure_blob(self.store, diff_id, self.opts.compression, self.opts.epoch)?;
+            let blob = crate::store::ensure_blob(self.store, diff_id, self.opts.compression)?;
             layers.push(cache::EntryLayer {
                 diff_id: diff_id.clone(),
                 blob,

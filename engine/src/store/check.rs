@@ -9,27 +9,14 @@
 //! blobs are not).
 
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-
-use serde::{Deserialize, Serialize};
 
 use super::{read_json, LayerBlobs, Record, Store};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::{Index, Manifest};
-
-/// What a layer's tree looked like when it was committed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TreeHash {
-    /// blake3 over every entry, in path order.
-    pub tree: String,
-    /// Number of entries below the root.
-    pub entries: u64,
-    /// Number of entries directly in the root (checked on every use).
-    pub top: u64,
-}
+pub use crate::layer::TreeHash;
+use crate::layer::{hash_entry, xattrs_of};
 
 /// Hashes the tree at `root` (see the module's doc).
 pub fn tree_hash(root: &Path) -> Result<TreeHash> {
@@ -56,32 +43,12 @@ fn walk(root: &Path, dir: &Path, hasher: &mut blake3::Hasher, entries: &mut u64)
         let meta = fs::symlink_metadata(&path).map_err(Error::io("stat", &path))?;
         *entries += 1;
         let rel = path.strip_prefix(root).unwrap_or(&path);
-        hasher.update(rel.as_os_str().as_bytes());
-        hasher.update(&[0]);
-        let size = if meta.is_file() { meta.len() } else { 0 };
-        for n in [
-            meta.mode() as u64,
-            meta.uid() as u64,
-            meta.gid() as u64,
-            size,
-            meta.rdev(),
-        ] {
-            hasher.update(&n.to_le_bytes());
-        }
-        if meta.file_type().is_symlink() {
-            let target = fs::read_link(&path).map_err(Error::io("read link", &path))?;
-            hasher.update(target.as_os_str().as_bytes());
-            hasher.update(&[0]);
-        }
-        let mut xattrs = crate::sys::llistxattr(&path).map_err(Error::io("list xattrs of", &path))?;
-        xattrs.sort();
-        for x in xattrs {
-            let value = crate::sys::lgetxattr(&path, &x).map_err(Error::io("read xattr of", &path))?;
-            hasher.update(x.as_bytes());
-            hasher.update(&[0]);
-            hasher.update(&value.unwrap_or_default());
-            hasher.update(&[0]);
-        }
+        let target = match meta.file_type().is_symlink() {
+            true => Some(fs::read_link(&path).map_err(Error::io("read link", &path))?),
+            false => None,
+        };
+        let xattrs = xattrs_of(&path)?;
+        hash_entry(hasher, rel, &meta, target.as_deref(), &xattrs);
         if meta.is_dir() {
             walk(root, &path, hasher, entries)?;
         }
@@ -314,5 +281,36 @@ mod tests {
         });
         let gone = changed(&|| fs::remove_file(dir.path().join("d/f")).unwrap());
         assert_eq!(gone.entries, 2);
+    }
+
+    #[test]
+    fn a_new_layer_s_tar_walk_hashes_the_same_tree_and_clamps_mtimes() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("a/opaque")).unwrap();
+        crate::sys::lsetxattr(&root.join("a/opaque"), crate::layer::opaque_xattr(), b"y").unwrap();
+        fs::write(root.join("a/b"), "abc").unwrap();
+        fs::hard_link(root.join("a/b"), root.join("a/c")).unwrap();
+        crate::sys::lsetxattr(&root.join("a/b"), "user.note", b"kept").unwrap();
+        std::os::unix::fs::symlink("a/b", root.join("link")).unwrap();
+        nix::sys::stat::mknod(
+            &root.join("gone"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        fs::write(root.join("z"), "late").unwrap();
+        let (tar, new) = crate::layer::write_new_layer(root, Vec::new(), 1000).unwrap();
+        let (stats, tree) = (new.stats, new.tree);
+        assert_eq!(tree, tree_hash(root).unwrap());
+        assert_eq!((tree.entries, tree.top), (7, 4));
+        // The same tar as the plain writer's, and every mtime on disk is now the epoch.
+        let (plain, plain_stats) = crate::layer::write_tar(root, Vec::new(), 1000).unwrap();
+        assert_eq!((tar, stats), (plain, plain_stats));
+        for p in ["", "a", "a/b", "a/opaque", "link", "gone", "z"] {
+            assert_eq!(fs::symlink_metadata(root.join(p)).unwrap().mtime(), 1000, "{p}");
+        }
     }
 }

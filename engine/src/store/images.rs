@@ -22,12 +22,12 @@ impl State {
     }
 }
 
-/// Writes the config and manifest of `state` into the store and returns the
-/// manifest's descriptor.
-pub fn write_image(store: &Store, state: &State, compression: Compression, epoch: i64) -> Result<Descriptor> {
+/// Writes the config and manifest of `state`, its layers in `compression`,
+/// into the store and returns the manifest's descriptor.
+pub fn write_image(store: &Store, state: &State, compression: Compression) -> Result<Descriptor> {
     let mut layers = Vec::new();
     for diff_id in &state.config.rootfs.diff_ids {
-        layers.push(super::ensure_blob(store, diff_id, compression, epoch)?);
+        layers.push(super::ensure_blob(store, diff_id, compression)?);
     }
     let config_bytes = image::to_json(&state.config);
     let config = Descriptor::new(
@@ -52,6 +52,60 @@ pub fn write_image(store: &Store, state: &State, compression: Compression, epoch
         os: state.config.os.clone(),
         variant: state.config.variant.clone(),
     });
+    Ok(desc)
+}
+
+/// The image `descriptor` names (a manifest, or an index of them) with
+/// every layer in `compression`: what an output that wants compressed
+/// blobs (`-o oci:`, a push) gets. A layer's blob in that compression is
+/// made once (`ensure_blob`) and kept; manifests whose layers already are
+/// in it, and attestation manifests, stay as they are. Deterministic: the
+/// same image and compression give the same digests.
+pub fn with_compression(store: &Store, descriptor: &Descriptor, compression: Compression) -> Result<Descriptor> {
+    if !is_index(descriptor) {
+        let image = read_image(store, descriptor)?;
+        if image
+            .manifest
+            .layers
+            .iter()
+            .all(|l| l.media_type == compression.media_type())
+        {
+            return Ok(descriptor.clone());
+        }
+        let mut layers = Vec::new();
+        for diff_id in &image.config.rootfs.diff_ids {
+            layers.push(super::ensure_blob(store, diff_id, compression)?);
+        }
+        let manifest = Manifest {
+            layers,
+            ..image.manifest
+        };
+        let bytes = image::to_json(&manifest);
+        let mut desc = Descriptor::new(&descriptor.media_type, store.put_blob(&bytes)?, bytes.len() as u64);
+        desc.platform = descriptor.platform.clone();
+        desc.annotations = descriptor.annotations.clone();
+        return Ok(desc);
+    }
+    let mut index: image::Index =
+        serde_json::from_slice(&store.read_blob(&descriptor.digest)?).map_err(|source| Error::Json {
+            path: store.blob_path(&descriptor.digest),
+            source,
+        })?;
+    let mut changed = false;
+    for entry in &mut index.manifests {
+        if is_attestation(entry) {
+            continue;
+        }
+        let converted = with_compression(store, entry, compression)?;
+        changed |= converted.digest != entry.digest;
+        *entry = converted;
+    }
+    if !changed {
+        return Ok(descriptor.clone());
+    }
+    let bytes = image::to_json(&index);
+    let mut desc = Descriptor::new(&descriptor.media_type, store.put_blob(&bytes)?, bytes.len() as u64);
+    desc.annotations = descriptor.annotations.clone();
     Ok(desc)
 }
 

@@ -63,69 +63,59 @@ pub fn import_layer_from(
             actual: stats.diff_id,
         });
     }
-    store.commit_layer_dir(&root, diff_id)?;
+    store.commit_layer_dir(&root, diff_id, None)?;
     let desc = Descriptor::new(compression.media_type(), blob_digest, blob_size);
     store.add_layer_blob(diff_id, stats.size, false, compression, desc)
 }
 
-/// Writes `dir` as a layer in `compression`, moves the directory into the
-/// store and returns the diff id.
-/// `on_bytes` hears how many tar bytes were written so far, every few MiB.
-pub fn write_layer(
-    store: &Store,
-    dir: &Path,
-    compression: Compression,
-    epoch: i64,
-    on_bytes: &dyn Fn(u64),
-) -> Result<Digest> {
-    let blob = store.blob_writer()?;
-    let encoder = compression.encoder(blob).map_err(Error::io("compress layer of", dir))?;
-    let counted = layer::Counting::new(encoder, on_bytes);
-    let (counted, stats) = layer::write_tar(dir, counted, epoch)?;
-    let blob = counted
-        .into_inner()
-        .finish_into()
-        .map_err(Error::io("compress layer of", dir))?;
-    let (digest, size) = blob.commit()?;
-    store.commit_layer_dir(dir, &stats.diff_id)?;
-    let desc = Descriptor::new(compression.media_type(), digest, size);
-    store.add_layer_blob(&stats.diff_id, stats.size, true, compression, desc)?;
-    Ok(stats.diff_id)
+/// Commits `dir`, a layer directory strata has just made, to the store:
+/// its mtimes clamped to `epoch`, its tar written only to compute the diff
+/// id (and its tree hash) in one walk. No blob is written: a layer is
+/// tarred again, and compressed, when an output needs it (`ensure_blob`).
+/// `on_bytes` hears how many tar bytes were walked so far, every few MiB.
+/// Returns the diff id and the time the walk took, its digest apart.
+pub fn write_layer(store: &Store, dir: &Path, epoch: i64, on_bytes: &dyn Fn(u64)) -> Result<(Digest, LayerTimes)> {
+    let start = std::time::Instant::now();
+    let counted = layer::Counting::new(io::sink(), on_bytes);
+    let (_, new) = layer::write_new_layer(dir, counted, epoch)?;
+    let times = LayerTimes {
+        tar: start.elapsed().saturating_sub(new.digest_time),
+        digest: new.digest_time,
+    };
+    store.commit_layer_dir(dir, &new.stats.diff_id, Some(new.tree))?;
+    store.add_layer(&new.stats.diff_id, new.stats.size)?;
+    Ok((new.stats.diff_id, times))
 }
 
-/// Makes sure a blob of the layer exists in `compression`: layers strata
-/// wrote are re-tarred from their directory, base layers in another
-/// compression are transcoded (like BuildKit's `force-compression`), so an
-/// export never mixes compressions. The diff id never changes.
-pub fn ensure_blob(store: &Store, diff_id: &Digest, compression: Compression, epoch: i64) -> Result<Descriptor> {
+/// Where committing a new layer spent its time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LayerTimes {
+    /// Walking the directory into a tar, with its tree hash.
+    pub tar: std::time::Duration,
+    /// sha256 of the tar.
+    pub digest: std::time::Duration,
+}
+
+/// Makes sure a blob of the layer exists in `compression`, made once and
+/// kept: a blob in another compression is transcoded (like BuildKit's
+/// `force-compression`; an export never mixes compressions), a layer strata
+/// made and never wrote a blob of is tarred again from its directory. The
+/// bytes are checked against the diff id, which never changes.
+pub fn ensure_blob(store: &Store, diff_id: &Digest, compression: Compression) -> Result<Descriptor> {
     let blobs = store.layer_blobs(diff_id)?;
     if let Some(desc) = blobs.blobs.get(compression.name()) {
         if store.has_blob(&desc.digest) {
             return Ok(desc.clone());
         }
     }
-    if blobs.rewritable {
-        let dir = store.layer_dir(diff_id);
-        let blob = store.blob_writer()?;
-        let encoder = compression
-            .encoder(blob)
-            .map_err(Error::io("compress layer of", &dir))?;
-        let (encoder, stats) = layer::write_tar(&dir, encoder, epoch)?;
-        let blob = encoder.finish_into().map_err(Error::io("compress layer of", &dir))?;
-        let (digest, size) = blob.commit()?;
-        if &stats.diff_id != diff_id {
-            return Err(Error::DigestMismatch {
-                what: format!("layer directory {}", dir.display()),
-                expected: diff_id.clone(),
-                actual: stats.diff_id,
-            });
-        }
-        let desc = Descriptor::new(compression.media_type(), digest, size);
-        store.add_layer_blob(diff_id, stats.size, true, compression, desc.clone())?;
-        return Ok(desc);
-    }
-    // A base layer in another compression: transcode its bytes; the diff id stays.
-    if let Some(source) = blobs.blobs.values().find(|d| store.has_blob(&d.digest)) {
+    // A blob in another compression: transcode its bytes (an uncompressed
+    // one first: nothing to decode); the diff id stays.
+    let source = blobs
+        .blobs
+        .get(Compression::None.name())
+        .filter(|d| store.has_blob(&d.digest))
+        .or_else(|| blobs.blobs.values().find(|d| store.has_blob(&d.digest)));
+    if let Some(source) = source {
         let src = store.blob_path(&source.digest);
         let input = BufReader::new(File::open(&src).map_err(Error::io("open", &src))?);
         let mut decoded = layer::HashReader::new(Compression::decoder(input).map_err(Error::io("decompress", &src))?);
@@ -146,13 +136,30 @@ pub fn ensure_blob(store: &Store, diff_id: &Digest, compression: Compression, ep
         store.add_layer_blob(diff_id, blobs.tar_size, false, compression, desc.clone())?;
         return Ok(desc);
     }
-    blobs
-        .blobs
-        .values()
-        .find(|d| store.has_blob(&d.digest))
-        .cloned()
-        .ok_or_else(|| Error::BadImage {
-            what: diff_id.to_string(),
-            reason: "no blob of this layer is in the store".into(),
-        })
+    // A layer strata made: its tar again, from its directory, whose mtimes
+    // were clamped when it was committed (so no epoch clamps them again).
+    if blobs.rewritable {
+        let dir = store.layer_dir(diff_id);
+        let blob = store.blob_writer()?;
+        let encoder = compression
+            .encoder(blob)
+            .map_err(Error::io("compress layer of", &dir))?;
+        let (encoder, stats) = layer::write_tar(&dir, encoder, i64::MAX)?;
+        let blob = encoder.finish_into().map_err(Error::io("compress layer of", &dir))?;
+        let (digest, size) = blob.commit()?;
+        if &stats.diff_id != diff_id {
+            return Err(Error::DigestMismatch {
+                what: format!("layer directory {}", dir.display()),
+                expected: diff_id.clone(),
+                actual: stats.diff_id,
+            });
+        }
+        let desc = Descriptor::new(compression.media_type(), digest, size);
+        store.add_layer_blob(diff_id, stats.size, true, compression, desc.clone())?;
+        return Ok(desc);
+    }
+    Err(Error::BadImage {
+        what: diff_id.to_string(),
+        reason: "no blob of this layer is in the store".into(),
+    })
 }

@@ -20,7 +20,7 @@
 //! so a build killed at any moment leaves either the old or the new file.
 //! Several processes may use one store at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -41,10 +41,10 @@ mod records;
 pub use check::{check, repair, Checked, Damage, DamageKind, TreeHash};
 pub use gc::{disk_usage, gc, DiskUsage, GcReport};
 pub use images::{
-    attestations_of, blobs_of, image_for, is_attestation, is_index, manifests_of, read_image, write_attestation,
-    write_image, write_index, State, StoredImage, IN_TOTO_MEDIA_TYPE, PREDICATE_TYPE,
+    attestations_of, blobs_of, image_for, is_attestation, is_index, manifests_of, read_image, with_compression,
+    write_attestation, write_image, write_index, State, StoredImage, IN_TOTO_MEDIA_TYPE, PREDICATE_TYPE,
 };
-pub use layers::{ensure_blob, import_layer, import_layer_from, write_layer};
+pub use layers::{ensure_blob, import_layer, import_layer_from, write_layer, LayerTimes};
 pub use records::{LayerRef, Record, Restored};
 
 /// The blobs known to hold one layer.
@@ -64,6 +64,8 @@ pub struct Store {
     root: PathBuf,
     tmp: PathBuf,
     _tmp_lock: sys::LockGuard,
+    /// The file pool's shard directories listed so far (`None`: absent).
+    pool: std::sync::Mutex<HashMap<PathBuf, Option<HashSet<std::ffi::OsString>>>>,
 }
 
 /// A blob being written: bytes go to a temporary file and are hashed on the way.
@@ -156,6 +158,7 @@ impl Store {
             root: root.to_path_buf(),
             tmp,
             _tmp_lock: lock,
+            pool: Default::default(),
         })
     }
 
@@ -282,8 +285,8 @@ impl Store {
         read_json(&self.layer_tree_path(diff_id)).ok()
     }
 
-    /// True when the layer is unpacked, looks whole and has at least one
-    /// blob. "Looks whole" is the cheap check made on every use: as many
+    /// True when the layer is unpacked, looks whole and has its blob list
+    /// (a layer strata made may have no blob yet). "Looks whole" is the cheap check made on every use: as many
     /// entries at its top as when it was committed (an emptied or half
     /// removed directory fails it); `strata check` compares the whole tree.
     pub fn has_layer(&self, diff_id: &Digest) -> bool {
@@ -294,19 +297,23 @@ impl Store {
         self.layer_looks_whole(diff_id) || !self.layer_tree_path(diff_id).exists()
     }
 
-    /// Moves a finished layer directory into place, with its tree hash. If
-    /// another process got there first, ours is discarded: both hold the
-    /// same content. A damaged directory in the way is discarded first.
-    pub fn commit_layer_dir(&self, tmp_dir: &Path, diff_id: &Digest) -> Result<()> {
+    /// Moves a finished layer directory into place, with its tree hash
+    /// (`tree`, when the caller hashed it while writing the tar). If another
+    /// process got there first, ours is discarded: both hold the same
+    /// content. A damaged directory in the way is discarded first.
+    pub fn commit_layer_dir(&self, tmp_dir: &Path, diff_id: &Digest, tree: Option<TreeHash>) -> Result<()> {
         let dest = self.layer_dir(diff_id);
         if dest.is_dir() && self.layer_looks_whole(diff_id) {
-            return Ok(());
+            return self.discard_dir(tmp_dir);
         }
-        let tree = check::tree_hash(tmp_dir)?;
+        let tree = match tree {
+            Some(tree) => tree,
+            None => check::tree_hash(tmp_dir)?,
+        };
         let _guard = self.lock(&format!("layer-{}", diff_id.hex()))?;
         if dest.exists() {
             if self.layer_looks_whole(diff_id) {
-                return Ok(());
+                return self.discard_dir(tmp_dir);
             }
             self.discard_dir(&dest)?;
         }
@@ -315,7 +322,7 @@ impl Store {
         self.write_atomic(&self.layer_tree_path(diff_id), &image::to_json(&tree))?;
         match fs::rename(tmp_dir, &dest) {
             Ok(()) => Ok(()),
-            Err(_) if dest.is_dir() => Ok(()),
+            Err(_) if dest.is_dir() => self.discard_dir(tmp_dir),
             Err(e) => Err(Error::io("store layer", dest)(e)),
         }
     }
@@ -328,18 +335,19 @@ impl Store {
         }
     }
 
-    /// Takes a directory out of sight in one rename (into this process's
-    /// scratch space, which a later process removes if this one dies), then
-    /// deletes it: a kill at any instant leaves it whole or gone.
+    /// Takes a directory out of sight in one rename, into this process's
+    /// scratch space, which is removed when the store is closed (or by a
+    /// later process if this one dies): a kill at any instant leaves it
+    /// whole or gone. Deleting at the end rather than now keeps a build's
+    /// file creations off the inodes it just freed (ext4 without a journal
+    /// scans past every inode freed in the last 30 s on each creation).
     pub fn discard_dir(&self, dir: &Path) -> Result<()> {
-        let trash = self.tmp_dir()?;
-        let aside = trash.path().join("discarded");
+        let aside = self.tmp.join(format!("discarded-{:x}", rand_u64()));
         match fs::rename(dir, &aside) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io("move aside", dir)(e)),
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("move aside", dir)(e)),
         }
-        crate::layer::remove_path(&aside)
     }
 
     /// Removes an unpacked layer (directory first, out of sight), its tree
@@ -359,6 +367,21 @@ impl Store {
     pub fn layer_blobs(&self, diff_id: &Digest) -> Result<LayerBlobs> {
         let path = self.layer_blobs_path(diff_id);
         read_json(&path)
+    }
+
+    /// Records a layer strata made from a directory: no blob yet (one is
+    /// written when an output needs it), and any it already had are kept.
+    pub fn add_layer(&self, diff_id: &Digest, tar_size: u64) -> Result<()> {
+        let _guard = self.lock(&format!("layer-{}", diff_id.hex()))?;
+        let path = self.layer_blobs_path(diff_id);
+        let mut blobs: LayerBlobs = if path.exists() {
+            read_json(&path)?
+        } else {
+            LayerBlobs::default()
+        };
+        blobs.tar_size = tar_size;
+        blobs.rewritable = true;
+        self.write_atomic(&path, &image::to_json(&blobs))
     }
 
     /// Adds a blob to a layer's list.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{rand_u64, read_json, Store};
+use super::{read_json, Store};
 use crate::digest::{Digest, NodeKey};
 use crate::error::Result;
 use crate::image::{self, ImageConfig};
@@ -51,20 +51,50 @@ impl Store {
             .join(format!("{hex}-{mode:o}-{uid}-{gid}-{mtime}"))
     }
 
+    /// True when the pool is known to hold `pooled`. Each shard directory
+    /// is listed once per process, so probing a file the pool lacks costs
+    /// no system call (an empty store's build would otherwise fail one
+    /// `linkat` per file). A pool file that disappeared since only makes
+    /// the caller's link fail; one another process added since is missed,
+    /// and that costs a copy.
+    pub fn pool_has(&self, pooled: &Path) -> bool {
+        let (Some(dir), Some(name)) = (pooled.parent(), pooled.file_name()) else {
+            return false;
+        };
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let shard = pool
+            .entry(dir.to_path_buf())
+            .or_insert_with(|| match fs::read_dir(dir) {
+                Ok(entries) => Some(entries.filter_map(|e| e.ok().map(|e| e.file_name())).collect()),
+                Err(_) => None,
+            });
+        shard.as_ref().is_some_and(|names| names.contains(name))
+    }
+
     /// Adds `file` (already carrying the pool entry's attributes) to the pool
-    /// under `pooled`; true when `file` is now the pool's copy.
+    /// under `pooled`; true when `file` is now the pool's copy. A link is
+    /// atomic and never replaces an existing pool file (layers may link to it).
     pub fn add_to_pool(&self, file: &Path, pooled: &Path) -> bool {
-        let Some(dir) = pooled.parent() else { return false };
-        if fs::create_dir_all(dir).is_err() {
+        let (Some(dir), Some(name)) = (pooled.parent(), pooled.file_name()) else {
+            return false;
+        };
+        let known = {
+            let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            pool.get(dir).is_some_and(|shard| shard.is_some())
+        };
+        if !known && fs::create_dir_all(dir).is_err() {
             return false;
         }
-        let tmp = dir.join(format!(".{}-{:x}", std::process::id(), rand_u64()));
-        if fs::hard_link(file, &tmp).is_err() {
-            return false;
+        // The link itself outside the lock: copies running in parallel share it.
+        let ok = fs::hard_link(file, pooled).is_ok();
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let shard = pool.entry(dir.to_path_buf()).or_default();
+        if ok {
+            shard.get_or_insert_with(Default::default).insert(name.to_os_string());
+        } else if shard.is_none() {
+            // Listed before the directory existed: list it when next probed.
+            pool.remove(dir);
         }
-        // Never replace an existing pool file: layers may link to it.
-        let ok = fs::hard_link(&tmp, pooled).is_ok();
-        let _ = fs::remove_file(&tmp);
         ok
     }
 
