@@ -264,11 +264,12 @@ def bench_monorepo(busybox, scratch, store, services, runs):
     return row
 
 
-# ext4 without a journal does not reuse an inode freed in the last 30 s, and
+# ext4 without a journal does not reuse an inode freed in the last 60 s (300 s
+# while its inode table block is dirty, hence the sync), and
 # scans past every such inode on each creation: a build right after wiping
 # a store of 100k files pays for the wipe. Users' empty stores are not
 # freshly wiped, so both tools get this long after their cleanup.
-SETTLE_S = 31
+SETTLE_S = 65
 
 
 def phases_of(cmd, cwd):

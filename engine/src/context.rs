@@ -11,7 +11,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
@@ -528,79 +528,100 @@ struct StatEntry {
     hash: [u8; 32],
 }
 
-/// The persistent stat cache, shared by all contexts of a store. Safe to
-/// use from several threads at once (selections are hashed in parallel).
+/// The persistent stat cache, shared by all contexts of a store: one small
+/// file per context directory (named by the hash of its path), read the
+/// first time a file of that directory is looked up and written back only
+/// if it changed. A build that selects one service of a monorepo reads the
+/// entries of that service's directories, not the whole cache. Safe to use
+/// from several threads at once (selections are hashed in parallel).
 #[derive(Default)]
 pub struct StatCache {
-    entries: RwLock<HashMap<PathBuf, StatEntry>>,
-    dirty: AtomicBool,
+    /// Where the shard files live; `None`: in memory only.
+    dir: Option<PathBuf>,
+    shards: RwLock<HashMap<PathBuf, Arc<Shard>>>,
     hashed: AtomicUsize,
     reused: AtomicUsize,
 }
 
-const STATCACHE_MAGIC: &[u8; 8] = b"strsc01\n";
+/// The entries of one directory, by file name.
+#[derive(Default)]
+struct Shard {
+    entries: RwLock<HashMap<std::ffi::OsString, StatEntry>>,
+    dirty: AtomicBool,
+}
+
+const STATCACHE_MAGIC: &[u8; 8] = b"strsd01\n";
 
 impl StatCache {
-    /// Loads the cache; a missing or damaged file gives an empty cache.
+    /// The cache kept in the directory `path` (made when first saved);
+    /// nothing is read until a file is looked up. A missing or damaged
+    /// shard is an empty one.
     pub fn load(path: &Path) -> StatCache {
-        let mut cache = StatCache::default();
-        let Ok(bytes) = fs::read(path) else {
-            return cache;
-        };
-        if !bytes.starts_with(STATCACHE_MAGIC) {
-            return cache;
+        StatCache {
+            dir: Some(path.to_path_buf()),
+            ..StatCache::default()
         }
-        let mut rest = &bytes[8..];
-        let mut take = |n: usize| -> Option<&[u8]> {
-            if rest.len() < n {
-                return None;
-            }
-            let (a, b) = rest.split_at(n);
-            rest = b;
-            Some(a)
-        };
-        let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
-        while let Some(len) = take(4) {
-            let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-            let Some(p) = take(len) else { break };
-            let p = PathBuf::from(std::ffi::OsString::from_vec(p.to_vec()));
-            let Some(fixed) = take(8 * 4 + 32) else { break };
-            let entry = StatEntry {
-                size: u64_of(&fixed[0..8]),
-                mtime_ns: u64_of(&fixed[8..16]) as i64,
-                ctime_ns: u64_of(&fixed[16..24]) as i64,
-                ino: u64_of(&fixed[24..32]),
-                hash: fixed[32..64].try_into().expect("32 bytes"),
-            };
-            cache
-                .entries
-                .get_mut()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(p, entry);
-        }
-        cache
     }
 
-    /// Writes the cache atomically if it changed.
-    pub fn save(&self, path: &Path, tmp_dir: &Path) -> io::Result<()> {
-        if !self.dirty.load(Ordering::Relaxed) {
-            return Ok(());
+    fn shard_path(dir: &Path, of: &Path) -> PathBuf {
+        let name = blake3::hash(of.as_os_str().as_bytes()).to_hex();
+        dir.join(&name[..32])
+    }
+
+    /// The shard of the directory `of`, read from disk the first time.
+    fn shard(&self, of: &Path) -> Arc<Shard> {
+        if let Some(shard) = self.shards.read().unwrap_or_else(|e| e.into_inner()).get(of) {
+            return shard.clone();
         }
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let mut out = Vec::with_capacity(entries.len() * 128);
-        out.extend_from_slice(STATCACHE_MAGIC);
-        for (p, e) in entries.iter() {
-            let b = p.as_os_str().as_bytes();
-            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-            out.extend_from_slice(b);
-            for n in [e.size, e.mtime_ns as u64, e.ctime_ns as u64, e.ino] {
-                out.extend_from_slice(&n.to_le_bytes());
+        let loaded = match &self.dir {
+            Some(dir) => read_shard(&Self::shard_path(dir, of), of),
+            None => HashMap::new(),
+        };
+        let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
+        shards
+            .entry(of.to_path_buf())
+            .or_insert_with(|| {
+                Arc::new(Shard {
+                    entries: RwLock::new(loaded),
+                    dirty: AtomicBool::new(false),
+                })
+            })
+            .clone()
+    }
+
+    /// Writes back, atomically, the shards that changed.
+    pub fn save(&self, tmp_dir: &Path) -> io::Result<()> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let shards = self.shards.read().unwrap_or_else(|e| e.into_inner());
+        let mut made = false;
+        for (of, shard) in shards.iter() {
+            if !shard.dirty.load(Ordering::Relaxed) {
+                continue;
             }
-            out.extend_from_slice(&e.hash);
+            if !made {
+                fs::create_dir_all(dir)?;
+                made = true;
+            }
+            let entries = shard.entries.read().unwrap_or_else(|e| e.into_inner());
+            let mut out = Vec::with_capacity(64 + entries.len() * 96);
+            out.extend_from_slice(STATCACHE_MAGIC);
+            let record = |out: &mut Vec<u8>, name: &[u8]| {
+                out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+                out.extend_from_slice(name);
+            };
+            // The directory itself first: a shard is only read for its own path.
+            record(&mut out, of.as_os_str().as_bytes());
+            for (name, e) in entries.iter() {
+                record(&mut out, name.as_bytes());
+                for n in [e.size, e.mtime_ns as u64, e.ctime_ns as u64, e.ino] {
+                    out.extend_from_slice(&n.to_le_bytes());
+                }
+                out.extend_from_slice(&e.hash);
+            }
+            let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)?;
+            tmp.write_all(&out)?;
+            tmp.persist(Self::shard_path(dir, of)).map_err(|e| e.error)?;
         }
-        let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)?;
-        tmp.write_all(&out)?;
-        tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
     }
 
@@ -618,7 +639,11 @@ impl StatCache {
     pub fn hash_file(&self, abs: &Path, meta: &fs::Metadata) -> io::Result<[u8; 32]> {
         let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
         let ctime_ns = meta.ctime() * 1_000_000_000 + meta.ctime_nsec();
-        if let Some(e) = self.entries.read().unwrap_or_else(|e| e.into_inner()).get(abs) {
+        let (Some(parent), Some(name)) = (abs.parent(), abs.file_name()) else {
+            return hash_reader(File::open(abs)?);
+        };
+        let shard = self.shard(parent);
+        if let Some(e) = shard.entries.read().unwrap_or_else(|e| e.into_inner()).get(name) {
             if e.size == meta.len() && e.mtime_ns == mtime_ns && e.ctime_ns == ctime_ns && e.ino == meta.ino() {
                 self.reused.fetch_add(1, Ordering::Relaxed);
                 return Ok(e.hash);
@@ -634,8 +659,8 @@ impl StatCache {
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(i64::MAX);
         if now_ns - mtime_ns > 2_000_000_000 {
-            self.entries.write().unwrap_or_else(|e| e.into_inner()).insert(
-                abs.to_path_buf(),
+            shard.entries.write().unwrap_or_else(|e| e.into_inner()).insert(
+                name.to_os_string(),
                 StatEntry {
                     size: meta.len(),
                     mtime_ns,
@@ -644,10 +669,54 @@ impl StatCache {
                     hash,
                 },
             );
-            self.dirty.store(true, Ordering::Relaxed);
+            shard.dirty.store(true, Ordering::Relaxed);
         }
         Ok(hash)
     }
+}
+
+/// The entries of a shard file written for the directory `of`; empty when
+/// it is missing, damaged or about another directory.
+fn read_shard(path: &Path, of: &Path) -> HashMap<std::ffi::OsString, StatEntry> {
+    let mut entries = HashMap::new();
+    let Ok(bytes) = fs::read(path) else {
+        return entries;
+    };
+    if !bytes.starts_with(STATCACHE_MAGIC) {
+        return entries;
+    }
+    let mut rest = &bytes[8..];
+    let mut take = |n: usize| -> Option<&[u8]> {
+        if rest.len() < n {
+            return None;
+        }
+        let (a, b) = rest.split_at(n);
+        rest = b;
+        Some(a)
+    };
+    let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+    let Some(len) = take(4) else { return entries };
+    let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+    if take(len) != Some(of.as_os_str().as_bytes()) {
+        return entries;
+    }
+    while let Some(len) = take(4) {
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        let Some(n) = take(len) else { break };
+        let n = std::ffi::OsString::from_vec(n.to_vec());
+        let Some(fixed) = take(8 * 4 + 32) else { break };
+        entries.insert(
+            n,
+            StatEntry {
+                size: u64_of(&fixed[0..8]),
+                mtime_ns: u64_of(&fixed[8..16]) as i64,
+                ctime_ns: u64_of(&fixed[16..24]) as i64,
+                ino: u64_of(&fixed[24..32]),
+                hash: fixed[32..64].try_into().expect("32 bytes"),
+            },
+        );
+    }
+    entries
 }
 
 /// blake3 of everything `reader` yields.
@@ -854,7 +923,7 @@ mod tests {
         let cache = StatCache::load(&cache_file);
         let first = ctx.select(&["src".into(), "README".into()], &cache).unwrap().hash;
         assert_eq!((cache.hashed(), cache.reused()), (3, 0));
-        cache.save(&cache_file, dir.path()).unwrap();
+        cache.save(dir.path()).unwrap();
 
         let cache = StatCache::load(&cache_file);
         let second = ctx.select(&["src".into(), "README".into()], &cache).unwrap().hash;
@@ -866,5 +935,25 @@ mod tests {
         let third = ctx.select(&["src".into(), "README".into()], &cache).unwrap().hash;
         assert_ne!(third, first);
         assert_eq!(cache.hashed(), 1);
+        // A file per directory; a selection reads only its directories' files.
+        assert_eq!(fs::read_dir(&cache_file).unwrap().count(), 3);
+        let cache = StatCache::load(&cache_file);
+        ctx.select(&["src/sub".into()], &cache).unwrap();
+        assert_eq!(cache.reused(), 1);
+        assert_eq!(
+            cache.shards.read().unwrap().len(),
+            1,
+            "only src/sub's entries were read"
+        );
+        // A damaged or foreign shard file is an empty shard, not an error.
+        for shard in fs::read_dir(&cache_file).unwrap() {
+            fs::write(shard.unwrap().path(), b"strsd01\n\x05\x00\x00\x00other").unwrap();
+        }
+        let cache = StatCache::load(&cache_file);
+        assert_eq!(
+            ctx.select(&["src".into(), "README".into()], &cache).unwrap().hash,
+            third
+        );
+        assert_eq!((cache.hashed(), cache.reused()), (3, 0));
     }
 }

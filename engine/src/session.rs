@@ -112,7 +112,11 @@ pub fn build(
         false => crate::layer::Compression::None,
     };
     let cache_to = !opts.cache_to.is_empty();
-    let scheduler = Scheduler::new(store, graph, opts, events, cancel);
+    let images = targets.iter().filter_map(|t| match &t.kind {
+        TargetKind::Image { node, .. } => Some(*node),
+        _ => None,
+    });
+    let scheduler = Scheduler::new(store, graph, opts, events, cancel).with_images(images);
     let plan = scheduler.plan(&nodes)?;
     // Steps for another architecture need their emulator: say how to get
     // one before anything runs (a step already in the store needs none).
@@ -511,7 +515,7 @@ pub fn commit(
 ) -> Result<Descriptor> {
     // Kept uncompressed, as a build's images are in the store.
     let compression = crate::layer::Compression::None;
-    let (diff_id, _) = crate::store::write_layer(store, upper, epoch, &|_| {})?;
+    let (diff_id, _) = crate::store::write_layer(store, upper, epoch, true, &|_| {})?;
     let mut config = image.clone();
     config.created = Some(crate::image::rfc3339(epoch));
     config.rootfs.diff_ids.push(diff_id);

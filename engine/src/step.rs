@@ -69,6 +69,9 @@ pub struct ExecCtx<'a> {
     pub registry: &'a Client,
     /// Where the step's time went so far (its `done` event reports it).
     pub phases: std::sync::Mutex<Phases>,
+    /// The step's layer is in an image this build makes: its tar is kept
+    /// as the layer's blob when it is committed.
+    pub image_layer: bool,
 }
 
 impl ExecCtx<'_> {
@@ -86,7 +89,9 @@ impl ExecCtx<'_> {
     /// tar progress and phase times reported; returns the diff id.
     pub fn commit_layer(&self, dir: &std::path::Path) -> Result<crate::digest::Digest> {
         let (diff_id, times) =
-            crate::store::write_layer(self.store, dir, self.opts.epoch, &|bytes| self.exporting(bytes))?;
+            crate::store::write_layer(self.store, dir, self.opts.epoch, self.image_layer, &|bytes| {
+                self.exporting(bytes)
+            })?;
         self.add_phases(Phases {
             tar: times.tar,
             digest: times.digest,

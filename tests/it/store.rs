@@ -383,3 +383,87 @@ image("many", scratch().copy(ctx("a.txt"), "/a.txt"), #{ tags: tags });"#,
     let images = p.ok(&["images"]);
     assert_eq!(images.stdout.lines().count(), 60001, "a header and one line per tag");
 }
+
+fn blob_json(p: &Project, digest: &str) -> serde_json::Value {
+    let path = p
+        .store
+        .path()
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn blob_count(p: &Project) -> usize {
+    std::fs::read_dir(p.store.path().join("blobs/sha256")).unwrap().count()
+}
+
+#[test]
+fn images_keep_uncompressed_layers_and_outputs_compress_each_layer_once() {
+    let p = Project::new();
+    std::fs::copy(busybox_tar(), p.path("busybox.tar")).unwrap();
+    p.write("app.txt", "app\n");
+    p.recipe(
+        r#"
+let base = from("rootfs:busybox.tar");
+let builder = base.run("echo built > /out.txt && echo scratch > /work.txt");
+image("app", base.copy(ctx("app.txt"), "/app.txt").copy(builder.path("/out.txt"), "/out.txt"), #{ tags: ["t/app:1"] });
+"#,
+    );
+    let built = p.ok(&["build", "--progress", "json"]);
+    // Every step that ran says where its time went.
+    let done: Vec<serde_json::Value> = built
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "done")
+        .collect();
+    assert_eq!(done.len(), 4, "{}", built.stderr);
+    for e in &done {
+        for phase in ["hash", "write", "run", "tar", "compress", "digest"] {
+            assert!(e["phases_ms"][phase].is_number(), "{phase} missing in {e}");
+        }
+        assert_eq!(e["phases_ms"]["compress"], 0.0, "a build compresses nothing: {e}");
+    }
+    // The store's image: each layer's blob is its tar, named by its diff id.
+    let manifest = blob_json(&p, &digest_of(&built.stdout, "app"));
+    let config = blob_json(&p, manifest["config"]["digest"].as_str().unwrap());
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3);
+    for (layer, diff_id) in layers.iter().zip(config["rootfs"]["diff_ids"].as_array().unwrap()) {
+        assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+        assert_eq!(&layer["digest"], diff_id);
+    }
+    // The builder's RUN layer is in no image: its tar was hashed, not kept.
+    let mut without_blob = 0;
+    for entry in std::fs::read_dir(p.store.path().join("layers")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let blobs: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            if blobs["blobs"].as_object().unwrap().is_empty() {
+                without_blob += 1;
+            }
+        }
+    }
+    assert_eq!(without_blob, 1);
+    // umoci reads the store as the OCI layout it is.
+    let bundle = umoci_unpack(p.store.path(), "t/app:1");
+    assert_eq!(
+        std::fs::read_to_string(bundle.path().join("b/rootfs/out.txt")).unwrap(),
+        "built\n"
+    );
+    // An OCI output gets gzip layers, made once: a second export adds no blob.
+    p.ok(&["build", "-o", "oci:out1"]);
+    let after_first = blob_count(&p);
+    p.ok(&["build", "-o", "oci:out2"]);
+    assert_eq!(blob_count(&p), after_first);
+    let index = |dir: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p.path(&format!("{dir}/index.json"))).unwrap()).unwrap()
+    };
+    let exported = index("out1")["manifests"][0]["digest"].as_str().unwrap().to_string();
+    assert_eq!(index("out2")["manifests"][0]["digest"], exported.as_str());
+    let out_manifest = blob_json(&p, &exported);
+    for layer in out_manifest["layers"].as_array().unwrap() {
+        assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    }
+    assert_eq!(out_manifest["config"], manifest["config"]);
+}

@@ -437,7 +437,7 @@ fn import_rootfs(store: &Store, file: &Path, epoch: i64) -> Result<Record> {
         Error::UnsafeEntry { .. } => e,
         other => bad(file, format!("not a readable root filesystem tar: {}", other.chain())),
     })?;
-    let (diff_id, _) = write_layer(store, &root, epoch, &|_| {})?;
+    let (diff_id, _) = write_layer(store, &root, epoch, true, &|_| {})?;
     Ok(Record {
         layers: vec![LayerRef { diff_id }],
         config: None,

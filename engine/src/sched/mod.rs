@@ -152,6 +152,8 @@ pub struct Scheduler<'a> {
     dead_caches: Mutex<HashSet<String>>,
     /// Runs every layer node instead of the executor of its kind, when set.
     executor: Option<&'a dyn exec::Executor>,
+    /// Nodes whose layers an image of this build holds (`with_images`).
+    image_nodes: HashSet<NodeId>,
 }
 
 /// What a build produced: the states of the nodes that succeeded, and the
@@ -199,7 +201,23 @@ impl<'a> Scheduler<'a> {
             remote: Remote::default(),
             dead_caches: Mutex::new(HashSet::new()),
             executor: None,
+            image_nodes: HashSet::new(),
         }
+    }
+
+    /// Names the nodes of the build's image targets: every layer on their
+    /// chains of parents keeps its tar as its blob when committed (an
+    /// image in the store needs it); other layers' tars are only hashed.
+    pub fn with_images(mut self, targets: impl IntoIterator<Item = NodeId>) -> Scheduler<'a> {
+        for mut at in targets {
+            while self.image_nodes.insert(at) {
+                match self.graph.node(at).parent {
+                    Some(parent) => at = parent,
+                    None => break,
+                }
+            }
+        }
+        self
     }
 
     /// The registry client of this build (its tokens serve pushes too).
@@ -454,6 +472,7 @@ impl<'a> Scheduler<'a> {
             opts: &self.exec,
             registry: &self.registry,
             phases: Default::default(),
+            image_layer: self.image_nodes.contains(&id),
         };
         let inputs = Inputs {
             parent: node.parent.map(|p| &states[&p]),

@@ -135,7 +135,7 @@ impl Scheduler<'_> {
         plan.files_hashed = cache.hashed();
         plan.files_reused = cache.reused();
         // The stat cache only saves work; failing to write it is not a build failure.
-        let _ = cache.save(&cache_path, self.store.root().join("tmp").as_path());
+        let _ = cache.save(self.store.root().join("tmp").as_path());
         Ok(plan)
     }
 

@@ -69,22 +69,61 @@ pub fn import_layer_from(
 }
 
 /// Commits `dir`, a layer directory strata has just made, to the store:
-/// its mtimes clamped to `epoch`, its tar written only to compute the diff
-/// id (and its tree hash) in one walk. No blob is written: a layer is
-/// tarred again, and compressed, when an output needs it (`ensure_blob`).
+/// its mtimes clamped to `epoch`, its tar written and hashed (the diff id)
+/// with its tree hash, in one walk. With `keep_tar` the tar is kept as the
+/// layer's uncompressed blob (what the store's images use); without, it is
+/// only hashed (a layer no image of this build holds) and tarred again if
+/// an output ever needs it (`ensure_blob`). Nothing is compressed here.
 /// `on_bytes` hears how many tar bytes were walked so far, every few MiB.
 /// Returns the diff id and the time the walk took, its digest apart.
-pub fn write_layer(store: &Store, dir: &Path, epoch: i64, on_bytes: &dyn Fn(u64)) -> Result<(Digest, LayerTimes)> {
+pub fn write_layer(
+    store: &Store,
+    dir: &Path,
+    epoch: i64,
+    keep_tar: bool,
+    on_bytes: &dyn Fn(u64),
+) -> Result<(Digest, LayerTimes)> {
     let start = std::time::Instant::now();
-    let counted = layer::Counting::new(io::sink(), on_bytes);
-    let (_, new) = layer::write_new_layer(dir, counted, epoch)?;
+    let out = match keep_tar {
+        true => TarSink::Keep(store.known_blob_writer()?),
+        false => TarSink::Drop,
+    };
+    let counted = layer::Counting::new(out, on_bytes);
+    let (counted, new) = layer::write_new_layer(dir, counted, epoch)?;
+    let diff_id = new.stats.diff_id.clone();
     let times = LayerTimes {
         tar: start.elapsed().saturating_sub(new.digest_time),
         digest: new.digest_time,
     };
-    store.commit_layer_dir(dir, &new.stats.diff_id, Some(new.tree))?;
-    store.add_layer(&new.stats.diff_id, new.stats.size)?;
-    Ok((new.stats.diff_id, times))
+    store.commit_layer_dir(dir, &diff_id, Some(new.tree))?;
+    store.add_layer(&diff_id, new.stats.size)?;
+    if let TarSink::Keep(blob) = counted.into_inner() {
+        blob.commit_as(&diff_id)?;
+        let desc = Descriptor::new(Compression::None.media_type(), diff_id.clone(), new.stats.size);
+        store.add_layer_blob(&diff_id, new.stats.size, true, Compression::None, desc)?;
+    }
+    Ok((diff_id, times))
+}
+
+/// Where a new layer's tar goes: into its blob, or nowhere (only hashed).
+enum TarSink<'a> {
+    Keep(super::KnownBlobWriter<'a>),
+    Drop,
+}
+
+impl io::Write for TarSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            TarSink::Keep(blob) => blob.write(buf),
+            TarSink::Drop => Ok(buf.len()),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            TarSink::Keep(blob) => blob.flush(),
+            TarSink::Drop => Ok(()),
+        }
+    }
 }
 
 /// Where committing a new layer spent its time.

@@ -11,7 +11,8 @@
 //! pathkeys/<memo>              content keys of `state.path(P)` inputs, per (layers, path)
 //! debian/index/<sha256>        verified Packages indexes; debian/debs/<sha256>.deb: packages
 //! builds/<id>.json            per recipe and target: the last build's facts and misses (`strata explain`)
-//! statcache                    context stat cache (path, size, mtime, ctime, inode → hash)
+//! statcache.d/<hash of a dir>  context stat cache, a file per context directory
+//!                              (name, size, mtime, ctime, inode → hash)
 //! locks/                       flock files (index.json updates, node builds)
 //! tmp/<owner>/                per-process scratch; stale once locks/tmp-<owner> is free
 //! ```
@@ -90,6 +91,39 @@ impl BlobWriter<'_> {
     }
 }
 
+/// A blob whose digest the writer already computes (a layer tar, hashed
+/// as it is walked): the bytes are not hashed a second time.
+pub struct KnownBlobWriter<'a> {
+    store: &'a Store,
+    file: BufWriter<tempfile::NamedTempFile>,
+}
+
+impl KnownBlobWriter<'_> {
+    /// Moves the finished blob into `blobs/sha256/` under `digest`, which
+    /// the caller computed over exactly the bytes written.
+    pub fn commit_as(self, digest: &Digest) -> Result<()> {
+        let tmp = self
+            .file
+            .into_inner()
+            .map_err(|e| Error::io("write blob in", &self.store.tmp)(e.into_error()))?;
+        let dest = self.store.blob_path(digest);
+        if !dest.exists() {
+            tmp.persist(&dest)
+                .map_err(|e| Error::io("store blob", &dest)(e.error))?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for KnownBlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
 impl Write for BlobWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file.write(buf)
@@ -144,6 +178,8 @@ impl Store {
         create_once(root, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         create_once(root, "index.json", &image::to_json(&Index::default()))?;
         clean_stale_tmp(root)?;
+        // The stat cache of earlier versions, one file: now `statcache.d`.
+        let _ = fs::remove_file(root.join("statcache"));
         // Lock first, then create the directory: another process only ever
         // sees our scratch directory once its lock is held.
         let owner = format!("{}-{:x}", std::process::id(), rand_u64());
@@ -202,6 +238,15 @@ impl Store {
         Ok(BlobWriter {
             store: self,
             file: HashWriter::new(BufWriter::with_capacity(1 << 20, tmp)),
+        })
+    }
+
+    /// Starts writing a blob whose digest the caller computes as it writes.
+    pub fn known_blob_writer(&self) -> Result<KnownBlobWriter<'_>> {
+        let tmp = tempfile::NamedTempFile::new_in(&self.tmp).map_err(Error::io("create blob in", &self.tmp))?;
+        Ok(KnownBlobWriter {
+            store: self,
+            file: BufWriter::with_capacity(1 << 20, tmp),
         })
     }
 
@@ -525,7 +570,7 @@ impl Store {
     }
 
     pub fn statcache_path(&self) -> PathBuf {
-        self.root.join("statcache")
+        self.root.join("statcache.d")
     }
 
     pub fn cache_mount_dir(&self, id: &str) -> PathBuf {
