@@ -544,7 +544,7 @@ def main():
         if "monorepo" in wanted:
             rows.append(bench_monorepo(busybox, scratch, store, 4 if a.quick else 8, 1 if a.quick else 3))
         if "sizes" in wanted:
-            rows += bench_monorepo_sizes(busybox, scratch, [1500, 6000] if a.quick else [1500, 6000, 24000], 6, 1 if a.quick else 3)
+            rows += bench_monorepo_sizes(busybox, scratch, [1500, 6000] if a.quick else [1500, 6000, 24000], 6, 1 if a.quick else 2)
         if "cache" in wanted:
             rows.append(bench_registry_cache(busybox, scratch, 4 if a.quick else 8, 1 if a.quick else 5))
         if wanted & {"w6", "w7"}:

@@ -1,7 +1,7 @@
 //! Work on a few threads at once, for downloads, uploads and the like.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 
@@ -33,6 +33,47 @@ pub fn try_each<T: Sync>(items: &[T], threads: usize, f: impl Fn(&T) -> Result<(
     }
 }
 
+/// A counting gate: at most `permits` holders at once, the others wait.
+pub struct Gate {
+    held: Mutex<usize>,
+    freed: Condvar,
+    permits: usize,
+}
+
+impl Gate {
+    pub fn new(permits: usize) -> Gate {
+        Gate {
+            held: Mutex::new(0),
+            freed: Condvar::new(),
+            permits: permits.max(1),
+        }
+    }
+
+    /// One of the cores of this machine each.
+    pub fn per_core() -> Gate {
+        Gate::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    pub fn permits(&self) -> usize {
+        self.permits
+    }
+
+    /// Waits for a permit and takes it; `give` returns it.
+    pub fn take(&self) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        while *held >= self.permits {
+            held = self.freed.wait(held).unwrap_or_else(|e| e.into_inner());
+        }
+        *held += 1;
+    }
+
+    pub fn give(&self) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        *held = held.saturating_sub(1);
+        self.freed.notify_one();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +102,25 @@ mod tests {
         );
         assert!(matches!(err, Err(Error::Interrupted)));
         try_each::<u8>(&[], 4, |_| unreachable!()).unwrap();
+    }
+
+    #[test]
+    fn a_gate_lets_as_many_through_as_it_has_permits() {
+        let gate = Gate::new(2);
+        let inside = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..6 {
+                scope.spawn(|| {
+                    gate.take();
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    gate.give();
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 2);
     }
 }

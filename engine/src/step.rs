@@ -56,6 +56,30 @@ impl Debug {
     }
 }
 
+/// Hands a step the CPU for a heavy phase (placing files, walking a layer
+/// into its tar) and takes it back: the scheduler lets as many steps into
+/// such phases as there are cores, and a step waiting for one holds no job
+/// slot (a RUN step may use it meanwhile).
+pub trait Cpu: Sync {
+    fn acquire(&self);
+    fn release(&self);
+}
+
+/// A step's hold on the CPU; given back when dropped.
+pub struct CpuPhase<'c, 'a> {
+    ctx: &'c ExecCtx<'a>,
+}
+
+impl Drop for CpuPhase<'_, '_> {
+    fn drop(&mut self) {
+        if self.ctx.cpu_held.fetch_sub(1, Ordering::SeqCst) == 1 {
+            if let Some(cpu) = self.ctx.cpu {
+                cpu.release();
+            }
+        }
+    }
+}
+
 /// One running step's view of the build.
 pub struct ExecCtx<'a> {
     pub store: &'a Store,
@@ -72,12 +96,27 @@ pub struct ExecCtx<'a> {
     /// The step's layer is in an image this build makes: its tar is kept
     /// as the layer's blob when it is committed.
     pub image_layer: bool,
+    /// The scheduler's share of the cores (`None`: the step may always run).
+    pub cpu: Option<&'a dyn Cpu>,
+    /// How deep the step is in CPU phases (they nest).
+    pub cpu_held: std::sync::atomic::AtomicUsize,
 }
 
-impl ExecCtx<'_> {
+impl<'a> ExecCtx<'a> {
     /// Sends an event.
     pub fn event(&self, event: Event) {
         self.events.event(event)
+    }
+
+    /// Enters a CPU-heavy phase, waiting for a core if all are taken; the
+    /// phase ends when the returned value is dropped. Phases nest.
+    pub fn cpu_phase(&self) -> CpuPhase<'_, 'a> {
+        if self.cpu_held.fetch_add(1, Ordering::SeqCst) == 0 {
+            if let Some(cpu) = self.cpu {
+                cpu.acquire();
+            }
+        }
+        CpuPhase { ctx: self }
     }
 
     /// Adds to the step's phase times.
@@ -88,6 +127,7 @@ impl ExecCtx<'_> {
     /// Commits `dir` as the step's new layer (`store::write_layer`), its
     /// tar progress and phase times reported; returns the diff id.
     pub fn commit_layer(&self, dir: &std::path::Path) -> Result<crate::digest::Digest> {
+        let _cpu = self.cpu_phase();
         let (diff_id, times) =
             crate::store::write_layer(self.store, dir, self.opts.epoch, self.image_layer, &|bytes| {
                 self.exporting(bytes)

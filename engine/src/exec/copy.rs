@@ -67,6 +67,9 @@ fn copy_into_layer(
     };
     let owner = chown.unwrap_or((0, 0));
 
+    // Placing files and tarring them is CPU and file-system work: as many
+    // copies at once as there are cores.
+    let _cpu = ctx.cpu_phase();
     let placing = std::time::Instant::now();
     let mut hashing = std::time::Duration::ZERO;
     let tmp = ctx.store.tmp_dir()?;

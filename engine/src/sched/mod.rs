@@ -156,6 +156,34 @@ pub struct Scheduler<'a> {
     image_nodes: HashSet<NodeId>,
 }
 
+/// Job slots and cores: a step entering a CPU phase gives its job slot
+/// back (a RUN step may take it) and waits for a core; it does not take a
+/// slot again (what is left of it is short), so no step ever waits for a
+/// slot while holding what another step waits for: a step holding a node
+/// lock may be in a CPU phase while others wait on that lock in their slots.
+struct Slots<'s> {
+    shared: &'s Mutex<Schedule>,
+    wake: &'s Condvar,
+    gate: &'s crate::par::Gate,
+}
+
+impl crate::step::Cpu for Slots<'_> {
+    fn acquire(&self) {
+        {
+            let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+            if s.slotless.insert(std::thread::current().id()) {
+                s.running -= 1;
+            }
+            self.wake.notify_all();
+        }
+        self.gate.take();
+    }
+
+    fn release(&self) {
+        self.gate.give();
+    }
+}
+
 /// What a build produced: the states of the nodes that succeeded, and the
 /// errors of those that failed (in the order they failed).
 #[derive(Default)]
@@ -171,7 +199,12 @@ pub struct Outcome {
 /// The scheduler's shared state.
 struct Schedule {
     ready: VecDeque<NodeId>,
+    /// Nodes holding a job slot (at most `jobs`); a node in a CPU phase holds none.
     running: usize,
+    /// Nodes being processed, with or without a slot.
+    active: usize,
+    /// Worker threads whose node gave its job slot up for a CPU phase.
+    slotless: HashSet<std::thread::ThreadId>,
     stop: bool,
     waiting: HashMap<NodeId, usize>,
     outcome: Outcome,
@@ -272,16 +305,30 @@ impl<'a> Scheduler<'a> {
         let shared = Mutex::new(Schedule {
             ready,
             running: 0,
+            active: 0,
+            slotless: HashSet::new(),
             stop: false,
             outcome: Outcome::default(),
             waiting,
             consumers,
         });
         let wake = Condvar::new();
-        let workers = self.opts.jobs.max(1).min(nodes.len().max(1));
+        let jobs = self.opts.jobs.max(1);
+        let gate = crate::par::Gate::per_core();
+        // One step at a time (`--jobs 1`, `--debug`) stays one at a time.
+        let slots = Slots {
+            shared: &shared,
+            wake: &wake,
+            gate: &gate,
+        };
+        let cpu = (jobs > 1).then_some(&slots as &dyn crate::step::Cpu);
+        // Threads for the job slots, and as many again (and one per core) for
+        // steps that gave theirs up for a CPU phase.
+        let extra = if cpu.is_some() { jobs + gate.permits() } else { 0 };
+        let workers = (jobs + extra).min(nodes.len().max(1));
         std::thread::scope(|scope| {
             for _ in 0..workers {
-                scope.spawn(|| self.worker(plan, &shared, &wake, &dependents, keep));
+                scope.spawn(|| self.worker(plan, &shared, &wake, &dependents, keep, cpu));
             }
         });
         let mut outcome = shared.into_inner().unwrap_or_else(|e| e.into_inner()).outcome;
@@ -298,17 +345,24 @@ impl<'a> Scheduler<'a> {
         wake: &Condvar,
         dependents: &HashMap<NodeId, Vec<NodeId>>,
         keep: Option<&HashSet<NodeId>>,
+        cpu: Option<&dyn crate::step::Cpu>,
     ) {
+        let jobs = self.opts.jobs.max(1);
         loop {
             let (id, inputs, input_keys) = {
                 let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
-                    if s.stop || (s.ready.is_empty() && s.running == 0) {
+                    if s.stop || (s.ready.is_empty() && s.active == 0) {
                         wake.notify_all();
                         return;
                     }
-                    if let Some(id) = s.ready.pop_front() {
+                    let id = match s.running < jobs {
+                        true => s.ready.pop_front(),
+                        false => None,
+                    };
+                    if let Some(id) = id {
                         s.running += 1;
+                        s.active += 1;
                         let ids = self.graph.node(id).inputs();
                         let mut inputs: HashMap<NodeId, State> = HashMap::new();
                         for &i in &ids {
@@ -341,11 +395,14 @@ impl<'a> Scheduler<'a> {
             let result = if self.cancel.load(Ordering::SeqCst) {
                 Err(Error::Interrupted)
             } else {
-                self.process(id, plan, inputs, &input_keys)
+                self.process(id, plan, inputs, &input_keys, cpu)
                     .map_err(|e| e.at(&self.graph.node(id).origin))
             };
             let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
-            s.running -= 1;
+            if !s.slotless.remove(&std::thread::current().id()) {
+                s.running -= 1;
+            }
+            s.active -= 1;
             match result {
                 Ok((state, executed, key)) => {
                     s.outcome.states.insert(id, state);
@@ -385,6 +442,7 @@ impl<'a> Scheduler<'a> {
         plan: &Plan,
         mut inputs: HashMap<NodeId, State>,
         input_keys: &HashMap<NodeId, NodeKey>,
+        cpu: Option<&dyn crate::step::Cpu>,
     ) -> Result<(State, bool, NodeKey)> {
         let node = self.graph.node(id);
         if let Some((state, key)) = self.restored.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
@@ -430,7 +488,7 @@ impl<'a> Scheduler<'a> {
                     }
                     None => {
                         self.events.event(Event::Started { node: id, key });
-                        let (record, phases) = self.execute(id, plan, &inputs)?;
+                        let (record, phases) = self.execute(id, plan, &inputs, cpu)?;
                         self.store.put_record(&key, &record)?;
                         if planned != key {
                             // Filed under the planned key too, so `graph` and the
@@ -459,7 +517,13 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Runs a node's executor after making sure its inputs' layers are here.
-    fn execute(&self, id: NodeId, plan: &Plan, states: &HashMap<NodeId, State>) -> Result<(Record, Phases)> {
+    fn execute(
+        &self,
+        id: NodeId,
+        plan: &Plan,
+        states: &HashMap<NodeId, State>,
+        cpu: Option<&dyn crate::step::Cpu>,
+    ) -> Result<(Record, Phases)> {
         let node = self.graph.node(id);
         for state in states.values() {
             self.materialize(state, Some(id))?;
@@ -473,6 +537,8 @@ impl<'a> Scheduler<'a> {
             registry: &self.registry,
             phases: Default::default(),
             image_layer: self.image_nodes.contains(&id),
+            cpu,
+            cpu_held: Default::default(),
         };
         let inputs = Inputs {
             parent: node.parent.map(|p| &states[&p]),
@@ -599,6 +665,71 @@ mod tests {
         let nodes: Vec<NodeId> = (0..g.len()).collect();
         let plan = scheduler.plan(&nodes).unwrap();
         scheduler.run(&plan, &nodes)
+    }
+
+    /// `cpu` and `b` each wait (up to 5 s) until `c` has started; `cpu`
+    /// waits inside a CPU phase.
+    struct Phased {
+        c_started: Mutex<bool>,
+        started: Condvar,
+        saw_c: Mutex<Vec<String>>,
+    }
+
+    impl Executor for Phased {
+        fn execute(&self, ctx: &ExecCtx<'_>, node: &crate::graph::Node, _: &Inputs<'_>) -> Result<Record> {
+            let Op::Run(run) = &node.op else {
+                unreachable!("only run nodes here")
+            };
+            let name = run.argv.join(" ");
+            let _cpu = (name == "cpu").then(|| ctx.cpu_phase());
+            let mut started = self.c_started.lock().unwrap();
+            if name == "c" {
+                *started = true;
+                self.started.notify_all();
+            } else {
+                let (started, _) = self
+                    .started
+                    .wait_timeout_while(started, std::time::Duration::from_secs(5), |s| !*s)
+                    .unwrap();
+                if *started {
+                    self.saw_c.lock().unwrap().push(name);
+                }
+            }
+            Ok(Record {
+                layers: Vec::new(),
+                config: None,
+                restored: None,
+            })
+        }
+    }
+
+    #[test]
+    fn a_step_in_a_cpu_phase_gives_its_job_slot_to_another() {
+        // Two slots, taken by `cpu` and `b`, which both wait for `c`: `c`
+        // only starts if `cpu` gave its slot up when its CPU phase began.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let g = graph(dir.path(), &[("cpu", None), ("b", None), ("c", None)]);
+        let opts = BuildOptions {
+            jobs: 2,
+            recipe: dir.path().join("strata.rhai"),
+            ..BuildOptions::default()
+        };
+        let phased = Phased {
+            c_started: Mutex::new(false),
+            started: Condvar::new(),
+            saw_c: Mutex::new(Vec::new()),
+        };
+        let quiet = |_: Event| {};
+        let cancel = AtomicBool::new(false);
+        let scheduler = Scheduler::new(&store, &g, opts, &quiet, &cancel).with_executor(&phased);
+        let nodes: Vec<NodeId> = (0..g.len()).collect();
+        let plan = scheduler.plan(&nodes).unwrap();
+        let outcome = scheduler.run(&plan, &nodes);
+        assert!(outcome.errors.is_empty());
+        let mut saw = phased.saw_c.into_inner().unwrap();
+        saw.sort();
+        assert_eq!(saw, ["b", "cpu"]);
     }
 
     #[test]
