@@ -227,6 +227,20 @@ def bench_two_platforms(workdir, store, runs):
     return row
 
 
+def touching(path):
+    """Wraps a build so that each call first appends a line to `path`."""
+    counter = [0]
+
+    def wrap(fn):
+        def go():
+            counter[0] += 1
+            with open(path, "a") as f:
+                f.write(f"edit {counter[0]}\n")
+            return fn()
+        return go
+    return wrap
+
+
 def bench_monorepo(busybox, scratch, store, services, runs):
     print("== monorepo", flush=True)
     work = os.path.join(scratch, "monorepo")
@@ -238,16 +252,7 @@ def bench_monorepo(busybox, scratch, store, services, runs):
     dbuild()
     cold, rss = interleave(runs, [("strata", lambda: sbuild(["--no-cache"])), ("buildkit", lambda: dbuild(["--no-cache"]))])
     noop, _ = interleave(runs, [("strata", sbuild), ("buildkit", dbuild)])
-    changed = os.path.join(work, "services", "svc0", "pkg00", "f00000.txt")
-    counter = [0]
-
-    def touch_then(fn):
-        def go():
-            counter[0] += 1
-            with open(changed, "a") as f:
-                f.write(f"edit {counter[0]}\n")
-            return fn()
-        return go
+    touch_then = touching(os.path.join(work, "services", "svc0", "pkg00", "f00000.txt"))
     one, _ = interleave(runs, [("strata", touch_then(sbuild)), ("buildkit", touch_then(dbuild))])
     # Same files: strata's svc0 image against BuildKit's svc0 stage.
     timed([DOCKER, "build", "-q", "--network", "host", "--target", "svc0", "-t", "monorepo:svc0", "."], work)
@@ -325,16 +330,7 @@ def bench_monorepo_sizes(busybox, scratch, sizes, services, runs):
             return dbuild()
         empty, rss = interleave(runs, [("strata", strata_empty), ("buildkit", buildkit_empty)])
         noop, _ = interleave(max(runs, 3), [("strata", sbuild), ("buildkit", dbuild)])
-        changed = os.path.join(work, "services", "svc0", "pkg00", "f00000.txt")
-        counter = [0]
-
-        def touch_then(fn):
-            def go():
-                counter[0] += 1
-                with open(changed, "a") as f:
-                    f.write(f"edit {counter[0]}\n")
-                return fn()
-            return go
+        touch_then = touching(os.path.join(work, "services", "svc0", "pkg00", "f00000.txt"))
         one, _ = interleave(max(runs, 3), [("strata", touch_then(sbuild)), ("buildkit", touch_then(dbuild))])
         shutil.rmtree(store, ignore_errors=True)
         sh(["sync"])

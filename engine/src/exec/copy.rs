@@ -172,17 +172,14 @@ fn copy_into_layer(
                             continue;
                         }
                         let mode = copy.chmod.unwrap_or(entry.mode);
-                        place_file(
-                            ctx,
-                            node,
-                            &from,
-                            &to,
+                        let file = ContextFile {
+                            from: &from,
+                            to: &to,
                             hash,
                             mode,
                             owner,
-                            &mut shared_files,
-                            &mut hashing,
-                        )?;
+                        };
+                        place_file(ctx, node, &file, &mut shared_files, &mut hashing)?;
                         if let Some(inode) = entry.inode {
                             hard_linked.insert(inode, to.clone());
                         }
@@ -354,33 +351,40 @@ fn copy_into_layer(
     })
 }
 
+/// A context file on its way into a layer: where it is, where it goes, the
+/// content hash planning found, and the mode and owner it gets.
+struct ContextFile<'p> {
+    from: &'p Path,
+    to: &'p Path,
+    hash: &'p [u8; 32],
+    mode: u32,
+    owner: (u32, u32),
+}
+
 /// Puts a context file with its final attributes into a layer being
 /// assembled. Unchanged content comes as a hardlink from the store's file
 /// pool (`files/`, keyed by content hash, mode, owner and mtime), so a
 /// copy of 1,500 files of which one changed creates one new inode, not
 /// 1,500. A pool file appears at most once per layer, so the layer's tar
 /// never gains hardlinks the recipe did not ask for.
-#[allow(clippy::too_many_arguments)]
 fn place_file(
     ctx: &ExecCtx<'_>,
     node: &Node,
-    from: &Path,
-    to: &Path,
-    hash: &[u8; 32],
-    mode: u32,
-    owner: (u32, u32),
+    file: &ContextFile<'_>,
     used: &mut HashSet<PathBuf>,
     hashing: &mut std::time::Duration,
 ) -> Result<()> {
     let epoch = ctx.opts.epoch;
-    let pooled = ctx.store.pool_file(hash, mode, owner.0, owner.1, epoch);
+    let pooled = ctx
+        .store
+        .pool_file(file.hash, file.mode, file.owner.0, file.owner.1, epoch);
     let fresh = !used.contains(&pooled);
-    if fresh && ctx.store.pool_has(&pooled) && fs::hard_link(&pooled, to).is_ok() {
+    if fresh && ctx.store.pool_has(&pooled) && fs::hard_link(&pooled, file.to).is_ok() {
         used.insert(pooled);
         return Ok(());
     }
-    copy_verified(node, from, to, hash, mode, owner, epoch, hashing)?;
-    if fresh && ctx.store.add_to_pool(to, &pooled) {
+    copy_verified(node, file, epoch, hashing)?;
+    if fresh && ctx.store.add_to_pool(file.to, &pooled) {
         used.insert(pooled);
     }
     Ok(())
@@ -533,18 +537,15 @@ fn copy_context_entry(to: &Path, kind: &EntryKind, mode: u32) -> Result<()> {
 /// build was planned. The attributes are set through the new file's
 /// descriptor; a path an earlier source put there is replaced. The time
 /// spent hashing is added to `hashing`.
-#[allow(clippy::too_many_arguments)]
-fn copy_verified(
-    node: &Node,
-    from: &Path,
-    to: &Path,
-    hash: &[u8; 32],
-    mode: u32,
-    owner: (u32, u32),
-    epoch: i64,
-    hashing: &mut std::time::Duration,
-) -> Result<()> {
+fn copy_verified(node: &Node, file: &ContextFile<'_>, epoch: i64, hashing: &mut std::time::Duration) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
+    let ContextFile {
+        from,
+        to,
+        hash,
+        mode,
+        owner,
+    } = *file;
     let create = || {
         fs::OpenOptions::new()
             .write(true)

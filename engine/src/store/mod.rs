@@ -417,6 +417,14 @@ impl Store {
     /// Records a layer strata made from a directory: no blob yet (one is
     /// written when an output needs it), and any it already had are kept.
     pub fn add_layer(&self, diff_id: &Digest, tar_size: u64) -> Result<()> {
+        self.update_layer_blobs(diff_id, |blobs| {
+            blobs.tar_size = tar_size;
+            blobs.rewritable = true;
+        })
+    }
+
+    /// Reads, changes and writes back a layer's blob list, under its lock.
+    fn update_layer_blobs(&self, diff_id: &Digest, change: impl FnOnce(&mut LayerBlobs)) -> Result<()> {
         let _guard = self.lock(&format!("layer-{}", diff_id.hex()))?;
         let path = self.layer_blobs_path(diff_id);
         let mut blobs: LayerBlobs = if path.exists() {
@@ -424,8 +432,7 @@ impl Store {
         } else {
             LayerBlobs::default()
         };
-        blobs.tar_size = tar_size;
-        blobs.rewritable = true;
+        change(&mut blobs);
         self.write_atomic(&path, &image::to_json(&blobs))
     }
 
@@ -438,17 +445,11 @@ impl Store {
         compression: Compression,
         blob: Descriptor,
     ) -> Result<()> {
-        let _guard = self.lock(&format!("layer-{}", diff_id.hex()))?;
-        let path = self.layer_blobs_path(diff_id);
-        let mut blobs: LayerBlobs = if path.exists() {
-            read_json(&path)?
-        } else {
-            LayerBlobs::default()
-        };
-        blobs.tar_size = tar_size;
-        blobs.rewritable |= rewritable;
-        blobs.blobs.insert(compression.name().to_string(), blob);
-        self.write_atomic(&path, &image::to_json(&blobs))
+        self.update_layer_blobs(diff_id, |blobs| {
+            blobs.tar_size = tar_size;
+            blobs.rewritable |= rewritable;
+            blobs.blobs.insert(compression.name().to_string(), blob);
+        })
     }
 
     // ---- file pool ----
