@@ -72,17 +72,8 @@ pub fn with_compression(store: &Store, descriptor: &Descriptor, compression: Com
         {
             return Ok(descriptor.clone());
         }
-        let mut layers = Vec::new();
-        for diff_id in &image.config.rootfs.diff_ids {
-            layers.push(super::ensure_blob(store, diff_id, compression)?);
-        }
-        let manifest = Manifest {
-            layers,
-            ..image.manifest
-        };
-        let bytes = image::to_json(&manifest);
-        let mut desc = Descriptor::new(&descriptor.media_type, store.put_blob(&bytes)?, bytes.len() as u64);
-        desc.platform = descriptor.platform.clone();
+        // Every image of the store was written by `write_image`: again, in `compression`.
+        let mut desc = write_image(store, &State { config: image.config }, compression)?;
         desc.annotations = descriptor.annotations.clone();
         return Ok(desc);
     }

@@ -96,11 +96,13 @@ pub fn write_layer(
         digest: new.digest_time,
     };
     store.commit_layer_dir(dir, &diff_id, Some(new.tree))?;
-    store.add_layer(&diff_id, new.stats.size)?;
-    if let TarSink::Keep(blob) = counted.into_inner() {
-        blob.commit_as(&diff_id)?;
-        let desc = Descriptor::new(Compression::None.media_type(), diff_id.clone(), new.stats.size);
-        store.add_layer_blob(&diff_id, new.stats.size, true, Compression::None, desc)?;
+    match counted.into_inner() {
+        TarSink::Keep(blob) => {
+            blob.commit_as(&diff_id)?;
+            let desc = Descriptor::new(Compression::None.media_type(), diff_id.clone(), new.stats.size);
+            store.add_layer_blob(&diff_id, new.stats.size, true, Compression::None, desc)?;
+        }
+        TarSink::Drop => store.add_layer(&diff_id, new.stats.size)?,
     }
     Ok((diff_id, times))
 }

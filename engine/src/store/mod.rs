@@ -71,22 +71,14 @@ pub struct Store {
 
 /// A blob being written: bytes go to a temporary file and are hashed on the way.
 pub struct BlobWriter<'a> {
-    store: &'a Store,
-    file: HashWriter<BufWriter<tempfile::NamedTempFile>>,
+    file: HashWriter<KnownBlobWriter<'a>>,
 }
 
 impl BlobWriter<'_> {
     /// Moves the finished blob into `blobs/sha256/` and returns its digest and size.
     pub fn commit(self) -> Result<(Digest, u64)> {
-        let (buf, digest, size) = self.file.finish();
-        let tmp = buf
-            .into_inner()
-            .map_err(|e| Error::io("write blob in", &self.store.tmp)(e.into_error()))?;
-        let dest = self.store.blob_path(&digest);
-        if !dest.exists() {
-            tmp.persist(&dest)
-                .map_err(|e| Error::io("store blob", &dest)(e.error))?;
-        }
+        let (file, digest, size) = self.file.finish();
+        file.commit_as(&digest)?;
         Ok((digest, size))
     }
 }
@@ -234,10 +226,8 @@ impl Store {
 
     /// Starts writing a blob.
     pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
-        let tmp = tempfile::NamedTempFile::new_in(&self.tmp).map_err(Error::io("create blob in", &self.tmp))?;
         Ok(BlobWriter {
-            store: self,
-            file: HashWriter::new(BufWriter::with_capacity(1 << 20, tmp)),
+            file: HashWriter::new(self.known_blob_writer()?),
         })
     }
 
