@@ -353,7 +353,7 @@ pub fn owner_mode(path: &Path) -> (u32, u32, u32) {
 /// storage removed) on drop.
 pub struct Registry {
     child: std::process::Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub addr: String,
 }
 
@@ -396,10 +396,12 @@ impl Registry {
             ),
         )
         .unwrap();
+        // Its access log (one line per request) goes to stdout.
+        let access = fs::File::create(dir.path().join("access.log")).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
-            .stdout(std::process::Stdio::null())
+            .stdout(access)
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("docker-registry (Debian package docker-registry) is installed");
@@ -408,14 +410,23 @@ impl Registry {
             assert!(std::time::Instant::now() < deadline, "docker-registry did not start");
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        Registry { child, _dir: dir, addr }
+        Registry { child, dir, addr }
     }
-}
 
-impl Registry {
     /// Where the registry keeps what was pushed to it.
     pub fn storage(&self) -> PathBuf {
-        self._dir.path().join("data")
+        self.dir.path().join("data")
+    }
+
+    /// The digests of the blobs downloaded so far (`GET …/blobs/<digest>`),
+    /// in the order the registry served them.
+    pub fn blob_downloads(&self) -> Vec<String> {
+        let log = fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| line.split_once("\"GET /v2/")?.1.split_once("/blobs/"))
+            .filter_map(|(_, rest)| rest.split(' ').next())
+            .map(str::to_string)
+            .collect()
     }
 }
 

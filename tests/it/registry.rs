@@ -257,6 +257,67 @@ fn a_registry_cache_restores_every_node_on_an_empty_store() {
 }
 
 #[test]
+fn a_second_target_after_a_restore_downloads_only_the_layers_it_lacks() {
+    let registry = Registry::start();
+    let cache = format!("{}/team/cache", registry.addr);
+    let p = Project::new();
+    p.write("a", "shared by both images\n")
+        .write("b", "only in one\n")
+        .write("c", "only in two\n");
+    p.recipe(
+        r#"
+        let common = scratch().copy(ctx("a"), "/a");
+        image("one", common.copy(ctx("b"), "/b"));
+        image("two", common.copy(ctx("c"), "/c"));
+        "#,
+    );
+    let first = p.ok(&["build", "--cache-to", &cache]);
+
+    let q = on_empty_store(&p);
+    let before = registry.blob_downloads().len();
+    let one = q.ok(&["build", "one", "--cache-from", &cache]);
+    assert_eq!(digest_of(&one.stdout, "one"), digest_of(&first.stdout, "one"));
+    let for_one = registry.blob_downloads().split_off(before);
+    assert_eq!(layer_dirs(&q), 2, "{for_one:?}");
+    assert_eq!(
+        layers_in(&registry, &for_one),
+        [vec!["a".to_string()], vec!["b".to_string()]],
+        "{for_one:?}"
+    );
+
+    // `two` shares the layer of /a with `one`: only the layer of /c comes
+    // over the wire, and nothing runs.
+    let before = registry.blob_downloads().len();
+    let two = q.ok(&["build", "two", "--cache-from", &cache, "--progress", "json"]);
+    assert_eq!(digest_of(&two.stdout, "two"), digest_of(&first.stdout, "two"));
+    assert!(!two.stderr.contains(r#""event":"started""#), "{}", two.stderr);
+    let for_two = registry.blob_downloads().split_off(before);
+    assert_eq!(layers_in(&registry, &for_two), [vec!["c".to_string()]], "{for_two:?}");
+    assert_eq!(layer_dirs(&q), 3);
+}
+
+/// The file lists of the layer blobs (gzip tars) among `digests`, sorted;
+/// other blobs (configs) are left out.
+fn layers_in(registry: &Registry, digests: &[String]) -> Vec<Vec<String>> {
+    let mut layers: Vec<Vec<String>> = digests
+        .iter()
+        .filter_map(|digest| {
+            let hex = digest.strip_prefix("sha256:").unwrap();
+            let blob = registry
+                .storage()
+                .join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
+            let bytes = fs::read(&blob).unwrap();
+            bytes.starts_with(&[0x1f, 0x8b]).then(|| {
+                let listing = tool("tar", &["-tzf", blob.to_str().unwrap()]);
+                listing.lines().map(str::to_string).collect()
+            })
+        })
+        .collect();
+    layers.sort();
+    layers
+}
+
+#[test]
 fn an_unreachable_cache_is_a_warning_and_the_build_goes_on() {
     let p = busybox_example();
     let r = p.ok(&["build", "tiny", "--cache-from", "127.0.0.1:1/cache"]);
