@@ -620,14 +620,20 @@ impl Podman {
     }
 
     /// `podman` with this instance's storage and the options a container in
-    /// a container needs (cgroupfs, events in a file).
+    /// a container needs (cgroupfs, events in a file, runc: crun refuses a
+    /// host whose cgroup v1 and v2 hierarchies both hold controllers, as
+    /// some CI machines' do).
     pub fn command(&self) -> Command {
         let mut c = Command::new("podman");
         c.arg("--root")
             .arg(self.dir.path().join("root"))
             .arg("--runroot")
             .arg(self.dir.path().join("run"))
+            .arg("--tmpdir")
+            .arg(self.dir.path().join("tmp"))
             .args([
+                "--runtime",
+                "runc",
                 "--storage-driver",
                 "vfs",
                 "--cgroup-manager",
