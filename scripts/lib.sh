@@ -44,6 +44,19 @@ ensure_spdx_tools() {
   export STRATA_TEST_ATTEST_TOOLS=$venv/bin
 }
 
+# ensure_buildgrid: BuildGrid (a Remote Execution API service with the
+# Remote Workers API) in a virtualenv under .cache, which the remote
+# execution tests start on 127.0.0.1; exports its `bgd` as STRATA_TEST_BGD.
+ensure_buildgrid() {
+  local venv=$PWD/.cache/buildgrid
+  if [ ! -x "$venv/bin/bgd" ]; then
+    echo "installing BuildGrid into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet buildgrid==0.4.4
+  fi
+  export STRATA_TEST_BGD=$venv/bin/bgd
+}
+
 # ensure_rootless_user NAME: an ordinary user with 65536 subordinate uids
 # and gids (the rootless tests run strata as this user). Needs root.
 ensure_rootless_user() {

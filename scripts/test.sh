@@ -16,5 +16,7 @@ scripts/foreign-busybox.sh .cache/busybox-arm64.tar arm64
 export STRATA_TEST_BUSYBOX_ARM64=$PWD/.cache/busybox-arm64.tar
 # The SBOM tests check documents with pyspdxtools.
 ensure_spdx_tools
+# The remote execution tests start a BuildGrid server.
+ensure_buildgrid
 echo "== building and running the tests (cargo test --workspace; the first build takes a few minutes)" >&2
 cargo test --workspace "$@"

@@ -98,6 +98,9 @@ pub enum Error {
     /// `--load` found no docker or podman, or it refused the images.
     #[error("--load: {0}")]
     Load(String),
+    /// A remote execution service refused or could not be reached.
+    #[error("remote executor {endpoint}: {message}")]
+    Remote { endpoint: String, message: String },
 }
 
 /// The engine's result type.

@@ -21,6 +21,7 @@ pub mod lock;
 pub mod par;
 pub mod platform;
 pub mod provenance;
+pub mod reapi;
 pub mod registry;
 pub mod sandbox;
 pub mod sbom;

@@ -31,6 +31,8 @@ pub struct ExecOptions {
     pub ssh: std::collections::BTreeMap<String, std::path::PathBuf>,
     /// `--debug`: when to open a shell in a RUN step's sandbox.
     pub debug: Option<Debug>,
+    /// `--remote-executor`: the REAPI service RUN steps execute on.
+    pub remote: Option<std::sync::Arc<crate::reapi::Remote>>,
 }
 
 /// `strata build --debug`: an interactive shell in a RUN step's sandbox

@@ -42,6 +42,8 @@ pub struct BuildArgs {
     pub locked: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub remote: super::worker::RemoteArgs,
     /// Push the image target to a registry: `REF` when the build has one image
     /// target, `TARGET=REF` for any of them (repeatable).
     #[arg(long, value_name = "[TARGET=]REF")]
@@ -298,6 +300,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         secrets: args.secrets.iter().cloned().collect(),
         ssh: args.ssh.iter().cloned().collect(),
         debug: args.debug.clone(),
+        remote: args.remote.connect()?,
     };
     let exports = Exports {
         outputs,

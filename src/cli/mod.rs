@@ -12,6 +12,7 @@ mod push;
 mod run;
 mod space;
 mod verify;
+mod worker;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,6 +96,9 @@ enum Command {
     /// Rebuild an image from the recipe here as its provenance says, in a fresh store with
     /// nothing cached, and report the same digest or the first layer and files that differ.
     Verify(verify::VerifyArgs),
+    /// Execute RUN steps for a Remote Execution API service, as one of its
+    /// bots (builds reach it with `build --remote-executor`).
+    Worker(worker::WorkerArgs),
     /// List the QEMU emulators binfmt_misc has (steps for other platforms run through them);
     /// `--install` registers the installed ones (as root).
     Binfmt {
@@ -385,6 +389,7 @@ fn needs_namespace(command: &Command) -> Option<&'static str> {
         Command::Gc { .. } => Some("gc"),
         Command::Check { .. } => Some("check"),
         Command::Verify(_) => Some("verify"),
+        Command::Worker(_) => Some("worker"),
         _ => None,
     }
 }
@@ -447,6 +452,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             "--sbom",
         ),
         Command::Verify(args) => verify::run(&store, args),
+        Command::Worker(args) => worker::run(&store, args),
         Command::Provenance { image, registry } => images::attestation(
             &store,
             &image,

@@ -19,6 +19,7 @@ mod isolation;
 mod outputs;
 mod platforms;
 mod registry;
+mod remote;
 mod rootless;
 mod run;
 mod sbom;

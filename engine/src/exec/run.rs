@@ -16,6 +16,11 @@ impl Executor for Run {
             unreachable!("the run executor runs run nodes")
         };
         let parent = inputs.parent.expect("run has a parent");
+        if let Some(remote) = &ctx.opts.remote {
+            if crate::reapi::step::runs_locally(node, run, ctx.opts).is_none() {
+                return crate::reapi::step::run_remote(ctx, remote, node, run, parent, inputs.states);
+            }
+        }
         crate::sandbox::run_step(ctx, node, run, parent, inputs.states)
     }
 }

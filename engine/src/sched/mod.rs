@@ -68,6 +68,8 @@ pub struct BuildOptions {
     pub ssh: std::collections::BTreeMap<String, std::path::PathBuf>,
     /// `--debug`: when to open a shell in a RUN step's sandbox.
     pub debug: Option<crate::step::Debug>,
+    /// `--remote-executor`: the REAPI service RUN steps execute on.
+    pub remote: Option<std::sync::Arc<crate::reapi::Remote>>,
 }
 
 impl BuildOptions {
@@ -81,6 +83,7 @@ impl BuildOptions {
             secrets: self.secrets.clone(),
             ssh: self.ssh.clone(),
             debug: self.debug.clone(),
+            remote: self.remote.clone(),
         }
     }
 }
@@ -104,6 +107,7 @@ impl Default for BuildOptions {
             secrets: Default::default(),
             ssh: Default::default(),
             debug: None,
+            remote: None,
         }
     }
 }

@@ -1,0 +1,473 @@
+//! Remote execution: RUN steps as actions of the Remote Execution API
+//! (REAPI v2: Bazel, Buildbarn, BuildGrid…), executed by `strata worker`s
+//! that serve the same service through the Remote Workers API.
+//!
+//! A step's action holds its parent state's layers in the input root as
+//! their tars (whose CAS digests are their diff ids, so a layer is a CAS
+//! object already), and `step.json`, the step itself; its one output is
+//! `layer.tar`, the layer the step made. This module is the client of the
+//! service's CAS, ByteStream, ActionCache and Execution services;
+//! [`step`] makes and runs actions, [`worker`] is the bot.
+
+pub mod bots;
+pub mod step;
+pub mod worker;
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
+use bazel_remote_apis::google::bytestream as bs;
+use prost::Message;
+pub use tonic::transport::Channel;
+
+use crate::error::{Error, Result};
+
+/// Blobs up to this size go in batches; larger ones through ByteStream.
+const BATCH_LIMIT: usize = 1 << 20;
+/// ByteStream chunk size.
+const CHUNK: usize = 1 << 20;
+
+/// A connection to a REAPI service: its endpoint, instance and credentials.
+pub struct Remote {
+    rt: tokio::runtime::Runtime,
+    channel: Channel,
+    /// As the user wrote it (`grpc://HOST:PORT`), for messages.
+    pub endpoint: String,
+    /// The instance name (`--remote-instance`; often empty).
+    pub instance: String,
+    /// Sent as `authorization: Bearer TOKEN` on every call.
+    token: Option<String>,
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remote")
+            .field("endpoint", &self.endpoint)
+            .field("instance", &self.instance)
+            .finish()
+    }
+}
+
+/// Where a blob to upload comes from.
+pub enum Blob {
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
+
+/// A REAPI digest of `bytes`.
+pub fn digest_of(bytes: &[u8]) -> re::Digest {
+    re::Digest {
+        hash: crate::digest::Digest::of(bytes).hex().to_string(),
+        size_bytes: bytes.len() as i64,
+    }
+}
+
+/// A message's encoding and its digest.
+pub fn encoded<M: Message>(message: &M) -> (Vec<u8>, re::Digest) {
+    let bytes = message.encode_to_vec();
+    let digest = digest_of(&bytes);
+    (bytes, digest)
+}
+
+fn short(d: &re::Digest) -> String {
+    format!("sha256:{}/{}", &d.hash[..d.hash.len().min(12)], d.size_bytes)
+}
+
+impl Remote {
+    /// Connects to `endpoint` (`grpc://HOST:PORT`, or `HOST:PORT`); an
+    /// unreachable service is an error here, before anything is built.
+    pub fn connect(endpoint: &str, instance: &str, token: Option<String>) -> Result<Remote> {
+        let url = match endpoint.split_once("://") {
+            None => format!("http://{endpoint}"),
+            Some(("grpc", rest)) | Some(("http", rest)) => format!("http://{rest}"),
+            Some(("grpcs", _)) | Some(("https", _)) => {
+                return Err(Error::Remote {
+                    endpoint: endpoint.to_string(),
+                    message: "TLS (grpcs://) is not supported yet: use grpc:// on a trusted network".into(),
+                })
+            }
+            Some((scheme, _)) => {
+                return Err(Error::Remote {
+                    endpoint: endpoint.to_string(),
+                    message: format!("unknown scheme `{scheme}://` (expected grpc://HOST:PORT)"),
+                })
+            }
+        };
+        let fail = |message: String| Error::Remote {
+            endpoint: endpoint.to_string(),
+            message,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("strata-reapi")
+            .enable_all()
+            .build()
+            .map_err(|e| fail(format!("cannot start the gRPC runtime: {e}")))?;
+        let channel = rt.block_on(async {
+            tonic::transport::Endpoint::from_shared(url.clone())
+                .map_err(|e| format!("not an address: {e}"))?
+                .connect_timeout(Duration::from_secs(10))
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .map_err(|e| format!("cannot connect: {}", error_chain(&e)))
+        });
+        let channel = channel.map_err(fail)?;
+        Ok(Remote {
+            rt,
+            channel,
+            endpoint: endpoint.to_string(),
+            instance: instance.to_string(),
+            token,
+        })
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// Runs a future on this connection's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.rt.block_on(future)
+    }
+
+    /// A request carrying the credentials.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = &self.token {
+            if let Ok(value) = format!("Bearer {token}").parse() {
+                request.metadata_mut().insert("authorization", value);
+            }
+        }
+        request
+    }
+
+    /// An error of a call to the service.
+    pub fn error(&self, what: &str, status: tonic::Status) -> Error {
+        Error::Remote {
+            endpoint: self.endpoint.clone(),
+            message: format!("{what}: {} ({:?})", status.message(), status.code()),
+        }
+    }
+
+    fn cas(&self) -> re::content_addressable_storage_client::ContentAddressableStorageClient<Channel> {
+        re::content_addressable_storage_client::ContentAddressableStorageClient::new(self.channel())
+            .max_decoding_message_size(64 << 20)
+    }
+
+    /// The digests of `digests` the CAS does not hold.
+    pub fn find_missing(&self, digests: &[re::Digest]) -> Result<Vec<re::Digest>> {
+        let request = self.request(re::FindMissingBlobsRequest {
+            instance_name: self.instance.clone(),
+            blob_digests: digests.to_vec(),
+            ..Default::default()
+        });
+        let response = self
+            .block_on(self.cas().find_missing_blobs(request))
+            .map_err(|s| self.error("FindMissingBlobs", s))?;
+        Ok(response.into_inner().missing_blob_digests)
+    }
+
+    /// Uploads those of `blobs` the CAS lacks; returns the bytes sent.
+    pub fn upload_missing(&self, blobs: Vec<(re::Digest, Blob)>) -> Result<u64> {
+        let digests: Vec<re::Digest> = blobs.iter().map(|(d, _)| d.clone()).collect();
+        let missing: std::collections::HashSet<String> =
+            self.find_missing(&digests)?.into_iter().map(|d| d.hash).collect();
+        let mut sent = 0;
+        let mut batch: Vec<re::batch_update_blobs_request::Request> = Vec::new();
+        let mut batch_size = 0;
+        let mut seen = std::collections::HashSet::new();
+        for (digest, blob) in blobs {
+            if !missing.contains(&digest.hash) || !seen.insert(digest.hash.clone()) {
+                continue;
+            }
+            sent += digest.size_bytes as u64;
+            if (digest.size_bytes as usize) < BATCH_LIMIT / 2 {
+                let data = match blob {
+                    Blob::Bytes(bytes) => bytes,
+                    Blob::File(path) => std::fs::read(&path).map_err(Error::io("read", &path))?,
+                };
+                if batch_size + data.len() > BATCH_LIMIT {
+                    self.batch_update(std::mem::take(&mut batch))?;
+                    batch_size = 0;
+                }
+                batch_size += data.len();
+                batch.push(re::batch_update_blobs_request::Request {
+                    digest: Some(digest),
+                    data,
+                    ..Default::default()
+                });
+            } else {
+                self.write_stream(&digest, blob)?;
+            }
+        }
+        if !batch.is_empty() {
+            self.batch_update(batch)?;
+        }
+        Ok(sent)
+    }
+
+    fn batch_update(&self, requests: Vec<re::batch_update_blobs_request::Request>) -> Result<()> {
+        let request = self.request(re::BatchUpdateBlobsRequest {
+            instance_name: self.instance.clone(),
+            requests,
+            ..Default::default()
+        });
+        let response = self
+            .block_on(self.cas().batch_update_blobs(request))
+            .map_err(|s| self.error("BatchUpdateBlobs", s))?;
+        for r in response.into_inner().responses {
+            if let Some(status) = r.status.filter(|s| s.code != 0) {
+                return Err(Error::Remote {
+                    endpoint: self.endpoint.clone(),
+                    message: format!(
+                        "BatchUpdateBlobs refused {}: {}",
+                        r.digest.as_ref().map(short).unwrap_or_default(),
+                        status.message
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn resource(&self, digest: &re::Digest) -> String {
+        let prefix = if self.instance.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.instance)
+        };
+        format!("{prefix}blobs/{}/{}", digest.hash, digest.size_bytes)
+    }
+
+    /// A big blob through ByteStream `Write`, read chunk by chunk.
+    fn write_stream(&self, digest: &re::Digest, blob: Blob) -> Result<()> {
+        let prefix = if self.instance.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.instance)
+        };
+        let upload = uuid_like();
+        let name = format!("{prefix}uploads/{upload}/blobs/{}/{}", digest.hash, digest.size_bytes);
+        let mut reader: Box<dyn Read + Send> = match blob {
+            Blob::Bytes(bytes) => Box::new(std::io::Cursor::new(bytes)),
+            Blob::File(path) => Box::new(std::fs::File::open(&path).map_err(Error::io("open", &path))?),
+        };
+        let total = digest.size_bytes;
+        let mut offset = 0i64;
+        let mut first = true;
+        let chunks = std::iter::from_fn(move || {
+            if offset >= total && !first {
+                return None;
+            }
+            let mut data = vec![0u8; CHUNK.min((total - offset) as usize)];
+            if reader.read_exact(&mut data).is_err() {
+                // A short file: the server sees fewer bytes than promised and refuses.
+                return None;
+            }
+            let request = bs::WriteRequest {
+                resource_name: if first { name.clone() } else { String::new() },
+                write_offset: offset,
+                finish_write: offset + data.len() as i64 >= total,
+                data,
+            };
+            offset += request.data.len() as i64;
+            first = false;
+            Some(request)
+        });
+        let stream = tokio_stream::iter(chunks);
+        let mut client = bs::byte_stream_client::ByteStreamClient::new(self.channel());
+        let mut request = self.request(());
+        let metadata = std::mem::take(request.metadata_mut());
+        let mut streaming = tonic::Request::new(stream);
+        *streaming.metadata_mut() = metadata;
+        let response = self
+            .block_on(client.write(streaming))
+            .map_err(|s| self.error(&format!("ByteStream.Write {}", short(digest)), s))?;
+        let committed = response.into_inner().committed_size;
+        if committed != digest.size_bytes {
+            return Err(Error::Remote {
+                endpoint: self.endpoint.clone(),
+                message: format!(
+                    "ByteStream.Write {}: the service committed {committed} bytes",
+                    short(digest)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the blob `digest` to `out` (ByteStream `Read`); the caller
+    /// checks the bytes against the digest.
+    pub fn download(&self, digest: &re::Digest, out: &mut dyn Write) -> Result<()> {
+        let mut client = bs::byte_stream_client::ByteStreamClient::new(self.channel());
+        let request = self.request(bs::ReadRequest {
+            resource_name: self.resource(digest),
+            read_offset: 0,
+            read_limit: 0,
+        });
+        let what = format!("ByteStream.Read {}", short(digest));
+        self.block_on(async {
+            let mut stream = client
+                .read(request)
+                .await
+                .map_err(|s| self.error(&what, s))?
+                .into_inner();
+            while let Some(chunk) = stream.message().await.map_err(|s| self.error(&what, s))? {
+                out.write_all(&chunk.data).map_err(|e| Error::Remote {
+                    endpoint: self.endpoint.clone(),
+                    message: format!("{what}: cannot write what it sends: {e}"),
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A small blob's bytes, checked against its digest.
+    pub fn read_blob(&self, digest: &re::Digest) -> Result<Vec<u8>> {
+        let mut bytes = Vec::with_capacity(digest.size_bytes.max(0) as usize);
+        self.download(digest, &mut bytes)?;
+        if digest_of(&bytes) != *digest {
+            return Err(Error::Remote {
+                endpoint: self.endpoint.clone(),
+                message: format!("the CAS sent other bytes for {}", short(digest)),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// A message stored in the CAS.
+    pub fn read_message<M: Message + Default>(&self, digest: &re::Digest) -> Result<M> {
+        let bytes = self.read_blob(digest)?;
+        M::decode(bytes.as_slice()).map_err(|e| Error::Remote {
+            endpoint: self.endpoint.clone(),
+            message: format!(
+                "the blob {} is not a {}: {e}",
+                short(digest),
+                std::any::type_name::<M>()
+            ),
+        })
+    }
+
+    /// The ActionCache's result for `action`, if it has one.
+    pub fn cached_result(&self, action: &re::Digest) -> Result<Option<re::ActionResult>> {
+        let mut client = re::action_cache_client::ActionCacheClient::new(self.channel());
+        let request = self.request(re::GetActionResultRequest {
+            instance_name: self.instance.clone(),
+            action_digest: Some(action.clone()),
+            inline_stdout: true,
+            inline_stderr: true,
+            ..Default::default()
+        });
+        match self.block_on(client.get_action_result(request)) {
+            Ok(response) => Ok(Some(response.into_inner())),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(self.error("GetActionResult", status)),
+        }
+    }
+
+    /// Executes `action` (whose blobs the CAS holds) and waits for its result.
+    pub fn execute(&self, action: &re::Digest) -> Result<re::ActionResult> {
+        let mut client = re::execution_client::ExecutionClient::new(self.channel());
+        let request = self.request(re::ExecuteRequest {
+            instance_name: self.instance.clone(),
+            action_digest: Some(action.clone()),
+            skip_cache_lookup: false,
+            ..Default::default()
+        });
+        let done = self.block_on(async {
+            let mut stream = client
+                .execute(request)
+                .await
+                .map_err(|s| self.error("Execute", s))?
+                .into_inner();
+            let mut name = String::new();
+            loop {
+                match stream.message().await {
+                    Ok(Some(operation)) if operation.done => return Ok(operation),
+                    Ok(Some(operation)) => name = operation.name,
+                    // The stream ended or broke before the end: wait on the operation.
+                    Ok(None) | Err(_) if !name.is_empty() => {
+                        let request = self.request(re::WaitExecutionRequest { name: name.clone() });
+                        stream = client
+                            .wait_execution(request)
+                            .await
+                            .map_err(|s| self.error("WaitExecution", s))?
+                            .into_inner();
+                    }
+                    Ok(None) => {
+                        return Err(Error::Remote {
+                            endpoint: self.endpoint.clone(),
+                            message: "Execute: the service ended the stream before the action was done".into(),
+                        })
+                    }
+                    Err(status) => return Err(self.error("Execute", status)),
+                }
+            }
+        })?;
+        use bazel_remote_apis::google::longrunning::operation::Result as Outcome;
+        let response = match done.result {
+            Some(Outcome::Response(any)) => {
+                re::ExecuteResponse::decode(any.value.as_slice()).map_err(|e| Error::Remote {
+                    endpoint: self.endpoint.clone(),
+                    message: format!("Execute: the response is not an ExecuteResponse: {e}"),
+                })?
+            }
+            Some(Outcome::Error(status)) => {
+                return Err(Error::Remote {
+                    endpoint: self.endpoint.clone(),
+                    message: format!(
+                        "the action failed on the service: {} (code {})",
+                        status.message, status.code
+                    ),
+                })
+            }
+            None => {
+                return Err(Error::Remote {
+                    endpoint: self.endpoint.clone(),
+                    message: "Execute: the operation is done but has no result".into(),
+                })
+            }
+        };
+        if let Some(status) = response.status.as_ref().filter(|s| s.code != 0) {
+            return Err(Error::Remote {
+                endpoint: self.endpoint.clone(),
+                message: format!(
+                    "the action failed on the service: {} (code {})",
+                    status.message, status.code
+                ),
+            });
+        }
+        response.result.ok_or_else(|| Error::Remote {
+            endpoint: self.endpoint.clone(),
+            message: "Execute: the response has no result".into(),
+        })
+    }
+}
+
+/// A unique name for an upload (ByteStream wants a UUID; any unique string
+/// is accepted by the services, but a UUID's shape is what they document).
+fn uuid_like() -> String {
+    let mut bytes = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut bytes);
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let h = hex::encode(bytes);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

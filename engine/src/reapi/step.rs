@@ -1,0 +1,496 @@
+//! A RUN step as a REAPI action, and back.
+//!
+//! The action's input root:
+//!
+//! ```text
+//! step.json            the step: argv, env, user, mounts, the parent's image config…
+//! layers/<hex>         each layer the step reads, as its tar (CAS digest = diff id)
+//! ```
+//!
+//! Its command is `strata __remote-step step.json` and its one output file
+//! `layer.tar`, the layer the step made. A worker imports the layers it
+//! lacks into its own store (checked against their digests), runs the step
+//! in the same sandbox a local build uses, and uploads the new layer.
+//!
+//! Steps with secrets or SSH agents run locally: a secret never leaves the
+//! machine it was given on (it would otherwise sit in the CAS, readable by
+//! everyone with access to the service). So do steps that ask for the
+//! host's network or `security: "insecure"` (the worker's host is not the
+//! one the user allowed), steps for another platform, and `--debug`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
+use serde::{Deserialize, Serialize};
+
+use super::{encoded, Blob, Remote};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::events::{Event, EventSink};
+use crate::graph::{BindMount, CacheMount, Network, Node, NodeId, Op, Origin, RunOp, TmpfsMount};
+use crate::image::ImageConfig;
+use crate::layer::Compression;
+use crate::step::{ExecCtx, ExecOptions};
+use crate::store::{LayerRef, Record, State, Store};
+
+/// The command of every strata action; a worker refuses any other.
+pub const COMMAND: &str = "__remote-step";
+/// The step's layer, the action's output.
+pub const OUTPUT: &str = "layer.tar";
+/// What a failed step's `stderr` starts with, before its error message.
+const FAILED: &str = "strata step failed: ";
+
+/// A step as `step.json` carries it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WireStep {
+    /// Where the recipe wrote it, for messages.
+    pub origin: String,
+    pub description: String,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub user: Option<String>,
+    pub timeout: Option<u64>,
+    pub keep_mount_points: bool,
+    pub memory: Option<u64>,
+    pub pids: Option<u64>,
+    pub cpu_millis: Option<u64>,
+    /// `SOURCE_DATE_EPOCH`: the new layer's mtimes are clamped to it.
+    pub epoch: i64,
+    pub caches: Vec<WireCache>,
+    pub tmpfs: Vec<(String, Option<u64>)>,
+    /// The state the step runs on.
+    pub parent: ImageConfig,
+    /// Files of other states mounted into the step.
+    pub mounts: Vec<WireMount>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WireCache {
+    pub id: String,
+    pub target: String,
+    pub shared: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WireMount {
+    pub state: ImageConfig,
+    pub path: String,
+    pub target: String,
+}
+
+/// Why `node` cannot run remotely, if it cannot.
+pub fn runs_locally(node: &Node, run: &RunOp, opts: &ExecOptions) -> Option<&'static str> {
+    if !run.secrets.is_empty() {
+        Some("it has secrets")
+    } else if !run.ssh.is_empty() {
+        Some("it forwards an SSH agent")
+    } else if run.network == Network::Host {
+        Some("it uses the host's network")
+    } else if run.insecure {
+        Some("it is insecure")
+    } else if node.platform != crate::platform::Platform::host() {
+        Some("it is for another platform")
+    } else if opts.debug.is_some() {
+        Some("--debug")
+    } else {
+        None
+    }
+}
+
+/// Executes `run` on the remote service: the ActionCache first, else an
+/// execution; imports the layer it made.
+pub fn run_remote(
+    ctx: &ExecCtx<'_>,
+    remote: &Remote,
+    node: &Node,
+    run: &RunOp,
+    parent: &State,
+    states: &HashMap<NodeId, State>,
+) -> Result<Record> {
+    let store = ctx.store;
+    let step = WireStep {
+        origin: node.origin.to_string(),
+        description: node.description.clone(),
+        argv: run.argv.clone(),
+        env: run.env.clone(),
+        user: run.user.clone(),
+        timeout: run.timeout,
+        keep_mount_points: run.keep_mount_points,
+        memory: run.limits.memory,
+        pids: run.limits.pids,
+        cpu_millis: run.limits.cpu_millis,
+        epoch: ctx.opts.epoch,
+        caches: run
+            .caches
+            .iter()
+            .map(|c| WireCache {
+                id: c.id.clone(),
+                target: c.target.clone(),
+                shared: c.shared,
+            })
+            .collect(),
+        tmpfs: run.tmpfs.iter().map(|t| (t.target.clone(), t.size)).collect(),
+        parent: parent.config.clone(),
+        mounts: run
+            .mounts
+            .iter()
+            .map(|m| WireMount {
+                state: states[&m.node].config.clone(),
+                path: m.path.clone(),
+                target: m.target.clone(),
+            })
+            .collect(),
+    };
+    let step_json = serde_json::to_vec(&step).expect("a step serializes");
+
+    // Every layer read, as its tar (made once if the store has none).
+    let mut diff_ids: BTreeSet<Digest> = parent.config.rootfs.diff_ids.iter().cloned().collect();
+    for m in &step.mounts {
+        diff_ids.extend(m.state.rootfs.diff_ids.iter().cloned());
+    }
+    let mut blobs: Vec<(re::Digest, Blob)> = Vec::new();
+    let mut layer_files = Vec::new();
+    for diff_id in &diff_ids {
+        let tar = crate::store::ensure_blob(store, diff_id, Compression::None)?;
+        let digest = re::Digest {
+            hash: diff_id.hex(),
+            size_bytes: tar.size as i64,
+        };
+        layer_files.push(re::FileNode {
+            name: diff_id.hex(),
+            digest: Some(digest.clone()),
+            ..Default::default()
+        });
+        blobs.push((digest, Blob::File(store.blob_path(&tar.digest))));
+    }
+    let (layers_dir, layers_digest) = encoded(&re::Directory {
+        files: layer_files,
+        ..Default::default()
+    });
+    let step_digest = super::digest_of(&step_json);
+    let (root, root_digest) = encoded(&re::Directory {
+        files: vec![re::FileNode {
+            name: "step.json".into(),
+            digest: Some(step_digest.clone()),
+            ..Default::default()
+        }],
+        directories: vec![re::DirectoryNode {
+            name: "layers".into(),
+            digest: Some(layers_digest.clone()),
+        }],
+        ..Default::default()
+    });
+    let (command, command_digest) = encoded(&re::Command {
+        arguments: vec!["strata".into(), COMMAND.into(), "step.json".into()],
+        output_paths: vec![OUTPUT.into()],
+        ..Default::default()
+    });
+    let (action, action_digest) = encoded(&re::Action {
+        command_digest: Some(command_digest.clone()),
+        input_root_digest: Some(root_digest.clone()),
+        ..Default::default()
+    });
+
+    let result = match remote.cached_result(&action_digest)? {
+        Some(result) if result.exit_code == 0 && output_of(&result).is_some() => result,
+        _ => {
+            blobs.push((step_digest, Blob::Bytes(step_json)));
+            blobs.push((layers_digest, Blob::Bytes(layers_dir)));
+            blobs.push((root_digest, Blob::Bytes(root)));
+            blobs.push((command_digest, Blob::Bytes(command)));
+            blobs.push((action_digest.clone(), Blob::Bytes(action)));
+            remote.upload_missing(blobs)?;
+            remote.execute(&action_digest)?
+        }
+    };
+    for line in String::from_utf8_lossy(&result.stdout_raw).lines() {
+        ctx.event(Event::Output {
+            node: ctx.node,
+            line: line.to_string(),
+        });
+    }
+    if result.exit_code != 0 {
+        let stderr = String::from_utf8_lossy(&result.stderr_raw);
+        let message = stderr
+            .strip_prefix(FAILED)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("the remote step exited with code {}: {stderr}", result.exit_code));
+        return Err(Error::Step {
+            origin: node.origin.clone(),
+            message,
+            detail: String::from_utf8_lossy(&result.stdout_raw).into_owned(),
+        });
+    }
+    let output = output_of(&result).ok_or_else(|| Error::Remote {
+        endpoint: remote.endpoint.clone(),
+        message: format!("the action's result has no `{OUTPUT}`"),
+    })?;
+    let diff_id = format!("sha256:{}", output.hash)
+        .parse::<Digest>()
+        .map_err(|_| Error::Remote {
+            endpoint: remote.endpoint.clone(),
+            message: format!("`{OUTPUT}` has a malformed digest `{}`", output.hash),
+        })?;
+    if !store.has_layer(&diff_id) {
+        fetch_layer(store, remote, &output, &diff_id)?;
+    }
+    Ok(Record {
+        layers: vec![LayerRef { diff_id }],
+        config: None,
+        restored: None,
+    })
+}
+
+fn output_of(result: &re::ActionResult) -> Option<re::Digest> {
+    result
+        .output_files
+        .iter()
+        .find(|f| f.path == OUTPUT)
+        .and_then(|f| f.digest.clone())
+}
+
+/// Downloads a layer tar from the CAS into the store, checked against its diff id.
+fn fetch_layer(store: &Store, remote: &Remote, digest: &re::Digest, diff_id: &Digest) -> Result<()> {
+    let _guard = store.lock(&format!("fetch-{}", diff_id.hex()))?;
+    if store.has_layer(diff_id) {
+        return Ok(());
+    }
+    let tmp = store.tmp_dir()?;
+    let path = tmp.path().join("layer.tar");
+    let mut file = std::fs::File::create(&path).map_err(Error::io("create", &path))?;
+    remote.download(digest, &mut file)?;
+    drop(file);
+    let file = std::fs::File::open(&path).map_err(Error::io("open", &path))?;
+    let what = format!("{}/blobs/{}", remote.endpoint, digest.hash);
+    crate::store::import_layer_from(
+        store,
+        std::io::BufReader::new(file),
+        Path::new(&what),
+        Some(diff_id),
+        diff_id,
+    )
+}
+
+/// A worker's side: runs the action `action` (fetched from the CAS) in the
+/// sandbox on `store`; returns its result, its layer uploaded.
+pub fn execute_action(
+    store: &Store,
+    remote: &Remote,
+    action: &re::Action,
+    sandbox_exe: &Path,
+    log: &dyn Fn(&str),
+) -> Result<re::ActionResult> {
+    let bad = |message: String| Error::Remote {
+        endpoint: remote.endpoint.clone(),
+        message,
+    };
+    let command: re::Command = remote.read_message(
+        action
+            .command_digest
+            .as_ref()
+            .ok_or_else(|| bad("the action has no command".into()))?,
+    )?;
+    if command.arguments.get(1).map(String::as_str) != Some(COMMAND) {
+        return Err(bad(format!(
+            "not a strata step: the command is {:?} (a strata worker runs only `strata {COMMAND}`)",
+            command.arguments
+        )));
+    }
+    let root: re::Directory = remote.read_message(
+        action
+            .input_root_digest
+            .as_ref()
+            .ok_or_else(|| bad("the action has no input root".into()))?,
+    )?;
+    let step_file = root
+        .files
+        .iter()
+        .find(|f| f.name == "step.json")
+        .and_then(|f| f.digest.clone())
+        .ok_or_else(|| bad("the input root has no step.json".into()))?;
+    let step: WireStep = serde_json::from_slice(&remote.read_blob(&step_file)?)
+        .map_err(|e| bad(format!("step.json is not a strata step: {e}")))?;
+    let layers: re::Directory = match root.directories.iter().find(|d| d.name == "layers") {
+        Some(dir) => remote.read_message(
+            dir.digest
+                .as_ref()
+                .ok_or_else(|| bad("`layers` has no digest".into()))?,
+        )?,
+        None => re::Directory::default(),
+    };
+    // The layers this worker lacks, checked against their names.
+    for file in &layers.files {
+        let digest = file
+            .digest
+            .clone()
+            .ok_or_else(|| bad(format!("layer {} has no digest", file.name)))?;
+        let diff_id = format!("sha256:{}", digest.hash)
+            .parse::<Digest>()
+            .map_err(|_| bad(format!("layer {} has a malformed digest", file.name)))?;
+        if !store.has_layer(&diff_id) {
+            log(&format!("fetching layer {}", &digest.hash[..12]));
+            fetch_layer(store, remote, &digest, &diff_id)?;
+        }
+    }
+
+    // The step as the scheduler would have given it.
+    let mut states = HashMap::new();
+    let mut mounts = Vec::new();
+    for (i, m) in step.mounts.iter().enumerate() {
+        states.insert(
+            i + 1,
+            State {
+                config: m.state.clone(),
+            },
+        );
+        mounts.push(BindMount {
+            node: i + 1,
+            path: m.path.clone(),
+            target: m.target.clone(),
+        });
+    }
+    let mut run = RunOp::new(step.argv.clone());
+    run.env = step.env.clone();
+    run.user = step.user.clone();
+    run.timeout = step.timeout;
+    run.keep_mount_points = step.keep_mount_points;
+    run.limits.memory = step.memory;
+    run.limits.pids = step.pids;
+    run.limits.cpu_millis = step.cpu_millis;
+    run.caches = step
+        .caches
+        .iter()
+        .map(|c| CacheMount {
+            target: c.target.clone(),
+            id: c.id.clone(),
+            shared: c.shared,
+            export: None,
+        })
+        .collect();
+    run.tmpfs = step
+        .tmpfs
+        .iter()
+        .map(|(target, size)| TmpfsMount {
+            target: target.clone(),
+            size: *size,
+        })
+        .collect();
+    run.mounts = mounts;
+    let node = Node {
+        op: Op::Run(run.clone()),
+        parent: Some(0),
+        origin: parse_origin(&step.origin),
+        description: step.description.clone(),
+        platform: crate::platform::Platform::host(),
+    };
+    let parent = State {
+        config: step.parent.clone(),
+    };
+    let output = Collect::default();
+    let cancel = AtomicBool::new(false);
+    let opts = ExecOptions {
+        compression: Compression::None,
+        epoch: step.epoch,
+        sandbox_exe: Some(sandbox_exe.to_path_buf()),
+        platform: crate::platform::Platform::host(),
+        secrets: Default::default(),
+        ssh: Default::default(),
+        debug: None,
+        remote: None,
+    };
+    let registry = crate::registry::Client::new(Vec::new());
+    let ctx = ExecCtx {
+        store,
+        events: &output,
+        cancel: &cancel,
+        node: 0,
+        opts: &opts,
+        registry: &registry,
+        phases: Default::default(),
+        image_layer: true,
+        cpu: None,
+        cpu_held: Default::default(),
+    };
+    let outcome = crate::sandbox::run_step(&ctx, &node, &run, &parent, &states);
+    let stdout = output.lines.into_inner().unwrap_or_else(|e| e.into_inner()).join("\n");
+    let record = match outcome {
+        Ok(record) => record,
+        Err(Error::Step { message, .. }) => {
+            return Ok(re::ActionResult {
+                exit_code: 1,
+                stdout_raw: stdout.into_bytes(),
+                stderr_raw: format!("{FAILED}{message}").into_bytes(),
+                ..Default::default()
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    let diff_id = &record.layers[0].diff_id;
+    let tar = crate::store::ensure_blob(store, diff_id, Compression::None)?;
+    let digest = re::Digest {
+        hash: diff_id.hex(),
+        size_bytes: tar.size as i64,
+    };
+    let sent = remote.upload_missing(vec![(digest.clone(), Blob::File(store.blob_path(&tar.digest)))])?;
+    log(&format!(
+        "layer {} ({} bytes, {sent} uploaded)",
+        &digest.hash[..12],
+        digest.size_bytes
+    ));
+    Ok(re::ActionResult {
+        output_files: vec![re::OutputFile {
+            path: OUTPUT.into(),
+            digest: Some(digest),
+            ..Default::default()
+        }],
+        exit_code: 0,
+        stdout_raw: stdout.into_bytes(),
+        ..Default::default()
+    })
+}
+
+fn parse_origin(text: &str) -> Origin {
+    let mut parts = text.rsplitn(3, ':');
+    let col = parts.next().and_then(|c| c.parse().ok());
+    let line = parts.next().and_then(|l| l.parse().ok());
+    match (parts.next(), line, col) {
+        (Some(file), Some(line), Some(col)) => Origin {
+            file: file.to_string(),
+            line,
+            col,
+        },
+        _ => Origin::default(),
+    }
+}
+
+/// Keeps a step's output lines (they go back in the action's result).
+#[derive(Default)]
+struct Collect {
+    lines: std::sync::Mutex<Vec<String>>,
+}
+
+impl EventSink for Collect {
+    fn event(&self, event: Event) {
+        if let Event::Output { line, .. } = event {
+            self.lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_origin_survives_the_wire() {
+        let o = Origin {
+            file: "dir/strata.rhai".into(),
+            line: 12,
+            col: 3,
+        };
+        assert_eq!(parse_origin(&o.to_string()), o);
+        assert_eq!(parse_origin("nonsense"), Origin::default());
+    }
+}

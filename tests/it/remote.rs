@@ -1,0 +1,248 @@
+//! Remote execution: RUN steps as actions of a real BuildGrid service,
+//! executed by `strata worker` processes serving it.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// A BuildGrid server on 127.0.0.1 (scripts/test.sh installs it and sets
+/// STRATA_TEST_BGD): a disk CAS, an ActionCache, a SQLite scheduler.
+struct BuildGrid {
+    child: Child,
+    dir: tempfile::TempDir,
+    addr: String,
+}
+
+impl BuildGrid {
+    fn start() -> BuildGrid {
+        let bgd = std::env::var("STRATA_TEST_BGD")
+            .expect("STRATA_TEST_BGD is unset: run the tests through scripts/test.sh, which installs BuildGrid");
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let d = dir.path().display();
+        let config = dir.path().join("bgd.yml");
+        fs::write(
+            &config,
+            format!(
+                r#"server:
+  - !channel
+    address: "{addr}"
+    insecure-mode: true
+authorization:
+  method: none
+connections:
+  - !sql-connection &sql
+    connection-string: sqlite:///{d}/bgd.db
+storages:
+  - !disk-storage &cas
+    path: {d}/cas
+caches:
+  - !lru-action-cache &ac
+    storage: *cas
+    max-cached-refs: 10000
+    allow-updates: true
+    cache-failed-actions: false
+schedulers:
+  - !sql-scheduler &scheduler
+    sql: *sql
+    action-cache: *ac
+    storage: *cas
+    bot-session-keepalive-timeout: 10
+    poll-interval: 0.2
+    property-set: !dynamic-property-set
+      match-property-keys: []
+      wildcard-property-keys: []
+instances:
+  - name: ''
+    services:
+      - !action-cache
+        cache: *ac
+      - !execution
+        scheduler: *scheduler
+      - !cas
+        storage: *cas
+      - !bytestream
+        storage: *cas
+"#
+            ),
+        )
+        .unwrap();
+        let log = fs::File::create(dir.path().join("bgd.log")).unwrap();
+        let child = Command::new(bgd)
+            .args(["server", "start"])
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("bgd starts");
+        let grid = BuildGrid { child, dir, addr };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(&grid.addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "BuildGrid did not start:\n{}",
+                fs::read_to_string(grid.dir.path().join("bgd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        grid
+    }
+
+    fn url(&self) -> String {
+        format!("grpc://{}", self.addr)
+    }
+}
+
+impl Drop for BuildGrid {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `strata worker` with a store of its own, its log in a file.
+struct Worker {
+    child: Child,
+    _store: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Worker {
+    fn start(grid: &BuildGrid, name: &str) -> Worker {
+        let store = tempfile::tempdir().unwrap();
+        let log = store.path().join("worker.log");
+        let out = fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["--store"])
+            .arg(store.path().join("store"))
+            .args(["worker", "--remote", &grid.url(), "--bot-id", name, "--jobs", "2"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let worker = Worker {
+            child,
+            _store: store,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !worker.log().contains("serving") {
+            assert!(
+                Instant::now() < deadline,
+                "worker {name} did not start:\n{}",
+                worker.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        worker
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn executed(&self) -> usize {
+        self.log().matches("executing action").count()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const RECIPE: &str = r#"
+let base = from("rootfs:busybox.tar");
+let one = base.run("echo one > /one");
+let two = base.run("echo two > /two");
+let both = one
+    .copy(two.path("/two"), "/two")
+    .run("cat /one /two > /both && echo made both");
+image("app", both, #{ tags: ["remote/app:1"] });
+"#;
+
+#[test]
+fn run_steps_execute_on_workers_and_come_back_from_the_action_cache() {
+    let grid = BuildGrid::start();
+    let workers = [Worker::start(&grid, "w1"), Worker::start(&grid, "w2")];
+    let executed = || workers.iter().map(Worker::executed).sum::<usize>();
+
+    let local = busybox_project(RECIPE);
+    let expected = digest_of(&local.ok(&["build"]).stdout, "app");
+
+    let p = busybox_project(RECIPE);
+    let remote = p.ok(&[
+        "build",
+        "--remote-executor",
+        &grid.url(),
+        "--progress",
+        "plain",
+        "--verbose",
+    ]);
+    assert_eq!(digest_of(&remote.stdout, "app"), expected, "{}", remote.stderr);
+    // Every RUN went to a worker, and its output came back.
+    assert_eq!(executed(), 3, "{}\n{}", workers[0].log(), workers[1].log());
+    assert!(remote.stderr.contains("made both"), "{}", remote.stderr);
+    let bundle = umoci_unpack(p.store_root().as_path(), "remote/app:1");
+    assert_eq!(
+        fs::read_to_string(bundle.path().join("b/rootfs/both")).unwrap(),
+        "one\ntwo\n"
+    );
+
+    // Another machine, an empty store: every RUN comes from the service's
+    // ActionCache, none executes.
+    let q = busybox_project(RECIPE);
+    let again = q.ok(&["build", "--remote-executor", &grid.url()]);
+    assert_eq!(digest_of(&again.stdout, "app"), expected);
+    assert_eq!(executed(), 3, "{}\n{}", workers[0].log(), workers[1].log());
+}
+
+#[test]
+fn a_failing_remote_step_fails_the_build_as_a_local_one_does() {
+    let grid = BuildGrid::start();
+    let _worker = Worker::start(&grid, "w1");
+    let recipe = r#"image("bad", from("rootfs:busybox.tar").run("echo about to fail; exit 3"));"#;
+    let local = busybox_project(recipe).run(&["build"]);
+    let remote = busybox_project(recipe).run(&["build", "--remote-executor", &grid.url()]);
+    assert_eq!(remote.code, 1, "{}", remote.stderr);
+    let message = "`run` failed with exit code 3: echo about to fail; exit 3";
+    assert!(local.stderr.contains(message), "{}", local.stderr);
+    assert!(remote.stderr.contains(message), "{}", remote.stderr);
+    assert!(remote.stderr.contains("about to fail"), "{}", remote.stderr);
+}
+
+#[test]
+fn a_service_that_cannot_be_reached_is_a_clear_error_before_anything_is_built() {
+    let p = busybox_project(RECIPE);
+    let r = p.run(&["build", "--remote-executor", "grpc://127.0.0.1:1"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("remote executor grpc://127.0.0.1:1: cannot connect"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !p.store_root().join("layers").exists() || layer_count(&p) == 0,
+        "{}",
+        r.stderr
+    );
+    let r = p.run(&["build", "--remote-executor", "grpcs://127.0.0.1:1"]);
+    assert!(r.stderr.contains("TLS (grpcs://) is not supported yet"), "{}", r.stderr);
+}
+
+fn layer_count(p: &Project) -> usize {
+    fs::read_dir(p.store_root().join("layers"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
