@@ -17,7 +17,7 @@ ensure_packages() {
 }
 
 # The packages strata's tests and examples use.
-STRATA_PACKAGES=(busybox-static gcc libc6-dev skopeo umoci docker-registry apache2-utils procps python3 gpgv debian-archive-keyring uidmap openssh-client qemu-user-static python3-venv podman runc)
+STRATA_PACKAGES=(busybox-static gcc libc6-dev skopeo umoci docker-registry apache2-utils procps python3 gpgv debian-archive-keyring uidmap openssh-client qemu-user-static python3-venv podman runc postgresql)
 
 # ensure_debian_mirror: the partial Debian mirror the tests and the
 # conformance suite serve on 127.0.0.1 (made once from the host's apt
@@ -45,16 +45,21 @@ ensure_spdx_tools() {
 }
 
 # ensure_buildgrid: BuildGrid (a Remote Execution API service with the
-# Remote Workers API) in a virtualenv under .cache, which the remote
-# execution tests start on 127.0.0.1; exports its `bgd` as STRATA_TEST_BGD.
+# Remote Workers API) and its PostgreSQL driver in a virtualenv under
+# .cache, which the remote execution tests start on 127.0.0.1; exports its
+# `bgd` as STRATA_TEST_BGD and the directory of PostgreSQL's initdb and
+# postgres (its scheduler's database) as STRATA_TEST_PG_BIN.
 ensure_buildgrid() {
   local venv=$PWD/.cache/buildgrid
-  if [ ! -x "$venv/bin/bgd" ]; then
+  if [ ! -e "$venv/.installed-0.4.4" ]; then
     echo "installing BuildGrid into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet buildgrid==0.4.4
+    "$venv/bin/pip" install --quiet "buildgrid[database]==0.4.4"
+    touch "$venv/.installed-0.4.4"
   fi
   export STRATA_TEST_BGD=$venv/bin/bgd
+  STRATA_TEST_PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  export STRATA_TEST_PG_BIN
 }
 
 # ensure_rootless_user NAME: an ordinary user with 65536 subordinate uids

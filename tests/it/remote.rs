@@ -8,10 +8,94 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(addr: &str, what: &str, log: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start:\n{}",
+            fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A private PostgreSQL cluster on 127.0.0.1, the database BuildGrid's
+/// scheduler needs (it refuses SQLite). It runs as the `postgres` user,
+/// which refuses root.
+struct Postgres {
+    child: Child,
+    url: String,
+}
+
+impl Postgres {
+    fn start(dir: &std::path::Path) -> Postgres {
+        use std::os::unix::process::CommandExt;
+        let bin =
+            PathBuf::from(std::env::var("STRATA_TEST_PG_BIN").expect(
+                "STRATA_TEST_PG_BIN is unset: run the tests through scripts/test.sh, which installs PostgreSQL",
+            ));
+        let user = nix::unistd::User::from_name("postgres")
+            .unwrap()
+            .expect("the postgres user exists");
+        std::os::unix::fs::chown(dir, Some(user.uid.as_raw()), Some(user.gid.as_raw())).unwrap();
+        let data = dir.join("pg");
+        let log = dir.join("postgres.log");
+        let status = Command::new(bin.join("initdb"))
+            .args(["-A", "trust", "-U", "bgd", "-E", "UTF8", "--no-sync", "-D"])
+            .arg(&data)
+            .uid(user.uid.as_raw())
+            .gid(user.gid.as_raw())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .status()
+            .unwrap();
+        assert!(status.success(), "initdb: {}", fs::read_to_string(&log).unwrap());
+        let port = free_port();
+        let child = Command::new(bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(dir)
+            .args(["-p", &port.to_string()])
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .uid(user.uid.as_raw())
+            .gid(user.gid.as_raw())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let pg = Postgres {
+            child,
+            url: format!("postgresql+psycopg2://bgd@127.0.0.1:{port}/postgres"),
+        };
+        wait_for_port(&format!("127.0.0.1:{port}"), "PostgreSQL", &log);
+        pg
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // SIGQUIT: an immediate shutdown that takes the backends with it.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGQUIT) };
+        let _ = self.child.wait();
+    }
+}
+
 /// A BuildGrid server on 127.0.0.1 (scripts/test.sh installs it and sets
-/// STRATA_TEST_BGD): a disk CAS, an ActionCache, a SQLite scheduler.
+/// STRATA_TEST_BGD): a disk CAS, an ActionCache, an SQL scheduler on a
+/// private PostgreSQL.
 struct BuildGrid {
     child: Child,
+    _postgres: Postgres,
     dir: tempfile::TempDir,
     addr: String,
 }
@@ -21,12 +105,17 @@ impl BuildGrid {
         let bgd = std::env::var("STRATA_TEST_BGD")
             .expect("STRATA_TEST_BGD is unset: run the tests through scripts/test.sh, which installs BuildGrid");
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
+        let postgres = Postgres::start(dir.path());
+        let migrate = Command::new(&bgd)
+            .args(["migrate", "apply", &postgres.url])
+            .output()
+            .unwrap();
+        assert!(
+            migrate.status.success(),
+            "bgd migrate: {}",
+            String::from_utf8_lossy(&migrate.stderr)
+        );
+        let addr = format!("127.0.0.1:{}", free_port());
         let d = dir.path().display();
         let config = dir.path().join("bgd.yml");
         fs::write(
@@ -40,7 +129,7 @@ authorization:
   method: none
 connections:
   - !sql-connection &sql
-    connection-string: sqlite:///{d}/bgd.db
+    connection-string: {url}
 storages:
   - !disk-storage &cas
     path: {d}/cas
@@ -71,7 +160,8 @@ instances:
         storage: *cas
       - !bytestream
         storage: *cas
-"#
+"#,
+                url = postgres.url
             ),
         )
         .unwrap();
@@ -83,16 +173,13 @@ instances:
             .stderr(log)
             .spawn()
             .expect("bgd starts");
-        let grid = BuildGrid { child, dir, addr };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(&grid.addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "BuildGrid did not start:\n{}",
-                fs::read_to_string(grid.dir.path().join("bgd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let grid = BuildGrid {
+            child,
+            _postgres: postgres,
+            dir,
+            addr,
+        };
+        wait_for_port(&grid.addr, "BuildGrid", &grid.dir.path().join("bgd.log"));
         grid
     }
 

@@ -119,7 +119,9 @@ pub fn serve(
             });
             let Some(reply) = reply else { continue };
             match reply {
-                Ok(reply) => session = reply.into_inner(),
+                Ok(reply) => {
+                    session = reply.into_inner();
+                }
                 Err(status) if status.code() == tonic::Code::DeadlineExceeded => continue,
                 Err(status) => {
                     if stop.load(Ordering::SeqCst) {
@@ -138,7 +140,10 @@ pub fn serve(
                 return Ok(());
             }
             for lease in &mut session.leases {
-                if lease.state != LeaseState::Pending as i32 || running.contains_key(&lease.id) {
+                // A lease this bot is not running is new work, PENDING or, as
+                // BuildGrid hands them out, already ACTIVE.
+                let new = lease.state == LeaseState::Pending as i32 || lease.state == LeaseState::Active as i32;
+                if !new || running.contains_key(&lease.id) {
                     continue;
                 }
                 if stop.load(Ordering::SeqCst) {
