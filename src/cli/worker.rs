@@ -23,6 +23,10 @@ pub struct RemoteArgs {
     /// A file holding a bearer token sent with every call (`authorization: Bearer …`).
     #[arg(long, value_name = "FILE")]
     pub remote_token_file: Option<std::path::PathBuf>,
+    /// When the service cannot be reached, or fails to run a step, run it
+    /// locally instead (with a warning) rather than failing the build.
+    #[arg(long)]
+    pub remote_fallback: bool,
 }
 
 impl RemoteArgs {
@@ -31,8 +35,17 @@ impl RemoteArgs {
         let Some(endpoint) = &self.remote_executor else {
             return Ok(None);
         };
-        let remote = Remote::connect(endpoint, &self.remote_instance, self.token()?)?;
-        Ok(Some(Arc::new(remote)))
+        match Remote::connect(endpoint, &self.remote_instance, self.token()?) {
+            Ok(mut remote) => {
+                remote.fallback = self.remote_fallback;
+                Ok(Some(Arc::new(remote)))
+            }
+            Err(e) if self.remote_fallback => {
+                eprintln!("warning: {}; building locally (--remote-fallback)", e.chain());
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn token(&self) -> Result<Option<String>, CliError> {
@@ -69,6 +82,7 @@ pub fn run(store: &Store, args: WorkerArgs) -> Result<(), CliError> {
         remote_executor: Some(args.remote.clone()),
         remote_instance: args.remote_instance.clone(),
         remote_token_file: args.remote_token_file.clone(),
+        remote_fallback: false,
     }
     .connect()?
     .expect("a service is named");

@@ -32,15 +32,7 @@ fn git(p: &Project, args: &[&str]) -> String {
 
 /// The monorepo example with `services` services, committed.
 fn monorepo(services: usize) -> Project {
-    let p = Project::new();
-    let status = Command::new("python3")
-        .arg(repo().join("examples/monorepo/generate.py"))
-        .arg(p.dir.path())
-        .args(["--services", &services.to_string(), "--files", "20", "--lib-files", "5"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    fs::copy(busybox_tar(), p.path("busybox.tar")).unwrap();
+    let p = monorepo_project(services, 20, 5);
     git(&p, &["init", "--quiet", "--initial-branch=main"]);
     git(&p, &["add", "-A"]);
     git(&p, &["commit", "--quiet", "-m", "monorepo"]);

@@ -220,6 +220,24 @@ pub fn busybox_project(recipe: &str) -> Project {
     p
 }
 
+/// The monorepo example (examples/monorepo) generated with `services`
+/// services of `files` files each and `lib_files` shared ones, with the
+/// busybox rootfs it builds on.
+pub fn monorepo_project(services: usize, files: usize, lib_files: usize) -> Project {
+    let p = Project::new();
+    let status = Command::new("python3")
+        .arg(repo().join("examples/monorepo/generate.py"))
+        .arg(p.dir.path())
+        .args(["--services", &services.to_string()])
+        .args(["--files", &files.to_string()])
+        .args(["--lib-files", &lib_files.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "examples/monorepo/generate.py failed");
+    fs::copy(busybox_tar(), p.path("busybox.tar")).unwrap();
+    p
+}
+
 pub fn digest_of(stdout: &str, name: &str) -> String {
     stdout
         .lines()

@@ -1,21 +1,11 @@
 //! `strata explain`: why each step of a target's last build missed.
 
 use std::fs;
-use std::process::Command;
 
 use crate::common::*;
 
 fn monorepo() -> Project {
-    let p = Project::new();
-    let status = Command::new("python3")
-        .arg(repo().join("examples/monorepo/generate.py"))
-        .arg(p.dir.path())
-        .args(["--services", "2", "--files", "30", "--lib-files", "5"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    fs::copy(busybox_tar(), p.path("busybox.tar")).unwrap();
-    p
+    monorepo_project(2, 30, 5)
 }
 
 #[test]

@@ -145,6 +145,7 @@ schedulers:
     action-cache: *ac
     storage: *cas
     bot-session-keepalive-timeout: 10
+    session-expiry-timer-interval: 1
     poll-interval: 0.2
     property-set: !dynamic-property-set
       match-property-keys: []
@@ -249,50 +250,89 @@ impl Drop for Worker {
     }
 }
 
-const RECIPE: &str = r#"
-let base = from("rootfs:busybox.tar");
-let one = base.run("echo one > /one");
-let two = base.run("echo two > /two");
-let both = one
-    .copy(two.path("/two"), "/two")
-    .run("cat /one /two > /both && echo made both");
-image("app", both, #{ tags: ["remote/app:1"] });
-"#;
+/// The monorepo example's three services: one RUN each, on two copies.
+const SERVICES: [&str; 3] = ["svc0", "svc1", "svc2"];
+
+fn monorepo() -> Project {
+    monorepo_project(SERVICES.len(), 20, 5)
+}
+
+fn build_all(p: &Project, extra: &[&str]) -> Run {
+    let mut args = vec!["build", "all", "--arg", "services=3"];
+    args.extend_from_slice(extra);
+    p.ok(&args)
+}
 
 #[test]
-fn run_steps_execute_on_workers_and_come_back_from_the_action_cache() {
+fn the_monorepo_builds_on_workers_and_comes_back_from_the_action_cache() {
     let grid = BuildGrid::start();
     let workers = [Worker::start(&grid, "w1"), Worker::start(&grid, "w2")];
     let executed = || workers.iter().map(Worker::executed).sum::<usize>();
+    let logs = || format!("{}\n{}", workers[0].log(), workers[1].log());
 
-    let local = busybox_project(RECIPE);
-    let expected = digest_of(&local.ok(&["build"]).stdout, "app");
+    let local = build_all(&monorepo(), &[]);
 
-    let p = busybox_project(RECIPE);
-    let remote = p.ok(&[
-        "build",
-        "--remote-executor",
-        &grid.url(),
-        "--progress",
-        "plain",
-        "--verbose",
-    ]);
-    assert_eq!(digest_of(&remote.stdout, "app"), expected, "{}", remote.stderr);
-    // Every RUN went to a worker, and its output came back.
-    assert_eq!(executed(), 3, "{}\n{}", workers[0].log(), workers[1].log());
-    assert!(remote.stderr.contains("made both"), "{}", remote.stderr);
-    let bundle = umoci_unpack(p.store_root().as_path(), "remote/app:1");
+    let p = monorepo();
+    let remote = build_all(&p, &["--remote-executor", &grid.url(), "--progress", "plain"]);
+    for name in SERVICES {
+        assert_eq!(
+            digest_of(&remote.stdout, name),
+            digest_of(&local.stdout, name),
+            "{name}: {}",
+            remote.stderr
+        );
+    }
+    // Every RUN went to a worker (their logs say so), and its output came back.
+    assert_eq!(executed(), SERVICES.len(), "{}", logs());
+    let bundle = umoci_unpack(p.store_root().as_path(), "monorepo/svc1:latest");
     assert_eq!(
-        fs::read_to_string(bundle.path().join("b/rootfs/both")).unwrap(),
-        "one\ntwo\n"
+        fs::read_to_string(bundle.path().join("b/rootfs/app/.count")).unwrap(),
+        "25\n"
     );
 
     // Another machine, an empty store: every RUN comes from the service's
     // ActionCache, none executes.
-    let q = busybox_project(RECIPE);
-    let again = q.ok(&["build", "--remote-executor", &grid.url()]);
-    assert_eq!(digest_of(&again.stdout, "app"), expected);
-    assert_eq!(executed(), 3, "{}\n{}", workers[0].log(), workers[1].log());
+    let again = build_all(&monorepo(), &["--remote-executor", &grid.url()]);
+    for name in SERVICES {
+        assert_eq!(digest_of(&again.stdout, name), digest_of(&local.stdout, name));
+    }
+    assert_eq!(executed(), SERVICES.len(), "{}", logs());
+}
+
+#[test]
+fn a_worker_killed_during_an_action_is_replaced_and_the_build_succeeds() {
+    let grid = BuildGrid::start();
+    let mut workers = [Worker::start(&grid, "w1"), Worker::start(&grid, "w2")];
+    let p = busybox_project(
+        r#"image("slow", from("rootfs:busybox.tar").run("sleep 3; echo survived > /out"), #{ tags: ["remote/slow:1"] });"#,
+    );
+    let build = p
+        .cmd(&["build", "--remote-executor", &grid.url()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let first = loop {
+        if let Some(i) = workers.iter().position(|w| w.executed() > 0) {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "no worker took the action");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = workers[first].child.kill();
+    let _ = workers[first].child.wait();
+    let r = Run::from(build.wait_with_output().unwrap());
+    let other = &workers[1 - first];
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, other.log());
+    // The service gave the lease of the dead bot to the other one.
+    assert_eq!(other.executed(), 1, "{}", other.log());
+    assert!(other.log().contains(": done, exit code 0"), "{}", other.log());
+    let bundle = umoci_unpack(p.store_root().as_path(), "remote/slow:1");
+    assert_eq!(
+        fs::read_to_string(bundle.path().join("b/rootfs/out")).unwrap(),
+        "survived\n"
+    );
 }
 
 #[test]
@@ -311,8 +351,8 @@ fn a_failing_remote_step_fails_the_build_as_a_local_one_does() {
 
 #[test]
 fn a_service_that_cannot_be_reached_is_a_clear_error_before_anything_is_built() {
-    let p = busybox_project(RECIPE);
-    let r = p.run(&["build", "--remote-executor", "grpc://127.0.0.1:1"]);
+    let p = monorepo();
+    let r = p.run(&["build", "all", "--remote-executor", "grpc://127.0.0.1:1"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
         r.stderr.contains("remote executor grpc://127.0.0.1:1: cannot connect"),
@@ -326,6 +366,18 @@ fn a_service_that_cannot_be_reached_is_a_clear_error_before_anything_is_built() 
     );
     let r = p.run(&["build", "--remote-executor", "grpcs://127.0.0.1:1"]);
     assert!(r.stderr.contains("TLS (grpcs://) is not supported yet"), "{}", r.stderr);
+
+    // With --remote-fallback the build goes on here, and says so.
+    let local = build_all(&monorepo(), &[]);
+    let r = build_all(&p, &["--remote-executor", "grpc://127.0.0.1:1", "--remote-fallback"]);
+    assert!(
+        r.stderr
+            .contains("warning: remote executor grpc://127.0.0.1:1: cannot connect")
+            && r.stderr.contains("building locally (--remote-fallback)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(digest_of(&r.stdout, "svc0"), digest_of(&local.stdout, "svc0"));
 }
 
 fn layer_count(p: &Project) -> usize {

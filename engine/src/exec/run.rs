@@ -2,7 +2,8 @@
 //! its changes become a layer.
 
 use super::{Executor, Inputs};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::events::Event;
 use crate::graph::{Node, Op};
 use crate::step::ExecCtx;
 use crate::store::Record;
@@ -18,7 +19,17 @@ impl Executor for Run {
         let parent = inputs.parent.expect("run has a parent");
         if let Some(remote) = &ctx.opts.remote {
             if crate::reapi::step::runs_locally(node, run, ctx.opts).is_none() {
-                return crate::reapi::step::run_remote(ctx, remote, node, run, parent, inputs.states);
+                match crate::reapi::step::run_remote(ctx, remote, node, run, parent, inputs.states) {
+                    // `--remote-fallback`: the service failing (not the step) runs it here.
+                    Err(e @ Error::Remote { .. }) if remote.fallback => ctx.event(Event::Warning {
+                        message: format!(
+                            "{}; running `{}` locally (--remote-fallback)",
+                            e.chain(),
+                            node.description
+                        ),
+                    }),
+                    outcome => return outcome,
+                }
             }
         }
         crate::sandbox::run_step(ctx, node, run, parent, inputs.states)

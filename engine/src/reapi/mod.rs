@@ -40,6 +40,8 @@ pub struct Remote {
     pub instance: String,
     /// Sent as `authorization: Bearer TOKEN` on every call.
     token: Option<String>,
+    /// `--remote-fallback`: a step the service fails to run runs locally.
+    pub fallback: bool,
 }
 
 impl fmt::Debug for Remote {
@@ -122,6 +124,7 @@ impl Remote {
             endpoint: endpoint.to_string(),
             instance: instance.to_string(),
             token,
+            fallback: false,
         })
     }
 

@@ -29,7 +29,8 @@ const DIGEST_TYPE: &str = "type.googleapis.com/build.bazel.remote.execution.v2.D
 const RESULT_TYPE: &str = "type.googleapis.com/build.bazel.remote.execution.v2.ActionResult";
 /// How long one `UpdateBotSession` may wait for work.
 const POLL: Duration = Duration::from_secs(5);
-/// How often a bot at capacity tells the service it is alive.
+/// How often, at most, a bot at capacity tells the service it is alive
+/// (sooner when its session expires sooner: see [`keepalive`]).
 const KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// How a worker runs.
@@ -93,7 +94,8 @@ pub fn serve(
             let at_capacity = running.len() >= opts.jobs.max(1);
             if at_capacity {
                 // Nothing to ask for: wait for a lease to finish, or say we are alive.
-                let finished = remote.block_on(async { tokio::time::timeout(KEEPALIVE, done_rx.recv()).await });
+                let wait = keepalive(&session);
+                let finished = remote.block_on(async { tokio::time::timeout(wait, done_rx.recv()).await });
                 if let Ok(Some((id, outcome))) = finished {
                     finish(&mut session, &id, outcome, log);
                     running.remove(&id);
@@ -161,6 +163,19 @@ pub fn serve(
             }
         }
     })
+}
+
+/// How long a bot at capacity may wait before updating its session: half
+/// the time left before the service expires it, within 0.5–10 s.
+fn keepalive(session: &BotSession) -> Duration {
+    let Some(expires) = &session.expire_time else {
+        return KEEPALIVE;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let at = Duration::new(expires.seconds.max(0) as u64, expires.nanos.max(0) as u32);
+    (at.saturating_sub(now) / 2).clamp(Duration::from_millis(500), KEEPALIVE)
 }
 
 /// Marks the lease `id` completed with `outcome`.
