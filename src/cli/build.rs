@@ -270,6 +270,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         None => args.progress,
     };
     let progress = Progress::new(progress_mode, args.verbose, &graph);
+    let remote = args.remote.connect()?;
     let opts = BuildOptions {
         compression,
         epoch,
@@ -300,7 +301,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         secrets: args.secrets.iter().cloned().collect(),
         ssh: args.ssh.iter().cloned().collect(),
         debug: args.debug.clone(),
-        remote: args.remote.connect()?,
+        remote: remote.clone(),
     };
     let exports = Exports {
         outputs,
@@ -312,6 +313,9 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         load,
     };
     let report = session::build(store, &graph, &targets, opts, &exports, &progress, signals::cancelled())?;
+    if let Some(remote) = &remote {
+        eprintln!("remote executor {}: {}", remote.endpoint, remote.stats);
+    }
     for finished in &report.finished {
         match finished {
             Finished::Image { name, tags, descriptor } if results_to_stderr => {

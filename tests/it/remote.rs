@@ -284,6 +284,11 @@ fn the_monorepo_builds_on_workers_and_comes_back_from_the_action_cache() {
     }
     // Every RUN went to a worker (their logs say so), and its output came back.
     assert_eq!(executed(), SERVICES.len(), "{}", logs());
+    assert!(
+        remote.stderr.contains("3 steps executed, 0 from the ActionCache"),
+        "{}",
+        remote.stderr
+    );
     let bundle = umoci_unpack(p.store_root().as_path(), "monorepo/svc1:latest");
     assert_eq!(
         fs::read_to_string(bundle.path().join("b/rootfs/app/.count")).unwrap(),
@@ -297,6 +302,14 @@ fn the_monorepo_builds_on_workers_and_comes_back_from_the_action_cache() {
         assert_eq!(digest_of(&again.stdout, name), digest_of(&local.stdout, name));
     }
     assert_eq!(executed(), SERVICES.len(), "{}", logs());
+    // Looked up before anything is uploaded: a hit sends nothing.
+    assert!(
+        again
+            .stderr
+            .contains("0 steps executed, 3 from the ActionCache; 0 bytes sent to the CAS"),
+        "{}",
+        again.stderr
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@ pub mod worker;
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
@@ -42,6 +43,35 @@ pub struct Remote {
     token: Option<String>,
     /// `--remote-fallback`: a step the service fails to run runs locally.
     pub fallback: bool,
+    /// What this connection did, for the build's summary.
+    pub stats: Stats,
+}
+
+/// Counts of what a connection did.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Steps a worker executed for us.
+    pub executed: AtomicU64,
+    /// Steps whose result the ActionCache had.
+    pub cached: AtomicU64,
+    /// Bytes uploaded to the CAS (only blobs it lacked).
+    pub sent: AtomicU64,
+    /// Bytes downloaded from the CAS.
+    pub received: AtomicU64,
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        write!(
+            f,
+            "{} steps executed, {} from the ActionCache; {} bytes sent to the CAS, {} received",
+            n(&self.executed),
+            n(&self.cached),
+            n(&self.sent),
+            n(&self.received)
+        )
+    }
 }
 
 impl fmt::Debug for Remote {
@@ -125,6 +155,7 @@ impl Remote {
             instance: instance.to_string(),
             token,
             fallback: false,
+            stats: Stats::default(),
         })
     }
 
@@ -210,6 +241,7 @@ impl Remote {
         if !batch.is_empty() {
             self.batch_update(batch)?;
         }
+        self.stats.sent.fetch_add(sent, Ordering::Relaxed);
         Ok(sent)
     }
 
@@ -320,6 +352,9 @@ impl Remote {
                 .map_err(|s| self.error(&what, s))?
                 .into_inner();
             while let Some(chunk) = stream.message().await.map_err(|s| self.error(&what, s))? {
+                self.stats
+                    .received
+                    .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
                 out.write_all(&chunk.data).map_err(|e| Error::Remote {
                     endpoint: self.endpoint.clone(),
                     message: format!("{what}: cannot write what it sends: {e}"),

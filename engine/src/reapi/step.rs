@@ -21,6 +21,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 use serde::{Deserialize, Serialize};
@@ -194,7 +195,10 @@ pub fn run_remote(
     });
 
     let result = match remote.cached_result(&action_digest)? {
-        Some(result) if result.exit_code == 0 && output_of(&result).is_some() => result,
+        Some(result) if result.exit_code == 0 && output_of(&result).is_some() => {
+            remote.stats.cached.fetch_add(1, Ordering::Relaxed);
+            result
+        }
         _ => {
             blobs.push((step_digest, Blob::Bytes(step_json)));
             blobs.push((layers_digest, Blob::Bytes(layers_dir)));
@@ -202,7 +206,9 @@ pub fn run_remote(
             blobs.push((command_digest, Blob::Bytes(command)));
             blobs.push((action_digest.clone(), Blob::Bytes(action)));
             remote.upload_missing(blobs)?;
-            remote.execute(&action_digest)?
+            let result = remote.execute(&action_digest)?;
+            remote.stats.executed.fetch_add(1, Ordering::Relaxed);
+            result
         }
     };
     for line in String::from_utf8_lossy(&result.stdout_raw).lines() {

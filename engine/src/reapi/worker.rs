@@ -68,11 +68,15 @@ pub fn serve(
         }),
         ..Default::default()
     };
+    // The service may hold the creation until it has work (BuildGrid waits
+    // most of the call's deadline): the deadline keeps that short.
+    let mut create = remote.request(CreateBotSessionRequest {
+        parent: remote.instance.clone(),
+        bot_session: Some(session),
+    });
+    create.set_timeout(POLL);
     let mut session = remote
-        .block_on(bots.create_bot_session(remote.request(CreateBotSessionRequest {
-            parent: remote.instance.clone(),
-            bot_session: Some(session),
-        })))
+        .block_on(bots.create_bot_session(create))
         .map_err(|s| remote.error("CreateBotSession", s))?
         .into_inner();
     log(&format!(
@@ -139,6 +143,17 @@ pub fn serve(
                 }
             }
             if stop.load(Ordering::SeqCst) && running.is_empty() {
+                // Say goodbye, so that the service gives any lease it has
+                // just handed this bot to another one now, not when the
+                // session expires.
+                session.status = BotStatus::BotTerminating as i32;
+                let mut last = remote.request(UpdateBotSessionRequest {
+                    name: session.name.clone(),
+                    bot_session: Some(session.clone()),
+                });
+                last.set_timeout(POLL);
+                let _ = remote.block_on(bots.update_bot_session(last));
+                log(&format!("bot {} stopped", opts.bot_id));
                 return Ok(());
             }
             for lease in &mut session.leases {
