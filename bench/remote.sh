@@ -55,43 +55,8 @@ wait_port "$pg_port"
 db=postgresql+psycopg2://bgd@127.0.0.1:$pg_port/postgres
 "$STRATA_TEST_BGD" migrate apply "$db" >/dev/null
 port=$(free_port)
-cat >"$scratch/bgd.yml" <<EOF
-server:
-  - !channel
-    address: "127.0.0.1:$port"
-    insecure-mode: true
-authorization:
-  method: none
-connections:
-  - !sql-connection &sql
-    connection-string: $db
-storages:
-  - !disk-storage &cas
-    path: $scratch/cas
-caches:
-  - !lru-action-cache &ac
-    storage: *cas
-    max-cached-refs: 100000
-    allow-updates: true
-    cache-failed-actions: false
-schedulers:
-  - !sql-scheduler &scheduler
-    sql: *sql
-    action-cache: *ac
-    storage: *cas
-    poll-interval: 0.1
-instances:
-  - name: ''
-    services:
-      - !action-cache
-        cache: *ac
-      - !execution
-        scheduler: *scheduler
-      - !cas
-        storage: *cas
-      - !bytestream
-        storage: *cas
-EOF
+sed -e "s|@ADDRESS@|127.0.0.1:$port|" -e "s|@DATABASE@|$db|" -e "s|@DIR@|$scratch|" \
+  scripts/buildgrid.yml >"$scratch/bgd.yml"
 "$STRATA_TEST_BGD" server start "$scratch/bgd.yml" >"$scratch/bgd.log" 2>&1 &
 pids+=($!)
 wait_port "$port"

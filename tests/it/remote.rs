@@ -116,54 +116,14 @@ impl BuildGrid {
             String::from_utf8_lossy(&migrate.stderr)
         );
         let addr = format!("127.0.0.1:{}", free_port());
-        let d = dir.path().display();
         let config = dir.path().join("bgd.yml");
+        let template = fs::read_to_string(repo().join("scripts/buildgrid.yml")).unwrap();
         fs::write(
             &config,
-            format!(
-                r#"server:
-  - !channel
-    address: "{addr}"
-    insecure-mode: true
-authorization:
-  method: none
-connections:
-  - !sql-connection &sql
-    connection-string: {url}
-storages:
-  - !disk-storage &cas
-    path: {d}/cas
-caches:
-  - !lru-action-cache &ac
-    storage: *cas
-    max-cached-refs: 10000
-    allow-updates: true
-    cache-failed-actions: false
-schedulers:
-  - !sql-scheduler &scheduler
-    sql: *sql
-    action-cache: *ac
-    storage: *cas
-    bot-session-keepalive-timeout: 10
-    session-expiry-timer-interval: 1
-    poll-interval: 0.2
-    property-set: !dynamic-property-set
-      match-property-keys: []
-      wildcard-property-keys: []
-instances:
-  - name: ''
-    services:
-      - !action-cache
-        cache: *ac
-      - !execution
-        scheduler: *scheduler
-      - !cas
-        storage: *cas
-      - !bytestream
-        storage: *cas
-"#,
-                url = postgres.url
-            ),
+            template
+                .replace("@ADDRESS@", &addr)
+                .replace("@DATABASE@", &postgres.url)
+                .replace("@DIR@", &dir.path().display().to_string()),
         )
         .unwrap();
         let log = fs::File::create(dir.path().join("bgd.log")).unwrap();
