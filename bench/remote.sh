@@ -62,12 +62,13 @@ pids+=($!)
 wait_port "$port"
 url=grpc://127.0.0.1:$port
 
-worker_pids=()
-start_workers() { # N
+worker_pids=() generation=0
+start_workers() { # N (fresh bot names each time: a name's old session may linger)
+  generation=$((generation + 1))
   for pid in "${worker_pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   worker_pids=()
   for i in $(seq "$1"); do
-    "$strata" --store "$scratch/worker$i" worker --remote "$url" --bot-id "bench-w$i" \
+    "$strata" --store "$scratch/worker$i" worker --remote "$url" --bot-id "bench-$generation-w$i" \
       2>>"$scratch/worker$i.log" &
     worker_pids+=($!); pids+=($!)
   done
