@@ -69,11 +69,11 @@ start_workers() { # N (fresh bot names each time: a name's old session may linge
   worker_pids=()
   for i in $(seq "$1"); do
     "$strata" --store "$scratch/worker$i" worker --remote "$url" --bot-id "bench-$generation-w$i" \
-      2>>"$scratch/worker$i.log" &
+      2>"$scratch/worker$generation-$i.log" &
     worker_pids+=($!); pids+=($!)
   done
   for i in $(seq "$1"); do
-    until grep -q serving "$scratch/worker$i.log" 2>/dev/null; do sleep 0.1; done
+    until grep -q serving "$scratch/worker$generation-$i.log" 2>/dev/null; do sleep 0.1; done
   done
 }
 
