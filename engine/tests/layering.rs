@@ -28,6 +28,7 @@ const RANKS: &[(&str, u32)] = &[
     ("context", 5),
     ("fsview", 6),
     ("store", 6),
+    ("reapi", 6),
     ("step", 7),
     ("sandbox", 8),
     ("bases", 8),

@@ -4,7 +4,8 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use strata_engine::reapi::{worker, Remote};
+use strata_engine::exec::worker;
+use strata_engine::reapi::Remote;
 use strata_engine::store::Store;
 
 use super::CliError;

@@ -8,7 +8,9 @@ mod copy;
 mod debian;
 mod extract;
 pub mod fetch;
+pub mod remote;
 mod run;
+pub mod worker;
 
 use std::collections::HashMap;
 

@@ -18,8 +18,8 @@ impl Executor for Run {
         };
         let parent = inputs.parent.expect("run has a parent");
         if let Some(remote) = &ctx.opts.remote {
-            if crate::reapi::step::runs_locally(node, run, ctx.opts).is_none() {
-                match crate::reapi::step::run_remote(ctx, remote, node, run, parent, inputs.states) {
+            if super::remote::runs_locally(node, run, ctx.opts).is_none() {
+                match super::remote::run_remote(ctx, remote, node, run, parent, inputs.states) {
                     // `--remote-fallback`: the service failing (not the step) runs it here.
                     Err(e @ Error::Remote { .. }) if remote.fallback => ctx.event(Event::Warning {
                         message: format!(

@@ -7,11 +7,10 @@
 //! object already), and `step.json`, the step itself; its one output is
 //! `layer.tar`, the layer the step made. This module is the client of the
 //! service's CAS, ByteStream, ActionCache and Execution services;
-//! [`step`] makes and runs actions, [`worker`] is the bot.
+//! [`crate::exec::remote`] makes and runs actions, [`crate::exec::worker`]
+//! is the bot.
 
 pub mod bots;
-pub mod step;
-pub mod worker;
 
 use std::fmt;
 use std::io::{Read, Write};

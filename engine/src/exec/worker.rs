@@ -1,6 +1,6 @@
 //! `strata worker`: a bot of a REAPI service, through the Remote Workers
 //! API. It opens a bot session, long-polls it for leases, runs each
-//! lease's action with [`super::step::execute_action`] (at most `jobs` at
+//! lease's action with [`super::remote::execute_action`] (at most `jobs` at
 //! once, announced to the service as the bot's `capacity`), and reports
 //! each result in the session. The service retries a lease whose bot went
 //! away (its session expires), and writes finished results to its
@@ -16,12 +16,12 @@ use bazel_remote_apis::google::protobuf::Any;
 use bazel_remote_apis::google::rpc::Status;
 use prost::Message;
 
-use super::bots::{
+use crate::error::{Error, Result};
+use crate::reapi::bots::{
     BotSession, BotStatus, BotsClient, CreateBotSessionRequest, Device, LeaseState, Property, UpdateBotSessionRequest,
     Worker,
 };
-use super::Remote;
-use crate::error::{Error, Result};
+use crate::reapi::Remote;
 use crate::store::Store;
 
 const ACTION_TYPE: &str = "type.googleapis.com/build.bazel.remote.execution.v2.Action";
@@ -244,9 +244,9 @@ fn run_lease(
         }
         other => return Err(bad(format!("a lease carries `{other}`, not an action"))),
     };
-    let (_, digest) = super::encoded(&action);
+    let (_, digest) = crate::reapi::encoded(&action);
     log(&format!("executing action {}", &digest.hash[..12]));
-    super::step::execute_action(store, remote, &action, &opts.sandbox_exe, &|line| {
+    super::remote::execute_action(store, remote, &action, &opts.sandbox_exe, &|line| {
         log(&format!("action {}: {line}", &digest.hash[..12]))
     })
 }

@@ -26,13 +26,13 @@ use std::sync::atomic::Ordering;
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 use serde::{Deserialize, Serialize};
 
-use super::{encoded, Blob, Remote};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink};
 use crate::graph::{BindMount, CacheMount, Network, Node, NodeId, Op, Origin, RunOp, TmpfsMount};
 use crate::image::ImageConfig;
 use crate::layer::Compression;
+use crate::reapi::{encoded, Blob, Remote};
 use crate::step::{ExecCtx, ExecOptions};
 use crate::store::{LayerRef, Record, State, Store};
 
@@ -170,7 +170,7 @@ pub fn run_remote(
         files: layer_files,
         ..Default::default()
     });
-    let step_digest = super::digest_of(&step_json);
+    let step_digest = crate::reapi::digest_of(&step_json);
     let (root, root_digest) = encoded(&re::Directory {
         files: vec![re::FileNode {
             name: "step.json".into(),
