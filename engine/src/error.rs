@@ -135,14 +135,7 @@ impl Error {
     /// The message with every cause after it (`a: b: c`), for places that
     /// fold an error into another's text and must not drop the reason.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
-        text
+        chain(self)
     }
 
     /// The recipe's fault at `origin`, keeping the cause.
@@ -174,4 +167,16 @@ impl Error {
             },
         }
     }
+}
+
+/// Any error's message with every cause after it (`a: b: c`).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

@@ -81,23 +81,14 @@ pub struct WireMount {
     pub target: String,
 }
 
-/// Why `node` cannot run remotely, if it cannot.
-pub fn runs_locally(node: &Node, run: &RunOp, opts: &ExecOptions) -> Option<&'static str> {
-    if !run.secrets.is_empty() {
-        Some("it has secrets")
-    } else if !run.ssh.is_empty() {
-        Some("it forwards an SSH agent")
-    } else if run.network == Network::Host {
-        Some("it uses the host's network")
-    } else if run.insecure {
-        Some("it is insecure")
-    } else if node.platform != crate::platform::Platform::host() {
-        Some("it is for another platform")
-    } else if opts.debug.is_some() {
-        Some("--debug")
-    } else {
-        None
-    }
+/// Whether `node` must run here (see the module's documentation for why).
+pub fn runs_locally(node: &Node, run: &RunOp, opts: &ExecOptions) -> bool {
+    !run.secrets.is_empty()
+        || !run.ssh.is_empty()
+        || run.network == Network::Host
+        || run.insecure
+        || node.platform != crate::platform::Platform::host()
+        || opts.debug.is_some()
 }
 
 /// Executes `run` on the remote service: the ActionCache first, else an
@@ -154,17 +145,13 @@ pub fn run_remote(
     let mut blobs: Vec<(re::Digest, Blob)> = Vec::new();
     let mut layer_files = Vec::new();
     for diff_id in &diff_ids {
-        let tar = crate::store::ensure_blob(store, diff_id, Compression::None)?;
-        let digest = re::Digest {
-            hash: diff_id.hex(),
-            size_bytes: tar.size as i64,
-        };
+        let (digest, blob) = layer_blob(store, diff_id)?;
         layer_files.push(re::FileNode {
             name: diff_id.hex(),
             digest: Some(digest.clone()),
             ..Default::default()
         });
-        blobs.push((digest, Blob::File(store.blob_path(&tar.digest))));
+        blobs.push((digest, blob));
     }
     let (layers_dir, layers_digest) = encoded(&re::Directory {
         files: layer_files,
@@ -229,16 +216,8 @@ pub fn run_remote(
             detail: String::from_utf8_lossy(&result.stdout_raw).into_owned(),
         });
     }
-    let output = output_of(&result).ok_or_else(|| Error::Remote {
-        endpoint: remote.endpoint.clone(),
-        message: format!("the action's result has no `{OUTPUT}`"),
-    })?;
-    let diff_id = format!("sha256:{}", output.hash)
-        .parse::<Digest>()
-        .map_err(|_| Error::Remote {
-            endpoint: remote.endpoint.clone(),
-            message: format!("`{OUTPUT}` has a malformed digest `{}`", output.hash),
-        })?;
+    let output = output_of(&result).ok_or_else(|| remote.fail(format!("the action's result has no `{OUTPUT}`")))?;
+    let diff_id = diff_id_of(remote, &output, &format!("`{OUTPUT}`"))?;
     if !store.has_layer(&diff_id) {
         fetch_layer(store, remote, &output, &diff_id)?;
     }
@@ -255,6 +234,24 @@ fn output_of(result: &re::ActionResult) -> Option<re::Digest> {
         .iter()
         .find(|f| f.path == OUTPUT)
         .and_then(|f| f.digest.clone())
+}
+
+/// A layer as a CAS blob: its uncompressed tar (made if the store has
+/// none), whose digest is the layer's diff id.
+fn layer_blob(store: &Store, diff_id: &Digest) -> Result<(re::Digest, Blob)> {
+    let tar = crate::store::ensure_blob(store, diff_id, Compression::None)?;
+    let digest = re::Digest {
+        hash: diff_id.hex(),
+        size_bytes: tar.size as i64,
+    };
+    Ok((digest, Blob::File(store.blob_path(&tar.digest))))
+}
+
+/// The diff id a layer tar's CAS digest names; `what` names it in the error.
+fn diff_id_of(remote: &Remote, digest: &re::Digest, what: &str) -> Result<Digest> {
+    format!("sha256:{}", digest.hash)
+        .parse()
+        .map_err(|_| remote.fail(format!("{what} has a malformed digest `{}`", digest.hash)))
 }
 
 /// Downloads a layer tar from the CAS into the store, checked against its diff id.
@@ -288,18 +285,14 @@ pub fn execute_action(
     sandbox_exe: &Path,
     log: &dyn Fn(&str),
 ) -> Result<re::ActionResult> {
-    let bad = |message: String| Error::Remote {
-        endpoint: remote.endpoint.clone(),
-        message,
-    };
     let command: re::Command = remote.read_message(
         action
             .command_digest
             .as_ref()
-            .ok_or_else(|| bad("the action has no command".into()))?,
+            .ok_or_else(|| remote.fail("the action has no command"))?,
     )?;
     if command.arguments.get(1).map(String::as_str) != Some(COMMAND) {
-        return Err(bad(format!(
+        return Err(remote.fail(format!(
             "not a strata step: the command is {:?} (a strata worker runs only `strata {COMMAND}`)",
             command.arguments
         )));
@@ -308,21 +301,21 @@ pub fn execute_action(
         action
             .input_root_digest
             .as_ref()
-            .ok_or_else(|| bad("the action has no input root".into()))?,
+            .ok_or_else(|| remote.fail("the action has no input root"))?,
     )?;
     let step_file = root
         .files
         .iter()
         .find(|f| f.name == "step.json")
         .and_then(|f| f.digest.clone())
-        .ok_or_else(|| bad("the input root has no step.json".into()))?;
+        .ok_or_else(|| remote.fail("the input root has no step.json"))?;
     let step: WireStep = serde_json::from_slice(&remote.read_blob(&step_file)?)
-        .map_err(|e| bad(format!("step.json is not a strata step: {e}")))?;
+        .map_err(|e| remote.fail(format!("step.json is not a strata step: {e}")))?;
     let layers: re::Directory = match root.directories.iter().find(|d| d.name == "layers") {
         Some(dir) => remote.read_message(
             dir.digest
                 .as_ref()
-                .ok_or_else(|| bad("`layers` has no digest".into()))?,
+                .ok_or_else(|| remote.fail("`layers` has no digest"))?,
         )?,
         None => re::Directory::default(),
     };
@@ -331,10 +324,8 @@ pub fn execute_action(
         let digest = file
             .digest
             .clone()
-            .ok_or_else(|| bad(format!("layer {} has no digest", file.name)))?;
-        let diff_id = format!("sha256:{}", digest.hash)
-            .parse::<Digest>()
-            .map_err(|_| bad(format!("layer {} has a malformed digest", file.name)))?;
+            .ok_or_else(|| remote.fail(format!("layer {} has no digest", file.name)))?;
+        let diff_id = diff_id_of(remote, &digest, &format!("layer {}", file.name))?;
         if !store.has_layer(&diff_id) {
             log(&format!("fetching layer {}", &digest.hash[..12]));
             fetch_layer(store, remote, &digest, &diff_id)?;
@@ -433,13 +424,8 @@ pub fn execute_action(
         }
         Err(e) => return Err(e),
     };
-    let diff_id = &record.layers[0].diff_id;
-    let tar = crate::store::ensure_blob(store, diff_id, Compression::None)?;
-    let digest = re::Digest {
-        hash: diff_id.hex(),
-        size_bytes: tar.size as i64,
-    };
-    let sent = remote.upload_missing(vec![(digest.clone(), Blob::File(store.blob_path(&tar.digest)))])?;
+    let (digest, blob) = layer_blob(store, &record.layers[0].diff_id)?;
+    let sent = remote.upload_missing(vec![(digest.clone(), blob)])?;
     log(&format!(
         "layer {} ({} bytes, {sent} uploaded)",
         &digest.hash[..12],

@@ -18,7 +18,7 @@ impl Executor for Run {
         };
         let parent = inputs.parent.expect("run has a parent");
         if let Some(remote) = &ctx.opts.remote {
-            if super::remote::runs_locally(node, run, ctx.opts).is_none() {
+            if !super::remote::runs_locally(node, run, ctx.opts) {
                 match super::remote::run_remote(ctx, remote, node, run, parent, inputs.states) {
                     // `--remote-fallback`: the service failing (not the step) runs it here.
                     Err(e @ Error::Remote { .. }) if remote.fallback => ctx.event(Event::Warning {

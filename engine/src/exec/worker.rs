@@ -6,7 +6,7 @@
 //! away (its session expires), and writes finished results to its
 //! ActionCache.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use bazel_remote_apis::google::protobuf::Any;
 use bazel_remote_apis::google::rpc::Status;
 use prost::Message;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::reapi::bots::{
     BotSession, BotStatus, BotsClient, CreateBotSessionRequest, Device, LeaseState, Property, UpdateBotSessionRequest,
     Worker,
@@ -85,15 +85,14 @@ pub fn serve(
     ));
 
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Result<re::ActionResult>)>();
-    let mut running: HashMap<String, ()> = HashMap::new();
+    let mut running: HashSet<String> = HashSet::new();
     std::thread::scope(|scope| -> Result<()> {
         loop {
             if stop.load(Ordering::SeqCst) {
                 session.status = BotStatus::BotTerminating as i32;
             }
             while let Ok((id, outcome)) = done_rx.try_recv() {
-                finish(&mut session, &id, outcome, log);
-                running.remove(&id);
+                finish(&mut session, &mut running, &id, outcome, log);
             }
             let at_capacity = running.len() >= opts.jobs.max(1);
             if at_capacity {
@@ -101,23 +100,17 @@ pub fn serve(
                 let wait = keepalive(&session);
                 let finished = remote.block_on(async { tokio::time::timeout(wait, done_rx.recv()).await });
                 if let Ok(Some((id, outcome))) = finished {
-                    finish(&mut session, &id, outcome, log);
-                    running.remove(&id);
+                    finish(&mut session, &mut running, &id, outcome, log);
                 }
             }
-            let mut request = remote.request(UpdateBotSessionRequest {
-                name: session.name.clone(),
-                bot_session: Some(session.clone()),
-            });
-            request.set_timeout(POLL);
+            let request = update(remote, &session);
             // A lease finishing ends the wait for work: its result goes out at once.
             let reply = remote.block_on(async {
                 tokio::select! {
                     reply = bots.update_bot_session(request) => Some(reply),
                     finished = done_rx.recv(), if !running.is_empty() => {
                         if let Some((id, outcome)) = finished {
-                            finish(&mut session, &id, outcome, log);
-                            running.remove(&id);
+                            finish(&mut session, &mut running, &id, outcome, log);
                         }
                         None
                     }
@@ -147,12 +140,7 @@ pub fn serve(
                 // just handed this bot to another one now, not when the
                 // session expires.
                 session.status = BotStatus::BotTerminating as i32;
-                let mut last = remote.request(UpdateBotSessionRequest {
-                    name: session.name.clone(),
-                    bot_session: Some(session.clone()),
-                });
-                last.set_timeout(POLL);
-                let _ = remote.block_on(bots.update_bot_session(last));
+                let _ = remote.block_on(bots.update_bot_session(update(remote, &session)));
                 log(&format!("bot {} stopped", opts.bot_id));
                 return Ok(());
             }
@@ -160,14 +148,14 @@ pub fn serve(
                 // A lease this bot is not running is new work, PENDING or, as
                 // BuildGrid hands them out, already ACTIVE.
                 let new = lease.state == LeaseState::Pending as i32 || lease.state == LeaseState::Active as i32;
-                if !new || running.contains_key(&lease.id) {
+                if !new || running.contains(&lease.id) {
                     continue;
                 }
                 if stop.load(Ordering::SeqCst) {
                     continue;
                 }
                 lease.state = LeaseState::Active as i32;
-                running.insert(lease.id.clone(), ());
+                running.insert(lease.id.clone());
                 let id = lease.id.clone();
                 let payload = lease.payload.clone();
                 let tx = done_tx.clone();
@@ -193,8 +181,25 @@ fn keepalive(session: &BotSession) -> Duration {
     (at.saturating_sub(now) / 2).clamp(Duration::from_millis(500), KEEPALIVE)
 }
 
-/// Marks the lease `id` completed with `outcome`.
-fn finish(session: &mut BotSession, id: &str, outcome: Result<re::ActionResult>, log: &(dyn Fn(&str) + Sync)) {
+/// The session as it stands, as an update that waits at most [`POLL`].
+fn update(remote: &Remote, session: &BotSession) -> tonic::Request<UpdateBotSessionRequest> {
+    let mut request = remote.request(UpdateBotSessionRequest {
+        name: session.name.clone(),
+        bot_session: Some(session.clone()),
+    });
+    request.set_timeout(POLL);
+    request
+}
+
+/// Marks the lease `id` completed with `outcome`; it no longer runs.
+fn finish(
+    session: &mut BotSession,
+    running: &mut HashSet<String>,
+    id: &str,
+    outcome: Result<re::ActionResult>,
+    log: &(dyn Fn(&str) + Sync),
+) {
+    running.remove(id);
     let Some(lease) = session.leases.iter_mut().find(|l| l.id == id) else {
         return;
     };
@@ -228,21 +233,17 @@ fn run_lease(
     payload: Option<Any>,
     log: &(dyn Fn(&str) + Sync),
 ) -> Result<re::ActionResult> {
-    let bad = |message: String| Error::Remote {
-        endpoint: remote.endpoint.clone(),
-        message,
-    };
-    let payload = payload.ok_or_else(|| bad("a lease without a payload".into()))?;
+    let payload = payload.ok_or_else(|| remote.fail("a lease without a payload"))?;
     let action = match payload.type_url.as_str() {
         ACTION_TYPE => {
-            re::Action::decode(payload.value.as_slice()).map_err(|e| bad(format!("a lease's action: {e}")))?
+            re::Action::decode(payload.value.as_slice()).map_err(|e| remote.fail(format!("a lease's action: {e}")))?
         }
         DIGEST_TYPE => {
-            let digest =
-                re::Digest::decode(payload.value.as_slice()).map_err(|e| bad(format!("a lease's digest: {e}")))?;
+            let digest = re::Digest::decode(payload.value.as_slice())
+                .map_err(|e| remote.fail(format!("a lease's digest: {e}")))?;
             remote.read_message(&digest)?
         }
-        other => return Err(bad(format!("a lease carries `{other}`, not an action"))),
+        other => return Err(remote.fail(format!("a lease carries `{other}`, not an action"))),
     };
     let (_, digest) = crate::reapi::encoded(&action);
     log(&format!("executing action {}", &digest.hash[..12]));

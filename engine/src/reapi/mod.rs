@@ -144,7 +144,7 @@ impl Remote {
                 .tcp_nodelay(true)
                 .connect()
                 .await
-                .map_err(|e| format!("cannot connect: {}", error_chain(&e)))
+                .map_err(|e| format!("cannot connect: {}", crate::error::chain(&e)))
         });
         let channel = channel.map_err(fail)?;
         Ok(Remote {
@@ -178,12 +178,17 @@ impl Remote {
         request
     }
 
-    /// An error of a call to the service.
-    pub fn error(&self, what: &str, status: tonic::Status) -> Error {
+    /// An error of this service: what went wrong, in `message`.
+    pub fn fail(&self, message: impl Into<String>) -> Error {
         Error::Remote {
             endpoint: self.endpoint.clone(),
-            message: format!("{what}: {} ({:?})", status.message(), status.code()),
+            message: message.into(),
         }
+    }
+
+    /// An error of a call to the service.
+    pub fn error(&self, what: &str, status: tonic::Status) -> Error {
+        self.fail(format!("{what}: {} ({:?})", status.message(), status.code()))
     }
 
     fn cas(&self) -> re::content_addressable_storage_client::ContentAddressableStorageClient<Channel> {
@@ -255,37 +260,38 @@ impl Remote {
             .map_err(|s| self.error("BatchUpdateBlobs", s))?;
         for r in response.into_inner().responses {
             if let Some(status) = r.status.filter(|s| s.code != 0) {
-                return Err(Error::Remote {
-                    endpoint: self.endpoint.clone(),
-                    message: format!(
-                        "BatchUpdateBlobs refused {}: {}",
-                        r.digest.as_ref().map(short).unwrap_or_default(),
-                        status.message
-                    ),
-                });
+                return Err(self.fail(format!(
+                    "BatchUpdateBlobs refused {}: {}",
+                    r.digest.as_ref().map(short).unwrap_or_default(),
+                    status.message
+                )));
             }
         }
         Ok(())
     }
 
-    fn resource(&self, digest: &re::Digest) -> String {
-        let prefix = if self.instance.is_empty() {
+    /// The instance's part of a ByteStream resource name (`NAME/`, or nothing).
+    fn instance_prefix(&self) -> String {
+        if self.instance.is_empty() {
             String::new()
         } else {
             format!("{}/", self.instance)
-        };
-        format!("{prefix}blobs/{}/{}", digest.hash, digest.size_bytes)
+        }
+    }
+
+    fn resource(&self, digest: &re::Digest) -> String {
+        format!("{}blobs/{}/{}", self.instance_prefix(), digest.hash, digest.size_bytes)
     }
 
     /// A big blob through ByteStream `Write`, read chunk by chunk.
     fn write_stream(&self, digest: &re::Digest, blob: Blob) -> Result<()> {
-        let prefix = if self.instance.is_empty() {
-            String::new()
-        } else {
-            format!("{}/", self.instance)
-        };
-        let upload = uuid_like();
-        let name = format!("{prefix}uploads/{upload}/blobs/{}/{}", digest.hash, digest.size_bytes);
+        let name = format!(
+            "{}uploads/{}/blobs/{}/{}",
+            self.instance_prefix(),
+            uuid_like(),
+            digest.hash,
+            digest.size_bytes
+        );
         let mut reader: Box<dyn Read + Send> = match blob {
             Blob::Bytes(bytes) => Box::new(std::io::Cursor::new(bytes)),
             Blob::File(path) => Box::new(std::fs::File::open(&path).map_err(Error::io("open", &path))?),
@@ -323,13 +329,10 @@ impl Remote {
             .map_err(|s| self.error(&format!("ByteStream.Write {}", short(digest)), s))?;
         let committed = response.into_inner().committed_size;
         if committed != digest.size_bytes {
-            return Err(Error::Remote {
-                endpoint: self.endpoint.clone(),
-                message: format!(
-                    "ByteStream.Write {}: the service committed {committed} bytes",
-                    short(digest)
-                ),
-            });
+            return Err(self.fail(format!(
+                "ByteStream.Write {}: the service committed {committed} bytes",
+                short(digest)
+            )));
         }
         Ok(())
     }
@@ -354,10 +357,8 @@ impl Remote {
                 self.stats
                     .received
                     .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
-                out.write_all(&chunk.data).map_err(|e| Error::Remote {
-                    endpoint: self.endpoint.clone(),
-                    message: format!("{what}: cannot write what it sends: {e}"),
-                })?;
+                out.write_all(&chunk.data)
+                    .map_err(|e| self.fail(format!("{what}: cannot write what it sends: {e}")))?;
             }
             Ok(())
         })
@@ -368,10 +369,7 @@ impl Remote {
         let mut bytes = Vec::with_capacity(digest.size_bytes.max(0) as usize);
         self.download(digest, &mut bytes)?;
         if digest_of(&bytes) != *digest {
-            return Err(Error::Remote {
-                endpoint: self.endpoint.clone(),
-                message: format!("the CAS sent other bytes for {}", short(digest)),
-            });
+            return Err(self.fail(format!("the CAS sent other bytes for {}", short(digest))));
         }
         Ok(bytes)
     }
@@ -379,13 +377,12 @@ impl Remote {
     /// A message stored in the CAS.
     pub fn read_message<M: Message + Default>(&self, digest: &re::Digest) -> Result<M> {
         let bytes = self.read_blob(digest)?;
-        M::decode(bytes.as_slice()).map_err(|e| Error::Remote {
-            endpoint: self.endpoint.clone(),
-            message: format!(
+        M::decode(bytes.as_slice()).map_err(|e| {
+            self.fail(format!(
                 "the blob {} is not a {}: {e}",
                 short(digest),
                 std::any::type_name::<M>()
-            ),
+            ))
         })
     }
 
@@ -436,52 +433,31 @@ impl Remote {
                             .into_inner();
                     }
                     Ok(None) => {
-                        return Err(Error::Remote {
-                            endpoint: self.endpoint.clone(),
-                            message: "Execute: the service ended the stream before the action was done".into(),
-                        })
+                        return Err(self.fail("Execute: the service ended the stream before the action was done"))
                     }
                     Err(status) => return Err(self.error("Execute", status)),
                 }
             }
         })?;
         use bazel_remote_apis::google::longrunning::operation::Result as Outcome;
+        let failed = |status: &bazel_remote_apis::google::rpc::Status| {
+            self.fail(format!(
+                "the action failed on the service: {} (code {})",
+                status.message, status.code
+            ))
+        };
         let response = match done.result {
-            Some(Outcome::Response(any)) => {
-                re::ExecuteResponse::decode(any.value.as_slice()).map_err(|e| Error::Remote {
-                    endpoint: self.endpoint.clone(),
-                    message: format!("Execute: the response is not an ExecuteResponse: {e}"),
-                })?
-            }
-            Some(Outcome::Error(status)) => {
-                return Err(Error::Remote {
-                    endpoint: self.endpoint.clone(),
-                    message: format!(
-                        "the action failed on the service: {} (code {})",
-                        status.message, status.code
-                    ),
-                })
-            }
-            None => {
-                return Err(Error::Remote {
-                    endpoint: self.endpoint.clone(),
-                    message: "Execute: the operation is done but has no result".into(),
-                })
-            }
+            Some(Outcome::Response(any)) => re::ExecuteResponse::decode(any.value.as_slice())
+                .map_err(|e| self.fail(format!("Execute: the response is not an ExecuteResponse: {e}")))?,
+            Some(Outcome::Error(status)) => return Err(failed(&status)),
+            None => return Err(self.fail("Execute: the operation is done but has no result")),
         };
         if let Some(status) = response.status.as_ref().filter(|s| s.code != 0) {
-            return Err(Error::Remote {
-                endpoint: self.endpoint.clone(),
-                message: format!(
-                    "the action failed on the service: {} (code {})",
-                    status.message, status.code
-                ),
-            });
+            return Err(failed(status));
         }
-        response.result.ok_or_else(|| Error::Remote {
-            endpoint: self.endpoint.clone(),
-            message: "Execute: the response has no result".into(),
-        })
+        response
+            .result
+            .ok_or_else(|| self.fail("Execute: the response has no result"))
     }
 }
 
@@ -496,15 +472,4 @@ fn uuid_like() -> String {
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let h = hex::encode(bytes);
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
