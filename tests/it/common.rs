@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// A project directory and a store, both removed on drop.
 pub struct Project {
@@ -220,6 +221,25 @@ pub fn busybox_project(recipe: &str) -> Project {
     p
 }
 
+/// A TCP port on 127.0.0.1 that nothing listens on (now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `addr`; after `within`,
+/// fails the test with `why()`.
+pub fn wait_for_port(addr: &str, within: Duration, why: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + within;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{}", why());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The monorepo example (examples/monorepo) generated with `services`
 /// services of `files` files each and `lib_files` shared ones, with the
 /// busybox rootfs it builds on.
@@ -399,12 +419,7 @@ impl Registry {
             }
             None => String::new(),
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = format!("127.0.0.1:{}", free_port());
         let config = dir.path().join("config.yml");
         fs::write(
             &config,
@@ -423,11 +438,9 @@ impl Registry {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("docker-registry (Debian package docker-registry) is installed");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(std::time::Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_for_port(&addr, Duration::from_secs(20), || {
+            "docker-registry did not start".into()
+        });
         Registry { child, dir, addr }
     }
 
@@ -500,11 +513,7 @@ impl DebianMirror {
 
     /// Serves `dir` (a mirror layout) instead.
     pub fn serve(dir: &Path) -> DebianMirror {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new("python3")
             .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
@@ -515,11 +524,7 @@ impl DebianMirror {
             .spawn()
             .expect("python3 is installed");
         let addr = format!("127.0.0.1:{port}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(std::time::Instant::now() < deadline, "the mirror did not start");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_for_port(&addr, Duration::from_secs(20), || "the mirror did not start".into());
         DebianMirror {
             child,
             log,

@@ -8,26 +8,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(addr: &str, what: &str, log: &std::path::Path) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start:\n{}",
-            fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// A private PostgreSQL cluster on 127.0.0.1, the database BuildGrid's
 /// scheduler needs (it refuses SQLite). It runs as the `postgres` user,
 /// which refuses root.
@@ -77,7 +57,12 @@ impl Postgres {
             child,
             url: format!("postgresql+psycopg2://bgd@127.0.0.1:{port}/postgres"),
         };
-        wait_for_port(&format!("127.0.0.1:{port}"), "PostgreSQL", &log);
+        wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(60), || {
+            format!(
+                "PostgreSQL did not start:\n{}",
+                fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
         pg
     }
 }
@@ -140,7 +125,13 @@ impl BuildGrid {
             dir,
             addr,
         };
-        wait_for_port(&grid.addr, "BuildGrid", &grid.dir.path().join("bgd.log"));
+        let log = grid.dir.path().join("bgd.log");
+        wait_for_port(&grid.addr, Duration::from_secs(60), || {
+            format!(
+                "BuildGrid did not start:\n{}",
+                fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
         grid
     }
 

@@ -39,11 +39,7 @@ fn rust_app_is_compiled_in_a_builder_and_ships_on_distroless_without_a_compiler(
     assert_eq!(inspect["config"]["config"]["User"], "nonroot");
 
     // The service answers, run by `strata run` on the host's network.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let env = format!("PORT={port}");
     let mut server = p
         .cmd(&["run", "--network", "host", "-e", &env, "example/rust-app:latest"])
