@@ -17,7 +17,7 @@ ensure_packages() {
 }
 
 # The packages strata's tests and examples use.
-STRATA_PACKAGES=(busybox-static gcc libc6-dev skopeo umoci docker-registry apache2-utils procps python3 gpgv debian-archive-keyring uidmap openssh-client qemu-user-static python3-venv podman runc postgresql)
+STRATA_PACKAGES=(busybox-static openssl gcc libc6-dev skopeo umoci docker-registry apache2-utils procps python3 gpgv debian-archive-keyring uidmap openssh-client qemu-user-static python3-venv podman runc postgresql)
 
 # ensure_debian_mirror: the partial Debian mirror the tests and the
 # conformance suite serve on 127.0.0.1 (made once from the host's apt

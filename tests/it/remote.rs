@@ -75,6 +75,45 @@ impl Drop for Postgres {
     }
 }
 
+/// A certificate authority of the test's own, a certificate it signed for
+/// the service (for 127.0.0.1) and one for its clients, made by openssl.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let script = r#"set -e
+            ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+            openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj /CN=strata-test-ca
+            for who in server client; do
+              openssl req $ec -keyout $who.key -out $who.csr -subj /CN=strata-test-$who
+            done
+            echo subjectAltName=IP:127.0.0.1 > server.ext
+            echo extendedKeyUsage=clientAuth > client.ext
+            for who in server client; do
+              openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+                -days 2 -extfile $who.ext -out $who.pem
+            done"#;
+        let out = Command::new("sh")
+            .args(["-c", script])
+            .current_dir(dir.path())
+            .output()
+            .expect("openssl runs (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Pki { dir }
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
 /// A BuildGrid server on 127.0.0.1 (scripts/test.sh installs it and sets
 /// STRATA_TEST_BGD): a disk CAS, an ActionCache, an SQL scheduler on a
 /// private PostgreSQL.
@@ -83,10 +122,18 @@ struct BuildGrid {
     _postgres: Postgres,
     dir: tempfile::TempDir,
     addr: String,
+    /// Served over TLS (`grpcs://`).
+    tls: bool,
 }
 
 impl BuildGrid {
     fn start() -> BuildGrid {
+        BuildGrid::start_with(None)
+    }
+
+    /// With `pki`, the service speaks TLS with its server certificate and
+    /// wants a client certificate from the same authority.
+    fn start_with(pki: Option<&Pki>) -> BuildGrid {
         let bgd = std::env::var("STRATA_TEST_BGD")
             .expect("STRATA_TEST_BGD is unset: run the tests through scripts/test.sh, which installs BuildGrid");
         let dir = tempfile::tempdir().unwrap();
@@ -102,7 +149,21 @@ impl BuildGrid {
         );
         let addr = format!("127.0.0.1:{}", free_port());
         let config = dir.path().join("bgd.yml");
-        let template = fs::read_to_string(repo().join("scripts/buildgrid.yml")).unwrap();
+        let mut template = fs::read_to_string(repo().join("scripts/buildgrid.yml")).unwrap();
+        if let Some(pki) = pki {
+            let insecure = "    insecure-mode: true\n";
+            assert!(template.contains(insecure), "{template}");
+            template = template.replace(
+                insecure,
+                &format!(
+                    "    insecure-mode: false\n    credentials:\n      tls-server-key: {}\n      \
+                     tls-server-cert: {}\n      tls-client-certs: {}\n",
+                    pki.file("server.key"),
+                    pki.file("server.pem"),
+                    pki.file("ca.pem")
+                ),
+            );
+        }
         fs::write(
             &config,
             template
@@ -124,6 +185,7 @@ impl BuildGrid {
             _postgres: postgres,
             dir,
             addr,
+            tls: pki.is_some(),
         };
         let log = grid.dir.path().join("bgd.log");
         wait_for_port(&grid.addr, Duration::from_secs(60), || {
@@ -136,7 +198,8 @@ impl BuildGrid {
     }
 
     fn url(&self) -> String {
-        format!("grpc://{}", self.addr)
+        let scheme = if self.tls { "grpcs" } else { "grpc" };
+        format!("{scheme}://{}", self.addr)
     }
 }
 
@@ -156,6 +219,11 @@ struct Worker {
 
 impl Worker {
     fn start(grid: &BuildGrid, name: &str) -> Worker {
+        Worker::start_with(grid, name, &[])
+    }
+
+    /// With `extra` arguments (the TLS options).
+    fn start_with(grid: &BuildGrid, name: &str, extra: &[&str]) -> Worker {
         let store = tempfile::tempdir().unwrap();
         let log = store.path().join("worker.log");
         let out = fs::File::create(&log).unwrap();
@@ -163,6 +231,7 @@ impl Worker {
             .args(["--store"])
             .arg(store.path().join("store"))
             .args(["worker", "--remote", &grid.url(), "--bot-id", name, "--jobs", "2"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(out)
@@ -328,8 +397,6 @@ fn a_service_that_cannot_be_reached_is_a_clear_error_before_anything_is_built() 
         "{}",
         r.stderr
     );
-    let r = p.run(&["build", "--remote-executor", "grpcs://127.0.0.1:1"]);
-    assert!(r.stderr.contains("TLS (grpcs://) is not supported yet"), "{}", r.stderr);
 
     // With --remote-fallback the build goes on here, and says so.
     let local = build_all(&monorepo(), &[]);
@@ -342,6 +409,79 @@ fn a_service_that_cannot_be_reached_is_a_clear_error_before_anything_is_built() 
         r.stderr
     );
     assert_eq!(digest_of(&r.stdout, "svc0"), digest_of(&local.stdout, "svc0"));
+}
+
+#[test]
+fn a_tls_service_is_reached_with_its_authority_a_client_certificate_and_headers() {
+    let pki = Pki::new();
+    let grid = BuildGrid::start_with(Some(&pki));
+    let url = grid.url();
+    let (ca, cert, key) = (pki.file("ca.pem"), pki.file("client.pem"), pki.file("client.key"));
+    let tls = [
+        "--remote-tls-certificate",
+        ca.as_str(),
+        "--remote-tls-client-certificate",
+        cert.as_str(),
+        "--remote-tls-client-key",
+        key.as_str(),
+    ];
+    let worker = Worker::start_with(&grid, "w1", &tls);
+    let p = busybox_project(
+        r#"image("tls", from("rootfs:busybox.tar").run("echo over tls > /out"), #{ tags: ["remote/tls:1"] });"#,
+    );
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "--remote-executor", url.as_str()];
+        args.extend_from_slice(extra);
+        p.run(&args)
+    };
+
+    // The system's authorities do not vouch for the test's own.
+    let r = build(&[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("remote executor {url}: cannot connect")) && r.stderr.contains("UnknownIssuer"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(layer_count(&p), 0, "nothing is built before the service answers");
+    // Trusted, but without a client certificate the service hangs up.
+    let r = build(&tls[..2]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("remote executor {url}:")), "{}", r.stderr);
+    // Certificates for a plaintext endpoint are a mistake, not ignored.
+    let plain = url.replacen("grpcs://", "grpc://", 1);
+    let r = p.run(&["build", "--remote-executor", &plain, "--remote-tls-certificate", &ca]);
+    assert!(
+        r.stderr
+            .contains("TLS certificates are given but the endpoint is not grpcs://"),
+        "{}",
+        r.stderr
+    );
+    // A client certificate needs its key.
+    let r = build(&tls[2..4]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--remote-tls-client-key"), "{}", r.stderr);
+    // A header that gRPC cannot carry is named.
+    let mut bad = tls.to_vec();
+    bad.extend(["--remote-header", "x api key=1"]);
+    let r = build(&bad);
+    assert!(
+        r.stderr.contains("`x api key` is not a valid header name"),
+        "{}",
+        r.stderr
+    );
+
+    let mut all = tls.to_vec();
+    all.extend(["--remote-header", "x-api-key=secret"]);
+    let r = build(&all);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, worker.log());
+    assert!(r.stderr.contains("1 steps executed"), "{}", r.stderr);
+    assert_eq!(worker.executed(), 1, "{}", worker.log());
+    let bundle = umoci_unpack(p.store_root().as_path(), "remote/tls:1");
+    assert_eq!(
+        fs::read_to_string(bundle.path().join("b/rootfs/out")).unwrap(),
+        "over tls\n"
+    );
 }
 
 fn layer_count(p: &Project) -> usize {

@@ -21,7 +21,9 @@ use std::time::Duration;
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 use bazel_remote_apis::google::bytestream as bs;
 use prost::Message;
+use tonic::metadata::{Ascii, MetadataKey, MetadataValue};
 pub use tonic::transport::Channel;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::error::{Error, Result};
 
@@ -38,8 +40,8 @@ pub struct Remote {
     pub endpoint: String,
     /// The instance name (`--remote-instance`; often empty).
     pub instance: String,
-    /// Sent as `authorization: Bearer TOKEN` on every call.
-    token: Option<String>,
+    /// Sent with every call: the bearer token and `--remote-header`s.
+    headers: Headers,
     /// `--remote-fallback`: a step the service fails to run runs locally.
     pub fallback: bool,
     /// What this connection did, for the build's summary.
@@ -107,30 +109,92 @@ fn short(d: &re::Digest) -> String {
     format!("sha256:{}/{}", &d.hash[..d.hash.len().min(12)], d.size_bytes)
 }
 
-impl Remote {
-    /// Connects to `endpoint` (`grpc://HOST:PORT`, or `HOST:PORT`); an
-    /// unreachable service is an error here, before anything is built.
-    pub fn connect(endpoint: &str, instance: &str, token: Option<String>) -> Result<Remote> {
-        let url = match endpoint.split_once("://") {
-            None => format!("http://{endpoint}"),
-            Some(("grpc", rest)) | Some(("http", rest)) => format!("http://{rest}"),
-            Some(("grpcs", _)) | Some(("https", _)) => {
-                return Err(Error::Remote {
-                    endpoint: endpoint.to_string(),
-                    message: "TLS (grpcs://) is not supported yet: use grpc:// on a trusted network".into(),
-                })
-            }
-            Some((scheme, _)) => {
-                return Err(Error::Remote {
-                    endpoint: endpoint.to_string(),
-                    message: format!("unknown scheme `{scheme}://` (expected grpc://HOST:PORT)"),
-                })
-            }
+/// gRPC metadata sent with every call.
+type Headers = Vec<(MetadataKey<Ascii>, MetadataValue<Ascii>)>;
+
+/// What a connection presents beyond the service's address (the options
+/// follow Bazel's `--remote_header`, `--tls_certificate`,
+/// `--tls_client_certificate` and `--tls_client_key`).
+#[derive(Debug, Default, Clone)]
+pub struct Credentials {
+    /// Sent as `authorization: Bearer TOKEN` on every call.
+    pub token: Option<String>,
+    /// Headers sent with every call, as `(name, value)`.
+    pub headers: Vec<(String, String)>,
+    /// PEM certificates of the authorities a `grpcs://` service's
+    /// certificate must chain to (instead of the system's).
+    pub tls_ca: Option<Vec<u8>>,
+    /// A PEM certificate and its key, presented to the service (mutual TLS).
+    pub tls_client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Credentials {
+    fn uses_tls(&self) -> bool {
+        self.tls_ca.is_some() || self.tls_client.is_some()
+    }
+
+    /// The headers as gRPC metadata; a name or value gRPC cannot carry is
+    /// an error naming it.
+    fn metadata(&self) -> std::result::Result<Headers, String> {
+        let token = self
+            .token
+            .iter()
+            .map(|t| ("authorization".to_string(), format!("Bearer {t}")));
+        token
+            .chain(self.headers.iter().cloned())
+            .map(|(name, value)| {
+                let key = MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes())
+                    .map_err(|_| format!("`{name}` is not a valid header name"))?;
+                let value = value
+                    .parse()
+                    .map_err(|_| format!("the value of header `{name}` is not printable ASCII"))?;
+                Ok((key, value))
+            })
+            .collect()
+    }
+
+    /// The TLS configuration for a `grpcs://` service: the given
+    /// authorities or the system's, and the client's certificate if any.
+    fn tls(&self) -> ClientTlsConfig {
+        let config = match &self.tls_ca {
+            Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+            None => ClientTlsConfig::new().with_native_roots(),
         };
+        match &self.tls_client {
+            Some((cert, key)) => config.identity(Identity::from_pem(cert, key)),
+            None => config,
+        }
+    }
+}
+
+impl Remote {
+    /// Connects to `endpoint` (`grpc://HOST:PORT`, `grpcs://HOST:PORT` for
+    /// TLS, or `HOST:PORT`); an unreachable service, or one whose
+    /// certificate is not trusted, is an error here, before anything is
+    /// built.
+    pub fn connect(endpoint: &str, instance: &str, credentials: &Credentials) -> Result<Remote> {
         let fail = |message: String| Error::Remote {
             endpoint: endpoint.to_string(),
             message,
         };
+        let (url, tls) = match endpoint.split_once("://") {
+            None => (format!("http://{endpoint}"), false),
+            Some(("grpc", rest)) | Some(("http", rest)) => (format!("http://{rest}"), false),
+            Some(("grpcs", rest)) | Some(("https", rest)) => (format!("https://{rest}"), true),
+            Some((scheme, _)) => {
+                return Err(fail(format!(
+                    "unknown scheme `{scheme}://` (expected grpc://HOST:PORT or grpcs://HOST:PORT)"
+                )))
+            }
+        };
+        if !tls && credentials.uses_tls() {
+            return Err(fail(
+                "TLS certificates are given but the endpoint is not grpcs://: \
+                 name it grpcs://HOST:PORT, or drop the certificates"
+                    .into(),
+            ));
+        }
+        let headers = credentials.metadata().map_err(fail)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("strata-reapi")
@@ -138,10 +202,16 @@ impl Remote {
             .build()
             .map_err(|e| fail(format!("cannot start the gRPC runtime: {e}")))?;
         let channel = rt.block_on(async {
-            tonic::transport::Endpoint::from_shared(url.clone())
+            let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
                 .map_err(|e| format!("not an address: {e}"))?
                 .connect_timeout(Duration::from_secs(10))
-                .tcp_nodelay(true)
+                .tcp_nodelay(true);
+            if tls {
+                endpoint = endpoint
+                    .tls_config(credentials.tls())
+                    .map_err(|e| format!("TLS: {}", crate::error::chain(&e)))?;
+            }
+            endpoint
                 .connect()
                 .await
                 .map_err(|e| format!("cannot connect: {}", crate::error::chain(&e)))
@@ -152,7 +222,7 @@ impl Remote {
             channel,
             endpoint: endpoint.to_string(),
             instance: instance.to_string(),
-            token,
+            headers,
             fallback: false,
             stats: Stats::default(),
         })
@@ -170,10 +240,8 @@ impl Remote {
     /// A request carrying the credentials.
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
-        if let Some(token) = &self.token {
-            if let Ok(value) = format!("Bearer {token}").parse() {
-                request.metadata_mut().insert("authorization", value);
-            }
+        for (key, value) in &self.headers {
+            request.metadata_mut().append(key.clone(), value.clone());
         }
         request
     }
@@ -472,4 +540,53 @@ fn uuid_like() -> String {
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let h = hex::encode(bytes);
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_and_headers_go_with_every_call_and_bad_ones_are_named() {
+        let credentials = Credentials {
+            token: Some("t0k".into()),
+            headers: vec![("X-Api-Key".into(), "k".into())],
+            ..Credentials::default()
+        };
+        let metadata = |c: &Credentials| c.metadata();
+        let headers: Vec<(String, String)> = metadata(&credentials)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("authorization".into(), "Bearer t0k".into()),
+                ("x-api-key".into(), "k".into())
+            ]
+        );
+        let bad = Credentials {
+            headers: vec![("x-api-key".into(), "line\nbreak".into())],
+            ..Credentials::default()
+        };
+        assert_eq!(
+            metadata(&bad).unwrap_err(),
+            "the value of header `x-api-key` is not printable ASCII"
+        );
+    }
+
+    #[test]
+    fn certificates_without_grpcs_are_refused_before_connecting() {
+        let credentials = Credentials {
+            tls_ca: Some(b"-----BEGIN CERTIFICATE-----".to_vec()),
+            ..Credentials::default()
+        };
+        let e = Remote::connect("grpc://127.0.0.1:1", "", &credentials).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "remote executor grpc://127.0.0.1:1: TLS certificates are given but the endpoint is not grpcs://: \
+             name it grpcs://HOST:PORT, or drop the certificates"
+        );
+    }
 }
