@@ -332,6 +332,61 @@ fn the_monorepo_builds_on_workers_and_comes_back_from_the_action_cache() {
     );
 }
 
+/// `debian()` bases: both dpkg installs (the base set, then nginx on it) and
+/// the RUN on top go to the workers, the .debs through the CAS.
+#[test]
+fn a_debian_base_is_installed_by_the_workers() {
+    let mirror = DebianMirror::start();
+    let arg = mirror_arg(&mirror);
+    let grid = BuildGrid::start();
+    let workers = [Worker::start(&grid, "w1"), Worker::start(&grid, "w2")];
+    let executed = || workers.iter().map(Worker::executed).sum::<usize>();
+    let logs = || format!("{}\n{}", workers[0].log(), workers[1].log());
+    let build = |p: &Project, extra: &[&str]| {
+        let mut args = vec!["build", "nginx", "nginx-check", "--arg", &arg];
+        args.extend_from_slice(extra);
+        p.ok(&args)
+    };
+
+    let local = build(&Project::example("nginx"), &[]);
+    let p = Project::example("nginx");
+    let remote = build(&p, &["--remote-executor", &grid.url()]);
+    for image in ["nginx", "nginx-check"] {
+        assert_eq!(
+            digest_of(&remote.stdout, image),
+            digest_of(&local.stdout, image),
+            "{image}: {}",
+            remote.stderr
+        );
+    }
+    assert_eq!(executed(), 3, "{}", logs());
+    assert!(
+        remote.stderr.contains("3 steps executed, 0 from the ActionCache"),
+        "{}",
+        remote.stderr
+    );
+    assert!(
+        logs().contains("fetching") && logs().contains(" packages"),
+        "{}",
+        logs()
+    );
+    // The check ran on a worker, on the layers the workers made.
+    let served = p.ok(&["run", "example/nginx:latest", "--", "nginx", "-v"]);
+    assert!(served.stderr.contains("nginx version: nginx/1."), "{}", served.stderr);
+
+    // Another machine: everything from the ActionCache, no package sent.
+    let again = build(&Project::example("nginx"), &["--remote-executor", &grid.url()]);
+    assert_eq!(digest_of(&again.stdout, "nginx"), digest_of(&local.stdout, "nginx"));
+    assert_eq!(executed(), 3, "{}", logs());
+    assert!(
+        again
+            .stderr
+            .contains("0 steps executed, 3 from the ActionCache; 0 bytes sent to the CAS"),
+        "{}",
+        again.stderr
+    );
+}
+
 #[test]
 fn a_worker_killed_during_an_action_is_replaced_and_the_build_succeeds() {
     let grid = BuildGrid::start();

@@ -191,8 +191,41 @@ pub(super) fn sha256_hex(bytes: &[u8]) -> String {
     crate::digest::Digest::of(bytes).hex()
 }
 
-pub(super) fn deb_path(store: &Store, sha256: &str) -> PathBuf {
+pub fn deb_path(store: &Store, sha256: &str) -> PathBuf {
     store.root().join("debian/debs").join(format!("{sha256}.deb"))
+}
+
+/// Whether the store holds the .deb whose SHA256 is `sha256`.
+pub fn has_deb(store: &Store, sha256: &str) -> bool {
+    deb_path(store, sha256).exists()
+}
+
+/// Stores the .deb `write` writes, if its digest is `expected` (the bytes
+/// come from elsewhere, a remote CAS: `what` names it in the error).
+pub fn put_deb(
+    store: &Store,
+    expected: &crate::digest::Digest,
+    what: &str,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<()>,
+) -> Result<()> {
+    let dir = store.root().join("debian/debs");
+    fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+    let scratch = store.tmp_dir()?;
+    let mut blob = tempfile::NamedTempFile::new_in(scratch.path())
+        .map_err(Error::io("create temporary file in", scratch.path()))?;
+    let mut hashing = crate::layer::HashWriter::new(blob.as_file_mut());
+    write(&mut hashing)?;
+    let (_, actual, _) = hashing.finish();
+    if &actual != expected {
+        return Err(Error::DigestMismatch {
+            what: what.to_string(),
+            expected: expected.clone(),
+            actual,
+        });
+    }
+    let dest = deb_path(store, &expected.hex());
+    blob.persist(&dest).map_err(|e| Error::io("store", &dest)(e.error))?;
+    Ok(())
 }
 
 /// Downloads the packages the store lacks, eight at a time, each checked

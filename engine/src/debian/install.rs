@@ -19,6 +19,8 @@ use crate::lock::DebianSet;
 use crate::step::ExecCtx;
 use crate::store::{LayerRef, Record};
 
+use serde::{Deserialize, Serialize};
+
 use super::fetch::{deb_path, download};
 use super::{control, deb, DEBS_IN_SANDBOX, KEYRING, PATH};
 
@@ -254,13 +256,24 @@ fn stage_debs(dir: &Path, packages: &[&str], files: &BTreeMap<String, PathBuf>) 
 /// Builds the base: the suite's base set as one layer (shared by every
 /// `debian()` of that suite, and kept even by `--no-cache`, as an imported
 /// base is), the requested packages as a second layer on top.
-pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet) -> Result<Record> {
+///
+/// Each install is handed to `run`: [`install`] here, or a remote worker.
+pub fn build(
+    ctx: &ExecCtx<'_>,
+    node: &Node,
+    spec: &DebianBase,
+    set: &DebianSet,
+    run: &dyn Fn(&Install) -> Result<crate::digest::Digest>,
+) -> Result<Record> {
     let store = ctx.store;
     download(ctx, spec, set)?;
-    let mut files = BTreeMap::new();
-    for p in &set.packages {
-        files.insert(p.name.clone(), deb_path(store, &p.sha256));
-    }
+    let debs = |names: &dyn Fn(&str) -> bool| -> BTreeMap<String, String> {
+        set.packages
+            .iter()
+            .filter(|p| names(&p.name))
+            .map(|p| (p.name.clone(), p.sha256.clone()))
+            .collect()
+    };
     let base: BTreeSet<&str> = if set.base.is_empty() {
         set.packages.iter().map(|p| p.name.as_str()).collect()
     } else {
@@ -285,8 +298,14 @@ pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet)
         match store.record(&base_key)? {
             Some(record) if record.layers.len() == 1 => record.layers[0].diff_id.clone(),
             _ => {
-                let slim = (!spec.docs).then_some(spec.locales.as_slice());
-                let diff_id = build_base_layer(ctx, node, set, &base, &files, slim, &spec.components)?;
+                let diff_id = run(&Install {
+                    debs: debs(&|name| base.contains(name)),
+                    lowers: Vec::new(),
+                    base: Some(BaseSetup {
+                        sources: apt_sources(set, &spec.components),
+                        slim: (!spec.docs).then(|| spec.locales.clone()),
+                    }),
+                })?;
                 let record = Record {
                     layers: vec![LayerRef {
                         diff_id: diff_id.clone(),
@@ -301,7 +320,11 @@ pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet)
     };
     let mut layers = vec![base_layer.clone()];
     if !extras.is_empty() {
-        layers.push(build_extras_layer(ctx, node, &base_layer, &extras, &files)?);
+        layers.push(run(&Install {
+            debs: debs(&|name| !base.contains(name)),
+            lowers: vec![base_layer.clone()],
+            base: None,
+        })?);
     }
 
     // The platform's names (arm/v7 for Debian's armhf).
@@ -329,97 +352,140 @@ pub fn build(ctx: &ExecCtx<'_>, node: &Node, spec: &DebianBase, set: &DebianSet)
     })
 }
 
-/// The base set: essential packages extracted (merged /usr), then every
-/// base package installed by dpkg in the sandbox.
-fn build_base_layer(
-    ctx: &ExecCtx<'_>,
-    node: &Node,
-    set: &DebianSet,
-    base: &BTreeSet<&str>,
-    files: &BTreeMap<String, PathBuf>,
-    slim: Option<&[String]>,
-    components: &[String],
-) -> Result<crate::digest::Digest> {
-    let names: Vec<&str> = base.iter().copied().collect();
-    let prepare = |upper: &Path, plan: &[Vec<String>]| -> Result<()> {
-        deb::merged_usr(upper)?;
-        if let Some(locales) = slim {
-            write_file(
-                &upper.join(SLIM_EXCLUDES_FILE),
-                slim_excludes(locales).as_bytes(),
-                0o644,
-            )?;
+/// One dpkg install, everything it reads named by digest: a local build
+/// runs it with [`install`]; a remote one sends it to a worker, which runs
+/// the same function (so it is checked there again: see [`Install::check`]).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Install {
+    /// The packages, each with its .deb's SHA256.
+    pub debs: BTreeMap<String, String>,
+    /// The layers dpkg runs on, bottom first (by diff id).
+    pub lowers: Vec<crate::digest::Digest>,
+    /// For the base set, what is prepared before dpkg runs; `None` for
+    /// packages installed on top of it.
+    pub base: Option<BaseSetup>,
+}
+
+/// The base set's preparation: essential packages extracted (merged
+/// /usr), dpkg's database started, apt's sources written.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BaseSetup {
+    /// apt's `debian.sources`: the mirrors the base was made from.
+    pub sources: String,
+    /// A slim base's kept locales; `None` keeps the documentation.
+    pub slim: Option<Vec<String>>,
+}
+
+impl Install {
+    /// Refuses what a recipe could not have produced: package names that
+    /// are not Debian's (they become file names and shell words), hashes
+    /// that are not SHA256, locales that are not names.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let package = |n: &str| {
+            n.len() >= 2
+                && n.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+        };
+        if let Some(name) = self.debs.keys().find(|n| !package(n)) {
+            return Err(format!("`{name}` is not a Debian package name"));
         }
-        for name in plan.first().into_iter().flatten() {
-            deb::extract(&files[name], upper)?;
-        }
-        deb::merged_links(upper)?;
-        for dir in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers"] {
-            let d = upper.join(dir);
-            fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
-        }
-        for file in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
-            write_file(&upper.join(file), b"", 0o644)?;
-        }
-        write_file(&upper.join("usr/sbin/policy-rc.d"), b"#!/bin/sh\nexit 101\n", 0o755)?;
-        // apt in a later step reads what the base was made from.
-        let mut by_mirror: Vec<(&str, Vec<&str>)> = vec![(set.mirror.as_str(), vec![set.suite.as_str()])];
-        for (suite, mirror) in &set.overlays {
-            match by_mirror.iter_mut().find(|(m, _)| m == mirror) {
-                Some((_, suites)) => suites.push(suite),
-                None => by_mirror.push((mirror, vec![suite])),
-            }
-        }
-        let sources: Vec<String> = by_mirror
+        if let Some((name, _)) = self
+            .debs
             .iter()
-            .map(|(mirror, suites)| {
-                format!(
-                    "Types: deb\nURIs: {mirror}\nSuites: {}\nComponents: {}\nSigned-By: {KEYRING}\n",
-                    suites.join(" "),
-                    components.join(" ")
-                )
-            })
-            .collect();
-        let sources = sources.join("\n");
+            .find(|(_, h)| h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()))
+        {
+            return Err(format!("the SHA256 of `{name}` is malformed"));
+        }
+        let locales = self.base.iter().flat_map(|b| b.slim.iter().flatten());
+        if let Some(bad) = locales
+            .clone()
+            .find(|l| l.is_empty() || !l.chars().all(|c| c.is_ascii_alphanumeric() || "_@.-".contains(c)))
+        {
+            return Err(format!("`{bad}` is not a locale name"));
+        }
+        Ok(())
+    }
+}
+
+/// apt's sources for a base made from `set`: one entry per mirror.
+fn apt_sources(set: &DebianSet, components: &[String]) -> String {
+    let mut by_mirror: Vec<(&str, Vec<&str>)> = vec![(set.mirror.as_str(), vec![set.suite.as_str()])];
+    for (suite, mirror) in &set.overlays {
+        match by_mirror.iter_mut().find(|(m, _)| m == mirror) {
+            Some((_, suites)) => suites.push(suite),
+            None => by_mirror.push((mirror, vec![suite])),
+        }
+    }
+    let sources: Vec<String> = by_mirror
+        .iter()
+        .map(|(mirror, suites)| {
+            format!(
+                "Types: deb\nURIs: {mirror}\nSuites: {}\nComponents: {}\nSigned-By: {KEYRING}\n",
+                suites.join(" "),
+                components.join(" ")
+            )
+        })
+        .collect();
+    sources.join("\n")
+}
+
+/// Prepares the base set's upper directory: the essential packages (round
+/// 0 of `plan`) extracted, dpkg's database, the services policy, apt's
+/// sources and, for a slim base, dpkg's excludes.
+fn prepare_base(
+    upper: &Path,
+    plan: &[Vec<String>],
+    files: &BTreeMap<String, PathBuf>,
+    setup: &BaseSetup,
+) -> Result<()> {
+    deb::merged_usr(upper)?;
+    if let Some(locales) = &setup.slim {
         write_file(
-            &upper.join("etc/apt/sources.list.d/debian.sources"),
-            sources.as_bytes(),
+            &upper.join(SLIM_EXCLUDES_FILE),
+            slim_excludes(locales).as_bytes(),
             0o644,
-        )
-    };
-    install_layer(ctx, node, &names, files, Vec::new(), prepare, false, slim)
+        )?;
+    }
+    for name in plan.first().into_iter().flatten() {
+        deb::extract(&files[name], upper)?;
+    }
+    deb::merged_links(upper)?;
+    for dir in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers"] {
+        let d = upper.join(dir);
+        fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
+    }
+    for file in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
+        write_file(&upper.join(file), b"", 0o644)?;
+    }
+    write_file(&upper.join("usr/sbin/policy-rc.d"), b"#!/bin/sh\nexit 101\n", 0o755)?;
+    // apt in a later step reads what the base was made from.
+    write_file(
+        &upper.join("etc/apt/sources.list.d/debian.sources"),
+        setup.sources.as_bytes(),
+        0o644,
+    )
 }
 
-/// The requested packages, installed by dpkg on top of the base layer.
-fn build_extras_layer(
-    ctx: &ExecCtx<'_>,
-    node: &Node,
-    base_layer: &crate::digest::Digest,
-    extras: &[&str],
-    files: &BTreeMap<String, PathBuf>,
-) -> Result<crate::digest::Digest> {
-    let lowers = vec![ctx.store.layer_dir(base_layer)];
-    // The base's excludes (if any) apply as dpkg reads them from it.
-    install_layer(ctx, node, extras, files, lowers, |_, _| Ok(()), true, None)
-}
-
-/// Installs `packages` with dpkg in the sandbox on `lowers`, into an upper
-/// directory that `prepare` fills first, and stores the result as a layer.
-#[allow(clippy::too_many_arguments)]
-fn install_layer(
-    ctx: &ExecCtx<'_>,
-    node: &Node,
-    packages: &[&str],
-    files: &BTreeMap<String, PathBuf>,
-    lowers: Vec<PathBuf>,
-    prepare: impl FnOnce(&Path, &[Vec<String>]) -> Result<()>,
-    policy_in_script: bool,
-    slim: Option<&[String]>,
-) -> Result<crate::digest::Digest> {
+/// Runs `job` here: installs its packages with dpkg in the sandbox on its
+/// lowers (their .debs already in the store), into an upper directory
+/// prepared first for the base set, and stores the result as a layer.
+pub fn install(ctx: &ExecCtx<'_>, node: &Node, job: &Install) -> Result<crate::digest::Digest> {
     let store = ctx.store;
+    job.check().map_err(|message| Error::Step {
+        origin: node.origin.clone(),
+        message,
+        detail: String::new(),
+    })?;
+    let files: BTreeMap<String, PathBuf> = job
+        .debs
+        .iter()
+        .map(|(name, sha256)| (name.clone(), deb_path(store, sha256)))
+        .collect();
+    let packages: Vec<&str> = files.keys().map(String::as_str).collect();
     let mut controls = BTreeMap::new();
-    for name in packages {
-        controls.insert(name.to_string(), deb::control(&files[*name])?);
+    for (name, file) in &files {
+        controls.insert(name.clone(), deb::control(file)?);
     }
     let plan = rounds(&controls).map_err(|e| Error::Step {
         origin: node.origin.clone(),
@@ -429,18 +495,22 @@ fn install_layer(
     let tmp = store.tmp_dir()?;
     let upper = tmp.path().join("upper");
     fs::create_dir(&upper).map_err(Error::io("create", &upper))?;
-    prepare(&upper, &plan)?;
+    if let Some(setup) = &job.base {
+        prepare_base(&upper, &plan, &files, setup)?;
+    }
     let debs = tmp.path().join("debs");
-    stage_debs(&debs, packages, files)?;
+    stage_debs(&debs, &packages, &files)?;
+    let slim = job.base.as_ref().and_then(|b| b.slim.as_deref());
     crate::sandbox::run_in_root(
         ctx,
         node,
         tmp.path(),
-        lowers,
+        job.lowers.iter().map(|d| store.layer_dir(d)).collect(),
         vec![
             "/bin/sh".into(),
             "-c".into(),
-            dpkg_script(&plan, policy_in_script, slim),
+            // The base's excludes (if any) apply on top as dpkg reads them from it.
+            dpkg_script(&plan, job.base.is_none(), slim),
         ],
         dpkg_env(ctx),
         vec![(debs, DEBS_IN_SANDBOX.into(), true)],
@@ -451,6 +521,36 @@ fn install_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_install_naming_what_no_recipe_could_is_refused() {
+        let sha = "a".repeat(64);
+        let job = |name: &str, sha: &str, locale: &str| Install {
+            debs: [(name.to_string(), sha.to_string())].into(),
+            lowers: Vec::new(),
+            base: Some(BaseSetup {
+                sources: String::new(),
+                slim: Some(vec![locale.to_string()]),
+            }),
+        };
+        assert_eq!(job("libc6", &sha, "de_DE.UTF-8").check(), Ok(()));
+        assert_eq!(
+            job("../../etc/cron.d/x", &sha, "de").check(),
+            Err("`../../etc/cron.d/x` is not a Debian package name".into())
+        );
+        assert_eq!(
+            job("a;rm -rf /", &sha, "de").check(),
+            Err("`a;rm -rf /` is not a Debian package name".into())
+        );
+        assert_eq!(
+            job("libc6", "../x", "de").check(),
+            Err("the SHA256 of `libc6` is malformed".into())
+        );
+        assert_eq!(
+            job("libc6", &sha, "de' -o -exec sh -c x '").check(),
+            Err("`de' -o -exec sh -c x '` is not a locale name".into())
+        );
+    }
 
     /// Control stanzas by package name, from (field, value) pairs.
     fn packages(list: &[(&str, &[(&str, &str)])]) -> BTreeMap<String, Stanza> {

@@ -16,8 +16,8 @@ mod install;
 mod plan;
 pub mod resolve;
 
-pub use fetch::{apt_sources, mirror};
-pub use install::{build, RoundsError};
+pub use fetch::{apt_sources, deb_path, has_deb, mirror, put_deb};
+pub use install::{build, install, BaseSetup, Install, RoundsError};
 pub use plan::plan;
 
 use crate::error::{Error, Result};

@@ -1,16 +1,19 @@
-//! A RUN step as a REAPI action, and back.
+//! A RUN step, or a `debian()` base's dpkg run, as a REAPI action, and back.
 //!
 //! The action's input root:
 //!
 //! ```text
-//! step.json            the step: argv, env, user, mounts, the parent's image config…
-//! layers/<hex>         each layer the step reads, as its tar (CAS digest = diff id)
+//! step.json            the job: a RUN step (argv, env, user, mounts, the
+//!                      parent's image config…) or a dpkg install
+//! layers/<hex>         each layer the job reads, as its tar (CAS digest = diff id)
+//! debs/<sha256>        a dpkg install's packages (CAS digest = their SHA256)
 //! ```
 //!
 //! Its command is `strata __remote-step step.json` and its one output file
-//! `layer.tar`, the layer the step made. A worker imports the layers it
-//! lacks into its own store (checked against their digests), runs the step
-//! in the same sandbox a local build uses, and uploads the new layer.
+//! `layer.tar`, the layer the job made. A worker imports the layers and
+//! packages it lacks into its own store (checked against their digests),
+//! runs the job in the same sandbox a local build uses, and uploads the
+//! new layer.
 //!
 //! Steps with secrets or SSH agents run locally: a secret never leaves the
 //! machine it was given on (it would otherwise sit in the CAS, readable by
@@ -26,6 +29,7 @@ use std::sync::atomic::Ordering;
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 use serde::{Deserialize, Serialize};
 
+use crate::debian::Install;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink};
@@ -42,6 +46,24 @@ pub const COMMAND: &str = "__remote-step";
 pub const OUTPUT: &str = "layer.tar";
 /// What a failed step's `stderr` starts with, before its error message.
 const FAILED: &str = "strata step failed: ";
+
+/// What `step.json` carries.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Job {
+    Run(Box<WireStep>),
+    Debian(WireInstall),
+}
+
+/// A `debian()` base's dpkg install (one of its two layers).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WireInstall {
+    pub origin: String,
+    pub description: String,
+    /// `SOURCE_DATE_EPOCH`, for dpkg and the layer's mtimes.
+    pub epoch: i64,
+    pub install: Install,
+}
 
 /// A step as `step.json` carries it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -82,13 +104,56 @@ pub struct WireMount {
 }
 
 /// Whether `node` must run here (see the module's documentation for why).
-pub fn runs_locally(node: &Node, run: &RunOp, opts: &ExecOptions) -> bool {
-    !run.secrets.is_empty()
-        || !run.ssh.is_empty()
-        || run.network == Network::Host
-        || run.insecure
-        || node.platform != crate::platform::Platform::host()
-        || opts.debug.is_some()
+pub fn runs_locally(node: &Node, opts: &ExecOptions) -> bool {
+    let needs_this_host = match &node.op {
+        Op::Run(run) => !run.secrets.is_empty() || !run.ssh.is_empty() || run.network == Network::Host || run.insecure,
+        _ => false,
+    };
+    needs_this_host || node.platform != crate::platform::Platform::host() || opts.debug.is_some()
+}
+
+/// `outcome` of a remote execution, or `None` when it is to run here
+/// instead: the service failed (not the step) and `--remote-fallback` says
+/// so, with a warning.
+pub fn or_locally<T>(ctx: &ExecCtx<'_>, remote: &Remote, node: &Node, outcome: Result<T>) -> Option<Result<T>> {
+    match outcome {
+        Err(e @ Error::Remote { .. }) if remote.fallback => {
+            ctx.event(Event::Warning {
+                message: format!(
+                    "{}; running `{}` locally (--remote-fallback)",
+                    e.chain(),
+                    node.description
+                ),
+            });
+            None
+        }
+        outcome => Some(outcome),
+    }
+}
+
+/// Runs a `debian()` base's dpkg install `job` on the remote service (the
+/// ActionCache first), its packages sent as CAS blobs; returns its layer.
+pub fn install_remote(ctx: &ExecCtx<'_>, remote: &Remote, node: &Node, job: &Install) -> Result<Digest> {
+    let mut debs = Vec::new();
+    for sha256 in job.debs.values() {
+        let path = crate::debian::deb_path(ctx.store, sha256);
+        let size = std::fs::metadata(&path).map_err(Error::io("read", &path))?.len();
+        debs.push((
+            re::Digest {
+                hash: sha256.clone(),
+                size_bytes: size as i64,
+            },
+            Blob::File(path),
+        ));
+    }
+    let wire = Job::Debian(WireInstall {
+        origin: node.origin.to_string(),
+        description: node.description.clone(),
+        epoch: ctx.opts.epoch,
+        install: job.clone(),
+    });
+    let layers = job.lowers.iter().cloned().collect();
+    execute(ctx, remote, node, &wire, &layers, debs)
 }
 
 /// Executes `run` on the remote service: the ActionCache first, else an
@@ -101,7 +166,6 @@ pub fn run_remote(
     parent: &State,
     states: &HashMap<NodeId, State>,
 ) -> Result<Record> {
-    let store = ctx.store;
     let step = WireStep {
         origin: node.origin.to_string(),
         description: node.description.clone(),
@@ -135,16 +199,35 @@ pub fn run_remote(
             })
             .collect(),
     };
-    let step_json = serde_json::to_vec(&step).expect("a step serializes");
-
     // Every layer read, as its tar (made once if the store has none).
-    let mut diff_ids: BTreeSet<Digest> = parent.config.rootfs.diff_ids.iter().cloned().collect();
+    let mut layers: BTreeSet<Digest> = parent.config.rootfs.diff_ids.iter().cloned().collect();
     for m in &step.mounts {
-        diff_ids.extend(m.state.rootfs.diff_ids.iter().cloned());
+        layers.extend(m.state.rootfs.diff_ids.iter().cloned());
     }
+    let diff_id = execute(ctx, remote, node, &Job::Run(Box::new(step)), &layers, Vec::new())?;
+    Ok(Record {
+        layers: vec![LayerRef { diff_id }],
+        config: None,
+        restored: None,
+    })
+}
+
+/// Runs `job` as an action whose input root holds it, the `layers` it
+/// reads and `debs` (the ActionCache first, then only the blobs the CAS
+/// lacks uploaded); returns the layer it made, imported into the store.
+fn execute(
+    ctx: &ExecCtx<'_>,
+    remote: &Remote,
+    node: &Node,
+    job: &Job,
+    layers: &BTreeSet<Digest>,
+    debs: Vec<(re::Digest, Blob)>,
+) -> Result<Digest> {
+    let store = ctx.store;
+    let step_json = serde_json::to_vec(job).expect("a job serializes");
     let mut blobs: Vec<(re::Digest, Blob)> = Vec::new();
     let mut layer_files = Vec::new();
-    for diff_id in &diff_ids {
+    for diff_id in layers {
         let (digest, blob) = layer_blob(store, diff_id)?;
         layer_files.push(re::FileNode {
             name: diff_id.hex(),
@@ -153,10 +236,39 @@ pub fn run_remote(
         });
         blobs.push((digest, blob));
     }
+    let mut root_dirs = Vec::new();
     let (layers_dir, layers_digest) = encoded(&re::Directory {
         files: layer_files,
         ..Default::default()
     });
+    root_dirs.push(re::DirectoryNode {
+        name: "layers".into(),
+        digest: Some(layers_digest.clone()),
+    });
+    blobs.push((layers_digest, Blob::Bytes(layers_dir)));
+    if !debs.is_empty() {
+        // A Directory's files are sorted by name.
+        let mut deb_files: Vec<re::FileNode> = debs
+            .iter()
+            .map(|(digest, _)| re::FileNode {
+                name: digest.hash.clone(),
+                digest: Some(digest.clone()),
+                ..Default::default()
+            })
+            .collect();
+        deb_files.sort_by(|a, b| a.name.cmp(&b.name));
+        let (debs_dir, debs_digest) = encoded(&re::Directory {
+            files: deb_files,
+            ..Default::default()
+        });
+        root_dirs.push(re::DirectoryNode {
+            name: "debs".into(),
+            digest: Some(debs_digest.clone()),
+        });
+        blobs.push((debs_digest, Blob::Bytes(debs_dir)));
+        blobs.extend(debs);
+    }
+    root_dirs.sort_by(|a, b| a.name.cmp(&b.name));
     let step_digest = crate::reapi::digest_of(&step_json);
     let (root, root_digest) = encoded(&re::Directory {
         files: vec![re::FileNode {
@@ -164,10 +276,7 @@ pub fn run_remote(
             digest: Some(step_digest.clone()),
             ..Default::default()
         }],
-        directories: vec![re::DirectoryNode {
-            name: "layers".into(),
-            digest: Some(layers_digest.clone()),
-        }],
+        directories: root_dirs,
         ..Default::default()
     });
     let (command, command_digest) = encoded(&re::Command {
@@ -188,7 +297,6 @@ pub fn run_remote(
         }
         _ => {
             blobs.push((step_digest, Blob::Bytes(step_json)));
-            blobs.push((layers_digest, Blob::Bytes(layers_dir)));
             blobs.push((root_digest, Blob::Bytes(root)));
             blobs.push((command_digest, Blob::Bytes(command)));
             blobs.push((action_digest.clone(), Blob::Bytes(action)));
@@ -221,11 +329,7 @@ pub fn run_remote(
     if !store.has_layer(&diff_id) {
         fetch_layer(store, remote, &output, &diff_id)?;
     }
-    Ok(Record {
-        layers: vec![LayerRef { diff_id }],
-        config: None,
-        restored: None,
-    })
+    Ok(diff_id)
 }
 
 fn output_of(result: &re::ActionResult) -> Option<re::Digest> {
@@ -309,18 +413,20 @@ pub fn execute_action(
         .find(|f| f.name == "step.json")
         .and_then(|f| f.digest.clone())
         .ok_or_else(|| remote.fail("the input root has no step.json"))?;
-    let step: WireStep = serde_json::from_slice(&remote.read_blob(&step_file)?)
+    let job: Job = serde_json::from_slice(&remote.read_blob(&step_file)?)
         .map_err(|e| remote.fail(format!("step.json is not a strata step: {e}")))?;
-    let layers: re::Directory = match root.directories.iter().find(|d| d.name == "layers") {
-        Some(dir) => remote.read_message(
-            dir.digest
-                .as_ref()
-                .ok_or_else(|| remote.fail("`layers` has no digest"))?,
-        )?,
-        None => re::Directory::default(),
+    let subdir = |name: &str| -> Result<re::Directory> {
+        match root.directories.iter().find(|d| d.name == name) {
+            Some(dir) => remote.read_message(
+                dir.digest
+                    .as_ref()
+                    .ok_or_else(|| remote.fail(format!("`{name}` has no digest")))?,
+            ),
+            None => Ok(re::Directory::default()),
+        }
     };
     // The layers this worker lacks, checked against their names.
-    for file in &layers.files {
+    for file in &subdir("layers")?.files {
         let digest = file
             .digest
             .clone()
@@ -332,7 +438,76 @@ pub fn execute_action(
         }
     }
 
-    // The step as the scheduler would have given it.
+    let output = Collect::default();
+    let cancel = AtomicBool::new(false);
+    let epoch = match &job {
+        Job::Run(step) => step.epoch,
+        Job::Debian(wire) => wire.epoch,
+    };
+    let opts = ExecOptions {
+        compression: Compression::None,
+        epoch,
+        sandbox_exe: Some(sandbox_exe.to_path_buf()),
+        platform: crate::platform::Platform::host(),
+        secrets: Default::default(),
+        ssh: Default::default(),
+        debug: None,
+        remote: None,
+    };
+    let registry = crate::registry::Client::new(Vec::new());
+    let ctx = ExecCtx {
+        store,
+        events: &output,
+        cancel: &cancel,
+        node: 0,
+        opts: &opts,
+        registry: &registry,
+        phases: Default::default(),
+        image_layer: true,
+        cpu: None,
+        cpu_held: Default::default(),
+    };
+    let outcome = match &job {
+        Job::Run(step) => run_step(&ctx, step),
+        Job::Debian(wire) => {
+            let debs = subdir("debs")?;
+            install(&ctx, remote, wire, &debs, log)
+        }
+    };
+    let stdout = output.lines.into_inner().unwrap_or_else(|e| e.into_inner()).join("\n");
+    let diff_id = match outcome {
+        Ok(diff_id) => diff_id,
+        Err(Error::Step { message, .. }) => {
+            return Ok(re::ActionResult {
+                exit_code: 1,
+                stdout_raw: stdout.into_bytes(),
+                stderr_raw: format!("{FAILED}{message}").into_bytes(),
+                ..Default::default()
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    let (digest, blob) = layer_blob(store, &diff_id)?;
+    let sent = remote.upload_missing(vec![(digest.clone(), blob)])?;
+    log(&format!(
+        "layer {} ({} bytes, {sent} uploaded)",
+        &digest.hash[..12],
+        digest.size_bytes
+    ));
+    Ok(re::ActionResult {
+        output_files: vec![re::OutputFile {
+            path: OUTPUT.into(),
+            digest: Some(digest),
+            ..Default::default()
+        }],
+        exit_code: 0,
+        stdout_raw: stdout.into_bytes(),
+        ..Default::default()
+    })
+}
+
+/// A worker's RUN step, as the scheduler would have given it; its layer.
+fn run_step(ctx: &ExecCtx<'_>, step: &WireStep) -> Result<Digest> {
     let mut states = HashMap::new();
     let mut mounts = Vec::new();
     for (i, m) in step.mounts.iter().enumerate() {
@@ -385,62 +560,52 @@ pub fn execute_action(
     let parent = State {
         config: step.parent.clone(),
     };
-    let output = Collect::default();
-    let cancel = AtomicBool::new(false);
-    let opts = ExecOptions {
-        compression: Compression::None,
-        epoch: step.epoch,
-        sandbox_exe: Some(sandbox_exe.to_path_buf()),
+    let record = crate::sandbox::run_step(ctx, &node, &run, &parent, &states)?;
+    Ok(record.layers[0].diff_id.clone())
+}
+
+/// A worker's dpkg install: the packages it lacks fetched from the CAS
+/// (`debs`, checked against their SHA256), then the same install a local
+/// build runs; its layer.
+fn install(
+    ctx: &ExecCtx<'_>,
+    remote: &Remote,
+    wire: &WireInstall,
+    debs: &re::Directory,
+    log: &dyn Fn(&str),
+) -> Result<Digest> {
+    let node = Node {
+        op: Op::Scratch,
+        parent: None,
+        origin: parse_origin(&wire.origin),
+        description: wire.description.clone(),
         platform: crate::platform::Platform::host(),
-        secrets: Default::default(),
-        ssh: Default::default(),
-        debug: None,
-        remote: None,
     };
-    let registry = crate::registry::Client::new(Vec::new());
-    let ctx = ExecCtx {
-        store,
-        events: &output,
-        cancel: &cancel,
-        node: 0,
-        opts: &opts,
-        registry: &registry,
-        phases: Default::default(),
-        image_layer: true,
-        cpu: None,
-        cpu_held: Default::default(),
-    };
-    let outcome = crate::sandbox::run_step(&ctx, &node, &run, &parent, &states);
-    let stdout = output.lines.into_inner().unwrap_or_else(|e| e.into_inner()).join("\n");
-    let record = match outcome {
-        Ok(record) => record,
-        Err(Error::Step { message, .. }) => {
-            return Ok(re::ActionResult {
-                exit_code: 1,
-                stdout_raw: stdout.into_bytes(),
-                stderr_raw: format!("{FAILED}{message}").into_bytes(),
-                ..Default::default()
-            })
-        }
-        Err(e) => return Err(e),
-    };
-    let (digest, blob) = layer_blob(store, &record.layers[0].diff_id)?;
-    let sent = remote.upload_missing(vec![(digest.clone(), blob)])?;
-    log(&format!(
-        "layer {} ({} bytes, {sent} uploaded)",
-        &digest.hash[..12],
-        digest.size_bytes
-    ));
-    Ok(re::ActionResult {
-        output_files: vec![re::OutputFile {
-            path: OUTPUT.into(),
-            digest: Some(digest),
-            ..Default::default()
-        }],
-        exit_code: 0,
-        stdout_raw: stdout.into_bytes(),
-        ..Default::default()
-    })
+    let job = &wire.install;
+    // Before any name becomes a path.
+    job.check().map_err(|e| remote.fail(format!("step.json: {e}")))?;
+    let missing: Vec<&String> = job
+        .debs
+        .values()
+        .filter(|sha256| !crate::debian::has_deb(ctx.store, sha256))
+        .collect();
+    if !missing.is_empty() {
+        log(&format!("fetching {} packages", missing.len()));
+    }
+    for sha256 in missing {
+        let digest = debs
+            .files
+            .iter()
+            .find(|f| &f.name == sha256)
+            .and_then(|f| f.digest.clone())
+            .ok_or_else(|| remote.fail(format!("the input root lacks the package {sha256}")))?;
+        let expected: Digest = format!("sha256:{sha256}")
+            .parse()
+            .map_err(|_| remote.fail(format!("malformed package digest {sha256}")))?;
+        let what = format!("{}/blobs/{}", remote.endpoint, digest.hash);
+        crate::debian::put_deb(ctx.store, &expected, &what, |out| remote.download(&digest, out))?;
+    }
+    crate::debian::install(ctx, &node, job)
 }
 
 fn parse_origin(text: &str) -> Origin {

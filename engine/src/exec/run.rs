@@ -2,8 +2,7 @@
 //! its changes become a layer.
 
 use super::{Executor, Inputs};
-use crate::error::{Error, Result};
-use crate::events::Event;
+use crate::error::Result;
 use crate::graph::{Node, Op};
 use crate::step::ExecCtx;
 use crate::store::Record;
@@ -18,17 +17,10 @@ impl Executor for Run {
         };
         let parent = inputs.parent.expect("run has a parent");
         if let Some(remote) = &ctx.opts.remote {
-            if !super::remote::runs_locally(node, run, ctx.opts) {
-                match super::remote::run_remote(ctx, remote, node, run, parent, inputs.states) {
-                    // `--remote-fallback`: the service failing (not the step) runs it here.
-                    Err(e @ Error::Remote { .. }) if remote.fallback => ctx.event(Event::Warning {
-                        message: format!(
-                            "{}; running `{}` locally (--remote-fallback)",
-                            e.chain(),
-                            node.description
-                        ),
-                    }),
-                    outcome => return outcome,
+            if !super::remote::runs_locally(node, ctx.opts) {
+                let outcome = super::remote::run_remote(ctx, remote, node, run, parent, inputs.states);
+                if let Some(outcome) = super::remote::or_locally(ctx, remote, node, outcome) {
+                    return outcome;
                 }
             }
         }
