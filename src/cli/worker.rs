@@ -160,7 +160,9 @@ pub fn run(store: &Store, args: WorkerArgs) -> Result<(), CliError> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(signal, Arc::clone(&stop));
     }
-    let log = |line: &str| eprintln!("worker: {line}");
+    // Seconds since the worker started: enough to follow a lease's course.
+    let started = std::time::Instant::now();
+    let log = |line: &str| eprintln!("worker {:.3}: {line}", started.elapsed().as_secs_f64());
     worker::serve(store, &remote, &opts, &stop, &log)?;
     Ok(())
 }

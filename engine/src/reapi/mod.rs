@@ -31,6 +31,8 @@ use crate::error::{Error, Result};
 const BATCH_LIMIT: usize = 1 << 20;
 /// ByteStream chunk size.
 const CHUNK: usize = 1 << 20;
+/// How often a call the service was too busy for is asked again.
+const RETRIES: u32 = 5;
 
 /// A connection to a REAPI service: its endpoint, instance and credentials.
 pub struct Remote {
@@ -103,6 +105,31 @@ pub fn encoded<M: Message>(message: &M) -> (Vec<u8>, re::Digest) {
     let bytes = message.encode_to_vec();
     let digest = digest_of(&bytes);
     (bytes, digest)
+}
+
+/// `call`, asked again while the service is busy (RESOURCE_EXHAUSTED:
+/// BuildGrid refuses calls beyond its threads) or briefly away
+/// (UNAVAILABLE), up to [`RETRIES`] times with pauses doubling from
+/// `pause` (as Bazel's `--remote_retries`); other outcomes at once.
+async fn retry<T, F, Fut>(mut call: F, mut pause: Duration) -> std::result::Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, tonic::Status>>,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(status)
+                if attempt < RETRIES
+                    && matches!(status.code(), tonic::Code::ResourceExhausted | tonic::Code::Unavailable) =>
+            {
+                attempt += 1;
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 fn short(d: &re::Digest) -> String {
@@ -259,6 +286,18 @@ impl Remote {
         self.fail(format!("{what}: {} ({:?})", status.message(), status.code()))
     }
 
+    /// `call`, asked again while the service is busy (see [`retry`]);
+    /// its failure is an error named `what`.
+    async fn retrying<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, tonic::Status>>,
+    {
+        retry(call, Duration::from_millis(100))
+            .await
+            .map_err(|status| self.error(what, status))
+    }
+
     fn cas(&self) -> re::content_addressable_storage_client::ContentAddressableStorageClient<Channel> {
         re::content_addressable_storage_client::ContentAddressableStorageClient::new(self.channel())
             .max_decoding_message_size(64 << 20)
@@ -266,14 +305,15 @@ impl Remote {
 
     /// The digests of `digests` the CAS does not hold.
     pub fn find_missing(&self, digests: &[re::Digest]) -> Result<Vec<re::Digest>> {
-        let request = self.request(re::FindMissingBlobsRequest {
-            instance_name: self.instance.clone(),
-            blob_digests: digests.to_vec(),
-            ..Default::default()
-        });
-        let response = self
-            .block_on(self.cas().find_missing_blobs(request))
-            .map_err(|s| self.error("FindMissingBlobs", s))?;
+        let response = self.block_on(self.retrying("FindMissingBlobs", || {
+            let mut cas = self.cas();
+            let request = self.request(re::FindMissingBlobsRequest {
+                instance_name: self.instance.clone(),
+                blob_digests: digests.to_vec(),
+                ..Default::default()
+            });
+            async move { cas.find_missing_blobs(request).await }
+        }))?;
         Ok(response.into_inner().missing_blob_digests)
     }
 
@@ -318,14 +358,15 @@ impl Remote {
     }
 
     fn batch_update(&self, requests: Vec<re::batch_update_blobs_request::Request>) -> Result<()> {
-        let request = self.request(re::BatchUpdateBlobsRequest {
-            instance_name: self.instance.clone(),
-            requests,
-            ..Default::default()
-        });
-        let response = self
-            .block_on(self.cas().batch_update_blobs(request))
-            .map_err(|s| self.error("BatchUpdateBlobs", s))?;
+        let response = self.block_on(self.retrying("BatchUpdateBlobs", || {
+            let mut cas = self.cas();
+            let request = self.request(re::BatchUpdateBlobsRequest {
+                instance_name: self.instance.clone(),
+                requests: requests.clone(),
+                ..Default::default()
+            });
+            async move { cas.batch_update_blobs(request).await }
+        }))?;
         for r in response.into_inner().responses {
             if let Some(status) = r.status.filter(|s| s.code != 0) {
                 return Err(self.fail(format!(
@@ -408,18 +449,19 @@ impl Remote {
     /// Writes the blob `digest` to `out` (ByteStream `Read`); the caller
     /// checks the bytes against the digest.
     pub fn download(&self, digest: &re::Digest, out: &mut dyn Write) -> Result<()> {
-        let mut client = bs::byte_stream_client::ByteStreamClient::new(self.channel());
-        let request = self.request(bs::ReadRequest {
-            resource_name: self.resource(digest),
-            read_offset: 0,
-            read_limit: 0,
-        });
         let what = format!("ByteStream.Read {}", short(digest));
         self.block_on(async {
-            let mut stream = client
-                .read(request)
-                .await
-                .map_err(|s| self.error(&what, s))?
+            let mut stream = self
+                .retrying(&what, || {
+                    let mut client = bs::byte_stream_client::ByteStreamClient::new(self.channel());
+                    let request = self.request(bs::ReadRequest {
+                        resource_name: self.resource(digest),
+                        read_offset: 0,
+                        read_limit: 0,
+                    });
+                    async move { client.read(request).await }
+                })
+                .await?
                 .into_inner();
             while let Some(chunk) = stream.message().await.map_err(|s| self.error(&what, s))? {
                 self.stats
@@ -456,35 +498,43 @@ impl Remote {
 
     /// The ActionCache's result for `action`, if it has one.
     pub fn cached_result(&self, action: &re::Digest) -> Result<Option<re::ActionResult>> {
-        let mut client = re::action_cache_client::ActionCacheClient::new(self.channel());
-        let request = self.request(re::GetActionResultRequest {
-            instance_name: self.instance.clone(),
-            action_digest: Some(action.clone()),
-            inline_stdout: true,
-            inline_stderr: true,
-            ..Default::default()
+        let lookup = self.retrying("GetActionResult", || {
+            let mut client = re::action_cache_client::ActionCacheClient::new(self.channel());
+            let request = self.request(re::GetActionResultRequest {
+                instance_name: self.instance.clone(),
+                action_digest: Some(action.clone()),
+                inline_stdout: true,
+                inline_stderr: true,
+                ..Default::default()
+            });
+            async move {
+                match client.get_action_result(request).await {
+                    Ok(response) => Ok(Some(response.into_inner())),
+                    // A miss is an answer, not a failure.
+                    Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+                    Err(status) => Err(status),
+                }
+            }
         });
-        match self.block_on(client.get_action_result(request)) {
-            Ok(response) => Ok(Some(response.into_inner())),
-            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
-            Err(status) => Err(self.error("GetActionResult", status)),
-        }
+        self.block_on(lookup)
     }
 
     /// Executes `action` (whose blobs the CAS holds) and waits for its result.
     pub fn execute(&self, action: &re::Digest) -> Result<re::ActionResult> {
-        let mut client = re::execution_client::ExecutionClient::new(self.channel());
-        let request = self.request(re::ExecuteRequest {
-            instance_name: self.instance.clone(),
-            action_digest: Some(action.clone()),
-            skip_cache_lookup: false,
-            ..Default::default()
-        });
+        let client = re::execution_client::ExecutionClient::new(self.channel());
         let done = self.block_on(async {
-            let mut stream = client
-                .execute(request)
-                .await
-                .map_err(|s| self.error("Execute", s))?
+            let mut stream = self
+                .retrying("Execute", || {
+                    let mut client = client.clone();
+                    let request = self.request(re::ExecuteRequest {
+                        instance_name: self.instance.clone(),
+                        action_digest: Some(action.clone()),
+                        skip_cache_lookup: false,
+                        ..Default::default()
+                    });
+                    async move { client.execute(request).await }
+                })
+                .await?
                 .into_inner();
             let mut name = String::new();
             loop {
@@ -493,11 +543,13 @@ impl Remote {
                     Ok(Some(operation)) => name = operation.name,
                     // The stream ended or broke before the end: wait on the operation.
                     Ok(None) | Err(_) if !name.is_empty() => {
-                        let request = self.request(re::WaitExecutionRequest { name: name.clone() });
-                        stream = client
-                            .wait_execution(request)
-                            .await
-                            .map_err(|s| self.error("WaitExecution", s))?
+                        stream = self
+                            .retrying("WaitExecution", || {
+                                let mut client = client.clone();
+                                let request = self.request(re::WaitExecutionRequest { name: name.clone() });
+                                async move { client.wait_execution(request).await }
+                            })
+                            .await?
                             .into_inner();
                     }
                     Ok(None) => {
@@ -573,6 +625,46 @@ mod tests {
         assert_eq!(
             metadata(&bad).unwrap_err(),
             "the value of header `x-api-key` is not printable ASCII"
+        );
+    }
+
+    #[test]
+    fn a_busy_service_is_asked_again_and_a_refusal_is_final() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let calls = std::cell::Cell::new(0);
+        let busy_twice = || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                match n {
+                    1 => Err(tonic::Status::resource_exhausted("Concurrent RPC limit exceeded!")),
+                    2 => Err(tonic::Status::unavailable("restarting")),
+                    _ => Ok(n),
+                }
+            }
+        };
+        assert_eq!(rt.block_on(retry(busy_twice, Duration::ZERO)).unwrap(), 3);
+
+        calls.set(0);
+        let denied = || {
+            calls.set(calls.get() + 1);
+            async { Err::<(), _>(tonic::Status::permission_denied("no")) }
+        };
+        let status = rt.block_on(retry(denied, Duration::ZERO)).unwrap_err();
+        assert_eq!((status.code(), calls.get()), (tonic::Code::PermissionDenied, 1));
+
+        calls.set(0);
+        let always_busy = || {
+            calls.set(calls.get() + 1);
+            async { Err::<(), _>(tonic::Status::resource_exhausted("busy")) }
+        };
+        let status = rt.block_on(retry(always_busy, Duration::ZERO)).unwrap_err();
+        assert_eq!(
+            (status.code(), calls.get()),
+            (tonic::Code::ResourceExhausted, 1 + RETRIES)
         );
     }
 
