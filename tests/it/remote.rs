@@ -214,6 +214,8 @@ impl Drop for BuildGrid {
 struct Worker {
     child: Child,
     _store: tempfile::TempDir,
+    /// A rootless worker's project: its user's store and strata.
+    _rootless: Option<Project>,
     log: PathBuf,
 }
 
@@ -225,11 +227,29 @@ impl Worker {
     /// With `extra` arguments (the TLS options).
     fn start_with(grid: &BuildGrid, name: &str, extra: &[&str]) -> Worker {
         let store = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+        cmd.args(["--store"]).arg(store.path().join("store"));
+        Worker::spawn(grid, name, extra, cmd, store, None)
+    }
+
+    /// Run by the tests' ordinary user: rootless, as that user's builds are.
+    fn start_rootless(grid: &BuildGrid, name: &str) -> Worker {
+        let home = Project::new().rootless(&rootless_user());
+        let cmd = home.cmd(&[]);
+        Worker::spawn(grid, name, &[], cmd, tempfile::tempdir().unwrap(), Some(home))
+    }
+
+    fn spawn(
+        grid: &BuildGrid,
+        name: &str,
+        extra: &[&str],
+        mut cmd: Command,
+        store: tempfile::TempDir,
+        rootless: Option<Project>,
+    ) -> Worker {
         let log = store.path().join("worker.log");
         let out = fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args(["--store"])
-            .arg(store.path().join("store"))
+        let child = cmd
             .args(["worker", "--remote", &grid.url(), "--bot-id", name, "--jobs", "2"])
             .args(extra)
             .stdin(Stdio::null())
@@ -240,6 +260,7 @@ impl Worker {
         let worker = Worker {
             child,
             _store: store,
+            _rootless: rootless,
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -385,6 +406,23 @@ fn a_debian_base_is_installed_by_the_workers() {
         "{}",
         again.stderr
     );
+}
+
+/// A worker started by an ordinary user runs steps in a user namespace,
+/// as that user's own builds do, and makes the same layers.
+#[test]
+fn a_rootless_worker_makes_the_layers_a_root_build_makes() {
+    let grid = BuildGrid::start();
+    let worker = Worker::start_rootless(&grid, "rootless");
+    let recipe = r#"image("who", from("rootfs:busybox.tar").run("id -u > /uid; echo rootless > /out"), #{ tags: ["remote/who:1"] });"#;
+    let local = busybox_project(recipe).ok(&["build"]);
+    let p = busybox_project(recipe);
+    let remote = p.run(&["build", "--remote-executor", &grid.url()]);
+    assert_eq!(remote.code, 0, "{}\n{}", remote.stderr, worker.log());
+    assert_eq!(worker.executed(), 1, "{}", worker.log());
+    assert_eq!(digest_of(&remote.stdout, "who"), digest_of(&local.stdout, "who"));
+    let bundle = umoci_unpack(p.store_root().as_path(), "remote/who:1");
+    assert_eq!(fs::read_to_string(bundle.path().join("b/rootfs/uid")).unwrap(), "0\n");
 }
 
 #[test]
