@@ -394,48 +394,53 @@ impl Remote {
 
     /// A big blob through ByteStream `Write`, read chunk by chunk.
     fn write_stream(&self, digest: &re::Digest, blob: Blob) -> Result<()> {
-        let name = format!(
-            "{}uploads/{}/blobs/{}/{}",
-            self.instance_prefix(),
-            uuid_like(),
-            digest.hash,
-            digest.size_bytes
-        );
-        let mut reader: Box<dyn Read + Send> = match blob {
-            Blob::Bytes(bytes) => Box::new(std::io::Cursor::new(bytes)),
-            Blob::File(path) => Box::new(std::fs::File::open(&path).map_err(Error::io("open", &path))?),
-        };
-        let total = digest.size_bytes;
-        let mut offset = 0i64;
-        let mut first = true;
-        let chunks = std::iter::from_fn(move || {
-            if offset >= total && !first {
-                return None;
-            }
-            let mut data = vec![0u8; CHUNK.min((total - offset) as usize)];
-            if reader.read_exact(&mut data).is_err() {
-                // A short file: the server sees fewer bytes than promised and refuses.
-                return None;
-            }
-            let request = bs::WriteRequest {
-                resource_name: if first { name.clone() } else { String::new() },
-                write_offset: offset,
-                finish_write: offset + data.len() as i64 >= total,
-                data,
+        let what = format!("ByteStream.Write {}", short(digest));
+        // Each attempt writes the whole blob again, under a fresh upload name.
+        let attempt = || {
+            let name = format!(
+                "{}uploads/{}/blobs/{}/{}",
+                self.instance_prefix(),
+                uuid_like(),
+                digest.hash,
+                digest.size_bytes
+            );
+            let reader: std::io::Result<Box<dyn Read + Send>> = match &blob {
+                Blob::Bytes(bytes) => Ok(Box::new(std::io::Cursor::new(bytes.clone()))),
+                Blob::File(path) => std::fs::File::open(path).map(|f| Box::new(f) as Box<dyn Read + Send>),
             };
-            offset += request.data.len() as i64;
-            first = false;
-            Some(request)
-        });
-        let stream = tokio_stream::iter(chunks);
-        let mut client = bs::byte_stream_client::ByteStreamClient::new(self.channel());
-        let mut request = self.request(());
-        let metadata = std::mem::take(request.metadata_mut());
-        let mut streaming = tonic::Request::new(stream);
-        *streaming.metadata_mut() = metadata;
-        let response = self
-            .block_on(client.write(streaming))
-            .map_err(|s| self.error(&format!("ByteStream.Write {}", short(digest)), s))?;
+            let mut client = bs::byte_stream_client::ByteStreamClient::new(self.channel());
+            let metadata = std::mem::take(self.request(()).metadata_mut());
+            let total = digest.size_bytes;
+            async move {
+                let mut reader =
+                    reader.map_err(|e| tonic::Status::failed_precondition(format!("cannot read it: {e}")))?;
+                let mut offset = 0i64;
+                let mut first = true;
+                let chunks = std::iter::from_fn(move || {
+                    if offset >= total && !first {
+                        return None;
+                    }
+                    let mut data = vec![0u8; CHUNK.min((total - offset) as usize)];
+                    if reader.read_exact(&mut data).is_err() {
+                        // A short file: the server sees fewer bytes than promised and refuses.
+                        return None;
+                    }
+                    let request = bs::WriteRequest {
+                        resource_name: if first { name.clone() } else { String::new() },
+                        write_offset: offset,
+                        finish_write: offset + data.len() as i64 >= total,
+                        data,
+                    };
+                    offset += request.data.len() as i64;
+                    first = false;
+                    Some(request)
+                });
+                let mut streaming = tonic::Request::new(tokio_stream::iter(chunks));
+                *streaming.metadata_mut() = metadata;
+                client.write(streaming).await
+            }
+        };
+        let response = self.block_on(self.retrying(&what, attempt))?;
         let committed = response.into_inner().committed_size;
         if committed != digest.size_bytes {
             return Err(self.fail(format!(
