@@ -200,30 +200,26 @@ pub fn has_deb(store: &Store, sha256: &str) -> bool {
     deb_path(store, sha256).exists()
 }
 
-/// Stores the .deb `write` writes, if its digest is `expected` (the bytes
-/// come from elsewhere, a remote CAS: `what` names it in the error).
+/// Stores the .deb that `write` writes, as the package whose SHA256 is
+/// `sha256`, once `check` accepts what the bytes hash to (their digest and
+/// size): nothing unchecked enters the store. The partial file lives in
+/// `scratch`. For a mirror's download and a remote worker's CAS fetch alike.
 pub fn put_deb(
     store: &Store,
-    expected: &crate::digest::Digest,
-    what: &str,
+    scratch: &Path,
+    sha256: &str,
     write: impl FnOnce(&mut dyn std::io::Write) -> Result<()>,
+    check: impl FnOnce(&crate::digest::Digest, u64) -> Result<()>,
 ) -> Result<()> {
-    let dir = store.root().join("debian/debs");
-    fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
-    let scratch = store.tmp_dir()?;
-    let mut blob = tempfile::NamedTempFile::new_in(scratch.path())
-        .map_err(Error::io("create temporary file in", scratch.path()))?;
+    let mut blob = tempfile::NamedTempFile::new_in(scratch).map_err(Error::io("create temporary file in", scratch))?;
     let mut hashing = crate::layer::HashWriter::new(blob.as_file_mut());
     write(&mut hashing)?;
-    let (_, actual, _) = hashing.finish();
-    if &actual != expected {
-        return Err(Error::DigestMismatch {
-            what: what.to_string(),
-            expected: expected.clone(),
-            actual,
-        });
+    let (_, digest, size) = hashing.finish();
+    check(&digest, size)?;
+    let dest = deb_path(store, sha256);
+    if let Some(dir) = dest.parent() {
+        fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
     }
-    let dest = deb_path(store, &expected.hex());
     blob.persist(&dest).map_err(|e| Error::io("store", &dest)(e.error))?;
     Ok(())
 }
@@ -232,13 +228,7 @@ pub fn put_deb(
 /// against its SHA256 and size.
 pub(super) fn download(ctx: &ExecCtx<'_>, spec: &DebianBase, set: &DebianSet) -> Result<()> {
     let store = ctx.store;
-    let dir = store.root().join("debian/debs");
-    fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
-    let missing: Vec<&LockedPackage> = set
-        .packages
-        .iter()
-        .filter(|p| !deb_path(store, &p.sha256).exists())
-        .collect();
+    let missing: Vec<&LockedPackage> = set.packages.iter().filter(|p| !has_deb(store, &p.sha256)).collect();
     let total: u64 = missing.iter().map(|p| p.size).sum();
     let done = AtomicU64::new(0);
     // The mirrors configured now serve the bytes; the lock's are the fallback.
@@ -255,23 +245,25 @@ pub(super) fn download(ctx: &ExecCtx<'_>, spec: &DebianBase, set: &DebianSet) ->
         let suite = p.suite.as_deref().unwrap_or(&set.suite);
         let mirror = now.get(suite).map_or_else(|| set.mirror_of(p), String::as_str);
         let url = format!("{mirror}/{}", p.filename);
-        let mut blob = tempfile::NamedTempFile::new_in(scratch.path())
-            .map_err(Error::io("create temporary file in", scratch.path()))?;
-        let mut hashing = crate::layer::HashWriter::new(blob.as_file_mut());
-        fetch_into(&agent, &url, &mut hashing).map_err(|e| fail(spec, e))?;
-        let (_, digest, size) = hashing.finish();
-        let actual = digest.hex();
-        if actual != p.sha256 || size != p.size {
-            return Err(fail(
-                spec,
-                format!(
-                    "`{url}` has SHA256 {actual} ({size} bytes), but the index says {} ({} bytes)",
-                    p.sha256, p.size
-                ),
-            ));
-        }
-        let dest = deb_path(store, &p.sha256);
-        blob.persist(&dest).map_err(|e| Error::io("store", &dest)(e.error))?;
+        put_deb(
+            store,
+            scratch.path(),
+            &p.sha256,
+            |out| fetch_into(&agent, &url, out).map(|_| ()).map_err(|e| fail(spec, e)),
+            |digest, size| {
+                let actual = digest.hex();
+                if actual == p.sha256 && size == p.size {
+                    return Ok(());
+                }
+                Err(fail(
+                    spec,
+                    format!(
+                        "`{url}` has SHA256 {actual} ({size} bytes), but the index says {} ({} bytes)",
+                        p.sha256, p.size
+                    ),
+                ))
+            },
+        )?;
         let bytes = done.fetch_add(p.size, Ordering::Relaxed) + p.size;
         ctx.event(Event::Downloading {
             node: ctx.node,

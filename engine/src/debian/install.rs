@@ -240,11 +240,10 @@ fn dpkg_script(plan: &[Vec<String>], policy_in_script: bool, slim: Option<&[Stri
     script
 }
 
-/// Hard links of `packages`' .debs under short names in `dir`, for the sandbox.
-fn stage_debs(dir: &Path, packages: &[&str], files: &BTreeMap<String, PathBuf>) -> Result<()> {
+/// Hard links of the .debs `files` names under short names in `dir`, for the sandbox.
+fn stage_debs(dir: &Path, files: &BTreeMap<String, PathBuf>) -> Result<()> {
     fs::create_dir(dir).map_err(Error::io("create", dir))?;
-    for name in packages {
-        let path = &files[*name];
+    for (name, path) in files {
         let link = dir.join(format!("{name}.deb"));
         fs::hard_link(path, &link)
             .or_else(|_| fs::copy(path, &link).map(|_| ()))
@@ -482,7 +481,6 @@ pub fn install(ctx: &ExecCtx<'_>, node: &Node, job: &Install) -> Result<crate::d
         .iter()
         .map(|(name, sha256)| (name.clone(), deb_path(store, sha256)))
         .collect();
-    let packages: Vec<&str> = files.keys().map(String::as_str).collect();
     let mut controls = BTreeMap::new();
     for (name, file) in &files {
         controls.insert(name.clone(), deb::control(file)?);
@@ -499,7 +497,7 @@ pub fn install(ctx: &ExecCtx<'_>, node: &Node, job: &Install) -> Result<crate::d
         prepare_base(&upper, &plan, &files, setup)?;
     }
     let debs = tmp.path().join("debs");
-    stage_debs(&debs, &packages, &files)?;
+    stage_debs(&debs, &files)?;
     let slim = job.base.as_ref().and_then(|b| b.slim.as_deref());
     crate::sandbox::run_in_root(
         ctx,

@@ -226,47 +226,13 @@ fn execute(
     let store = ctx.store;
     let step_json = serde_json::to_vec(job).expect("a job serializes");
     let mut blobs: Vec<(re::Digest, Blob)> = Vec::new();
-    let mut layer_files = Vec::new();
-    for diff_id in layers {
-        let (digest, blob) = layer_blob(store, diff_id)?;
-        layer_files.push(re::FileNode {
-            name: diff_id.hex(),
-            digest: Some(digest.clone()),
-            ..Default::default()
-        });
-        blobs.push((digest, blob));
-    }
-    let mut root_dirs = Vec::new();
-    let (layers_dir, layers_digest) = encoded(&re::Directory {
-        files: layer_files,
-        ..Default::default()
-    });
-    root_dirs.push(re::DirectoryNode {
-        name: "layers".into(),
-        digest: Some(layers_digest.clone()),
-    });
-    blobs.push((layers_digest, Blob::Bytes(layers_dir)));
+    let layer_blobs = layers
+        .iter()
+        .map(|diff_id| layer_blob(store, diff_id))
+        .collect::<Result<Vec<_>>>()?;
+    let mut root_dirs = vec![hash_named_dir("layers", layer_blobs, &mut blobs)];
     if !debs.is_empty() {
-        // A Directory's files are sorted by name.
-        let mut deb_files: Vec<re::FileNode> = debs
-            .iter()
-            .map(|(digest, _)| re::FileNode {
-                name: digest.hash.clone(),
-                digest: Some(digest.clone()),
-                ..Default::default()
-            })
-            .collect();
-        deb_files.sort_by(|a, b| a.name.cmp(&b.name));
-        let (debs_dir, debs_digest) = encoded(&re::Directory {
-            files: deb_files,
-            ..Default::default()
-        });
-        root_dirs.push(re::DirectoryNode {
-            name: "debs".into(),
-            digest: Some(debs_digest.clone()),
-        });
-        blobs.push((debs_digest, Blob::Bytes(debs_dir)));
-        blobs.extend(debs);
+        root_dirs.push(hash_named_dir("debs", debs, &mut blobs));
     }
     root_dirs.sort_by(|a, b| a.name.cmp(&b.name));
     let step_digest = crate::reapi::digest_of(&step_json);
@@ -330,6 +296,35 @@ fn execute(
         fetch_layer(store, remote, &output, &diff_id)?;
     }
     Ok(diff_id)
+}
+
+/// A directory of the input root named `name` whose files are `contents`,
+/// each named by its hash (sorted, as REAPI wants); the directory's
+/// encoding and the contents go to `blobs`.
+fn hash_named_dir(
+    name: &str,
+    contents: Vec<(re::Digest, Blob)>,
+    blobs: &mut Vec<(re::Digest, Blob)>,
+) -> re::DirectoryNode {
+    let mut files: Vec<re::FileNode> = contents
+        .iter()
+        .map(|(digest, _)| re::FileNode {
+            name: digest.hash.clone(),
+            digest: Some(digest.clone()),
+            ..Default::default()
+        })
+        .collect();
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    let (dir, digest) = encoded(&re::Directory {
+        files,
+        ..Default::default()
+    });
+    blobs.push((digest.clone(), Blob::Bytes(dir)));
+    blobs.extend(contents);
+    re::DirectoryNode {
+        name: name.into(),
+        digest: Some(digest),
+    }
 }
 
 fn output_of(result: &re::ActionResult) -> Option<re::Digest> {
@@ -592,6 +587,7 @@ fn install(
     if !missing.is_empty() {
         log(&format!("fetching {} packages", missing.len()));
     }
+    let scratch = ctx.store.tmp_dir()?;
     for sha256 in missing {
         let digest = debs
             .files
@@ -602,8 +598,22 @@ fn install(
         let expected: Digest = format!("sha256:{sha256}")
             .parse()
             .map_err(|_| remote.fail(format!("malformed package digest {sha256}")))?;
-        let what = format!("{}/blobs/{}", remote.endpoint, digest.hash);
-        crate::debian::put_deb(ctx.store, &expected, &what, |out| remote.download(&digest, out))?;
+        crate::debian::put_deb(
+            ctx.store,
+            scratch.path(),
+            sha256,
+            |out| remote.download(&digest, out),
+            |actual, _| {
+                if actual == &expected {
+                    return Ok(());
+                }
+                Err(Error::DigestMismatch {
+                    what: format!("{}/blobs/{}", remote.endpoint, digest.hash),
+                    expected: expected.clone(),
+                    actual: actual.clone(),
+                })
+            },
+        )?;
     }
     crate::debian::install(ctx, &node, job)
 }
