@@ -203,6 +203,19 @@ fn slim_excludes(locales: &[String]) -> String {
 }
 const SLIM_EXCLUDES_FILE: &str = "etc/dpkg/dpkg.cfg.d/excludes";
 
+/// apt's configuration in every base, as in Docker's Debian images:
+/// no package cache files. apt leaves uninitialised padding in them (a
+/// byte of a heap address, which address-space randomisation changes from
+/// run to run), so any step that ran apt would make a different layer each
+/// time; the cache is rebuilt in memory when apt needs it.
+const APT_CONF_FILE: &str = "etc/apt/apt.conf.d/strata-reproducible";
+const APT_CONF: &str = "\
+// Written by strata's debian(): apt builds its package cache in memory,
+// because the files it would write hold bytes that change with every run.
+Dir::Cache::pkgcache \"\";
+Dir::Cache::srcpkgcache \"\";
+";
+
 /// What the excludes remove from files written before dpkg read them (the
 /// essential packages strata extracts itself).
 fn slim_cleanup(locales: &[String]) -> String {
@@ -286,7 +299,7 @@ pub fn build(
         .collect();
 
     // The base layer, found by what it is made of.
-    let mut key = crate::key::KeyEncoder::new("debian-base-layer-v2");
+    let mut key = crate::key::KeyEncoder::new("debian-base-layer-v3");
     super::encode_origin(&mut key, spec, set);
     for p in set.packages.iter().filter(|p| base.contains(p.name.as_str())) {
         key.str(&p.name).str(&p.version).str(&p.sha256);
@@ -458,6 +471,7 @@ fn prepare_base(
         write_file(&upper.join(file), b"", 0o644)?;
     }
     write_file(&upper.join("usr/sbin/policy-rc.d"), b"#!/bin/sh\nexit 101\n", 0o755)?;
+    write_file(&upper.join(APT_CONF_FILE), APT_CONF.as_bytes(), 0o644)?;
     // apt in a later step reads what the base was made from.
     write_file(
         &upper.join("etc/apt/sources.list.d/debian.sources"),

@@ -169,7 +169,7 @@ fn resolve_now(spec: &DebianBase, store: &Store, warn: &dyn Fn(String)) -> Resul
 /// the identity that keys the base.
 pub fn plan(spec: &DebianBase, store: &Store, lock: &Lock, warn: &dyn Fn(String)) -> Result<(DebianSet, [u8; 32])> {
     let set = lock.debian(&lock_name(spec), || resolve_now(spec, store, warn))?;
-    let mut enc = crate::key::KeyEncoder::new("debian-v2");
+    let mut enc = crate::key::KeyEncoder::new("debian-v3");
     super::encode_origin(&mut enc, spec, &set);
     for p in &set.packages {
         enc.str(&p.name).str(&p.version).str(&p.arch).str(&p.sha256);

@@ -42,6 +42,10 @@ use crate::store::{LayerRef, Record, State, Store};
 
 /// The command of every strata action; a worker refuses any other.
 pub const COMMAND: &str = "__remote-step";
+/// The actions' salt: what a worker makes of a step. Changed whenever the
+/// same step.json would give a different layer, so that results of older
+/// workers in the service's ActionCache are not taken for new ones.
+pub const SALT: &[u8] = b"strata-step-v2";
 /// The step's layer, the action's output.
 pub const OUTPUT: &str = "layer.tar";
 /// What a failed step's `stderr` starts with, before its error message.
@@ -253,6 +257,7 @@ fn execute(
     let (action, action_digest) = encoded(&re::Action {
         command_digest: Some(command_digest.clone()),
         input_root_digest: Some(root_digest.clone()),
+        salt: SALT.to_vec(),
         ..Default::default()
     });
 
@@ -394,6 +399,13 @@ pub fn execute_action(
         return Err(remote.fail(format!(
             "not a strata step: the command is {:?} (a strata worker runs only `strata {COMMAND}`)",
             command.arguments
+        )));
+    }
+    if action.salt != SALT {
+        return Err(remote.fail(format!(
+            "the action is salted {:?}, this worker makes {:?}: client and worker are different strata versions",
+            String::from_utf8_lossy(&action.salt),
+            String::from_utf8_lossy(SALT)
         )));
     }
     let root: re::Directory = remote.read_message(
