@@ -380,6 +380,25 @@ fn fetch_layer(store: &Store, remote: &Remote, digest: &re::Digest, diff_id: &Di
     )
 }
 
+/// Refuses an action that is not a strata step (another command), or one
+/// for another version of strata (another salt).
+fn refuse_foreign(action: &re::Action, command: &re::Command) -> std::result::Result<(), String> {
+    if command.arguments.get(1).map(String::as_str) != Some(COMMAND) {
+        return Err(format!(
+            "not a strata step: the command is {:?} (a strata worker runs only `strata {COMMAND}`)",
+            command.arguments
+        ));
+    }
+    if action.salt != SALT {
+        return Err(format!(
+            "the action is salted {:?}, this worker makes {:?}: client and worker are different strata versions",
+            String::from_utf8_lossy(&action.salt),
+            String::from_utf8_lossy(SALT)
+        ));
+    }
+    Ok(())
+}
+
 /// A worker's side: runs the action `action` (fetched from the CAS) in the
 /// sandbox on `store`; returns its result, its layer uploaded.
 pub fn execute_action(
@@ -395,19 +414,7 @@ pub fn execute_action(
             .as_ref()
             .ok_or_else(|| remote.fail("the action has no command"))?,
     )?;
-    if command.arguments.get(1).map(String::as_str) != Some(COMMAND) {
-        return Err(remote.fail(format!(
-            "not a strata step: the command is {:?} (a strata worker runs only `strata {COMMAND}`)",
-            command.arguments
-        )));
-    }
-    if action.salt != SALT {
-        return Err(remote.fail(format!(
-            "the action is salted {:?}, this worker makes {:?}: client and worker are different strata versions",
-            String::from_utf8_lossy(&action.salt),
-            String::from_utf8_lossy(SALT)
-        )));
-    }
+    refuse_foreign(action, &command).map_err(|message| remote.fail(message))?;
     let root: re::Directory = remote.read_message(
         action
             .input_root_digest
@@ -661,6 +668,28 @@ impl EventSink for Collect {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_refuses_other_commands_and_other_versions_salts() {
+        let command = |args: &[&str]| re::Command {
+            arguments: args.iter().map(|a| a.to_string()).collect(),
+            ..Default::default()
+        };
+        let salted = |salt: &[u8]| re::Action {
+            salt: salt.to_vec(),
+            ..Default::default()
+        };
+        let ours = command(&["strata", COMMAND, "step.json"]);
+        assert_eq!(refuse_foreign(&salted(SALT), &ours), Ok(()));
+        assert_eq!(
+            refuse_foreign(&salted(SALT), &command(&["sh", "-c", "id"])),
+            Err(r#"not a strata step: the command is ["sh", "-c", "id"] (a strata worker runs only `strata __remote-step`)"#.into())
+        );
+        assert_eq!(
+            refuse_foreign(&salted(b""), &ours),
+            Err(r#"the action is salted "", this worker makes "strata-step-v2": client and worker are different strata versions"#.into())
+        );
+    }
 
     #[test]
     fn an_origin_survives_the_wire() {
