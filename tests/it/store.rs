@@ -113,9 +113,33 @@ fn gc_keeps_tagged_images_and_removes_what_nothing_needs() {
     p.recipe(r#"image("a", from("rootfs:busybox.tar").copy(ctx("y.txt"), "/y.txt"));"#);
     let digest = p.build_digest(&[], "a");
 
-    // Recent records keep their layers.
+    // Recent records keep their layers, but the x layer, which only the
+    // cache needs now, loses its uncompressed tar (made again if needed).
+    let x_layer = |p: &Project| -> String {
+        let layers: Vec<String> = std::fs::read_dir(p.store.path().join("layers"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|d| d.is_dir() && d.join("x.txt").exists())
+            .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(layers.len(), 1, "{layers:?}");
+        layers[0].clone()
+    };
+    let x_tar = p.store.path().join("blobs/sha256").join(x_layer(&p));
+    assert!(x_tar.exists(), "{}", x_tar.display());
     let kept = p.ok(&["gc"]).stdout;
-    assert!(kept.contains("removed 0 records, 0 layers"), "{kept}");
+    // Three blobs: that tar, and the untagged image's manifest and config.
+    assert!(kept.contains("removed 0 records, 0 layers, 3 blobs"), "{kept}");
+    assert!(!x_tar.exists(), "{}", x_tar.display());
+    assert!(p.store.path().join("layers").join(x_layer(&p)).join("x.txt").exists());
+    // The cache still serves it: nothing is built, and an image in another
+    // compression is made from what is left, checked against the diff id.
+    p.recipe(r#"image("a", from("rootfs:busybox.tar").copy(ctx("x.txt"), "/x.txt"));"#);
+    let x_again = p.ok(&["build", "--compression", "zstd", "--progress", "plain"]);
+    assert!(x_again.stderr.contains("0 built"), "{}", x_again.stderr);
+    tool("skopeo", &["inspect", &format!("oci:{}:a", p.store.path().display())]);
+    p.recipe(r#"image("a", from("rootfs:busybox.tar").copy(ctx("y.txt"), "/y.txt"));"#);
+    assert_eq!(p.build_digest(&[], "a"), digest);
     let du = p.ok(&["du"]).stdout;
     assert!(
         du.contains("images (1 tagged)") && du.contains("unpacked layers"),

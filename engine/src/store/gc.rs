@@ -1,7 +1,8 @@
 //! `strata du` and `strata gc`. What gc keeps: every tagged image (its
 //! manifest, config, layer blobs and unpacked layers), every record used
 //! within `keep_days` and what it names, and every record whose layers are
-//! all kept anyway. Everything else in `records/`, `layers/` and `blobs/`
+//! all kept anyway. A layer strata made that only records need keeps its
+//! directory but not its uncompressed tar, which can be made again. Everything else in `records/`, `layers/` and `blobs/`
 //! goes. The caller holds the store exclusively (`Store::hold`), so no build
 //! is running meanwhile.
 
@@ -14,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use super::{read_image, read_json, LayerBlobs, Record, Store};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::layer::Compression;
 
 /// Space used by each part of the store, in bytes on disk.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -105,6 +107,7 @@ pub fn gc(store: &Store, keep_days: f64, caches: bool) -> Result<GcReport> {
     let root = store.root();
     let mut report = GcReport::default();
     let (mut keep_blobs, mut keep_layers) = tagged(store)?;
+    let image_layers = keep_layers.clone();
     let horizon = SystemTime::now() - Duration::from_secs_f64((keep_days * 86_400.0).max(0.0));
 
     // Records: recent ones keep what they name; old ones go unless all they name is kept anyway.
@@ -157,7 +160,17 @@ pub fn gc(store: &Store, keep_days: f64, caches: bool) -> Result<GcReport> {
         };
         if keep_layers.contains(&diff_id) {
             if let Ok(blobs) = read_json::<LayerBlobs>(&e.path()) {
-                keep_blobs.extend(blobs.blobs.values().map(|d| d.digest.clone()));
+                // The uncompressed tar of a layer strata made and only the
+                // cache needs goes: `ensure_blob` makes it again from the
+                // directory (checked against the diff id) if it is ever needed.
+                let tar_only_again = blobs.rewritable && !image_layers.contains(&diff_id);
+                keep_blobs.extend(
+                    blobs
+                        .blobs
+                        .iter()
+                        .filter(|(name, _)| !(tar_only_again && name.as_str() == Compression::None.name()))
+                        .map(|(_, d)| d.digest.clone()),
+                );
             }
             continue;
         }
