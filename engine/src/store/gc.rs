@@ -2,9 +2,10 @@
 //! manifest, config, layer blobs and unpacked layers), every record used
 //! within `keep_days` and what it names, and every record whose layers are
 //! all kept anyway. A layer strata made that only records need keeps its
-//! directory but not its uncompressed tar, which can be made again. Everything else in `records/`, `layers/` and `blobs/`
-//! goes. The caller holds the store exclusively (`Store::hold`), so no build
-//! is running meanwhile.
+//! directory but not its uncompressed tar, which can be made again.
+//! Everything else in `records/`, `layers/` and `blobs/` goes. The caller
+//! holds the store exclusively (`Store::hold`), so no build is running
+//! meanwhile.
 
 use std::collections::HashSet;
 use std::fs;
@@ -163,12 +164,12 @@ pub fn gc(store: &Store, keep_days: f64, caches: bool) -> Result<GcReport> {
                 // The uncompressed tar of a layer strata made and only the
                 // cache needs goes: `ensure_blob` makes it again from the
                 // directory (checked against the diff id) if it is ever needed.
-                let tar_only_again = blobs.rewritable && !image_layers.contains(&diff_id);
+                let drop_tar = blobs.rewritable && !image_layers.contains(&diff_id);
                 keep_blobs.extend(
                     blobs
                         .blobs
                         .iter()
-                        .filter(|(name, _)| !(tar_only_again && name.as_str() == Compression::None.name()))
+                        .filter(|(name, _)| !(drop_tar && name.as_str() == Compression::None.name()))
                         .map(|(_, d)| d.digest.clone()),
                 );
             }
