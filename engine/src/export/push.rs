@@ -1,16 +1,22 @@
 //! Pushing blobs and images: a blob the repository has is skipped (`HEAD`),
 //! one another repository of the same registry holds is mounted, the rest
 //! are uploaded streamed from the store, four at a time; the manifest goes
-//! last.
+//! last. A blob is put into a repository once per push session even when
+//! several manifests that share it are pushed at the same time: a second
+//! upload is not only wasted, a registry of the `distribution` 2.x line
+//! rewrites the blob's link file in place when it commits one, and a
+//! manifest that refers to the blob fails with `DIGEST_INVALID` if the
+//! registry reads the link in that moment.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::Descriptor;
-use crate::registry::{BlobPush, Body, Client, Reference};
+use crate::registry::{BlobPush, Body, Client, Reference, RegistryError};
 use crate::store::Store;
 use crate::store::StoredImage;
 
@@ -29,6 +35,9 @@ pub struct Pusher<'a> {
     pub store: &'a Store,
     pub client: &'a Client,
     known: Mutex<HashSet<String>>,
+    /// One lock per `repository@digest` being put: a second thread that
+    /// wants the same blob waits for the first and then finds it known.
+    putting: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     uploaded: AtomicUsize,
     mounted: AtomicUsize,
     present: AtomicUsize,
@@ -41,6 +50,7 @@ impl<'a> Pusher<'a> {
             store,
             client,
             known: Mutex::new(HashSet::new()),
+            putting: Mutex::new(HashMap::new()),
             uploaded: AtomicUsize::new(0),
             mounted: AtomicUsize::new(0),
             present: AtomicUsize::new(0),
@@ -63,6 +73,14 @@ impl<'a> Pusher<'a> {
         let repo = &target.repository;
         let here = format!("{host}/{repo}");
         let id = format!("{here}@{}", blob.digest);
+        let slot = self
+            .putting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.clone())
+            .or_default()
+            .clone();
+        let _putting = slot.lock().unwrap_or_else(|e| e.into_inner());
         if self.known.lock().unwrap_or_else(|e| e.into_inner()).contains(&id) {
             return Ok(());
         }
@@ -113,9 +131,7 @@ impl<'a> Pusher<'a> {
     pub fn manifest(&self, target: &Reference, media_type: &str, bytes: &[u8]) -> Result<Digest> {
         let digest = Digest::of(bytes);
         let reference = target.tag.clone().unwrap_or_else(|| digest.to_string());
-        let reported =
-            self.client
-                .push_manifest(target.api_host(), &target.repository, &reference, media_type, bytes)?;
+        let reported = self.put_manifest(target, &reference, media_type, bytes)?;
         if !reported.is_empty() && reported != digest.to_string() {
             return Err(Error::BadImage {
                 what: target.to_string(),
@@ -149,7 +165,7 @@ impl<'a> Pusher<'a> {
         let tag = format!("sha256-{}", subject.hex());
         let mut index = match self.client.manifest(host, repo, &tag) {
             Ok((bytes, _)) => serde_json::from_slice(&bytes).unwrap_or_default(),
-            Err(crate::registry::RegistryError::Status { status: 404, .. }) => crate::image::Index::default(),
+            Err(RegistryError::Status { status: 404, .. }) => crate::image::Index::default(),
             Err(e) => return Err(e.into()),
         };
         if index.manifests.iter().any(|d: &Descriptor| d.digest == referrer.digest) {
@@ -157,8 +173,174 @@ impl<'a> Pusher<'a> {
         }
         index.manifests.push(referrer.clone());
         let bytes = crate::image::to_json(&index);
-        self.client
-            .push_manifest(host, repo, &tag, crate::image::INDEX_MEDIA_TYPE, &bytes)?;
+        self.put_manifest(target, &tag, crate::image::INDEX_MEDIA_TYPE, &bytes)?;
         Ok(())
+    }
+
+    /// PUTs a manifest under `reference` in `target`'s repository; returns
+    /// the digest the registry reports. `DIGEST_INVALID` is asked again,
+    /// twice, after a pause: the digest is worked out here from the very
+    /// bytes sent, so that answer means a `distribution` 2.x registry read a
+    /// link file that another client's upload of the same blob (or push of
+    /// the same manifest) was rewriting in place.
+    fn put_manifest(&self, target: &Reference, reference: &str, media_type: &str, bytes: &[u8]) -> Result<String> {
+        let (host, repo) = (target.api_host(), &target.repository);
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match self.client.push_manifest(host, repo, reference, media_type, bytes) {
+                Err(RegistryError::Status {
+                    status: 400,
+                    ref detail,
+                    ..
+                }) if detail.contains("DIGEST_INVALID") && pause <= Duration::from_millis(500) => {
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                }
+                done => return Ok(done?),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    /// What the fake registry saw: upload starts and manifest PUTs.
+    #[derive(Default)]
+    struct Seen {
+        uploads: usize,
+        manifest_puts: usize,
+        committed: HashSet<String>,
+    }
+
+    /// A registry that is slow to start an upload (so pushes of the same
+    /// blob overlap) and answers the first manifest PUT as a `distribution`
+    /// 2.x registry does when it reads a link file being rewritten.
+    fn fake_registry() -> (String, Arc<Mutex<Seen>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let shared = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let seen = shared.clone();
+                std::thread::spawn(move || serve(conn, &seen));
+            }
+        });
+        (addr, seen)
+    }
+
+    fn serve(conn: TcpStream, seen: &Mutex<Seen>) {
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut out = conn;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let (method, path) = {
+                let mut f = line.split_whitespace();
+                (f.next().unwrap_or("").to_string(), f.next().unwrap_or("").to_string())
+            };
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                if header.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = header.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+            }
+            std::io::copy(&mut (&mut reader).take(length), &mut std::io::sink()).unwrap();
+            let (status, headers, body) = answer(&method, &path, seen);
+            let reply = format!(
+                "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            out.write_all(reply.as_bytes()).unwrap();
+        }
+    }
+
+    fn answer(method: &str, path: &str, seen: &Mutex<Seen>) -> (&'static str, String, String) {
+        let digest_in = |p: &str| p.rsplit_once("digest=").map(|(_, d)| d.to_string());
+        match (method, path) {
+            ("HEAD", p) if p.contains("/blobs/sha256:") => {
+                let digest = p.rsplit_once('/').unwrap().1;
+                match seen.lock().unwrap().committed.contains(digest) {
+                    true => ("200 OK", String::new(), String::new()),
+                    false => ("404 Not Found", String::new(), String::new()),
+                }
+            }
+            ("POST", p) if p.ends_with("/blobs/uploads/") => {
+                seen.lock().unwrap().uploads += 1;
+                std::thread::sleep(Duration::from_millis(300));
+                let location = "Location: /v2/team/cache/blobs/uploads/u\r\n".to_string();
+                ("202 Accepted", location, String::new())
+            }
+            ("PUT", p) if p.contains("/blobs/uploads/") => {
+                seen.lock().unwrap().committed.insert(digest_in(p).unwrap());
+                ("201 Created", String::new(), String::new())
+            }
+            ("PUT", p) if p.contains("/manifests/") => {
+                let mut seen = seen.lock().unwrap();
+                seen.manifest_puts += 1;
+                match seen.manifest_puts {
+                    1 => (
+                        "400 Bad Request",
+                        String::new(),
+                        r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}"#
+                            .to_string(),
+                    ),
+                    _ => ("201 Created", String::new(), String::new()),
+                }
+            }
+            _ => ("404 Not Found", String::new(), String::new()),
+        }
+    }
+
+    #[test]
+    fn a_blob_wanted_by_several_threads_at_once_is_uploaded_once_and_a_torn_link_is_asked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let bytes = b"one layer that four cache entries share";
+        let blob = Descriptor::new(
+            "application/vnd.oci.image.layer.v1.tar",
+            store.put_blob(bytes).unwrap(),
+            bytes.len() as u64,
+        );
+        let (addr, seen) = fake_registry();
+        let client = Client::new(Vec::new());
+        let pusher = Pusher::new(&store, &client);
+        let target = Reference::parse(&format!("{addr}/team/cache:strata-x")).unwrap();
+
+        pusher.blobs(&target, &vec![blob.clone(); 4]).unwrap();
+        assert_eq!(
+            seen.lock().unwrap().uploads,
+            1,
+            "one upload for four pushes of one blob"
+        );
+        assert_eq!(
+            pusher.stats(),
+            PushStats {
+                uploaded: 1,
+                mounted: 0,
+                present: 0,
+                bytes_uploaded: bytes.len() as u64,
+            }
+        );
+
+        let manifest = br#"{"schemaVersion":2}"#;
+        let digest = pusher
+            .manifest(&target, crate::image::MANIFEST_MEDIA_TYPE, manifest)
+            .unwrap();
+        assert_eq!(digest, Digest::of(manifest));
+        assert_eq!(seen.lock().unwrap().manifest_puts, 2, "DIGEST_INVALID is asked again");
     }
 }
