@@ -178,17 +178,24 @@ fn extract(top: &Path, commit: &str, dest: &Path) -> Result<(), CliError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| CliError::Usage(format!("cannot run git: {e}")))?;
-    let stdout = child.stdout.take().expect("piped");
-    let unpacked = tar::Archive::new(stdout).unpack(dest);
+    let mut archive = tar::Archive::new(child.stdout.take().expect("piped"));
+    let unpacked = archive.unpack(dest);
+    // The tar crate stops at the first end-of-archive record; git is still
+    // writing the rest of its last 10 KiB block, and would die of a broken
+    // pipe if the pipe were closed now. Read it to the end.
+    let drained = std::io::copy(&mut archive.into_inner(), &mut std::io::sink());
     let out = child
         .wait_with_output()
         .map_err(|e| CliError::Usage(format!("git archive: {e}")))?;
     if !out.status.success() {
         return Err(CliError::Usage(format!(
-            "git archive {commit}: {}",
+            "git archive {commit} failed ({}): {}",
+            out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    unpacked.map_err(strata_engine::Error::io("unpack the tree of", dest))?;
+    unpacked
+        .and(drained.map(drop))
+        .map_err(strata_engine::Error::io("unpack the tree of", dest))?;
     Ok(())
 }

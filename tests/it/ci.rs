@@ -3,6 +3,7 @@
 //! targets across runners.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use crate::common::*;
@@ -44,13 +45,13 @@ fn affected_names_the_targets_a_change_touches_without_building() {
     let p = monorepo(4);
     let services = ["--arg", "services=4"];
     let nothing = p.ok(&[&["affected", "--since", "HEAD"][..], &services[..]].concat());
-    assert_eq!(nothing.stdout, "");
+    assert_eq!(nothing.stdout, "", "{}", nothing.stderr);
 
     // One service's file changes: that service, and `counts`, which takes
     // its result file (a key follows its inputs' keys).
     fs::write(p.path("services/svc2/pkg00/f00001.txt"), "edited\n").unwrap();
     let text = p.ok(&[&["affected", "--since", "HEAD"][..], &services[..]].concat());
-    assert_eq!(text.stdout, "counts\nsvc2\n");
+    assert_eq!(text.stdout, "counts\nsvc2\n", "{}", text.stderr);
     // Nothing was built, and the store holds no image.
     assert_eq!(p.ok(&["images"]).stdout.lines().count(), 1);
 
@@ -61,15 +62,15 @@ fn affected_names_the_targets_a_change_touches_without_building() {
         &services[..],
     ]
     .concat());
-    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect(&json.stderr);
     assert_eq!(v["since"], git(&p, &["rev-parse", "HEAD~1"]).trim());
-    assert_eq!(v["affected"], serde_json::json!(["counts", "svc2"]));
+    assert_eq!(v["affected"], serde_json::json!(["counts", "svc2"]), "{}", json.stderr);
     assert_eq!(v["unchanged"], serde_json::json!(["svc0", "svc1", "svc3"]));
 
     // The shared library and the module touch every service.
     fs::write(p.path("lib/f00000.txt"), "shared change\n").unwrap();
     let all = p.ok(&[&["affected", "--since", "HEAD", "all"][..], &services[..]].concat());
-    assert_eq!(all.stdout, "svc0\nsvc1\nsvc2\nsvc3\n");
+    assert_eq!(all.stdout, "svc0\nsvc1\nsvc2\nsvc3\n", "{}", all.stderr);
 
     let bad = p.run(&["affected", "--since", "no-such-branch"]);
     assert_eq!(bad.code, 2);
@@ -78,6 +79,49 @@ fn affected_names_the_targets_a_change_touches_without_building() {
         "{}",
         bad.stderr
     );
+}
+
+#[test]
+fn affected_reads_what_git_archive_writes_to_its_end() {
+    // git writes its archive in 10 KiB blocks; the end-of-archive record may
+    // reach the pipe before the rest of the last block does (when the pipe
+    // is full). This git writes that rest late, on purpose: closing the
+    // pipe at the end-of-archive record would kill it with SIGPIPE.
+    let p = Project::new();
+    p.write("a.txt", "a\n");
+    p.recipe(r#"image("x", scratch().copy(ctx("a.txt"), "/a.txt"));"#);
+    git(&p, &["init", "--quiet", "--initial-branch=main"]);
+    git(&p, &["add", "-A"]);
+    git(&p, &["commit", "--quiet", "-m", "a"]);
+    let real = tool("sh", &["-c", "command -v git"]);
+    let bin = tempfile::tempdir().unwrap();
+    let slow = bin.path().join("git");
+    fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\n{} \"$@\" || exit\ncase \" $* \" in *\" archive \"*) sleep 0.5; head -c 10240 /dev/zero;; esac\n",
+            real.trim()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&slow, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap());
+    let r: Run = p
+        .cmd(&["affected", "--since", "HEAD"])
+        .env("PATH", &path)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+
+    p.write("a.txt", "b\n");
+    let r: Run = p
+        .cmd(&["affected", "--since", "HEAD"])
+        .env("PATH", &path)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!((r.code, r.stdout.as_str()), (0, "x\n"), "{}", r.stderr);
 }
 
 #[test]
