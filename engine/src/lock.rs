@@ -125,6 +125,11 @@ impl Lock {
         })
     }
 
+    /// The lock file (which need not exist yet).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The entry `key` of one of the lock's maps, resolving it with
     /// `resolve` when the lock lacks it (or when updating); with `--locked`
     /// a missing entry is `missing()`.

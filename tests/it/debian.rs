@@ -257,6 +257,32 @@ fn bad_requests_and_bad_mirrors_are_clear_errors() {
     let r = p.run(&["build"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("but the index says"), "{}", r.stderr);
+
+    // A lock whose SHA256 climbs out of the store to a file of the host:
+    // refused as the lock is read, before the store looks for that file
+    // (or a remote build would send it to the CAS).
+    let outside = p.path("outside.deb");
+    fs::write(&outside, "a file of the host").unwrap();
+    let climb = format!(
+        "{}{}",
+        "../".repeat(24),
+        outside.with_extension("").to_str().unwrap().trim_start_matches('/')
+    );
+    let name = lock["debian"]["bookworm/amd64 required: nginx"]["packages"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    lock["debian"]["bookworm/amd64 required: nginx"]["packages"][0]["sha256"] = climb.clone().into();
+    fs::write(p.path("strata.lock"), serde_json::to_vec(&lock).unwrap()).unwrap();
+    for args in [&["build"][..], &["graph"][..]] {
+        let r = p.run(args);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        let expected = format!(
+            "strata.rhai:1:12: `strata.lock`, package set `bookworm/amd64 required: nginx`: \
+             the SHA256 of `{name}` is {climb:?}, not 64 lowercase hexadecimal digits"
+        );
+        assert!(r.stderr.contains(&expected), "{}", r.stderr);
+    }
 }
 
 #[test]

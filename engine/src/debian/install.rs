@@ -393,20 +393,10 @@ impl Install {
     /// are not Debian's (they become file names and shell words), hashes
     /// that are not SHA256, locales that are not names.
     pub fn check(&self) -> std::result::Result<(), String> {
-        let package = |n: &str| {
-            n.len() >= 2
-                && n.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && n.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
-        };
-        if let Some(name) = self.debs.keys().find(|n| !package(n)) {
+        if let Some(name) = self.debs.keys().find(|n| !super::is_package_name(n)) {
             return Err(format!("`{name}` is not a Debian package name"));
         }
-        if let Some((name, _)) = self
-            .debs
-            .iter()
-            .find(|(_, h)| h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()))
-        {
+        if let Some((name, _)) = self.debs.iter().find(|(_, h)| !super::is_sha256_hex(h)) {
             return Err(format!("the SHA256 of `{name}` is malformed"));
         }
         let locales = self.base.iter().flat_map(|b| b.slim.iter().flatten());

@@ -69,6 +69,22 @@ pub enum FetchError {
 }
 
 /// The engine error for `spec`.
+/// A Debian package name (Policy 5.6.1): at least two characters, lowercase
+/// letters, digits and `+-.`, starting with a letter or digit.
+pub(crate) fn is_package_name(name: &str) -> bool {
+    name.len() >= 2
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+}
+
+/// A SHA256 as `Packages` indexes and `strata.lock` write it, and as the
+/// store names a `.deb`: 64 lowercase hexadecimal digits, nothing else.
+pub(crate) fn is_sha256_hex(hash: &str) -> bool {
+    hash.len() == 64 && hash.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
 fn fail(spec: &DebianBase, source: impl Into<DebianError>) -> Error {
     Error::Debian {
         suite: spec.suite.clone(),

@@ -168,7 +168,19 @@ fn resolve_now(spec: &DebianBase, store: &Store, warn: &dyn Fn(String)) -> Resul
 /// Planning: the package set (from the lock, or resolved and pinned) and
 /// the identity that keys the base.
 pub fn plan(spec: &DebianBase, store: &Store, lock: &Lock, warn: &dyn Fn(String)) -> Result<(DebianSet, [u8; 32])> {
-    let set = lock.debian(&lock_name(spec), || resolve_now(spec, store, warn))?;
+    let name = lock_name(spec);
+    let set = lock.debian(&name, || resolve_now(spec, store, warn))?;
+    // The lock comes with the recipe and is as hostile: a SHA256 names a
+    // file of the store, and only a real one may (the mirror's are checked
+    // as the index is read).
+    if let Some(bad) = set.packages.iter().find(|p| !super::is_sha256_hex(&p.sha256)) {
+        return Err(Error::Lock(format!(
+            "`{}`, package set `{name}`: the SHA256 of `{}` is {:?}, not 64 lowercase hexadecimal digits",
+            lock.path().display(),
+            bad.name,
+            bad.sha256
+        )));
+    }
     let mut enc = crate::key::KeyEncoder::new("debian-v3");
     super::encode_origin(&mut enc, spec, &set);
     for p in &set.packages {

@@ -143,7 +143,7 @@ impl Universe {
                 suite,
                 name: name.clone(),
             };
-            if candidate.filename.is_empty() || candidate.sha256.len() != 64 {
+            if candidate.filename.is_empty() || !super::is_sha256_hex(&candidate.sha256) {
                 return Err(ResolveError::NoFile { package: name });
             }
             by_name.entry(name).or_default().push(candidate);
