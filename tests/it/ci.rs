@@ -106,21 +106,18 @@ fn affected_reads_what_git_archive_writes_to_its_end() {
     .unwrap();
     fs::set_permissions(&slow, fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap());
-    let r: Run = p
-        .cmd(&["affected", "--since", "HEAD"])
-        .env("PATH", &path)
-        .output()
-        .unwrap()
-        .into();
+    let affected = || -> Run {
+        p.cmd(&["affected", "--since", "HEAD"])
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let r = affected();
     assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
 
     p.write("a.txt", "b\n");
-    let r: Run = p
-        .cmd(&["affected", "--since", "HEAD"])
-        .env("PATH", &path)
-        .output()
-        .unwrap()
-        .into();
+    let r = affected();
     assert_eq!((r.code, r.stdout.as_str()), (0, "x\n"), "{}", r.stderr);
 }
 
