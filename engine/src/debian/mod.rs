@@ -68,7 +68,6 @@ pub enum FetchError {
     },
 }
 
-/// The engine error for `spec`.
 /// A Debian package name (Policy 5.6.1): at least two characters, lowercase
 /// letters, digits and `+-.`, starting with a letter or digit.
 pub(crate) fn is_package_name(name: &str) -> bool {
@@ -85,6 +84,7 @@ pub(crate) fn is_sha256_hex(hash: &str) -> bool {
     hash.len() == 64 && hash.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
 }
 
+/// The engine error for `spec`.
 fn fail(spec: &DebianBase, source: impl Into<DebianError>) -> Error {
     Error::Debian {
         suite: spec.suite.clone(),

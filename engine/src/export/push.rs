@@ -8,7 +8,7 @@
 //! manifest that refers to the blob fails with `DIGEST_INVALID` if the
 //! registry reads the link in that moment.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,10 +34,10 @@ pub struct PushStats {
 pub struct Pusher<'a> {
     pub store: &'a Store,
     pub client: &'a Client,
-    known: Mutex<HashSet<String>>,
-    /// One lock per `repository@digest` being put: a second thread that
-    /// wants the same blob waits for the first and then finds it known.
-    putting: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// One slot per `repository@digest`, true once the repository holds the
+    /// blob; a thread putting it holds the slot's lock, so another thread
+    /// that wants the same blob waits and then finds it known.
+    known: Mutex<HashMap<String, Arc<Mutex<bool>>>>,
     uploaded: AtomicUsize,
     mounted: AtomicUsize,
     present: AtomicUsize,
@@ -49,8 +49,7 @@ impl<'a> Pusher<'a> {
         Pusher {
             store,
             client,
-            known: Mutex::new(HashSet::new()),
-            putting: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
             uploaded: AtomicUsize::new(0),
             mounted: AtomicUsize::new(0),
             present: AtomicUsize::new(0),
@@ -74,14 +73,14 @@ impl<'a> Pusher<'a> {
         let here = format!("{host}/{repo}");
         let id = format!("{here}@{}", blob.digest);
         let slot = self
-            .putting
+            .known
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(id.clone())
+            .entry(id)
             .or_default()
             .clone();
-        let _putting = slot.lock().unwrap_or_else(|e| e.into_inner());
-        if self.known.lock().unwrap_or_else(|e| e.into_inner()).contains(&id) {
+        let mut known = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if *known {
             return Ok(());
         }
         let path = self.store.blob_path(&blob.digest);
@@ -116,7 +115,7 @@ impl<'a> Pusher<'a> {
             }
         };
         self.store.add_blob_source(&blob.digest, &here)?;
-        self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+        *known = true;
         Ok(())
     }
 
@@ -205,6 +204,7 @@ impl<'a> Pusher<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::{TcpListener, TcpStream};
 
