@@ -212,11 +212,24 @@ pub fn build(
             }
             TargetKind::Artifact { path, .. } => {
                 // Several platforms: a directory each, as BuildKit's local exporter.
-                let dir = match &target.platform {
-                    Some(p) => exports.out_dir.join(&target.name).join(p.to_string().replace('/', "_")),
-                    None => exports.out_dir.join(&target.name),
+                let rel = match &target.platform {
+                    Some(p) => Path::new(&target.name).join(p.to_string().replace('/', "_")),
+                    None => PathBuf::from(&target.name),
                 };
-                export::artifact(store, state, path, &dir)?;
+                let skipped =
+                    export::artifact(store, state, path, &exports.out_dir, &rel).map_err(|e| e.at(&target.origin))?;
+                if !skipped.is_empty() {
+                    let names: Vec<String> = skipped.iter().map(|p| format!("/{}", p.display())).collect();
+                    events.event(crate::events::Event::Warning {
+                        message: format!(
+                            "artifact `{}`: {} device node(s) or FIFO(s) left out (files on the host get none): {}",
+                            target.name,
+                            names.len(),
+                            names.join(", ")
+                        ),
+                    });
+                }
+                let dir = exports.out_dir.join(&rel);
                 report.finished.push(Finished::Artifact {
                     name: target.name.clone(),
                     dir,

@@ -3,14 +3,13 @@
 //! root filesystem whose `/bin`, `/sbin` and `/lib*` are symlinks into
 //! `/usr` (merged /usr, as Debian has installed since bookworm).
 
-use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::control::{stanzas, Stanza};
 use crate::error::{Error, Result};
+use crate::sys::confined::{self, Attrs, Tree};
 
 /// The top-level directories that merged /usr turns into symlinks.
 pub const MERGED: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
@@ -108,22 +107,31 @@ fn target(path: &Path, deb: &Path) -> Result<Option<PathBuf>> {
 }
 
 /// Makes the merged-/usr symlinks in an empty root.
-pub fn merged_usr(root: &Path) -> Result<()> {
+pub fn merged_usr(root: &mut Tree) -> Result<()> {
     for dir in ["bin", "sbin", "lib"] {
-        let real = root.join("usr").join(dir);
-        fs::create_dir_all(&real).map_err(Error::io("create", &real))?;
-        symlink(format!("usr/{dir}"), root.join(dir)).map_err(Error::io("create", root.join(dir)))?;
+        let real = Path::new("usr").join(dir);
+        root.parents(&real.join("x"), Attrs::new(0o755, 0, 0))
+            .and_then(|()| root.dir(&real, Attrs::new(0o755, 0, 0)))
+            .map_err(Error::io("create", root.path().join(&real)))?;
+        root.symlink(Path::new(dir), format!("usr/{dir}").as_ref(), Attrs::new(0o777, 0, 0))
+            .map_err(Error::io("create", root.path().join(dir)))?;
     }
     Ok(())
 }
 
 /// Adds the root symlinks for merged directories that packages populated
 /// (`/lib64` → `usr/lib64` once libc6 put the loader there).
-pub fn merged_links(root: &Path) -> Result<()> {
+pub fn merged_links(root: &mut Tree) -> Result<()> {
     for dir in MERGED {
-        let link = root.join(dir);
-        if root.join("usr").join(dir).is_dir() && fs::symlink_metadata(&link).is_err() {
-            symlink(format!("usr/{dir}"), &link).map_err(Error::io("create", &link))?;
+        let usr = Path::new("usr").join(dir);
+        let is_dir = root
+            .stat(&usr)
+            .ok()
+            .flatten()
+            .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+        if is_dir && root.stat(Path::new(dir)).ok().flatten().is_none() {
+            root.symlink(Path::new(dir), format!("usr/{dir}").as_ref(), Attrs::new(0o777, 0, 0))
+                .map_err(Error::io("create", root.path().join(dir)))?;
         }
     }
     Ok(())
@@ -131,41 +139,41 @@ pub fn merged_links(root: &Path) -> Result<()> {
 
 /// Extracts the data tree of `deb` into `root` (which has the merged-/usr
 /// symlinks): owners, modes, symlinks and hard links as the archive says.
-pub fn extract(deb: &Path, root: &Path) -> Result<()> {
+/// The package is hostile input (a lock's SHA256 is its only check): every
+/// entry goes through the confined writer, so no entry passes through a
+/// symlink (a package's own, or merged /usr's: `bin/` is mapped to
+/// `usr/bin/` first), a directory entry replaces a link in its place, and a
+/// hard link can only name an earlier entry of the tree.
+pub fn extract(deb: &Path, root: &mut Tree) -> Result<()> {
     let mut archive = tar::Archive::new(member_reader(deb, "data.tar")?);
-    let mut made: HashSet<PathBuf> = HashSet::new();
+    let refused = |path: &Path, e: io::Error| {
+        if confined::too_large(&e).is_some() {
+            bad(deb, format!("`{}`: {e}", path.display()))
+        } else {
+            bad(deb, format!("refused data member `{}`: {e}", path.display()))
+        }
+    };
     for entry in archive.entries().map_err(Error::io("read data of", deb))? {
         let mut entry = entry.map_err(Error::io("read data of", deb))?;
         let path = entry.path().map_err(Error::io("read data of", deb))?.into_owned();
         let Some(rel) = target(&path, deb)? else { continue };
-        let dest = root.join(&rel);
-        if let Some(parent) = dest.parent() {
-            if !made.contains(parent) {
-                ensure_dir(root, parent, deb)?;
-                made.insert(parent.to_path_buf());
-            }
-        }
+        root.parents(&rel, Attrs::new(0o755, 0, 0))
+            .map_err(|e| refused(&path, e))?;
         let header = entry.header();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let (uid, gid) = (header.uid().unwrap_or(0) as u32, header.gid().unwrap_or(0) as u32);
-        let kind = header.entry_type();
-        match kind {
-            tar::EntryType::Directory => {
-                if !dest.is_dir() {
-                    fs::create_dir(&dest).map_err(Error::io("create", &dest))?;
-                }
-                made.insert(dest.clone());
-            }
+        let attrs = Attrs::new(
+            header.mode().unwrap_or(0o644) & 0o7777,
+            header.uid().unwrap_or(0) as u32,
+            header.gid().unwrap_or(0) as u32,
+        );
+        match header.entry_type() {
+            tar::EntryType::Directory => root.dir(&rel, attrs),
             tar::EntryType::Symlink => {
                 let link = entry
                     .link_name()
                     .map_err(Error::io("read data of", deb))?
                     .ok_or_else(|| bad(deb, "symlink without a target"))?
                     .into_owned();
-                remove_existing(&dest)?;
-                symlink(&link, &dest).map_err(Error::io("create", &dest))?;
-                lchown(&dest, uid, gid)?;
-                continue;
+                root.symlink(&rel, link.as_os_str(), attrs)
             }
             tar::EntryType::Link => {
                 let link = entry
@@ -176,15 +184,9 @@ pub fn extract(deb: &Path, root: &Path) -> Result<()> {
                 let Some(src) = target(&link, deb)? else {
                     return Err(bad(deb, "hard link to the root"));
                 };
-                remove_existing(&dest)?;
-                fs::hard_link(root.join(src), &dest).map_err(Error::io("link", &dest))?;
-                continue;
+                root.hardlink(&rel, &src)
             }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                remove_existing(&dest)?;
-                let mut out = File::create(&dest).map_err(Error::io("create", &dest))?;
-                io::copy(&mut entry, &mut out).map_err(Error::io("write", &dest))?;
-            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => root.write(&rel, &mut entry, attrs).map(|_| ()),
             other => {
                 return Err(bad(
                     deb,
@@ -192,47 +194,9 @@ pub fn extract(deb: &Path, root: &Path) -> Result<()> {
                 ))
             }
         }
-        lchown(&dest, uid, gid)?;
-        fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &dest))?;
+        .map_err(|e| refused(&path, e))?;
     }
     Ok(())
-}
-
-/// Creates `dir` and its parents under `root`, refusing to pass through a
-/// symlink that a package made (only merged /usr's own links are followed).
-fn ensure_dir(root: &Path, dir: &Path, deb: &Path) -> Result<()> {
-    let rel = dir.strip_prefix(root).unwrap_or(dir);
-    let mut at = root.to_path_buf();
-    for c in rel.components() {
-        at.push(c);
-        match fs::symlink_metadata(&at) {
-            Ok(m) if m.is_dir() => {}
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(bad(
-                    deb,
-                    format!("refused to write through the symlink `{}`", at.display()),
-                ))
-            }
-            Ok(_) => return Err(bad(deb, format!("`{}` is not a directory", at.display()))),
-            Err(_) => {
-                fs::create_dir(&at).map_err(Error::io("create", &at))?;
-                fs::set_permissions(&at, fs::Permissions::from_mode(0o755)).map_err(Error::io("chmod", &at))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn remove_existing(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => fs::remove_file(path).map_err(Error::io("replace", path)),
-        Err(_) => Ok(()),
-    }
-}
-
-fn lchown(path: &Path, uid: u32, gid: u32) -> Result<()> {
-    crate::sys::lchown(path, uid, gid).map_err(Error::io("chown", path))
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::control::{dependencies, Stanza};
@@ -18,6 +17,7 @@ use crate::image::{self, History, ImageConfig};
 use crate::lock::DebianSet;
 use crate::step::ExecCtx;
 use crate::store::{LayerRef, Record};
+use crate::sys::confined::{self, Attrs, Policy, Tree};
 
 use serde::{Deserialize, Serialize};
 
@@ -158,13 +158,16 @@ const UNREPRODUCIBLE: &[&str] = &[
     "/var/cache/debconf/passwords.dat-old",
 ];
 
-fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
-    }
-    fs::write(path, content).map_err(Error::io("write", path))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", path))
+/// Writes strata's own file `rel` into the base being assembled (its
+/// directories made as needed), through the same confined writer as the
+/// packages: a directory a package made a symlink is refused, not followed.
+fn write_file(tree: &mut Tree, rel: impl AsRef<Path>, content: &[u8], mode: u32) -> Result<()> {
+    let rel = rel.as_ref();
+    let root = Attrs::new(0o755, 0, 0);
+    tree.parents(rel, root)
+        .and_then(|()| tree.write(rel, &mut &content[..], Attrs::new(mode, 0, 0)))
+        .map(|_| ())
+        .map_err(Error::io("write", tree.path().join(rel)))
 }
 
 /// The environment of dpkg in the sandbox.
@@ -255,12 +258,16 @@ fn dpkg_script(plan: &[Vec<String>], policy_in_script: bool, slim: Option<&[Stri
 
 /// Hard links of the .debs `files` names under short names in `dir`, for the sandbox.
 fn stage_debs(dir: &Path, files: &BTreeMap<String, PathBuf>) -> Result<()> {
-    fs::create_dir(dir).map_err(Error::io("create", dir))?;
+    let mut tree = Tree::create(dir, 0o755, Policy::image(u64::MAX)).map_err(Error::io("create", dir))?;
     for (name, path) in files {
-        let link = dir.join(format!("{name}.deb"));
-        fs::hard_link(path, &link)
-            .or_else(|_| fs::copy(path, &link).map(|_| ()))
-            .map_err(Error::io("link", &link))?;
+        let link = PathBuf::from(format!("{name}.deb"));
+        let linked = tree
+            .link_from(&link, path)
+            .map_err(Error::io("link", dir.join(&link)))?;
+        if !linked {
+            tree.copy_from(&link, path, Attrs::new(0o644, 0, 0))
+                .map_err(Error::io("copy", dir.join(&link)))?;
+        }
     }
     Ok(())
 }
@@ -436,35 +443,35 @@ fn apt_sources(set: &DebianSet, components: &[String]) -> String {
 /// 0 of `plan`) extracted, dpkg's database, the services policy, apt's
 /// sources and, for a slim base, dpkg's excludes.
 fn prepare_base(
-    upper: &Path,
+    upper: &mut Tree,
     plan: &[Vec<String>],
     files: &BTreeMap<String, PathBuf>,
     setup: &BaseSetup,
 ) -> Result<()> {
     deb::merged_usr(upper)?;
     if let Some(locales) = &setup.slim {
-        write_file(
-            &upper.join(SLIM_EXCLUDES_FILE),
-            slim_excludes(locales).as_bytes(),
-            0o644,
-        )?;
+        write_file(upper, SLIM_EXCLUDES_FILE, slim_excludes(locales).as_bytes(), 0o644)?;
     }
     for name in plan.first().into_iter().flatten() {
         deb::extract(&files[name], upper)?;
     }
     deb::merged_links(upper)?;
     for dir in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers"] {
-        let d = upper.join(dir);
-        fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
+        let rel = Path::new(dir);
+        upper
+            .parents(rel, Attrs::new(0o755, 0, 0))
+            .and_then(|()| upper.dir(rel, Attrs::new(0o755, 0, 0)))
+            .map_err(Error::io("create", upper.path().join(dir)))?;
     }
     for file in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
-        write_file(&upper.join(file), b"", 0o644)?;
+        write_file(upper, file, b"", 0o644)?;
     }
-    write_file(&upper.join("usr/sbin/policy-rc.d"), b"#!/bin/sh\nexit 101\n", 0o755)?;
-    write_file(&upper.join(APT_CONF_FILE), APT_CONF.as_bytes(), 0o644)?;
+    write_file(upper, "usr/sbin/policy-rc.d", b"#!/bin/sh\nexit 101\n", 0o755)?;
+    write_file(upper, APT_CONF_FILE, APT_CONF.as_bytes(), 0o644)?;
     // apt in a later step reads what the base was made from.
     write_file(
-        &upper.join("etc/apt/sources.list.d/debian.sources"),
+        upper,
+        "etc/apt/sources.list.d/debian.sources",
         setup.sources.as_bytes(),
         0o644,
     )
@@ -496,10 +503,12 @@ pub fn install(ctx: &ExecCtx<'_>, node: &Node, job: &Install) -> Result<crate::d
     })?;
     let tmp = store.tmp_dir()?;
     let upper = tmp.path().join("upper");
-    fs::create_dir(&upper).map_err(Error::io("create", &upper))?;
+    let mut tree = Tree::create(&upper, 0o755, Policy::image(confined::extract_limit(&upper)))
+        .map_err(Error::io("create", &upper))?;
     if let Some(setup) = &job.base {
-        prepare_base(&upper, &plan, &files, setup)?;
+        prepare_base(&mut tree, &plan, &files, setup)?;
     }
+    drop(tree);
     let debs = tmp.path().join("debs");
     stage_debs(&debs, &files)?;
     let slim = job.base.as_ref().and_then(|b| b.slim.as_deref());

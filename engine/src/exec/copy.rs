@@ -3,11 +3,12 @@
 //! contents, a `dst` ending in `/` is a directory, parents are created with
 //! the attributes they have in the parent state, files are `0:0` unless
 //! `chown`). Unchanged context files come hardlinked from the store's pool.
+//! The layer is assembled through the confined writer (`sys::confined::Tree`):
+//! no write passes through a symlink an earlier source put in the layer,
+//! and an inode shared with the pool is never changed in place.
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::{Executor, Inputs};
@@ -17,8 +18,7 @@ use crate::fsview::{self, join_image_path, View};
 use crate::graph::{CopyOp, CopySource, Node, Op};
 use crate::step::ExecCtx;
 use crate::store::{Record, State};
-use crate::sys::confined::Checked;
-use crate::sys::{self, Sys};
+use crate::sys::confined::{self, Attrs, Policy, Tree};
 
 /// Executes `copy` nodes.
 pub struct Copy;
@@ -31,6 +31,34 @@ impl Executor for Copy {
         let parent = inputs.parent.expect("copy has a parent");
         copy_into_layer(ctx, node, copy, parent, inputs)
     }
+}
+
+/// The error of a confined write at `rel`: a way through a symlink (or a
+/// file) an earlier source put in this layer is named; the byte limit says
+/// so; the rest is I/O.
+fn refused(node: &Node, tree: &mut Tree, rel: &Path, e: io::Error) -> Error {
+    if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) {
+        let mut at = PathBuf::new();
+        for comp in rel.parent().unwrap_or(Path::new("")).components() {
+            at.push(comp);
+            if let Ok(Some(st)) = tree.stat(&at) {
+                if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                    return Error::input(
+                        &node.origin,
+                        format!(
+                            "copy would write `/{}` through the symlink `/{}` that an earlier source put in this layer",
+                            rel.display(),
+                            at.display()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if confined::too_large(&e).is_some() {
+        return Error::input(&node.origin, format!("copy to `/{}`: {e}", rel.display()));
+    }
+    Error::io("write", tree.path().join(rel))(e)
 }
 
 fn copy_into_layer(
@@ -74,9 +102,8 @@ fn copy_into_layer(
     let mut hashing = std::time::Duration::ZERO;
     let tmp = ctx.store.tmp_dir()?;
     let root = tmp.path().join("layer");
-    fs::create_dir(&root).map_err(Error::io("create", &root))?;
-    fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).map_err(Error::io("chmod", &root))?;
-    let mut checked = Checked::open(&root).map_err(Error::io("open", &root))?;
+    let limit = confined::extract_limit(&root);
+    let mut tree = Tree::create(&root, 0o755, Policy::image(limit)).map_err(Error::io("create", &root))?;
     let mut copied: Vec<PathBuf> = Vec::new();
     // Store files already linked into this layer (each may appear once per layer).
     let mut shared_files: HashSet<PathBuf> = HashSet::new();
@@ -95,10 +122,8 @@ fn copy_into_layer(
                 };
                 if let Some(kind) = archive {
                     // ADD of an archive: its entries into the destination directory.
-                    make_parents(node, &mut checked, &root, &dst_comps, &parent_view, true, owner)?;
-                    let dest = host_path(&root, &dst_comps);
-                    let mut place = |p: &Path| confined(node, &mut checked, &root, p);
-                    super::extract::unpack(node, &src.abs, &kind, &dest, &mut place)?;
+                    make_parents(node, &mut tree, &dst_comps, &parent_view, true, owner)?;
+                    super::extract::unpack(node, &src.abs, &kind, &mut tree, &rel(&dst_comps))?;
                     continue;
                 }
                 let (target, skip_root): (Vec<String>, bool) = if copy.parents {
@@ -119,8 +144,7 @@ fn copy_into_layer(
                 } else {
                     (dst_comps.clone(), false)
                 };
-                make_parents(node, &mut checked, &root, &target, &parent_view, src.is_dir, owner)?;
-                let target_host = host_path(&root, &target);
+                make_parents(node, &mut tree, &target, &parent_view, src.is_dir, owner)?;
                 // Where each directory of the source lands: through the
                 // parent image's symlinks, as the destination itself.
                 let mut landed: HashMap<PathBuf, Vec<String>> = HashMap::from([(PathBuf::new(), target.clone())]);
@@ -129,7 +153,7 @@ fn copy_into_layer(
                         continue;
                     }
                     let (from, to) = if entry.rel.as_os_str().is_empty() {
-                        (src.abs.clone(), target_host.clone())
+                        (src.abs.clone(), rel(&target))
                     } else {
                         let parent_rel = entry.rel.parent().unwrap_or(Path::new(""));
                         let name = entry
@@ -146,21 +170,21 @@ fn copy_into_layer(
                         if entry.kind == EntryKind::Dir {
                             let resolved = parent_view.resolve_lenient(&format!("/{}", comps.join("/")), true);
                             if resolved != comps {
-                                make_parents(node, &mut checked, &root, &resolved, &parent_view, true, owner)?;
+                                make_parents(node, &mut tree, &resolved, &parent_view, true, owner)?;
                                 comps = resolved;
                             }
                             landed.insert(entry.rel.clone(), comps.clone());
                         }
-                        (src.abs.join(&entry.rel), host_path(&root, &comps))
+                        (src.abs.join(&entry.rel), rel(&comps))
                     };
                     ctx.check_cancel()?;
-                    confined(node, &mut checked, &root, &to)?;
+                    let existing = tree.stat(&to).map_err(|e| refused(node, &mut tree, &to, e))?;
                     if entry.kind == EntryKind::Dir
-                        && fs::symlink_metadata(&to).is_ok_and(|m| m.file_type().is_symlink())
+                        && existing.is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
                     {
                         // A directory onto a link an earlier source left: its
                         // attributes would be set on whatever the link points at.
-                        let at = to.strip_prefix(&root).unwrap_or(&to).display();
+                        let at = to.display();
                         return Err(Error::input(&node.origin,
                             format!("copy would put the directory `/{at}` onto the symlink `/{at}` that an earlier source put in this layer"),
                         ));
@@ -168,7 +192,8 @@ fn copy_into_layer(
                     if let EntryKind::File { hash, .. } = &entry.kind {
                         // Hard links among the sources stay hard links, as BuildKit keeps them.
                         if let Some(first) = entry.inode.and_then(|i| hard_linked.get(&i)) {
-                            fs::hard_link(first, &to).map_err(Error::io("create hardlink", &to))?;
+                            tree.hardlink(&to, first)
+                                .map_err(|e| refused(node, &mut tree, &to, e))?;
                             continue;
                         }
                         let mode = copy.chmod.unwrap_or(entry.mode);
@@ -179,13 +204,14 @@ fn copy_into_layer(
                             mode,
                             owner,
                         };
-                        place_file(ctx, node, &file, &mut shared_files, &mut hashing)?;
+                        place_file(ctx, node, &mut tree, &file, &mut shared_files, &mut hashing)?;
                         if let Some(inode) = entry.inode {
                             hard_linked.insert(inode, to.clone());
                         }
                         continue;
                     }
-                    copy_context_entry(&to, &entry.kind, entry.mode)?;
+                    copy_context_entry(&mut tree, &to, &entry.kind, entry.mode)
+                        .map_err(|e| refused(node, &mut tree, &to, e))?;
                     copied.push(to);
                 }
             }
@@ -199,16 +225,13 @@ fn copy_into_layer(
             } else {
                 dst_comps.clone()
             };
-            make_parents(node, &mut checked, &root, &target, &parent_view, false, owner)?;
-            let to = host_path(&root, &target);
-            confined(node, &mut checked, &root, &to)?;
-            crate::layer::remove_path(&to)?;
+            make_parents(node, &mut tree, &target, &parent_view, false, owner)?;
+            let to = rel(&target);
             let from = super::fetch::path(ctx.store, &digest);
-            fs::copy(&from, &to).map_err(Error::io("copy", &from))?;
-            sys::lchown(&to, owner.0, owner.1).map_err(Error::io("chown", &to))?;
             // As Docker's ADD of a URL: readable by its owner alone, unless chmod says.
-            let mode = copy.chmod.unwrap_or(0o600);
-            fs::set_permissions(&to, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &to))?;
+            let attrs = Attrs::new(copy.chmod.unwrap_or(0o600), owner.0, owner.1);
+            tree.copy_from(&to, &from, attrs)
+                .map_err(|e| refused(node, &mut tree, &to, e))?;
         }
         CopySource::Text { content } => {
             if dst_is_dir {
@@ -217,19 +240,17 @@ fn copy_into_layer(
                     format!("text() needs a file destination, not the directory `{}`", copy.dst),
                 ));
             }
-            make_parents(node, &mut checked, &root, &dst_comps, &parent_view, false, owner)?;
-            let to = host_path(&root, &dst_comps);
-            confined(node, &mut checked, &root, &to)?;
-            fs::write(&to, content).map_err(Error::io("write", &to))?;
-            sys::lchown(&to, owner.0, owner.1).map_err(Error::io("chown", &to))?;
-            let mode = copy.chmod.unwrap_or(0o644);
-            fs::set_permissions(&to, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &to))?;
+            make_parents(node, &mut tree, &dst_comps, &parent_view, false, owner)?;
+            let to = rel(&dst_comps);
+            let attrs = Attrs::new(copy.chmod.unwrap_or(0o644), owner.0, owner.1);
+            tree.write(&to, &mut content.as_bytes(), attrs)
+                .map_err(|e| refused(node, &mut tree, &to, e))?;
         }
         CopySource::Mkdir => {
-            make_parents(node, &mut checked, &root, &dst_comps, &parent_view, true, owner)?;
+            make_parents(node, &mut tree, &dst_comps, &parent_view, true, owner)?;
             if let Some(mode) = copy.chmod {
-                let host = host_path(&root, &dst_comps);
-                fs::set_permissions(&host, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &host))?;
+                let to = rel(&dst_comps);
+                chmod(&mut tree, &to, mode).map_err(|e| refused(node, &mut tree, &to, e))?;
             }
         }
         CopySource::State { node: from, path } => {
@@ -277,6 +298,7 @@ fn copy_into_layer(
                     .unwrap_or_default();
                 vec![(comps, written)]
             };
+            let staging = tmp.path().join("staged");
             for (comps, written) in sources {
                 let (_, meta) = view.lookup(&comps).ok_or_else(|| {
                     Error::input(&node.origin, format!("`{path}` does not exist in the source state"))
@@ -286,32 +308,36 @@ fn copy_into_layer(
                 } else {
                     with(&dst_comps, &written)
                 };
-                make_parents(node, &mut checked, &root, &target, &parent_view, meta.is_dir(), owner)?;
-                let target_host = host_path(&root, &target);
-                let filled = fs::read_dir(&target_host).is_ok_and(|mut d| d.next().is_some());
+                make_parents(node, &mut tree, &target, &parent_view, meta.is_dir(), owner)?;
+                let to = rel(&target);
+                let at = tree.stat(&to).map_err(|e| refused(node, &mut tree, &to, e))?;
+                let is_dir = at.is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+                let filled = is_dir && !tree.list(&to).map_err(|e| refused(node, &mut tree, &to, e))?.is_empty();
                 if meta.is_dir() && (target.is_empty() || filled) {
                     // A directory's contents onto the root, or into a directory an
                     // earlier glob match already filled.
-                    let staged = tmp.path().join("staged");
-                    crate::layer::remove_path(&staged)?;
-                    view.materialize(&comps, &staged)?;
-                    for entry in fs::read_dir(&staged).map_err(Error::io("read directory", &staged))? {
-                        let entry = entry.map_err(Error::io("read directory", &staged))?;
-                        let to = target_host.join(entry.file_name());
-                        confined(node, &mut checked, &root, &to)?;
-                        crate::layer::remove_path(&to)?;
-                        fs::rename(entry.path(), &to).map_err(Error::io("move", &to))?;
-                        collect_tree(&to, &mut copied)?;
+                    crate::layer::remove_path(&staging)?;
+                    let mut staged =
+                        Tree::create(&staging, 0o700, Policy::image(limit)).map_err(Error::io("create", &staging))?;
+                    view.materialize(&comps, &mut staged, Path::new(""))?;
+                    for name in staged
+                        .list(Path::new(""))
+                        .map_err(Error::io("read directory", &staging))?
+                    {
+                        let child = to.join(&name);
+                        tree.take(&child, &mut staged, Path::new(&name))
+                            .map_err(|e| refused(node, &mut tree, &child, e))?;
+                        collect_tree(&mut tree, &child, &mut copied)
+                            .map_err(|e| refused(node, &mut tree, &child, e))?;
                     }
                 } else {
-                    if meta.is_dir() && fsview::exists(&target_host) {
-                        fs::remove_dir(&target_host).map_err(Error::io("replace", &target_host))?;
+                    if at.is_some() {
+                        tree.remove(&to).map_err(|e| refused(node, &mut tree, &to, e))?;
                     }
-                    confined(node, &mut checked, &root, &target_host)?;
-                    view.materialize(&comps, &target_host)?;
+                    view.materialize(&comps, &mut tree, &to)?;
                     if meta.is_dir() {
                         let mut all = Vec::new();
-                        collect_tree(&target_host, &mut all)?;
+                        collect_tree(&mut tree, &to, &mut all).map_err(|e| refused(node, &mut tree, &to, e))?;
                         // The destination directory is not the source's: it keeps the
                         // attributes it has in the parent, or is new (0755, `owner`).
                         let (mode, uid, gid) = match parent_view.lookup(&target) {
@@ -321,12 +347,11 @@ fn copy_into_layer(
                             }
                             _ => (0o755, owner.0, owner.1),
                         };
-                        sys::lchown(&target_host, uid, gid).map_err(Error::io("chown", &target_host))?;
-                        fs::set_permissions(&target_host, fs::Permissions::from_mode(mode))
-                            .map_err(Error::io("chmod", &target_host))?;
+                        tree.set_attrs(&to, Attrs::new(mode, uid, gid))
+                            .map_err(|e| refused(node, &mut tree, &to, e))?;
                         copied.extend(all.into_iter().skip(1));
                     } else {
-                        copied.push(target_host);
+                        copied.push(to);
                     }
                 }
             }
@@ -337,7 +362,8 @@ fn copy_into_layer(
         CopySource::Context { .. } => Some(owner),
         CopySource::State { .. } | CopySource::Mkdir | CopySource::Fetch { .. } | CopySource::Text { .. } => chown,
     };
-    set_owner_and_mode(&sys::Linux, &copied, entry_owner, copy.chmod)?;
+    set_owner_and_mode(node, &mut tree, &copied, entry_owner, copy.chmod)?;
+    drop(tree);
     ctx.add_phases(crate::events::Phases {
         hash: hashing,
         write: placing.elapsed().saturating_sub(hashing),
@@ -351,8 +377,8 @@ fn copy_into_layer(
     })
 }
 
-/// A context file on its way into a layer: where it is, where it goes, the
-/// content hash planning found, and the mode and owner it gets.
+/// A context file on its way into a layer: where it is, where it goes (in
+/// the layer), the content hash planning found, and the mode and owner it gets.
 struct ContextFile<'p> {
     from: &'p Path,
     to: &'p Path,
@@ -370,6 +396,7 @@ struct ContextFile<'p> {
 fn place_file(
     ctx: &ExecCtx<'_>,
     node: &Node,
+    tree: &mut Tree,
     file: &ContextFile<'_>,
     used: &mut HashSet<PathBuf>,
     hashing: &mut std::time::Duration,
@@ -379,12 +406,14 @@ fn place_file(
         .store
         .pool_file(file.hash, file.mode, file.owner.0, file.owner.1, epoch);
     let fresh = !used.contains(&pooled);
-    if fresh && ctx.store.pool_has(&pooled) && fs::hard_link(&pooled, file.to).is_ok() {
+    if fresh && ctx.store.pool_has(&pooled) && tree.link_from(file.to, &pooled).unwrap_or(false) {
         used.insert(pooled);
         return Ok(());
     }
-    copy_verified(node, file, epoch, hashing)?;
-    if fresh && ctx.store.add_to_pool(file.to, &pooled) {
+    copy_verified(node, tree, file, epoch, hashing)?;
+    if fresh && ctx.store.add_to_pool(&tree.path().join(file.to), &pooled) {
+        // From now on the store's too: never to be changed in place.
+        tree.share(file.to).map_err(|e| refused(node, tree, file.to, e))?;
         used.insert(pooled);
     }
     Ok(())
@@ -395,8 +424,7 @@ fn place_file(
 /// or 0755 and `owner` when they are new.
 fn make_parents(
     node: &Node,
-    checked: &mut Checked,
-    root: &Path,
+    tree: &mut Tree,
     target: &[String],
     parent: &View<'_>,
     target_is_dir: bool,
@@ -408,12 +436,10 @@ fn make_parents(
         target.len().saturating_sub(1)
     };
     for i in 1..=upto {
-        let host = host_path(root, &target[..i]);
-        confined(node, checked, root, &host)?;
-        if fsview::exists(&host) {
+        let at = rel(&target[..i]);
+        if tree.stat(&at).map_err(|e| refused(node, tree, &at, e))?.is_some() {
             continue;
         }
-        fs::create_dir(&host).map_err(Error::io("create directory", &host))?;
         let (mode, uid, gid) = match parent.lookup(&target[..i]) {
             Some((_, meta)) if meta.is_dir() => {
                 use std::os::unix::fs::MetadataExt;
@@ -421,66 +447,54 @@ fn make_parents(
             }
             _ => (0o755, owner.0, owner.1),
         };
-        sys::lchown(&host, uid, gid).map_err(Error::io("chown", &host))?;
-        fs::set_permissions(&host, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &host))?;
+        tree.dir(&at, Attrs::new(mode, uid, gid))
+            .map_err(|e| refused(node, tree, &at, e))?;
     }
     Ok(())
 }
 
-/// Gives copied entries their owner (`None`: they keep theirs), then their
-/// mode. The order matters: chown(2) clears the setuid and setgid bits, so
-/// the mode (the `chmod` asked for, or the entry's own when it holds those
-/// bits) is set after it. Symlinks keep their mode.
-fn set_owner_and_mode(sys: &dyn Sys, paths: &[PathBuf], owner: Option<(u32, u32)>, chmod: Option<u32>) -> Result<()> {
-    for path in paths {
-        let meta = fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
-        if let Some((uid, gid)) = owner {
-            sys.lchown(path, uid, gid).map_err(Error::io("chown", path))?;
-        }
-        if meta.file_type().is_symlink() {
-            continue;
-        }
-        let own = meta.permissions().mode() & 0o7777;
-        let mode = match chmod {
-            Some(mode) => mode,
-            None if own & 0o6000 != 0 => own,
-            None => continue,
-        };
-        sys.chmod(path, mode).map_err(Error::io("chmod", path))?;
-    }
-    Ok(())
+/// Sets the mode of `rel`, keeping its owner.
+fn chmod(tree: &mut Tree, rel: &Path, mode: u32) -> io::Result<()> {
+    let st = tree
+        .stat(rel)?
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+    tree.set_attrs(rel, Attrs::new(mode, st.st_uid, st.st_gid))
 }
 
-/// Refuses a destination in the layer being assembled whose directories
-/// pass through a symlink: an earlier source of this copy may have put one
-/// there, and writing through it would write wherever it points, on the
-/// host. The check is `sys::confined::Checked` (`pathrs`, no symlink on any
-/// path), each directory once. (Docker would follow such a link inside the
-/// image; strata refuses.)
-fn confined(node: &Node, checked: &mut Checked, root: &Path, to: &Path) -> Result<()> {
-    let Ok(rel) = to.strip_prefix(root) else {
-        return Err(Error::input(
-            &node.origin,
-            format!("`{}` is outside the layer", to.display()),
-        ));
+/// The attributes a copied entry ends with: `owner` (`None`: its own), and
+/// the `chmod` asked for, else its own mode. Both are set at once (owner
+/// first: chown(2) clears setuid and setgid bits, which the mode then
+/// sets again). Symlinks keep their mode.
+fn final_attrs(st: &nix::sys::stat::FileStat, owner: Option<(u32, u32)>, chmod: Option<u32>) -> Option<Attrs> {
+    if owner.is_none() && chmod.is_none() {
+        return None;
+    }
+    let (uid, gid) = owner.unwrap_or((st.st_uid, st.st_gid));
+    let mode = match chmod {
+        Some(mode) if st.st_mode & libc::S_IFMT != libc::S_IFLNK => mode,
+        _ => st.st_mode & 0o7777,
     };
-    match checked.parents(rel, None) {
-        Ok(None) => {
-            // `to` itself is about to be (re)written: what was known of it
-            // and below it no longer holds.
-            checked.forget(rel);
-            Ok(())
+    Some(Attrs::new(mode, uid, gid))
+}
+
+/// Gives copied entries their owner (`None`: they keep theirs) and mode.
+fn set_owner_and_mode(
+    node: &Node,
+    tree: &mut Tree,
+    paths: &[PathBuf],
+    owner: Option<(u32, u32)>,
+    chmod: Option<u32>,
+) -> Result<()> {
+    for path in paths {
+        let st = tree
+            .stat(path)
+            .map_err(|e| refused(node, tree, path, e))?
+            .ok_or_else(|| Error::io("stat", tree.path().join(path))(io::Error::from_raw_os_error(libc::ENOENT)))?;
+        if let Some(attrs) = final_attrs(&st, owner, chmod) {
+            tree.set_attrs(path, attrs).map_err(|e| refused(node, tree, path, e))?;
         }
-        Ok(Some(link)) => Err(Error::input(
-            &node.origin,
-            format!(
-                "copy would write `/{}` through the symlink `/{}` that an earlier source put in this layer",
-                rel.display(),
-                link.display()
-            ),
-        )),
-        Err(e) => Err(Error::io("check the parents of", to)(e)),
     }
+    Ok(())
 }
 
 fn with(comps: &[String], name: &str) -> Vec<String> {
@@ -489,56 +503,51 @@ fn with(comps: &[String], name: &str) -> Vec<String> {
     v
 }
 
-fn host_path(root: &Path, comps: &[String]) -> PathBuf {
-    let mut p = root.to_path_buf();
-    for c in comps {
-        p.push(c);
-    }
-    p
+/// An image path's components as a path relative to the layer's root.
+fn rel(comps: &[String]) -> PathBuf {
+    comps.iter().collect()
 }
 
-fn collect_tree(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    out.push(path.to_path_buf());
-    let meta = fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
-    if meta.is_dir() {
-        let mut children: Vec<PathBuf> = fs::read_dir(path)
-            .map_err(Error::io("read directory", path))?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<io::Result<_>>()
-            .map_err(Error::io("read directory", path))?;
-        children.sort();
-        for child in children {
-            collect_tree(&child, out)?;
+/// `rel` and everything below it, parents first, children sorted.
+fn collect_tree(tree: &mut Tree, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    out.push(rel.to_path_buf());
+    let is_dir = tree
+        .stat(rel)?
+        .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+    if is_dir {
+        for name in tree.list(rel)? {
+            collect_tree(tree, &rel.join(name), out)?;
         }
     }
     Ok(())
 }
 
 /// Copies one context directory or symlink (files go through `place_file`).
-fn copy_context_entry(to: &Path, kind: &EntryKind, mode: u32) -> Result<()> {
+fn copy_context_entry(tree: &mut Tree, to: &Path, kind: &EntryKind, mode: u32) -> io::Result<()> {
     match kind {
         EntryKind::Dir => {
-            if !fsview::exists(to) {
-                fs::create_dir(to).map_err(Error::io("create directory", to))?;
+            let st = tree.stat(to)?;
+            match st {
+                Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => chmod(tree, to, mode),
+                _ => tree.dir(to, Attrs::new(mode, 0, 0)),
             }
         }
-        EntryKind::Symlink { target } => {
-            crate::layer::remove_path(to)?;
-            std::os::unix::fs::symlink(target, to).map_err(Error::io("create symlink", to))?;
-            return Ok(());
-        }
+        EntryKind::Symlink { target } => tree.symlink(to, target.as_os_str(), Attrs::new(0o777, 0, 0)),
         EntryKind::File { .. } => unreachable!("context files are placed by place_file"),
     }
-    fs::set_permissions(to, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", to))
 }
 
 /// Copies a context file into the layer with its final owner, mode and
 /// mtime, checking that it still has the content that was hashed when the
-/// build was planned. The attributes are set through the new file's
-/// descriptor; a path an earlier source put there is replaced. The time
-/// spent hashing is added to `hashing`.
-fn copy_verified(node: &Node, file: &ContextFile<'_>, epoch: i64, hashing: &mut std::time::Duration) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// build was planned. A path an earlier source put there is replaced. The
+/// time spent hashing is added to `hashing`.
+fn copy_verified(
+    node: &Node,
+    tree: &mut Tree,
+    file: &ContextFile<'_>,
+    epoch: i64,
+    hashing: &mut std::time::Duration,
+) -> Result<()> {
     let ContextFile {
         from,
         to,
@@ -546,36 +555,17 @@ fn copy_verified(node: &Node, file: &ContextFile<'_>, epoch: i64, hashing: &mut 
         mode,
         owner,
     } = *file;
-    let create = || {
-        fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(to)
+    let input = std::fs::File::open(from).map_err(Error::io("open", from))?;
+    let mut hashed = Hashing {
+        inner: input,
+        hasher: blake3::Hasher::new(),
+        time: std::time::Duration::ZERO,
     };
-    let mut input = fs::File::open(from).map_err(Error::io("open", from))?;
-    let mut output = match create() {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            crate::layer::remove_path(to)?;
-            create()
-        }
-        other => other,
-    }
-    .map_err(Error::io("create", to))?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = input.read(&mut buf).map_err(Error::io("read", from))?;
-        if n == 0 {
-            break;
-        }
-        let start = std::time::Instant::now();
-        hasher.update(&buf[..n]);
-        *hashing += start.elapsed();
-        output.write_all(&buf[..n]).map_err(Error::io("write", to))?;
-    }
-    if hasher.finalize().as_bytes() != hash {
+    let attrs = Attrs::new(mode, owner.0, owner.1).at(epoch.max(0));
+    tree.write(to, &mut hashed, attrs)
+        .map_err(|e| refused(node, tree, to, e))?;
+    *hashing += hashed.time;
+    if hashed.hasher.finalize().as_bytes() != hash {
         return Err(Error::input(
             &node.origin,
             format!(
@@ -584,56 +574,60 @@ fn copy_verified(node: &Node, file: &ContextFile<'_>, epoch: i64, hashing: &mut 
             ),
         ));
     }
-    // chown first: it clears setuid bits that chmod then sets.
-    std::os::unix::fs::fchown(&output, Some(owner.0), Some(owner.1)).map_err(Error::io("chown", to))?;
-    output
-        .set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(Error::io("chmod", to))?;
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch.max(0) as u64);
-    output
-        .set_times(fs::FileTimes::new().set_accessed(at).set_modified(at))
-        .map_err(Error::io("set mtime of", to))?;
     Ok(())
+}
+
+/// A reader that hashes what passes through it (blake3), timing the hashing.
+struct Hashing<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    time: std::time::Duration,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let start = std::time::Instant::now();
+        self.hasher.update(&buf[..n]);
+        self.time += start.elapsed();
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::fake::{Call, Recording};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
-    fn owner_comes_before_mode_and_setuid_bits_survive_the_chown() {
+    fn owner_comes_with_the_mode_and_setuid_bits_survive_the_chown() {
         let dir = tempfile::tempdir().unwrap();
-        let (plain, setuid, link) = (dir.path().join("plain"), dir.path().join("su"), dir.path().join("link"));
-        fs::write(&plain, "x").unwrap();
-        fs::write(&setuid, "x").unwrap();
-        fs::set_permissions(&setuid, fs::Permissions::from_mode(0o4755)).unwrap();
-        std::os::unix::fs::symlink("plain", &link).unwrap();
-        let paths = vec![plain, setuid, link];
-
-        let sys = Recording::new(dir.path());
-        set_owner_and_mode(&sys, &paths, Some((1000, 1000)), None).unwrap();
+        let mut tree = Tree::open(dir.path(), Policy::image(1 << 20)).unwrap();
+        tree.write(Path::new("plain"), &mut &b"x"[..], Attrs::new(0o644, 0, 0))
+            .unwrap();
+        tree.write(Path::new("su"), &mut &b"x"[..], Attrs::new(0o4755, 0, 0))
+            .unwrap();
+        tree.symlink(Path::new("link"), "plain".as_ref(), Attrs::new(0o777, 0, 0))
+            .unwrap();
+        let paths = vec![PathBuf::from("plain"), PathBuf::from("su"), PathBuf::from("link")];
+        let node = crate::graph::Node {
+            op: Op::Scratch,
+            parent: None,
+            origin: Default::default(),
+            description: String::new(),
+            platform: crate::image::Platform::host(),
+        };
+        let meta = |n: &str| std::fs::symlink_metadata(dir.path().join(n)).unwrap();
+        set_owner_and_mode(&node, &mut tree, &paths, Some((1000, 1000)), None).unwrap();
+        assert_eq!((meta("plain").uid(), meta("plain").mode() & 0o7777), (1000, 0o644));
         assert_eq!(
-            sys.calls(),
-            vec![
-                Call::Lchown("/plain".into(), 1000, 1000),
-                Call::Lchown("/su".into(), 1000, 1000),
-                Call::Chmod("/su".into(), 0o4755),
-                Call::Lchown("/link".into(), 1000, 1000),
-            ]
+            (meta("su").uid(), meta("su").permissions().mode() & 0o7777),
+            (1000, 0o4755)
         );
-
-        let sys = Recording::new(dir.path());
-        set_owner_and_mode(&sys, &paths, Some((0, 0)), Some(0o640)).unwrap();
-        assert_eq!(
-            sys.calls(),
-            vec![
-                Call::Lchown("/plain".into(), 0, 0),
-                Call::Chmod("/plain".into(), 0o640),
-                Call::Lchown("/su".into(), 0, 0),
-                Call::Chmod("/su".into(), 0o640),
-                Call::Lchown("/link".into(), 0, 0),
-            ]
-        );
+        assert_eq!(meta("link").uid(), 1000);
+        set_owner_and_mode(&node, &mut tree, &paths, Some((0, 0)), Some(0o640)).unwrap();
+        assert_eq!((meta("plain").uid(), meta("plain").mode() & 0o7777), (0, 0o640));
+        assert_eq!((meta("su").uid(), meta("su").mode() & 0o7777), (0, 0o640));
+        assert_eq!(meta("link").uid(), 0);
     }
 }

@@ -9,12 +9,11 @@
 
 use std::fs;
 use std::io::{self, BufReader, Read};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::graph::Node;
-use crate::sys;
+use crate::sys::confined::{self, Attrs, Tree};
 
 /// How an archive is compressed, from its first bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -76,16 +75,11 @@ fn inside(raw: &Path) -> std::result::Result<Option<PathBuf>, String> {
 }
 
 /// Unpacks the archive at `archive` (of `kind`, from [`archive_kind`])
-/// into the directory `dest` (inside the layer being assembled); `place` is
-/// called for every path before it is written (it refuses paths through
-/// symlinks). Returns what was written.
-pub fn unpack(
-    node: &Node,
-    archive: &Path,
-    kind: &Kind,
-    dest: &Path,
-    place: &mut dyn FnMut(&Path) -> Result<()>,
-) -> Result<Vec<PathBuf>> {
+/// into the directory `dest` of the layer being assembled (`tree`, the
+/// copy's confined writer: no entry passes through a symlink, a hard link
+/// names an earlier entry, and an inode the layer shares with the store's
+/// file pool is copied before a link's header changes its owner or mode).
+pub fn unpack(node: &Node, archive: &Path, kind: &Kind, tree: &mut Tree, dest: &Path) -> Result<()> {
     let file = BufReader::new(fs::File::open(archive).map_err(Error::io("open", archive))?);
     let reader: Box<dyn Read> = match kind {
         Kind::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
@@ -94,8 +88,15 @@ pub fn unpack(
         Kind::Tar => Box::new(file),
     };
     let bad = |message: String| Error::input(&node.origin, format!("ADD `{}`: {message}", archive.display()));
+    let refused = |raw: &Path, e: io::Error| match e.raw_os_error() {
+        Some(libc::ELOOP) | Some(libc::ENOTDIR) => bad(format!(
+            "`{}` would be written through a symlink or a file the archive put there",
+            raw.display()
+        )),
+        _ if confined::too_large(&e).is_some() => bad(format!("`{}`: {e}", raw.display())),
+        _ => bad(format!("`{}`: {e}", raw.display())),
+    };
     let mut tar = tar::Archive::new(reader);
-    let mut written = Vec::new();
     for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
         let raw = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
@@ -104,76 +105,54 @@ pub fn unpack(
         };
         let to = dest.join(&rel);
         let header = entry.header();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let owner = (header.uid().unwrap_or(0) as u32, header.gid().unwrap_or(0) as u32);
-        let kind = header.entry_type();
+        let attrs = Attrs::new(
+            header.mode().unwrap_or(0o644) & 0o7777,
+            header.uid().unwrap_or(0) as u32,
+            header.gid().unwrap_or(0) as u32,
+        );
         // Missing parents are made as the archive's own directories would be.
-        if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
-            let mut at = dest.to_path_buf();
-            for comp in parent.components() {
-                at.push(comp);
-                if fs::symlink_metadata(&at).is_err() {
-                    place(&at)?;
-                    fs::create_dir(&at).map_err(Error::io("create directory", &at))?;
-                    fs::set_permissions(&at, fs::Permissions::from_mode(0o755)).map_err(Error::io("chmod", &at))?;
-                    written.push(at.clone());
-                }
-            }
-        }
-        place(&to)?;
-        match kind {
-            tar::EntryType::Directory => {
-                if !fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir()) {
-                    crate::layer::remove_path(&to)?;
-                    fs::create_dir(&to).map_err(Error::io("create directory", &to))?;
-                }
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                crate::layer::remove_path(&to)?;
-                let mut out = fs::File::create(&to).map_err(Error::io("create", &to))?;
-                io::copy(&mut entry, &mut out).map_err(Error::io("write", &to))?;
-            }
+        tree.parents(&to, Attrs::new(0o755, 0, 0))
+            .map_err(|e| refused(&raw, e))?;
+        match header.entry_type() {
+            tar::EntryType::Directory => tree.dir(&to, attrs),
+            tar::EntryType::Regular | tar::EntryType::Continuous => tree.write(&to, &mut entry, attrs).map(|_| ()),
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name()
                     .map_err(|e| bad(e.to_string()))?
-                    .ok_or_else(|| bad(format!("symlink `{}` has no target", raw.display())))?;
-                crate::layer::remove_path(&to)?;
-                std::os::unix::fs::symlink(&target, &to).map_err(Error::io("create symlink", &to))?;
+                    .ok_or_else(|| bad(format!("symlink `{}` has no target", raw.display())))?
+                    .into_owned();
+                tree.symlink(&to, target.as_os_str(), attrs)
             }
             tar::EntryType::Link => {
                 let target = entry
                     .link_name()
                     .map_err(|e| bad(e.to_string()))?
-                    .ok_or_else(|| bad(format!("hard link `{}` has no target", raw.display())))?;
+                    .ok_or_else(|| bad(format!("hard link `{}` has no target", raw.display())))?
+                    .into_owned();
                 let Some(target_rel) = inside(&target).map_err(&bad)? else {
                     return Err(bad(format!("hard link `{}` to the destination itself", raw.display())));
                 };
-                let source = dest.join(target_rel);
                 // The target is the archive's to name too: not through a link.
-                place(&source)?;
-                if !fs::symlink_metadata(&source).is_ok_and(|m| m.is_file()) {
-                    return Err(bad(format!(
+                tree.hardlink(&to, &dest.join(target_rel)).map_err(|e| match e.kind() {
+                    io::ErrorKind::InvalidInput => bad(format!(
                         "hard link `{}` to `{}`, which is not an earlier file of the archive",
                         raw.display(),
                         target.display()
-                    )));
-                }
-                crate::layer::remove_path(&to)?;
-                fs::hard_link(&source, &to).map_err(Error::io("create hardlink", &to))?;
+                    )),
+                    _ => refused(&raw, e),
+                })?;
                 // The link's own header then sets the owner and mode of the
-                // file both names share, as Docker's unpacker does.
+                // file both names share, as Docker's unpacker does (a file
+                // the layer shares with the store is copied first).
+                tree.set_attrs(&to, attrs)
             }
             // Devices, FIFOs and the like: not in an ADD's layer.
             _ => continue,
         }
-        sys::lchown(&to, owner.0, owner.1).map_err(Error::io("chown", &to))?;
-        if kind != tar::EntryType::Symlink {
-            fs::set_permissions(&to, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &to))?;
-        }
-        written.push(to);
+        .map_err(|e| refused(&raw, e))?;
     }
-    Ok(written)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -240,17 +219,9 @@ mod tests {
         ] {
             let root = tempfile::tempdir().unwrap();
             let archive = hostile(dir.path(), second);
-            let mut checked = crate::sys::confined::Checked::open(root.path()).unwrap();
-            let mut place = |p: &Path| -> Result<()> {
-                let rel = p.strip_prefix(root.path()).unwrap();
-                match checked.parents(rel, None) {
-                    Ok(None) => Ok(()),
-                    Ok(Some(link)) => Err(Error::input(&node().origin, format!("through {}", link.display()))),
-                    Err(e) => Err(Error::input(&node().origin, e.to_string())),
-                }
-            };
-            let err = unpack(&node(), &archive, &Kind::Tar, root.path(), &mut place).unwrap_err();
-            assert!(err.to_string().contains("through evil"), "{what}: {err}");
+            let mut tree = Tree::open(root.path(), crate::sys::confined::Policy::image(1 << 30)).unwrap();
+            let err = unpack(&node(), &archive, &Kind::Tar, &mut tree, Path::new("")).unwrap_err();
+            assert!(err.to_string().contains("through a symlink"), "{what}: {err}");
             assert!(!Path::new("/etc/pwned").exists());
             assert!(!root.path().join("stolen").exists(), "{what}");
         }

@@ -16,10 +16,9 @@ use crate::error::{Error, Result};
 use crate::fsview::{self, View};
 use crate::image::{self, Descriptor, Index};
 use crate::store::{blobs_of, read_image, State, Store};
-use crate::sys::confined::{self, Root};
+use crate::sys::confined::{self, Root, Tree};
 
 pub mod load;
-mod output;
 pub mod push;
 
 /// Writes images (each under its tags) into the OCI layout at `dir`,
@@ -27,7 +26,7 @@ pub mod push;
 /// it (a symlink planted in the layout cannot lead a write outside), and
 /// every blob is checked against its digest before it leaves the store.
 pub fn to_oci_dir(store: &Store, images: &[(Vec<String>, Descriptor)], dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+    confined::create_user_dir(dir).map_err(Error::io("create", dir))?;
     let root = Root::open(dir).map_err(Error::io("open output directory", dir))?;
     let blobs_dir = dir.join("blobs/sha256");
     let blobs = root
@@ -59,7 +58,7 @@ pub fn to_oci_dir(store: &Store, images: &[(Vec<String>, Descriptor)], dir: &Pat
             }
             store.verify_blob(&digest)?;
             blobs
-                .link_or_copy(&store.blob_path(&digest), digest.hex())
+                .copy_in(&store.blob_path(&digest), digest.hex())
                 .map_err(Error::io("write", &dest))?;
         }
         for tag in tags {
@@ -131,7 +130,7 @@ pub fn to_docker_archive(store: &Store, images: &[(Vec<String>, Descriptor)], si
             let out = io::stdout().lock();
             write_docker_archive(store, images, out, Path::new("standard output"))
         }
-        ArchiveSink::Path(file) => output::write_to(file, |out| write_docker_archive(store, images, out, file)),
+        ArchiveSink::Path(file) => confined::write_to(file, |out| write_docker_archive(store, images, out, file)),
     }
 }
 
@@ -216,12 +215,24 @@ struct ExportRecord {
     dirs: BTreeSet<String>,
 }
 
-/// Copies `path` of `state` into `out_dir`: a directory's contents, or a
-/// file under its own name. As BuildKit's local exporter does, files are
-/// written over what is there and nothing strata did not write is removed;
-/// what strata's previous export into `out_dir` wrote and this one does not
-/// is removed. Writes stay inside `out_dir` (see `sys::confined`).
-pub fn artifact(store: &Store, state: &State, path: &str, out_dir: &Path) -> Result<PathBuf> {
+/// Copies `path` of `state` into `rel` (a target's name, and its
+/// platform's when there are several) under `out_dir`: a directory's
+/// contents, or a file under its own name. As BuildKit's local exporter
+/// does, files are written over what is there, nothing strata did not write
+/// is removed, and the files are the invoking user's, with no setuid or
+/// setgid bit and no device node (those are left out; the returned list
+/// names them). What strata's previous export into the directory wrote and
+/// this one does not is removed. Writes stay inside `out_dir/rel`: no
+/// symlink is followed below `out_dir` (see `sys::confined`).
+pub fn artifact(store: &Store, state: &State, path: &str, out_dir: &Path, rel: &Path) -> Result<Vec<PathBuf>> {
+    let shown_dir = out_dir.join(rel);
+    let plain = rel.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !plain || rel.as_os_str().is_empty() {
+        return Err(Error::BadImage {
+            what: shown_dir.display().to_string(),
+            reason: "an artifact's name must be a plain file name (not `.`, `..` or a path)".into(),
+        });
+    }
     let dirs = state.layer_dirs(store);
     let view = View { layers: &dirs };
     let missing = || Error::BadImage {
@@ -241,38 +252,56 @@ pub fn artifact(store: &Store, state: &State, path: &str, out_dir: &Path) -> Res
             reason: "the pattern matches nothing in its state".into(),
         });
     }
-    fs::create_dir_all(out_dir).map_err(Error::io("create", out_dir))?;
-    let canonical = fs::canonicalize(out_dir).map_err(Error::io("resolve", out_dir))?;
-    let parent = canonical.parent().unwrap_or(Path::new("/"));
+    // `--out-dir` is the user's to name (a symlink there is theirs); below
+    // it nothing is followed.
+    confined::create_user_dir(out_dir).map_err(Error::io("create", out_dir))?;
+    let out_root = fs::canonicalize(out_dir).map_err(Error::io("resolve", out_dir))?;
+    let strict = Root::open_strict(&out_root).map_err(Error::io("open", &out_root))?;
+    strict.mkdir_all(rel, 0o755).map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) | Some(libc::ENOTDIR) => Error::BadImage {
+            what: shown_dir.display().to_string(),
+            reason:
+                "a symlink or a file is in the way below the output directory: strata writes no artifact through it"
+                    .into(),
+        },
+        _ => Error::io("create", &shown_dir)(e),
+    })?;
+    let canonical = out_root.join(rel);
+    // Staged beside it (one file system, so entries are renamed in), in a
+    // directory only this user can enter, as the host policy has them.
     let staging = tempfile::Builder::new()
-        .prefix(&format!(
-            ".{}.strata-",
-            canonical.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
-        ))
-        .tempdir_in(parent)
-        .map_err(Error::io("create a directory in", parent))?;
+        .prefix(".strata-")
+        .tempdir_in(&out_root)
+        .map_err(Error::io("create a directory in", &out_root))?;
+    let mut staged = Tree::open(
+        staging.path(),
+        confined::Policy::host(confined::extract_limit(&out_root)),
+    )
+    .map_err(Error::io("open", staging.path()))?;
     for found in matches {
         let name = found.last().cloned().unwrap_or_default();
         let comps = view.resolve(&format!("/{}", found.join("/")), true).unwrap_or(found);
         let (_, meta) = view.lookup(&comps).ok_or_else(missing)?;
         if meta.is_dir() {
-            view.materialize(&comps, staging.path())?;
+            view.materialize(&comps, &mut staged, Path::new(""))?;
         } else {
-            view.materialize(&comps, &staging.path().join(name))?;
+            view.materialize(&comps, &mut staged, Path::new(&name))?;
         }
     }
+    let skipped = staged.skipped().to_vec();
+    drop(staged);
     let record_path = store.export_record_path(&canonical);
     let previous: ExportRecord = match fs::read(&record_path) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
         Err(_) => ExportRecord::default(),
     };
-    let root = Root::open(&canonical).map_err(Error::io("open", &canonical))?;
+    let root = Root::open_strict(&canonical).map_err(Error::io("open", &canonical))?;
     let top = root
         .dir("")
         .map_err(Error::io("open", &canonical))?
         .ok_or_else(|| Error::io("open", &canonical)(io::Error::from(io::ErrorKind::NotFound)))?;
     let mut merge = Merge {
-        out: &canonical,
+        out: &shown_dir,
         previous: &previous,
         now: ExportRecord::default(),
         tree_dirs: BTreeSet::new(),
@@ -289,7 +318,7 @@ pub fn artifact(store: &Store, state: &State, path: &str, out_dir: &Path) -> Res
                 .is_some_and(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR)
             {
                 dir.remove_file(name)
-                    .map_err(Error::io("remove", canonical.join(rel)))?;
+                    .map_err(Error::io("remove", shown_dir.join(rel)))?;
             }
         }
     }
@@ -308,7 +337,7 @@ pub fn artifact(store: &Store, state: &State, path: &str, out_dir: &Path) -> Res
         fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
     }
     store.write_atomic(&record_path, &serde_json::to_vec(&record).expect("record serialises"))?;
-    Ok(fsview::show(out_dir).into())
+    Ok(skipped)
 }
 
 /// Moving a staged artifact into its directory, entry by entry.

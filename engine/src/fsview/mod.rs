@@ -10,12 +10,13 @@ pub use users::{lookup_id, resolve_user, UserError};
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::layer::{opaque_xattr, remove_path};
+use crate::layer::opaque_xattr;
 use crate::sys;
+use crate::sys::confined::{self, Attrs, Node, Tree};
 
 fn is_whiteout(meta: &fs::Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
@@ -231,9 +232,12 @@ impl View<'_> {
         }
     }
 
-    /// Copies the merged subtree at `comps` to `dest` (which must not exist).
-    /// Returns `false` when the path does not exist.
-    pub fn materialize(&self, comps: &[String], dest: &Path) -> Result<bool> {
+    /// Copies the merged subtree at `comps` to `dest` in `tree` (which
+    /// must not exist), through the tree's confined writer. Returns `false`
+    /// when the path does not exist.
+    pub fn materialize(&self, comps: &[String], tree: &mut Tree, dest: &Path) -> Result<bool> {
+        let shown = tree.path().join(dest);
+        let io = |op: &'static str| Error::io(op, shown.clone());
         for layer in self.layers {
             let mut p = layer.clone();
             let mut present = true;
@@ -247,13 +251,13 @@ impl View<'_> {
                     }
                     Some(meta) if !meta.is_dir() => {
                         // Deleted or replaced by a non-directory: nothing below survives.
-                        remove_path(dest)?;
+                        tree.remove(dest).map_err(io("remove"))?;
                         present = false;
                         break;
                     }
                     Some(_) => {
                         if is_opaque(&p) {
-                            remove_path(dest)?;
+                            tree.remove(dest).map_err(io("remove"))?;
                         }
                     }
                 }
@@ -266,19 +270,21 @@ impl View<'_> {
             }
             let Some(meta) = lstat(&p) else { continue };
             if is_whiteout(&meta) {
-                remove_path(dest)?;
+                tree.remove(dest).map_err(io("remove"))?;
             } else if meta.is_dir() {
-                let dest_is_dir = lstat(dest).is_some_and(|m| m.is_dir());
+                let dest_is_dir = tree
+                    .stat(dest)
+                    .map_err(io("stat"))?
+                    .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
                 if (n > 0 && is_opaque(&p)) || !dest_is_dir {
-                    remove_path(dest)?;
+                    tree.remove(dest).map_err(io("remove"))?;
                 }
-                merge_dir(&p, dest)?;
+                merge_dir(&p, tree, dest)?;
             } else {
-                remove_path(dest)?;
-                copy_entry(&p, dest, &meta)?;
+                copy_entry(&p, tree, dest, &meta)?;
             }
         }
-        Ok(lstat(dest).is_some())
+        Ok(tree.stat(dest).map_err(io("stat"))?.is_some())
     }
 }
 
@@ -323,58 +329,94 @@ pub fn tree_hash(path: &Path) -> Result<[u8; 32]> {
     Ok(enc.finish().0)
 }
 
-/// Applies one layer's directory `src` onto `dest`.
-fn merge_dir(src: &Path, dest: &Path) -> Result<()> {
-    let meta = fs::symlink_metadata(src).map_err(Error::io("stat", src))?;
-    if lstat(dest).is_none() {
-        fs::create_dir(dest).map_err(Error::io("create directory", dest))?;
-    }
-    sys::lchown(dest, meta.uid(), meta.gid()).map_err(Error::io("chown", dest))?;
-    fs::set_permissions(dest, fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(Error::io("chmod", dest))?;
-    for entry in fs::read_dir(src).map_err(Error::io("read directory", src))? {
-        let entry = entry.map_err(Error::io("read directory", src))?;
-        let child = entry.path();
-        let child_dest = dest.join(entry.file_name());
-        let cmeta = fs::symlink_metadata(&child).map_err(Error::io("stat", &child))?;
-        if is_whiteout(&cmeta) {
-            remove_path(&child_dest)?;
-        } else if cmeta.is_dir() {
-            let dest_is_dir = lstat(&child_dest).is_some_and(|m| m.is_dir());
-            if is_opaque(&child) || !dest_is_dir {
-                remove_path(&child_dest)?;
-            }
-            merge_dir(&child, &child_dest)?;
-        } else {
-            remove_path(&child_dest)?;
-            copy_entry(&child, &child_dest, &cmeta)?;
-        }
-    }
-    sys::set_mtime(dest, meta.mtime()).map_err(Error::io("set mtime of", dest))
+fn attrs_of(meta: &fs::Metadata) -> Attrs {
+    Attrs::new(meta.mode() & 0o7777, meta.uid(), meta.gid()).at(meta.mtime())
 }
 
-/// Copies one non-directory entry with its owner, mode and mtime.
-pub(crate) fn copy_entry(src: &Path, dest: &Path, meta: &fs::Metadata) -> Result<()> {
+/// Applies one layer's directory `src` onto `dest` in `tree` (`""`: its root).
+fn merge_dir(src: &Path, tree: &mut Tree, dest: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(src).map_err(Error::io("stat", src))?;
+    let base = tree.path().to_path_buf();
+    let shown = |rel: &Path| base.join(rel);
+    if dest.as_os_str().is_empty() {
+        tree.set_attrs(dest, attrs_of(&meta))
+            .map_err(Error::io("chmod", shown(dest)))?;
+    } else {
+        tree.dir(dest, attrs_of(&meta))
+            .map_err(Error::io("create directory", shown(dest)))?;
+    }
+    let mut names: Vec<_> = fs::read_dir(src)
+        .map_err(Error::io("read directory", src))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<std::io::Result<_>>()
+        .map_err(Error::io("read directory", src))?;
+    names.sort();
+    for name in names {
+        let child = src.join(&name);
+        let child_dest = dest.join(&name);
+        let cmeta = fs::symlink_metadata(&child).map_err(Error::io("stat", &child))?;
+        if is_whiteout(&cmeta) {
+            tree.remove(&child_dest)
+                .map_err(Error::io("remove", shown(&child_dest)))?;
+        } else if cmeta.is_dir() {
+            let dest_is_dir = tree
+                .stat(&child_dest)
+                .map_err(Error::io("stat", shown(&child_dest)))?
+                .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+            if is_opaque(&child) || !dest_is_dir {
+                tree.remove(&child_dest)
+                    .map_err(Error::io("remove", shown(&child_dest)))?;
+            }
+            merge_dir(&child, tree, &child_dest)?;
+        } else {
+            copy_entry(&child, tree, &child_dest, &cmeta)?;
+        }
+    }
+    tree.set_mtime(dest, meta.mtime())
+        .map_err(Error::io("set mtime of", shown(dest)))
+}
+
+fn tree_path(tree: &Tree, rel: &Path) -> PathBuf {
+    tree.path().join(rel)
+}
+
+/// Copies one non-directory entry of a layer (`src`) to `dest` in `tree`
+/// with its owner, mode and mtime, as the tree's policy lets it land.
+fn copy_entry(src: &Path, tree: &mut Tree, dest: &Path, meta: &fs::Metadata) -> Result<()> {
+    let shown = tree_path(tree, dest);
     let ft = meta.file_type();
+    let attrs = attrs_of(meta);
     if ft.is_symlink() {
         let target = fs::read_link(src).map_err(Error::io("read link", src))?;
-        std::os::unix::fs::symlink(&target, dest).map_err(Error::io("create symlink", dest))?;
-        sys::lchown(dest, meta.uid(), meta.gid()).map_err(Error::io("chown", dest))?;
+        tree.symlink(dest, target.as_os_str(), attrs)
+            .map_err(Error::io("create symlink", &shown))?;
     } else if ft.is_file() {
-        fs::copy(src, dest).map_err(Error::io("copy", src))?;
-        sys::lchown(dest, meta.uid(), meta.gid()).map_err(Error::io("chown", dest))?;
-        fs::set_permissions(dest, fs::Permissions::from_mode(meta.mode() & 0o7777))
-            .map_err(Error::io("chmod", dest))?;
+        tree.copy_from(dest, src, attrs).map_err(|e| {
+            if confined::too_large(&e).is_some() {
+                Error::BadImage {
+                    what: shown.display().to_string(),
+                    reason: e.to_string(),
+                }
+            } else {
+                Error::io("copy", src)(e)
+            }
+        })?;
     } else {
-        sys::mknod(
-            dest,
-            meta.mode(),
-            sys::dev_parts(meta.rdev()).0,
-            sys::dev_parts(meta.rdev()).1,
-        )
-        .map_err(Error::io("create device", dest))?;
-        sys::lchown(dest, meta.uid(), meta.gid()).map_err(Error::io("chown", dest))?;
+        let (major, minor) = sys::dev_parts(meta.rdev());
+        let kind = if ft.is_char_device() {
+            Node::Char
+        } else if ft.is_block_device() {
+            Node::Block
+        } else if ft.is_fifo() {
+            Node::Fifo
+        } else {
+            // A socket: nothing to copy.
+            return Ok(());
+        };
+        tree.node(dest, kind, (major, minor), attrs)
+            .map_err(Error::io("create device", &shown))?;
     }
-    sys::set_mtime(dest, meta.mtime()).map_err(Error::io("set mtime of", dest))
+    Ok(())
 }
 
 /// True when `path` exists (without following a final symlink).
@@ -430,7 +472,8 @@ mod tests {
         assert!(view.lookup(&components("/etc/conf.d/y")).is_some());
 
         let out = t.path().join("out");
-        assert!(view.materialize(&components("/etc"), &out).unwrap());
+        let mut tree = Tree::create(&out, 0o755, crate::sys::confined::Policy::image(1 << 20)).unwrap();
+        assert!(view.materialize(&components("/etc"), &mut tree, Path::new("")).unwrap());
         assert_eq!(fs::read(out.join("a")).unwrap(), b"new");
         assert!(!out.join("b").exists());
         assert!(!out.join("conf.d/x").exists());

@@ -11,18 +11,16 @@
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tar::EntryType;
 
 use super::hashio::HashReader;
 use super::opaque_xattr;
-use super::write::create_new;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::sys;
-use crate::sys::confined::Checked;
+use crate::sys::confined::{self, Attrs, Devices, Node, Policy, Tree};
 
 /// What an unpacked tar was.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,22 +31,34 @@ pub struct UnpackStats {
     pub size: u64,
 }
 
-/// Unpacks the uncompressed tar `input` into the existing directory `root`.
+/// Unpacks the uncompressed tar `input` into the existing directory `root`
+/// (through the confined writer, within its byte limit).
 pub fn unpack<R: Read>(input: R, root: &Path) -> Result<UnpackStats> {
+    let policy = Policy {
+        // A user namespace cannot create device nodes (as buildah's
+        // rootless mode, the layer is unpacked without them).
+        devices: if sys::userns::rootless() {
+            Devices::Skip
+        } else {
+            Devices::Create
+        },
+        ..Policy::image(confined::extract_limit(root))
+    };
+    let mut tree = Tree::open(root, policy).map_err(Error::io("open", root))?;
     let mut hashed = HashReader::new(input);
     let mut dirs: Vec<(PathBuf, u64)> = Vec::new();
-    let mut parents = Checked::open(root).map_err(Error::io("open", root))?;
     {
         let mut archive = tar::Archive::new(&mut hashed);
         let entries = archive.entries().map_err(Error::io("read tar in", root))?;
         for entry in entries {
             let mut entry = entry.map_err(Error::io("read tar entry into", root))?;
-            unpack_entry(&mut entry, root, &mut parents, &mut dirs)?;
+            unpack_entry(&mut entry, &mut tree, &mut dirs)?;
         }
     }
     // Directory mtimes last: creating children changes them.
     for (dir, mtime) in dirs.iter().rev() {
-        sys::set_mtime(dir, *mtime as i64).map_err(Error::io("set mtime of", dir))?;
+        tree.set_mtime(dir, *mtime as i64)
+            .map_err(Error::io("set mtime of", root.join(dir)))?;
     }
     let (diff_id, size) = hashed.finish().map_err(Error::io("read tar in", root))?;
     Ok(UnpackStats { diff_id, size })
@@ -82,32 +92,13 @@ fn clean(raw: &[u8]) -> Result<Vec<Vec<u8>>> {
     Ok(parts)
 }
 
-/// `parts` below `root` (clean components, checked by `ensure_parents`).
-fn join(root: &Path, parts: &[Vec<u8>]) -> PathBuf {
-    root.join(rel_path(parts))
-}
-
-/// Makes sure every parent of `parts` is a real directory reached without
-/// a symlink (`sys::confined::Checked`: `pathrs` with `RESOLVE_NO_SYMLINKS`),
-/// creating missing ones (0755, root-owned); refuses a path through a
-/// symlink or a file.
-fn ensure_parents(parents: &mut Checked, parts: &[Vec<u8>], raw: &[u8]) -> Result<()> {
-    let rel = rel_path(parts);
-    match parents.parents(&rel, Some(0o755)) {
-        Ok(None) => Ok(()),
-        Ok(Some(_)) => Err(Error::UnsafeEntry {
-            path: display(raw),
-            reason: "path passes through a symlink or a non-directory",
-        }),
-        Err(e) => Err(Error::io("create the parents of", rel)(e)),
-    }
-}
-
 fn rel_path(parts: &[Vec<u8>]) -> PathBuf {
     parts.iter().map(|p| std::ffi::OsStr::from_bytes(p)).collect()
 }
 
-/// Removes whatever is at `path` (nothing there is fine).
+/// Removes whatever is at `path` (nothing there is fine). For strata's own
+/// directories (a staging area, a layer being replaced), not for paths a
+/// hostile entry names.
 pub(crate) fn remove_any(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_dir() => fs::remove_dir_all(path).map_err(Error::io("remove", path)),
@@ -117,12 +108,25 @@ pub(crate) fn remove_any(path: &Path) -> Result<()> {
     }
 }
 
-fn unpack_entry<R: Read>(
-    entry: &mut tar::Entry<R>,
-    root: &Path,
-    parents: &mut Checked,
-    dirs: &mut Vec<(PathBuf, u64)>,
-) -> Result<()> {
+/// A confined-writer error of the entry `raw`: a way through a symlink or a
+/// file is an unsafe entry, the byte limit says so, the rest is I/O.
+fn entry_error(tree: &Tree, raw: &[u8]) -> impl FnOnce(io::Error) -> Error {
+    let raw = raw.to_vec();
+    let root = tree.path().to_path_buf();
+    move |e| match e.raw_os_error() {
+        Some(libc::ELOOP) | Some(libc::ENOTDIR) => Error::UnsafeEntry {
+            path: display(&raw),
+            reason: "path passes through a symlink or a non-directory",
+        },
+        _ if confined::too_large(&e).is_some() => Error::BadImage {
+            what: root.display().to_string(),
+            reason: format!("the layer expands past its limit at `{}`: {e}", display(&raw)),
+        },
+        _ => Error::io("unpack", root.join(display(&raw)))(e),
+    }
+}
+
+fn unpack_entry<R: Read>(entry: &mut tar::Entry<R>, tree: &mut Tree, dirs: &mut Vec<(PathBuf, u64)>) -> Result<()> {
     let raw = entry.path_bytes().into_owned();
     let kind = entry.header().entry_type();
     if matches!(
@@ -136,12 +140,15 @@ fn unpack_entry<R: Read>(
         // The root entry (`./`): the layer root's attributes are not ours to set.
         return Ok(());
     };
-    ensure_parents(parents, &parts, &raw)?;
-    let path = join(root, &parts);
+    let rel = rel_path(&parts);
+    tree.parents(&rel, Attrs::new(0o755, 0, 0))
+        .map_err(entry_error(tree, &raw))?;
 
     if name == b".wh..wh..opq" {
-        let dir = path.parent().unwrap_or(root).to_path_buf();
-        return sys::lsetxattr(&dir, opaque_xattr(), b"y").map_err(Error::io("mark opaque", dir));
+        let dir = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+        return tree
+            .set_xattr(&dir, opaque_xattr(), b"y")
+            .map_err(Error::io("mark opaque", tree.path().join(&dir)));
     }
     if let Some(hidden) = name.strip_prefix(b".wh.") {
         if hidden.is_empty() {
@@ -158,45 +165,27 @@ fn unpack_entry<R: Read>(
                 reason: "a whiteout of `.` or `..`",
             });
         }
-        let target = path.with_file_name(std::ffi::OsStr::from_bytes(hidden));
-        let mut hidden_parts = parts.clone();
-        *hidden_parts.last_mut().expect("a name") = hidden.to_vec();
-        parents.forget(&rel_path(&hidden_parts));
-        remove_any(&target)?;
-        return sys::mknod_whiteout(&target).map_err(Error::io("create whiteout", target));
+        let target = rel.with_file_name(std::ffi::OsStr::from_bytes(hidden));
+        return tree.whiteout(&target).map_err(entry_error(tree, &raw));
     }
 
     let header = entry.header();
-    let mode = header.mode().map_err(Error::io("read mode of", &path))? & 0o7777;
-    let uid = header.uid().map_err(Error::io("read owner of", &path))? as u32;
-    let gid = header.gid().map_err(Error::io("read owner of", &path))? as u32;
-    let mtime = header.mtime().map_err(Error::io("read mtime of", &path))?;
+    let mode = header.mode().map_err(Error::io("read mode of", &rel))? & 0o7777;
+    let uid = header.uid().map_err(Error::io("read owner of", &rel))? as u32;
+    let gid = header.gid().map_err(Error::io("read owner of", &rel))? as u32;
+    let mtime = header.mtime().map_err(Error::io("read mtime of", &rel))?;
+    let attrs = Attrs::new(mode, uid, gid);
 
-    let existing = fs::symlink_metadata(&path).ok();
-    if kind == EntryType::Directory {
-        match existing {
-            Some(meta) if meta.file_type().is_dir() => {}
-            Some(_) => {
-                parents.forget(&rel_path(&parts));
-                remove_any(&path)?;
-                fs::create_dir(&path).map_err(Error::io("create directory", &path))?;
-            }
-            None => fs::create_dir(&path).map_err(Error::io("create directory", &path))?,
-        }
-        set_attrs(&path, uid, gid, mode, false)?;
-        apply_xattrs(entry, &path)?;
-        dirs.push((path, mtime));
-        return Ok(());
-    }
-    if existing.is_some() {
-        parents.forget(&rel_path(&parts));
-        remove_any(&path)?;
-    }
     match kind {
+        EntryType::Directory => {
+            tree.dir(&rel, attrs).map_err(entry_error(tree, &raw))?;
+            apply_xattrs(entry, tree, &rel)?;
+            dirs.push((rel, mtime));
+            return Ok(());
+        }
         EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-            let mut file = create_new(&path)?;
-            io::copy(entry, &mut file).map_err(Error::io("write", &path))?;
-            set_attrs(&path, uid, gid, mode, false)?;
+            tree.write(&rel, entry, attrs.at(mtime as i64))
+                .map_err(entry_error(tree, &raw))?;
         }
         EntryType::Symlink => {
             let target = entry
@@ -206,9 +195,9 @@ fn unpack_entry<R: Read>(
                     reason: "symlink without a target",
                 })?
                 .into_owned();
-            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path)
-                .map_err(Error::io("create symlink", &path))?;
-            sys::lchown(&path, uid, gid).map_err(Error::io("chown", &path))?;
+            tree.symlink(&rel, std::ffi::OsStr::from_bytes(&target), attrs.at(mtime as i64))
+                .map_err(entry_error(tree, &raw))?;
+            return Ok(());
         }
         EntryType::Link => {
             let target_raw = entry
@@ -226,34 +215,30 @@ fn unpack_entry<R: Read>(
                 });
             }
             // Resolved without following any symlink, the last one included.
-            let target = join(root, &target_parts);
-            match parents.lstat(&rel_path(&target_parts)) {
-                Ok(Some(st)) if st.st_mode & libc::S_IFMT != libc::S_IFDIR => {}
-                _ => {
-                    return Err(Error::UnsafeEntry {
+            return tree
+                .hardlink(&rel, &rel_path(&target_parts))
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::InvalidInput | io::ErrorKind::NotFound => Error::UnsafeEntry {
                         path: display(&raw),
                         reason: "hardlink target is not an earlier file of this layer",
-                    })
-                }
-            }
-            fs::hard_link(&target, &path).map_err(Error::io("create hardlink", &path))?;
-            return Ok(());
-        }
-        EntryType::Char | EntryType::Block if sys::userns::rootless() => {
-            // A user namespace cannot create device nodes (as buildah's
-            // rootless mode, the layer is unpacked without them).
-            return Ok(());
+                    },
+                    _ => entry_error(tree, &raw)(e),
+                });
         }
         EntryType::Char | EntryType::Block | EntryType::Fifo => {
             let major = header.device_major().ok().flatten().unwrap_or(0);
             let minor = header.device_minor().ok().flatten().unwrap_or(0);
-            let type_bits = match kind {
-                EntryType::Char => libc::S_IFCHR,
-                EntryType::Block => libc::S_IFBLK,
-                _ => libc::S_IFIFO,
+            let node = match kind {
+                EntryType::Char => Node::Char,
+                EntryType::Block => Node::Block,
+                _ => Node::Fifo,
             };
-            sys::mknod(&path, type_bits | mode, major, minor).map_err(Error::io("create device", &path))?;
-            set_attrs(&path, uid, gid, mode, false)?;
+            let made = tree
+                .node(&rel, node, (major, minor), attrs.at(mtime as i64))
+                .map_err(entry_error(tree, &raw))?;
+            if !made {
+                return Ok(());
+            }
         }
         _ => {
             return Err(Error::UnsafeEntry {
@@ -262,28 +247,26 @@ fn unpack_entry<R: Read>(
             })
         }
     }
-    apply_xattrs(entry, &path)?;
-    sys::set_mtime(&path, mtime as i64).map_err(Error::io("set mtime of", &path))
-}
-
-/// chown first, then chmod: chown clears setuid bits.
-fn set_attrs(path: &Path, uid: u32, gid: u32, mode: u32, symlink: bool) -> Result<()> {
-    sys::lchown(path, uid, gid).map_err(Error::io("chown", path))?;
-    if !symlink {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", path))?;
-    }
-    Ok(())
+    apply_xattrs(entry, tree, &rel)?;
+    // Capabilities (set after the owner) are xattrs; the mtime goes last.
+    tree.set_mtime(&rel, mtime as i64)
+        .map_err(Error::io("set mtime of", tree.path().join(&rel)))
 }
 
 /// File capabilities from PAX headers; set last, since chown clears them.
-fn apply_xattrs<R: Read>(entry: &mut tar::Entry<R>, path: &Path) -> Result<()> {
-    let Some(exts) = entry.pax_extensions().map_err(Error::io("read PAX headers of", path))? else {
+fn apply_xattrs<R: Read>(entry: &mut tar::Entry<R>, tree: &mut Tree, rel: &Path) -> Result<()> {
+    let shown = tree.path().join(rel);
+    let Some(exts) = entry
+        .pax_extensions()
+        .map_err(Error::io("read PAX headers of", &shown))?
+    else {
         return Ok(());
     };
     for ext in exts {
-        let ext = ext.map_err(Error::io("read PAX headers of", path))?;
+        let ext = ext.map_err(Error::io("read PAX headers of", &shown))?;
         if ext.key_bytes() == b"SCHILY.xattr.security.capability" {
-            sys::lsetxattr(path, "security.capability", ext.value_bytes()).map_err(Error::io("set xattr on", path))?;
+            tree.set_xattr(rel, "security.capability", ext.value_bytes())
+                .map_err(Error::io("set xattr on", &shown))?;
         }
     }
     Ok(())
@@ -293,7 +276,7 @@ fn apply_xattrs<R: Read>(entry: &mut tar::Entry<R>, path: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::layer::write_tar;
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
     fn tar_with(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());

@@ -10,7 +10,7 @@
 //! `.wh..wh..opq`; overlay xattrs are dropped, `security.capability` kept.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
@@ -288,14 +288,4 @@ impl<W: Write> TarWriter<W> {
         }
         Ok(())
     }
-}
-
-/// Opens a file for writing that must not exist yet (no following links).
-pub(crate) fn create_new(path: &Path) -> Result<File> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(Error::io("create", path))
 }

@@ -12,6 +12,8 @@ use crate::fsview::{self, View};
 use crate::graph::{CopyOp, CopySource, NodeId, Op};
 use crate::key::{node_key, Resolved};
 use crate::store::State;
+use crate::sys::confined::{Policy, Tree};
+use std::path::Path;
 
 impl Scheduler<'_> {
     /// The key a node really has: its planned key, except that an input used
@@ -104,10 +106,11 @@ impl Scheduler<'_> {
             return Ok(crate::key::KeyEncoder::new("path-missing").str(path).finish());
         }
         let tmp = self.store.tmp_dir()?;
+        let mut tree = Tree::open(tmp.path(), Policy::image(u64::MAX)).map_err(Error::io("open", tmp.path()))?;
         let mut enc = crate::key::KeyEncoder::new("path-content");
         for (i, (comps, name)) in matches.iter().enumerate() {
             let copy = tmp.path().join(i.to_string());
-            view.materialize(comps, &copy)?;
+            view.materialize(comps, &mut tree, Path::new(&i.to_string()))?;
             enc.str(name).hash(&fsview::tree_hash(&copy)?);
         }
         let key = enc.finish();

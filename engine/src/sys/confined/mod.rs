@@ -19,6 +19,11 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag};
 
+mod tree;
+mod user;
+pub use tree::{extract_limit, parse_size, set_max_extract, too_large, Attrs, Devices, Node, Policy, TooLarge, Tree};
+pub use user::{create_user_dir, write_to};
+
 fn errno(e: nix::Error) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
@@ -325,21 +330,19 @@ impl Dir {
         nix::unistd::unlinkat(self.raw(), name, nix::unistd::UnlinkatFlags::NoRemoveDir).map_err(errno)
     }
 
-    /// Puts the host file `src` here as `name`: a hard link when the two
-    /// share a filesystem, else a copy; replacing `name` atomically.
-    pub fn link_or_copy(&self, src: &Path, name: impl AsRef<OsStr>) -> io::Result<()> {
+    /// Puts a copy of the host file `src` (the store's own) here as `name`,
+    /// replacing `name` atomically. A copy, never a hard link: an edit of
+    /// the output must not change the store, nor the store the output
+    /// (`copy_file_range`: a reflink where the file system has them).
+    pub fn copy_in(&self, src: &Path, name: impl AsRef<OsStr>) -> io::Result<()> {
         let name = plain(name.as_ref())?;
         let tmp = Self::temp_name(name);
-        let linked = nix::unistd::linkat(None, src, self.raw(), tmp.as_path(), AtFlags::empty());
-        let result = match linked {
-            Ok(()) => Ok(()),
-            Err(_) => (|| {
-                let mut from = File::open(src)?;
-                let mut to = self.create(&tmp, 0o644)?;
-                io::copy(&mut from, &mut to)?;
-                to.sync_all()
-            })(),
-        }
+        let result = (|| {
+            let mut from = File::open(src)?;
+            let mut to = self.create(&tmp, 0o644)?;
+            io::copy(&mut from, &mut to)?;
+            to.sync_all()
+        })()
         .and_then(|()| self.rename_in(&tmp, name));
         if result.is_err() {
             let _ = self.unlink(&tmp);

@@ -1,4 +1,8 @@
-//! Where an exported file goes on the host. A regular file (or a path with
+//! Files and directories the user names on the command line (`-o
+//! docker-archive:FILE`, `--out-dir`, `-o oci:DIR`): the one place a path
+//! is taken as the user wrote it, symlinks and all, since it is theirs and
+//! no input's. Below such a directory every write goes through the confined
+//! root or tree. An exported file: a regular file (or a path with
 //! nothing there yet) is replaced atomically: written beside it, fsynced,
 //! renamed over it. Anything else the user named is written through, as a
 //! shell's `>` would: a FIFO's reader or a character device gets the bytes,
@@ -11,6 +15,11 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+
+/// Creates the directory the user named (and its parents) when missing.
+pub fn create_user_dir(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)
+}
 
 /// Runs `write` on a writer for `file` and makes the result visible there.
 pub fn write_to(file: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
