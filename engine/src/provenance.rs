@@ -100,7 +100,7 @@ pub fn predicate(
                 ..
             }) => {
                 if let Some(d) = &identity {
-                    deps.push(json!({"uri": url, "digest": {"sha256": d}}));
+                    deps.push(json!({"uri": without_userinfo(url), "digest": {"sha256": d}}));
                 }
             }
             Op::Run(run) => {
@@ -169,6 +169,22 @@ fn relative(root: &Path, p: &Path) -> String {
     p.strip_prefix(root).unwrap_or(p).display().to_string()
 }
 
+/// `url` without its userinfo (`https://ci-token:SECRET@host/x` →
+/// `https://host/x`), as buildx strips it from the provenance it publishes:
+/// a credential in a remote's URL must not leave the machine in a blob a
+/// push uploads. An scp-like `user@host:path` has no password and stays.
+pub fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rfind('@') {
+        Some(at) => format!("{scheme}://{}{path}", &authority[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
 /// The remote and commit of a git checkout at `dir` (read from `.git`, no
 /// git needed): `None` when it is not one.
 /// Every file is read inside the context (a `ref:` or a symlink in `.git`
@@ -200,7 +216,7 @@ fn git_checkout(dir: &Path) -> Option<(String, String)> {
                 .strip_prefix("url")
                 .map(|r| r.trim_start_matches([' ', '=']).trim())
             {
-                remote = url.to_string();
+                remote = without_userinfo(url);
             }
         }
     }
@@ -210,6 +226,19 @@ fn git_checkout(dir: &Path) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn userinfo_never_reaches_the_provenance() {
+        for (url, shown) in [
+            ("https://ci-token:SECRET@host/team/app.git", "https://host/team/app.git"),
+            ("https://user@host:8443/a?b=c@d", "https://host:8443/a?b=c@d"),
+            ("ssh://git:pw@host/x", "ssh://host/x"),
+            ("git@host:team/app.git", "git@host:team/app.git"),
+            ("https://host/plain", "https://host/plain"),
+        ] {
+            assert_eq!(without_userinfo(url), shown, "{url}");
+        }
+    }
 
     #[test]
     fn a_git_checkout_names_its_origin_and_commit() {

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use strata_engine::sys::confined;
 
 use serde_json::json;
 use strata_engine::digest::NodeKey;
@@ -178,12 +179,23 @@ fn extract(top: &Path, commit: &str, dest: &Path) -> Result<(), CliError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| CliError::Usage(format!("cannot run git: {e}")))?;
-    let mut archive = tar::Archive::new(child.stdout.take().expect("piped"));
-    let unpacked = archive.unpack(dest);
+    // Through the confined writer, within its byte limit: an old commit's
+    // tree is as hostile as any archive (a 1 GiB file stops at the limit).
+    // The files are this user's, as a checkout's would be.
+    let policy = confined::Policy {
+        owner: Some((nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())),
+        ..confined::Policy::image(confined::extract_limit(dest))
+    };
+    let mut stdout = child.stdout.take().expect("piped");
+    let unpacked = match confined::Tree::open(dest, policy) {
+        Ok(mut tree) => strata_engine::exec::extract::unpack_tar(&mut stdout, &mut tree, Path::new(""))
+            .map_err(|message| CliError::Usage(format!("git archive {commit}: {message}"))),
+        Err(e) => Err(CliError::Usage(format!("cannot open {}: {e}", dest.display()))),
+    };
     // The tar crate stops at the first end-of-archive record; git is still
     // writing the rest of its last 10 KiB block, and would die of a broken
     // pipe if the pipe were closed now. Read it to the end.
-    let drained = std::io::copy(&mut archive.into_inner(), &mut std::io::sink());
+    let drained = std::io::copy(&mut stdout, &mut std::io::sink());
     let out = child
         .wait_with_output()
         .map_err(|e| CliError::Usage(format!("git archive: {e}")))?;
@@ -194,8 +206,7 @@ fn extract(top: &Path, commit: &str, dest: &Path) -> Result<(), CliError> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    unpacked
-        .and(drained.map(drop))
-        .map_err(strata_engine::Error::io("unpack the tree of", dest))?;
+    unpacked?;
+    drained.map_err(strata_engine::Error::io("read the tree of", dest))?;
     Ok(())
 }

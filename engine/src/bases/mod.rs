@@ -118,13 +118,9 @@ pub fn config(
             let config_bytes = if store.has_blob(digest) {
                 store.read_blob(digest)?
             } else {
-                let mut bytes = Vec::new();
-                client
-                    .blob(reference.api_host(), &reference.repository, &digest.to_string())
-                    .map_err(Error::Registry)?
-                    .take(MAX_JSON + 1)
-                    .read_to_end(&mut bytes)
-                    .map_err(Error::io("download the config of", reference.to_string()))?;
+                let bytes = client
+                    .document(reference.api_host(), &reference.repository, &manifest.config)
+                    .map_err(Error::Registry)?;
                 let actual = Digest::of(&bytes);
                 if &actual != digest {
                     return Err(Error::DigestMismatch {

@@ -49,14 +49,7 @@ pub fn pull(
         path: format!("the manifest of {what}").into(),
         source,
     })?;
-    let mut config_bytes = Vec::new();
-    std::io::Read::read_to_end(
-        &mut client
-            .blob(host, repo, &manifest.config.digest.to_string())
-            .map_err(registry_error)?,
-        &mut config_bytes,
-    )
-    .map_err(Error::io("download config of", what.clone()))?;
+    let config_bytes = client.document(host, repo, &manifest.config).map_err(registry_error)?;
     let actual = Digest::of(&config_bytes);
     if actual != manifest.config.digest {
         return Err(Error::DigestMismatch {
@@ -88,9 +81,7 @@ pub fn pull(
         if store.has_layer(diff_id) {
             return Ok(());
         }
-        let body = client
-            .blob(host, repo, &blob.digest.to_string())
-            .map_err(registry_error)?;
+        let body = client.blob(host, repo, blob).map_err(registry_error)?;
         let body = Counted {
             inner: body,
             total: &downloaded,

@@ -6,13 +6,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use super::control::stanzas;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::graph::DebianBase;
 use crate::lock::{DebianSet, LockedPackage};
+use crate::registry::download::{self, Expect};
 use crate::step::ExecCtx;
 use crate::store::Store;
 
@@ -88,46 +88,34 @@ pub fn apt_sources(etc_apt: &Path) -> Vec<(String, Vec<String>)> {
 }
 
 pub(super) fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(15))
-        .timeout_read(Duration::from_secs(120))
-        .build()
+    download::agent()
 }
 
-/// GETs `url` into `out`, with retries of transient failures.
-fn fetch_into(agent: &ureq::Agent, url: &str, out: &mut dyn std::io::Write) -> std::result::Result<u64, FetchError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match agent.get(url).call() {
-            Ok(resp) => {
-                return std::io::copy(&mut resp.into_reader(), out).map_err(|source| FetchError::Read {
-                    url: url.to_string(),
-                    source,
-                })
-            }
-            Err(ureq::Error::Status(code, _)) if (code == 429 || code >= 500) && attempt < 4 => {}
-            Err(ureq::Error::Status(status, _)) => {
-                return Err(FetchError::Status {
-                    url: url.to_string(),
-                    status,
-                })
-            }
-            Err(source) if attempt >= 4 => {
-                return Err(FetchError::Transport {
-                    url: url.to_string(),
-                    source: Box::new(source),
-                })
-            }
-            Err(_) => {}
-        }
-        std::thread::sleep(Duration::from_millis(250 << attempt));
-    }
+/// The largest `InRelease` strata reads (Debian's are about 150 KiB).
+pub(super) const MAX_RELEASE: u64 = 16 << 20;
+
+/// GETs `url` into `out` under `expect` (the bounded downloader), with
+/// retries of transient failures.
+fn fetch_into(
+    agent: &ureq::Agent,
+    url: &str,
+    expect: Expect,
+    out: &mut dyn std::io::Write,
+) -> std::result::Result<u64, FetchError> {
+    let mut body = download::get(agent, url, expect).map_err(|e| match e {
+        download::DownloadError::Status { url, status } => FetchError::Status { url, status },
+        download::DownloadError::Transport { url, reason } => FetchError::Transport { url, reason },
+    })?;
+    std::io::copy(&mut body, out).map_err(|source| FetchError::Read {
+        url: url.to_string(),
+        source,
+    })
 }
 
-pub(super) fn fetch(agent: &ureq::Agent, url: &str) -> std::result::Result<Vec<u8>, FetchError> {
+/// The body of `url` in memory, under `expect`.
+pub(super) fn fetch(agent: &ureq::Agent, url: &str, expect: Expect) -> std::result::Result<Vec<u8>, FetchError> {
     let mut out = Vec::new();
-    fetch_into(agent, url, &mut out)?;
+    fetch_into(agent, url, expect, &mut out)?;
     Ok(out)
 }
 
@@ -249,7 +237,15 @@ pub(super) fn download(ctx: &ExecCtx<'_>, spec: &DebianBase, set: &DebianSet) ->
             store,
             scratch.path(),
             &p.sha256,
-            |out| fetch_into(&agent, &url, out).map(|_| ()).map_err(|e| fail(spec, e)),
+            |out| {
+                // Exactly the size the lock names, or the download stops there.
+                let digest = format!("sha256:{}", p.sha256)
+                    .parse::<crate::digest::Digest>()
+                    .map_err(|e| fail(spec, e.0))?;
+                fetch_into(&agent, &url, Expect::blob(p.size, digest), out)
+                    .map(|_| ())
+                    .map_err(|e| fail(spec, e))
+            },
             |digest, size| {
                 let actual = digest.hex();
                 if actual == p.sha256 && size == p.size {

@@ -54,12 +54,8 @@ pub enum DebianError {
 pub enum FetchError {
     #[error("`{url}` answered {status}")]
     Status { url: String, status: u16 },
-    #[error("cannot download `{url}`: {source}")]
-    Transport {
-        url: String,
-        #[source]
-        source: Box<ureq::Error>,
-    },
+    #[error("cannot download `{url}`: {reason}")]
+    Transport { url: String, reason: String },
     #[error("cannot download `{url}`: {source}")]
     Read {
         url: String,

@@ -14,8 +14,9 @@ use crate::graph::DebianBase;
 use crate::lock::{DebianSet, Lock, LockedPackage};
 use crate::store::Store;
 
-use super::fetch::{agent, fetch, sha256_hex, verified_release};
+use super::fetch::{agent, fetch, sha256_hex, verified_release, MAX_RELEASE};
 use super::{arch_of, fail, lock_name, resolve, variant_of, DebianError};
+use crate::registry::download::Expect;
 
 /// The uncompressed `Packages` index of `component` in `suite` at `mirror`,
 /// as its verified `Release` lists it (kept in the store by its SHA256);
@@ -42,7 +43,11 @@ fn packages_index(
         Ok(bytes) if sha256_hex(&bytes) == hash => bytes,
         _ => {
             let url = format!("{mirror}/dists/{suite}/{path}");
-            let bytes = fetch(agent, &url).map_err(|e| fail(spec, e))?;
+            let size = listed.get(&path).map_or(0, |(_, size)| *size);
+            let digest = format!("sha256:{hash}")
+                .parse::<crate::digest::Digest>()
+                .map_err(|e| fail(spec, format!("`{url}`: the signed Release's SHA256: {}", e.0)))?;
+            let bytes = fetch(agent, &url, Expect::blob(size, digest)).map_err(|e| fail(spec, e))?;
             let actual = sha256_hex(&bytes);
             if actual != hash {
                 return Err(fail(
@@ -61,17 +66,29 @@ fn packages_index(
     } else {
         Box::new(flate2::read::MultiGzDecoder::new(&compressed[..]))
     };
-    { decoded }.read_to_string(&mut text).map_err(|source| {
-        fail(
+    // A signed index is trusted for its hash, not for what it expands to.
+    { decoded.take(MAX_PACKAGES + 1) }
+        .read_to_string(&mut text)
+        .map_err(|source| {
+            fail(
+                spec,
+                DebianError::Decompress {
+                    path: path.to_string(),
+                    source,
+                },
+            )
+        })?;
+    if text.len() as u64 > MAX_PACKAGES {
+        return Err(fail(
             spec,
-            DebianError::Decompress {
-                path: path.to_string(),
-                source,
-            },
-        )
-    })?;
+            format!("`{path}` expands past {MAX_PACKAGES} bytes; Debian's largest is about 60 MB"),
+        ));
+    }
     Ok(Some(text))
 }
+
+/// The largest uncompressed `Packages` index strata reads.
+const MAX_PACKAGES: u64 = 1 << 30;
 
 /// Resolves the spec against the mirrors' current indexes: the suite and
 /// its overlays, each `InRelease` verified, every component asked for.
@@ -83,7 +100,7 @@ fn resolve_now(spec: &DebianBase, store: &Store, warn: &dyn Fn(String)) -> Resul
     let mut indexes = Vec::new();
     for source in &sources {
         let release_url = format!("{}/dists/{}/InRelease", source.mirror, source.suite);
-        let inrelease = fetch(&agent, &release_url).map_err(|e| match e {
+        let inrelease = fetch(&agent, &release_url, Expect::at_most(MAX_RELEASE)).map_err(|e| match e {
             super::FetchError::Status { status: 404, .. } if source.suite != spec.suite => fail(
                 spec,
                 format!(

@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::graph::Node;
-use crate::sys::confined::{self, Attrs, Tree};
+use crate::sys::confined::{Attrs, Tree};
 
 /// How an archive is compressed, from its first bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -87,20 +87,27 @@ pub fn unpack(node: &Node, archive: &Path, kind: &Kind, tree: &mut Tree, dest: &
         Kind::Zstd => Box::new(zstd::stream::read::Decoder::new(file).map_err(Error::io("read", archive))?),
         Kind::Tar => Box::new(file),
     };
-    let bad = |message: String| Error::input(&node.origin, format!("ADD `{}`: {message}", archive.display()));
+    unpack_tar(reader, tree, dest)
+        .map_err(|message| Error::input(&node.origin, format!("ADD `{}`: {message}", archive.display())))
+}
+
+/// Unpacks the plain tar `reader` into the directory `dest` of `tree` (as
+/// [`unpack`]; also `strata affected`'s `git archive` of an old commit).
+/// The error says which entry and why.
+pub fn unpack_tar(reader: impl Read, tree: &mut Tree, dest: &Path) -> std::result::Result<(), String> {
+    let bad = |message: String| message;
     let refused = |raw: &Path, e: io::Error| match e.raw_os_error() {
-        Some(libc::ELOOP) | Some(libc::ENOTDIR) => bad(format!(
+        Some(libc::ELOOP) | Some(libc::ENOTDIR) => format!(
             "`{}` would be written through a symlink or a file the archive put there",
             raw.display()
-        )),
-        _ if confined::too_large(&e).is_some() => bad(format!("`{}`: {e}", raw.display())),
-        _ => bad(format!("`{}`: {e}", raw.display())),
+        ),
+        _ => format!("`{}`: {e}", raw.display()),
     };
     let mut tar = tar::Archive::new(reader);
     for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
         let raw = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
-        let Some(rel) = inside(&raw).map_err(&bad)? else {
+        let Some(rel) = inside(&raw)? else {
             continue;
         };
         let to = dest.join(&rel);
@@ -130,7 +137,7 @@ pub fn unpack(node: &Node, archive: &Path, kind: &Kind, tree: &mut Tree, dest: &
                     .map_err(|e| bad(e.to_string()))?
                     .ok_or_else(|| bad(format!("hard link `{}` has no target", raw.display())))?
                     .into_owned();
-                let Some(target_rel) = inside(&target).map_err(&bad)? else {
+                let Some(target_rel) = inside(&target)? else {
                     return Err(bad(format!("hard link `{}` to the destination itself", raw.display())));
                 };
                 // The target is the archive's to name too: not through a link.

@@ -10,6 +10,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::graph::Origin;
 use crate::layer::HashWriter;
+use crate::registry::download::{self, Expect};
 use crate::registry::Client;
 use crate::store::Store;
 
@@ -32,8 +33,11 @@ pub fn ensure(store: &Store, client: &Client, origin: &Origin, url: &str, expect
     let part = tmp.path().join("download");
     let file = fs::File::create(&part).map_err(Error::io("create", &part))?;
     let mut out = HashWriter::new(std::io::BufWriter::new(file));
+    // Nobody measured the file: at most what the store's disk can spare
+    // (or `$STRATA_MAX_DOWNLOAD_SIZE`); the checksum is checked below.
+    let bound = Expect::at_most(download::max_unmeasured(|| crate::sys::confined::extract_limit(&dir)));
     client
-        .download(url, &mut out)
+        .download(url, bound, &mut out)
         .map_err(|e| Error::input(origin, format!("fetch `{url}`: {e}")))?;
     let (writer, digest, _) = out.finish();
     let file = writer

@@ -6,7 +6,7 @@
 mod base;
 mod copy;
 mod debian;
-mod extract;
+pub mod extract;
 pub mod fetch;
 pub mod remote;
 mod run;

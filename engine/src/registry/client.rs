@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
+use super::download::{self, Bounded, Expect};
+use crate::image::Descriptor;
+
 /// A failed registry exchange.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -71,11 +74,39 @@ pub struct Client {
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
-/// A response body with its content type and digest header.
+/// A response body with its content type and digest header, read under
+/// its bound.
 pub struct Fetched {
     pub content_type: String,
     pub docker_digest: Option<String>,
-    pub body: Box<dyn Read + Send>,
+    pub body: Bounded<Box<dyn Read + Send>>,
+}
+
+/// The `host[:port]` an absolute URL names (`None` for a relative one).
+fn url_host(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    Some(authority.rsplit_once('@').map_or(authority, |(_, h)| h))
+}
+
+/// Whether `url` is on `host`, the registry the credentials are for; a
+/// default port counts as none (`host` and `host:443`).
+fn same_host(url: &str, host: &str) -> bool {
+    let Some(at) = url_host(url) else { return true };
+    let strip = |h: &str| {
+        h.strip_suffix(":443")
+            .or_else(|| h.strip_suffix(":80"))
+            .unwrap_or(h)
+            .to_ascii_lowercase()
+    };
+    strip(at) == strip(host)
+}
+
+/// At most `limit` bytes of an answer's body, as text (error bodies, tokens).
+fn body_text(resp: ureq::Response, limit: u64) -> String {
+    let mut bytes = Vec::new();
+    let _ = resp.into_reader().take(limit).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -122,11 +153,7 @@ fn basic(user: &str, pass: &str) -> String {
 
 impl Client {
     pub fn new(insecure: Vec<String>) -> Client {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(15))
-            .timeout_read(Duration::from_secs(300))
-            .redirects(5)
-            .build();
+        let agent = download::agent();
         Client {
             agent,
             insecure,
@@ -135,15 +162,19 @@ impl Client {
         }
     }
 
-    /// Streams the body of a plain GET of `url` into `out` (a file of a
-    /// recipe's `fetch`, not a registry call).
-    pub fn download(&self, url: &str, out: &mut dyn std::io::Write) -> std::result::Result<u64, String> {
-        let resp = match self.agent.get(url).call() {
-            Ok(r) => r,
-            Err(ureq::Error::Status(code, _)) => return Err(format!("the server answered {code}")),
-            Err(e) => return Err(e.to_string()),
-        };
-        std::io::copy(&mut resp.into_reader(), out).map_err(|e| e.to_string())
+    /// Streams the body of a plain GET of `url` into `out` under `expect`
+    /// (a file of a recipe's `fetch`, not a registry call).
+    pub fn download(
+        &self,
+        url: &str,
+        expect: Expect,
+        out: &mut dyn std::io::Write,
+    ) -> std::result::Result<u64, String> {
+        let mut body = download::get(&self.agent, url, expect).map_err(|e| match e {
+            download::DownloadError::Status { status, .. } => format!("the server answered {status}"),
+            download::DownloadError::Transport { reason, .. } => reason,
+        })?;
+        std::io::copy(&mut body, out).map_err(|e| e.to_string())
     }
 
     /// A client that uses these credentials instead of `config.json` (for `strata login`).
@@ -170,7 +201,7 @@ impl Client {
 
     fn status_error(&self, host: &str, repo: &str, what: &str, resp: ureq::Response) -> RegistryError {
         let status = resp.status();
-        let body = resp.into_string().unwrap_or_default();
+        let body = body_text(resp, 64 << 10);
         let detail = serde_json::from_str::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v["errors"].as_array().and_then(|e| e.first().cloned()))
@@ -242,7 +273,7 @@ impl Client {
             Err(ureq::Error::Status(_, r)) => return Err(self.status_error(host, repo, "token", r)),
             Err(e) => return Err(Self::transport(host, repo, e)),
         };
-        let text = resp.into_string().unwrap_or_default();
+        let text = body_text(resp, download::MAX_DOCUMENT);
         let body: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| Self::transport(host, repo, format!("bad token response: {e}")))?;
         let token = body["token"]
@@ -281,8 +312,12 @@ impl Client {
             for (k, v) in headers {
                 req = req.set(k, v);
             }
-            if let Some(auth) = self.tokens.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-                req = req.set("Authorization", auth);
+            // Credentials go to the registry that asked for them and nowhere
+            // else: an upload `Location` on another host gets none (Docker's rule).
+            if same_host(&url, host) {
+                if let Some(auth) = self.tokens.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+                    req = req.set("Authorization", auth);
+                }
             }
             let result = match &body {
                 Body::Empty if push => req.set("Content-Length", "0").send_bytes(&[]),
@@ -297,7 +332,7 @@ impl Client {
             };
             match result {
                 Ok(resp) => return Ok(resp),
-                Err(ureq::Error::Status(401, resp)) if !authorized => {
+                Err(ureq::Error::Status(401, resp)) if !authorized && same_host(&url, host) => {
                     let challenge = resp.header("WWW-Authenticate").unwrap_or("").to_string();
                     let auth = self.authorize(host, repo, &challenge, push)?;
                     self.tokens
@@ -318,7 +353,7 @@ impl Client {
         }
     }
 
-    /// GET `path` under `/v2/` with auth and retries.
+    /// GET `path` under `/v2/` with auth and retries, its body under `expect`.
     pub fn get(
         &self,
         host: &str,
@@ -326,13 +361,19 @@ impl Client {
         path: &str,
         accept: Option<&str>,
         what: &str,
+        expect: Expect,
     ) -> Result<Fetched, RegistryError> {
         let headers: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
         let resp = self.send("GET", host, repo, path, &headers, Body::Empty, what)?;
+        let length = resp.header("Content-Length").and_then(|v| v.trim().parse::<u64>().ok());
+        let shown = format!("{what} from `{host}`");
+        expect
+            .check_length(&shown, length)
+            .map_err(|e| Self::transport(host, repo, e))?;
         Ok(Fetched {
             content_type: resp.content_type().to_string(),
             docker_digest: resp.header("Docker-Content-Digest").map(str::to_string),
-            body: Box::new(resp.into_reader()),
+            body: Bounded::new(resp.into_reader(), shown, expect),
         })
     }
 
@@ -347,25 +388,29 @@ impl Client {
         }
     }
 
-    /// A manifest or index by tag or digest.
+    /// A manifest or index by tag or digest (at most `MAX_DOCUMENT` bytes).
     pub fn manifest(&self, host: &str, repo: &str, reference: &str) -> Result<(Vec<u8>, String), RegistryError> {
-        let mut fetched = self.get(
+        let fetched = self.get(
             host,
             repo,
             &format!("{repo}/manifests/{reference}"),
             Some(MANIFEST_TYPES),
             &format!("manifest {reference}"),
+            Expect::document(),
         )?;
-        let mut body = Vec::new();
-        fetched
-            .body
-            .read_to_end(&mut body)
-            .map_err(|e| Self::transport(host, repo, e))?;
+        let body = fetched.body.into_bytes().map_err(|e| Self::transport(host, repo, e))?;
         Ok((body, fetched.content_type))
     }
 
-    /// A blob's body.
-    pub fn blob(&self, host: &str, repo: &str, digest: &str) -> Result<Box<dyn Read + Send>, RegistryError> {
+    /// The blob `desc` names: exactly its size, hashing to its digest, or
+    /// an error at the byte that says otherwise.
+    pub fn blob(
+        &self,
+        host: &str,
+        repo: &str,
+        desc: &Descriptor,
+    ) -> Result<Bounded<Box<dyn Read + Send>>, RegistryError> {
+        let digest = desc.digest.to_string();
         Ok(self
             .get(
                 host,
@@ -373,8 +418,28 @@ impl Client {
                 &format!("{repo}/blobs/{digest}"),
                 None,
                 &format!("blob {digest}"),
+                Expect::blob(desc.size, desc.digest.clone()),
             )?
             .body)
+    }
+
+    /// A JSON blob (a config, a cache entry, an attestation) into memory:
+    /// as [`Client::blob`], and no larger than `MAX_DOCUMENT` whatever its
+    /// descriptor claims.
+    pub fn document(&self, host: &str, repo: &str, desc: &Descriptor) -> Result<Vec<u8>, RegistryError> {
+        if desc.size > download::MAX_DOCUMENT {
+            return Err(RegistryError::BadManifest {
+                what: format!("blob {}", desc.digest),
+                reason: format!(
+                    "its descriptor says {} bytes, more than the {} a JSON document may be",
+                    desc.size,
+                    download::MAX_DOCUMENT
+                ),
+            });
+        }
+        self.blob(host, repo, desc)?
+            .into_bytes()
+            .map_err(|e| Self::transport(host, repo, e))
     }
 
     /// Puts a blob into `repo` unless it is there: mounted from `from` (a
@@ -471,6 +536,17 @@ mod tests {
         assert_eq!(p["realm"], "https://auth.example/token");
         assert_eq!(p["service"], "registry.example");
         assert_eq!(p["scope"], "repository:a/b:pull");
+    }
+
+    #[test]
+    fn credentials_stay_with_their_host() {
+        assert!(same_host("/v2/x/blobs/uploads/1", "reg.example"));
+        assert!(same_host("https://reg.example/v2/upload", "reg.example"));
+        assert!(same_host("https://reg.example:443/v2/upload", "reg.example"));
+        assert!(same_host("http://127.0.0.1:5000/u", "127.0.0.1:5000"));
+        assert!(!same_host("http://127.0.0.1:5001/u", "127.0.0.1:5000"));
+        assert!(!same_host("http://other.example/upload/x", "reg.example"));
+        assert!(!same_host("http://reg.example@other.example/x", "reg.example"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod client;
 mod credentials;
+pub mod download;
 mod reference;
 
 pub use client::{BlobPush, Body, Client, RegistryError};
@@ -132,7 +133,13 @@ pub fn attestation(
             }
             let statement = fetch(&layer.digest, &|| {
                 let mut body = Vec::new();
-                let blob = client.blob(host, repo, &layer.digest.to_string())?;
+                if layer.size > 64 << 20 {
+                    return Err(RegistryError::BadManifest {
+                        what: format!("the attestation of {reference}"),
+                        reason: format!("{} bytes, more than the 64 MiB an attestation may be", layer.size),
+                    });
+                }
+                let blob = client.blob(host, repo, &layer)?;
                 std::io::Read::read_to_end(&mut std::io::Read::take(blob, 64 << 20), &mut body).map_err(|e| {
                     RegistryError::Transport {
                         registry: host.to_string(),

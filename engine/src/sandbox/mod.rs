@@ -14,6 +14,7 @@ mod profile;
 mod spec;
 mod ssh;
 mod steps;
+mod terminal;
 
 pub use container::{run_image, RunImage, RunResult};
 pub use spec::{MountSpec, Spec};
@@ -23,7 +24,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -34,9 +35,10 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::fsview::{self, View};
 use crate::graph::{Node, Origin};
-use crate::layer::{opaque_xattr, remove_path};
+use crate::layer::opaque_xattr;
 use crate::step::ExecCtx;
 use crate::sys::cgroup::{self, Cgroup, Limits};
+use crate::sys::confined::{Attrs, Policy, Tree};
 use crate::sys::ns;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -225,8 +227,8 @@ pub(crate) fn run(req: Request<'_>) -> Result<Outcome> {
     }
     let outcome = match req.io {
         Io::Captured { ctx, timeout, secrets } => launch(ctx, command, timeout, secrets)?,
-        Io::Terminal { .. } => {
-            let status = command.status().map_err(Error::io("start sandbox", req.exe))?;
+        Io::Terminal { interactive } => {
+            let status = on_terminal(command, interactive).map_err(Error::io("start sandbox", req.exe))?;
             use std::os::unix::process::ExitStatusExt;
             Outcome::Exited(
                 status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
@@ -236,9 +238,7 @@ pub(crate) fn run(req: Request<'_>) -> Result<Outcome> {
     };
     let outcome = limited(outcome, &group);
     drop(group);
-    for stub in stubs.iter().rev() {
-        remove_if_empty_stub(stub)?;
-    }
+    remove_empty_stubs(&upper, &stubs)?;
     strip_overlay_xattrs(&upper)?;
     Ok(outcome)
 }
@@ -401,7 +401,9 @@ pub(crate) fn host_name_files(resolve: &dyn Fn(&str) -> String) -> Vec<(MountSpe
 }
 
 /// Makes the mount points (/proc, /dev, every mount's target) the image
-/// lacks as stubs in `upper`; returns them, and whether /sys can be mounted.
+/// lacks as stubs in `upper` (through the confined writer: an upper
+/// directory may already hold a hostile package's symlinks); returns them,
+/// relative to `upper`, and whether /sys can be mounted.
 fn mount_points(
     upper: &Path,
     view: &View<'_>,
@@ -411,6 +413,7 @@ fn mount_points(
     let sysfs = view
         .lookup(&fsview::components("/sys"))
         .is_some_and(|(_, m)| m.is_dir());
+    let mut tree = Tree::open(upper, Policy::image(0)).map_err(Error::io("open", upper))?;
     let mut stubs: Vec<PathBuf> = Vec::new();
     for (target, kind, keep) in [("/proc", StubKind::Dir), ("/dev", StubKind::Dir)]
         .into_iter()
@@ -422,7 +425,7 @@ fn mount_points(
             (m.target().to_string(), *k, keep)
         }))
     {
-        let (dirs, file) = make_stub(upper, view, &target, kind)?;
+        let (dirs, file) = make_stub(&mut tree, view, &target, kind)?;
         if !keep {
             stubs.extend(dirs);
         }
@@ -434,48 +437,62 @@ fn mount_points(
 /// Creates `target` (and missing parents) in the upperdir when the image
 /// lacks it; new directories copy the attributes the image gives them.
 /// Returns the directories made (parents first) and the file made.
-fn make_stub(upper: &Path, view: &View<'_>, target: &str, kind: StubKind) -> Result<(Vec<PathBuf>, Option<PathBuf>)> {
+fn make_stub(
+    tree: &mut Tree,
+    view: &View<'_>,
+    target: &str,
+    kind: StubKind,
+) -> Result<(Vec<PathBuf>, Option<PathBuf>)> {
     let mut dirs = Vec::new();
     let comps = fsview::components(target);
     if view.lookup(&comps).is_some() {
         return Ok((dirs, None));
     }
-    let mut host = upper.to_path_buf();
+    let mut rel = PathBuf::new();
     for (i, c) in comps.iter().enumerate() {
-        host.push(c);
+        rel.push(c);
+        let shown = tree.path().join(&rel);
         let last = i + 1 == comps.len();
-        if fsview::exists(&host) {
+        if tree
+            .stat(&rel)
+            .map_err(Error::io("create mount point", &shown))?
+            .is_some()
+        {
             continue;
         }
         if last && kind != StubKind::Dir {
-            File::create(&host).map_err(Error::io("create mount point", &host))?;
-            return Ok((dirs, Some(host)));
+            tree.write(&rel, &mut std::io::empty(), Attrs::new(0o644, 0, 0))
+                .map_err(Error::io("create mount point", &shown))?;
+            return Ok((dirs, Some(rel)));
         } else {
-            fs::create_dir(&host).map_err(Error::io("create mount point", &host))?;
             let (mode, uid, gid) = match view.lookup(&comps[..=i]) {
                 Some((_, meta)) if meta.is_dir() => (meta.mode() & 0o7777, meta.uid(), meta.gid()),
                 _ => (0o755, 0, 0),
             };
-            crate::sys::lchown(&host, uid, gid).map_err(Error::io("chown", &host))?;
-            fs::set_permissions(&host, fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", &host))?;
+            tree.dir(&rel, Attrs::new(mode, uid, gid))
+                .map_err(Error::io("create mount point", &shown))?;
         }
-        dirs.push(host.clone());
+        dirs.push(rel.clone());
     }
     Ok((dirs, None))
 }
 
-/// Removes a stub that is still an empty file or directory.
-fn remove_if_empty_stub(path: &Path) -> Result<()> {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return Ok(());
-    };
-    let empty = if meta.is_dir() {
-        fs::read_dir(path).map_err(Error::io("read", path))?.next().is_none()
-    } else {
-        meta.is_file() && meta.len() == 0
-    };
-    if empty {
-        remove_path(path)?;
+/// Removes the stubs (relative to `upper`) that are still an empty file or
+/// directory, last first. The step may have replaced a stub's directory
+/// with a symlink: the confined writer follows none.
+fn remove_empty_stubs(upper: &Path, stubs: &[PathBuf]) -> Result<()> {
+    let mut tree = Tree::open(upper, Policy::image(0)).map_err(Error::io("open", upper))?;
+    for stub in stubs.iter().rev() {
+        let shown = upper.join(stub);
+        let Ok(Some(st)) = tree.stat(stub) else { continue };
+        let empty = match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => tree.list(stub).map_err(Error::io("read", &shown))?.is_empty(),
+            libc::S_IFREG => st.st_size == 0,
+            _ => false,
+        };
+        if empty {
+            tree.remove(stub).map_err(Error::io("remove", &shown))?;
+        }
     }
     Ok(())
 }
@@ -565,26 +582,102 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
         .map_err(|e| Error::io("create pipe for", "run output")(std::io::Error::from_raw_os_error(e as i32)))
 }
 
-/// `line` with every line of every secret masked: a multi-line (or CRLF)
-/// value line by line, short values too, longer ones first so a value that
-/// contains another is masked whole.
-fn redact(line: &str, secrets: &[Vec<u8>]) -> String {
-    let mut parts: Vec<String> = secrets
-        .iter()
-        .flat_map(|s| {
-            String::from_utf8_lossy(s)
-                .split('\n')
-                .map(|l| l.trim_end_matches('\r').to_string())
-                .filter(|l| !l.trim().is_empty())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    let mut out = line.to_string();
-    for part in parts {
-        out = out.replace(&part, "****");
+/// Masks every line of every secret in a step's output, which arrives in
+/// pieces: a line longer than a piece is cut at an arbitrary byte, so a
+/// secret can straddle two pieces. Each piece is masked with what came
+/// before it on its line, and a tail that may be the start of a secret is
+/// held back until the next piece (or the end of the line) says. Values
+/// are masked line by line (a multi-line or CRLF value too), short ones
+/// too, longer ones first so a value that contains another goes whole.
+struct Masker {
+    parts: Vec<Vec<u8>>,
+    pending: Vec<u8>,
+}
+
+impl Masker {
+    fn new(secrets: &[Vec<u8>]) -> Masker {
+        let mut parts: Vec<Vec<u8>> = secrets
+            .iter()
+            .flat_map(|s| s.split(|&b| b == b'\n'))
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+            .filter(|l| !l.iter().all(|b| b.is_ascii_whitespace()))
+            .collect();
+        parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        parts.dedup();
+        Masker {
+            parts,
+            pending: Vec::new(),
+        }
     }
-    out
+
+    /// The masked text of `piece` that is safe to show now; at the end of
+    /// a line, everything left.
+    fn feed(&mut self, piece: &[u8], end_of_line: bool) -> String {
+        self.pending.extend_from_slice(piece);
+        let buf = std::mem::take(&mut self.pending);
+        let mut out = Vec::with_capacity(buf.len());
+        let mut i = 0;
+        'scan: while i < buf.len() {
+            let rest = &buf[i..];
+            for part in &self.parts {
+                if rest.starts_with(part) {
+                    out.extend_from_slice(b"****");
+                    i += part.len();
+                    continue 'scan;
+                }
+            }
+            if !end_of_line && self.parts.iter().any(|p| p.len() > rest.len() && p.starts_with(rest)) {
+                break;
+            }
+            out.push(buf[i]);
+            i += 1;
+        }
+        self.pending = buf[i..].to_vec();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// Runs the sandbox for the user's terminal, in a session of its own: an
+/// interactive one on a pty of strata's own (`terminal`), another with the
+/// caller's streams. Ctrl-C reaches an interactive command through its
+/// pty; for another, strata passes SIGINT on (the sandbox then stops it).
+fn on_terminal(mut command: Command, interactive: bool) -> std::io::Result<std::process::ExitStatus> {
+    if interactive {
+        let pty = terminal::open()?;
+        command
+            .stdin(Stdio::from(pty.slave.try_clone()?))
+            .stdout(Stdio::from(pty.slave.try_clone()?))
+            .stderr(Stdio::from(pty.slave));
+        // SAFETY: between fork and exec the child only calls setsid and ioctl.
+        unsafe {
+            command.pre_exec(terminal::take_as_controlling_terminal);
+        }
+        let mut child = command.spawn()?;
+        // The slave's last copy here goes with the command.
+        drop(command);
+        return terminal::relay(pty.master, &mut child);
+    }
+    // SAFETY: between fork and exec the child only calls setsid.
+    unsafe {
+        command.pre_exec(terminal::new_session);
+    }
+    let mut child = command.spawn()?;
+    drop(command);
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hook = signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted.clone()).ok();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if interrupted.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            ns::kill(child.id() as libc::pid_t, nix::sys::signal::Signal::SIGINT);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if let Some(id) = hook {
+        signal_hook::low_level::unregister(id);
+    }
+    Ok(status)
 }
 
 /// Starts the sandbox and waits for it, streaming output and watching for
@@ -595,13 +688,18 @@ fn launch(ctx: &ExecCtx<'_>, mut command: Command, timeout: Option<u64>, secrets
         .try_clone()
         .map_err(Error::io("duplicate pipe for", "run output"))?;
     let exe = PathBuf::from(command.get_program());
-    let mut child = command
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::from(write))
-        .stderr(Stdio::from(write2))
-        .process_group(0)
-        .spawn()
-        .map_err(Error::io("start sandbox", &exe))?;
+        .stderr(Stdio::from(write2));
+    // A session of its own (and so a process group, which a kill ends
+    // whole): the sandbox has no controlling terminal, and `/dev/tty` in it
+    // reaches nobody's.
+    // SAFETY: between fork and exec the child only calls setsid.
+    unsafe {
+        command.pre_exec(terminal::new_session);
+    }
+    let mut child = command.spawn().map_err(Error::io("start sandbox", &exe))?;
     // The command holds the pipe's write ends: the reader sees the end of
     // the output only once they are closed here.
     drop(command);
@@ -614,12 +712,32 @@ fn launch(ctx: &ExecCtx<'_>, mut command: Command, timeout: Option<u64>, secrets
             let mut tail: VecDeque<String> = VecDeque::new();
             let mut lines = BufReader::new(File::from(read));
             let mut buf = Vec::new();
+            let mut masker = Masker::new(secrets);
             loop {
                 buf.clear();
                 match lines.by_ref().take(1 << 16).read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) | Err(_) => {
+                        let rest = masker.feed(b"", true);
+                        if !rest.is_empty() {
+                            ctx.event(Event::Output {
+                                node: node_id,
+                                line: rest,
+                            });
+                        }
+                        break;
+                    }
                     Ok(_) => {
-                        let line = redact(String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']), secrets);
+                        let end = buf.ends_with(b"\n");
+                        let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
+                        let text = if end {
+                            text.strip_suffix(b"\r").unwrap_or(text)
+                        } else {
+                            text
+                        };
+                        let line = masker.feed(text, end);
+                        if line.is_empty() && !end {
+                            continue;
+                        }
                         ctx.event(Event::Output {
                             node: node_id,
                             line: line.clone(),
@@ -674,7 +792,7 @@ fn launch(ctx: &ExecCtx<'_>, mut command: Command, timeout: Option<u64>, secrets
 
 #[cfg(test)]
 mod tests {
-    use super::{redact, shell_quote};
+    use super::{shell_quote, Masker};
 
     #[test]
     fn words_are_quoted_so_a_shell_reads_them_back() {
@@ -697,8 +815,29 @@ mod tests {
     #[test]
     fn secrets_are_masked_line_by_line_short_ones_too() {
         let secrets = vec![b"first-line\r\nsecond\n".to_vec(), b"xy".to_vec()];
-        assert_eq!(redact("got first-line and second", &secrets), "got **** and ****");
-        assert_eq!(redact("xy=1", &secrets), "****=1");
-        assert_eq!(redact("nothing here", &secrets), "nothing here");
+        let redact = |line: &str| Masker::new(&secrets).feed(line.as_bytes(), true);
+        assert_eq!(redact("got first-line and second"), "got **** and ****");
+        assert_eq!(redact("xy=1"), "****=1");
+        assert_eq!(redact("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn a_secret_cut_between_two_pieces_of_a_long_line_is_masked_whole() {
+        let secret = b"s3cr3t-t0ken".to_vec();
+        for cut in 1..secret.len() {
+            let mut masker = Masker::new(std::slice::from_ref(&secret));
+            let mut first = vec![b'a'; 10];
+            first.extend_from_slice(&secret[..cut]);
+            let shown = format!(
+                "{}{}",
+                masker.feed(&first, false),
+                masker.feed(&[&secret[cut..], b" end"].concat(), true)
+            );
+            assert_eq!(shown, format!("{}**** end", "a".repeat(10)), "cut at {cut}");
+        }
+        // Text that only looks like a start is shown once the line says otherwise.
+        let mut masker = Masker::new(std::slice::from_ref(&secret));
+        assert_eq!(masker.feed(b"xs3c", false), "x");
+        assert_eq!(masker.feed(b"ret", true), "s3cret");
     }
 }

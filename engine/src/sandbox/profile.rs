@@ -8,7 +8,8 @@
 //! filter also refuses `mknod` of a block device. The filter is a deny list
 //! (Docker's is an allow list): kernel modules, kexec, reboot, swap, clocks,
 //! keyrings, BPF, perf, ptrace, `open_by_handle_at`, the new mount API,
-//! `setns`, user namespaces through `unshare`/`clone`, and `personality`
+//! `setns`, user namespaces through `unshare`/`clone`, `ioctl`'s `TIOCSTI`
+//! and `TIOCLINUX` (typing into a terminal), and `personality`
 //! outside Docker's values; `clone3` answers ENOSYS so libc falls back to
 //! `clone`, whose flags the filter can read.
 
@@ -161,6 +162,20 @@ pub fn seccomp_filters() -> Vec<BpfProgram> {
     #[cfg(target_arch = "x86_64")]
     deny.insert(libc::SYS_mknod, vec![rule(vec![cond(1, kind.clone(), block)])]);
     deny.insert(libc::SYS_mknodat, vec![rule(vec![cond(2, kind, block)])]);
+    // Typing into a terminal (`TIOCSTI`) or reaching the console's
+    // selection and keyboard (`TIOCLINUX`): runc's filter refuses both, and
+    // a sandbox has no terminal but its own pty anyway.
+    deny.insert(
+        libc::SYS_ioctl,
+        [libc::TIOCSTI, libc::TIOCLINUX]
+            .into_iter()
+            .map(|request| {
+                rule(vec![
+                    Cond::new(1, Len::Dword, Op::Eq, request).expect("a valid condition")
+                ])
+            })
+            .collect(),
+    );
     let newuser = libc::CLONE_NEWUSER as u64;
     deny.insert(
         libc::SYS_unshare,

@@ -6,8 +6,6 @@
 //! without looking at any node below it, and blobs are shared by all entries
 //! of the repository, so each is uploaded once.
 
-use std::io::Read;
-
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, NodeKey};
@@ -93,12 +91,7 @@ pub fn lookup(client: &Client, reference: &Reference, key: &NodeKey) -> Result<O
     if manifest.config.media_type != ENTRY_MEDIA_TYPE {
         return Err(bad(reference, key, "not a strata cache entry"));
     }
-    let mut bytes = Vec::new();
-    client
-        .blob(host, repo, &manifest.config.digest.to_string())?
-        .take(16 << 20)
-        .read_to_end(&mut bytes)
-        .map_err(|e| bad(reference, key, e.to_string()))?;
+    let bytes = client.document(host, repo, &manifest.config)?;
     let actual = Digest::of(&bytes);
     if actual != manifest.config.digest {
         return Err(Error::DigestMismatch {

@@ -195,7 +195,7 @@ impl Scheduler<'_> {
             return Ok(());
         }
         let (host, repo) = (reference.api_host(), &reference.repository);
-        let body = self.registry.blob(host, repo, &blob.digest.to_string())?;
+        let body = self.registry.blob(host, repo, blob)?;
         let what = format!("{}/{}@{}", reference.registry, repo, blob.digest);
         crate::store::import_layer_from(self.store, body, Path::new(&what), Some(&blob.digest), diff_id)?;
         self.store.add_blob_source(&blob.digest, &format!("{host}/{repo}"))
@@ -327,9 +327,7 @@ impl Scheduler<'_> {
             return Ok(false);
         };
         if !self.store.has_blob(&blob.digest) {
-            let mut body = self
-                .registry
-                .blob(reference.api_host(), &reference.repository, &blob.digest.to_string())?;
+            let mut body = self.registry.blob(reference.api_host(), &reference.repository, &blob)?;
             let mut writer = self.store.blob_writer()?;
             std::io::copy(&mut body, &mut writer).map_err(crate::error::Error::io("download", dir))?;
             let (digest, _) = writer.commit()?;

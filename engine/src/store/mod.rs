@@ -125,6 +125,43 @@ impl Write for BlobWriter<'_> {
     }
 }
 
+/// The store's directories that hold image files (layers with setuid-root
+/// binaries, the file pool, cache mounts, scratch trees, extracted
+/// packages): only their owner may enter them, whoever made the store's
+/// root and with whatever mode (an admin's `mkdir`, a CI cache restore),
+/// so that no other user can run a layer's setuid binary as root
+/// (CVE-2021-41091's class). The blobs and the layout stay readable.
+pub const PRIVATE_DIRS: &[&str] = &["layers", "files", "cache", "tmp", "sources", "debian", "downloads"];
+
+/// Makes [`PRIVATE_DIRS`] mode 0700; one that belongs to someone else is
+/// an error that says how to fix it.
+fn protect(root: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for dir in PRIVATE_DIRS {
+        let d = root.join(dir);
+        let meta = fs::symlink_metadata(&d).map_err(Error::io("stat", &d))?;
+        if !meta.is_dir() {
+            return Err(Error::Damaged {
+                what: format!("`{dir}/`"),
+                reason: "not a directory".into(),
+            });
+        }
+        if meta.mode() & 0o077 == 0 {
+            continue;
+        }
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).map_err(|e| Error::BadImage {
+            what: d.display().to_string(),
+            reason: format!(
+                "other users can enter it (mode {:o}) and strata cannot make it 0700 ({e}): it holds image files such as setuid binaries; run `chmod 700 {}` as its owner (uid {})",
+                meta.mode() & 0o7777,
+                d.display(),
+                meta.uid()
+            ),
+        })?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// `$STRATA_HOME`, else `$XDG_DATA_HOME/strata`, else `~/.local/share/strata`.
     pub fn default_root() -> PathBuf {
@@ -163,10 +200,13 @@ impl Store {
             "builds",
             "files",
             "sources",
+            "debian",
+            "downloads",
         ] {
             let d = root.join(dir);
             fs::create_dir_all(&d).map_err(Error::io("create store directory", &d))?;
         }
+        protect(root)?;
         create_once(root, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         create_once(root, "index.json", &image::to_json(&Index::default()))?;
         clean_stale_tmp(root)?;

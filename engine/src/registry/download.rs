@@ -1,0 +1,291 @@
+//! The one bounded downloader: every byte strata reads from the network (a
+//! registry's manifests, configs and layers, a Debian mirror's or snapshot
+//! archive's indexes and packages, a `fetch()` URL) comes through a
+//! [`Bounded`] reader. What is downloaded has a bound before the first
+//! byte arrives, and the reader enforces it as the bytes stream:
+//!
+//! - a size: exact for a blob or a package whose descriptor or lock names
+//!   it, a fixed bound for a JSON document ([`MAX_DOCUMENT`]), a configured
+//!   one for a URL nobody has measured; a body that passes it is an error
+//!   at that byte, never read to its end first;
+//! - a digest, checked as the bytes pass and at the end;
+//! - a stall timeout: a connection that sends nothing for
+//!   [`stall_timeout`] is an error that says so;
+//! - redirects that carry no credentials (ureq drops `Authorization` on
+//!   every redirect; the registry client sends it only to the host that
+//!   asked for it).
+
+use std::io::{self, Read};
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::Digest;
+
+/// The largest manifest, index, image config, token answer or error body
+/// strata reads (containerd's bound for manifests is the same order).
+pub const MAX_DOCUMENT: u64 = 4 << 20;
+
+/// How long a connection may send nothing before the download fails:
+/// `$STRATA_STALL_TIMEOUT` seconds, else 60.
+pub fn stall_timeout() -> Duration {
+    let secs = std::env::var("STRATA_STALL_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(60);
+    Duration::from_secs(secs)
+}
+
+/// The bound of a download nobody has measured (a `fetch()` URL without a
+/// pinned size): `$STRATA_MAX_DOWNLOAD_SIZE`, else what `fallback` says
+/// (the store's free space less a reserve).
+pub fn max_unmeasured(fallback: impl FnOnce() -> u64) -> u64 {
+    std::env::var("STRATA_MAX_DOWNLOAD_SIZE")
+        .ok()
+        .and_then(|v| crate::sys::confined::parse_size(&v))
+        .unwrap_or_else(fallback)
+}
+
+/// The HTTP agent every download uses: 15 s to connect, the stall timeout
+/// for every read, five redirects (which ureq follows without the
+/// `Authorization` header).
+pub fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(15))
+        .timeout_read(stall_timeout())
+        .redirects(5)
+        .build()
+}
+
+/// What a download may be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expect {
+    /// At most this many bytes.
+    pub max: u64,
+    /// Exactly `max` bytes (a size a descriptor or a lock names).
+    pub exact: bool,
+    /// The SHA-256 the bytes must hash to.
+    pub sha256: Option<Digest>,
+}
+
+impl Expect {
+    /// A JSON document: at most [`MAX_DOCUMENT`] bytes.
+    pub fn document() -> Expect {
+        Expect::at_most(MAX_DOCUMENT)
+    }
+
+    pub fn at_most(max: u64) -> Expect {
+        Expect {
+            max,
+            exact: false,
+            sha256: None,
+        }
+    }
+
+    /// Exactly `size` bytes hashing to `digest` (a blob, a package).
+    pub fn blob(size: u64, digest: Digest) -> Expect {
+        Expect {
+            max: size,
+            exact: true,
+            sha256: Some(digest),
+        }
+    }
+
+    pub fn with_digest(self, digest: Digest) -> Expect {
+        Expect {
+            sha256: Some(digest),
+            ..self
+        }
+    }
+
+    /// Refuses a `Content-Length` the bound rules out, before any byte is read.
+    pub fn check_length(&self, what: &str, length: Option<u64>) -> io::Result<()> {
+        match length {
+            Some(n) if n > self.max => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{what} is {n} bytes, more than the {} it may be", self.max),
+            )),
+            Some(n) if self.exact && n != self.max => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{what} is {n} bytes, but its descriptor says {}", self.max),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A body read under its [`Expect`]: an error at the first byte past the
+/// bound, at an end short of an exact size, at an end whose digest differs,
+/// and at a read that stalls.
+pub struct Bounded<R> {
+    inner: R,
+    what: String,
+    expect: Expect,
+    read: u64,
+    hasher: Sha256,
+    done: bool,
+}
+
+impl<R: Read> Bounded<R> {
+    pub fn new(inner: R, what: impl Into<String>, expect: Expect) -> Bounded<R> {
+        Bounded {
+            inner,
+            what: what.into(),
+            expect,
+            read: 0,
+            hasher: Sha256::new(),
+            done: false,
+        }
+    }
+
+    /// Everything, into memory (for documents, whose bound is small).
+    pub fn into_bytes(mut self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    fn invalid(&self, message: String) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, format!("{}: {message}", self.what))
+    }
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        // One byte past the bound is enough to know it was passed.
+        let room = (self.expect.max - self.read).saturating_add(1);
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = match self.inner.read(&mut buf[..want]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "{}: nothing arrived for {} s after {} bytes (a stalled connection; STRATA_STALL_TIMEOUT sets the limit)",
+                        self.what,
+                        stall_timeout().as_secs(),
+                        self.read
+                    ),
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        self.read += n as u64;
+        if self.read > self.expect.max {
+            return Err(self.invalid(format!(
+                "more than the {} bytes it may be; stopped there",
+                self.expect.max
+            )));
+        }
+        self.hasher.update(&buf[..n]);
+        if n == 0 {
+            self.done = true;
+            if self.expect.exact && self.read != self.expect.max {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{}: ended after {} of its {} bytes",
+                        self.what, self.read, self.expect.max
+                    ),
+                ));
+            }
+            if let Some(expected) = &self.expect.sha256 {
+                let actual = Digest::from_bytes(self.hasher.clone().finalize().into());
+                if actual != *expected {
+                    return Err(self.invalid(format!("content hashes to `{actual}`, expected `{expected}`")));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// A failed plain GET.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error("`{url}` answered {status}")]
+    Status { url: String, status: u16 },
+    #[error("cannot download `{url}`: {reason}")]
+    Transport { url: String, reason: String },
+}
+
+/// A plain GET of `url` (a mirror's file, a `fetch()` URL), with retries of
+/// transient failures, as a [`Bounded`] body.
+pub fn get(agent: &ureq::Agent, url: &str, expect: Expect) -> Result<Bounded<Box<dyn Read + Send>>, DownloadError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match agent.get(url).call() {
+            Ok(resp) => {
+                let length = resp.header("Content-Length").and_then(|v| v.trim().parse::<u64>().ok());
+                expect
+                    .check_length(&format!("`{url}`"), length)
+                    .map_err(|e| DownloadError::Transport {
+                        url: url.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                return Ok(Bounded::new(resp.into_reader(), format!("`{url}`"), expect));
+            }
+            Err(ureq::Error::Status(code, _)) if (code == 429 || code >= 500) && attempt < 4 => {}
+            Err(ureq::Error::Status(status, _)) => {
+                return Err(DownloadError::Status {
+                    url: url.to_string(),
+                    status,
+                })
+            }
+            Err(e) if attempt >= 4 => {
+                return Err(DownloadError::Transport {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                })
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(250 << attempt));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(bytes: &[u8], expect: Expect) -> io::Result<Vec<u8>> {
+        Bounded::new(bytes, "test", expect).into_bytes()
+    }
+
+    #[test]
+    fn a_body_past_its_bound_stops_at_the_bound() {
+        let mut reader = Bounded::new(io::repeat(b'x'), "endless", Expect::at_most(1000));
+        let mut sink = Vec::new();
+        let e = reader.read_to_end(&mut sink).unwrap_err();
+        assert!(e.to_string().contains("more than the 1000 bytes"), "{e}");
+        assert!(sink.len() <= 1000, "{}", sink.len());
+    }
+
+    #[test]
+    fn exact_sizes_and_digests_are_checked_as_the_bytes_stream() {
+        let digest = Digest::of(b"hello");
+        assert_eq!(read_all(b"hello", Expect::blob(5, digest.clone())).unwrap(), b"hello");
+        let e = read_all(b"hell", Expect::blob(5, digest.clone())).unwrap_err();
+        assert!(e.to_string().contains("ended after 4 of its 5 bytes"), "{e}");
+        let e = read_all(b"hellO", Expect::blob(5, digest.clone())).unwrap_err();
+        assert!(e.to_string().contains("hashes to"), "{e}");
+        let e = read_all(b"hello!", Expect::blob(5, digest)).unwrap_err();
+        assert!(e.to_string().contains("more than the 5 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_length_header_past_the_bound_is_refused_before_reading() {
+        let e = Expect::at_most(10).check_length("`u`", Some(11)).unwrap_err();
+        assert_eq!(e.to_string(), "`u` is 11 bytes, more than the 10 it may be");
+        let e = Expect::blob(10, Digest::of(b""))
+            .check_length("`u`", Some(9))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "`u` is 9 bytes, but its descriptor says 10");
+        Expect::at_most(10).check_length("`u`", None).unwrap();
+    }
+}
