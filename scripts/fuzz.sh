@@ -2,7 +2,7 @@
 # Runs one cargo-fuzz target for a while on the committed corpus (new
 # inputs that reach new code are added to it; crashes land in
 # fuzz/artifacts/TARGET/). Usage: scripts/fuzz.sh TARGET [SECONDS]
-# Targets: unpack docker_archive oci_layout debian_control recipe
+# Targets: unpack docker_archive oci_layout debian_control recipe ssh_agent deb manifest
 # The toolchain is stable, so the build uses no sanitizer (`-s none`):
 # libFuzzer's coverage and Rust's own checks (panics, overflow in debug
 # assertions, which -O keeps on here) are what find bugs.

@@ -28,6 +28,11 @@ pub struct Cli {
     /// The store directory (default: $STRATA_HOME, else $XDG_DATA_HOME/strata).
     #[arg(long, global = true, value_name = "DIR")]
     store: Option<PathBuf>,
+    /// The most an archive, a layer or a package may expand to (`64MiB`, `2g`;
+    /// default: the store's free space less a twentieth of its disk, or
+    /// $STRATA_MAX_EXTRACT_SIZE). Past it, the unpacking stops with an error.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    max_extract_size: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -416,7 +421,15 @@ pub fn enter_rootless(cli: &Cli) -> Result<(), CliError> {
     }
 }
 
+/// A size as people write it (`512MiB`, `2g`, `100000`).
+fn parse_size(text: &str) -> Result<u64, String> {
+    strata_engine::sys::confined::parse_size(text).ok_or_else(|| format!("`{text}` is not a size like 512MiB or 2g"))
+}
+
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    if let Some(bytes) = cli.max_extract_size {
+        strata_engine::sys::confined::set_max_extract(bytes);
+    }
     if let Command::Convert(args) = cli.command {
         return convert(cli.store.as_deref(), args);
     }

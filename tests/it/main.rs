@@ -4,6 +4,7 @@
 mod common;
 mod container;
 
+mod attacks;
 mod bases;
 mod build;
 mod ci;

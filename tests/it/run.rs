@@ -566,7 +566,7 @@ fn a_secret_that_invalidates_reruns_its_step_when_it_changes_and_stays_in_the_st
 /// Runs `strata ARGS` on a pseudo-terminal (`script`), typing each line
 /// of `input` once the terminal shows one more shell prompt (`$ `, `# `) than
 /// before it; returns the exit code and what the terminal showed.
-fn on_terminal(p: &Project, args: &str, input: &[&[u8]]) -> (i32, String) {
+pub fn on_terminal(p: &Project, args: &str, input: &[&[u8]]) -> (i32, String) {
     use std::io::{Read, Write};
     use std::sync::{Arc, Mutex};
     let command = format!("{} {args}", env!("CARGO_BIN_EXE_strata"));

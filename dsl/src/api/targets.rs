@@ -17,14 +17,17 @@ use crate::recorder::{runtime, Shared};
 type Res<T> = Result<T, Box<rhai::EvalAltResult>>;
 
 fn check_name(name: &str, pos: rhai::Position) -> Res<()> {
+    // An artifact's name becomes a directory under --out-dir: `.` and `..` never.
     let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if !ok {
         return Err(runtime(
             pos,
-            format!("target name `{name}` may only use letters, digits, `-`, `_` and `.`"),
+            format!("target name `{name}` may only use letters, digits, `-`, `_` and `.`, and is not `.` or `..`"),
         ));
     }
     Ok(())

@@ -43,11 +43,9 @@ fn packages_index(
         Ok(bytes) if sha256_hex(&bytes) == hash => bytes,
         _ => {
             let url = format!("{mirror}/dists/{suite}/{path}");
+            // At most the size the signed Release lists; its hash is checked below.
             let size = listed.get(&path).map_or(0, |(_, size)| *size);
-            let digest = format!("sha256:{hash}")
-                .parse::<crate::digest::Digest>()
-                .map_err(|e| fail(spec, format!("`{url}`: the signed Release's SHA256: {}", e.0)))?;
-            let bytes = fetch(agent, &url, Expect::blob(size, digest)).map_err(|e| fail(spec, e))?;
+            let bytes = fetch(agent, &url, Expect::at_most(size)).map_err(|e| fail(spec, e))?;
             let actual = sha256_hex(&bytes);
             if actual != hash {
                 return Err(fail(

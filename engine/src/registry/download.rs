@@ -92,6 +92,15 @@ impl Expect {
         }
     }
 
+    /// Exactly `size` bytes (the caller checks what they hash to).
+    pub fn exact(size: u64) -> Expect {
+        Expect {
+            max: size,
+            exact: true,
+            sha256: None,
+        }
+    }
+
     pub fn with_digest(self, digest: Digest) -> Expect {
         Expect {
             sha256: Some(digest),

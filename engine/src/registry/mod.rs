@@ -15,6 +15,44 @@ pub use reference::{Reference, ReferenceError};
 use crate::digest::Digest;
 use crate::image::{self, Descriptor, Index, Platform};
 
+/// What a manifest document (`bytes`, served as `media`) says to do for
+/// `platform`: `None` when it is an image manifest (the end), else the
+/// entry of the index to follow. Hostile input: any bytes are an answer
+/// or an error, never a panic (a fuzz target holds it to that).
+pub fn index_entry(
+    bytes: &[u8],
+    media: &str,
+    platform: &Platform,
+    what: &str,
+) -> Result<Option<Descriptor>, RegistryError> {
+    let kind = serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v["mediaType"].as_str().map(str::to_string));
+    let is_index = [media, kind.as_deref().unwrap_or("")]
+        .iter()
+        .any(|m| *m == image::INDEX_MEDIA_TYPE || *m == image::DOCKER_LIST_MEDIA_TYPE);
+    if !is_index {
+        return Ok(None);
+    }
+    let index: Index = serde_json::from_slice(bytes).map_err(|source| RegistryError::Json {
+        what: format!("the index of {what}"),
+        source,
+    })?;
+    let chosen = index.for_platform(platform).ok_or_else(|| RegistryError::BadManifest {
+        what: what.to_string(),
+        reason: format!(
+            "no image for {platform} (the index has {})",
+            index
+                .manifests
+                .iter()
+                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })?;
+    Ok(Some(chosen.clone()))
+}
+
 /// Resolves `reference` to the digest of the image manifest for `platform`
 /// (following an index), without downloading layers.
 pub fn resolve(
@@ -36,31 +74,9 @@ pub fn resolve(
         }
     }
     for _ in 0..4 {
-        let kind = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v["mediaType"].as_str().map(str::to_string));
-        let is_index = [media.as_str(), kind.as_deref().unwrap_or("")]
-            .iter()
-            .any(|m| *m == image::INDEX_MEDIA_TYPE || *m == image::DOCKER_LIST_MEDIA_TYPE);
-        if !is_index {
+        let Some(chosen) = index_entry(&bytes, &media, platform, &reference.to_string())? else {
             return Ok((digest, bytes));
-        }
-        let index: Index = serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
-            what: format!("the index of {reference}"),
-            source,
-        })?;
-        let chosen: &Descriptor = index.for_platform(platform).ok_or_else(|| RegistryError::BadManifest {
-            what: reference.to_string(),
-            reason: format!(
-                "no image for {platform} (the index has {})",
-                index
-                    .manifests
-                    .iter()
-                    .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        })?;
+        };
         let (b, m) = client.manifest(host, repo, &chosen.digest.to_string())?;
         let actual = Digest::of(&b);
         if actual != chosen.digest {

@@ -12,7 +12,7 @@ mod container;
 pub mod init;
 mod profile;
 mod spec;
-mod ssh;
+pub mod ssh;
 mod steps;
 mod terminal;
 
@@ -663,21 +663,35 @@ fn on_terminal(mut command: Command, interactive: bool) -> std::io::Result<std::
     }
     let mut child = command.spawn()?;
     drop(command);
-    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let hook = signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted.clone()).ok();
+    // Our own handler while the command runs (the caller may have ignored
+    // SIGINT, or handed it to a build's cancel flag); the old one after.
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    extern "C" fn note(_: libc::c_int) {
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    INTERRUPTED.store(false, std::sync::atomic::Ordering::SeqCst);
+    let ours = SigAction::new(SigHandler::Handler(note), SaFlags::SA_RESTART, SigSet::empty());
+    // SAFETY: the handler only stores to an atomic.
+    let previous = unsafe { sigaction(Signal::SIGINT, &ours) }.ok();
     let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) => {}
+            Err(e) => break Err(e),
         }
-        if interrupted.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            ns::kill(child.id() as libc::pid_t, nix::sys::signal::Signal::SIGINT);
+        if INTERRUPTED.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            ns::kill(child.id() as libc::pid_t, Signal::SIGINT);
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    if let Some(id) = hook {
-        signal_hook::low_level::unregister(id);
+    if let Some(previous) = previous {
+        // SAFETY: puts back the disposition sigaction returned.
+        unsafe {
+            let _ = sigaction(Signal::SIGINT, &previous);
+        }
     }
-    Ok(status)
+    status
 }
 
 /// Starts the sandbox and waits for it, streaming output and watching for
