@@ -150,9 +150,12 @@ fn stall(conn: &mut TcpStream) {
     std::thread::sleep(std::time::Duration::from_secs(60));
 }
 
-/// Bytes a tar of raw entries: `(name, kind, mode, uid, link, data)`,
-/// written with raw header names the way a hostile producer would.
-fn raw_tar(entries: &[(&str, tar::EntryType, u32, u64, Option<&str>, &[u8])]) -> Vec<u8> {
+/// One raw tar entry: `(name, kind, mode, uid and gid, link target, data)`.
+type RawEntry<'a> = (&'a str, tar::EntryType, u32, u64, Option<&'a str>, &'a [u8]);
+
+/// The bytes of a tar of raw entries, written with raw header names the way
+/// a hostile producer would.
+fn raw_tar(entries: &[RawEntry<'_>]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (name, kind, mode, uid, link, data) in entries {
         let mut h = tar::Header::new_gnu();
@@ -257,9 +260,11 @@ fn run_measured(mut command: Command) -> (Run, i64) {
         .spawn()
         .unwrap();
     let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+    // SAFETY: an all-zero rusage is valid; wait4 reaps our own child and
+    // fills it (std's wait gives no peak memory).
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    std::mem::forget(child);
     let status = std::process::ExitStatus::from_raw(status);
     let run = Run {
         code: status.code().unwrap_or(-1),
