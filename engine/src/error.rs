@@ -103,6 +103,16 @@ pub enum Error {
     Remote { endpoint: String, message: String },
 }
 
+impl From<crate::sys::confined::UserFileError> for Error {
+    fn from(e: crate::sys::confined::UserFileError) -> Error {
+        Error::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 /// The engine's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

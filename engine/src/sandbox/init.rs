@@ -197,6 +197,18 @@ fn setup_outside(sys: &dyn Sys, spec: &Spec) -> Result<(), SetupError> {
     Ok(())
 }
 
+/// `lowers` (bottom first) with each layer once, at its topmost place. Two
+/// equal steps make one layer (two empty ones most often), and overlay
+/// refuses a directory twice in `lowerdir` ("conflicting lowerdir path",
+/// ELOOP). Dropping the lower copy changes nothing: every entry, whiteout
+/// and opaque directory it has, the higher copy has too, above it.
+fn distinct_lowers(lowers: &[PathBuf]) -> Vec<&PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<&PathBuf> = lowers.iter().rev().filter(|l| seen.insert(*l)).collect();
+    kept.reverse();
+    kept
+}
+
 /// Mounts `lowers` (bottom first) as an overlay at `at`: read-write with an
 /// upper and work dir, else read-only.
 fn mount_layers(
@@ -209,7 +221,7 @@ fn mount_layers(
 ) -> Result<(), SetupError> {
     fs::create_dir_all(links).map_err(ctx("create layer links"))?;
     let mut names = Vec::new();
-    for (i, lower) in lowers.iter().enumerate() {
+    for (i, lower) in distinct_lowers(lowers).into_iter().enumerate() {
         let name = i.to_string();
         std::os::unix::fs::symlink(lower, links.join(&name)).map_err(ctx("link layer"))?;
         names.push(name);
@@ -404,6 +416,15 @@ fn find_executable(cmd: &str, env: &[String]) -> Option<PathBuf> {
 mod tests {
     use super::*;
     use crate::sys::fake::{Call, Recording};
+
+    #[test]
+    fn a_layer_that_appears_twice_is_mounted_once_at_its_topmost_place() {
+        let l = |n: &str| PathBuf::from(format!("/s/layers/{n}"));
+        let lowers = vec![l("base"), l("empty"), l("b"), l("empty"), l("c"), l("empty")];
+        let kept: Vec<&PathBuf> = distinct_lowers(&lowers);
+        assert_eq!(kept, [&l("base"), &l("b"), &l("c"), &l("empty")]);
+        assert_eq!(distinct_lowers(&[l("a"), l("a")]), [&l("a")]);
+    }
 
     fn spec(dir: &Path) -> Spec {
         Spec {

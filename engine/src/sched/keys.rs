@@ -57,9 +57,18 @@ impl Scheduler<'_> {
             };
             input_keys.push(key);
         }
-        let resolved = match plan.selections.get(&id) {
-            Some(selection) => Resolved::Context(selection.hash),
-            None => Resolved::Nothing,
+        // What planning resolved for the node itself, as it keyed it: a
+        // context selection's hash, a fetched file's checksum.
+        let resolved = match (plan.selections.get(&id), &node.op) {
+            (Some(selection), _) => Resolved::Context(selection.hash),
+            (
+                None,
+                Op::Copy(CopyOp {
+                    source: CopySource::Fetch { .. },
+                    ..
+                }),
+            ) => Resolved::Context(plan.base_identities[&id]),
+            _ => Resolved::Nothing,
         };
         let key = node_key(node, &input_keys, resolved);
         Ok(match plan.secret_macs.get(&id) {

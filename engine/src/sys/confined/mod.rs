@@ -22,7 +22,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag};
 mod tree;
 mod user;
 pub use tree::{extract_limit, parse_size, set_max_extract, too_large, Attrs, Devices, Node, Policy, TooLarge, Tree};
-pub use user::{create_user_dir, write_to};
+pub use user::{create_user_dir, write_to, UserFileError};
 
 fn errno(e: nix::Error) -> io::Error {
     io::Error::from_raw_os_error(e as i32)

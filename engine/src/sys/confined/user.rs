@@ -14,7 +14,21 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+/// A failed write of a file or directory the user named: what was done to
+/// which path, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {op} `{}`", path.display())]
+pub struct UserFileError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn fail(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> UserFileError {
+    let path = path.to_path_buf();
+    move |source| UserFileError { op, path, source }
+}
 
 /// Creates the directory the user named (and its parents) when missing.
 pub fn create_user_dir(dir: &Path) -> std::io::Result<()> {
@@ -22,31 +36,29 @@ pub fn create_user_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Runs `write` on a writer for `file` and makes the result visible there.
-pub fn write_to(file: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+pub fn write_to<E: From<UserFileError>>(
+    file: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<(), E>,
+) -> Result<(), E> {
     match fs::metadata(file) {
-        Ok(meta) if meta.is_dir() => Err(Error::io("write", file)(std::io::Error::from_raw_os_error(
-            libc::EISDIR,
-        ))),
+        Ok(meta) if meta.is_dir() => Err(fail("write", file)(std::io::Error::from_raw_os_error(libc::EISDIR)).into()),
         Ok(meta) if meta.file_type().is_fifo() || meta.file_type().is_char_device() || meta.file_type().is_socket() => {
-            let out = OpenOptions::new()
-                .write(true)
-                .open(file)
-                .map_err(Error::io("open", file))?;
+            let out = OpenOptions::new().write(true).open(file).map_err(fail("open", file))?;
             let mut out = BufWriter::new(out);
             write(&mut out)?;
-            out.flush().map_err(Error::io("write", file))
+            Ok(out.flush().map_err(fail("write", file))?)
         }
-        Ok(_) => replace(&fs::canonicalize(file).map_err(Error::io("resolve", file))?, write),
+        Ok(_) => replace(&fs::canonicalize(file).map_err(fail("resolve", file))?, write),
         // A dangling symlink: its target is created, as `>` would.
         Err(_) if fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_symlink()) => {
-            replace(&dangling_target(file)?, write)
+            replace(&dangling_target(file).map_err(E::from)?, write)
         }
         Err(_) => replace(file, write),
     }
 }
 
 /// The path a dangling symlink chain ends at.
-fn dangling_target(link: &Path) -> Result<PathBuf> {
+fn dangling_target(link: &Path) -> Result<PathBuf, UserFileError> {
     let mut path = link.to_path_buf();
     for _ in 0..40 {
         match fs::read_link(&path) {
@@ -56,13 +68,11 @@ fn dangling_target(link: &Path) -> Result<PathBuf> {
             Err(_) => return Ok(path),
         }
     }
-    Err(Error::io("resolve", link)(std::io::Error::from_raw_os_error(
-        libc::ELOOP,
-    )))
+    Err(fail("resolve", link)(std::io::Error::from_raw_os_error(libc::ELOOP)))
 }
 
 /// Writes a temporary file beside `dest`, fsyncs it and renames it over `dest`.
-fn replace(dest: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+fn replace<E: From<UserFileError>>(dest: &Path, write: impl FnOnce(&mut dyn Write) -> Result<(), E>) -> Result<(), E> {
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -74,12 +84,12 @@ fn replace(dest: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Res
         ))
         .suffix(".tmp")
         .tempfile_in(dir)
-        .map_err(Error::io("create a file in", dir))?;
+        .map_err(fail("create a file in", dir))?;
     let mut out = BufWriter::new(tmp);
     write(&mut out)?;
-    let tmp = out.into_inner().map_err(|e| Error::io("write", dest)(e.into_error()))?;
-    tmp.as_file().sync_all().map_err(Error::io("sync", dest))?;
-    tmp.persist(dest).map_err(|e| Error::io("write", dest)(e.error))?;
+    let tmp = out.into_inner().map_err(|e| fail("write", dest)(e.into_error()))?;
+    tmp.as_file().sync_all().map_err(fail("sync", dest))?;
+    tmp.persist(dest).map_err(|e| fail("write", dest)(e.error))?;
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
@@ -91,8 +101,8 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
-    fn hello(out: &mut dyn Write) -> Result<()> {
-        out.write_all(b"hello").map_err(Error::io("write", "test"))
+    fn hello(out: &mut dyn Write) -> Result<(), UserFileError> {
+        out.write_all(b"hello").map_err(fail("write", Path::new("test")))
     }
 
     #[test]
@@ -119,9 +129,11 @@ mod tests {
         fs::write(&file, "old").unwrap();
         let e = write_to(&file, |out| {
             out.write_all(b"partial").unwrap();
-            Err(Error::Interrupted)
+            Err(fail("interrupt", Path::new("x"))(std::io::Error::from_raw_os_error(
+                libc::EINTR,
+            )))
         });
-        assert!(matches!(e, Err(Error::Interrupted)));
+        assert!(matches!(e, Err(UserFileError { op: "interrupt", .. })));
         assert_eq!(fs::read_to_string(&file).unwrap(), "old");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
     }
