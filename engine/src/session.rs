@@ -46,6 +46,9 @@ pub struct Exports {
     pub provenance: bool,
     /// `--load`: the image targets go into this docker or podman.
     pub load: Option<export::load::Daemon>,
+    /// `-t` names: with `--load`, only these reach docker or podman (not
+    /// the target's own name); empty, the recipe's tags do.
+    pub load_names: Vec<String>,
 }
 
 /// One target the session finished.
@@ -274,8 +277,24 @@ pub fn build(
         }
     }
     if let Some(daemon) = &exports.load {
-        if !images.is_empty() {
-            report.loaded = export::load::load(store, &images, daemon)?;
+        // As `docker build -t X --load`: X alone, not also the target's name.
+        let loading: Vec<(Vec<String>, Descriptor)> = match exports.load_names.is_empty() {
+            true => images.clone(),
+            false => images
+                .iter()
+                .map(|(tags, desc)| {
+                    let named: Vec<String> = tags
+                        .iter()
+                        .filter(|t| exports.load_names.contains(t))
+                        .cloned()
+                        .collect();
+                    (named, desc.clone())
+                })
+                .filter(|(tags, _)| !tags.is_empty())
+                .collect(),
+        };
+        if !loading.is_empty() {
+            report.loaded = export::load::load(store, &loading, daemon)?;
         }
     }
     record_explanations(
@@ -510,7 +529,7 @@ pub fn pull(
         what: text.to_string(),
         reason: "the image has no config".into(),
     })?;
-    let desc = write_image(store, &crate::store::State { config }, compression)?;
+    let desc = write_image(store, &crate::store::State::new(config), compression)?;
     store.tag(text, &desc)?;
     Ok(desc)
 }
@@ -538,7 +557,7 @@ pub fn commit(
         comment: Some("strata run --commit".into()),
         ..crate::image::History::default()
     });
-    let desc = write_image(store, &crate::store::State { config }, compression)?;
+    let desc = write_image(store, &crate::store::State::new(config), compression)?;
     store.tag(name, &desc)?;
     Ok(desc)
 }

@@ -311,6 +311,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<(), CliError> {
         sbom: args.sbom,
         provenance: args.provenance,
         load,
+        load_names: args.tags.clone(),
     };
     let report = session::build(store, &graph, &targets, opts, &exports, &progress, signals::cancelled())?;
     if let Some(remote) = &remote {

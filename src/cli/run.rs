@@ -119,9 +119,7 @@ pub fn run(store: &Store, args: RunArgs) -> Result<(), CliError> {
     // the sandbox stops it unless it is interactive). SIGTERM ends strata,
     // and the sandbox dies with it.
     crate::render::signals::pass_to_container();
-    let image_state = State {
-        config: stored.config.clone(),
-    };
+    let image_state = State::new(stored.config.clone());
     let result = run_image(store, &exe, &image_state, &request)?;
     if let Some(limit) = &result.limit {
         eprintln!("strata: the command {limit}");

@@ -9,6 +9,7 @@ mod bases;
 mod build;
 mod ci;
 mod cli;
+mod correctness;
 mod debian;
 mod dockerfile;
 mod docs;

@@ -385,12 +385,18 @@ fn copy(
     };
     match &mut src {
         CopySource::Context { exclude: e, .. } => *e = exclude.clone(),
-        CopySource::State { .. } | CopySource::Mkdir | CopySource::Fetch { .. } | CopySource::Text { .. }
+        CopySource::State { .. } if !exclude.is_empty() || extract => {
+            return Err(runtime(
+                pos,
+                "copy options `exclude` and `extract` take a ctx() source (not another state's path) yet",
+            ))
+        }
+        CopySource::Mkdir | CopySource::Fetch { .. } | CopySource::Text { .. }
             if parents || !exclude.is_empty() || extract =>
         {
             return Err(runtime(
                 pos,
-                "copy options `parents`, `exclude` and `extract` take a ctx() source (not another state's path) yet",
+                "copy options `parents`, `exclude` and `extract` take a ctx() or state.path() source",
             ))
         }
         CopySource::State { .. } | CopySource::Mkdir | CopySource::Fetch { .. } | CopySource::Text { .. } => {}

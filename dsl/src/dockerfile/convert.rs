@@ -944,11 +944,8 @@ impl<'a> Converter<'a> {
             vals.push(self.word(w, ins.line, self.stages.last())?);
         }
         let dest = vals.pop().expect("a destination");
-        if from.is_some() && (parents || !exclude.is_empty()) {
-            return Err(Self::err(
-                ins.line,
-                "COPY --from with --parents or --exclude is not supported yet",
-            ));
+        if from.is_some() && !exclude.is_empty() {
+            return Err(Self::err(ins.line, "COPY --from with --exclude is not supported yet"));
         }
         if parents {
             options.push("parents: true".into());
@@ -1739,7 +1736,7 @@ mod tests {
             ("FROM scratch\n\nHEALTHCHECK true\n", 3, "HEALTHCHECK takes `CMD command` or `NONE`"),
             ("FROM scratch\nONBUILD ONBUILD RUN x\n", 2, "ONBUILD cannot take `ONBUILD`"),
             ("FROM scratch\nADD git@github.com:x/y.git /y\n", 2, "ADD of a git repository (`git@github.com:x/y.git`) is not supported yet"),
-            ("FROM scratch\nCOPY --from=x --parents a /\n", 2, "COPY --from with --parents or --exclude is not supported yet"),
+            ("FROM scratch\nCOPY --from=x --exclude=b a /\n", 2, "COPY --from with --exclude is not supported yet"),
             ("FROM scratch\nCOPY --chmod a /\n", 2, "COPY --chmod needs a value"),
             ("FROM scratch\nCOPY --form=x a /\n", 2, "COPY does not take --form"),
             ("FROM scratch\nADD --from=x a /\n", 2, "ADD does not take --from"),

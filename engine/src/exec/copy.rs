@@ -109,6 +109,9 @@ fn copy_into_layer(
     let mut shared_files: HashSet<PathBuf> = HashSet::new();
     // Where the first of each group of hard-linked context files landed.
     let mut hard_linked: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    // What each file this copy put in the layer came from: two different
+    // sources at one destination are an error, never the last one winning.
+    let mut placed: HashMap<PathBuf, String> = HashMap::new();
 
     match &copy.source {
         CopySource::Context { .. } => {
@@ -189,6 +192,14 @@ fn copy_into_layer(
                             format!("copy would put the directory `/{at}` onto the symlink `/{at}` that an earlier source put in this layer"),
                         ));
                     }
+                    if entry.kind != EntryKind::Dir {
+                        let shown = if entry.rel.as_os_str().is_empty() {
+                            src.path.clone()
+                        } else {
+                            format!("{}/{}", src.path.trim_end_matches('/'), entry.rel.display())
+                        };
+                        claim(node, &mut placed, &to, shown)?;
+                    }
                     if let EntryKind::File { hash, .. } = &entry.kind {
                         // Hard links among the sources stay hard links, as BuildKit keeps them.
                         if let Some(first) = entry.inode.and_then(|i| hard_linked.get(&i)) {
@@ -258,8 +269,9 @@ fn copy_into_layer(
             let dirs = source.layer_dirs(ctx.store);
             let view = View { layers: &dirs };
             // What to copy: the path, or every match of a glob (each
-            // matched file under its name, a matched directory's contents).
-            let sources: Vec<(Vec<String>, String)> = if fsview::is_glob(path) {
+            // matched file under its name, a matched directory's contents),
+            // with the path as matched (for `parents`).
+            let sources: Vec<(Vec<String>, String, Vec<String>)> = if fsview::is_glob(path) {
                 let matches = view.glob(path);
                 if matches.is_empty() {
                     return Err(Error::input(
@@ -279,8 +291,10 @@ fn copy_into_layer(
                 let mut out = Vec::new();
                 for m in matches {
                     let name = m.last().cloned().unwrap_or_default();
-                    let comps = view.resolve(&format!("/{}", m.join("/")), true).unwrap_or(m);
-                    out.push((comps, name));
+                    let comps = view
+                        .resolve(&format!("/{}", m.join("/")), true)
+                        .unwrap_or_else(|| m.clone());
+                    out.push((comps, name, m));
                 }
                 out
             } else {
@@ -296,63 +310,63 @@ fn copy_into_layer(
                     .or(comps.last())
                     .cloned()
                     .unwrap_or_default();
-                vec![(comps, written)]
+                vec![(comps, written, fsview::components(path))]
             };
             let staging = tmp.path().join("staged");
-            for (comps, written) in sources {
+            for (comps, written, matched) in sources {
                 let (_, meta) = view.lookup(&comps).ok_or_else(|| {
                     Error::input(&node.origin, format!("`{path}` does not exist in the source state"))
                 })?;
-                let target = if meta.is_dir() || !dst_is_dir {
+                let target = if copy.parents {
+                    // `parents`: the path as matched, under the destination.
+                    let mut t = dst_comps.clone();
+                    t.extend(matched.iter().cloned());
+                    t
+                } else if meta.is_dir() || !dst_is_dir {
                     dst_comps.clone()
                 } else {
                     with(&dst_comps, &written)
                 };
                 make_parents(node, &mut tree, &target, &parent_view, meta.is_dir(), owner)?;
                 let to = rel(&target);
-                let at = tree.stat(&to).map_err(|e| refused(node, &mut tree, &to, e))?;
-                let is_dir = at.is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
-                let filled = is_dir && !tree.list(&to).map_err(|e| refused(node, &mut tree, &to, e))?.is_empty();
-                if meta.is_dir() && (target.is_empty() || filled) {
-                    // A directory's contents onto the root, or into a directory an
-                    // earlier glob match already filled.
-                    crate::layer::remove_path(&staging)?;
-                    let mut staged =
-                        Tree::create(&staging, 0o700, Policy::image(limit)).map_err(Error::io("create", &staging))?;
+                // Staged first (the confined writer, the copy's limit), then
+                // merged in: a directory into a directory, anything else
+                // where this copy put nothing yet.
+                crate::layer::remove_path(&staging)?;
+                let mut staged =
+                    Tree::create(&staging, 0o700, Policy::image(limit)).map_err(Error::io("create", &staging))?;
+                let shown = format!("/{}", matched.join("/"));
+                if meta.is_dir() {
                     view.materialize(&comps, &mut staged, Path::new(""))?;
                     for name in staged
                         .list(Path::new(""))
                         .map_err(Error::io("read directory", &staging))?
                     {
-                        let child = to.join(&name);
-                        tree.take(&child, &mut staged, Path::new(&name))
-                            .map_err(|e| refused(node, &mut tree, &child, e))?;
-                        collect_tree(&mut tree, &child, &mut copied)
-                            .map_err(|e| refused(node, &mut tree, &child, e))?;
+                        let from = PathBuf::from(&name);
+                        let source = format!("{}/{}", shown.trim_end_matches('/'), name.to_string_lossy());
+                        merge(
+                            node,
+                            &mut tree,
+                            &mut staged,
+                            &from,
+                            &to.join(&name),
+                            &source,
+                            &mut placed,
+                            &mut copied,
+                        )?;
                     }
                 } else {
-                    if at.is_some() {
-                        tree.remove(&to).map_err(|e| refused(node, &mut tree, &to, e))?;
-                    }
-                    view.materialize(&comps, &mut tree, &to)?;
-                    if meta.is_dir() {
-                        let mut all = Vec::new();
-                        collect_tree(&mut tree, &to, &mut all).map_err(|e| refused(node, &mut tree, &to, e))?;
-                        // The destination directory is not the source's: it keeps the
-                        // attributes it has in the parent, or is new (0755, `owner`).
-                        let (mode, uid, gid) = match parent_view.lookup(&target) {
-                            Some((_, m)) if m.is_dir() => {
-                                use std::os::unix::fs::MetadataExt;
-                                (m.mode() & 0o7777, m.uid(), m.gid())
-                            }
-                            _ => (0o755, owner.0, owner.1),
-                        };
-                        tree.set_attrs(&to, Attrs::new(mode, uid, gid))
-                            .map_err(|e| refused(node, &mut tree, &to, e))?;
-                        copied.extend(all.into_iter().skip(1));
-                    } else {
-                        copied.push(to);
-                    }
+                    view.materialize(&comps, &mut staged, Path::new(&written))?;
+                    merge(
+                        node,
+                        &mut tree,
+                        &mut staged,
+                        Path::new(&written),
+                        &to,
+                        &shown,
+                        &mut placed,
+                        &mut copied,
+                    )?;
                 }
             }
         }
@@ -494,6 +508,94 @@ fn set_owner_and_mode(
             tree.set_attrs(path, attrs).map_err(|e| refused(node, tree, path, e))?;
         }
     }
+    Ok(())
+}
+
+/// Records that `source` put the file at `to`; a different source already
+/// there is an error naming both.
+fn claim(node: &Node, placed: &mut HashMap<PathBuf, String>, to: &Path, source: String) -> Result<()> {
+    match placed.get(to) {
+        Some(earlier) if *earlier != source => Err(Error::input(
+            &node.origin,
+            format!(
+                "copy puts `{earlier}` and `{source}` at one place, `/{}`: give each its own destination",
+                to.display()
+            ),
+        )),
+        _ => {
+            placed.insert(to.to_path_buf(), source);
+            Ok(())
+        }
+    }
+}
+
+/// Moves the staged entry `from` to `to` in the layer: a directory merges
+/// into one there (entry by entry), anything else takes the place, unless
+/// an earlier source of this copy put something different there. Every
+/// entry moved is added to `copied` and to `placed`.
+#[allow(clippy::too_many_arguments)]
+fn merge(
+    node: &Node,
+    tree: &mut Tree,
+    staged: &mut Tree,
+    from: &Path,
+    to: &Path,
+    source: &str,
+    placed: &mut HashMap<PathBuf, String>,
+    copied: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let shown = staged.path().join(from);
+    let st = staged
+        .stat(from)
+        .map_err(Error::io("stat", &shown))?
+        .ok_or_else(|| Error::io("stat", &shown)(io::Error::from_raw_os_error(libc::ENOENT)))?;
+    let is_dir = |mode: u32| mode & libc::S_IFMT == libc::S_IFDIR;
+    let there = tree.stat(to).map_err(|e| refused(node, tree, to, e))?;
+    if let Some(existing) = there {
+        if is_dir(st.st_mode) && is_dir(existing.st_mode) {
+            for name in staged.list(from).map_err(Error::io("read directory", &shown))? {
+                let child = format!("{}/{}", source.trim_end_matches('/'), name.to_string_lossy());
+                merge(
+                    node,
+                    tree,
+                    staged,
+                    &from.join(&name),
+                    &to.join(&name),
+                    &child,
+                    placed,
+                    copied,
+                )?;
+            }
+            // The later source's directory attributes, as a copy over it gives.
+            tree.set_attrs(
+                to,
+                Attrs::new(st.st_mode & 0o7777, st.st_uid, st.st_gid).at(st.st_mtime),
+            )
+            .map_err(|e| refused(node, tree, to, e))?;
+            return Ok(());
+        }
+        if let Some(earlier) = placed.get(to) {
+            return Err(Error::input(
+                &node.origin,
+                format!(
+                    "copy puts `{earlier}` and `{source}` at one place, `/{}`: give each its own destination",
+                    to.display()
+                ),
+            ));
+        }
+    }
+    tree.take(to, staged, from).map_err(|e| refused(node, tree, to, e))?;
+    let mut moved = Vec::new();
+    collect_tree(tree, to, &mut moved).map_err(|e| refused(node, tree, to, e))?;
+    for entry in &moved {
+        let suffix = entry.strip_prefix(to).unwrap_or(Path::new(""));
+        let from_source = match suffix.as_os_str().is_empty() {
+            true => source.to_string(),
+            false => format!("{}/{}", source.trim_end_matches('/'), suffix.display()),
+        };
+        placed.insert(entry.clone(), from_source);
+    }
+    copied.extend(moved);
     Ok(())
 }
 

@@ -525,12 +525,7 @@ fn run_step(ctx: &ExecCtx<'_>, step: &WireStep) -> Result<Digest> {
     let mut states = HashMap::new();
     let mut mounts = Vec::new();
     for (i, m) in step.mounts.iter().enumerate() {
-        states.insert(
-            i + 1,
-            State {
-                config: m.state.clone(),
-            },
-        );
+        states.insert(i + 1, State::new(m.state.clone()));
         mounts.push(BindMount {
             node: i + 1,
             path: m.path.clone(),
@@ -571,9 +566,7 @@ fn run_step(ctx: &ExecCtx<'_>, step: &WireStep) -> Result<Digest> {
         description: step.description.clone(),
         platform: crate::platform::Platform::host(),
     };
-    let parent = State {
-        config: step.parent.clone(),
-    };
+    let parent = State::new(step.parent.clone());
     let record = crate::sandbox::run_step(ctx, &node, &run, &parent, &states)?;
     Ok(record.layers[0].diff_id.clone())
 }

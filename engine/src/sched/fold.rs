@@ -21,7 +21,7 @@ impl Scheduler<'_> {
 
     pub(super) fn fold_layer(&self, node: &Node, parent: Option<State>, record: &Record) -> State {
         match (&node.op, &record.config) {
-            (Op::Base(_), Some(config)) => State { config: config.clone() },
+            (Op::Base(_), Some(config)) => State::new(config.clone()),
             _ => {
                 let mut config = parent
                     .map(|p| p.config)
@@ -31,29 +31,42 @@ impl Scheduler<'_> {
                     config.rootfs.diff_ids.push(layer.diff_id.clone());
                     config.history.push(self.history(node, false));
                 }
-                State { config }
+                State::new(config)
             }
         }
     }
 
     pub(super) fn fold_meta(&self, node: &Node, parent: Option<State>) -> State {
-        let mut config = parent
-            .map(|p| p.config)
-            .unwrap_or_else(|| ImageConfig::empty_for(&node.platform));
+        let (mut config, mut env_index) = match parent {
+            Some(p) => (p.config, p.env_index),
+            None => (ImageConfig::empty_for(&node.platform), None),
+        };
         config.created = Some(image::rfc3339(self.opts.epoch));
         let c = &mut config.config;
         match &node.op {
-            Op::Scratch => return State { config },
+            Op::Scratch => return State::new(config),
             Op::Meta(change) => match change {
                 MetaChange::Env(pairs) | MetaChange::EnvExpand(pairs) => {
                     let expand = matches!(change, MetaChange::EnvExpand(_));
                     let mut env = c.env.take().unwrap_or_default();
-                    // Values read the environment as it was before this step.
-                    let before = env.clone();
+                    // Values read the environment as it was before this step
+                    // (copied only when a value has something to expand).
+                    let before = (expand && pairs.iter().any(|(_, v)| v.contains('$'))).then(|| env.clone());
+                    let index = env_index.get_or_insert_with(|| index_env(&env));
                     for (k, v) in pairs {
-                        let v = if expand { expand_env(v, &before) } else { v.clone() };
-                        env.retain(|kv| kv.split_once('=').map_or(kv.as_str(), |(name, _)| name) != k);
-                        env.push(format!("{k}={v}"));
+                        let v = match &before {
+                            Some(before) => expand_env(v, before),
+                            None => v.clone(),
+                        };
+                        // As BuildKit: a variable set again keeps its place.
+                        let kv = format!("{k}={v}");
+                        match index.get(k) {
+                            Some(&at) => env[at] = kv,
+                            None => {
+                                index.insert(k.clone(), env.len());
+                                env.push(kv);
+                            }
+                        }
                     }
                     c.env = Some(env);
                 }
@@ -113,8 +126,17 @@ impl Scheduler<'_> {
             _ => unreachable!("layer ops are folded by fold_layer"),
         }
         config.history.push(self.history(node, true));
-        State { config }
+        State { config, env_index }
     }
+}
+
+/// Where each variable of `env` (`NAME=value` strings) is, by name (the
+/// last, when one appears twice).
+fn index_env(env: &[String]) -> std::collections::HashMap<String, usize> {
+    env.iter()
+        .enumerate()
+        .map(|(i, kv)| (kv.split_once('=').map_or(kv.as_str(), |(name, _)| name).to_string(), i))
+        .collect()
 }
 
 /// `${NAME}` in `value` replaced by NAME's value in `env` (`NAME=value`

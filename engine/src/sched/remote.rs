@@ -102,14 +102,7 @@ impl Scheduler<'_> {
             .iter()
             .all(|d| self.store.has_layer(d) || remote.contains_key(d));
         let key = parse_key(&restored.key)?;
-        complete.then(|| {
-            (
-                State {
-                    config: restored.state.clone(),
-                },
-                key,
-            )
-        })
+        complete.then(|| (State::new(restored.state.clone()), key))
     }
 
     /// Asks each `--cache-from` repository for `key`; a registry that fails
@@ -148,7 +141,7 @@ impl Scheduler<'_> {
                     if effective != *key {
                         let _ = self.store.put_record(&effective, &record);
                     }
-                    return Some((State { config: entry.state }, effective));
+                    return Some((State::new(entry.state), effective));
                 }
                 Ok(None) => {}
                 Err(e) => {

@@ -13,9 +13,19 @@ use crate::layer::Compression;
 #[derive(Clone, Debug)]
 pub struct State {
     pub config: ImageConfig,
+    /// Where each variable of the config's `env` is, by name, once an ENV
+    /// step has needed it: a chain of ENV steps folds in linear time.
+    pub env_index: Option<std::collections::HashMap<String, usize>>,
 }
 
 impl State {
+    pub fn new(config: ImageConfig) -> State {
+        State {
+            config,
+            env_index: None,
+        }
+    }
+
     /// The unpacked layer directories, bottom first.
     pub fn layer_dirs(&self, store: &Store) -> Vec<PathBuf> {
         self.config.rootfs.diff_ids.iter().map(|d| store.layer_dir(d)).collect()
@@ -73,7 +83,7 @@ pub fn with_compression(store: &Store, descriptor: &Descriptor, compression: Com
             return Ok(descriptor.clone());
         }
         // Every image of the store was written by `write_image`: again, in `compression`.
-        let mut desc = write_image(store, &State { config: image.config }, compression)?;
+        let mut desc = write_image(store, &State::new(image.config), compression)?;
         desc.annotations = descriptor.annotations.clone();
         return Ok(desc);
     }
