@@ -263,13 +263,9 @@ impl Index {
 
     /// The first entry for `platform` (a variant, when given, must match too).
     pub fn for_platform(&self, platform: &Platform) -> Option<&Descriptor> {
-        self.manifests.iter().find(|d| {
-            d.platform.as_ref().is_some_and(|p| {
-                p.architecture == platform.architecture
-                    && p.os == platform.os
-                    && (platform.variant.is_none() || p.variant == platform.variant)
-            })
-        })
+        self.manifests
+            .iter()
+            .find(|d| d.platform.as_ref().is_some_and(|p| p.serves(platform)))
     }
 }
 

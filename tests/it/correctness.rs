@@ -182,3 +182,69 @@ image("e", s);"#,
     assert_eq!(env[99_999], "K99999=v99999");
     eprintln!("100,000 ENV steps built in {:?}", started.elapsed());
 }
+
+#[test]
+fn platforms_are_checked_by_name_and_by_the_bases_binaries() {
+    let p = busybox_project(r#"image("x", from("rootfs:busybox.tar"));"#);
+    let r = p.run(&["build", "--platform", "linux/amd46"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("`linux/amd46`: unknown architecture `amd46`; known: 386, amd64, amd64p32, arm, armbe, arm64,"),
+        "{}",
+        r.stderr
+    );
+    // An x86 busybox is not relabelled as an ARM image.
+    let r = p.run(&["build", "--platform", "linux/arm"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "invalid image `rootfs:{}`: its `/bin/busybox` is a program for linux/{}, and this build is for linux/arm/v7",
+            p.path("busybox.tar").display(),
+            strata_engine::platform::host_arch()
+        )),
+        "{}",
+        r.stderr
+    );
+    // A base with no program takes the platform it is given.
+    p.write("empty/etc/motd", "hi");
+    tool(
+        "tar",
+        &[
+            "-C",
+            p.path("empty").to_str().unwrap(),
+            "-cf",
+            p.path("data.tar").to_str().unwrap(),
+            ".",
+        ],
+    );
+    p.recipe(r#"image("d", from("rootfs:data.tar"));"#);
+    let oci = p.path("oci");
+    p.ok(&[
+        "build",
+        "--platform",
+        "linux/arm64/v8",
+        "-o",
+        &format!("oci:{}", oci.display()),
+    ]);
+    let index: serde_json::Value = serde_json::from_str(&fs::read_to_string(oci.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(oci.join("blobs/sha256").join(digest)).unwrap()).unwrap();
+    let config_digest = manifest["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(oci.join("blobs/sha256").join(config_digest)).unwrap()).unwrap();
+    assert_eq!(config["architecture"], "arm64");
+    assert!(
+        config.get("variant").is_none(),
+        "arm64/v8 is arm64, as containerd normalizes it: {config}"
+    );
+}

@@ -182,21 +182,101 @@ pub fn import(
         }
         BaseSource::OciLayout { dir, tag } => {
             let record = import_oci(store, dir, tag.as_deref(), platform)?;
-            check_platform(&format!("oci:{}", dir.display()), record.config.as_ref(), platform)?;
+            let what = format!("oci:{}", dir.display());
+            check_platform(&what, record.config.as_ref(), platform)?;
+            check_binaries(store, &what, &record, platform)?;
             Ok(record)
         }
         BaseSource::Debian(_) => Err(debian_elsewhere()),
         BaseSource::DockerArchive { file } => {
             let record = import_docker_archive(store, file)?;
-            check_platform(
-                &format!("docker-archive:{}", file.display()),
-                record.config.as_ref(),
-                platform,
-            )?;
+            let what = format!("docker-archive:{}", file.display());
+            check_platform(&what, record.config.as_ref(), platform)?;
+            check_binaries(store, &what, &record, platform)?;
             Ok(record)
         }
-        BaseSource::Rootfs { file } => import_rootfs(store, file, epoch),
+        BaseSource::Rootfs { file } => {
+            let record = import_rootfs(store, file, epoch)?;
+            check_binaries(store, &format!("rootfs:{}", file.display()), &record, platform)?;
+            Ok(record)
+        }
     }
+}
+
+/// The directories whose executables say what machine a base is for.
+const BINARY_DIRS: &[&str] = &["bin", "usr/bin", "sbin", "usr/sbin", "usr/local/bin", "app"];
+
+/// A base whose programs are for another machine than the build's is an
+/// error naming both: a `rootfs:` tarball is labelled with the platform it
+/// is given, and an `oci:` image's config may say anything, but an ELF
+/// header says what it runs on. The first executable ELF file found in
+/// [`BINARY_DIRS`] decides; a base with none takes the platform it is given.
+fn check_binaries(store: &Store, what: &str, record: &Record, platform: &Platform) -> Result<()> {
+    let dirs: Vec<std::path::PathBuf> = record.layers.iter().map(|l| store.layer_dir(&l.diff_id)).collect();
+    let view = crate::fsview::View { layers: &dirs };
+    for dir in BINARY_DIRS {
+        let Some(resolved) = view.resolve(&format!("/{dir}"), true) else {
+            continue;
+        };
+        if view.lookup(&resolved).is_none_or(|(_, m)| !m.is_dir()) {
+            continue;
+        }
+        for name in view.list(&resolved).into_iter().take(256) {
+            let mut file = resolved.clone();
+            file.push(name.clone());
+            let Some((host, meta)) = view.lookup(&file) else {
+                continue;
+            };
+            use std::os::unix::fs::PermissionsExt;
+            if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+                continue;
+            }
+            let Some(arch) = elf_arch(&host) else { continue };
+            if arch == platform.architecture {
+                return Ok(());
+            }
+            return Err(Error::BadImage {
+                what: what.to_string(),
+                reason: format!(
+                    "its `/{dir}/{name}` is a program for {}/{arch}, and this build is for {platform}: build for {}/{arch} (--platform), or use a base for {platform}",
+                    platform.os, platform.os
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The GOARCH an ELF file is for, from its header; `None` when it is no ELF
+/// (or one strata does not know).
+pub fn elf_arch(path: &Path) -> Option<&'static str> {
+    let mut head = [0u8; 20];
+    File::open(path).ok()?.read_exact(&mut head).ok()?;
+    if &head[..4] != b"\x7fELF" {
+        return None;
+    }
+    let (class64, little) = (head[4] == 2, head[5] == 1);
+    let machine = if little {
+        u16::from_le_bytes([head[18], head[19]])
+    } else {
+        u16::from_be_bytes([head[18], head[19]])
+    };
+    Some(match (machine, class64, little) {
+        (3, _, _) => "386",
+        (62, _, _) => "amd64",
+        (40, _, _) => "arm",
+        (183, _, _) => "arm64",
+        (21, _, true) => "ppc64le",
+        (21, _, false) => "ppc64",
+        (22, _, _) => "s390x",
+        (243, true, _) => "riscv64",
+        (8, true, true) => "mips64le",
+        (8, true, false) => "mips64",
+        (8, false, true) => "mipsle",
+        (8, false, false) => "mips",
+        (258, _, _) => "loong64",
+        _ => return None,
+    })
 }
 
 /// A base whose configuration names another platform than the build's is
@@ -204,10 +284,13 @@ pub fn import(
 fn check_platform(what: &str, config: Option<&ImageConfig>, platform: &Platform) -> Result<()> {
     let Some(config) = config else { return Ok(()) };
     let have = config.platform();
-    let same = have.os == platform.os
-        && have.architecture == platform.architecture
-        && (have.variant.is_none() || platform.variant.is_none() || have.variant == platform.variant);
-    if same {
+    if have.variant.is_none() || platform.variant.is_none() {
+        let (a, b) = (have.normalized(), platform.normalized());
+        if a.os == b.os && a.architecture == b.architecture {
+            return Ok(());
+        }
+    }
+    if have.serves(platform) {
         return Ok(());
     }
     Err(Error::BadImage {
