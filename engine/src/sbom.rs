@@ -110,7 +110,40 @@ pub fn scan(layers: &[(Digest, PathBuf)]) -> Vec<Package> {
             last_status = Some(installed);
         }
     }
-    for (name, version, arch, source) in last_status.unwrap_or_default() {
+    // Distroless images keep no status file but one stanza per package in
+    // `status.d/` (what Google's distroless and scanners use): what a layer
+    // adds there, a later layer's of the same name replacing it.
+    let mut status_d: BTreeMap<String, (Installed, Digest)> = BTreeMap::new();
+    for (diff_id, dir) in layers {
+        let Ok(root) = Root::open(dir) else { continue };
+        let rel = Path::new("var/lib/dpkg/status.d");
+        // Listed through the directory inside the layer (a symlink resolves within it).
+        let Ok(Some(listing)) = root.dir(rel) else { continue };
+        let names: Vec<String> = listing
+            .names()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".md5sums"))
+            .collect();
+        for file in names {
+            let Some(text) = read_in(&root, &rel.join(&file)) else {
+                continue;
+            };
+            for package in dpkg_stanzas(&text, false) {
+                status_d.insert(file.clone(), (package, diff_id.clone()));
+            }
+        }
+    }
+    let mut listed = last_status.unwrap_or_default();
+    for ((name, version, arch, source), layer) in status_d.into_values() {
+        if listed.iter().any(|(n, v, a, _)| (n, v, a) == (&name, &version, &arch)) {
+            continue;
+        }
+        seen_debs.insert((name.clone(), version.clone(), arch.clone()), layer);
+        listed.push((name, version, arch, source));
+    }
+    for (name, version, arch, source) in listed {
         let layer = seen_debs[&(name.clone(), version.clone(), arch.clone())].clone();
         debs.push(Package {
             kind: Kind::Deb,
@@ -147,6 +180,12 @@ pub fn scan(layers: &[(Digest, PathBuf)]) -> Vec<Package> {
 /// `(name, version, arch, source)` of every installed package of a dpkg
 /// status file.
 fn dpkg_status(text: &str) -> Vec<Installed> {
+    dpkg_stanzas(text, true)
+}
+
+/// The packages of control stanzas; with `need_status`, only those whose
+/// `Status` says installed (a `status.d` stanza may have none).
+fn dpkg_stanzas(text: &str, need_status: bool) -> Vec<Installed> {
     let mut out = Vec::new();
     for stanza in text.split("\n\n") {
         let field = |key: &str| {
@@ -156,11 +195,13 @@ fn dpkg_status(text: &str) -> Vec<Installed> {
                     .map(|v| v.trim().to_string())
             })
         };
-        let (Some(name), Some(version), Some(status)) = (field("Package"), field("Version"), field("Status")) else {
+        let (Some(name), Some(version)) = (field("Package"), field("Version")) else {
             continue;
         };
-        if !status.ends_with(" installed") {
-            continue;
+        match field("Status") {
+            Some(status) if !status.ends_with(" installed") => continue,
+            None if need_status => continue,
+            _ => {}
         }
         let arch = field("Architecture").unwrap_or_else(|| "all".into());
         // `Source: name (version)` when the source differs.
@@ -452,6 +493,32 @@ mod tests {
         assert_eq!(found[0].purl(), "pkg:deb/debian/libc6@2.36-9?arch=amd64&upstream=glibc");
         assert_eq!(found[2].purl(), "pkg:pypi/flask@3.0.0");
         assert_eq!(found[3].purl(), "pkg:npm/%40scope/left-pad@1.3.0");
+    }
+
+    #[test]
+    fn distroless_status_d_stanzas_are_packages_too() {
+        let t = tempfile::tempdir().unwrap();
+        let l = t.path().join("l");
+        fs::create_dir_all(l.join("var/lib/dpkg/status.d")).unwrap();
+        fs::write(
+            l.join("var/lib/dpkg/status.d/tzdata"),
+            "Package: tzdata\nVersion: 2025b-0+deb12u1\nArchitecture: all\n",
+        )
+        .unwrap();
+        fs::write(
+            l.join("var/lib/dpkg/status.d/ca-certificates"),
+            "Package: ca-certificates\nStatus: install ok installed\nVersion: 20230311\nArchitecture: all\n",
+        )
+        .unwrap();
+        fs::write(
+            l.join("var/lib/dpkg/status.d/tzdata.md5sums"),
+            "x  /usr/share/zoneinfo/UTC\n",
+        )
+        .unwrap();
+        let found = scan(&[(digest(b"l"), l)]);
+        let names: Vec<(&str, &str)> = found.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
+        assert_eq!(names, [("ca-certificates", "20230311"), ("tzdata", "2025b-0+deb12u1")]);
+        assert!(found.iter().all(|p| p.kind == Kind::Deb && p.layer == digest(b"l")));
     }
 
     #[test]

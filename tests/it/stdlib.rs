@@ -78,6 +78,32 @@ fn rust_app_is_compiled_in_a_builder_and_ships_on_distroless_without_a_compiler(
             .any(|p| p["externalRefs"][0]["referenceLocator"] == "pkg:cargo/hello-server@0.1.0"),
         "{sbom}"
     );
+    // The runtime's CA certificates and zoneinfo come from Debian packages:
+    // recorded as distroless records them (status.d), so the SBOM names
+    // them with the version and SHA256 strata.lock pinned.
+    let lock = lock_of(&p);
+    let pinned: Vec<&serde_json::Value> = lock["debian"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|set| set["packages"].as_array().unwrap())
+        .collect();
+    for name in ["ca-certificates", "tzdata"] {
+        let locked = pinned
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} pinned"));
+        let package = sbom["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is in the SBOM: {sbom}"));
+        assert_eq!(package["versionInfo"], locked["version"], "{package}");
+        assert_eq!(package["checksums"][0]["checksumValue"], locked["sha256"], "{package}");
+    }
+    let status = bundle.path().join("b/rootfs/var/lib/dpkg/status.d/tzdata");
+    assert!(fs::read_to_string(&status).unwrap().contains("Package: tzdata"));
 }
 
 #[test]

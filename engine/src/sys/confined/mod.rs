@@ -418,6 +418,15 @@ impl Dir {
         nix::sys::stat::mkdirat(self.raw(), name, Mode::from_bits_truncate(mode)).map_err(errno)
     }
 
+    /// The names in this directory, sorted.
+    pub fn names(&self) -> io::Result<Vec<std::ffi::OsString>> {
+        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()?;
+        names.sort();
+        Ok(names)
+    }
+
     /// Removes the file or symlink `name`.
     pub fn remove_file(&self, name: impl AsRef<OsStr>) -> io::Result<()> {
         let name = plain(name.as_ref())?;
