@@ -30,6 +30,7 @@ pub mod session;
 pub mod step;
 pub mod store;
 pub mod sys;
+pub mod verify;
 
 pub use digest::{Digest, NodeKey};
 pub use error::{Error, Result};

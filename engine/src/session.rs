@@ -518,6 +518,21 @@ pub fn pull(
     epoch: i64,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Descriptor> {
+    let desc = pull_untagged(store, client, text, platform, epoch, progress)?;
+    store.tag(text, &desc)?;
+    Ok(desc)
+}
+
+/// As [`pull`], without tagging: the image and its layers are in the
+/// store, and whatever the store called `text` is left as it was.
+pub fn pull_untagged(
+    store: &Store,
+    client: &Client,
+    text: &str,
+    platform: &crate::image::Platform,
+    epoch: i64,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Descriptor> {
     let reference = Reference::parse(text)?;
     let identity = *crate::registry::resolve(client, &reference, platform)?.0.bytes();
     let source = crate::graph::BaseSource::Registry {
@@ -529,9 +544,7 @@ pub fn pull(
         what: text.to_string(),
         reason: "the image has no config".into(),
     })?;
-    let desc = write_image(store, &crate::store::State::new(config), compression)?;
-    store.tag(text, &desc)?;
-    Ok(desc)
+    write_image(store, &crate::store::State::new(config), compression)
 }
 
 /// Keeps what a `strata run` changed (the `upper` directory of its scratch)

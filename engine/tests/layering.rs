@@ -40,6 +40,7 @@ const RANKS: &[(&str, u32)] = &[
     ("sbom", 12),
     ("provenance", 12),
     ("session", 13),
+    ("verify", 14),
 ];
 
 /// Crates the engine must never use.

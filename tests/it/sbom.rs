@@ -412,7 +412,7 @@ fn verify_reads_the_provenance_of_a_pushed_image_from_its_registry() {
     let registry = Registry::start();
     let p = busybox_project(r#"image("ok", from("rootfs:busybox.tar").run("echo same > /same"));"#);
     let reference = format!("{}/team/ok:1", registry.addr);
-    p.ok(&["build", "--provenance", "--push", &reference]);
+    p.ok(&["build", "--provenance", "--sbom", "--push", &reference]);
     // Another machine with the same checkout and an empty store.
     let q = Project::new();
     copy_tree(p.dir.path(), q.dir.path());
@@ -420,6 +420,12 @@ fn verify_reads_the_provenance_of_a_pushed_image_from_its_registry() {
     assert!(same.stdout.starts_with("same digest: sha256:"), "{}", same.stdout);
     // Again: the image the first verify pulled does not hide the registry's provenance.
     assert_eq!(q.ok(&["verify", &reference]).stdout, same.stdout);
+    // Nor do `strata provenance` and `strata sbom` of the same store lose
+    // what the registry attached (the verify tagged nothing).
+    let provenance = q.ok(&["provenance", &reference]).stdout;
+    assert!(provenance.contains("\"buildType\""), "{provenance}");
+    let sbom = q.ok(&["sbom", &reference]).stdout;
+    assert!(sbom.contains("\"spdxVersion\": \"SPDX-2.3\""), "{sbom}");
     // A checkout that changed since: the recipe is not the one built.
     q.write(
         "strata.rhai",
