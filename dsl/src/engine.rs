@@ -19,8 +19,27 @@ pub fn evaluate(source: &str, name: &str, dir: &Path, args: &BTreeMap<String, St
     evaluate_with(source, name, dir, args, &crate::Options::default()).map(|c| c.graph)
 }
 
+/// What an evaluation runs: a recipe's text, or a converted Dockerfile.
+pub enum Input<'a> {
+    Recipe(&'a str),
+    Dockerfile(&'a crate::dockerfile::Program),
+}
+
 pub fn evaluate_with(
     source: &str,
+    name: &str,
+    dir: &Path,
+    args: &BTreeMap<String, String>,
+    opts: &crate::Options,
+) -> Result<crate::Compiled, DslError> {
+    evaluate_input(Input::Recipe(source), name, dir, args, opts)
+}
+
+/// Evaluates `input` with the recipe functions registered. A converted
+/// Dockerfile's calls are made by `dockerfile::eval` with their values as
+/// data; an error says its Dockerfile line (`text` is left for the caller).
+pub fn evaluate_input(
+    input: Input<'_>,
     name: &str,
     dir: &Path,
     args: &BTreeMap<String, String>,
@@ -37,6 +56,7 @@ pub fn evaluate_with(
             .clone()
             .unwrap_or_else(strata_engine::image::Platform::host),
         build_platform: strata_engine::image::Platform::host(),
+        line: None,
     }));
     let mut engine = Engine::new();
     engine
@@ -57,16 +77,33 @@ pub fn evaluate_with(
     ));
     api::register(&mut engine, &rec);
 
+    let text = match &input {
+        Input::Recipe(source) => source.to_string(),
+        Input::Dockerfile(_) => String::new(),
+    };
     let sources: Rc<RefCell<BTreeMap<String, String>>> =
-        Rc::new(RefCell::new(BTreeMap::from([(name.to_string(), source.to_string())])));
+        Rc::new(RefCell::new(BTreeMap::from([(name.to_string(), text)])));
     let to_error = |err: &EvalAltResult, fallback_file: &str| translate(err, fallback_file, dir, &sources.borrow());
 
-    let mut ast = engine.compile(source).map_err(|e| {
-        let err = EvalAltResult::ErrorParsing(*e.0, e.1);
-        to_error(&err, name)
-    })?;
-    ast.set_source(name);
-    engine.run_ast(&ast).map_err(|e| to_error(&e, name))?;
+    match input {
+        Input::Recipe(source) => {
+            let mut ast = engine.compile(source).map_err(|e| {
+                let err = EvalAltResult::ErrorParsing(*e.0, e.1);
+                to_error(&err, name)
+            })?;
+            ast.set_source(name);
+            engine.run_ast(&ast).map_err(|e| to_error(&e, name))?;
+        }
+        Input::Dockerfile(program) => {
+            crate::dockerfile::eval::run(&engine, &rec, program).map_err(|failed| {
+                let mut e = to_error(&failed.error, name);
+                e.line = failed.line;
+                e.col = 1;
+                e.text = None;
+                e
+            })?;
+        }
+    }
     drop(engine);
     let rec = Rc::try_unwrap(rec).map_err(|_| DslError {
         file: name.into(),

@@ -89,15 +89,18 @@ pub fn compile_dockerfile(
     onbuild: Option<&OnBuildReader<'_>>,
 ) -> Result<(Compiled, Vec<String>), DslError> {
     let (file, converted) = convert_file(path, target, Some(args), onbuild, opts.platform.clone())?;
-    let line_of = |recipe_line: usize| converted.lines.get(recipe_line.wrapping_sub(1)).copied().unwrap_or(0);
-    let mut compiled = engine::evaluate_with(&converted.recipe, &file.name, &file.dir, args, opts)
-        .map_err(|e| file.error(line_of(e.line), e.message))?;
+    // The program's calls are made with their values as data: nothing of
+    // the Dockerfile is evaluated as recipe text.
+    let mut compiled = engine::evaluate_input(
+        engine::Input::Dockerfile(&converted.program),
+        &file.name,
+        &file.dir,
+        args,
+        opts,
+    )
+    .map_err(|e| file.error(e.line, e.message))?;
     // BuildKit reads `NAME.dockerignore` beside a Dockerfile instead of the context's.
     compiled.graph.ignore_file = file.own_ignore();
-    compiled.graph.remap_origins(|o| {
-        o.line = line_of(o.line as usize) as u32;
-        o.col = 1;
-    });
     Ok((compiled, converted.warnings))
 }
 

@@ -23,6 +23,9 @@ pub struct Recorder {
     pub target_platform: Platform,
     /// This machine's platform (`build_platform()`).
     pub build_platform: Platform,
+    /// The line every call is at while a converted Dockerfile runs (its
+    /// calls have no position of their own).
+    pub line: Option<u32>,
 }
 
 pub type Shared = Rc<RefCell<Recorder>>;
@@ -30,6 +33,13 @@ pub type Shared = Rc<RefCell<Recorder>>;
 impl Recorder {
     /// Where the current builtin was called from.
     pub fn origin(&self, ctx: &NativeCallContext) -> Origin {
+        if let Some(line) = self.line {
+            return Origin {
+                file: self.file.clone(),
+                line,
+                col: 1,
+            };
+        }
         let pos = ctx.call_position();
         let file = ctx
             .call_source()

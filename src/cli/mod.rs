@@ -538,7 +538,7 @@ fn convert(store: Option<&Path>, args: ConvertArgs) -> Result<(), CliError> {
     let read = |source: &strata_engine::graph::BaseSource| bases.onbuild(&lock, source);
     let (converted, own_ignore) = strata_dsl::convert_dockerfile(&args.file, args.target.as_deref(), Some(&read))?;
     let name = args.file.display();
-    for w in converted.warnings {
+    for w in &converted.warnings {
         eprintln!("warning: {name}: {w}");
     }
     if let Some(own) = own_ignore.as_ref().and_then(|p| p.file_name()) {
@@ -547,7 +547,7 @@ fn convert(store: Option<&Path>, args: ConvertArgs) -> Result<(), CliError> {
             own.to_string_lossy()
         );
     }
-    print!("{}", converted.recipe);
+    print!("{}", converted.recipe().0);
     Ok(())
 }
 

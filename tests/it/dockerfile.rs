@@ -511,3 +511,85 @@ fn ssh_mounts_reach_the_agent_given_and_nothing_of_it_stays() {
         refused.stderr
     );
 }
+
+/// The nodes of `strata graph --format json` as (op, description, key):
+/// what the graph is, whatever file it came from.
+fn graph_of(p: &Project, file: &str) -> Vec<(String, String, String)> {
+    let out = p.ok(&["graph", "--format", "json", "-f", file]).stdout;
+    let graph: serde_json::Value = serde_json::from_str(&out).unwrap();
+    graph["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["op"].as_str().unwrap_or_default().to_string(),
+                n["description"].as_str().unwrap_or_default().to_string(),
+                n["key"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn hostile_values_are_data_never_recipe_code() {
+    // Each value goes into every instruction that takes a word; each must
+    // be built as the literal it is, or refused at its line, and `strata
+    // convert` must print a recipe that makes the very same graph.
+    let hostile = [
+        r#"x"); image("pwn", scratch()); ("#,
+        "`${x}`",
+        "${ not a var }",
+        "}",
+        r#"{"pwn".image(Fn("run").curry(1).call(#{secrets:[#{id:"s"}+#{file:"/etc/shadow"}]}));0}"#,
+        r#"#{file:"/etc/shadow"}"#,
+        "$(id) && echo",
+        r"back\slash",
+    ];
+    for value in hostile {
+        let p = project();
+        p.write("a.txt", "a");
+        // Inside double quotes the Dockerfile escapes `\`, `"` and `$`.
+        let quoted = value.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$");
+        let dockerfile = format!(
+            "FROM scratch\nENV E=\"{quoted}\"\nLABEL l=\"{quoted}\"\nCOPY a.txt /dst/\nWORKDIR \"/w{quoted}\"\nUSER \"{quoted}\"\nCMD [\"{}\"]\n",
+            value.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+        p.write("Dockerfile", &dockerfile);
+        let direct = graph_of(&p, "Dockerfile");
+        let converted = p.ok(&["convert", "Dockerfile"]).stdout;
+        p.write("converted.rhai", &converted);
+        assert_eq!(graph_of(&p, "converted.rhai"), direct, "{value}:\n{converted}");
+        let targets = p.ok(&["build", "-f", "Dockerfile", "--progress", "plain"]);
+        assert!(
+            !targets.stdout.contains("pwn\t"),
+            "{value}: a target was injected: {}",
+            targets.stdout
+        );
+        let inspected: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "stage0"]).stdout).unwrap();
+        let config = &inspected["config"]["config"];
+        assert_eq!(config["Labels"]["l"], value, "{value}");
+        assert!(
+            config["Env"].as_array().unwrap().contains(&format!("E={value}").into()),
+            "{config}"
+        );
+        assert_eq!(config["User"], value);
+        assert_eq!(config["Cmd"][0], value);
+        assert_eq!(config["WorkingDir"], format!("/w{value}"));
+    }
+    // A secret mount's uid must be a number: a Rhai expression in its
+    // place (the attack that reached a host file) is refused at its line.
+    let p = project();
+    p.write(
+        "Dockerfile",
+        "FROM scratch\nRUN --mount=type=secret,id=x,uid={\"pwn\".image(Fn(\"run\"));0} true\n",
+    );
+    let r = p.run(&["build", "-f", "Dockerfile"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Dockerfile:2:1: RUN --mount=type=secret,uid={\"pwn\".image(Fn(\"run\"));0}: not a number"),
+        "{}",
+        r.stderr
+    );
+}

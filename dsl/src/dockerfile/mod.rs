@@ -1,13 +1,17 @@
-//! The Dockerfile frontend: a Dockerfile becomes a recipe
-//! (`strata convert` prints it), and the recipe the engine graph, so a
-//! Dockerfile gets the same caching, parallelism, remote cache and outputs
-//! as a recipe. Errors name the Dockerfile's line.
+//! The Dockerfile frontend: a Dockerfile becomes a recipe program (data:
+//! `ir`), which `eval` runs by calling the recipe functions themselves (no
+//! generated text is evaluated) and `strata convert` prints as a recipe.
+//! So a Dockerfile gets the same caching, parallelism, remote cache and
+//! outputs as a recipe. Errors name the Dockerfile's line.
 
 mod convert;
+pub(crate) mod eval;
+pub mod ir;
 mod parse;
 mod words;
 
 pub use convert::{Converted, Options, ReadTriggers};
+pub use ir::{Expr, Program, Step, Stmt};
 
 /// A Dockerfile the frontend cannot take, at its (1-based) line.
 #[derive(Debug, Clone, PartialEq, Eq)]
