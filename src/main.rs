@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Nothing the invoking process left open reaches a child (a sandbox, git, gpgv).
+    strata_engine::sys::cloexec_inherited();
     // The engine starts this same binary as the sandbox of each RUN step.
     let raw: Vec<std::ffi::OsString> = std::env::args_os().take(3).collect();
     if raw.len() == 3 && raw[1] == "__sandbox" {
@@ -28,6 +30,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(cli::CliError::Exit(code)) => ExitCode::from(code),
+        // Whatever stopped at the interrupt (a download, an evaluation) says so as a build would.
+        Err(_) if render::signals::cancelled().load(std::sync::atomic::Ordering::SeqCst) => {
+            let code = render::diagnostics::report(&cli::CliError::Engine(strata_engine::Error::Interrupted));
+            ExitCode::from(code)
+        }
         Err(err) => {
             let code = render::diagnostics::report(&err);
             ExitCode::from(code)

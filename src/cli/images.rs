@@ -109,7 +109,8 @@ pub fn history(store: &Store, name: &str) -> Result<(), CliError> {
     let said: Vec<Option<String>> = img.config.history.iter().map(|h| h.created_by.clone()).collect();
     let origins = strata_engine::explain::origins(store, &img.manifest.config.digest, &said);
     for (entry, origin) in img.config.history.iter().zip(origins) {
-        let mut created_by = entry.created_by.clone().unwrap_or_default();
+        // An image's history is anyone's text: no escape sequence reaches the terminal.
+        let mut created_by = strata_engine::sandbox::printable(&entry.created_by.clone().unwrap_or_default());
         if let Some(origin) = origin {
             created_by = format!("{created_by} ({origin})");
         }

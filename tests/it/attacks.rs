@@ -920,3 +920,165 @@ fn archive_bombs_stop_at_the_limit_and_leave_nothing_behind() {
     );
     assert_small_store(&g, 16 << 20);
 }
+
+#[test]
+fn the_x32_abi_is_no_way_around_the_seccomp_filter() {
+    // seccompiler names exact x86_64 numbers; the same calls with bit 30
+    // set are refused whole (EPERM before the kernel looks: ENOSYS here,
+    // where the kernel has no x32, is what an unfiltered call gets).
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    let p = probe_project(
+        r#"image("t", from("rootfs:busybox.tar").copy(ctx("probe"), "/bin/probe").run("probe x32 >&2"));"#,
+    );
+    let r = p.ok(&["build", "--progress", "plain", "--verbose"]);
+    assert!(r.stderr.contains("x32: Operation not permitted"), "{}", r.stderr);
+    let outside = Command::new(probe_binary()).arg("x32").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&outside.stdout),
+        "x32: Function not implemented\n"
+    );
+}
+
+// ---- found by the review ----
+
+#[test]
+fn a_descriptor_strata_inherits_never_reaches_a_step() {
+    // A directory descriptor left open by whoever runs strata (`flock DIR
+    // strata build` holds one) is a way out of a step's root.
+    let (victim_dir, hostfile) = victim();
+    let p = busybox_project(
+        r#"image("s", from("rootfs:busybox.tar").run("ls -l /proc/self/fd/ >&2; echo owned > /proc/self/fd/7/pwned; echo rc=$? >&2; ls /proc/self/fd/7/ >&2; true"));"#,
+    );
+    let dir = std::ffi::CString::new(victim_dir.path().to_str().unwrap()).unwrap();
+    let mut cmd = p.cmd(&["build", "--progress", "plain", "--verbose"]);
+    // SAFETY: open and dup2 are async-signal-safe; the descriptor is the child's.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            let fd = libc::open(dir.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+            if fd < 0 || libc::dup2(fd, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let r = Run::from(cmd.output().unwrap());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("rc=1"), "the write through fd 7 failed: {}", r.stderr);
+    assert!(
+        !r.stderr.contains("hostfile"),
+        "the step listed the host directory: {}",
+        r.stderr
+    );
+    assert_untouched(victim_dir.path(), &hostfile);
+}
+
+#[test]
+fn empty_entries_of_an_archive_count_against_the_limit() {
+    // An inode bomb: thousands of empty directories and files, no bytes.
+    let p = Project::new();
+    let mut entries: Vec<(String, tar::EntryType)> = Vec::new();
+    for i in 0..3000 {
+        entries.push((format!("d{i}/"), tar::EntryType::Directory));
+        entries.push((format!("d{i}/f"), tar::EntryType::Regular));
+    }
+    let raw: Vec<RawEntry<'_>> = entries
+        .iter()
+        .map(|(n, k)| (n.as_str(), *k, 0o755, 0, None, &b""[..]))
+        .collect();
+    fs::write(p.path("bomb.tar"), raw_tar(&raw)).unwrap();
+    p.recipe(r#"image("b", scratch().copy(ctx("bomb.tar"), "/x/", #{ extract: true }));"#);
+    let r = Run::from(
+        p.cmd(&["build"])
+            .env("STRATA_MAX_EXTRACT_ENTRIES", "1000")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the content passes the limit of 1000 entries"),
+        "{}",
+        r.stderr
+    );
+    let r = Run::from(p.cmd(&["--max-extract-size", "64KiB", "build"]).output().unwrap());
+    assert!(
+        r.stderr.contains("the content passes the limit of 65536 bytes"),
+        "{}",
+        r.stderr
+    );
+    assert_small_store(&p, 4 << 20);
+}
+
+#[test]
+fn a_trickling_download_is_a_stall_and_an_interrupt_stops_a_silent_one() {
+    // A byte every half second: never silent long enough for a read
+    // timeout, and far below what a download must move.
+    let trickle = Hostile::start(|_, conn| {
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n");
+        for _ in 0..1000 {
+            if conn.write_all(b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    });
+    let p = Project::new();
+    let recipe = |addr: String| {
+        format!(
+            r#"image("f", scratch().copy(fetch("http://{addr}/f", #{{ sha256: "{}" }}), "/f"));"#,
+            "1".repeat(64)
+        )
+    };
+    p.recipe(&recipe(trickle.addr()));
+    let r = Run::from(p.cmd(&["build"]).env("STRATA_STALL_TIMEOUT", "2").output().unwrap());
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("bytes in 2 s after"), "{}", r.stderr);
+    assert!(r.stderr.contains("(a stalled connection"), "{}", r.stderr);
+
+    // A server that sends nothing after its headers: one SIGTERM ends the build.
+    let silent = Hostile::start(|_, conn| stall(conn));
+    p.recipe(&recipe(silent.addr()));
+    let child = p.cmd(&["build"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    while silent.requests().is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+}
+
+#[test]
+fn a_steps_escape_sequences_never_reach_the_terminal() {
+    let p = busybox_project(
+        r#"image("e", from("rootfs:busybox.tar").run(`printf 'title \033]0;PWNED\007 clip \033]52;c;cGF5bG9hZA==\007 done\n' >&2; exit 3`));"#,
+    );
+    let r = p.run(&["build", "--progress", "plain", "--verbose"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        !r.stderr.contains('\u{1b}') && !r.stderr.contains('\u{7}'),
+        "{:?}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("title ^[]0;PWNED^G clip ^[]52;c;cGF5bG9hZA==^G done"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn strata_run_without_a_terminal_on_stdin_keeps_the_users_terminal() {
+    let p = busybox_project(r#"image("t", from("rootfs:busybox.tar"));"#);
+    p.ok(&["build"]);
+    let (_, shown) = crate::run::on_terminal(
+        &p,
+        "run t -- sh -c 'test -t 1 && echo OUT-IS-A-TTY || echo OUT-IS-A-PIPE; stty -echo 2>&1' </dev/null; stty -a | grep -o ' echo ' || echo NO-ECHO",
+        &[],
+    );
+    assert!(shown.contains("OUT-IS-A-PIPE"), "{shown}");
+    assert!(shown.contains(" echo "), "the terminal still echoes: {shown}");
+}

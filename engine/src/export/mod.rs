@@ -267,17 +267,21 @@ pub fn artifact(store: &Store, state: &State, path: &str, out_dir: &Path, rel: &
         _ => Error::io("create", &shown_dir)(e),
     })?;
     let canonical = out_root.join(rel);
-    // Staged beside it (one file system, so entries are renamed in), in a
-    // directory only this user can enter, as the host policy has them.
+    // Staged beside it (one file system, so entries are renamed in), as the
+    // host policy has them, in `tree/` of a directory only this user can
+    // enter: the tree takes the artifact's own modes (a 0777 directory, a
+    // 1777 /tmp), and no other user may reach into it while it is staged.
     let staging = tempfile::Builder::new()
         .prefix(".strata-")
         .tempdir_in(&out_root)
         .map_err(Error::io("create a directory in", &out_root))?;
-    let mut staged = Tree::open(
-        staging.path(),
+    let staged_root = staging.path().join("tree");
+    let mut staged = Tree::create(
+        &staged_root,
+        0o700,
         confined::Policy::host(confined::extract_limit(&out_root)),
     )
-    .map_err(Error::io("open", staging.path()))?;
+    .map_err(Error::io("create", &staged_root))?;
     for found in matches {
         let name = found.last().cloned().unwrap_or_default();
         let comps = view.resolve(&format!("/{}", found.join("/")), true).unwrap_or(found);
@@ -306,7 +310,7 @@ pub fn artifact(store: &Store, state: &State, path: &str, out_dir: &Path, rel: &
         now: ExportRecord::default(),
         tree_dirs: BTreeSet::new(),
     };
-    merge.dir(&top, staging.path(), "")?;
+    merge.dir(&top, &staged_root, "")?;
     // What the previous export wrote and this one did not: files, then the
     // directories it created, deepest first, when they are empty.
     for rel in previous.files.difference(&merge.now.files) {

@@ -153,7 +153,16 @@ impl<'a, W: Write> FinishWrite<W> for zstd::stream::write::Encoder<'a, W> {
     }
 }
 
-/// Removes a file or a whole tree; nothing there is fine.
+/// Removes a file or a whole tree; nothing there is fine. For strata's own
+/// scratch and store directories (a staging area, a layer being replaced),
+/// never for a path a hostile entry names (the confined writer removes
+/// those, following no link).
 pub fn remove_path(path: &std::path::Path) -> crate::error::Result<()> {
-    unpack::remove_any(path)
+    use crate::error::Error;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_dir() => std::fs::remove_dir_all(path).map_err(Error::io("remove", path)),
+        Ok(_) => std::fs::remove_file(path).map_err(Error::io("remove", path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("stat", path)(e)),
+    }
 }

@@ -8,7 +8,6 @@
 //! uncompressed stream is hashed as it is read, so the caller can verify the
 //! diff id without a second pass.
 
-use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -94,18 +93,6 @@ fn clean(raw: &[u8]) -> Result<Vec<Vec<u8>>> {
 
 fn rel_path(parts: &[Vec<u8>]) -> PathBuf {
     parts.iter().map(|p| std::ffi::OsStr::from_bytes(p)).collect()
-}
-
-/// Removes whatever is at `path` (nothing there is fine). For strata's own
-/// directories (a staging area, a layer being replaced), not for paths a
-/// hostile entry names.
-pub(crate) fn remove_any(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_dir() => fs::remove_dir_all(path).map_err(Error::io("remove", path)),
-        Ok(_) => fs::remove_file(path).map_err(Error::io("remove", path)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("stat", path)(e)),
-    }
 }
 
 /// A confined-writer error of the entry `raw`: a way through a symlink or a
@@ -276,6 +263,7 @@ fn apply_xattrs<R: Read>(entry: &mut tar::Entry<R>, tree: &mut Tree, rel: &Path)
 mod tests {
     use super::*;
     use crate::layer::write_tar;
+    use std::fs;
     use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
     fn tar_with(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {

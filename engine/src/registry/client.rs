@@ -265,7 +265,11 @@ impl Client {
         if let Some(service) = params.get("service") {
             req = req.query("service", service);
         }
-        if let Some((u, p)) = creds {
+        // The token service the challenge names gets the credentials (as
+        // Docker sends them), but never in the clear to another host.
+        let clear_elsewhere =
+            realm.starts_with("http://") && !same_host(&realm, host) && !url_host(&realm).is_some_and(is_loopback);
+        if let Some((u, p)) = creds.filter(|_| !clear_elsewhere) {
             req = req.set("Authorization", &basic(&u, &p));
         }
         let resp = match req.call() {

@@ -22,6 +22,25 @@ use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
 
+/// The flag a cancelled build sets (Ctrl-C): every download stops at its
+/// next read once it is.
+static CANCEL: std::sync::OnceLock<&'static std::sync::atomic::AtomicBool> = std::sync::OnceLock::new();
+
+/// Makes every download watch `flag`.
+pub fn set_cancel(flag: &'static std::sync::atomic::AtomicBool) {
+    let _ = CANCEL.set(flag);
+}
+
+fn cancelled() -> bool {
+    CANCEL
+        .get()
+        .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+/// The least a connection must send in each [`stall_timeout`] (a server
+/// trickling a byte every few seconds is stalled too).
+pub const MIN_PER_WINDOW: u64 = 1024;
+
 /// The largest manifest, index, image config, token answer or error body
 /// strata reads (containerd's bound for manifests is the same order).
 pub const MAX_DOCUMENT: u64 = 4 << 20;
@@ -134,6 +153,8 @@ pub struct Bounded<R> {
     read: u64,
     hasher: Sha256,
     done: bool,
+    /// The current stall window: when it began, and the bytes read in it.
+    window: (std::time::Instant, u64),
 }
 
 impl<R: Read> Bounded<R> {
@@ -145,6 +166,7 @@ impl<R: Read> Bounded<R> {
             read: 0,
             hasher: Sha256::new(),
             done: false,
+            window: (std::time::Instant::now(), 0),
         }
     }
 
@@ -184,6 +206,27 @@ impl<R: Read> Read for Bounded<R> {
             Err(e) => return Err(e),
         };
         self.read += n as u64;
+        if cancelled() {
+            // Not ErrorKind::Interrupted: io::copy would read again.
+            return Err(io::Error::other(format!("{}: interrupted", self.what)));
+        }
+        // At least MIN_PER_WINDOW bytes in every stall window, or it is a stall.
+        self.window.1 += n as u64;
+        if self.window.0.elapsed() >= stall_timeout() {
+            if self.window.1 < MIN_PER_WINDOW && n > 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "{}: {} bytes in {} s after {} bytes (a stalled connection; STRATA_STALL_TIMEOUT sets the window)",
+                        self.what,
+                        self.window.1,
+                        stall_timeout().as_secs(),
+                        self.read
+                    ),
+                ));
+            }
+            self.window = (std::time::Instant::now(), 0);
+        }
         if self.read > self.expect.max {
             return Err(self.invalid(format!(
                 "more than the {} bytes it may be; stopped there",

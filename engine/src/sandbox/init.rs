@@ -37,6 +37,8 @@ fn fail(code: i32, message: String) -> ! {
 
 /// Entry point of `strata __sandbox SPEC`. Never returns.
 pub fn main(spec_path: &Path) -> ! {
+    // Whatever reached this process besides 0, 1 and 2 goes at the exec.
+    crate::sys::cloexec_inherited();
     let spec: Spec = match fs::read(spec_path).map(|b| serde_json::from_slice(&b)) {
         Ok(Ok(spec)) => spec,
         Ok(Err(e)) => fail(SETUP_FAILED, format!("bad spec `{}`: {e}", spec_path.display())),

@@ -413,7 +413,7 @@ fn mount_points(
     let sysfs = view
         .lookup(&fsview::components("/sys"))
         .is_some_and(|(_, m)| m.is_dir());
-    let mut tree = Tree::open(upper, Policy::image(0)).map_err(Error::io("open", upper))?;
+    let mut tree = Tree::open(upper, Policy::image(u64::MAX)).map_err(Error::io("open", upper))?;
     let mut stubs: Vec<PathBuf> = Vec::new();
     for (target, kind, keep) in [("/proc", StubKind::Dir), ("/dev", StubKind::Dir)]
         .into_iter()
@@ -481,7 +481,7 @@ fn make_stub(
 /// directory, last first. The step may have replaced a stub's directory
 /// with a symlink: the confined writer follows none.
 fn remove_empty_stubs(upper: &Path, stubs: &[PathBuf]) -> Result<()> {
-    let mut tree = Tree::open(upper, Policy::image(0)).map_err(Error::io("open", upper))?;
+    let mut tree = Tree::open(upper, Policy::image(u64::MAX)).map_err(Error::io("open", upper))?;
     for stub in stubs.iter().rev() {
         let shown = upper.join(stub);
         let Ok(Some(st)) = tree.stat(stub) else { continue };
@@ -582,6 +582,31 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
         .map_err(|e| Error::io("create pipe for", "run output")(std::io::Error::from_raw_os_error(e as i32)))
 }
 
+/// `text` with every control character but a tab made visible: `^[` for
+/// ESC, `^G` for BEL, `^M` for CR, `<U+009B>` for the C1 controls. A step's
+/// output (and an image's history) reaches the user's terminal: an escape
+/// sequence in it would set the terminal's title, write its clipboard
+/// (OSC 52) or move its cursor over what strata printed.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push(c),
+            '\u{7f}' => out.push_str("^?"),
+            c if (c as u32) < 0x20 => {
+                out.push('^');
+                out.push(char::from(c as u8 + 0x40));
+            }
+            c if c.is_control() => out.push_str(&format!("<U+{:04X}>", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Masks every line of every secret in a step's output, which arrives in
 /// pieces: a line longer than a piece is cut at an arbitrary byte, so a
 /// secret can straddle two pieces. Each piece is masked with what came
@@ -661,8 +686,14 @@ fn on_terminal(mut command: Command, interactive: bool) -> std::io::Result<std::
     unsafe {
         command.pre_exec(terminal::new_session);
     }
+    // Output through pipes, copied here, as `docker run` without -t: the
+    // command never holds the user's terminal (standard output may be it),
+    // where it could change the terminal's modes or read its keystrokes.
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn()?;
     drop(command);
+    let out = child.stdout.take().map(|from| pump(from, std::io::stdout()));
+    let err = child.stderr.take().map(|from| pump(from, std::io::stderr()));
     // Our own handler while the command runs (the caller may have ignored
     // SIGINT, or handed it to a build's cancel flag); the old one after.
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
@@ -691,7 +722,21 @@ fn on_terminal(mut command: Command, interactive: bool) -> std::io::Result<std::
             let _ = sigaction(Signal::SIGINT, &previous);
         }
     }
+    for thread in [out, err].into_iter().flatten() {
+        let _ = thread.join();
+    }
     status
+}
+
+/// Copies `from` to `to` on a thread of its own until `from` ends.
+fn pump(
+    mut from: impl std::io::Read + Send + 'static,
+    mut to: impl std::io::Write + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.flush();
+    })
 }
 
 /// Starts the sandbox and waits for it, streaming output and watching for
@@ -731,7 +776,7 @@ fn launch(ctx: &ExecCtx<'_>, mut command: Command, timeout: Option<u64>, secrets
                 buf.clear();
                 match lines.by_ref().take(1 << 16).read_until(b'\n', &mut buf) {
                     Ok(0) | Err(_) => {
-                        let rest = masker.feed(b"", true);
+                        let rest = printable(&masker.feed(b"", true));
                         if !rest.is_empty() {
                             ctx.event(Event::Output {
                                 node: node_id,
@@ -748,7 +793,7 @@ fn launch(ctx: &ExecCtx<'_>, mut command: Command, timeout: Option<u64>, secrets
                         } else {
                             text
                         };
-                        let line = masker.feed(text, end);
+                        let line = printable(&masker.feed(text, end));
                         if line.is_empty() && !end {
                             continue;
                         }
@@ -833,6 +878,13 @@ mod tests {
         assert_eq!(redact("got first-line and second"), "got **** and ****");
         assert_eq!(redact("xy=1"), "****=1");
         assert_eq!(redact("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_sent_to_the_terminal() {
+        assert_eq!(super::printable("plain\ttext"), "plain\ttext");
+        assert_eq!(super::printable("\x1b]52;c;cGF5bG9hZA==\x07"), "^[]52;c;cGF5bG9hZA==^G");
+        assert_eq!(super::printable("a\rb\x7f\u{9b}c"), "a^Mb^?<U+009B>c");
     }
 
     #[test]

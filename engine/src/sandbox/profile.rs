@@ -108,7 +108,7 @@ fn target() -> TargetArch {
 }
 
 /// The seccomp filters, in the order they are installed: the deny list
-/// (EPERM), then `clone3` (ENOSYS).
+/// (EPERM), then `clone3` (ENOSYS), then (x86_64) the x32 ABI (EPERM).
 pub fn seccomp_filters() -> Vec<BpfProgram> {
     let mut deny: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for nr in [
@@ -209,10 +209,37 @@ pub fn seccomp_filters() -> Vec<BpfProgram> {
         target(),
     )
     .expect("a valid filter");
-    [eperm, clone3]
+    let mut filters: Vec<BpfProgram> = [eperm, clone3]
         .into_iter()
         .map(|f| BpfProgram::try_from(f).expect("the filter compiles"))
-        .collect()
+        .collect();
+    #[cfg(target_arch = "x86_64")]
+    filters.push(no_x32());
+    filters
+}
+
+/// x86_64's x32 ABI: the same calls under numbers with bit 30 set, which no
+/// rule above names (seccompiler matches exact numbers), so every refusal
+/// would be a call away. On a kernel built with x32, they are refused
+/// whole (Docker's profile allows none of them either).
+#[cfg(target_arch = "x86_64")]
+fn no_x32() -> BpfProgram {
+    use seccompiler::sock_filter;
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    let op = |code, jt, jf, k| sock_filter { code, jt, jf, k };
+    vec![
+        op(LD_W_ABS, 0, 0, 4),                             // seccomp_data.arch
+        op(JEQ_K, 0, 3, AUDIT_ARCH_X86_64),                // another arch: the others decide
+        op(LD_W_ABS, 0, 0, 0),                             // seccomp_data.nr
+        op(JSET_K, 0, 1, X32_SYSCALL_BIT),                 // an x32 number?
+        op(RET_K, 0, 0, 0x0005_0000 | libc::EPERM as u32), // SECCOMP_RET_ERRNO
+        op(RET_K, 0, 0, 0x7fff_0000),                      // SECCOMP_RET_ALLOW
+    ]
 }
 
 #[cfg(test)]
@@ -274,7 +301,7 @@ mod tests {
     #[test]
     fn the_seccomp_filters_compile_for_this_machine() {
         let filters = seccomp_filters();
-        assert_eq!(filters.len(), 2);
+        assert_eq!(filters.len(), if cfg!(target_arch = "x86_64") { 3 } else { 2 });
         assert!(filters.iter().all(|f| !f.is_empty()));
     }
 }

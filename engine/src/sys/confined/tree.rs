@@ -111,11 +111,40 @@ impl Attrs {
     }
 }
 
-/// The error of an entry that takes a tree past its byte limit.
+/// The error of an entry that takes a tree past its byte limit, or past
+/// the entries its file system can spare.
 #[derive(Debug, thiserror::Error)]
-#[error("the content passes the limit of {limit} bytes (set it with --max-extract-size or STRATA_MAX_EXTRACT_SIZE)")]
-pub struct TooLarge {
-    pub limit: u64,
+pub enum TooLarge {
+    #[error(
+        "the content passes the limit of {limit} bytes (set it with --max-extract-size or STRATA_MAX_EXTRACT_SIZE)"
+    )]
+    Bytes { limit: u64 },
+    #[error("the content passes the limit of {limit} entries (the file system's free inodes less a reserve; set it with STRATA_MAX_EXTRACT_ENTRIES)")]
+    Entries { limit: u64 },
+}
+
+/// What every entry costs against the byte limit, besides its content: a
+/// directory's first block, another entry's inode.
+const DIR_COST: u64 = 4096;
+const ENTRY_COST: u64 = 256;
+
+/// How many entries a tree written under `dir` may make:
+/// `$STRATA_MAX_EXTRACT_ENTRIES`, else the file system's free inodes less
+/// a reserve (a twentieth of all, at least 10,000).
+pub fn entry_limit(dir: &Path) -> u64 {
+    if let Some(n) = std::env::var("STRATA_MAX_EXTRACT_ENTRIES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        return n;
+    }
+    let probe = dir.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
+    match nix::sys::statvfs::statvfs(probe) {
+        // A file system without an inode table (btrfs, tmpfs without
+        // nr_inodes) reports none: no inode limit there.
+        Ok(st) if st.files() > 0 => st.files_available().saturating_sub((st.files() / 20).max(10_000)),
+        _ => u64::MAX,
+    }
 }
 
 /// The byte limit set on the command line (`--max-extract-size`), if any.
@@ -173,7 +202,9 @@ pub fn extract_limit(dir: &Path) -> u64 {
 pub fn too_large(err: &io::Error) -> Option<u64> {
     err.get_ref()
         .and_then(|e| e.downcast_ref::<TooLarge>())
-        .map(|t| t.limit)
+        .map(|t| match t {
+            TooLarge::Bytes { limit } | TooLarge::Entries { limit } => *limit,
+        })
 }
 
 /// The kind of a special entry.
@@ -230,6 +261,8 @@ pub struct Tree {
     path: PathBuf,
     policy: Policy,
     written: u64,
+    entries: u64,
+    entry_limit: u64,
     /// Inodes this tree created, `(dev, ino)`: the ones it may change in place.
     ours: HashSet<(u64, u64)>,
     /// Directories known to exist (made or checked), relative.
@@ -247,6 +280,12 @@ impl Tree {
             path: dir.to_path_buf(),
             policy,
             written: 0,
+            entries: 0,
+            entry_limit: if policy.limit == u64::MAX {
+                u64::MAX
+            } else {
+                entry_limit(dir)
+            },
             ours: HashSet::new(),
             dirs: HashSet::new(),
             cached: None,
@@ -340,6 +379,7 @@ impl Tree {
                 Some(st) if kind_of(&st) == SFlag::S_IFLNK => return Err(io::Error::from_raw_os_error(libc::ELOOP)),
                 Some(_) => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
                 None => {
+                    self.charge(true)?;
                     let (dir, name) = self.entry(&at)?;
                     dir.mkdir(&name, 0o700)?;
                     self.adopt(&dir, &name)?;
@@ -398,6 +438,7 @@ impl Tree {
         match dir.stat(&name)? {
             Some(st) if kind_of(&st) == SFlag::S_IFDIR => {}
             _ => {
+                self.charge(true)?;
                 self.clear(&dir, &name, &rel)?;
                 dir.mkdir(&name, 0o700)?;
                 self.adopt(&dir, &name)?;
@@ -454,6 +495,7 @@ impl Tree {
     /// the file systems differ (the caller copies instead).
     pub fn link_from(&mut self, rel: &Path, src: &Path) -> io::Result<bool> {
         let rel = clean(rel)?;
+        self.charge(false)?;
         let (dir, name) = self.entry(&rel)?;
         self.clear(&dir, &name, &rel)?;
         match nix::unistd::linkat(None, src, dir.raw(), Path::new(&name), AtFlags::empty()) {
@@ -474,7 +516,7 @@ impl Tree {
 
     fn count(&mut self, n: u64) -> io::Result<()> {
         if self.written.saturating_add(n) > self.policy.limit {
-            return Err(io::Error::other(TooLarge {
+            return Err(io::Error::other(TooLarge::Bytes {
                 limit: self.policy.limit,
             }));
         }
@@ -482,8 +524,20 @@ impl Tree {
         Ok(())
     }
 
+    /// One more entry: against the entry limit, and its cost against the byte limit.
+    fn charge(&mut self, dir: bool) -> io::Result<()> {
+        if self.entries >= self.entry_limit {
+            return Err(io::Error::other(TooLarge::Entries {
+                limit: self.entry_limit,
+            }));
+        }
+        self.entries += 1;
+        self.count(if dir { DIR_COST } else { ENTRY_COST })
+    }
+
     fn create_file(&mut self, rel: &Path) -> io::Result<(Arc<Dir>, OsString, File)> {
         let rel = clean(rel)?;
+        self.charge(false)?;
         let (dir, name) = self.entry(&rel)?;
         self.clear(&dir, &name, &rel)?;
         let file = dir.create(Path::new(&name), 0o600)?;
@@ -642,6 +696,7 @@ impl Tree {
     /// never followed by this tree), replacing anything there.
     pub fn symlink(&mut self, rel: &Path, target: &OsStr, attrs: Attrs) -> io::Result<()> {
         let rel = clean(rel)?;
+        self.charge(false)?;
         let (dir, name) = self.entry(&rel)?;
         self.clear(&dir, &name, &rel)?;
         nix::unistd::symlinkat(target, dir.raw(), name.as_os_str()).map_err(errno)?;
@@ -657,6 +712,7 @@ impl Tree {
         if rel == target {
             return Err(invalid(&rel, "is a hard link to itself"));
         }
+        self.charge(false)?;
         let (tdir, tname) = self.entry(&target)?;
         match tdir.stat(&tname)? {
             Some(st) if kind_of(&st) != SFlag::S_IFDIR => {}
@@ -686,6 +742,7 @@ impl Tree {
             }
             Devices::Refuse => return Err(invalid(&rel, "is a device node or FIFO, which this tree does not take")),
         }
+        self.charge(false)?;
         let (dir, name) = self.entry(&rel)?;
         self.clear(&dir, &name, &rel)?;
         let bits = match kind {
@@ -706,6 +763,7 @@ impl Tree {
         if !self.policy.whiteouts {
             return Err(invalid(&rel, "is a whiteout, which only a layer takes"));
         }
+        self.charge(false)?;
         let (dir, name) = self.entry(&rel)?;
         self.clear(&dir, &name, &rel)?;
         mknodat(&dir, &name, libc::S_IFCHR, (0, 0))
@@ -715,8 +773,15 @@ impl Tree {
     pub fn set_xattr(&mut self, rel: &Path, key: &str, value: &[u8]) -> io::Result<()> {
         let rel = clean(rel)?;
         if rel.as_os_str().is_empty() {
+            // The root itself: through a descriptor of it (the /proc magic
+            // link is a symlink to `lsetxattr`).
             let top = self.open_dir(Path::new(""))?;
-            return xattr::set(proc_path(top.fd.as_raw_fd(), None), key, value);
+            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+            let fd =
+                nix::fcntl::openat(None, &proc_path(top.fd.as_raw_fd(), None), flags, Mode::empty()).map_err(errno)?;
+            // SAFETY: openat just returned this descriptor; nothing else owns it.
+            let dir = unsafe { File::from_raw_fd(fd) };
+            return xattr::FileExt::set_xattr(&dir, key, value);
         }
         let (dir, name) = self.entry(&rel)?;
         xattr::set(proc_path(dir.fd.as_raw_fd(), Some(&name)), key, value)
@@ -883,14 +948,55 @@ mod tests {
     #[test]
     fn content_past_the_limit_fails_and_leaves_no_file() {
         let t = tempfile::tempdir().unwrap();
-        let mut tree = Tree::open(t.path(), Policy::image(10)).unwrap();
+        let limit = 2 * ENTRY_COST + 10;
+        let mut tree = Tree::open(t.path(), Policy::image(limit)).unwrap();
         file(&mut tree, "a", "123456", Attrs::new(0o644, 0, 0));
         let e = tree
             .write(Path::new("b"), &mut &b"123456"[..], Attrs::new(0o644, 0, 0))
             .unwrap_err();
-        assert_eq!(too_large(&e), Some(10), "{e}");
-        assert!(e.to_string().contains("limit of 10 bytes"), "{e}");
+        assert_eq!(too_large(&e), Some(limit), "{e}");
+        assert!(e.to_string().contains(&format!("limit of {limit} bytes")), "{e}");
         assert!(!t.path().join("b").exists());
+    }
+
+    #[test]
+    fn empty_entries_count_against_the_limits_too() {
+        let t = tempfile::tempdir().unwrap();
+        // 10 KiB: a handful of directories and empty files, not thousands.
+        let mut tree = Tree::open(t.path(), Policy::image(10 << 10)).unwrap();
+        let mut made = 0;
+        let e = loop {
+            match tree.dir(Path::new(&format!("d{made}")), Attrs::new(0o755, 0, 0)) {
+                Ok(()) => made += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(made, 2, "two 4 KiB directories fit in 10 KiB");
+        assert_eq!(too_large(&e), Some(10 << 10), "{e}");
+        let mut tree = Tree::open(t.path(), Policy::image(1 << 30)).unwrap();
+        tree.entry_limit = 3;
+        for name in ["a", "b", "c"] {
+            tree.write(Path::new(name), &mut &b""[..], Attrs::new(0o644, 0, 0))
+                .unwrap();
+        }
+        let e = tree
+            .symlink(Path::new("l"), "a".as_ref(), Attrs::new(0o777, 0, 0))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("the content passes the limit of 3 entries"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_opaque_marker_on_the_root_is_set_on_the_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let mut tree = Tree::open(t.path(), Policy::image(BIG)).unwrap();
+        tree.set_xattr(Path::new(""), "user.strata-test", b"y").unwrap();
+        assert_eq!(
+            xattr::get(t.path(), "user.strata-test").unwrap().as_deref(),
+            Some(&b"y"[..])
+        );
     }
 
     #[test]
