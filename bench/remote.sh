@@ -56,6 +56,7 @@ db=postgresql+psycopg2://bgd@127.0.0.1:$pg_port/postgres
 "$STRATA_TEST_BGD" migrate apply "$db" >/dev/null
 port=$(free_port)
 sed -e "s|@ADDRESS@|127.0.0.1:$port|" -e "s|@DATABASE@|$db|" -e "s|@DIR@|$scratch|" \
+  -e "s|@ACL@|$PWD/scripts/buildgrid-acl.yml|" \
   scripts/buildgrid.yml >"$scratch/bgd.yml"
 "$STRATA_TEST_BGD" server start "$scratch/bgd.yml" >"$scratch/bgd.log" 2>&1 &
 pids+=($!)

@@ -67,7 +67,18 @@ pub fn evaluate_input(
         .set_max_array_size(1 << 16)
         .set_max_map_size(1 << 16)
         .set_max_modules(256)
-        .set_strict_variables(true);
+        .set_strict_variables(true)
+        // Rhai's optimizer removes statements one `Vec::remove` at a time and
+        // flattens blocks by searching from the start each time: quadratic
+        // in a block's statements. Recipes describe; there is little to fold.
+        .set_optimization_level(rhai::OptimizationLevel::None);
+    if let Some(flag) = opts.cancel {
+        // Ctrl-C stops a long evaluation at once (a loop, a huge recipe).
+        engine.on_progress(move |_| {
+            flag.load(std::sync::atomic::Ordering::Relaxed)
+                .then(|| rhai::Dynamic::from("interrupted"))
+        });
+    }
     let loaded = Rc::new(RefCell::new(Vec::new()));
     engine.set_module_resolver(crate::stdlib::Resolver::new(
         dir,
@@ -87,6 +98,14 @@ pub fn evaluate_input(
 
     match input {
         Input::Recipe(source) => {
+            crate::limits::check_recipe(source).map_err(|e| DslError {
+                file: name.to_string(),
+                line: e.line,
+                col: e.col,
+                message: e.message,
+                text: Some(source.to_string()),
+                cause: None,
+            })?;
             let mut ast = engine.compile(source).map_err(|e| {
                 let err = EvalAltResult::ErrorParsing(*e.0, e.1);
                 to_error(&err, name)

@@ -9,6 +9,7 @@ pub use api::targets::valid_tag;
 pub mod dockerfile;
 mod engine;
 mod error;
+pub mod limits;
 mod recorder;
 mod stdlib;
 
@@ -28,6 +29,8 @@ pub struct Options {
     /// The platform the recipe's states are for (`target_platform()`);
     /// `None` is this machine's.
     pub platform: Option<strata_engine::image::Platform>,
+    /// Set by Ctrl-C: the evaluation stops at its next operation.
+    pub cancel: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 /// An evaluated recipe.
@@ -46,14 +49,14 @@ pub fn compile(path: &Path, args: &BTreeMap<String, String>) -> Result<Graph, Ds
 
 /// [`compile`] with options, also saying which args the recipe read.
 pub fn compile_with(path: &Path, args: &BTreeMap<String, String>, opts: &Options) -> Result<Compiled, DslError> {
-    let (source, dir, name) = read_build_file(path)?;
+    let (source, dir, name) = read_build_file(path, limits::MAX_RECIPE)?;
     engine::evaluate_with(&source, &name, &dir, args, opts)
 }
 
 /// A recipe's or Dockerfile's text, its directory (the build context,
 /// canonical) and its file name (how errors name it).
-fn read_build_file(path: &Path) -> Result<(String, std::path::PathBuf, String), DslError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DslError::read(path, e))?;
+fn read_build_file(path: &Path, max: u64) -> Result<(String, std::path::PathBuf, String), DslError> {
+    let text = limits::read_bounded(path, max).map_err(|e| DslError::read(path, e))?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -152,7 +155,7 @@ fn convert_file(
     onbuild: Option<&OnBuildReader<'_>>,
     platform: Option<strata_engine::image::Platform>,
 ) -> Result<(DockerfileSource, dockerfile::Converted), DslError> {
-    let (text, dir, name) = read_build_file(path)?;
+    let (text, dir, name) = read_build_file(path, limits::MAX_DOCKERFILE)?;
     let file = DockerfileSource { text, dir, name };
     // FROM's image as `from()` reads it (a registry reference, or `rootfs:`,
     // `oci:`, `docker-archive:` beside the Dockerfile).

@@ -124,11 +124,20 @@ impl Resolver {
             stack.push(canonical.clone());
         }
         let result = (|| -> Result<Shared<Module>, Box<EvalAltResult>> {
-            let text = std::fs::read_to_string(&canonical)
+            let text = crate::limits::read_bounded(&canonical, crate::limits::MAX_RECIPE)
                 .map_err(|e| runtime(format!("cannot read module `{path}` ({}): {e}", canonical.display())))?;
             self.note(self.shown(&canonical), &text);
             let in_module =
                 |err: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(path.to_string(), err, pos));
+            crate::limits::check_recipe(&text).map_err(|e| {
+                in_module(Box::new(EvalAltResult::ErrorRuntime(
+                    e.message.into(),
+                    Position::new(
+                        e.line.min(u16::MAX as usize) as u16,
+                        e.col.min(u16::MAX as usize) as u16,
+                    ),
+                )))
+            })?;
             let mut ast = engine
                 .compile(text)
                 .map_err(|e| in_module(Box::new(EvalAltResult::ErrorParsing(*e.0, e.1))))?;

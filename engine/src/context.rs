@@ -420,9 +420,10 @@ impl Context {
                 inode: None,
             });
         } else if ft.is_file() {
-            let hash = cache
-                .hash_file(abs, meta)
-                .map_err(|e| SelectError::Io(abs.to_path_buf(), e))?;
+            let hash = cache.hash_file(abs, meta).map_err(|e| match e.kind() {
+                io::ErrorKind::Interrupted => SelectError::Interrupted,
+                _ => SelectError::Io(abs.to_path_buf(), e),
+            })?;
             out.push(ContextEntry {
                 rel,
                 kind: EntryKind::File { size: meta.len(), hash },
@@ -470,35 +471,81 @@ pub fn is_glob(s: &str) -> bool {
 
 /// Shell-style matching of one name: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`.
 pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
-    match (pattern.first(), name.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob_match(&pattern[1..], name) || (!name.is_empty() && glob_match(pattern, &name[1..])),
-        (Some(b'?'), Some(_)) => glob_match(&pattern[1..], &name[1..]),
-        (Some(b'['), Some(&c)) => {
-            let Some(end) = pattern.iter().skip(2).position(|&b| b == b']').map(|i| i + 2) else {
-                return c == b'[' && glob_match(&pattern[1..], &name[1..]);
-            };
-            let set = &pattern[1..end];
-            let (negate, set) = match set.first() {
-                Some(b'!') | Some(b'^') => (true, &set[1..]),
-                _ => (false, set),
-            };
-            let mut hit = false;
-            let mut i = 0;
-            while i < set.len() {
-                if i + 2 < set.len() && set[i + 1] == b'-' {
-                    hit |= set[i] <= c && c <= set[i + 2];
-                    i += 3;
-                } else {
-                    hit |= set[i] == c;
-                    i += 1;
+    // One pass with one way back: to just after the last `*`, one byte
+    // further into the name each time (Go's path.Match and fnmatch do the
+    // same). A later `*` makes the earlier one's choices final, so the work
+    // is at most the pattern's length times the name's, never exponential.
+    let (mut p, mut n) = (0, 0);
+    let mut back: Option<(usize, usize)> = None;
+    while n < name.len() {
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    p += 1;
+                    back = Some((p, n));
+                    continue;
                 }
+                b'?' => {
+                    p += 1;
+                    n += 1;
+                    continue;
+                }
+                b'[' => match class(&pattern[p..], name[n]) {
+                    Some((len, true)) => {
+                        p += len;
+                        n += 1;
+                        continue;
+                    }
+                    Some((_, false)) => {}
+                    // No closing `]`: a literal `[`.
+                    None if name[n] == b'[' => {
+                        p += 1;
+                        n += 1;
+                        continue;
+                    }
+                    None => {}
+                },
+                c if c == name[n] => {
+                    p += 1;
+                    n += 1;
+                    continue;
+                }
+                _ => {}
             }
-            hit != negate && glob_match(&pattern[end + 1..], &name[1..])
         }
-        (Some(&p), Some(&c)) if p == c => glob_match(&pattern[1..], &name[1..]),
-        _ => false,
+        match back {
+            Some((after_star, from)) => {
+                p = after_star;
+                n = from + 1;
+                back = Some((after_star, from + 1));
+            }
+            None => return false,
+        }
     }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// A `[…]` class at the start of `pattern` against `c`: its length with
+/// the brackets and whether `c` is in it; `None` when no `]` closes it.
+fn class(pattern: &[u8], c: u8) -> Option<(usize, bool)> {
+    let end = pattern.iter().skip(2).position(|&b| b == b']').map(|i| i + 2)?;
+    let set = &pattern[1..end];
+    let (negate, set) = match set.first() {
+        Some(b'!') | Some(b'^') => (true, &set[1..]),
+        _ => (false, set),
+    };
+    let mut hit = false;
+    let mut i = 0;
+    while i < set.len() {
+        if i + 2 < set.len() && set[i + 1] == b'-' {
+            hit |= set[i] <= c && c <= set[i + 2];
+            i += 3;
+        } else {
+            hit |= set[i] == c;
+            i += 1;
+        }
+    }
+    Some((end + 1, hit != negate))
 }
 
 /// `path` relative to the context, without `.` parts; `None` if it escapes.
@@ -719,11 +766,15 @@ fn read_shard(path: &Path, of: &Path) -> HashMap<std::ffi::OsString, StatEntry> 
     entries
 }
 
-/// blake3 of everything `reader` yields.
+/// blake3 of everything `reader` yields. An interrupt stops it within one
+/// read (a context may hold a file of many gigabytes).
 pub fn hash_reader(mut reader: impl Read) -> io::Result<[u8; 32]> {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
+        if crate::sys::interrupt::requested() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+        }
         let n = reader.read(&mut buf)?;
         if n == 0 {
             break;
@@ -731,6 +782,43 @@ pub fn hash_reader(mut reader: impl Read) -> io::Result<[u8; 32]> {
         hasher.update(&buf[..n]);
     }
     Ok(*hasher.finalize().as_bytes())
+}
+
+#[cfg(test)]
+mod glob_tests {
+    use super::glob_match;
+    use proptest::prelude::*;
+
+    /// The backtracking definition the one-pass matcher must agree with.
+    fn reference(pattern: &[u8], name: &[u8]) -> bool {
+        match (pattern.first(), name.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => reference(&pattern[1..], name) || (!name.is_empty() && reference(pattern, &name[1..])),
+            (Some(b'?'), Some(_)) => reference(&pattern[1..], &name[1..]),
+            (Some(b'['), Some(&c)) => match super::class(pattern, c) {
+                Some((len, hit)) => hit && reference(&pattern[len..], &name[1..]),
+                None => c == b'[' && reference(&pattern[1..], &name[1..]),
+            },
+            (Some(&p), Some(&c)) if p == c => reference(&pattern[1..], &name[1..]),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn a_pattern_of_many_stars_is_decided_at_once() {
+        // Exponential for a backtracking matcher: 14 stars took minutes.
+        let pattern = format!("{}b", "*a".repeat(14));
+        let name = "a".repeat(40);
+        assert!(!glob_match(pattern.as_bytes(), name.as_bytes()));
+        assert!(glob_match(pattern.as_bytes(), format!("{name}b").as_bytes()));
+    }
+
+    proptest! {
+        #[test]
+        fn it_agrees_with_the_backtracking_definition(pattern in "[ab*?\\[\\]!-]{0,8}", name in "[ab\\[\\]-]{0,8}") {
+            prop_assert_eq!(glob_match(pattern.as_bytes(), name.as_bytes()), reference(pattern.as_bytes(), name.as_bytes()));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -338,6 +338,7 @@ impl RecipeArgs {
         let opts = strata_dsl::Options {
             allow_import_outside: self.allow_import_outside,
             platform,
+            cancel: Some(crate::render::signals::cancelled()),
         };
         let dockerfile = match self.frontend {
             Frontend::Auto => strata_dsl::dockerfile::is_dockerfile(&self.file),

@@ -28,7 +28,7 @@ pub fn install() {
         let _ = signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(flag()));
         let _ = signal_hook::flag::register(sig, Arc::clone(flag()));
     }
-    strata_engine::registry::download::set_cancel(flag().as_ref());
+    strata_engine::sys::interrupt::watch(flag().as_ref());
     let _ = std::thread::Builder::new().name("interrupt-watch".into()).spawn(|| {
         use std::sync::atomic::Ordering;
         while !flag().load(Ordering::SeqCst) {

@@ -19,6 +19,7 @@ mod golden;
 mod integrity;
 mod isolation;
 mod outputs;
+mod planning;
 mod platforms;
 mod registry;
 mod remote;

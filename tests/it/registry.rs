@@ -631,3 +631,120 @@ image("app", from("rootfs:busybox.tar").copy(ctx("deps.lock"), "/src/deps.lock")
     let mounts = tags.matches("strata-mount-").count();
     assert_eq!(mounts, 1, "{tags}");
 }
+
+/// One plain HTTP/1.1 exchange with `addr`: (status, headers, body).
+fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head, answer[split + 4..].to_vec())
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// The key of the `run` node of a project's graph.
+fn run_key(p: &Project) -> String {
+    let graph: serde_json::Value = serde_json::from_str(&p.ok(&["graph", "--format", "json"]).stdout).unwrap();
+    graph["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["op"] == "run")
+        .map(|n| n["key"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+#[test]
+fn a_cache_entry_that_names_another_recipes_key_poisons_nothing() {
+    let registry = Registry::start();
+    let cache = format!("{}/team/cache", registry.addr);
+    let attacker = busybox_project(r#"image("r", from("rootfs:busybox.tar").run("echo attacker > /x"));"#);
+    let victim_recipe = r#"image("q", from("rootfs:busybox.tar").run("echo mine > /x"));"#;
+    let victim = busybox_project(victim_recipe);
+    let (r_key, q_key) = (run_key(&attacker), run_key(&victim));
+    attacker.ok(&["build", "--cache-to", &cache]);
+    // Whoever can push to the cache rewrites R's entry to claim Q's key.
+    let tag = format!("/v2/team/cache/manifests/strata-{r_key}");
+    let accept = [("Accept", "application/vnd.oci.image.manifest.v1+json")];
+    let (status, _, manifest) = http(&registry.addr, "GET", &tag, &accept, b"");
+    assert_eq!(status, 200);
+    let mut manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let config_digest = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let (_, _, config) = http(
+        &registry.addr,
+        "GET",
+        &format!("/v2/team/cache/blobs/{config_digest}"),
+        &[],
+        b"",
+    );
+    let mut entry: serde_json::Value = serde_json::from_slice(&config).unwrap();
+    entry["key"] = q_key.clone().into();
+    let forged = serde_json::to_vec(&entry).unwrap();
+    let forged_digest = format!("sha256:{}", strata_engine::digest::Digest::of(&forged).hex());
+    let (status, head, _) = http(&registry.addr, "POST", "/v2/team/cache/blobs/uploads/", &[], b"");
+    assert_eq!(status, 202);
+    let location = header(&head, "Location").unwrap().to_string();
+    let location = location
+        .trim_start_matches(&format!("http://{}", registry.addr))
+        .to_string();
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let (status, _, _) = http(
+        &registry.addr,
+        "PUT",
+        &format!("{location}{sep}digest={forged_digest}"),
+        &[("Content-Type", "application/octet-stream")],
+        &forged,
+    );
+    assert_eq!(status, 201);
+    manifest["config"]["digest"] = forged_digest.into();
+    manifest["config"]["size"] = forged.len().into();
+    let media = manifest["mediaType"]
+        .as_str()
+        .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+        .to_string();
+    let (status, _, _) = http(
+        &registry.addr,
+        "PUT",
+        &tag,
+        &[("Content-Type", &media)],
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    assert_eq!(status, 201);
+
+    // A store restores R from the cache, then builds Q without it.
+    let shared = Project::new();
+    copy_tree(attacker.dir.path(), shared.dir.path());
+    shared.ok(&["build", "--cache-from", &cache]);
+    shared.recipe(victim_recipe);
+    let built = shared.ok(&["build", "--progress", "plain"]);
+    assert!(
+        built.stderr.contains("DONE    run(\"echo mine > /x\")"),
+        "Q's own step ran: {}",
+        built.stderr
+    );
+    assert_eq!(shared.ok(&["run", "q", "--", "cat", "/x"]).stdout, "mine\n");
+    assert_eq!(
+        digest_of(&built.stdout, "q"),
+        victim.build_digest(&[], "q"),
+        "the digest a clean store gives"
+    );
+}

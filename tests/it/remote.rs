@@ -169,7 +169,8 @@ impl BuildGrid {
             template
                 .replace("@ADDRESS@", &addr)
                 .replace("@DATABASE@", &postgres.url)
-                .replace("@DIR@", &dir.path().display().to_string()),
+                .replace("@DIR@", &dir.path().display().to_string())
+                .replace("@ACL@", &repo().join("scripts/buildgrid-acl.yml").display().to_string()),
         )
         .unwrap();
         let log = fs::File::create(dir.path().join("bgd.log")).unwrap();
@@ -195,6 +196,30 @@ impl BuildGrid {
             )
         });
         grid
+    }
+
+    /// A client's UpdateActionResult (the call strata never makes), made
+    /// with BuildGrid's own gRPC stubs: the status it ends with.
+    fn client_writes_an_action_result(&self) -> String {
+        let bgd = std::env::var("STRATA_TEST_BGD").unwrap();
+        let python = std::path::Path::new(&bgd).with_file_name("python3");
+        let script = r#"
+import sys, grpc
+from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re, remote_execution_pb2_grpc as rpc
+stub = rpc.ActionCacheStub(grpc.insecure_channel(sys.argv[1]))
+digest = re.Digest(hash="ab" * 32, size_bytes=1)
+try:
+    stub.UpdateActionResult(re.UpdateActionResultRequest(action_digest=digest, action_result=re.ActionResult(exit_code=0)))
+    print("written")
+except grpc.RpcError as e:
+    print(f"{e.code().name}: {e.details()}")
+"#;
+        let out = Command::new(python)
+            .args(["-c", script, &self.addr])
+            .output()
+            .expect("BuildGrid's python runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     fn url(&self) -> String {
@@ -350,6 +375,14 @@ fn the_monorepo_builds_on_workers_and_comes_back_from_the_action_cache() {
             .contains("0 steps executed, 3 from the ActionCache; 0 bytes sent to the CAS"),
         "{}",
         again.stderr
+    );
+
+    // Those hits were written by the scheduler, from what the workers
+    // reported; a client may not write one (it could answer any action
+    // with its own layer): the shipped configuration refuses it.
+    assert_eq!(
+        grid.client_writes_an_action_result(),
+        "UNAUTHENTICATED: No valid authorization or authentication provided"
     );
 }
 

@@ -57,7 +57,7 @@ pub fn split_quoted(s: &str, escape: char) -> Vec<String> {
 pub fn lex(word: &str, escape: char) -> Result<Vec<Part>, String> {
     let chars: Vec<char> = word.chars().collect();
     let mut pos = 0;
-    let parts = lex_until(&chars, &mut pos, escape, None)?;
+    let parts = lex_until(&chars, &mut pos, escape, None, 0)?;
     Ok(merge(parts))
 }
 
@@ -75,7 +75,7 @@ pub fn lex_heredoc(content: &str) -> Result<Vec<Part>, String> {
                 push_lit(&mut parts, chars[pos]);
                 pos += 1;
             }
-            '$' => parts.push(variable(&chars, &mut pos, '\\')?),
+            '$' => parts.push(variable(&chars, &mut pos, '\\', 0)?),
             c => push_lit(&mut parts, c),
         }
     }
@@ -102,7 +102,17 @@ fn merge(parts: Vec<Part>) -> Vec<Part> {
 }
 
 /// Lexes until `end` (the `}` of an operator's word) or the end.
-fn lex_until(chars: &[char], pos: &mut usize, escape: char, end: Option<char>) -> Result<Vec<Part>, String> {
+/// How deep `${A:-${B:-…}}` may nest: far past any Dockerfile's need, and
+/// far from the stack's end.
+pub const MAX_NESTING: usize = 32;
+
+fn lex_until(
+    chars: &[char],
+    pos: &mut usize,
+    escape: char,
+    end: Option<char>,
+    depth: usize,
+) -> Result<Vec<Part>, String> {
     let mut parts = Vec::new();
     while *pos < chars.len() {
         let c = chars[*pos];
@@ -152,7 +162,7 @@ fn lex_until(chars: &[char], pos: &mut usize, escape: char, end: Option<char>) -
                     }
                     Some('$') => {
                         *pos += 1;
-                        parts.push(variable(chars, pos, escape)?);
+                        parts.push(variable(chars, pos, escape, depth)?);
                     }
                     Some(&q) => {
                         push_lit(&mut parts, q);
@@ -160,7 +170,7 @@ fn lex_until(chars: &[char], pos: &mut usize, escape: char, end: Option<char>) -
                     }
                 }
             },
-            '$' => parts.push(variable(chars, pos, escape)?),
+            '$' => parts.push(variable(chars, pos, escape, depth)?),
             c => push_lit(&mut parts, c),
         }
     }
@@ -171,7 +181,10 @@ fn lex_until(chars: &[char], pos: &mut usize, escape: char, end: Option<char>) -
 }
 
 /// After a `$`: the variable, or a literal `$` when no name follows.
-fn variable(chars: &[char], pos: &mut usize, escape: char) -> Result<Part, String> {
+fn variable(chars: &[char], pos: &mut usize, escape: char, depth: usize) -> Result<Part, String> {
+    if depth >= MAX_NESTING {
+        return Err(format!("variables nested more than {MAX_NESTING} deep"));
+    }
     let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
     match chars.get(*pos) {
         Some('{') => {
@@ -192,7 +205,7 @@ fn variable(chars: &[char], pos: &mut usize, escape: char) -> Result<Part, Strin
                 Some(':') if matches!(chars.get(*pos + 1), Some('-' | '+')) => {
                     let op = format!(":{}", chars[*pos + 1]);
                     *pos += 2;
-                    let word = lex_until(chars, pos, escape, Some('}'))?;
+                    let word = lex_until(chars, pos, escape, Some('}'), depth + 1)?;
                     *pos += 1;
                     Ok(Part::Var {
                         name,
@@ -201,7 +214,7 @@ fn variable(chars: &[char], pos: &mut usize, escape: char) -> Result<Part, Strin
                 }
                 Some(&c @ ('-' | '+')) => {
                     *pos += 1;
-                    let word = lex_until(chars, pos, escape, Some('}'))?;
+                    let word = lex_until(chars, pos, escape, Some('}'), depth + 1)?;
                     *pos += 1;
                     Ok(Part::Var {
                         name,
@@ -229,6 +242,17 @@ fn variable(chars: &[char], pos: &mut usize, escape: char) -> Result<Part, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_is_bounded_with_an_error_not_a_stack_overflow() {
+        let deep = format!("{}x{}", "${A:-".repeat(20_000), "}".repeat(20_000));
+        assert_eq!(
+            lex(&deep, '\\').unwrap_err(),
+            format!("variables nested more than {MAX_NESTING} deep")
+        );
+        let fine = format!("{}x{}", "${A:-".repeat(8), "}".repeat(8));
+        assert!(lex(&fine, '\\').is_ok());
+    }
 
     fn lit(s: &str) -> Part {
         Part::Lit(s.into())

@@ -440,6 +440,7 @@ pub fn execute_action(
         }
     };
     // The layers this worker lacks, checked against their names.
+    let mut given: BTreeSet<Digest> = BTreeSet::new();
     for file in &subdir("layers")?.files {
         let digest = file
             .digest
@@ -450,6 +451,24 @@ pub fn execute_action(
             log(&format!("fetching layer {}", &digest.hash[..12]));
             fetch_layer(store, remote, &digest, &diff_id)?;
         }
+        given.insert(diff_id);
+    }
+    // Only what the input root holds: a hand-made step.json could name
+    // any layer another tenant left in this worker's store.
+    let named: Vec<&Digest> = match &job {
+        Job::Run(step) => step
+            .parent
+            .rootfs
+            .diff_ids
+            .iter()
+            .chain(step.mounts.iter().flat_map(|m| m.state.rootfs.diff_ids.iter()))
+            .collect(),
+        Job::Debian(wire) => wire.install.lowers.iter().collect(),
+    };
+    if let Some(absent) = named.iter().find(|d| !given.contains(**d)) {
+        return Err(remote.fail(format!(
+            "step.json names the layer {absent}, which the action's input root does not hold"
+        )));
     }
 
     let output = Collect::default();
@@ -482,7 +501,7 @@ pub fn execute_action(
         cpu_held: Default::default(),
     };
     let outcome = match &job {
-        Job::Run(step) => run_step(&ctx, step),
+        Job::Run(step) => run_step(&ctx, step, &remote.instance),
         Job::Debian(wire) => {
             let debs = subdir("debs")?;
             install(&ctx, remote, wire, &debs, log)
@@ -521,7 +540,9 @@ pub fn execute_action(
 }
 
 /// A worker's RUN step, as the scheduler would have given it; its layer.
-fn run_step(ctx: &ExecCtx<'_>, step: &WireStep) -> Result<Digest> {
+/// Cache mounts belong to the instance the action came from: tenants of
+/// one worker under other instance names never see each other's caches.
+fn run_step(ctx: &ExecCtx<'_>, step: &WireStep, instance: &str) -> Result<Digest> {
     let mut states = HashMap::new();
     let mut mounts = Vec::new();
     for (i, m) in step.mounts.iter().enumerate() {
@@ -545,7 +566,7 @@ fn run_step(ctx: &ExecCtx<'_>, step: &WireStep) -> Result<Digest> {
         .iter()
         .map(|c| CacheMount {
             target: c.target.clone(),
-            id: c.id.clone(),
+            id: format!("instance {instance:?}: {}", c.id),
             shared: c.shared,
             export: None,
         })

@@ -79,7 +79,7 @@ application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docke
 pub struct Fetched {
     pub content_type: String,
     pub docker_digest: Option<String>,
-    pub body: Bounded<Box<dyn Read + Send>>,
+    pub body: Bounded<download::Pumped>,
 }
 
 /// The `host[:port]` an absolute URL names (`None` for a relative one).
@@ -105,7 +105,9 @@ fn same_host(url: &str, host: &str) -> bool {
 /// At most `limit` bytes of an answer's body, as text (error bodies, tokens).
 fn body_text(resp: ureq::Response, limit: u64) -> String {
     let mut bytes = Vec::new();
-    let _ = resp.into_reader().take(limit).read_to_end(&mut bytes);
+    if let Ok(body) = download::Pumped::new(resp.into_reader(), "an answer") {
+        let _ = body.take(limit).read_to_end(&mut bytes);
+    }
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -272,7 +274,10 @@ impl Client {
         if let Some((u, p)) = creds.filter(|_| !clear_elsewhere) {
             req = req.set("Authorization", &basic(&u, &p));
         }
-        let resp = match req.call() {
+        let resp = match download::interruptible("the token service", move || req.call().map_err(Box::new))
+            .map_err(|e| Self::transport(host, repo, e))?
+            .map_err(|e| *e)
+        {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => return Err(self.status_error(host, repo, "token", r)),
             Err(e) => return Err(Self::transport(host, repo, e)),
@@ -323,17 +328,32 @@ impl Client {
                     req = req.set("Authorization", auth);
                 }
             }
-            let result = match &body {
-                Body::Empty if push => req.set("Content-Length", "0").send_bytes(&[]),
-                Body::Empty => req.call(),
-                Body::Bytes(b) => req.send_bytes(b),
+            // On a thread of its own, so that an interrupt ends the wait
+            // for a server that never answers.
+            type Exchange = Box<dyn FnOnce() -> Result<ureq::Response, Box<ureq::Error>> + Send>;
+            let exchange: Exchange = match &body {
+                Body::Empty if push => {
+                    Box::new(move || req.set("Content-Length", "0").send_bytes(&[]).map_err(Box::new))
+                }
+                Body::Empty => Box::new(move || req.call().map_err(Box::new)),
+                Body::Bytes(b) => {
+                    let bytes = b.to_vec();
+                    Box::new(move || req.send_bytes(&bytes).map_err(Box::new))
+                }
                 Body::File(path, len) => match std::fs::File::open(path) {
-                    Ok(f) => req
-                        .set("Content-Length", &len.to_string())
-                        .send(std::io::BufReader::with_capacity(1 << 20, f)),
+                    Ok(f) => {
+                        let req = req.set("Content-Length", &len.to_string());
+                        Box::new(move || {
+                            req.send(std::io::BufReader::with_capacity(1 << 20, f))
+                                .map_err(Box::new)
+                        })
+                    }
                     Err(e) => return Err(Self::transport(host, repo, format!("{}: {e}", path.display()))),
                 },
             };
+            let result = download::interruptible(what, exchange)
+                .map_err(|e| Self::transport(host, repo, e))?
+                .map_err(|e| *e);
             match result {
                 Ok(resp) => return Ok(resp),
                 Err(ureq::Error::Status(401, resp)) if !authorized && same_host(&url, host) => {
@@ -377,7 +397,7 @@ impl Client {
         Ok(Fetched {
             content_type: resp.content_type().to_string(),
             docker_digest: resp.header("Docker-Content-Digest").map(str::to_string),
-            body: Bounded::new(resp.into_reader(), shown, expect),
+            body: Bounded::network(resp.into_reader(), shown, expect).map_err(|e| Self::transport(host, repo, e))?,
         })
     }
 
@@ -408,12 +428,7 @@ impl Client {
 
     /// The blob `desc` names: exactly its size, hashing to its digest, or
     /// an error at the byte that says otherwise.
-    pub fn blob(
-        &self,
-        host: &str,
-        repo: &str,
-        desc: &Descriptor,
-    ) -> Result<Bounded<Box<dyn Read + Send>>, RegistryError> {
+    pub fn blob(&self, host: &str, repo: &str, desc: &Descriptor) -> Result<Bounded<download::Pumped>, RegistryError> {
         let digest = desc.digest.to_string();
         Ok(self
             .get(

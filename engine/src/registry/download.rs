@@ -22,19 +22,120 @@ use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
 
-/// The flag a cancelled build sets (Ctrl-C): every download stops at its
-/// next read once it is.
-static CANCEL: std::sync::OnceLock<&'static std::sync::atomic::AtomicBool> = std::sync::OnceLock::new();
-
-/// Makes every download watch `flag`.
-pub fn set_cancel(flag: &'static std::sync::atomic::AtomicBool) {
-    let _ = CANCEL.set(flag);
+/// Every download stops at its next read once an interrupt is asked for.
+fn cancelled() -> bool {
+    crate::sys::interrupt::requested()
 }
 
-fn cancelled() -> bool {
-    CANCEL
-        .get()
-        .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+/// How often a wait for the network looks at the interrupt flag.
+const TICK: Duration = Duration::from_millis(100);
+
+/// The error an interrupted exchange ends with (not
+/// `ErrorKind::Interrupted`: `io::copy` and `read_to_end` would try again).
+pub fn interrupted(what: &str) -> io::Error {
+    io::Error::other(format!("{what}: interrupted"))
+}
+
+/// Runs `exchange` (a request, up to its answer's headers) on a thread of
+/// its own and waits for it, watching the interrupt flag: a server that
+/// accepts and never answers holds a blocked read, which no flag reaches,
+/// for as long as the read timeout. On an interrupt the exchange is left
+/// to end by itself and the caller gets [`interrupted`] at once.
+pub fn interruptible<T: Send + 'static>(what: &str, exchange: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let job = move || {
+        let _ = tx.send(exchange());
+    };
+    std::thread::Builder::new()
+        .name("http".into())
+        .spawn(job)
+        .map_err(|e| io::Error::other(format!("{what}: cannot start a thread for it: {e}")))?;
+    loop {
+        match rx.recv_timeout(TICK) {
+            Ok(value) => return Ok(value),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if cancelled() => return Err(interrupted(what)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(io::Error::other(format!(
+                    "{what}: the exchange failed (its thread panicked)"
+                )))
+            }
+        }
+    }
+}
+
+/// A network body read on a thread of its own, a chunk at a time, so
+/// that the reader can stop waiting at an interrupt (the blocked read of
+/// a silent server is left to its read timeout). Chunks are handed over
+/// through a channel of two, so at most three chunks are in flight.
+pub struct Pumped {
+    chunks: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    what: String,
+    pending: Vec<u8>,
+    at: usize,
+    done: bool,
+}
+
+impl Pumped {
+    pub fn new(mut inner: impl Read + Send + 'static, what: &str) -> io::Result<Pumped> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        std::thread::Builder::new()
+            .name("http-body".into())
+            .spawn(move || loop {
+                let mut chunk = vec![0u8; 1 << 16];
+                let outcome = match inner.read(&mut chunk) {
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        Ok(chunk)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => Err(e),
+                };
+                let last = !matches!(&outcome, Ok(c) if !c.is_empty());
+                // The reader gone (finished, failed or interrupted): stop.
+                if tx.send(outcome).is_err() || last {
+                    return;
+                }
+            })
+            .map_err(|e| io::Error::other(format!("{what}: cannot start a thread for it: {e}")))?;
+        Ok(Pumped {
+            chunks: rx,
+            what: what.to_string(),
+            pending: Vec::new(),
+            at: 0,
+            done: false,
+        })
+    }
+}
+
+impl Read for Pumped {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.pending.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.chunks.recv_timeout(TICK) {
+                Ok(Ok(chunk)) => {
+                    self.done = chunk.is_empty();
+                    self.pending = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if cancelled() => return Err(interrupted(&self.what)),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(io::Error::other(format!("{}: the body's reader stopped", self.what)))
+                }
+            }
+        }
+        let n = buf.len().min(self.pending.len() - self.at);
+        buf[..n].copy_from_slice(&self.pending[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// The least a connection must send in each [`stall_timeout`] (a server
@@ -157,6 +258,14 @@ pub struct Bounded<R> {
     window: (std::time::Instant, u64),
 }
 
+impl Bounded<Pumped> {
+    /// A network body under `expect`, read on a thread of its own (see [`Pumped`]).
+    pub fn network(inner: impl Read + Send + 'static, what: impl Into<String>, expect: Expect) -> io::Result<Self> {
+        let what = what.into();
+        Ok(Bounded::new(Pumped::new(inner, &what)?, what, expect))
+    }
+}
+
 impl<R: Read> Bounded<R> {
     pub fn new(inner: R, what: impl Into<String>, expect: Expect) -> Bounded<R> {
         Bounded {
@@ -207,8 +316,7 @@ impl<R: Read> Read for Bounded<R> {
         };
         self.read += n as u64;
         if cancelled() {
-            // Not ErrorKind::Interrupted: io::copy would read again.
-            return Err(io::Error::other(format!("{}: interrupted", self.what)));
+            return Err(interrupted(&self.what));
         }
         // At least MIN_PER_WINDOW bytes in every stall window, or it is a stall.
         self.window.1 += n as u64;
@@ -267,11 +375,23 @@ pub enum DownloadError {
 
 /// A plain GET of `url` (a mirror's file, a `fetch()` URL), with retries of
 /// transient failures, as a [`Bounded`] body.
-pub fn get(agent: &ureq::Agent, url: &str, expect: Expect) -> Result<Bounded<Box<dyn Read + Send>>, DownloadError> {
+pub fn get(agent: &ureq::Agent, url: &str, expect: Expect) -> Result<Bounded<Pumped>, DownloadError> {
+    let shown = format!("`{url}`");
+    let transport = |e: io::Error| DownloadError::Transport {
+        url: url.to_string(),
+        reason: e.to_string(),
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match agent.get(url).call() {
+        if cancelled() {
+            return Err(transport(interrupted(&shown)));
+        }
+        let request = agent.get(url);
+        match interruptible(&shown, move || request.call().map_err(Box::new))
+            .map_err(transport)?
+            .map_err(|e| *e)
+        {
             Ok(resp) => {
                 let length = resp.header("Content-Length").and_then(|v| v.trim().parse::<u64>().ok());
                 expect
@@ -280,7 +400,7 @@ pub fn get(agent: &ureq::Agent, url: &str, expect: Expect) -> Result<Bounded<Box
                         url: url.to_string(),
                         reason: e.to_string(),
                     })?;
-                return Ok(Bounded::new(resp.into_reader(), format!("`{url}`"), expect));
+                return Bounded::network(resp.into_reader(), shown, expect).map_err(transport);
             }
             Err(ureq::Error::Status(code, _)) if (code == 429 || code >= 500) && attempt < 4 => {}
             Err(ureq::Error::Status(status, _)) => {

@@ -129,19 +129,20 @@ impl Scheduler<'_> {
                     // Kept locally too, with the whole state after the node, so
                     // a later build here (with or without --cache-from) needs
                     // nothing below it; valid once its layers are downloaded.
-                    let effective = entry.key.as_deref().and_then(parse_key).unwrap_or(*key);
+                    // Filed under the key it was asked for and no other: what
+                    // an entry claims about other keys (its `key` field) is
+                    // anyone's who can push to the repository, and believing
+                    // it would file their layer under another recipe's key.
+                    // Later nodes key on this key as they were planned.
                     let record = crate::store::Record {
                         restored: Some(crate::store::Restored {
                             state: entry.state.clone(),
-                            key: effective.hex(),
+                            key: key.hex(),
                         }),
                         ..entry.record.clone()
                     };
                     let _ = self.store.put_record(key, &record);
-                    if effective != *key {
-                        let _ = self.store.put_record(&effective, &record);
-                    }
-                    return Some((State::new(entry.state), effective));
+                    return Some((State::new(entry.state), *key));
                 }
                 Ok(None) => {}
                 Err(e) => {

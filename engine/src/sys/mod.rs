@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod confined;
 #[cfg(test)]
 pub mod fake;
+pub mod interrupt;
 pub mod ns;
 pub mod userns;
 
