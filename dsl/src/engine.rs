@@ -167,6 +167,7 @@ fn translate(err: &EvalAltResult, file: &str, dir: &Path, sources: &BTreeMap<Str
         EvalAltResult::ErrorMismatchDataType(expected, found, _) => {
             format!("expected a {expected}, found a {found}")
         }
+        EvalAltResult::ErrorTerminated(..) => "interrupted".into(),
         EvalAltResult::ErrorTooManyOperations(_) => {
             "the recipe runs too long (operation limit reached); is there an endless loop?".into()
         }
@@ -255,6 +256,26 @@ mod tests {
         );
         // Quoted, it is an ordinary key.
         compile("let a = #{ target: \"/c\", \"export\": 1 };").unwrap();
+    }
+
+    #[test]
+    fn an_interrupt_stops_the_evaluation_at_its_next_operation() {
+        static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+        let dir = tempfile::tempdir().unwrap();
+        let opts = crate::Options {
+            cancel: Some(&INTERRUPTED),
+            ..Default::default()
+        };
+        let err = evaluate_with(
+            "let n = 0;\nloop { n += 1; }",
+            "strata.rhai",
+            dir.path(),
+            &BTreeMap::new(),
+            &opts,
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert_eq!((err.message.as_str(), err.line), ("interrupted", 1), "{err}");
     }
 
     #[test]

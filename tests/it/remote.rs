@@ -128,12 +128,13 @@ struct BuildGrid {
 
 impl BuildGrid {
     fn start() -> BuildGrid {
-        BuildGrid::start_with(None)
+        BuildGrid::start_with(None, &[])
     }
 
     /// With `pki`, the service speaks TLS with its server certificate and
-    /// wants a client certificate from the same authority.
-    fn start_with(pki: Option<&Pki>) -> BuildGrid {
+    /// wants a client certificate from the same authority; `instances`
+    /// are served besides the unnamed one, as it is (the same ACL).
+    fn start_with(pki: Option<&Pki>, instances: &[&str]) -> BuildGrid {
         let bgd = std::env::var("STRATA_TEST_BGD")
             .expect("STRATA_TEST_BGD is unset: run the tests through scripts/test.sh, which installs BuildGrid");
         let dir = tempfile::tempdir().unwrap();
@@ -164,13 +165,27 @@ impl BuildGrid {
                 ),
             );
         }
+        let mut acl = repo().join("scripts/buildgrid-acl.yml");
+        if !instances.is_empty() {
+            let (head, unnamed) = template.split_at(template.find("  - name: ''\n").expect("the unnamed instance"));
+            let mut more = unnamed.to_string();
+            let shipped = fs::read_to_string(&acl).unwrap();
+            let mut acls = shipped.clone();
+            for name in instances {
+                more.push_str(&unnamed.replace("  - name: ''", &format!("  - name: '{name}'")));
+                acls.push_str(&shipped.replace("\n\"\":", &format!("\n\"{name}\":")));
+            }
+            template = format!("{head}{more}");
+            acl = dir.path().join("acl.yml");
+            fs::write(&acl, acls).unwrap();
+        }
         fs::write(
             &config,
             template
                 .replace("@ADDRESS@", &addr)
                 .replace("@DATABASE@", &postgres.url)
                 .replace("@DIR@", &dir.path().display().to_string())
-                .replace("@ACL@", &repo().join("scripts/buildgrid-acl.yml").display().to_string()),
+                .replace("@ACL@", &acl.display().to_string()),
         )
         .unwrap();
         let log = fs::File::create(dir.path().join("bgd.log")).unwrap();
@@ -252,9 +267,21 @@ impl Worker {
     /// With `extra` arguments (the TLS options).
     fn start_with(grid: &BuildGrid, name: &str, extra: &[&str]) -> Worker {
         let store = tempfile::tempdir().unwrap();
+        let path = store.path().join("store");
+        Worker::start_on(grid, name, &path, extra, store)
+    }
+
+    /// On the store at `path` (which several workers may share), its log in `dir`.
+    fn start_on(
+        grid: &BuildGrid,
+        name: &str,
+        path: &std::path::Path,
+        extra: &[&str],
+        dir: tempfile::TempDir,
+    ) -> Worker {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
-        cmd.args(["--store"]).arg(store.path().join("store"));
-        Worker::spawn(grid, name, extra, cmd, store, None)
+        cmd.args(["--store"]).arg(path);
+        Worker::spawn(grid, name, extra, cmd, dir, None)
     }
 
     /// Run by the tests' ordinary user: rootless, as that user's builds are.
@@ -540,7 +567,7 @@ fn a_service_that_cannot_be_reached_is_a_clear_error_before_anything_is_built() 
 #[test]
 fn a_tls_service_is_reached_with_its_authority_a_client_certificate_and_headers() {
     let pki = Pki::new();
-    let grid = BuildGrid::start_with(Some(&pki));
+    let grid = BuildGrid::start_with(Some(&pki), &[]);
     let url = grid.url();
     let (ca, cert, key) = (pki.file("ca.pem"), pki.file("client.pem"), pki.file("client.key"));
     let tls = [
@@ -614,4 +641,117 @@ fn layer_count(p: &Project) -> usize {
     fs::read_dir(p.store_root().join("layers"))
         .map(|d| d.count())
         .unwrap_or(0)
+}
+
+/// The attack of issue #34: an action made by hand, whose `step.json`
+/// names the parent layer (which the worker holds from an earlier build)
+/// but whose input root does not carry it. The worker refuses it, and says
+/// which layer.
+#[test]
+fn a_hand_made_action_naming_a_layer_its_input_root_lacks_is_refused() {
+    let grid = BuildGrid::start();
+    let worker = Worker::start(&grid, "w1");
+    let p = busybox_project(r#"image("probe", from("rootfs:busybox.tar").run("echo hi > /x"));"#);
+    p.ok(&["build", "--remote-executor", &grid.url()]);
+    assert_eq!(worker.executed(), 1, "{}", worker.log());
+
+    // The build's action, found in the service's CAS, sent again with its
+    // input root stripped of `layers/`.
+    let script = r#"
+import hashlib, os, sys, grpc
+from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re, remote_execution_pb2_grpc as rpc
+objects, address = sys.argv[1], sys.argv[2]
+blobs = {}
+for sub in os.listdir(objects):
+    for name in os.listdir(os.path.join(objects, sub)):
+        path = os.path.join(objects, sub, name)
+        if os.path.getsize(path) < 65536:
+            blobs[sub + name] = open(path, "rb").read()
+def parse(kind, data):
+    try:
+        message = kind()
+        message.ParseFromString(data)
+        return message
+    except Exception:
+        return None
+roots = {h: d for h, d in ((h, parse(re.Directory, b)) for h, b in blobs.items())
+         if d is not None and any(f.name == "step.json" for f in d.files) and any(s.name == "layers" for s in d.directories)}
+actions = [a for a in (parse(re.Action, b) for b in blobs.values()) if a is not None and a.input_root_digest.hash in roots]
+assert len(actions) == 1, f"{len(actions)} actions, {len(roots)} roots"
+action = actions[0]
+root = roots[action.input_root_digest.hash]
+kept = [s for s in root.directories if s.name != "layers"]
+del root.directories[:]
+root.directories.extend(kept)
+def digest(data):
+    return re.Digest(hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+root_bytes = root.SerializeToString()
+action.input_root_digest.CopyFrom(digest(root_bytes))
+action_bytes = action.SerializeToString()
+channel = grpc.insecure_channel(address)
+cas = rpc.ContentAddressableStorageStub(channel)
+cas.BatchUpdateBlobs(re.BatchUpdateBlobsRequest(requests=[
+    re.BatchUpdateBlobsRequest.Request(digest=digest(root_bytes), data=root_bytes),
+    re.BatchUpdateBlobsRequest.Request(digest=digest(action_bytes), data=action_bytes)]))
+for operation in rpc.ExecutionStub(channel).Execute(re.ExecuteRequest(action_digest=digest(action_bytes), skip_cache_lookup=True)):
+    if operation.done:
+        response = re.ExecuteResponse()
+        operation.response.Unpack(response)
+        print(f"{response.status.code}: {response.status.message}")
+"#;
+    let bgd = std::env::var("STRATA_TEST_BGD").unwrap();
+    let out = Command::new(std::path::Path::new(&bgd).with_file_name("python3"))
+        .args(["-c", script])
+        .arg(grid.dir.path().join("cas/cas/objects"))
+        .arg(&grid.addr)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let config: serde_json::Value = serde_json::from_str(&p.ok(&["inspect", "probe"]).stdout).unwrap();
+    let parent = config["config"]["rootfs"]["diff_ids"][0].as_str().unwrap().to_string();
+    let refusal = format!("step.json names the layer {parent}, which the action's input root does not hold");
+    assert!(stdout.contains(&refusal), "{stdout}\n{}", worker.log());
+    assert!(worker.log().contains(&refusal), "{}", worker.log());
+}
+
+/// Two tenants of one worker store, under two instance names: a cache
+/// mount one fills is not the other's, while steps of one instance share it.
+#[test]
+fn cache_mounts_of_two_instance_names_share_nothing() {
+    let grid = BuildGrid::start_with(None, &["other"]);
+    let shared = tempfile::tempdir().unwrap();
+    let store = shared.path().join("store");
+    let _workers = [
+        Worker::start_on(&grid, "w-unnamed", &store, &[], tempfile::tempdir().unwrap()),
+        Worker::start_on(
+            &grid,
+            "w-other",
+            &store,
+            &["--remote-instance", "other"],
+            tempfile::tempdir().unwrap(),
+        ),
+    ];
+    let p = busybox_project(
+        r#"image("probe", from("rootfs:busybox.tar").run("cat /c/seen > /seen 2>/dev/null || echo none > /seen; echo $TENANT >> /c/seen", #{ cache: [#{ target: "/c", id: "shared" }], env: #{ TENANT: arg("tenant", "x") } }));"#,
+    );
+    let seen = |tenant: &str, instance: &str| {
+        p.ok(&[
+            "build",
+            "--arg",
+            &format!("tenant={tenant}"),
+            "--remote-executor",
+            &grid.url(),
+            "--remote-instance",
+            instance,
+        ]);
+        let bundle = umoci_unpack(p.store_root().as_path(), "probe");
+        fs::read_to_string(bundle.path().join("b/rootfs/seen")).unwrap()
+    };
+    assert_eq!(seen("first", ""), "none\n");
+    // The same instance: the cache the first step filled.
+    assert_eq!(seen("second", ""), "first\n");
+    // Another instance on the same worker store: its own, empty cache.
+    assert_eq!(seen("third", "other"), "none\n");
+    assert_eq!(seen("fourth", ""), "first\nsecond\n");
 }
