@@ -63,6 +63,7 @@ pub fn check(store: &Store, repair: bool) -> Result<(), CliError> {
             store.hold(true, true)?.expect("a blocking lock is always taken")
         }
     };
+    eprintln!("checking the store: every blob and every layer's files are read");
     let (checked, damage) = store::check(store)?;
     for d in &damage {
         crate::outln!(
@@ -74,13 +75,21 @@ pub fn check(store: &Store, repair: bool) -> Result<(), CliError> {
         );
     }
     if repair && !damage.is_empty() {
-        store::repair(store, &damage)?;
+        for line in store::repair(store, &damage)? {
+            crate::outln!("{line}");
+        }
     }
     drop(guard);
-    let summary = format!(
-        "checked {} blobs, {} layers, {} records, {} tags",
+    let mut summary = format!(
+        "checked {} blobs, {} layers (every file's content), {} records, {} tags",
         checked.blobs, checked.layers, checked.records, checked.tags
     );
+    if checked.without_contents > 0 {
+        summary.push_str(&format!(
+            " ({} layers committed by an older strata: their metadata checked, not their contents)",
+            checked.without_contents
+        ));
+    }
     match (damage.len(), repair) {
         (0, _) => {
             crate::outln!("{summary}: all intact");

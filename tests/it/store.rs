@@ -345,6 +345,20 @@ fn damage_is_found_by_check_and_by_the_next_command_and_repaired() {
     let r = p.ok(&["check", "--repair"]);
     assert!(r.stdout.contains("4 damaged, removed"), "{}", r.stdout);
     assert!(p.store.path().join("index.json.damaged").exists());
+    // The tags come back from the store's copy of the index, less the one
+    // whose image lost its blob: the next check finds nothing.
+    assert!(
+        r.stdout
+            .contains("index.json rebuilt from the store's copy of it (1 tags)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("untagged counted: its blob sha256:{hex} is missing")),
+        "{}",
+        r.stdout
+    );
     let c = check(&p);
     assert!(c.stdout.contains("all intact"), "{}{}", c.stdout, c.stderr);
     // The next build makes what was removed again: the same image.
@@ -490,4 +504,86 @@ image("app", base.copy(ctx("app.txt"), "/app.txt").copy(builder.path("/out.txt")
         assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
     }
     assert_eq!(out_manifest["config"], manifest["config"]);
+}
+
+/// The attack of issue #34: a same-size edit of a file in an unpacked
+/// layer passed `check` (the tree hash covered sizes, not contents), and a
+/// RUN on top read the changed bytes into a new image while the image's
+/// own blob still held the old ones. Now check names the layer, repair
+/// removes it, the next check passes, and the next build reads the
+/// original bytes.
+#[test]
+fn check_finds_a_same_size_edit_of_a_layer_and_the_next_build_reads_the_original() {
+    let p = busybox_project(
+        r#"let base = from("rootfs:busybox.tar").run("echo original > /f");
+image("a", base);
+image("b", base.run("cat /f > /g"));
+"#,
+    );
+    let a = p.build_digest(&["a"], "a");
+    let layers = p.store.path().join("layers");
+    let layer = std::fs::read_dir(&layers)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| d.is_dir() && std::fs::read_to_string(d.join("f")).is_ok_and(|f| f == "original\n"))
+        .expect("the layer of `echo original > /f`");
+    std::fs::write(layer.join("f"), "tampered\n").unwrap();
+    let hex = layer.file_name().unwrap().to_string_lossy().into_owned();
+
+    let c = check(&p);
+    assert_eq!(c.code, 1, "{}{}", c.stdout, c.stderr);
+    assert!(
+        c.stdout.contains(&format!(
+            "damaged layer sha256:{hex}: its files differ from what was committed (the same 1 entries; a file's content, mode, owner, link or name changed)"
+        )),
+        "{}",
+        c.stdout
+    );
+    assert!(
+        c.stderr.contains("every blob and every layer's files are read"),
+        "{}",
+        c.stderr
+    );
+    let r = p.ok(&["check", "--repair"]);
+    assert!(r.stdout.contains("1 damaged, removed"), "{}", r.stdout);
+    let c = check(&p);
+    assert!(c.stdout.contains("all intact"), "{}{}", c.stdout, c.stderr);
+
+    // The layer is unpacked again from its blob (or made again): the RUN
+    // on top reads what the image holds.
+    p.ok(&["build", "b"]);
+    let bundle = umoci_unpack(p.store.path(), "b");
+    assert_eq!(
+        std::fs::read_to_string(bundle.path().join("b/rootfs/g")).unwrap(),
+        "original\n"
+    );
+    assert_eq!(std::fs::read_to_string(layer.join("f")).unwrap(), "original\n");
+    assert_eq!(p.build_digest(&["a"], "a"), a);
+}
+
+/// A damaged `index.json` lost every tag on repair; it is rebuilt from the
+/// copy the store keeps, with its tags.
+#[test]
+fn a_damaged_index_is_rebuilt_with_its_tags() {
+    let p = busybox_project(
+        r#"image("one", from("rootfs:busybox.tar").run("echo 1 > /n"));
+image("two", from("rootfs:busybox.tar").run("echo 2 > /n"));
+"#,
+    );
+    p.ok(&["build"]);
+    let before = p.ok(&["images"]).stdout;
+    std::fs::write(p.store.path().join("index.json"), "{ \"manifests\": [ {\"mediaType\":").unwrap();
+    let r = p.ok(&["check", "--repair"]);
+    assert!(
+        r.stdout
+            .contains("index.json rebuilt from the store's copy of it (2 tags)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(p.ok(&["images"]).stdout, before);
+    let c = check(&p);
+    assert!(c.stdout.contains("all intact"), "{}{}", c.stdout, c.stderr);
+    // umoci reads the store as the OCI layout it is, tags and all.
+    let one = umoci_unpack(p.store.path(), "one");
+    assert_eq!(std::fs::read_to_string(one.path().join("b/rootfs/n")).unwrap(), "1\n");
 }

@@ -11,7 +11,7 @@ mod write;
 
 pub use hashio::{Counting, HashReader, HashWriter};
 pub use pgzip::ParallelGzip;
-pub use tree::{hash_entry, xattrs_of, TreeHash};
+pub use tree::{content_of, hash_content, hash_entry, xattrs_of, TreeHash};
 pub use unpack::{unpack, UnpackStats};
 pub use write::{write_new_layer, write_tar, NewLayer, TarStats};
 

@@ -1,8 +1,9 @@
 //! The tree hash of a layer directory: every entry's path, type, mode,
-//! owner, size, device, link target and extended attributes, in path
-//! order. The store records it when a layer is committed and checks it
-//! later (`store::check`); the layer writer computes it in the walk that
-//! writes a new layer's tar.
+//! owner, size, device, link target and extended attributes, and every
+//! regular file's content, in path order: what the layer's diff id covers.
+//! The store records it when a layer is committed and checks it later
+//! (`store::check`); the layer writer computes it in the walk that writes
+//! a new layer's tar, hashing each file's content as the tar takes it.
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -22,6 +23,39 @@ pub struct TreeHash {
     pub entries: u64,
     /// Number of entries directly in the root (checked on every use).
     pub top: u64,
+    /// Whether `tree` covers the files' contents (false for a layer a
+    /// strata before 0.9 committed: its tree hash has only the metadata).
+    #[serde(default)]
+    pub contents: bool,
+}
+
+/// Adds a regular file's content (its blake3 `hash`) to a tree hash,
+/// after the file's entry.
+pub fn hash_content(hasher: &mut blake3::Hasher, hash: &[u8; 32]) {
+    hasher.update(b"content\0");
+    hasher.update(hash);
+}
+
+/// The blake3 of the regular file at `path` (not following a link).
+pub fn content_of(path: &Path) -> Result<[u8; 32]> {
+    let file = crate::sys::open_nofollow(path).map_err(Error::io("open", path))?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(file).map_err(Error::io("read", path))?;
+    Ok(*hasher.finalize().as_bytes())
+}
+
+/// A reader that hashes (blake3) what passes through it.
+pub struct ContentHasher<R> {
+    pub inner: R,
+    pub hasher: blake3::Hasher,
+}
+
+impl<R: std::io::Read> std::io::Read for ContentHasher<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Every extended attribute of `path` (not following a link), sorted by name.

@@ -20,7 +20,7 @@ use tar::{EntryType, Header};
 
 use super::hashio::HashWriter;
 use super::opaque_xattr;
-use super::tree::{hash_entry, xattrs_of, TreeHash};
+use super::tree::{hash_content, hash_entry, xattrs_of, ContentHasher, TreeHash};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::sys;
@@ -70,6 +70,7 @@ pub fn write_new_layer<W: Write>(dir: &Path, out: W, epoch: i64) -> Result<(W, N
         tree: tree.hasher.finalize().to_hex().to_string(),
         entries: tree.entries,
         top,
+        contents: true,
     };
     Ok((
         out,
@@ -84,8 +85,9 @@ pub fn write_new_layer<W: Write>(dir: &Path, out: W, epoch: i64) -> Result<(W, N
 struct TarWriter<W: Write> {
     builder: tar::Builder<HashWriter<W>>,
     epoch: i64,
-    /// (dev, ino) of files with several links → the first path written.
-    links: HashMap<(u64, u64), PathBuf>,
+    /// (dev, ino) of files with several links → the first path written,
+    /// and its content's hash (for the tree hash).
+    links: HashMap<(u64, u64), (PathBuf, [u8; 32])>,
     /// For a new layer: its tree hash so far (and mtimes are clamped on disk).
     tree: Option<Tree>,
 }
@@ -230,16 +232,18 @@ impl<W: Write> TarWriter<W> {
                 .map_err(Error::io("write tar entry", rel));
         }
         if ft.is_file() {
+            let id = (meta.dev(), meta.ino());
             if meta.nlink() > 1 {
-                let id = (meta.dev(), meta.ino());
-                if let Some(first) = self.links.get(&id).cloned() {
+                if let Some((first, content)) = self.links.get(&id).cloned() {
+                    if let Some(tree) = &mut self.tree {
+                        hash_content(&mut tree.hasher, &content);
+                    }
                     let mut h = self.header(meta, EntryType::Link);
                     return self
                         .builder
                         .append_link(&mut h, rel, &first)
                         .map_err(Error::io("write tar entry", rel));
                 }
-                self.links.insert(id, rel.to_path_buf());
             }
             let file = fs::OpenOptions::new()
                 .read(true)
@@ -250,10 +254,32 @@ impl<W: Write> TarWriter<W> {
             h.set_size(meta.len());
             // Take exactly the size we announced, even if the file is being changed.
             let reader = io::Read::take(&file, meta.len());
-            return self
-                .builder
-                .append_data(&mut h, rel, reader)
-                .map_err(Error::io("write tar entry", rel));
+            // A new layer's tree hash covers the content, hashed as the tar takes it.
+            let content = match self.tree.is_some() {
+                true => {
+                    let mut reader = ContentHasher {
+                        inner: reader,
+                        hasher: blake3::Hasher::new(),
+                    };
+                    self.builder
+                        .append_data(&mut h, rel, &mut reader)
+                        .map_err(Error::io("write tar entry", rel))?;
+                    *reader.hasher.finalize().as_bytes()
+                }
+                false => {
+                    self.builder
+                        .append_data(&mut h, rel, reader)
+                        .map_err(Error::io("write tar entry", rel))?;
+                    [0; 32]
+                }
+            };
+            if let Some(tree) = &mut self.tree {
+                hash_content(&mut tree.hasher, &content);
+            }
+            if meta.nlink() > 1 {
+                self.links.insert(id, (rel.to_path_buf(), content));
+            }
+            return Ok(());
         }
         let kind = if ft.is_char_device() {
             EntryType::Char

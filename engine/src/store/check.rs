@@ -1,12 +1,15 @@
 //! The store checks itself. Each unpacked layer carries a tree hash
 //! written when it was committed (`layers/<hex>.tree`: every entry's path,
-//! type, mode, owner, size, device, link target and extended attributes);
-//! a layer whose directory no longer matches it is damaged. `strata check`
-//! verifies every blob against its digest, every layer against its tree
-//! hash, every record and the tag list; `--repair` removes what is damaged
-//! so the next build rebuilds or re-fetches it (a damaged `index.json` is
-//! set aside and replaced by an empty one: its tags are lost, the images'
-//! blobs are not).
+//! type, mode, owner, size, device, link target and extended attributes,
+//! and every file's content); a layer whose directory no longer matches it
+//! is damaged. `strata check` verifies every blob against its digest,
+//! every layer against its tree hash (reading every file: it takes the
+//! time reading the store takes), every record and the tag list; `--repair`
+//! removes what is damaged so the next build rebuilds or re-fetches it,
+//! then every tag whose image lost a part with it, and replaces a damaged
+//! `index.json` by the copy the store keeps of it (`index.json.copy`,
+//! written with every change of the tags), keeping each tag whose image is
+//! whole.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,22 +19,30 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::{Index, Manifest};
 pub use crate::layer::TreeHash;
-use crate::layer::{hash_entry, xattrs_of};
+use crate::layer::{content_of, hash_content, hash_entry, xattrs_of};
 
-/// Hashes the tree at `root` (see the module's doc).
+/// Hashes the tree at `root`, its files' contents included (see the
+/// module's doc).
 pub fn tree_hash(root: &Path) -> Result<TreeHash> {
+    tree_hash_with(root, true)
+}
+
+/// [`tree_hash`], without the contents when `contents` is false (a tree
+/// hash an older strata recorded).
+fn tree_hash_with(root: &Path, contents: bool) -> Result<TreeHash> {
     let mut hasher = blake3::Hasher::new();
     let mut entries = 0;
     let top = fs::read_dir(root).map_err(Error::io("read", root))?.count() as u64;
-    walk(root, root, &mut hasher, &mut entries)?;
+    walk(root, root, (&mut hasher, contents), &mut entries)?;
     Ok(TreeHash {
         tree: hasher.finalize().to_hex().to_string(),
         entries,
         top,
+        contents,
     })
 }
 
-fn walk(root: &Path, dir: &Path, hasher: &mut blake3::Hasher, entries: &mut u64) -> Result<()> {
+fn walk(root: &Path, dir: &Path, (hasher, contents): (&mut blake3::Hasher, bool), entries: &mut u64) -> Result<()> {
     let mut names: Vec<_> = fs::read_dir(dir)
         .map_err(Error::io("read", dir))?
         .map(|e| e.map(|e| e.file_name()))
@@ -49,8 +60,11 @@ fn walk(root: &Path, dir: &Path, hasher: &mut blake3::Hasher, entries: &mut u64)
         };
         let xattrs = xattrs_of(&path)?;
         hash_entry(hasher, rel, &meta, target.as_deref(), &xattrs);
+        if contents && meta.is_file() {
+            hash_content(hasher, &content_of(&path)?);
+        }
         if meta.is_dir() {
-            walk(root, &path, hasher, entries)?;
+            walk(root, &path, (&mut *hasher, contents), entries)?;
         }
     }
     Ok(())
@@ -95,6 +109,9 @@ pub struct Checked {
     pub layers: usize,
     pub records: usize,
     pub tags: usize,
+    /// Layers whose tree hash an older strata recorded without contents:
+    /// their metadata was checked, not their files' bytes.
+    pub without_contents: usize,
 }
 
 /// Verifies every blob, layer, record and tag; returns what is damaged.
@@ -147,14 +164,23 @@ pub fn check(store: &Store) -> Result<(Checked, Vec<Damage>)> {
         }
         match store.layer_tree(&diff_id) {
             None => bad("it has no tree hash (it was never committed whole)".into()),
-            Some(expected) => match tree_hash(&dir) {
-                Ok(actual) if actual == expected => {}
-                Ok(actual) => bad(format!(
-                    "its files differ from what was committed ({} entries, {} expected)",
-                    actual.entries, expected.entries
-                )),
-                Err(e) => bad(format!("unreadable: {e}")),
-            },
+            Some(expected) => {
+                if !expected.contents {
+                    checked.without_contents += 1;
+                }
+                match tree_hash_with(&dir, expected.contents) {
+                    Ok(actual) if actual == expected => {}
+                    Ok(actual) if actual.entries != expected.entries => bad(format!(
+                        "its files differ from what was committed ({} entries, {} expected)",
+                        actual.entries, expected.entries
+                    )),
+                    Ok(actual) => bad(format!(
+                        "its files differ from what was committed (the same {} entries; a file's content, mode, owner, link or name changed)",
+                        actual.entries
+                    )),
+                    Err(e) => bad(format!("unreadable: {e}")),
+                }
+            }
         }
     }
 
@@ -226,9 +252,13 @@ fn missing_part(store: &Store, manifest: &Digest) -> Option<String> {
 }
 
 /// Removes every damaged entry; a damaged `index.json` is set aside as
-/// `index.json.damaged` and replaced by an empty one.
-pub fn repair(store: &Store, damage: &[Damage]) -> Result<()> {
+/// `index.json.damaged` and replaced by the store's copy of it, or an
+/// empty one when that is damaged too. Then every tag whose image lost a
+/// part is removed. Returns what was done besides the removals (one line
+/// each).
+pub fn repair(store: &Store, damage: &[Damage]) -> Result<Vec<String>> {
     let root = store.root();
+    let mut done = Vec::new();
     for d in damage {
         match d.kind {
             DamageKind::Blob | DamageKind::Record => match fs::remove_file(&d.path) {
@@ -245,12 +275,43 @@ pub fn repair(store: &Store, damage: &[Damage]) -> Result<()> {
             DamageKind::Index => {
                 let aside = root.join("index.json.damaged");
                 fs::rename(&d.path, &aside).map_err(Error::io("move aside", &d.path))?;
-                store.write_durable(&d.path, &crate::image::to_json(&Index::default()))?;
+                let copy = store.index_copy_path();
+                let index = match read_json::<Index>(&copy) {
+                    Err(_) if !copy.exists() => {
+                        done.push("index.json replaced by an empty one: the store has no copy of it".into());
+                        Index::default()
+                    }
+                    Ok(copy) => {
+                        done.push(format!(
+                            "index.json rebuilt from the store's copy of it ({} tags)",
+                            copy.manifests.len()
+                        ));
+                        copy
+                    }
+                    Err(e) => {
+                        done.push(format!(
+                            "index.json replaced by an empty one: the store's copy of it is damaged too ({})",
+                            e.chain()
+                        ));
+                        Index::default()
+                    }
+                };
+                store.write_durable(&d.path, &crate::image::to_json(&index))?;
             }
             DamageKind::Tag => store.untag(&d.name)?,
         }
     }
-    Ok(())
+    // A tag whose image needed what was removed (or what the copy of the
+    // index names but the store lacks) goes too: the next build tags again.
+    let index: Index = read_json(&root.join("index.json"))?;
+    for desc in &index.manifests {
+        let name = desc.ref_name().unwrap_or("(untagged)").to_string();
+        if let Some(reason) = missing_part(store, &desc.digest) {
+            store.untag(&name)?;
+            done.push(format!("untagged {name}: {reason}"));
+        }
+    }
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -259,7 +320,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
-    fn the_tree_hash_sees_names_modes_sizes_and_links() {
+    fn the_tree_hash_sees_names_modes_sizes_links_and_contents() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("d")).unwrap();
         fs::write(dir.path().join("d/f"), "abc").unwrap();
@@ -275,6 +336,12 @@ mod tests {
         };
         changed(&|| fs::set_permissions(dir.path().join("d/f"), fs::Permissions::from_mode(0o600)).unwrap());
         changed(&|| fs::write(dir.path().join("d/f"), "abcd").unwrap());
+        // The same size, other bytes.
+        changed(&|| fs::write(dir.path().join("d/f"), "abce").unwrap());
+        // An older strata's tree hash, without the contents, does not see that.
+        let old = tree_hash_with(dir.path(), false).unwrap();
+        fs::write(dir.path().join("d/f"), "abcf").unwrap();
+        assert_eq!(tree_hash_with(dir.path(), false).unwrap(), old);
         changed(&|| {
             fs::remove_file(dir.path().join("l")).unwrap();
             std::os::unix::fs::symlink("d", dir.path().join("l")).unwrap();

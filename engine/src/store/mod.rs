@@ -513,7 +513,6 @@ impl Store {
             return Ok(());
         }
         let _guard = self.lock("index")?;
-        let path = self.root.join("index.json");
         let mut index = self.read_index()?;
         let names: std::collections::HashSet<&str> = tags.iter().map(|(n, _)| n.as_str()).collect();
         index
@@ -529,16 +528,30 @@ impl Store {
             }
         }
         index.manifests.sort_by(|a, b| a.ref_name().cmp(&b.ref_name()));
-        self.write_durable(&path, &image::to_json(&index))
+        self.write_tags(&index)
     }
 
     /// Removes a tag.
     pub fn untag(&self, name: &str) -> Result<()> {
         let _guard = self.lock("index")?;
-        let path = self.root.join("index.json");
         let mut index = self.read_index()?;
         index.manifests.retain(|d| d.ref_name() != Some(name));
-        self.write_durable(&path, &image::to_json(&index))
+        self.write_tags(&index)
+    }
+
+    /// Where the store keeps a copy of `index.json`, from which `strata
+    /// check --repair` rebuilds a damaged one with its tags.
+    pub fn index_copy_path(&self) -> PathBuf {
+        self.root.join("index.json.copy")
+    }
+
+    /// Writes the tag list (the index lock held): `index.json`, durably,
+    /// then its copy (atomically; a copy a power loss tore is only a lost
+    /// spare).
+    fn write_tags(&self, index: &Index) -> Result<()> {
+        let json = image::to_json(index);
+        self.write_durable(&self.root.join("index.json"), &json)?;
+        self.write_atomic(&self.index_copy_path(), &json)
     }
 
     /// `index.json`; damage is reported as such, with the way out.

@@ -62,6 +62,15 @@ pub fn cloexec_inherited() {
 }
 
 /// Creates a device node or FIFO. `mode` includes the file type bits.
+/// Opens `path` for reading only, refusing a symlink in its last part.
+pub fn open_nofollow(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 pub fn mknod(path: &Path, mode: u32, major: u32, minor: u32) -> io::Result<()> {
     let kind = nix::sys::stat::SFlag::from_bits_truncate(mode & libc::S_IFMT);
     let perm = nix::sys::stat::Mode::from_bits_truncate(mode & 0o7777);
